@@ -1,0 +1,155 @@
+//! The change-event model: what every source produces and every sink consumes.
+//!
+//! A source emits a stream of [`StreamItem`]s in commit order. Changes carry
+//! their table's schema as an `Arc<TableSchema>`, so a sink always knows the
+//! column names and types that were current when the change was made; a schema
+//! change produces a new `TableSchema` with a higher `version`.
+
+use std::sync::Arc;
+
+use crate::{Position, Value};
+
+/// A table's identity as users write it: `schema.table`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct TableId {
+    pub schema: String,
+    pub name: String,
+}
+
+impl TableId {
+    pub fn new(schema: impl Into<String>, name: impl Into<String>) -> Self {
+        TableId { schema: schema.into(), name: name.into() }
+    }
+}
+
+impl std::fmt::Display for TableId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}.{}", self.schema, self.name)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ColumnSchema {
+    pub name: String,
+    /// The source's type name (`numeric`, `timestamptz`, `_int4`, an enum's name...).
+    pub type_name: String,
+    /// The source's type id (PostgreSQL type OID; 0 when the source has none).
+    pub type_id: u32,
+    /// PostgreSQL atttypmod (e.g. numeric precision/scale), -1 when none.
+    pub type_modifier: i32,
+    pub nullable: bool,
+    /// Part of the key the source identifies rows by (primary key or replica identity).
+    pub key: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TableSchema {
+    pub id: TableId,
+    /// Starts at 1; increases each time the source reports a different shape.
+    pub version: u32,
+    pub columns: Vec<ColumnSchema>,
+}
+
+impl TableSchema {
+    /// Indexes of the key columns, in column order.
+    pub fn key_indexes(&self) -> impl Iterator<Item = usize> + '_ {
+        self.columns.iter().enumerate().filter(|(_, c)| c.key).map(|(i, _)| i)
+    }
+}
+
+/// A row, positional: `row[i]` is the value of `schema.columns[i]`.
+pub type Row = Vec<Value>;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Op {
+    /// A row read by a snapshot.
+    Read,
+    Create,
+    Update,
+    Delete,
+    Truncate,
+}
+
+impl Op {
+    /// Debezium's one-letter op code.
+    pub fn code(self) -> &'static str {
+        match self {
+            Op::Read => "r",
+            Op::Create => "c",
+            Op::Update => "u",
+            Op::Delete => "d",
+            Op::Truncate => "t",
+        }
+    }
+}
+
+/// Where and when a change happened, beyond its ordering position.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SourceInfo {
+    /// Commit time, microseconds since the epoch.
+    pub commit_ts_us: i64,
+    /// Transaction id (PostgreSQL xid).
+    pub tx_id: Option<u64>,
+    /// PostgreSQL: LSN of this change's WAL record.
+    pub lsn: Option<u64>,
+    /// PostgreSQL: LSN of the last committed transaction before this one
+    /// (Debezium's `sequence[0]`).
+    pub last_commit_lsn: Option<u64>,
+    pub snapshot: bool,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ChangeEvent {
+    pub op: Op,
+    pub table: Arc<TableSchema>,
+    /// The old row, as far as the source sent it (replica identity, TOAST).
+    pub before: Option<Row>,
+    pub after: Option<Row>,
+    pub source: SourceInfo,
+    pub position: Position,
+}
+
+impl ChangeEvent {
+    /// The row the key is read from: `after`, or `before` for deletes.
+    pub fn key_row(&self) -> Option<&Row> {
+        self.after.as_ref().or(self.before.as_ref())
+    }
+}
+
+/// A logical decoding message (`pg_logical_emit_message`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct LogicalMessage {
+    pub transactional: bool,
+    pub prefix: String,
+    pub content: Vec<u8>,
+    pub source: SourceInfo,
+    pub position: Position,
+}
+
+/// One item of a source's ordered stream.
+#[derive(Debug, Clone, PartialEq)]
+pub enum StreamItem {
+    Begin { tx_id: Option<u64>, commit_ts_us: i64, position: Position },
+    Change(ChangeEvent),
+    Message(LogicalMessage),
+    /// A table's shape changed; later changes of the table carry this schema.
+    SchemaChange(Arc<TableSchema>),
+    /// End of a transaction: `position` is the resume point after it.
+    Commit { tx_id: Option<u64>, commit_ts_us: i64, position: Position },
+    /// Nothing to deliver, but everything before `position` has been sent by
+    /// the source (idle keepalive): sinks may advance their offset to it.
+    Heartbeat { position: Position },
+}
+
+impl StreamItem {
+    pub fn position(&self) -> Position {
+        match self {
+            StreamItem::Begin { position, .. }
+            | StreamItem::Commit { position, .. }
+            | StreamItem::Heartbeat { position } => *position,
+            StreamItem::Change(e) => e.position,
+            StreamItem::Message(m) => m.position,
+            StreamItem::SchemaChange(_) => Position::pg(0),
+        }
+    }
+}

@@ -1,0 +1,3 @@
+//! Output formats: the Debezium JSON envelope (default) and flat JSON.
+
+pub mod values;

@@ -1,0 +1,1 @@
+//! Rendering column values as JSON the way Debezium's JSON converter does.

@@ -1,0 +1,4 @@
+//! outflow sinks and output formats. Knows the event model, nothing about
+//! PostgreSQL or MySQL wire protocols.
+
+pub mod format;
