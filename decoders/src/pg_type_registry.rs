@@ -1,0 +1,202 @@
+//! PostgreSQL type OIDs → what kind of value a column holds ([`PgType`]).
+//!
+//! pgoutput's Relation message names each column's type only by OID. Built-in
+//! types have fixed OIDs (`pg_type.dat`) and are known statically here, with
+//! their array types. User types (enums, domains, arrays of them, composites,
+//! extension types such as `citext` or PostGIS) have database-specific OIDs:
+//! the I/O side of the program asks `pg_type` about any OID that
+//! [`TypeRegistry::is_known`] does not know *before* it feeds the Relation
+//! message to the decoder, and [`register`](TypeRegistry::register)s it:
+//! enums as [`PgType::Enum`], domains as their base type (a domain's text
+//! output is its base type's), arrays with their element resolved, anything
+//! else as [`PgType::Other`] (so it is not looked up again). An OID nobody
+//! registered resolves to `Other`, which is kept as text: never an error.
+//!
+//! Type *names* (for `ColumnSchema::type_name`) come from the static table for
+//! built-ins and from pgoutput's Type message (sent for every non-built-in
+//! column type before the Relation that uses it) for user types.
+
+use std::collections::HashMap;
+
+/// What kind of value a PostgreSQL column holds, as far as decoding cares.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum PgType {
+    /// A built-in type, by its OID (e.g. 23 int4, 1700 numeric, 1184 timestamptz).
+    Builtin(u32),
+    /// A user enum type: values are labels.
+    Enum,
+    /// An array whose elements have this type (elem type resolved too;
+    /// domains over arrays flatten).
+    Array(Box<PgType>),
+    /// A type we do not know specifically (composite, range, extension type):
+    /// kept as text.
+    Other,
+}
+
+/// OIDs of the built-in types the decoders know, as in PostgreSQL's `pg_type.dat`.
+pub mod oid {
+    pub const BOOL: u32 = 16;
+    pub const BYTEA: u32 = 17;
+    pub const CHAR: u32 = 18;
+    pub const NAME: u32 = 19;
+    pub const INT8: u32 = 20;
+    pub const INT2: u32 = 21;
+    pub const INT4: u32 = 23;
+    pub const TEXT: u32 = 25;
+    pub const OID: u32 = 26;
+    pub const JSON: u32 = 114;
+    pub const XML: u32 = 142;
+    pub const CIDR: u32 = 650;
+    pub const FLOAT4: u32 = 700;
+    pub const FLOAT8: u32 = 701;
+    pub const MACADDR8: u32 = 774;
+    pub const MONEY: u32 = 790;
+    pub const MACADDR: u32 = 829;
+    pub const INET: u32 = 869;
+    pub const BPCHAR: u32 = 1042;
+    pub const VARCHAR: u32 = 1043;
+    pub const DATE: u32 = 1082;
+    pub const TIME: u32 = 1083;
+    pub const TIMESTAMP: u32 = 1114;
+    pub const TIMESTAMPTZ: u32 = 1184;
+    pub const INTERVAL: u32 = 1186;
+    pub const TIMETZ: u32 = 1266;
+    pub const BIT: u32 = 1560;
+    pub const VARBIT: u32 = 1562;
+    pub const NUMERIC: u32 = 1700;
+    pub const UUID: u32 = 2950;
+    pub const JSONB: u32 = 3802;
+}
+
+/// Built-in scalar types: (OID, name, OID of its array type).
+const BUILTINS: &[(u32, &str, u32)] = &[
+    (oid::BOOL, "bool", 1000),
+    (oid::BYTEA, "bytea", 1001),
+    (oid::CHAR, "char", 1002),
+    (oid::NAME, "name", 1003),
+    (oid::INT8, "int8", 1016),
+    (oid::INT2, "int2", 1005),
+    (oid::INT4, "int4", 1007),
+    (oid::TEXT, "text", 1009),
+    (oid::OID, "oid", 1028),
+    (oid::JSON, "json", 199),
+    (oid::XML, "xml", 143),
+    (oid::CIDR, "cidr", 651),
+    (oid::FLOAT4, "float4", 1021),
+    (oid::FLOAT8, "float8", 1022),
+    (oid::MACADDR8, "macaddr8", 775),
+    (oid::MONEY, "money", 791),
+    (oid::MACADDR, "macaddr", 1040),
+    (oid::INET, "inet", 1041),
+    (oid::BPCHAR, "bpchar", 1014),
+    (oid::VARCHAR, "varchar", 1015),
+    (oid::DATE, "date", 1182),
+    (oid::TIME, "time", 1183),
+    (oid::TIMESTAMP, "timestamp", 1115),
+    (oid::TIMESTAMPTZ, "timestamptz", 1185),
+    (oid::INTERVAL, "interval", 1187),
+    (oid::TIMETZ, "timetz", 1270),
+    (oid::BIT, "bit", 1561),
+    (oid::VARBIT, "varbit", 1563),
+    (oid::NUMERIC, "numeric", 1231),
+    (oid::UUID, "uuid", 2951),
+    (oid::JSONB, "jsonb", 3807),
+];
+
+/// The name PostgreSQL gives a built-in scalar or array type (`int4`, `_int4`).
+fn builtin(oid: u32) -> Option<(PgType, &'static str)> {
+    for &(scalar, name, array) in BUILTINS {
+        if oid == scalar {
+            return Some((PgType::Builtin(scalar), name));
+        }
+        if oid == array {
+            return Some((PgType::Array(Box::new(PgType::Builtin(scalar))), name));
+        }
+    }
+    None
+}
+
+/// OID → [`PgType`] and type name: built-ins statically, user types as registered.
+#[derive(Debug, Clone, Default)]
+pub struct TypeRegistry {
+    user: HashMap<u32, PgType>,
+    names: HashMap<u32, String>,
+}
+
+impl TypeRegistry {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Records what a user type is (enum, domain as its base type, array of
+    /// a resolved element, or `Other`). A later call for the same OID wins.
+    pub fn register(&mut self, oid: u32, ty: PgType) {
+        self.user.insert(oid, ty);
+    }
+
+    /// Records a type's name (from pgoutput's Type message or `pg_type`).
+    pub fn register_name(&mut self, oid: u32, name: impl Into<String>) {
+        self.names.insert(oid, name.into());
+    }
+
+    /// What `oid` is; `Other` when nobody told us.
+    pub fn resolve(&self, oid: u32) -> PgType {
+        if let Some(ty) = self.user.get(&oid) {
+            return ty.clone();
+        }
+        builtin(oid).map_or(PgType::Other, |(ty, _)| ty)
+    }
+
+    /// Whether `oid` is a built-in we know or a registered user type.
+    pub fn is_known(&self, oid: u32) -> bool {
+        self.user.contains_key(&oid) || builtin(oid).is_some()
+    }
+
+    /// The type's name as PostgreSQL spells it in `pg_type.typname`
+    /// (`int4`, `_int4`, `mood`); the OID in decimal when no name is known.
+    pub fn type_name(&self, oid: u32) -> String {
+        if let Some(name) = self.names.get(&oid) {
+            return name.clone();
+        }
+        match builtin(oid) {
+            Some((PgType::Array(_), name)) => format!("_{name}"),
+            Some((_, name)) => name.to_owned(),
+            None => oid.to_string(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn builtins_and_their_arrays_resolve_with_pg_names() {
+        let reg = TypeRegistry::new();
+        assert_eq!(reg.resolve(23), PgType::Builtin(23));
+        assert_eq!(reg.resolve(1007), PgType::Array(Box::new(PgType::Builtin(23))));
+        assert_eq!(reg.resolve(3807), PgType::Array(Box::new(PgType::Builtin(3802))));
+        assert_eq!(reg.type_name(1700), "numeric");
+        assert_eq!(reg.type_name(1231), "_numeric");
+        assert_eq!(reg.type_name(199), "_json");
+        assert!(reg.is_known(1185));
+    }
+
+    #[test]
+    fn user_types_are_other_until_registered() {
+        let mut reg = TypeRegistry::new();
+        assert!(!reg.is_known(16_385));
+        assert_eq!(reg.resolve(16_385), PgType::Other);
+        assert_eq!(reg.type_name(16_385), "16385");
+
+        reg.register(16_385, PgType::Enum);
+        reg.register(16_384, PgType::Array(Box::new(PgType::Enum)));
+        reg.register(16_390, PgType::Builtin(oid::TEXT)); // a domain over text
+        reg.register_name(16_385, "mood");
+        assert!(reg.is_known(16_385));
+        assert_eq!(reg.resolve(16_385), PgType::Enum);
+        assert_eq!(reg.resolve(16_384), PgType::Array(Box::new(PgType::Enum)));
+        assert_eq!(reg.resolve(16_390), PgType::Builtin(25));
+        assert_eq!(reg.type_name(16_385), "mood");
+    }
+}
