@@ -1,0 +1,48 @@
+# shellcheck shell=bash
+# Shared helpers for outflow's scripts. Source it; it defines functions and
+# REPO (the repository root) and changes nothing else.
+#
+# Status lines go to stderr, prefixed with the calling script's name, so that
+# stdout stays clean for output meant to be eval'ed (scripts/test-services.sh env).
+
+# shellcheck disable=SC2034 # used by the scripts that source this file
+REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+OUTFLOW_SCRIPT_NAME="$(basename "$0")"
+
+log() {
+    printf '%s: %s\n' "$OUTFLOW_SCRIPT_NAME" "$*" >&2
+}
+
+die() {
+    printf '%s: error: %s\n' "$OUTFLOW_SCRIPT_NAME" "$*" >&2
+    exit 1
+}
+
+# have CMD: true when CMD is on PATH.
+have() {
+    command -v "$1" >/dev/null 2>&1
+}
+
+# wait_until SECONDS DESCRIPTION CMD...: run CMD every 0.2s until it succeeds;
+# fail (return 1, with a status line) once SECONDS have passed.
+wait_until() {
+    local seconds="$1" what="$2"
+    shift 2
+    local deadline=$((SECONDS + seconds))
+    until "$@" >/dev/null 2>&1; do
+        if ((SECONDS >= deadline)); then
+            log "timed out after ${seconds}s waiting for ${what}"
+            return 1
+        fi
+        sleep 0.2
+    done
+}
+
+# apt_install PKG...: install Debian packages non-interactively, running
+# `apt-get update` first (only called when something is actually missing).
+apt_install() {
+    have apt-get || die "missing $*, and apt-get is not available to install it; install it by hand"
+    log "installing $*"
+    DEBIAN_FRONTEND=noninteractive apt-get update -qq >&2
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >&2
+}
