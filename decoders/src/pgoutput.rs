@@ -1,0 +1,405 @@
+//! Parser for pgoutput, PostgreSQL's logical replication output plugin
+//! (protocol version 1, with `messages 'true'`): the bytes inside one XLogData
+//! (`w`) CopyData message, after the caller has stripped the `w` header.
+//!
+//! [`parse`] turns one message into a [`PgMessage`] that borrows its strings
+//! and column values from the buffer; tuple columns and relation columns are
+//! collected into one `Vec` per message, never one allocation per column.
+//!
+//! Protocol facts this parser handles (PostgreSQL docs, "Logical Replication
+//! Message Formats"):
+//! - all integers are big-endian; strings are NUL-terminated (no length);
+//! - timestamps count microseconds since 2000-01-01 (the PostgreSQL epoch):
+//!   they are converted to Unix-epoch microseconds here, once;
+//! - a tuple column is `n` (NULL), `u` (an unchanged TOASTed value the server
+//!   did not send), `t` (text output, Int32 length then bytes) or `b` (binary,
+//!   only with the `binary` option, which outflow never asks for: rejected);
+//! - an Update carries an old tuple only when the replica identity requires
+//!   it: `K` (identity columns, the others NULL) when the key changed, `O`
+//!   (whole row) under `REPLICA IDENTITY FULL`; a Delete always carries one;
+//! - the Message `M` has a leading xid only in streamed transactions
+//!   (protocol 2), which outflow does not request.
+//!
+//! Every length is checked against the bytes present before it is used, a
+//! message with bytes left over after its last field is rejected, and vector
+//! capacities are bounded by what the remaining bytes could hold.
+
+use crate::DecodeError;
+
+/// Microseconds from 1970-01-01 to 2000-01-01 (the PostgreSQL epoch).
+pub const PG_EPOCH_OFFSET_US: i64 = 946_684_800_000_000;
+
+/// Converts a PostgreSQL timestamp (µs since 2000-01-01) to µs since the Unix epoch.
+pub fn pg_to_unix_us(pg_us: i64) -> i64 {
+    pg_us.saturating_add(PG_EPOCH_OFFSET_US)
+}
+
+/// One pgoutput message.
+#[derive(Debug, Clone, PartialEq)]
+pub enum PgMessage<'a> {
+    Begin(Begin),
+    Commit(Commit),
+    Origin(Origin<'a>),
+    Relation(Relation<'a>),
+    Type(TypeInfo<'a>),
+    Insert(Insert<'a>),
+    Update(Update<'a>),
+    Delete(Delete<'a>),
+    Truncate(Truncate),
+    Message(Message<'a>),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Begin {
+    /// LSN of the transaction's commit record.
+    pub final_lsn: u64,
+    /// Unix-epoch microseconds.
+    pub commit_ts_us: i64,
+    pub xid: u32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Commit {
+    pub flags: u8,
+    /// LSN of the commit record (equals Begin's `final_lsn`).
+    pub commit_lsn: u64,
+    /// End of the commit record: the resume point after this transaction.
+    pub end_lsn: u64,
+    /// Unix-epoch microseconds.
+    pub commit_ts_us: i64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Origin<'a> {
+    pub commit_lsn: u64,
+    pub name: &'a str,
+}
+
+/// `pg_class.relreplident`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ReplicaIdentity {
+    /// `d`: the primary key.
+    Default,
+    /// `n`: nothing.
+    Nothing,
+    /// `f`: all columns.
+    Full,
+    /// `i`: a chosen unique index.
+    Index,
+}
+
+impl ReplicaIdentity {
+    fn from_byte(b: u8) -> Result<Self, DecodeError> {
+        Ok(match b {
+            b'd' => ReplicaIdentity::Default,
+            b'n' => ReplicaIdentity::Nothing,
+            b'f' => ReplicaIdentity::Full,
+            b'i' => ReplicaIdentity::Index,
+            other => {
+                return Err(DecodeError::UnknownTag { what: "replica identity", value: other.into() })
+            }
+        })
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Relation<'a> {
+    pub rel_id: u32,
+    /// Empty for `pg_catalog`.
+    pub namespace: &'a str,
+    pub name: &'a str,
+    pub replica_identity: ReplicaIdentity,
+    pub columns: Vec<RelationColumn<'a>>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RelationColumn<'a> {
+    /// Part of the replica identity (flags bit 1).
+    pub key: bool,
+    pub name: &'a str,
+    pub type_oid: u32,
+    pub type_modifier: i32,
+}
+
+/// The Type message: names a non-built-in type used by a following Relation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TypeInfo<'a> {
+    pub oid: u32,
+    pub namespace: &'a str,
+    pub name: &'a str,
+}
+
+/// One column of a tuple.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TupleValue<'a> {
+    Null,
+    /// An unchanged TOASTed value the server did not send.
+    UnchangedToast,
+    /// The type's text output.
+    Text(&'a str),
+}
+
+pub type Tuple<'a> = Vec<TupleValue<'a>>;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Insert<'a> {
+    pub rel_id: u32,
+    pub new: Tuple<'a>,
+}
+
+/// Which old tuple an Update or Delete carries.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OldTuple<'a> {
+    /// `K`: the replica identity columns; the others are NULL.
+    Key(Tuple<'a>),
+    /// `O`: the whole old row (`REPLICA IDENTITY FULL`).
+    Full(Tuple<'a>),
+}
+
+impl<'a> OldTuple<'a> {
+    pub fn tuple(&self) -> &Tuple<'a> {
+        match self {
+            OldTuple::Key(t) | OldTuple::Full(t) => t,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Update<'a> {
+    pub rel_id: u32,
+    pub old: Option<OldTuple<'a>>,
+    pub new: Tuple<'a>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Delete<'a> {
+    pub rel_id: u32,
+    pub old: OldTuple<'a>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Truncate {
+    pub cascade: bool,
+    pub restart_identity: bool,
+    pub rel_ids: Vec<u32>,
+}
+
+/// A logical decoding message (`pg_logical_emit_message`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Message<'a> {
+    pub transactional: bool,
+    /// LSN of the message's WAL record.
+    pub lsn: u64,
+    pub prefix: &'a str,
+    pub content: &'a [u8],
+}
+
+/// Parses one pgoutput message.
+pub fn parse(buf: &[u8]) -> Result<PgMessage<'_>, DecodeError> {
+    let mut r = Reader { buf };
+    let tag = r.u8("message tag")?;
+    let msg = match tag {
+        b'B' => PgMessage::Begin(Begin {
+            final_lsn: r.u64("begin final lsn")?,
+            commit_ts_us: pg_to_unix_us(r.i64("begin timestamp")?),
+            xid: r.u32("begin xid")?,
+        }),
+        b'C' => PgMessage::Commit(Commit {
+            flags: r.u8("commit flags")?,
+            commit_lsn: r.u64("commit lsn")?,
+            end_lsn: r.u64("commit end lsn")?,
+            commit_ts_us: pg_to_unix_us(r.i64("commit timestamp")?),
+        }),
+        b'O' => PgMessage::Origin(Origin {
+            commit_lsn: r.u64("origin lsn")?,
+            name: r.cstr("origin name")?,
+        }),
+        b'R' => PgMessage::Relation(relation(&mut r)?),
+        b'Y' => PgMessage::Type(TypeInfo {
+            oid: r.u32("type oid")?,
+            namespace: r.cstr("type namespace")?,
+            name: r.cstr("type name")?,
+        }),
+        b'I' => {
+            let rel_id = r.u32("insert relation id")?;
+            match r.u8("insert tuple kind")? {
+                b'N' => PgMessage::Insert(Insert { rel_id, new: tuple(&mut r)? }),
+                other => return Err(unknown("insert tuple kind", other)),
+            }
+        }
+        b'U' => {
+            let rel_id = r.u32("update relation id")?;
+            let (old, new) = match r.u8("update tuple kind")? {
+                b'N' => (None, tuple(&mut r)?),
+                kind @ (b'K' | b'O') => {
+                    let old = old_tuple(kind, tuple(&mut r)?);
+                    match r.u8("update new tuple kind")? {
+                        b'N' => (Some(old), tuple(&mut r)?),
+                        other => return Err(unknown("update new tuple kind", other)),
+                    }
+                }
+                other => return Err(unknown("update tuple kind", other)),
+            };
+            PgMessage::Update(Update { rel_id, old, new })
+        }
+        b'D' => {
+            let rel_id = r.u32("delete relation id")?;
+            let old = match r.u8("delete tuple kind")? {
+                kind @ (b'K' | b'O') => old_tuple(kind, tuple(&mut r)?),
+                other => return Err(unknown("delete tuple kind", other)),
+            };
+            PgMessage::Delete(Delete { rel_id, old })
+        }
+        b'T' => {
+            let n = r.u32("truncate relation count")? as usize;
+            let options = r.u8("truncate options")?;
+            let mut rel_ids = Vec::with_capacity(n.min(r.buf.len() / 4));
+            for _ in 0..n {
+                rel_ids.push(r.u32("truncate relation id")?);
+            }
+            PgMessage::Truncate(Truncate {
+                cascade: options & 1 != 0,
+                restart_identity: options & 2 != 0,
+                rel_ids,
+            })
+        }
+        b'M' => {
+            let flags = r.u8("message flags")?;
+            let lsn = r.u64("message lsn")?;
+            let prefix = r.cstr("message prefix")?;
+            let len = r.len("message content length")?;
+            let content = r.bytes(len, "message content")?;
+            PgMessage::Message(Message { transactional: flags & 1 != 0, lsn, prefix, content })
+        }
+        other => return Err(unknown("pgoutput message", other)),
+    };
+    if !r.buf.is_empty() {
+        return Err(DecodeError::invalid(
+            "pgoutput message",
+            format!("{} unexpected bytes after a {:?} message", r.buf.len(), char::from(tag)),
+        ));
+    }
+    Ok(msg)
+}
+
+fn unknown(what: &'static str, tag: u8) -> DecodeError {
+    DecodeError::UnknownTag { what, value: tag.into() }
+}
+
+fn old_tuple(kind: u8, tuple: Tuple<'_>) -> OldTuple<'_> {
+    if kind == b'K' {
+        OldTuple::Key(tuple)
+    } else {
+        OldTuple::Full(tuple)
+    }
+}
+
+fn relation<'a>(r: &mut Reader<'a>) -> Result<Relation<'a>, DecodeError> {
+    let rel_id = r.u32("relation id")?;
+    let namespace = r.cstr("relation namespace")?;
+    let name = r.cstr("relation name")?;
+    let replica_identity = ReplicaIdentity::from_byte(r.u8("relation replica identity")?)?;
+    let n = r.u16("relation column count")? as usize;
+    // Each column takes at least 10 bytes (flags, empty name, oid, typmod).
+    let mut columns = Vec::with_capacity(n.min(r.buf.len() / 10));
+    for _ in 0..n {
+        let flags = r.u8("column flags")?;
+        columns.push(RelationColumn {
+            key: flags & 1 != 0,
+            name: r.cstr("column name")?,
+            type_oid: r.u32("column type oid")?,
+            type_modifier: r.i32("column type modifier")?,
+        });
+    }
+    Ok(Relation { rel_id, namespace, name, replica_identity, columns })
+}
+
+fn tuple<'a>(r: &mut Reader<'a>) -> Result<Tuple<'a>, DecodeError> {
+    let n = r.u16("tuple column count")? as usize;
+    // Each column takes at least its kind byte.
+    let mut values = Vec::with_capacity(n.min(r.buf.len()));
+    for _ in 0..n {
+        values.push(match r.u8("tuple column kind")? {
+            b'n' => TupleValue::Null,
+            b'u' => TupleValue::UnchangedToast,
+            b't' => {
+                let len = r.len("tuple column length")?;
+                let bytes = r.bytes(len, "tuple column value")?;
+                TupleValue::Text(std::str::from_utf8(bytes).map_err(|e| {
+                    DecodeError::invalid("tuple column value", format!("not UTF-8: {e}"))
+                })?)
+            }
+            b'b' => {
+                return Err(DecodeError::invalid(
+                    "tuple column",
+                    "binary column value, but outflow does not request pgoutput's binary option",
+                ))
+            }
+            other => return Err(unknown("tuple column kind", other)),
+        });
+    }
+    Ok(values)
+}
+
+/// A cursor over the message bytes; every read checks what is left.
+struct Reader<'a> {
+    buf: &'a [u8],
+}
+
+impl<'a> Reader<'a> {
+    fn bytes(&mut self, n: usize, what: &'static str) -> Result<&'a [u8], DecodeError> {
+        if n > self.buf.len() {
+            return Err(DecodeError::Truncated { what, needed: n - self.buf.len() });
+        }
+        let (head, rest) = self.buf.split_at(n);
+        self.buf = rest;
+        Ok(head)
+    }
+
+    fn array<const N: usize>(&mut self, what: &'static str) -> Result<[u8; N], DecodeError> {
+        let mut out = [0; N];
+        out.copy_from_slice(self.bytes(N, what)?);
+        Ok(out)
+    }
+
+    fn u8(&mut self, what: &'static str) -> Result<u8, DecodeError> {
+        Ok(self.array::<1>(what)?[0])
+    }
+
+    fn u16(&mut self, what: &'static str) -> Result<u16, DecodeError> {
+        Ok(u16::from_be_bytes(self.array(what)?))
+    }
+
+    fn u32(&mut self, what: &'static str) -> Result<u32, DecodeError> {
+        Ok(u32::from_be_bytes(self.array(what)?))
+    }
+
+    fn i32(&mut self, what: &'static str) -> Result<i32, DecodeError> {
+        Ok(i32::from_be_bytes(self.array(what)?))
+    }
+
+    fn u64(&mut self, what: &'static str) -> Result<u64, DecodeError> {
+        Ok(u64::from_be_bytes(self.array(what)?))
+    }
+
+    fn i64(&mut self, what: &'static str) -> Result<i64, DecodeError> {
+        Ok(i64::from_be_bytes(self.array(what)?))
+    }
+
+    /// An Int32 length, which must not be negative.
+    fn len(&mut self, what: &'static str) -> Result<usize, DecodeError> {
+        let n = self.i32(what)?;
+        usize::try_from(n).map_err(|_| DecodeError::invalid(what, format!("negative length {n}")))
+    }
+
+    /// A NUL-terminated UTF-8 string.
+    fn cstr(&mut self, what: &'static str) -> Result<&'a str, DecodeError> {
+        let Some(nul) = self.buf.iter().position(|&b| b == 0) else {
+            return Err(DecodeError::Truncated { what, needed: 1 });
+        };
+        let s = self.bytes(nul, what)?;
+        self.buf = &self.buf[1..];
+        std::str::from_utf8(s).map_err(|e| DecodeError::invalid(what, format!("not UTF-8: {e}")))
+    }
+}
+
