@@ -403,3 +403,280 @@ impl<'a> Reader<'a> {
     }
 }
 
+
+/// Builds pgoutput messages byte by byte, for tests of this parser and of the decoder.
+#[cfg(test)]
+pub(crate) mod build {
+    use super::PG_EPOCH_OFFSET_US;
+
+    /// One tuple column as the server sends it.
+    #[derive(Clone, Copy)]
+    pub enum Col<'a> {
+        Text(&'a str),
+        Null,
+        Toast,
+    }
+
+    pub struct Msg(Vec<u8>);
+
+    impl Msg {
+        pub fn new(tag: u8) -> Self {
+            Msg(vec![tag])
+        }
+        pub fn u8(mut self, v: u8) -> Self {
+            self.0.push(v);
+            self
+        }
+        pub fn u16(mut self, v: u16) -> Self {
+            self.0.extend_from_slice(&v.to_be_bytes());
+            self
+        }
+        pub fn u32(mut self, v: u32) -> Self {
+            self.0.extend_from_slice(&v.to_be_bytes());
+            self
+        }
+        pub fn i32(mut self, v: i32) -> Self {
+            self.0.extend_from_slice(&v.to_be_bytes());
+            self
+        }
+        pub fn u64(mut self, v: u64) -> Self {
+            self.0.extend_from_slice(&v.to_be_bytes());
+            self
+        }
+        pub fn i64(mut self, v: i64) -> Self {
+            self.0.extend_from_slice(&v.to_be_bytes());
+            self
+        }
+        pub fn raw(mut self, bytes: &[u8]) -> Self {
+            self.0.extend_from_slice(bytes);
+            self
+        }
+        pub fn cstr(self, s: &str) -> Self {
+            self.raw(s.as_bytes()).u8(0)
+        }
+        /// A Unix-epoch timestamp, sent as PostgreSQL-epoch microseconds.
+        pub fn ts(self, unix_us: i64) -> Self {
+            self.i64(unix_us - PG_EPOCH_OFFSET_US)
+        }
+        pub fn tuple(mut self, kind: u8, cols: &[Col<'_>]) -> Self {
+            self = self.u8(kind).u16(cols.len() as u16);
+            for col in cols {
+                self = match col {
+                    Col::Text(s) => self.u8(b't').i32(s.len() as i32).raw(s.as_bytes()),
+                    Col::Null => self.u8(b'n'),
+                    Col::Toast => self.u8(b'u'),
+                };
+            }
+            self
+        }
+        pub fn done(self) -> Vec<u8> {
+            self.0
+        }
+    }
+
+    pub fn begin(final_lsn: u64, ts_unix_us: i64, xid: u32) -> Vec<u8> {
+        Msg::new(b'B').u64(final_lsn).ts(ts_unix_us).u32(xid).done()
+    }
+
+    pub fn commit(commit_lsn: u64, end_lsn: u64, ts_unix_us: i64) -> Vec<u8> {
+        Msg::new(b'C').u8(0).u64(commit_lsn).u64(end_lsn).ts(ts_unix_us).done()
+    }
+
+    pub fn origin(lsn: u64, name: &str) -> Vec<u8> {
+        Msg::new(b'O').u64(lsn).cstr(name).done()
+    }
+
+    /// `cols`: (key, name, type oid, typmod).
+    pub fn relation(rel_id: u32, ns: &str, name: &str, identity: u8, cols: &[(bool, &str, u32, i32)]) -> Vec<u8> {
+        let mut m = Msg::new(b'R').u32(rel_id).cstr(ns).cstr(name).u8(identity).u16(cols.len() as u16);
+        for &(key, col, oid, typmod) in cols {
+            m = m.u8(key.into()).cstr(col).u32(oid).i32(typmod);
+        }
+        m.done()
+    }
+
+    pub fn type_msg(oid: u32, ns: &str, name: &str) -> Vec<u8> {
+        Msg::new(b'Y').u32(oid).cstr(ns).cstr(name).done()
+    }
+
+    pub fn insert(rel_id: u32, new: &[Col<'_>]) -> Vec<u8> {
+        Msg::new(b'I').u32(rel_id).tuple(b'N', new).done()
+    }
+
+    /// `old`: (b'K' or b'O', columns).
+    pub fn update(rel_id: u32, old: Option<(u8, &[Col<'_>])>, new: &[Col<'_>]) -> Vec<u8> {
+        let mut m = Msg::new(b'U').u32(rel_id);
+        if let Some((kind, cols)) = old {
+            m = m.tuple(kind, cols);
+        }
+        m.tuple(b'N', new).done()
+    }
+
+    pub fn delete(rel_id: u32, kind: u8, old: &[Col<'_>]) -> Vec<u8> {
+        Msg::new(b'D').u32(rel_id).tuple(kind, old).done()
+    }
+
+    pub fn truncate(options: u8, rel_ids: &[u32]) -> Vec<u8> {
+        let mut m = Msg::new(b'T').u32(rel_ids.len() as u32).u8(options);
+        for &id in rel_ids {
+            m = m.u32(id);
+        }
+        m.done()
+    }
+
+    pub fn message(transactional: bool, lsn: u64, prefix: &str, content: &[u8]) -> Vec<u8> {
+        Msg::new(b'M')
+            .u8(transactional.into())
+            .u64(lsn)
+            .cstr(prefix)
+            .i32(content.len() as i32)
+            .raw(content)
+            .done()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::build::{self, Col, Msg};
+    use super::*;
+
+    /// 2024-01-02T03:04:05.123456Z in Unix microseconds.
+    const TS: i64 = 1_704_164_645_123_456;
+
+    fn all_kinds() -> Vec<Vec<u8>> {
+        let key_old = [Col::Text("1"), Col::Null];
+        vec![
+            build::begin(0x16B3748, TS, 42),
+            build::commit(0x16B3748, 0x16B3780, TS),
+            build::origin(7, "node_a"),
+            build::relation(16_384, "public", "orders", b'd', &[(true, "id", 23, -1), (false, "note", 25, -1)]),
+            build::type_msg(16_400, "public", "mood"),
+            build::insert(16_384, &[Col::Text("1"), Col::Text("héllo")]),
+            build::update(16_384, None, &[Col::Text("1"), Col::Toast]),
+            build::update(16_384, Some((b'K', &key_old)), &[Col::Text("2"), Col::Null]),
+            build::update(16_384, Some((b'O', &[Col::Text("1"), Col::Text("a")])), &[Col::Text("1"), Col::Text("b")]),
+            build::delete(16_384, b'K', &key_old),
+            build::delete(16_384, b'O', &[Col::Text("1"), Col::Null]),
+            build::truncate(3, &[16_384, 16_390]),
+            build::message(true, 0x100, "outflow", b"\x00\x01bytes"),
+            build::message(false, 0x200, "", b""),
+        ]
+    }
+
+    #[test]
+    fn begin_and_commit_convert_the_postgres_epoch() {
+        assert_eq!(
+            parse(&build::begin(0x16B3748, TS, 42)).unwrap(),
+            PgMessage::Begin(Begin { final_lsn: 0x16B3748, commit_ts_us: TS, xid: 42 })
+        );
+        // 2000-01-01 itself is 0 on the wire.
+        let zero = Msg::new(b'B').u64(1).i64(0).u32(1).done();
+        let PgMessage::Begin(b) = parse(&zero).unwrap() else { panic!() };
+        assert_eq!(b.commit_ts_us, PG_EPOCH_OFFSET_US);
+        assert_eq!(
+            parse(&build::commit(0x16B3748, 0x16B3780, TS)).unwrap(),
+            PgMessage::Commit(Commit { flags: 0, commit_lsn: 0x16B3748, end_lsn: 0x16B3780, commit_ts_us: TS })
+        );
+    }
+
+    #[test]
+    fn relation_carries_columns_key_flags_and_identity() {
+        let bytes = build::relation(16_384, "public", "orders", b'f', &[(true, "id", 23, -1), (false, "amount", 1700, 655_366)]);
+        let PgMessage::Relation(rel) = parse(&bytes).unwrap() else { panic!() };
+        assert_eq!((rel.rel_id, rel.namespace, rel.name), (16_384, "public", "orders"));
+        assert_eq!(rel.replica_identity, ReplicaIdentity::Full);
+        assert_eq!(
+            rel.columns,
+            vec![
+                RelationColumn { key: true, name: "id", type_oid: 23, type_modifier: -1 },
+                RelationColumn { key: false, name: "amount", type_oid: 1700, type_modifier: 655_366 },
+            ]
+        );
+    }
+
+    #[test]
+    fn tuples_borrow_text_and_mark_nulls_and_unchanged_toast() {
+        let bytes = build::update(5, Some((b'K', &[Col::Text("7"), Col::Null])), &[Col::Text("8"), Col::Toast]);
+        let PgMessage::Update(upd) = parse(&bytes).unwrap() else { panic!() };
+        assert_eq!(upd.rel_id, 5);
+        assert_eq!(upd.old, Some(OldTuple::Key(vec![TupleValue::Text("7"), TupleValue::Null])));
+        assert_eq!(upd.new, vec![TupleValue::Text("8"), TupleValue::UnchangedToast]);
+
+        let bytes = build::delete(5, b'O', &[Col::Text(""), Col::Null]);
+        let PgMessage::Delete(del) = parse(&bytes).unwrap() else { panic!() };
+        assert_eq!(del.old, OldTuple::Full(vec![TupleValue::Text(""), TupleValue::Null]));
+    }
+
+    #[test]
+    fn truncate_options_and_messages() {
+        assert_eq!(
+            parse(&build::truncate(3, &[1, 2])).unwrap(),
+            PgMessage::Truncate(Truncate { cascade: true, restart_identity: true, rel_ids: vec![1, 2] })
+        );
+        let PgMessage::Truncate(t) = parse(&build::truncate(0, &[])).unwrap() else { panic!() };
+        assert!(!t.cascade && !t.restart_identity && t.rel_ids.is_empty());
+        assert_eq!(
+            parse(&build::message(true, 0x100, "outflow", b"\x00hi")).unwrap(),
+            PgMessage::Message(Message { transactional: true, lsn: 0x100, prefix: "outflow", content: b"\x00hi" })
+        );
+        assert_eq!(
+            parse(&build::origin(9, "node_a")).unwrap(),
+            PgMessage::Origin(Origin { commit_lsn: 9, name: "node_a" })
+        );
+        assert_eq!(
+            parse(&build::type_msg(16_400, "public", "mood")).unwrap(),
+            PgMessage::Type(TypeInfo { oid: 16_400, namespace: "public", name: "mood" })
+        );
+    }
+
+    #[test]
+    fn every_truncation_of_every_message_is_an_error() {
+        for msg in all_kinds() {
+            assert!(parse(&msg).is_ok(), "{msg:?}");
+            for end in 0..msg.len() {
+                assert!(parse(&msg[..end]).is_err(), "prefix {end} of {msg:?} parsed");
+            }
+        }
+    }
+
+    #[test]
+    fn trailing_bytes_are_an_error() {
+        for mut msg in all_kinds() {
+            msg.push(0);
+            assert!(matches!(parse(&msg), Err(DecodeError::Invalid { .. })), "{msg:?}");
+        }
+    }
+
+    #[test]
+    fn malformed_fields_are_errors() {
+        let binary = Msg::new(b'I').u32(1).u8(b'N').u16(1).u8(b'b').i32(1).u8(0).done();
+        assert!(matches!(parse(&binary), Err(DecodeError::Invalid { .. })));
+        let negative = Msg::new(b'I').u32(1).u8(b'N').u16(1).u8(b't').i32(-1).done();
+        assert!(matches!(parse(&negative), Err(DecodeError::Invalid { .. })));
+        let bad_utf8 = Msg::new(b'I').u32(1).u8(b'N').u16(1).u8(b't').i32(1).u8(0xff).done();
+        assert!(matches!(parse(&bad_utf8), Err(DecodeError::Invalid { .. })));
+        let bad_kind = Msg::new(b'I').u32(1).u8(b'N').u16(1).u8(b'x').done();
+        assert!(matches!(parse(&bad_kind), Err(DecodeError::UnknownTag { .. })));
+        let insert_with_old = Msg::new(b'I').u32(1).tuple(b'K', &[]).done();
+        assert!(matches!(parse(&insert_with_old), Err(DecodeError::UnknownTag { .. })));
+        let bad_identity = build::relation(1, "s", "t", b'x', &[]);
+        assert!(matches!(parse(&bad_identity), Err(DecodeError::UnknownTag { .. })));
+        // Streaming (protocol 2) messages are not requested and not understood.
+        for tag in [b'S', b'E', b'c', b'A', b'P', 0] {
+            assert!(matches!(parse(&[tag]), Err(DecodeError::UnknownTag { .. })));
+        }
+        assert!(parse(&[]).is_err());
+    }
+
+    #[test]
+    fn huge_counts_fail_without_allocating_for_them() {
+        let tuple = Msg::new(b'I').u32(1).u8(b'N').u16(u16::MAX).done();
+        assert!(matches!(parse(&tuple), Err(DecodeError::Truncated { .. })));
+        let trunc = Msg::new(b'T').u32(u32::MAX).u8(0).u32(1).done();
+        assert!(matches!(parse(&trunc), Err(DecodeError::Truncated { .. })));
+        let content = Msg::new(b'M').u8(0).u64(1).cstr("p").i32(i32::MAX).done();
+        assert!(matches!(parse(&content), Err(DecodeError::Truncated { .. })));
+        let rel = Msg::new(b'R').u32(1).cstr("s").cstr("t").u8(b'd').u16(u16::MAX).done();
+        assert!(matches!(parse(&rel), Err(DecodeError::Truncated { .. })));
+    }
+}
