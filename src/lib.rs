@@ -1,2 +1,9 @@
 //! outflow: change-data-capture from PostgreSQL to sinks, with offsets that
 //! survive any restart. The binary (`src/main.rs`) is a thin CLI over this.
+
+pub mod cli;
+pub mod config;
+pub mod error;
+pub mod pg;
+pub mod pipeline;
+pub mod state;

@@ -1,1 +1,37 @@
-fn main() {}
+//! The `outflow` binary: parses the command line, sets up logging and the
+//! runtime, and turns errors into one `error:` line, a `hint:` and an exit
+//! code (0 ok, 1 runtime failure, 2 usage or config error).
+
+use std::io::IsTerminal;
+
+use clap::Parser;
+use outflow::cli::{dispatch, Cli};
+
+fn main() {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("OUTFLOW_LOG").unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_target(false)
+        .init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            std::process::exit(1);
+        }
+    };
+    let result = runtime.block_on(dispatch(cli));
+    // Sink threads and the SQL connection task end with the runtime.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(5));
+    if let Err(e) = result {
+        eprintln!("error: {}", e.message);
+        if let Some(hint) = &e.hint {
+            eprintln!("hint: {hint}");
+        }
+        std::process::exit(e.exit_code());
+    }
+}

@@ -2,3 +2,7 @@
 //! PostgreSQL or MySQL wire protocols.
 
 pub mod format;
+pub mod jsonl;
+pub mod sink;
+
+pub use sink::{Checkpoint, Sink, SinkContext, SinkError};

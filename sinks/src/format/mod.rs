@@ -1,3 +1,17 @@
 //! Output formats: the Debezium JSON envelope (default) and flat JSON.
 
+pub mod envelope;
 pub mod values;
+
+use serde::Deserialize;
+
+/// How a change event is written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Format {
+    /// Debezium's JSON envelope (`schemas.enable=false`).
+    #[default]
+    Debezium,
+    /// The row flat, with ISO-8601 dates, plus `_op` and `_position`.
+    Json,
+}

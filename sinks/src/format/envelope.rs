@@ -1,0 +1,173 @@
+//! Writes change events as JSON lines: Debezium's envelope (the Kafka record
+//! *value* of Debezium's PostgreSQL connector with `schemas.enable=false`), or
+//! the flat format for people.
+//!
+//! This is the hot path of every JSON sink: events are appended to a reused
+//! byte buffer field by field; no JSON DOM is built.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use outflow_decoders::{ChangeEvent, LogicalMessage, Op, Row, SourceInfo, TableSchema};
+
+use super::values::{write_debezium_value, write_flat_value, write_json_str, ValueStyle};
+use super::Format;
+use crate::SinkContext;
+
+/// Renders events for one sink.
+pub struct EventWriter {
+    format: Format,
+    style: ValueStyle,
+    ctx: SinkContext,
+}
+
+const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), "-outflow");
+
+impl EventWriter {
+    pub fn new(format: Format, style: ValueStyle, ctx: SinkContext) -> Self {
+        EventWriter { format, style, ctx }
+    }
+
+    /// Appends one event as a single JSON line (with the trailing newline).
+    pub fn write_change(&self, out: &mut Vec<u8>, ev: &ChangeEvent) {
+        match self.format {
+            Format::Debezium => self.write_envelope(out, ev),
+            Format::Json => self.write_flat(out, ev),
+        }
+        out.push(b'\n');
+    }
+
+    /// Appends a logical decoding message as Debezium's `op: "m"` record.
+    pub fn write_message(&self, out: &mut Vec<u8>, m: &LogicalMessage) {
+        use base64::Engine as _;
+        out.extend_from_slice(b"{\"op\":\"m\",\"ts_ms\":");
+        push_int(out, now_ms());
+        out.extend_from_slice(b",\"source\":");
+        self.write_source(out, &m.source, "", "");
+        out.extend_from_slice(b",\"message\":{\"prefix\":");
+        write_json_str(out, &m.prefix);
+        out.extend_from_slice(b",\"content\":\"");
+        out.extend_from_slice(base64::engine::general_purpose::STANDARD.encode(&m.content).as_bytes());
+        out.extend_from_slice(b"\"}}\n");
+    }
+
+    fn write_envelope(&self, out: &mut Vec<u8>, ev: &ChangeEvent) {
+        out.extend_from_slice(b"{\"before\":");
+        self.write_row(out, &ev.table, ev.before.as_ref());
+        out.extend_from_slice(b",\"after\":");
+        self.write_row(out, &ev.table, ev.after.as_ref());
+        out.extend_from_slice(b",\"source\":");
+        self.write_source(out, &ev.source, &ev.table.id.schema, &ev.table.id.name);
+        out.extend_from_slice(b",\"transaction\":null,\"op\":\"");
+        out.extend_from_slice(ev.op.code().as_bytes());
+        let now_us = now_us();
+        out.extend_from_slice(b"\",\"ts_ms\":");
+        push_int(out, now_us / 1000);
+        out.extend_from_slice(b",\"ts_us\":");
+        push_int(out, now_us);
+        out.extend_from_slice(b",\"ts_ns\":");
+        push_int(out, now_us.saturating_mul(1000));
+        out.push(b'}');
+    }
+
+    fn write_row(&self, out: &mut Vec<u8>, table: &TableSchema, row: Option<&Row>) {
+        let Some(row) = row else {
+            out.extend_from_slice(b"null");
+            return;
+        };
+        out.push(b'{');
+        for (i, (col, v)) in table.columns.iter().zip(row).enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            write_json_str(out, &col.name);
+            out.push(b':');
+            write_debezium_value(out, v, col, &self.style);
+        }
+        out.push(b'}');
+    }
+
+    fn write_source(&self, out: &mut Vec<u8>, s: &SourceInfo, schema: &str, table: &str) {
+        let ts_us = s.commit_ts_us;
+        out.extend_from_slice(b"{\"version\":\"");
+        out.extend_from_slice(VERSION.as_bytes());
+        out.extend_from_slice(b"\",\"connector\":\"");
+        out.extend_from_slice(self.ctx.connector.as_bytes());
+        out.extend_from_slice(b"\",\"name\":");
+        write_json_str(out, &self.ctx.pipeline);
+        out.extend_from_slice(b",\"ts_ms\":");
+        push_int(out, ts_us.div_euclid(1000));
+        out.extend_from_slice(if s.snapshot { b",\"snapshot\":\"true\"" } else { b",\"snapshot\":\"false\"" });
+        out.extend_from_slice(b",\"db\":");
+        write_json_str(out, &self.ctx.db);
+        out.extend_from_slice(b",\"sequence\":\"[");
+        push_opt_quoted_lsn(out, s.last_commit_lsn);
+        out.push(b',');
+        push_opt_quoted_lsn(out, s.lsn);
+        out.extend_from_slice(b"]\",\"ts_us\":");
+        push_int(out, ts_us);
+        out.extend_from_slice(b",\"ts_ns\":");
+        push_int(out, ts_us.saturating_mul(1000));
+        out.extend_from_slice(b",\"schema\":");
+        write_json_str(out, schema);
+        out.extend_from_slice(b",\"table\":");
+        write_json_str(out, table);
+        out.extend_from_slice(b",\"txId\":");
+        push_opt_int(out, s.tx_id);
+        out.extend_from_slice(b",\"lsn\":");
+        push_opt_int(out, s.lsn);
+        out.extend_from_slice(b",\"xmin\":null}");
+    }
+
+    /// `{"_op":"c","_table":"public.t","_position":"lsn:…","_ts":"…", col: value, …}`
+    fn write_flat(&self, out: &mut Vec<u8>, ev: &ChangeEvent) {
+        out.extend_from_slice(b"{\"_op\":\"");
+        out.extend_from_slice(ev.op.code().as_bytes());
+        out.extend_from_slice(b"\",\"_table\":");
+        write_json_str(out, &ev.table.id.to_string());
+        out.extend_from_slice(b",\"_position\":");
+        write_json_str(out, &ev.position.to_string());
+        out.extend_from_slice(b",\"_ts_ms\":");
+        push_int(out, ev.source.commit_ts_us.div_euclid(1000));
+        let row = if ev.op == Op::Delete { ev.before.as_ref() } else { ev.after.as_ref() };
+        if let Some(row) = row {
+            for (col, v) in ev.table.columns.iter().zip(row) {
+                out.push(b',');
+                write_json_str(out, &col.name);
+                out.push(b':');
+                write_flat_value(out, v, col, &self.style);
+            }
+        }
+        out.push(b'}');
+    }
+}
+
+fn push_int(out: &mut Vec<u8>, v: impl itoa::Integer) {
+    out.extend_from_slice(itoa::Buffer::new().format(v).as_bytes());
+}
+
+fn push_opt_int(out: &mut Vec<u8>, v: Option<u64>) {
+    match v {
+        Some(v) => push_int(out, v),
+        None => out.extend_from_slice(b"null"),
+    }
+}
+
+/// Debezium's `sequence` is a JSON array *inside a string*, of quoted LSNs.
+fn push_opt_quoted_lsn(out: &mut Vec<u8>, v: Option<u64>) {
+    match v {
+        Some(v) => {
+            out.extend_from_slice(b"\\\"");
+            push_int(out, v);
+            out.extend_from_slice(b"\\\"");
+        }
+        None => out.extend_from_slice(b"null"),
+    }
+}
+
+fn now_us() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_micros() as i64).unwrap_or(0)
+}
+
+fn now_ms() -> i64 {
+    now_us() / 1000
+}

@@ -1,0 +1,137 @@
+//! `kind = "jsonl"`: one JSON event per line, to a file or to stdout.
+//!
+//! Exactly-once for files: `flush` fsyncs the file and returns its length as
+//! the checkpoint, which the pipeline stores atomically with the sink's
+//! offset. On start the file is truncated back to the committed length, so
+//! lines written after the last commit (and possibly torn by a crash) are
+//! removed and replayed. Stdout cannot be taken back: at-least-once.
+
+use std::fs::{File, OpenOptions};
+use std::io::{self, Seek, SeekFrom, Write};
+use std::path::PathBuf;
+
+use outflow_decoders::StreamItem;
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::format::envelope::EventWriter;
+use crate::format::values::ValueStyle;
+use crate::format::Format;
+use crate::{Checkpoint, Sink, SinkContext, SinkError};
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JsonlConfig {
+    pub name: String,
+    /// File to append to, or "-" for stdout.
+    pub path: PathBuf,
+    #[serde(default)]
+    pub format: Format,
+    /// Shown in place of a TOASTed value the source did not send.
+    #[serde(default = "default_placeholder")]
+    pub unavailable_value_placeholder: String,
+}
+
+fn default_placeholder() -> String {
+    "__debezium_unavailable_value".into()
+}
+
+enum Output {
+    Stdout(io::Stdout),
+    File { file: File, len: u64, path: PathBuf },
+}
+
+pub struct JsonlSink {
+    writer: EventWriter,
+    out: Output,
+    line: Vec<u8>,
+}
+
+impl JsonlConfig {
+    /// Opens the output; with a checkpoint, first cuts the file back to the
+    /// length committed with the sink's offset.
+    pub fn build(&self, ctx: SinkContext, checkpoint: Option<&Checkpoint>) -> Result<JsonlSink, SinkError> {
+        let style = ValueStyle { unavailable_placeholder: self.unavailable_value_placeholder.clone() };
+        let writer = EventWriter::new(self.format, style, ctx);
+        let out = if self.path.as_os_str() == "-" {
+            Output::Stdout(io::stdout())
+        } else {
+            open_file(&self.path, checkpoint)?
+        };
+        Ok(JsonlSink { writer, out, line: Vec::with_capacity(4096) })
+    }
+}
+
+fn open_file(path: &PathBuf, checkpoint: Option<&Checkpoint>) -> Result<Output, SinkError> {
+    let shown = path.display().to_string();
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|e| SinkError::io(format!("cannot create {}", dir.display()), e))?;
+    }
+    let mut file = OpenOptions::new()
+        .create(true)
+        .append(false)
+        .write(true)
+        .truncate(false)
+        .open(path)
+        .map_err(|e| SinkError::io(format!("cannot open {shown}"), e))?;
+    let actual = file.metadata().map_err(|e| SinkError::io(format!("cannot stat {shown}"), e))?.len();
+    let committed = match checkpoint {
+        None | Some(Checkpoint::Null) => actual,
+        Some(c) => c.get("len").and_then(|l| l.as_u64()).ok_or_else(|| {
+            SinkError::Checkpoint(format!("expected {{\"len\": N}}, found {c}"))
+        })?,
+    };
+    if actual < committed {
+        return Err(SinkError::Checkpoint(format!(
+            "{shown} is {actual} bytes but {committed} bytes were committed: the file was truncated or replaced outside outflow; \
+             restore it, or reset this sink's offset to write it anew"
+        )));
+    }
+    if actual > committed {
+        tracing::info!(path = %shown, bytes = actual - committed, "removing uncommitted tail of jsonl output");
+        file.set_len(committed).map_err(|e| SinkError::io(format!("cannot truncate {shown}"), e))?;
+        file.sync_all().map_err(|e| SinkError::io(format!("cannot fsync {shown}"), e))?;
+    }
+    file.seek(SeekFrom::Start(committed)).map_err(|e| SinkError::io(format!("cannot seek {shown}"), e))?;
+    Ok(Output::File { file, len: committed, path: path.clone() })
+}
+
+impl Sink for JsonlSink {
+    /// Renders the whole batch into one buffer and writes it with one call.
+    fn write(&mut self, items: &[StreamItem]) -> Result<(), SinkError> {
+        self.line.clear();
+        for item in items {
+            match item {
+                StreamItem::Change(ev) => self.writer.write_change(&mut self.line, ev),
+                StreamItem::Message(m) => self.writer.write_message(&mut self.line, m),
+                _ => {}
+            }
+        }
+        match &mut self.out {
+            Output::Stdout(s) => s.lock().write_all(&self.line).map_err(|e| SinkError::io("cannot write to stdout", e)),
+            Output::File { file, len, path } => {
+                file.write_all(&self.line).map_err(|e| SinkError::io(format!("cannot write {}", path.display()), e))?;
+                *len += self.line.len() as u64;
+                Ok(())
+            }
+        }
+    }
+
+    fn flush(&mut self) -> Result<Checkpoint, SinkError> {
+        match &mut self.out {
+            Output::Stdout(s) => {
+                s.flush().map_err(|e| SinkError::io("cannot flush stdout", e))?;
+                Ok(Checkpoint::Null)
+            }
+            Output::File { file, len, path } => {
+                let shown = path.display();
+                file.sync_data().map_err(|e| SinkError::io(format!("cannot fsync {shown}"), e))?;
+                Ok(json!({ "len": *len }))
+            }
+        }
+    }
+
+    fn exactly_once(&self) -> bool {
+        matches!(self.out, Output::File { .. })
+    }
+}

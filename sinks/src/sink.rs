@@ -1,0 +1,56 @@
+//! The contract every sink implements.
+//!
+//! The pipeline hands a sink batches of stream items in source order (events
+//! the sink already has are filtered out before it sees them), and asks it,
+//! from time to time, to make what it has written durable. Only the
+//! checkpoint returned by `flush` — the sink's own recovery data, stored with
+//! its offset — makes a position count as delivered; whatever was written
+//! after the last flush may be lost in a crash and is replayed on restart.
+//!
+//! Sinks run on their own thread, so `write` and `flush` are blocking calls.
+
+use outflow_decoders::StreamItem;
+use serde_json::Value as Json;
+use thiserror::Error;
+
+/// Sink-specific recovery data stored atomically with the sink's offset (e.g.
+/// the JSONL file's committed length). `Json::Null` when the sink has none.
+pub type Checkpoint = Json;
+
+pub trait Sink: Send {
+    /// Appends items, in order. They need not be durable when this returns.
+    fn write(&mut self, items: &[StreamItem]) -> Result<(), SinkError>;
+
+    /// Makes everything written so far durable and returns the checkpoint
+    /// that recovers exactly this state after a crash.
+    fn flush(&mut self) -> Result<Checkpoint, SinkError>;
+
+    /// Whether a crash can leave events the sink already received twice in
+    /// its output (at-least-once) or never (exactly-once).
+    fn exactly_once(&self) -> bool;
+}
+
+/// What every sink may need to know about the pipeline it belongs to.
+#[derive(Debug, Clone)]
+pub struct SinkContext {
+    /// The pipeline's logical name (Debezium's topic prefix, `source.name`).
+    pub pipeline: String,
+    /// Debezium's connector name: `postgresql` or `mysql`.
+    pub connector: &'static str,
+    /// The source database name.
+    pub db: String,
+}
+
+#[derive(Debug, Error)]
+pub enum SinkError {
+    #[error("{what}: {source}")]
+    Io { what: String, source: std::io::Error },
+    #[error("invalid checkpoint for this sink: {0}")]
+    Checkpoint(String),
+}
+
+impl SinkError {
+    pub fn io(what: impl Into<String>, source: std::io::Error) -> Self {
+        SinkError::Io { what: what.into(), source }
+    }
+}

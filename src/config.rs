@@ -1,0 +1,238 @@
+//! `outflow.toml`: parsing, `${VAR}` expansion from the environment, and
+//! validation. Unknown keys are errors with the nearest valid key suggested.
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::error::{Error, Result};
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Logical name of this pipeline: Debezium's `topic.prefix` and `source.name`.
+    #[serde(default = "default_name")]
+    pub name: String,
+    pub source: SourceConfig,
+    #[serde(default)]
+    pub state: StateConfig,
+    #[serde(default, rename = "sink")]
+    pub sinks: Vec<SinkConfig>,
+}
+
+fn default_name() -> String {
+    "outflow".into()
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SourceConfig {
+    pub kind: SourceKind,
+    pub url: String,
+    pub tables: Vec<String>,
+    #[serde(default = "default_outflow")]
+    pub slot: String,
+    #[serde(default = "default_outflow")]
+    pub publication: String,
+}
+
+fn default_outflow() -> String {
+    "outflow".into()
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SourceKind {
+    Postgres,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StateConfig {
+    #[serde(default = "default_state_dir")]
+    pub dir: PathBuf,
+}
+
+impl Default for StateConfig {
+    fn default() -> Self {
+        StateConfig { dir: default_state_dir() }
+    }
+}
+
+fn default_state_dir() -> PathBuf {
+    PathBuf::from("./outflow-state")
+}
+
+/// One `[[sink]]`: its name and kind-specific settings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
+pub enum SinkConfig {
+    Jsonl(outflow_sinks::jsonl::JsonlConfig),
+}
+
+impl SinkConfig {
+    pub fn name(&self) -> &str {
+        match self {
+            SinkConfig::Jsonl(c) => &c.name,
+        }
+    }
+
+    pub fn kind(&self) -> &'static str {
+        match self {
+            SinkConfig::Jsonl(_) => "jsonl",
+        }
+    }
+}
+
+impl Config {
+    pub fn load(path: &Path) -> Result<Config> {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            Error::config(
+                format!("cannot read config file {}: {e}", path.display()),
+                "pass the path of your outflow.toml with -c",
+            )
+        })?;
+        Config::parse(&text, &path.display().to_string())
+    }
+
+    pub fn parse(text: &str, origin: &str) -> Result<Config> {
+        let expanded = expand_env(text)?;
+        let config: Config = toml::from_str(&expanded).map_err(|e| config_error(origin, &e))?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> Result<()> {
+        if self.source.tables.is_empty() {
+            return Err(Error::config(
+                "[source] tables is empty",
+                "list the tables to capture, e.g. tables = [\"public.orders\"]",
+            ));
+        }
+        for t in &self.source.tables {
+            if t.split('.').count() != 2 || t.starts_with('.') || t.ends_with('.') {
+                return Err(Error::config(
+                    format!("[source] tables: {t:?} is not of the form schema.table"),
+                    "write tables as \"public.orders\" (a trailing * matches a prefix)",
+                ));
+            }
+        }
+        if self.sinks.is_empty() {
+            return Err(Error::config(
+                "no [[sink]] is configured",
+                "add a [[sink]] with name, kind = \"jsonl\" and path",
+            ));
+        }
+        let mut names: Vec<&str> = self.sinks.iter().map(|s| s.name()).collect();
+        names.sort();
+        if let Some(w) = names.windows(2).find(|w| w[0] == w[1]) {
+            return Err(Error::config(
+                format!("two [[sink]] entries are named {:?}", w[0]),
+                "give every sink a unique name: its offsets are stored under it",
+            ));
+        }
+        for name in names {
+            if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
+                return Err(Error::config(
+                    format!("sink name {name:?} is not allowed"),
+                    "use letters, digits, '-' and '_' only",
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Replaces `${VAR}` with the environment variable's value.
+fn expand_env(text: &str) -> Result<String> {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(start) = rest.find("${") {
+        out.push_str(&rest[..start]);
+        let after = &rest[start + 2..];
+        let Some(end) = after.find('}') else {
+            return Err(Error::config("unterminated ${ in config", "write variables as ${NAME}"));
+        };
+        let var = &after[..end];
+        let value = std::env::var(var).map_err(|_| {
+            Error::config(
+                format!("config refers to ${{{var}}} but the environment variable {var} is not set"),
+                format!("export {var}=... before running outflow"),
+            )
+        })?;
+        out.push_str(&value);
+        rest = &after[end + 1..];
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+/// Turns a toml/serde error into one line, suggesting the nearest key for
+/// unknown fields.
+fn config_error(origin: &str, e: &toml::de::Error) -> Error {
+    let message = e.message().trim().to_string();
+    let hint = unknown_field_hint(&message)
+        .unwrap_or_else(|| "see the configuration reference in README.md".to_string());
+    Error::config(format!("invalid config {origin}: {message}"), hint)
+}
+
+/// serde says "unknown field `slott`, expected one of `kind`, `url`, ...":
+/// pick the expected key closest to the unknown one.
+fn unknown_field_hint(message: &str) -> Option<String> {
+    let rest = message.strip_prefix("unknown field `")?;
+    let (unknown, expected) = rest.split_once('`')?;
+    let candidates: Vec<&str> = expected.split('`').skip(1).step_by(2).collect();
+    let best = candidates
+        .iter()
+        .map(|c| (strsim::damerau_levenshtein(unknown, c), *c))
+        .min()?;
+    Some(format!("did you mean `{}`? valid keys here: {}", best.1, candidates.join(", ")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MINIMAL: &str = r#"
+        [source]
+        kind = "postgres"
+        url = "postgres://u@127.0.0.1/db"
+        tables = ["public.orders"]
+        [[sink]]
+        name = "events"
+        kind = "jsonl"
+        path = "out.jsonl"
+    "#;
+
+    #[test]
+    fn minimal_config_gets_defaults() {
+        let c = Config::parse(MINIMAL, "test").unwrap();
+        assert_eq!(c.name, "outflow");
+        assert_eq!(c.source.slot, "outflow");
+        assert_eq!(c.state.dir, PathBuf::from("./outflow-state"));
+        assert_eq!(c.sinks[0].name(), "events");
+    }
+
+    #[test]
+    fn unknown_key_suggests_the_nearest() {
+        let text = MINIMAL.replace("tables =", "slott = \"x\"\n tables =");
+        let err = Config::parse(&text, "test").unwrap_err();
+        let shown = err.to_string();
+        assert!(shown.contains("unknown field `slott`"), "{shown}");
+        assert!(err.hint().unwrap().contains("did you mean `slot`"), "{:?}", err.hint());
+    }
+
+    #[test]
+    fn env_vars_expand_and_missing_ones_are_named() {
+        std::env::set_var("OUTFLOW_TEST_CFG_PW", "s3cret");
+        assert_eq!(expand_env("a ${OUTFLOW_TEST_CFG_PW} b").unwrap(), "a s3cret b");
+        let err = expand_env("${OUTFLOW_SURELY_UNSET_VAR}").unwrap_err();
+        assert!(err.to_string().contains("OUTFLOW_SURELY_UNSET_VAR"));
+    }
+
+    #[test]
+    fn bad_table_names_are_rejected() {
+        let text = MINIMAL.replace("public.orders", "orders");
+        assert!(Config::parse(&text, "test").is_err());
+    }
+}

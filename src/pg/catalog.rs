@@ -1,0 +1,262 @@
+//! Ordinary SQL against the source (tokio-postgres): preflight checks, the
+//! publication, slot facts, user-defined types, the server's WAL position.
+
+use std::collections::BTreeSet;
+
+use outflow_decoders::pg_type_registry::PgType;
+use tokio_postgres::{Client, NoTls};
+
+use super::params::PgParams;
+use super::tls;
+use crate::error::{Error, Result};
+
+/// Facts about a replication slot, as `pg_replication_slots` shows them.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct SlotInfo {
+    pub plugin: Option<String>,
+    pub database: Option<String>,
+    pub active: bool,
+    pub active_pid: Option<i32>,
+    pub confirmed_flush_lsn: Option<String>,
+    pub restart_lsn: Option<String>,
+    pub retained_wal_bytes: Option<i64>,
+    pub wal_status: Option<String>,
+    pub safe_wal_size: Option<i64>,
+}
+
+pub struct Catalog {
+    client: Client,
+    display: String,
+}
+
+impl Catalog {
+    pub async fn connect(params: &PgParams) -> Result<Catalog> {
+        let display = params.display();
+        let config = params.sql_config();
+        let result = match tls::client_config(params)? {
+            Some(tls) => {
+                let connector = tokio_postgres_rustls::MakeRustlsConnect::new((*tls).clone());
+                config.connect(connector).await.map(|(c, conn)| {
+                    tokio::spawn(async move {
+                        let _ = conn.await;
+                    });
+                    c
+                })
+            }
+            None => config.connect(NoTls).await.map(|(c, conn)| {
+                tokio::spawn(async move {
+                    let _ = conn.await;
+                });
+                c
+            }),
+        };
+        let client = result.map_err(|e| connect_error(params, &e))?;
+        Ok(Catalog { client, display })
+    }
+
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    /// Refuses servers whose `wal_level` is not `logical`.
+    pub async fn check_wal_level(&self) -> Result<()> {
+        let row = self.client.query_one("SHOW wal_level", &[]).await.map_err(|e| sql_error("SHOW wal_level", &e))?;
+        let level: String = row.get(0);
+        if level != "logical" {
+            return Err(Error::fatal(
+                format!("postgres at {} has wal_level={level}; logical replication needs wal_level=logical", self.display),
+                "run ALTER SYSTEM SET wal_level = logical; then restart postgres",
+            ));
+        }
+        Ok(())
+    }
+
+    /// The server's system identifier (ties a state directory to one cluster).
+    pub async fn system_identifier(&self) -> Result<String> {
+        let row = self
+            .client
+            .query_one("SELECT system_identifier::text FROM pg_control_system()", &[])
+            .await
+            .map_err(|e| sql_error("reading the system identifier", &e))?;
+        Ok(row.get(0))
+    }
+
+    /// Expands the configured table patterns (`schema.table`, `schema.prefix*`)
+    /// to existing tables, refusing patterns that match nothing.
+    pub async fn resolve_tables(&self, patterns: &[String]) -> Result<Vec<(String, String)>> {
+        let mut out = BTreeSet::new();
+        for pattern in patterns {
+            let (schema, table) = pattern.split_once('.').unwrap_or(("public", pattern));
+            let like = table.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_").replace('*', "%");
+            let rows = self
+                .client
+                .query(
+                    "SELECT n.nspname, c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+                     WHERE c.relkind IN ('r','p') AND n.nspname = $1 AND c.relname LIKE $2 AND NOT c.relispartition \
+                     ORDER BY 1, 2",
+                    &[&schema, &like],
+                )
+                .await
+                .map_err(|e| sql_error("listing tables", &e))?;
+            if rows.is_empty() {
+                return Err(Error::config(
+                    format!("table {pattern} does not exist in database at {}", self.display),
+                    "fix [source] tables, or create the table first",
+                ));
+            }
+            for r in rows {
+                out.insert((r.get::<_, String>(0), r.get::<_, String>(1)));
+            }
+        }
+        Ok(out.into_iter().collect())
+    }
+
+    /// Creates the publication for exactly `tables`, or brings an existing
+    /// one to that table list.
+    pub async fn ensure_publication(&self, name: &str, tables: &[(String, String)]) -> Result<()> {
+        let list = tables.iter().map(|(s, t)| format!("{}.{}", ident(s), ident(t))).collect::<Vec<_>>().join(", ");
+        let exists = self
+            .client
+            .query_opt("SELECT 1 FROM pg_publication WHERE pubname = $1", &[&name])
+            .await
+            .map_err(|e| sql_error("reading pg_publication", &e))?
+            .is_some();
+        if !exists {
+            let sql = format!("CREATE PUBLICATION {} FOR TABLE {list} WITH (publish_via_partition_root = true)", ident(name));
+            self.client.batch_execute(&sql).await.map_err(|e| privilege_hint(sql_error("creating the publication", &e)))?;
+            tracing::info!(publication = name, "created publication");
+            return Ok(());
+        }
+        let rows = self
+            .client
+            .query("SELECT schemaname, tablename FROM pg_publication_tables WHERE pubname = $1", &[&name])
+            .await
+            .map_err(|e| sql_error("reading pg_publication_tables", &e))?;
+        let mut have: Vec<(String, String)> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
+        have.sort();
+        if have != tables {
+            let sql = format!("ALTER PUBLICATION {} SET TABLE {list}", ident(name));
+            self.client.batch_execute(&sql).await.map_err(|e| privilege_hint(sql_error("updating the publication", &e)))?;
+            tracing::info!(publication = name, "updated publication to the configured tables");
+        }
+        Ok(())
+    }
+
+    pub async fn slot(&self, name: &str) -> Result<Option<SlotInfo>> {
+        let row = self
+            .client
+            .query_opt(
+                "SELECT plugin, database, active, active_pid, confirmed_flush_lsn::text, restart_lsn::text, \
+                 (pg_current_wal_lsn() - restart_lsn)::bigint, wal_status, safe_wal_size \
+                 FROM pg_replication_slots WHERE slot_name = $1",
+                &[&name],
+            )
+            .await
+            .map_err(|e| sql_error("reading pg_replication_slots", &e))?;
+        Ok(row.map(|r| SlotInfo {
+            plugin: r.get(0),
+            database: r.get(1),
+            active: r.get(2),
+            active_pid: r.get(3),
+            confirmed_flush_lsn: r.get(4),
+            restart_lsn: r.get(5),
+            retained_wal_bytes: r.get(6),
+            wal_status: r.get(7),
+            safe_wal_size: r.get(8),
+        }))
+    }
+
+    /// The server's current WAL write position.
+    pub async fn current_wal_lsn(&self) -> Result<u64> {
+        let row = self
+            .client
+            .query_one("SELECT (pg_current_wal_lsn() - '0/0')::bigint", &[])
+            .await
+            .map_err(|e| sql_error("reading pg_current_wal_lsn()", &e))?;
+        Ok(row.get::<_, i64>(0) as u64)
+    }
+
+    /// Looks up a type the decoder does not know: enums, domains (resolved
+    /// to their base type), arrays of those.
+    pub async fn lookup_type(&self, oid: u32) -> Result<(String, PgType)> {
+        let mut current = oid;
+        let mut array_depth = 0;
+        let mut name = None;
+        for _ in 0..16 {
+            let row = self
+                .client
+                .query_opt("SELECT typname, typtype::text, typbasetype, typelem, typcategory::text FROM pg_type WHERE oid = $1", &[&current])
+                .await
+                .map_err(|e| sql_error("reading pg_type", &e))?;
+            let Some(row) = row else { break };
+            let typname: String = row.get(0);
+            name.get_or_insert(typname);
+            let typtype: String = row.get(1);
+            let base: u32 = row.get(2);
+            let elem: u32 = row.get(3);
+            let category: String = row.get(4);
+            let scalar = match typtype.as_str() {
+                "d" => {
+                    current = base;
+                    continue;
+                }
+                "e" => PgType::Enum,
+                "b" if category == "A" && elem != 0 => {
+                    array_depth += 1;
+                    current = elem;
+                    continue;
+                }
+                "b" if current < 16384 => PgType::Builtin(current),
+                _ => PgType::Other,
+            };
+            let mut ty = scalar;
+            for _ in 0..array_depth {
+                ty = PgType::Array(Box::new(ty));
+            }
+            return Ok((name.unwrap_or_default(), ty));
+        }
+        Ok((name.unwrap_or_else(|| oid.to_string()), PgType::Other))
+    }
+}
+
+/// Quotes an identifier for SQL.
+pub fn ident(s: &str) -> String {
+    format!("\"{}\"", s.replace('"', "\"\""))
+}
+
+fn connect_error(params: &PgParams, e: &tokio_postgres::Error) -> Error {
+    let display = params.display();
+    if let Some(db) = e.as_db_error() {
+        return match db.code().code() {
+            "28P01" | "28000" => Error::fatal(
+                format!("authentication failed for user {:?} at {display}: {}", params.user, db.message()),
+                "check the user and password in [source] url (or PGPASSWORD) and pg_hba.conf",
+            ),
+            "3D000" => Error::fatal(
+                format!("database {:?} does not exist on {display}", params.dbname),
+                "fix the database name in [source] url",
+            ),
+            _ => Error::fatal(format!("cannot connect to postgres at {display}: {}", db.message()), "see the server log"),
+        };
+    }
+    Error::transient(format!("cannot connect to postgres at {display}: {e}"))
+        .with_hint("check the host and port in [source] url and that the server is running")
+}
+
+pub fn sql_error(what: &str, e: &tokio_postgres::Error) -> Error {
+    match e.as_db_error() {
+        Some(db) => Error::fatal(
+            format!("{what} failed: {} (sqlstate {})", db.message(), db.code().code()),
+            db.hint().unwrap_or("see the postgres server log").to_string(),
+        ),
+        None => Error::transient(format!("{what} failed: {e}")),
+    }
+}
+
+fn privilege_hint(e: Error) -> Error {
+    if e.message.contains("42501") {
+        e.with_hint("the user needs to own the tables (or be superuser) to create a publication; a DBA can run CREATE PUBLICATION outflow FOR TABLE ... WITH (publish_via_partition_root = true)")
+    } else {
+        e
+    }
+}

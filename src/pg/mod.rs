@@ -1,0 +1,8 @@
+//! PostgreSQL: connection parameters and TLS, the replication connection,
+//! catalog queries, and the streaming source.
+
+pub mod catalog;
+pub mod params;
+pub mod replication;
+pub mod source;
+pub mod tls;

@@ -1,0 +1,128 @@
+//! Connection parameters from a `postgres://` URL, for both the ordinary SQL
+//! connection (tokio-postgres) and the hand-written replication connection.
+//!
+//! tokio-postgres's own URL parser knows only `sslmode=disable|prefer|require`,
+//! so `verify-ca`/`verify-full` and `sslrootcert` are taken out of the query
+//! string here and handled by our rustls configuration.
+
+use std::path::PathBuf;
+
+use crate::error::{Error, Result};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SslMode {
+    Disable,
+    Prefer,
+    Require,
+    VerifyCa,
+    VerifyFull,
+}
+
+#[derive(Debug, Clone)]
+pub struct PgParams {
+    pub host: String,
+    pub port: u16,
+    pub user: String,
+    pub password: Option<String>,
+    pub dbname: String,
+    pub ssl_mode: SslMode,
+    pub ssl_root_cert: Option<PathBuf>,
+    /// The URL with outflow-only query parameters removed, for tokio-postgres.
+    sql_config: tokio_postgres::Config,
+}
+
+impl PgParams {
+    pub fn from_url(url: &str) -> Result<PgParams> {
+        let bad = |why: String| {
+            Error::config(
+                format!("invalid [source] url: {why}"),
+                "write it as postgres://user:${PGPASSWORD}@host:5432/dbname",
+            )
+        };
+        let (base, query) = match url.split_once('?') {
+            Some((b, q)) => (b, q),
+            None => (url, ""),
+        };
+        let mut ssl_mode = SslMode::Prefer;
+        let mut ssl_root_cert = None;
+        let mut kept = Vec::new();
+        for pair in query.split('&').filter(|p| !p.is_empty()) {
+            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+            match k {
+                "sslmode" => {
+                    ssl_mode = match v {
+                        "disable" => SslMode::Disable,
+                        "prefer" | "allow" => SslMode::Prefer,
+                        "require" => SslMode::Require,
+                        "verify-ca" => SslMode::VerifyCa,
+                        "verify-full" => SslMode::VerifyFull,
+                        other => return Err(bad(format!("unknown sslmode {other:?}"))),
+                    }
+                }
+                "sslrootcert" => ssl_root_cert = Some(PathBuf::from(v)),
+                _ => kept.push(pair),
+            }
+        }
+        let tp_mode = match ssl_mode {
+            SslMode::Disable => "disable",
+            SslMode::Prefer => "prefer",
+            _ => "require",
+        };
+        kept.push(match tp_mode {
+            "disable" => "sslmode=disable",
+            "prefer" => "sslmode=prefer",
+            _ => "sslmode=require",
+        });
+        let sql_url = format!("{base}?{}", kept.join("&"));
+        let mut sql_config: tokio_postgres::Config =
+            sql_url.parse().map_err(|e: tokio_postgres::Error| bad(e.to_string()))?;
+        if sql_config.get_application_name().is_none() {
+            sql_config.application_name("outflow");
+        }
+        let host = match sql_config.get_hosts().first() {
+            Some(tokio_postgres::config::Host::Tcp(h)) => h.clone(),
+            Some(_) => return Err(bad("unix sockets are not supported; use a TCP host".into())),
+            None => "localhost".to_string(),
+        };
+        let port = sql_config.get_ports().first().copied().unwrap_or(5432);
+        let user = sql_config
+            .get_user()
+            .map(str::to_string)
+            .ok_or_else(|| bad("no user name".into()))?;
+        let password = sql_config
+            .get_password()
+            .map(|p| String::from_utf8_lossy(p).into_owned())
+            .or_else(|| std::env::var("PGPASSWORD").ok());
+        if let (None, Some(p)) = (sql_config.get_password(), &password) {
+            sql_config.password(p.clone());
+        }
+        let dbname = sql_config.get_dbname().unwrap_or(&user).to_string();
+        Ok(PgParams { host, port, user, password, dbname, ssl_mode, ssl_root_cert, sql_config })
+    }
+
+    pub fn sql_config(&self) -> &tokio_postgres::Config {
+        &self.sql_config
+    }
+
+    /// `host:port/db` for messages (never the password).
+    pub fn display(&self) -> String {
+        format!("{}:{}/{}", self.host, self.port, self.dbname)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn url_parts_and_ssl_modes() {
+        let p = PgParams::from_url("postgres://cdc:pw@db.example:6543/app?sslmode=verify-full&sslrootcert=/ca.pem")
+            .unwrap();
+        assert_eq!((p.host.as_str(), p.port, p.user.as_str(), p.dbname.as_str()), ("db.example", 6543, "cdc", "app"));
+        assert_eq!(p.password.as_deref(), Some("pw"));
+        assert_eq!(p.ssl_mode, SslMode::VerifyFull);
+        assert_eq!(p.ssl_root_cert, Some(PathBuf::from("/ca.pem")));
+        assert_eq!(PgParams::from_url("postgres://u@h/d").unwrap().ssl_mode, SslMode::Prefer);
+        assert!(PgParams::from_url("postgres://u@h/d?sslmode=sometimes").is_err());
+    }
+}

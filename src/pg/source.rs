@@ -1,0 +1,313 @@
+//! The PostgreSQL source: prepares the server side (publication, slot),
+//! streams pgoutput through the decoder into the sinks, and acknowledges to
+//! the server only what every sink has made durable.
+//!
+//! Idle tables do not pin WAL: between transactions each server keepalive
+//! becomes a `Heartbeat` item, which sinks take as their position once they
+//! have written everything before it; the slot then advances to it. Keepalives
+//! that arrive in the middle of a transaction are not used, because the
+//! server's WAL end is already past the transaction's commit then.
+//!
+//! `--until-caught-up` reads the server's WAL position at start and stops once
+//! a commit or keepalive at or past it has been handed to the sinks; while
+//! idle it asks the server for keepalives so it notices promptly.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use outflow_decoders::pg_decoder::PgDecoder;
+use outflow_decoders::pgoutput;
+use outflow_decoders::position::format_lsn;
+use outflow_decoders::{Position, StreamItem};
+use tokio_util::sync::CancellationToken;
+
+use super::catalog::{Catalog, SlotInfo};
+use super::params::PgParams;
+use super::replication::{server_error, QueryError, ReplicationConn, ReplicationMessage};
+use crate::config::SourceConfig;
+use crate::error::{Error, Result};
+use crate::pipeline::{min_durable, Batch, SinkHandle};
+use crate::state::StateDir;
+
+/// Items per batch handed to the sinks.
+const BATCH_ITEMS: usize = 2048;
+/// How often the durable position is reported when nothing else prompts it.
+const STATUS_INTERVAL: Duration = Duration::from_secs(10);
+
+/// A source whose server side is ready: publication present, slot present.
+pub struct PgSource {
+    pub params: PgParams,
+    pub catalog: Catalog,
+    pub conn: ReplicationConn,
+    pub slot: String,
+    pub publication: String,
+    pub system_identifier: String,
+}
+
+impl PgSource {
+    /// Connects, checks the server, and creates what is missing. A
+    /// `temporary` slot disappears when the connection ends (for `tail`).
+    /// With `slot_must_exist` a missing slot is an error instead of being
+    /// created (sinks have offsets: a new slot would silently skip changes).
+    pub async fn prepare(cfg: &SourceConfig, slot: &str, temporary: bool, slot_must_exist: bool) -> Result<PgSource> {
+        let params = PgParams::from_url(&cfg.url)?;
+        let catalog = Catalog::connect(&params).await?;
+        catalog.check_wal_level().await?;
+        let tables = catalog.resolve_tables(&cfg.tables).await?;
+        catalog.ensure_publication(&cfg.publication, &tables).await?;
+        let existing = catalog.slot(slot).await?;
+        match &existing {
+            Some(info) => check_slot(info, slot, &params)?,
+            None if slot_must_exist => {
+                return Err(Error::fatal(
+                    format!("replication slot {slot:?} does not exist, but the state directory has sink offsets in it"),
+                    "the slot was dropped and changes since may be gone; to start over from now run `outflow offsets reset --sink NAME` for each sink",
+                ))
+            }
+            None => {}
+        }
+        let mut conn = ReplicationConn::connect(&params).await?;
+        let ident = conn.simple_query("IDENTIFY_SYSTEM").await.map_err(|e| query_error("IDENTIFY_SYSTEM", e))?;
+        let system_identifier = ident.first().and_then(|r| r.first().cloned().flatten()).unwrap_or_default();
+        if existing.is_none() {
+            let sql = format!(
+                "CREATE_REPLICATION_SLOT \"{}\" {}LOGICAL pgoutput NOEXPORT_SNAPSHOT",
+                slot.replace('"', "\"\""),
+                if temporary { "TEMPORARY " } else { "" }
+            );
+            conn.simple_query(&sql).await.map_err(|e| match e {
+                QueryError::Server(se) if se.code == "42501" => Error::fatal(
+                    format!("user {:?} may not create replication slots: {}", params.user, se.message),
+                    format!("ALTER ROLE {} WITH REPLICATION;", super::catalog::ident(&params.user)),
+                ),
+                QueryError::Server(se) if se.code == "53400" => Error::fatal(
+                    format!("cannot create replication slot {slot:?}: {}", se.message),
+                    "raise max_replication_slots on the server (needs a restart), or drop unused slots",
+                ),
+                other => query_error("creating the replication slot", other),
+            })?;
+            if !temporary {
+                tracing::info!(slot, "created replication slot");
+            }
+        }
+        Ok(PgSource {
+            params,
+            catalog,
+            conn,
+            slot: slot.to_string(),
+            publication: cfg.publication.clone(),
+            system_identifier,
+        })
+    }
+
+    /// Streams into `sinks` until `stop` is cancelled or, with `until`, the
+    /// server position read at start has been reached. Returns after every
+    /// sink has drained and committed, and the final position was reported.
+    pub async fn stream(
+        mut self,
+        sinks: &mut [SinkHandle],
+        state: Option<&StateDir>,
+        until_caught_up: bool,
+        stop: CancellationToken,
+    ) -> Result<()> {
+        let target = if until_caught_up { Some(self.catalog.current_wal_lsn().await?) } else { None };
+        let start = min_durable(sinks).map(|p| p.pg_ack_lsn()).unwrap_or(0);
+        let sql = format!(
+            "START_REPLICATION SLOT \"{}\" LOGICAL {} (proto_version '1', publication_names '{}', messages 'true')",
+            self.slot.replace('"', "\"\""),
+            format_lsn(start),
+            super::catalog::ident(&self.publication).replace('\'', "''"),
+        );
+        self.conn.start_replication(&sql).await.map_err(|e| match e {
+            QueryError::Server(se) if se.code == "55006" => Error::fatal(
+                format!("replication slot {:?} is in use by another process: {}", self.slot, se.message),
+                "stop the other consumer, or give this pipeline its own [source] slot",
+            ),
+            QueryError::Server(se) if se.code == "42704" => Error::fatal(
+                format!("replication slot {:?} does not exist: {}", self.slot, se.message),
+                "the slot was dropped; reset the sinks' offsets and run again to create it",
+            ),
+            other => query_error("START_REPLICATION", other),
+        })?;
+        tracing::info!(slot = %self.slot, lsn = %format_lsn(start), "streaming");
+
+        let result = self.pump(sinks, state, target, &stop).await;
+        // Drain the sinks whatever happened, so what they received is committed.
+        let mut sink_result = Ok(());
+        for s in sinks.iter_mut() {
+            let r = s.finish().await;
+            if sink_result.is_ok() {
+                sink_result = r;
+            }
+        }
+        if let Some(p) = min_durable(sinks) {
+            let _ = self.conn.send_status(p.pg_ack_lsn(), false).await;
+        }
+        self.conn.close().await;
+        result.and(sink_result)
+    }
+
+    async fn pump(
+        &mut self,
+        sinks: &mut [SinkHandle],
+        state: Option<&StateDir>,
+        target: Option<u64>,
+        stop: &CancellationToken,
+    ) -> Result<()> {
+        let mut decoder = PgDecoder::new();
+        let mut batch: Vec<StreamItem> = Vec::with_capacity(BATCH_ITEMS);
+        let mut acked = min_durable(sinks).map(|p| p.pg_ack_lsn()).unwrap_or(0);
+        let mut last_heartbeat = 0u64;
+        let mut caught_up = false;
+        let mut durable_changed: Vec<_> = sinks.iter().map(|s| s.durable_watch()).collect();
+        let mut status_tick = tokio::time::interval(STATUS_INTERVAL);
+        let mut poll_tick = tokio::time::interval(Duration::from_millis(250));
+        poll_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+
+        while !caught_up {
+            let msg = tokio::select! {
+                biased;
+                _ = stop.cancelled() => break,
+                m = self.conn.next_replication_message() => m?,
+                _ = any_changed(&mut durable_changed) => {
+                    acked = self.report(sinks, acked).await?;
+                    continue;
+                }
+                _ = status_tick.tick() => {
+                    acked = self.report(sinks, acked).await?;
+                    continue;
+                }
+                _ = poll_tick.tick(), if target.is_some() && !decoder.in_transaction() => {
+                    // Ask for a keepalive: its WAL end tells us how far the server has sent.
+                    self.conn.send_status(acked, true).await?;
+                    continue;
+                }
+            };
+            let Some(msg) = msg else {
+                return Err(Error::transient("postgres ended the replication stream"));
+            };
+            match msg {
+                ReplicationMessage::XLogData { wal_start, data } => {
+                    let start = batch.len();
+                    self.decode(&mut decoder, wal_start, &data, &mut batch).await?;
+                    for item in &batch[start..] {
+                        match item {
+                            StreamItem::SchemaChange(schema) => {
+                                if let Some(state) = state {
+                                    state.record_schema(&schema.id.to_string(), schema_json(schema))?;
+                                }
+                            }
+                            StreamItem::Commit { position, .. } => {
+                                caught_up |= target.is_some_and(|t| position.pg_ack_lsn() >= t);
+                            }
+                            _ => {}
+                        }
+                    }
+                }
+                ReplicationMessage::Keepalive { wal_end, reply_requested } => {
+                    if !decoder.in_transaction() && wal_end > last_heartbeat {
+                        last_heartbeat = wal_end;
+                        batch.push(StreamItem::Heartbeat { position: Position::pg(wal_end) });
+                        caught_up |= target.is_some_and(|t| wal_end >= t);
+                    }
+                    if reply_requested {
+                        self.conn.send_status(acked, false).await?;
+                    }
+                }
+            }
+            if !batch.is_empty() && (batch.len() >= BATCH_ITEMS || caught_up || !self.conn.has_buffered_message()) {
+                let full: Batch = Arc::new(std::mem::replace(&mut batch, Vec::with_capacity(BATCH_ITEMS)));
+                for s in sinks.iter() {
+                    if s.send(full.clone()).await.is_err() {
+                        // The sink stopped; `finish` reports why.
+                        return Ok(());
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Decodes one XLogData payload, first looking up any user-defined
+    /// column types a Relation message mentions.
+    async fn decode(&self, decoder: &mut PgDecoder, wal_start: u64, data: &[u8], out: &mut Vec<StreamItem>) -> Result<()> {
+        let msg = pgoutput::parse(data).map_err(|e| decode_error(wal_start, &e))?;
+        for oid in PgDecoder::unknown_types(&msg, decoder.types()) {
+            let (name, ty) = self.catalog.lookup_type(oid).await?;
+            decoder.types_mut().register_name(oid, name);
+            decoder.types_mut().register(oid, ty);
+        }
+        decoder.decode_message(wal_start, msg, out).map_err(|e| decode_error(wal_start, &e))
+    }
+
+    /// Reports the minimum durable position to the server (also a sign of
+    /// life, so the server does not time the connection out).
+    async fn report(&mut self, sinks: &[SinkHandle], acked: u64) -> Result<u64> {
+        let durable = min_durable(sinks).map(|p| p.pg_ack_lsn()).unwrap_or(acked).max(acked);
+        self.conn.send_status(durable, false).await?;
+        Ok(durable)
+    }
+}
+
+/// Waits until any sink publishes a new durable position.
+async fn any_changed(watches: &mut [tokio::sync::watch::Receiver<Option<Position>>]) {
+    if watches.is_empty() {
+        return std::future::pending().await;
+    }
+    let futures = watches.iter_mut().map(|w| Box::pin(w.changed()));
+    let (result, _, _) = futures::future::select_all(futures).await;
+    if result.is_err() {
+        // The sink is gone; its error surfaces through `finish`.
+        std::future::pending::<()>().await;
+    }
+}
+
+fn check_slot(info: &SlotInfo, slot: &str, params: &PgParams) -> Result<()> {
+    if info.plugin.as_deref() != Some("pgoutput") {
+        return Err(Error::fatal(
+            format!("replication slot {slot:?} exists but uses plugin {:?}, not pgoutput", info.plugin.as_deref().unwrap_or("none")),
+            "choose another [source] slot name, or drop that slot",
+        ));
+    }
+    if info.database.as_deref() != Some(params.dbname.as_str()) {
+        return Err(Error::fatal(
+            format!("replication slot {slot:?} belongs to database {:?}, not {:?}", info.database.as_deref().unwrap_or(""), params.dbname),
+            "choose another [source] slot name: slots are per database",
+        ));
+    }
+    if info.active {
+        return Err(Error::fatal(
+            format!("replication slot {slot:?} is in use by process {}", info.active_pid.unwrap_or(0)),
+            "stop the other consumer, or give this pipeline its own [source] slot",
+        ));
+    }
+    Ok(())
+}
+
+fn query_error(what: &str, e: QueryError) -> Error {
+    match e {
+        QueryError::Server(se) => server_error(what, &se),
+        QueryError::Io(e) => e,
+    }
+}
+
+fn decode_error(lsn: u64, e: &outflow_decoders::DecodeError) -> Error {
+    Error::fatal(
+        format!("cannot decode the change at lsn {}: {e}", format_lsn(lsn)),
+        "nothing after it was acknowledged; please report this with the server version and the table's definition",
+    )
+}
+
+fn schema_json(schema: &outflow_decoders::TableSchema) -> serde_json::Value {
+    serde_json::json!({
+        "version": schema.version,
+        "recorded_at": crate::state::now_rfc3339(),
+        "columns": schema.columns.iter().map(|c| serde_json::json!({
+            "name": c.name,
+            "type": c.type_name,
+            "type_id": c.type_id,
+            "type_modifier": c.type_modifier,
+            "key": c.key,
+        })).collect::<Vec<_>>(),
+    })
+}

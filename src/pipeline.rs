@@ -1,0 +1,181 @@
+//! Fan-out from one source to its sinks, and the durable positions that flow
+//! back.
+//!
+//! Each sink runs on its own OS thread behind a bounded channel of batches,
+//! so a slow sink pushes back on the source (bounded memory) without blocking
+//! the others' writes. A sink worker:
+//! 1. drops items at or before its own progress (its stored offset at start,
+//!    then the last item it wrote — so a replay after reconnect is skipped);
+//! 2. writes the rest;
+//! 3. every `commit_interval`, and when the channel closes, flushes the sink,
+//!    stores `{position, events, checkpoint}` atomically in the state
+//!    directory, and only then publishes the position as durable.
+//!
+//! The source reads the minimum durable position over all sinks and
+//! acknowledges only that to the database.
+
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use outflow_decoders::{Position, StreamItem};
+use outflow_sinks::Sink;
+use tokio::sync::{mpsc, watch};
+
+use crate::error::{Error, Result};
+use crate::state::{now_rfc3339, SinkOffset, StateDir};
+
+pub type Batch = Arc<Vec<StreamItem>>;
+
+/// Batches a sink may have queued before the source waits for it.
+const QUEUE_BATCHES: usize = 16;
+
+pub struct SinkHandle {
+    pub name: String,
+    tx: Option<mpsc::Sender<Batch>>,
+    durable: watch::Receiver<Option<Position>>,
+    join: Option<JoinHandle<Result<()>>>,
+}
+
+/// Where a sink starts: its stored offset (None: from the slot's start).
+pub struct SinkStart {
+    pub position: Option<Position>,
+    pub events: u64,
+}
+
+pub fn spawn_sink(
+    name: String,
+    mut sink: Box<dyn Sink>,
+    state: Option<Arc<StateDir>>,
+    start: SinkStart,
+    commit_interval: Duration,
+) -> SinkHandle {
+    let (tx, mut rx) = mpsc::channel::<Batch>(QUEUE_BATCHES);
+    let (durable_tx, durable) = watch::channel(start.position);
+    let runtime = tokio::runtime::Handle::current();
+    let thread_name = format!("sink-{name}");
+    let sink_name = name.clone();
+    let join = std::thread::Builder::new()
+        .name(thread_name)
+        .spawn(move || {
+            let mut worker = Worker {
+                name: sink_name,
+                state,
+                written: start.position,
+                durable: start.position,
+                events: start.events,
+                durable_tx,
+            };
+            let mut next_commit = Instant::now() + commit_interval;
+            loop {
+                let wait = next_commit.saturating_duration_since(Instant::now());
+                match runtime.block_on(async { tokio::time::timeout(wait, rx.recv()).await }) {
+                    Ok(Some(batch)) => worker.write(sink.as_mut(), &batch)?,
+                    Ok(None) => return worker.commit(sink.as_mut()),
+                    Err(_elapsed) => {}
+                }
+                if Instant::now() >= next_commit {
+                    worker.commit(sink.as_mut())?;
+                    next_commit = Instant::now() + commit_interval;
+                }
+            }
+        })
+        .expect("spawning a sink thread");
+    SinkHandle { name, tx: Some(tx), durable, join: Some(join) }
+}
+
+struct Worker {
+    name: String,
+    state: Option<Arc<StateDir>>,
+    /// The last item handed to the sink.
+    written: Option<Position>,
+    /// The last position stored as durable.
+    durable: Option<Position>,
+    events: u64,
+    durable_tx: watch::Sender<Option<Position>>,
+}
+
+impl Worker {
+    fn write(&mut self, sink: &mut dyn Sink, batch: &[StreamItem]) -> Result<()> {
+        let fresh = match self.written {
+            None => batch,
+            Some(done) => {
+                // Items arrive in order: skip the prefix the sink already has.
+                let skip = batch
+                    .iter()
+                    .position(|i| matches!(i, StreamItem::SchemaChange(_)) || i.position() > done)
+                    .unwrap_or(batch.len());
+                &batch[skip..]
+            }
+        };
+        let Some(last) = fresh.iter().rev().find(|i| !matches!(i, StreamItem::SchemaChange(_))) else {
+            return Ok(());
+        };
+        sink.write(fresh).map_err(|e| sink_error(&self.name, e))?;
+        self.events += fresh.iter().filter(|i| matches!(i, StreamItem::Change(_) | StreamItem::Message(_))).count() as u64;
+        self.written = Some(last.position());
+        Ok(())
+    }
+
+    fn commit(&mut self, sink: &mut dyn Sink) -> Result<()> {
+        if self.written == self.durable {
+            return Ok(());
+        }
+        let checkpoint = sink.flush().map_err(|e| sink_error(&self.name, e))?;
+        let Some(position) = self.written else { return Ok(()) };
+        if let Some(state) = &self.state {
+            let offset = SinkOffset {
+                position: position.to_string(),
+                events: self.events,
+                checkpoint,
+                committed_at: now_rfc3339(),
+            };
+            state.write_sink_offset(&self.name, &offset)?;
+        }
+        tracing::debug!(sink = %self.name, position = %position, "committed");
+        self.durable = Some(position);
+        let _ = self.durable_tx.send(Some(position));
+        Ok(())
+    }
+}
+
+fn sink_error(name: &str, e: outflow_sinks::SinkError) -> Error {
+    Error::fatal(format!("sink {name:?} failed: {e}"), "fix the sink's destination; outflow resumes from its last committed offset")
+}
+
+impl SinkHandle {
+    /// Hands a batch to the sink, waiting while its queue is full. Fails when
+    /// the sink has stopped (its error is reported by `finish`).
+    pub async fn send(&self, batch: Batch) -> std::result::Result<(), ()> {
+        match &self.tx {
+            Some(tx) => tx.send(batch).await.map_err(|_| ()),
+            None => Err(()),
+        }
+    }
+
+    pub fn durable(&self) -> Option<Position> {
+        *self.durable.borrow()
+    }
+
+    pub fn durable_watch(&self) -> watch::Receiver<Option<Position>> {
+        self.durable.clone()
+    }
+
+    /// Closes the queue, lets the sink drain and commit, and returns its result.
+    pub async fn finish(&mut self) -> Result<()> {
+        self.tx.take();
+        let Some(join) = self.join.take() else { return Ok(()) };
+        tokio::task::spawn_blocking(move || join.join())
+            .await
+            .map_err(|e| Error::fatal(format!("sink thread failed: {e}"), "this is a bug; please report it"))?
+            .unwrap_or_else(|_| Err(Error::fatal("a sink thread panicked", "this is a bug; please report it")))
+    }
+}
+
+/// The position every sink has made durable (None until all have one).
+pub fn min_durable(sinks: &[SinkHandle]) -> Option<Position> {
+    sinks.iter().map(SinkHandle::durable).try_fold(None::<Position>, |acc, d| {
+        let d = d?;
+        Some(Some(acc.map_or(d, |a| a.min(d))))
+    })?
+}
