@@ -1,0 +1,25 @@
+//! PostgreSQL text output → `pgtypes::parse_text`: it may reject, never panic.
+//!
+//! Input: a type OID (first 4 bytes, big-endian; OIDs 1 and 2 stand for a
+//! user enum and an array of one), then the value's text.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use outflow_decoders::pg_type_registry::{PgType, TypeRegistry};
+use outflow_decoders::pgtypes;
+
+fuzz_target!(|data: &[u8]| {
+    if data.len() < 4 {
+        return;
+    }
+    let oid = u32::from_be_bytes([data[0], data[1], data[2], data[3]]);
+    let Ok(text) = std::str::from_utf8(&data[4..]) else {
+        return;
+    };
+    let ty = match oid {
+        1 => PgType::Enum,
+        2 => PgType::Array(Box::new(PgType::Enum)),
+        oid => TypeRegistry::new().resolve(oid),
+    };
+    let _ = pgtypes::parse_text(&ty, text);
+});
