@@ -8,6 +8,10 @@
 
 pub mod error;
 pub mod model;
+pub mod pg_decoder;
+pub mod pg_type_registry;
+pub mod pgoutput;
+pub mod pgtypes;
 pub mod position;
 pub mod value;
 
