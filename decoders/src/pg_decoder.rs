@@ -43,9 +43,13 @@
 //! `before` is `None` otherwise. A Delete always carries the key (or the whole
 //! row under `FULL`). PostgreSQL refuses UPDATE and DELETE on a table that
 //! publishes them and has identity `NOTHING` (or `DEFAULT` without a primary
-//! key), so such changes never reach the stream. An unchanged TOASTed column
-//! (`u`) becomes `Value::Unchanged`, also in an Update's `after` when the old
-//! row (identity `FULL`) has the value: it is not copied over.
+//! key), so such changes never reach the stream.
+//!
+//! TOAST: an unchanged TOASTed column (`u`) the server did not send becomes
+//! `Value::Unchanged`. When an Update's old tuple has that column's value
+//! (identity `FULL`: the server sends the old row detoasted), the value is
+//! copied into `after`, as Debezium's `PostgresChangeRecordEmitter` does
+//! (DBZ-3835); otherwise `after` keeps `Unchanged`, never NULL.
 //!
 //! Errors are `DecodeError::State` when the stream contradicts the state (a
 //! change outside Begin/Commit, an unknown rel id, a tuple whose column count
@@ -205,7 +209,10 @@ impl PgDecoder {
             PgMessage::Update(upd) => {
                 let rel = self.cached(upd.rel_id, "update")?;
                 let before = upd.old.map(|old| self.row(rel, old.tuple())).transpose()?;
-                let after = self.row(rel, &upd.new)?;
+                let mut after = self.row(rel, &upd.new)?;
+                if let Some(before) = &before {
+                    fill_unchanged_from_old(&mut after, before);
+                }
                 self.push_change(wal_start, Op::Update, upd.rel_id, before, Some(after), out)?;
             }
             PgMessage::Delete(del) => {
@@ -367,6 +374,16 @@ impl PgDecoder {
     }
 }
 
+/// Replaces each `Unchanged` in `after` by the old row's value when the old
+/// row has one (not NULL: under a key-only old tuple NULL means "not sent").
+fn fill_unchanged_from_old(after: &mut Row, before: &Row) {
+    for (new, old) in after.iter_mut().zip(before) {
+        if *new == Value::Unchanged && !matches!(old, Value::Null | Value::Unchanged) {
+            *new = old.clone();
+        }
+    }
+}
+
 fn op_name(op: Op) -> &'static str {
     match op {
         Op::Read => "read",
@@ -506,19 +523,23 @@ mod tests {
     }
 
     #[test]
-    fn unchanged_toast_stays_unchanged_even_when_the_old_row_has_it() {
+    fn unchanged_toast_is_taken_from_the_old_row_when_it_was_sent() {
         let mut dec = in_transaction();
         let items = feed(
             &mut dec,
             &[
                 build::update(ORDERS, None, &[Col::Text("1"), Col::Toast]),
-                build::update(ORDERS, Some((b'O', &[Col::Text("1"), Col::Text("big")])), &[Col::Text("1"), Col::Toast]),
+                // Key changed: the key-only old tuple's NULL means "not sent", not a value.
+                build::update(ORDERS, Some((b'K', &[Col::Text("1"), Col::Null])), &[Col::Text("2"), Col::Toast]),
+                // REPLICA IDENTITY FULL: the server sends the old row detoasted.
+                build::update(ORDERS, Some((b'O', &[Col::Text("2"), Col::Text("big")])), &[Col::Text("2"), Col::Toast]),
             ],
         );
         let c = changes(&items);
         assert_eq!(c[0].after, Some(vec![v(23, "1"), Value::Unchanged]));
-        assert_eq!(c[1].before, Some(vec![v(23, "1"), v(25, "big")]));
-        assert_eq!(c[1].after, Some(vec![v(23, "1"), Value::Unchanged]));
+        assert_eq!(c[1].after, Some(vec![v(23, "2"), Value::Unchanged]));
+        assert_eq!(c[2].before, Some(vec![v(23, "2"), v(25, "big")]));
+        assert_eq!(c[2].after, Some(vec![v(23, "2"), v(25, "big")]));
     }
 
     #[test]
