@@ -51,6 +51,9 @@
 //! copied into `after`, as Debezium's `PostgresChangeRecordEmitter` does
 //! (DBZ-3835); otherwise `after` keeps `Unchanged`, never NULL.
 //!
+//! Origin messages (a transaction replicated here from another node) are
+//! parsed and ignored; Type messages name user types for `type_name`.
+//!
 //! Errors are `DecodeError::State` when the stream contradicts the state (a
 //! change outside Begin/Commit, an unknown rel id, a tuple whose column count
 //! differs from its relation's). On any error nothing is pushed and the
