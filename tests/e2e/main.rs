@@ -1,0 +1,12 @@
+//! End-to-end tests: the real `outflow` binary, a real config file, real
+//! throwaway servers from `scripts/test-services.sh`, and the sink's output
+//! read back by an independent reader. Run through `scripts/test.sh`.
+//!
+//! One test binary (fast to link, one process), one module per area:
+//! `bad_input` (user mistakes give one clear error line, never a panic) and
+//! `pg_stream` (PostgreSQL changes arrive complete, ordered and rendered the
+//! Debezium way).
+
+mod bad_input;
+mod harness;
+mod pg_stream;
