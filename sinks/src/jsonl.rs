@@ -4,7 +4,8 @@
 //! the checkpoint, which the pipeline stores atomically with the sink's
 //! offset. On start the file is truncated back to the committed length, so
 //! lines written after the last commit (and possibly torn by a crash) are
-//! removed and replayed. Stdout cannot be taken back: at-least-once.
+//! removed and replayed. Stdout, pipes and devices cannot be taken back:
+//! at-least-once.
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Seek, SeekFrom, Write};
@@ -37,7 +38,8 @@ fn default_placeholder() -> String {
 }
 
 enum Output {
-    Stdout(io::Stdout),
+    /// Stdout, a pipe or a device: written through, never truncated.
+    Stream(Box<dyn Write + Send>),
     File { file: File, len: u64, path: PathBuf },
 }
 
@@ -53,8 +55,15 @@ impl JsonlConfig {
     pub fn build(&self, ctx: SinkContext, checkpoint: Option<&Checkpoint>) -> Result<JsonlSink, SinkError> {
         let style = ValueStyle { unavailable_placeholder: self.unavailable_value_placeholder.clone() };
         let writer = EventWriter::new(self.format, style, ctx);
+        let is_stream = self.path.as_os_str() == "-"
+            || std::fs::metadata(&self.path).is_ok_and(|m| !m.file_type().is_file());
         let out = if self.path.as_os_str() == "-" {
-            Output::Stdout(io::stdout())
+            Output::Stream(Box::new(io::stdout()))
+        } else if is_stream {
+            let f = OpenOptions::new().write(true).open(&self.path).map_err(|e| {
+                SinkError::io(format!("cannot open {}", self.path.display()), e)
+            })?;
+            Output::Stream(Box::new(f))
         } else {
             open_file(&self.path, checkpoint)?
         };
@@ -108,7 +117,7 @@ impl Sink for JsonlSink {
             }
         }
         match &mut self.out {
-            Output::Stdout(s) => s.lock().write_all(&self.line).map_err(|e| SinkError::io("cannot write to stdout", e)),
+            Output::Stream(s) => s.write_all(&self.line).map_err(|e| SinkError::io("cannot write output", e)),
             Output::File { file, len, path } => {
                 file.write_all(&self.line).map_err(|e| SinkError::io(format!("cannot write {}", path.display()), e))?;
                 *len += self.line.len() as u64;
@@ -119,8 +128,8 @@ impl Sink for JsonlSink {
 
     fn flush(&mut self) -> Result<Checkpoint, SinkError> {
         match &mut self.out {
-            Output::Stdout(s) => {
-                s.flush().map_err(|e| SinkError::io("cannot flush stdout", e))?;
+            Output::Stream(s) => {
+                s.flush().map_err(|e| SinkError::io("cannot flush output", e))?;
                 Ok(Checkpoint::Null)
             }
             Output::File { file, len, path } => {

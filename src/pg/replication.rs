@@ -150,7 +150,7 @@ impl ReplicationConn {
                     self.flush().await?;
                 }
                 Message::AuthenticationSaslFinal(body) => {
-                    let s = scram.take().ok_or_else(|| protocol_error("unexpected SASL final"))?;
+                    let mut s = scram.take().ok_or_else(|| protocol_error("unexpected SASL final"))?;
                     s.finish(body.data()).map_err(|e| auth_failed(params, &e.to_string()))?;
                 }
                 Message::ReadyForQuery(_) => return Ok(()),
@@ -222,8 +222,14 @@ impl ReplicationConn {
         frontend::query(sql, &mut self.write_buf).map_err(|e| QueryError::Io(io_err(e)))?;
         self.flush().await.map_err(QueryError::Io)?;
         loop {
+            // postgres-protocol does not know CopyBothResponse ('W'): take it by hand.
+            self.fill_message().await.map_err(QueryError::Io)?;
+            if self.read_buf[0] == b'W' {
+                let len = self.buffered_message_len().unwrap_or(0);
+                self.read_buf.advance(len);
+                return Ok(());
+            }
             match self.read_message().await.map_err(QueryError::Io)? {
-                Message::CopyBothResponse(_) => return Ok(()),
                 Message::ErrorResponse(body) => {
                     let e = ServerError::from_body(body);
                     // drain to ReadyForQuery so the connection stays usable
@@ -237,11 +243,38 @@ impl ReplicationConn {
 
     /// True when a complete message is already buffered (no read needed).
     pub fn has_buffered_message(&self) -> bool {
+        self.buffered_message_len().is_some()
+    }
+
+    /// Length (tag included) of the first buffered message, if it is complete.
+    fn buffered_message_len(&self) -> Option<usize> {
         if self.read_buf.len() < 5 {
-            return false;
+            return None;
         }
         let len = i32::from_be_bytes([self.read_buf[1], self.read_buf[2], self.read_buf[3], self.read_buf[4]]);
-        len >= 4 && self.read_buf.len() >= len as usize + 1
+        let total = usize::try_from(len).ok()?.checked_add(1)?;
+        (len >= 4 && self.read_buf.len() >= total).then_some(total)
+    }
+
+    /// Reads until at least one complete message is buffered.
+    async fn fill_message(&mut self) -> Result<()> {
+        while !self.has_buffered_message() {
+            self.read_more().await?;
+        }
+        Ok(())
+    }
+
+    async fn read_more(&mut self) -> Result<()> {
+        if self.read_buf.capacity() - self.read_buf.len() < 8192 {
+            self.read_buf.reserve(1 << 16);
+        }
+        let n = self.stream.read_buf(&mut self.read_buf).await.map_err(|e| {
+            Error::transient(format!("lost the replication connection to {}: {e}", self.display))
+        })?;
+        if n == 0 {
+            return Err(Error::transient(format!("postgres at {} closed the replication connection", self.display)));
+        }
+        Ok(())
     }
 
     /// The next message of the CopyBoth stream; `None` when the server ended it.
@@ -324,15 +357,7 @@ impl ReplicationConn {
                 Ok(None) => {}
                 Err(e) => return Err(protocol_error(&e.to_string())),
             }
-            if self.read_buf.capacity() - self.read_buf.len() < 8192 {
-                self.read_buf.reserve(1 << 16);
-            }
-            let n = self.stream.read_buf(&mut self.read_buf).await.map_err(|e| {
-                Error::transient(format!("lost the replication connection to {}: {e}", self.display))
-            })?;
-            if n == 0 {
-                return Err(Error::transient(format!("postgres at {} closed the replication connection", self.display)));
-            }
+            self.read_more().await?;
         }
     }
 }
