@@ -76,9 +76,12 @@ async fn corrupt_state_file_is_reported_by_name_and_left_unchanged() {
     let files = state_files(&outflow.state_dir());
     assert!(!files.is_empty(), "a successful run left no files in {}", outflow.state_dir().display());
     let garbage: &[u8] = b"\x00\xff{{ this is not outflow state \xfe\n";
-    for file in files {
+    for (n, file) in files.into_iter().enumerate() {
         let original = std::fs::read(&file).unwrap();
         std::fs::write(&file, garbage).unwrap();
+        // A pending change, so that files read only while streaming (the
+        // schema history) are read too.
+        db.execute(&format!("INSERT INTO t VALUES ({})", n + 2)).await;
 
         let out = outflow.run_until_caught_up().await;
         let error = out.assert_clean_error().to_string();
@@ -98,7 +101,7 @@ async fn second_run_on_the_same_state_dir_is_refused_and_the_first_keeps_running
     db.execute("CREATE TABLE t (id int PRIMARY KEY)").await;
     let outflow = Outflow::new(&db, &["public.t"]);
     let mut first = outflow.spawn_run();
-    wait_for(SHORT, "the first run to stream from its slot", || db.slot_active()).await;
+    db.wait_for_slot_streaming().await;
 
     let second = outflow.run_until_caught_up().await;
     let error = second.assert_clean_error().to_lowercase();
@@ -126,7 +129,7 @@ fn state_files(dir: &Path) -> Vec<PathBuf> {
             let path = entry.unwrap().path();
             if path.is_dir() {
                 stack.push(path);
-            } else if !path.file_name().unwrap().to_string_lossy().contains("lock") {
+            } else if !path.file_name().unwrap().to_string_lossy().to_lowercase().contains("lock") {
                 files.push(path);
             }
         }

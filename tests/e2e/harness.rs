@@ -174,6 +174,19 @@ impl TestDb {
         rows.first().map(|r| r.get::<_, bool>(0)).unwrap_or(false)
     }
 
+    /// Waits until this test's slot has a connected walsender (a run is streaming).
+    pub async fn wait_for_slot_streaming(&self) {
+        wait_for(SHORT, "outflow to stream from its slot", || self.slot_active()).await;
+    }
+
+    /// Waits until no walsender holds this test's slot: after a run exits,
+    /// the server needs a moment to notice, and until then the slot still
+    /// looks active (which would fool [`TestDb::wait_for_slot_streaming`]).
+    pub async fn wait_for_slot_idle(&self) {
+        wait_for(SHORT, "the previous run's walsender to release the slot", || async { !self.slot_active().await })
+            .await;
+    }
+
     /// Drops the database's replication slots and the database now.
     pub async fn cleanup(mut self) {
         self.cleaned = true;
@@ -313,7 +326,7 @@ impl Outcome {
 }
 
 /// One outflow setup: a temp directory holding `outflow.toml`, the state
-/// directory and the JSONL sink's output, for one test's database. The config
+/// directory and the JSONL sink's output (Debezium format), for one test's database. The config
 /// file is (re)written before every command, so builder changes apply to the
 /// next run.
 pub struct Outflow {
@@ -323,7 +336,6 @@ pub struct Outflow {
     tables: Vec<String>,
     slot: String,
     publication: String,
-    format: String,
     raw_config: Option<String>,
 }
 
@@ -338,7 +350,6 @@ impl Outflow {
             tables: tables.iter().map(|t| t.to_string()).collect(),
             slot: db.name().to_string(),
             publication: "outflow".to_string(),
-            format: "debezium".to_string(),
             raw_config: None,
         }
     }
@@ -350,11 +361,6 @@ impl Outflow {
 
     pub fn name(mut self, name: &str) -> Outflow {
         self.name = Some(name.to_string());
-        self
-    }
-
-    pub fn format(mut self, format: &str) -> Outflow {
-        self.format = format.to_string();
         self
     }
 
@@ -395,9 +401,8 @@ impl Outflow {
         ));
         text.push_str(&format!("[state]\ndir = {}\n\n", toml_str(&self.state_dir().to_string_lossy())));
         text.push_str(&format!(
-            "[[sink]]\nname = \"events\"\nkind = \"jsonl\"\npath = {}\nformat = {}\n",
+            "[[sink]]\nname = \"events\"\nkind = \"jsonl\"\npath = {}\nformat = \"debezium\"\n",
             toml_str(&self.out_path().to_string_lossy()),
-            toml_str(&self.format),
         ));
         text
     }
