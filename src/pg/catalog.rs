@@ -181,7 +181,6 @@ impl Catalog {
     pub async fn lookup_type(&self, oid: u32) -> Result<(String, PgType)> {
         let mut current = oid;
         let mut array_depth = 0;
-        let mut name = None;
         for _ in 0..16 {
             let row = self
                 .client
@@ -190,7 +189,6 @@ impl Catalog {
                 .map_err(|e| sql_error("reading pg_type", &e))?;
             let Some(row) = row else { break };
             let typname: String = row.get(0);
-            name.get_or_insert(typname);
             let typtype: String = row.get(1);
             let base: u32 = row.get(2);
             let elem: u32 = row.get(3);
@@ -209,13 +207,14 @@ impl Catalog {
                 "b" if current < 16384 => PgType::Builtin(current),
                 _ => PgType::Other,
             };
+            // A domain is reported under its base type's name, arrays as `_name`.
             let mut ty = scalar;
             for _ in 0..array_depth {
                 ty = PgType::Array(Box::new(ty));
             }
-            return Ok((name.unwrap_or_default(), ty));
+            return Ok((format!("{}{typname}", "_".repeat(array_depth)), ty));
         }
-        Ok((name.unwrap_or_else(|| oid.to_string()), PgType::Other))
+        Ok((oid.to_string(), PgType::Other))
     }
 }
 
