@@ -4,6 +4,7 @@
 pub mod cli;
 pub mod config;
 pub mod error;
+pub mod failpoints;
 pub mod pg;
 pub mod pipeline;
 pub mod state;

@@ -23,6 +23,7 @@ use outflow_sinks::Sink;
 use tokio::sync::{mpsc, watch};
 
 use crate::error::{Error, Result};
+use crate::failpoints;
 use crate::state::{now_rfc3339, SinkOffset, StateDir};
 
 pub type Batch = Arc<Vec<StreamItem>>;
@@ -112,6 +113,7 @@ impl Worker {
             return Ok(());
         };
         sink.write(fresh).map_err(|e| sink_error(&self.name, e))?;
+        failpoints::hit("sink.after_write");
         self.events += fresh.iter().filter(|i| matches!(i, StreamItem::Change(_) | StreamItem::Message(_))).count() as u64;
         self.written = Some(last.position());
         Ok(())
@@ -122,6 +124,7 @@ impl Worker {
             return Ok(());
         }
         let checkpoint = sink.flush().map_err(|e| sink_error(&self.name, e))?;
+        failpoints::hit("sink.after_flush");
         let Some(position) = self.written else { return Ok(()) };
         if let Some(state) = &self.state {
             let offset = SinkOffset {
@@ -131,6 +134,7 @@ impl Worker {
                 committed_at: now_rfc3339(),
             };
             state.write_sink_offset(&self.name, &offset)?;
+            failpoints::hit("sink.after_offset");
         }
         tracing::debug!(sink = %self.name, position = %position, "committed");
         self.durable = Some(position);
