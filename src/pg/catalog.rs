@@ -176,6 +176,21 @@ impl Catalog {
         Ok(row.get::<_, i64>(0) as u64)
     }
 
+    /// The primary key's column names of a table (empty when it has none).
+    pub async fn primary_key(&self, rel_id: u32) -> Result<Vec<String>> {
+        let rows = self
+            .client
+            .query(
+                "SELECT a.attname::text FROM pg_index i JOIN pg_attribute a \
+                 ON a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey) \
+                 WHERE i.indrelid = $1 AND i.indisprimary",
+                &[&rel_id],
+            )
+            .await
+            .map_err(|e| sql_error("reading the primary key", &e))?;
+        Ok(rows.iter().map(|r| r.get(0)).collect())
+    }
+
     /// Looks up a type the decoder does not know: enums, domains (resolved
     /// to their base type), arrays of those.
     pub async fn lookup_type(&self, oid: u32) -> Result<(String, PgType)> {

@@ -231,7 +231,17 @@ impl PgSource {
     /// Decodes one XLogData payload, first looking up any user-defined
     /// column types a Relation message mentions.
     async fn decode(&self, decoder: &mut PgDecoder, wal_start: u64, data: &[u8], out: &mut Vec<StreamItem>) -> Result<()> {
-        let msg = pgoutput::parse(data).map_err(|e| decode_error(wal_start, &e))?;
+        let mut msg = pgoutput::parse(data).map_err(|e| decode_error(wal_start, &e))?;
+        if let pgoutput::PgMessage::Relation(rel) = &mut msg {
+            // pgoutput flags the replica identity's columns (all of them under
+            // FULL); the key users expect, like Debezium's, is the primary key.
+            let pk = self.catalog.primary_key(rel.rel_id).await?;
+            if !pk.is_empty() {
+                for col in &mut rel.columns {
+                    col.key = pk.iter().any(|k| k == col.name);
+                }
+            }
+        }
         for oid in PgDecoder::unknown_types(&msg, decoder.types()) {
             let (name, ty) = self.catalog.lookup_type(oid).await?;
             decoder.types_mut().register_name(oid, name);
