@@ -5,7 +5,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::harness::{wait_for, Outflow, TestDb, SHORT};
+use crate::harness::{changes, wait_for, Outflow, TestDb, SHORT};
 
 #[tokio::test]
 async fn unknown_config_key_is_a_usage_error_naming_the_key_and_the_nearest_valid_one() {
@@ -100,6 +100,11 @@ async fn second_run_on_the_same_state_dir_is_refused_and_the_first_keeps_running
     let db = TestDb::create("second_run").await;
     db.execute("CREATE TABLE t (id int PRIMARY KEY)").await;
     let outflow = Outflow::new(&db, &["public.t"]);
+    // Create the slot first: while CREATE_REPLICATION_SLOT waits for a
+    // consistent point (behind other tests' open transactions) the slot
+    // already looks active, and rows written meanwhile are not streamed.
+    outflow.run_until_caught_up().await.assert_success();
+    db.wait_for_slot_idle().await;
     let mut first = outflow.spawn_run();
     db.wait_for_slot_streaming().await;
 
@@ -114,7 +119,7 @@ async fn second_run_on_the_same_state_dir_is_refused_and_the_first_keeps_running
     // And the first run still works: it delivers a new row and stops cleanly.
     db.execute("INSERT INTO t VALUES (1)").await;
     wait_for(SHORT, "the first run to deliver the row", || async {
-        !crate::harness::changes(&outflow.events_so_far(), "t").is_empty()
+        !changes(&outflow.events_so_far(), "t").is_empty()
     })
     .await;
     first.sigterm_and_wait().await.assert_success();

@@ -174,7 +174,9 @@ impl TestDb {
         rows.first().map(|r| r.get::<_, bool>(0)).unwrap_or(false)
     }
 
-    /// Waits until this test's slot has a connected walsender (a run is streaming).
+    /// Waits until this test's slot has a connected walsender (a run is
+    /// streaming). Only meaningful for an existing slot: while a first run is
+    /// still creating it, the slot already shows as active.
     pub async fn wait_for_slot_streaming(&self) {
         wait_for(SHORT, "outflow to stream from its slot", || self.slot_active()).await;
     }
