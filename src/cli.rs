@@ -15,9 +15,9 @@ use crate::config::{Config, SinkConfig};
 use crate::error::{Error, Result};
 use crate::pg::catalog::Catalog;
 use crate::pg::params::PgParams;
-use crate::pg::source::PgSource;
 use crate::pipeline::{spawn_sink, SinkHandle, SinkStart};
-use crate::state::{SourceIdentity, StateDir};
+use crate::source::{Purpose, Source};
+use crate::state::StateDir;
 
 #[derive(Debug, Parser)]
 #[command(name = "outflow", version, about = "Change-data-capture from PostgreSQL to JSONL, Kafka and Parquet")]
@@ -77,13 +77,8 @@ async fn run(config_path: &Path, until_caught_up: bool) -> Result<()> {
     let identity = state.source_identity()?;
     let has_offsets = starts.iter().any(|(o, _)| o.is_some());
 
-    let source = PgSource::prepare(&config.source, &config.source.slot, false, has_offsets).await?;
-    let this = SourceIdentity {
-        kind: "postgres".into(),
-        system_identifier: source.system_identifier.clone(),
-        database: source.params.dbname.clone(),
-        slot: source.slot.clone(),
-    };
+    let source = Source::prepare(&config.source, Purpose::Run { has_offsets }).await?;
+    let this = source.identity();
     match identity {
         Some(known) if known != this => {
             return Err(Error::fatal(
@@ -99,7 +94,7 @@ async fn run(config_path: &Path, until_caught_up: bool) -> Result<()> {
         None => state.write_source_identity(&this)?,
     }
 
-    let ctx = sink_context(&config, &source.params);
+    let ctx = source.sink_context(&config.name);
     let mut handles = Vec::new();
     for (sink_cfg, (offset, position)) in config.sinks.iter().zip(starts) {
         let checkpoint = offset.as_ref().map(|o| &o.checkpoint);
@@ -115,9 +110,8 @@ async fn run(config_path: &Path, until_caught_up: bool) -> Result<()> {
 
 async fn tail(config_path: &Path, until_caught_up: bool) -> Result<()> {
     let config = Config::load(config_path)?;
-    let slot = format!("outflow_tail_{}", std::process::id());
-    let source = PgSource::prepare(&config.source, &slot, true, false).await?;
-    let ctx = sink_context(&config, &source.params);
+    let source = Source::prepare(&config.source, Purpose::Tail).await?;
+    let ctx = source.sink_context(&config.name);
     let stdout = outflow_sinks::jsonl::JsonlConfig {
         name: "tail".into(),
         path: PathBuf::from("-"),
@@ -128,10 +122,6 @@ async fn tail(config_path: &Path, until_caught_up: bool) -> Result<()> {
     let mut handles =
         vec![spawn_sink("tail".into(), Box::new(sink), None, SinkStart { position: None, events: 0 }, COMMIT_INTERVAL)];
     source.stream(&mut handles, None, until_caught_up, shutdown_on_signal()).await
-}
-
-fn sink_context(config: &Config, params: &PgParams) -> SinkContext {
-    SinkContext { pipeline: config.name.clone(), connector: "postgresql", db: params.dbname.clone() }
 }
 
 fn build_sink(cfg: &SinkConfig, ctx: SinkContext, checkpoint: Option<&serde_json::Value>) -> Result<Box<dyn Sink>> {

@@ -7,4 +7,5 @@ pub mod error;
 pub mod failpoints;
 pub mod pg;
 pub mod pipeline;
+pub mod source;
 pub mod state;

@@ -52,7 +52,7 @@ pub fn spawn_sink(
     commit_interval: Duration,
 ) -> SinkHandle {
     let (tx, mut rx) = mpsc::channel::<Batch>(QUEUE_BATCHES);
-    let (durable_tx, durable) = watch::channel(start.position);
+    let (durable_tx, durable) = watch::channel(start.position.clone());
     let runtime = tokio::runtime::Handle::current();
     let thread_name = format!("sink-{name}");
     let sink_name = name.clone();
@@ -62,7 +62,7 @@ pub fn spawn_sink(
             let mut worker = Worker {
                 name: sink_name,
                 state,
-                written: start.position,
+                written: start.position.clone(),
                 durable: start.position,
                 events: start.events,
                 durable_tx,
@@ -98,24 +98,25 @@ struct Worker {
 
 impl Worker {
     fn write(&mut self, sink: &mut dyn Sink, batch: &[StreamItem]) -> Result<()> {
-        let fresh = match self.written {
+        let fresh = match &self.written {
             None => batch,
             Some(done) => {
                 // Items arrive in order: skip the prefix the sink already has.
                 let skip = batch
                     .iter()
-                    .position(|i| matches!(i, StreamItem::SchemaChange(_)) || i.position() > done)
+                    .position(|i| i.position().is_none_or(|p| p > done))
                     .unwrap_or(batch.len());
                 &batch[skip..]
             }
         };
-        let Some(last) = fresh.iter().rev().find(|i| !matches!(i, StreamItem::SchemaChange(_))) else {
+        let Some(last) = fresh.iter().rev().find_map(StreamItem::position) else {
             return Ok(());
         };
+        let last = last.clone();
         sink.write(fresh).map_err(|e| sink_error(&self.name, e))?;
         failpoints::hit("sink.after_write");
         self.events += fresh.iter().filter(|i| matches!(i, StreamItem::Change(_) | StreamItem::Message(_))).count() as u64;
-        self.written = Some(last.position());
+        self.written = Some(last);
         Ok(())
     }
 
@@ -125,7 +126,7 @@ impl Worker {
         }
         let checkpoint = sink.flush().map_err(|e| sink_error(&self.name, e))?;
         failpoints::hit("sink.after_flush");
-        let Some(position) = self.written else { return Ok(()) };
+        let Some(position) = self.written.clone() else { return Ok(()) };
         if let Some(state) = &self.state {
             let offset = SinkOffset {
                 position: position.to_string(),
@@ -137,7 +138,7 @@ impl Worker {
             failpoints::hit("sink.after_offset");
         }
         tracing::debug!(sink = %self.name, position = %position, "committed");
-        self.durable = Some(position);
+        self.durable = Some(position.clone());
         let _ = self.durable_tx.send(Some(position));
         Ok(())
     }
@@ -158,7 +159,7 @@ impl SinkHandle {
     }
 
     pub fn durable(&self) -> Option<Position> {
-        *self.durable.borrow()
+        self.durable.borrow().clone()
     }
 
     pub fn durable_watch(&self) -> watch::Receiver<Option<Position>> {
@@ -178,8 +179,12 @@ impl SinkHandle {
 
 /// The position every sink has made durable (None until all have one).
 pub fn min_durable(sinks: &[SinkHandle]) -> Option<Position> {
-    sinks.iter().map(SinkHandle::durable).try_fold(None::<Position>, |acc, d| {
-        let d = d?;
-        Some(Some(acc.map_or(d, |a| a.min(d))))
-    })?
+    let mut min: Option<Position> = None;
+    for s in sinks {
+        let d = s.durable()?;
+        if min.as_ref().is_none_or(|m| d < *m) {
+            min = Some(d);
+        }
+    }
+    min
 }

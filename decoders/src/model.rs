@@ -142,14 +142,16 @@ pub enum StreamItem {
 }
 
 impl StreamItem {
-    pub fn position(&self) -> Position {
+    /// The item's position; `None` for schema changes, which are not
+    /// positions in the stream but announcements about what follows.
+    pub fn position(&self) -> Option<&Position> {
         match self {
             StreamItem::Begin { position, .. }
             | StreamItem::Commit { position, .. }
-            | StreamItem::Heartbeat { position } => *position,
-            StreamItem::Change(e) => e.position,
-            StreamItem::Message(m) => m.position,
-            StreamItem::SchemaChange(_) => Position::pg(0),
+            | StreamItem::Heartbeat { position } => Some(position),
+            StreamItem::Change(e) => Some(&e.position),
+            StreamItem::Message(m) => Some(&m.position),
+            StreamItem::SchemaChange(_) => None,
         }
     }
 }

@@ -17,7 +17,9 @@ use std::str::FromStr;
 
 use crate::DecodeError;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+/// Not `Copy`: other sources' positions carry names (binlog files, GTID
+/// sets); clone where a position must be kept.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Position {
     Pg { lsn: u64, index: u32 },
 }
