@@ -84,7 +84,7 @@ impl Op {
 }
 
 /// Where and when a change happened, beyond its ordering position.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct SourceInfo {
     /// Commit time, microseconds since the epoch.
     pub commit_ts_us: i64,
@@ -96,6 +96,24 @@ pub struct SourceInfo {
     /// (Debezium's `sequence[0]`).
     pub last_commit_lsn: Option<u64>,
     pub snapshot: bool,
+    /// MySQL/MariaDB: where in the binlog the change is (Debezium's
+    /// `file`/`pos`/`row`/`server_id`/`gtid`/`thread`).
+    pub binlog: Option<BinlogSource>,
+}
+
+/// The binlog coordinates of one change, as Debezium's MySQL connector
+/// reports them in its `source` block.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct BinlogSource {
+    pub file: Arc<str>,
+    /// Byte offset of the transaction's first event (Debezium's `pos`).
+    pub pos: u64,
+    /// Row index inside the rows event (0-based).
+    pub row: u32,
+    pub server_id: u32,
+    /// The transaction's GTID (`0-1-5`), when the server has GTIDs.
+    pub gtid: Option<Arc<str>>,
+    pub thread: Option<u32>,
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -329,6 +329,7 @@ impl PgDecoder {
             lsn: Some(wal_start),
             last_commit_lsn: self.last_commit_lsn,
             snapshot: false,
+            binlog: None,
         };
         Ok((Position::Pg { lsn: tx.final_lsn, index: tx.index }, source))
     }
@@ -363,6 +364,7 @@ impl PgDecoder {
                 lsn: Some(m.lsn),
                 last_commit_lsn: self.last_commit_lsn,
                 snapshot: false,
+                binlog: None,
             };
             (Position::Pg { lsn: m.lsn, index: 1 }, source)
         };

@@ -10,10 +10,35 @@
 //!   record starts at that LSN: its events 1..=12 are done. Events themselves
 //!   carry such positions (index from 1), so a resume point `lsn:X` (index 0)
 //!   sorts before every event of a transaction committing at `X`.
+//!
+//! MySQL/MariaDB positions ([`MysqlPos`]) follow the same resume-point idea,
+//! with one of two anchors:
+//! - `gtid:0-1-5,1-2-9` — a GTID state (MariaDB `domain-server-seq` per
+//!   domain, what `@slave_connect_state` takes): every transaction in it is
+//!   done. Used whenever the server has GTIDs (every MariaDB 10+).
+//! - `file:mysql-bin.000003:1234` — a binlog file and byte offset: every
+//!   event before it is done. Used for MySQL (whose UUID GTID sets outflow
+//!   does not resume from yet).
+//!
+//! Like PostgreSQL's, a trailing `:N` is the event index inside the *next*
+//! transaction after the anchor: `gtid:0-1-5:3` means "state 0-1-5 done, plus
+//! the first 3 row events of the transaction that follows it". Every change
+//! carries such a position, so a restart after a crash in the middle of a
+//! multi-row event resumes exactly after the last durable row: it starts the
+//! server at the anchor and skips the events it already has. A commit carries
+//! the new anchor (state including its GTID, or the byte offset after its
+//! XID) with index 0, which sorts after every event of the transaction.
+//!
+//! Order: file anchors by (file sequence number, file name, offset, index);
+//! GTID anchors by their per-domain sequence numbers — one stream's states
+//! only ever grow, so one dominates the other; states that do not (different
+//! servers' streams) fall back to comparing the sorted `(domain, seq)` lists.
+//! A file anchor sorts before any GTID anchor.
 
 use std::cmp::Ordering;
 use std::fmt;
 use std::str::FromStr;
+use std::sync::Arc;
 
 use crate::DecodeError;
 
@@ -22,6 +47,172 @@ use crate::DecodeError;
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Position {
     Pg { lsn: u64, index: u32 },
+    Mysql(MysqlPos),
+}
+
+/// A MySQL/MariaDB resume point plus the event index after it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct MysqlPos {
+    pub anchor: MysqlAnchor,
+    pub index: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum MysqlAnchor {
+    /// Binlog file name and byte offset of the next event to read.
+    File { name: Arc<str>, pos: u64 },
+    /// MariaDB GTID state: one GTID per replication domain.
+    Gtid(GtidSet),
+}
+
+/// One MariaDB GTID: `domain-server-seq`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Gtid {
+    pub domain: u32,
+    pub server: u32,
+    pub seq: u64,
+}
+
+impl fmt::Display for Gtid {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}-{}-{}", self.domain, self.server, self.seq)
+    }
+}
+
+impl FromStr for Gtid {
+    type Err = DecodeError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let bad = || DecodeError::invalid("gtid", format!("{s:?} is not of the form domain-server-seq"));
+        let mut parts = s.trim().splitn(3, '-');
+        let mut next = || parts.next().ok_or_else(bad);
+        let domain = next()?.parse().map_err(|_| bad())?;
+        let server = next()?.parse().map_err(|_| bad())?;
+        let seq = next()?.parse().map_err(|_| bad())?;
+        Ok(Gtid { domain, server, seq })
+    }
+}
+
+/// A MariaDB GTID state: at most one GTID per domain, sorted by domain.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
+pub struct GtidSet(Arc<[Gtid]>);
+
+impl GtidSet {
+    pub fn new(mut gtids: Vec<Gtid>) -> Self {
+        gtids.sort_by_key(|g| (g.domain, std::cmp::Reverse(g.seq)));
+        gtids.dedup_by_key(|g| g.domain);
+        GtidSet(gtids.into())
+    }
+
+    pub fn gtids(&self) -> &[Gtid] {
+        &self.0
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// The state after transaction `g`: its domain's entry replaced.
+    pub fn with(&self, g: Gtid) -> GtidSet {
+        let mut v: Vec<Gtid> = self.0.iter().filter(|x| x.domain != g.domain).copied().collect();
+        v.push(g);
+        GtidSet::new(v)
+    }
+
+    fn seq(&self, domain: u32) -> u64 {
+        self.0.iter().find(|g| g.domain == domain).map_or(0, |g| g.seq)
+    }
+
+    fn dominance(&self, other: &GtidSet) -> Option<Ordering> {
+        let (mut less, mut greater) = (false, false);
+        for d in self.0.iter().chain(other.0.iter()).map(|g| g.domain) {
+            match self.seq(d).cmp(&other.seq(d)) {
+                Ordering::Less => less = true,
+                Ordering::Greater => greater = true,
+                Ordering::Equal => {}
+            }
+        }
+        match (less, greater) {
+            (false, false) => Some(Ordering::Equal),
+            (true, false) => Some(Ordering::Less),
+            (false, true) => Some(Ordering::Greater),
+            (true, true) => None,
+        }
+    }
+}
+
+impl Ord for GtidSet {
+    fn cmp(&self, other: &Self) -> Ordering {
+        match self.dominance(other) {
+            Some(Ordering::Equal) => self.0.cmp(&other.0),
+            Some(o) => o,
+            None => {
+                let key = |s: &GtidSet| s.0.iter().map(|g| (g.domain, g.seq)).collect::<Vec<_>>();
+                key(self).cmp(&key(other))
+            }
+        }
+    }
+}
+
+impl PartialOrd for GtidSet {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl fmt::Display for GtidSet {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, g) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str(",")?;
+            }
+            write!(f, "{g}")?;
+        }
+        Ok(())
+    }
+}
+
+impl FromStr for GtidSet {
+    type Err = DecodeError;
+
+    /// Parses `0-1-5,1-2-9` (MariaDB's `@@gtid_binlog_pos` spelling); empty is the empty state.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let gtids = s.split(',').map(str::trim).filter(|p| !p.is_empty()).map(str::parse).collect::<Result<Vec<Gtid>, _>>()?;
+        Ok(GtidSet::new(gtids))
+    }
+}
+
+/// The sequence number of a binlog file name (`mysql-bin.000012` → 12), for ordering.
+fn file_seq(name: &str) -> u64 {
+    name.rsplit_once('.').and_then(|(_, n)| n.parse().ok()).unwrap_or(0)
+}
+
+impl Ord for MysqlAnchor {
+    fn cmp(&self, other: &Self) -> Ordering {
+        match (self, other) {
+            (MysqlAnchor::File { name: a, pos: p }, MysqlAnchor::File { name: b, pos: q }) => {
+                (file_seq(a), a, p).cmp(&(file_seq(b), b, q))
+            }
+            (MysqlAnchor::Gtid(a), MysqlAnchor::Gtid(b)) => a.cmp(b),
+            (MysqlAnchor::File { .. }, MysqlAnchor::Gtid(_)) => Ordering::Less,
+            (MysqlAnchor::Gtid(_), MysqlAnchor::File { .. }) => Ordering::Greater,
+        }
+    }
+}
+
+impl PartialOrd for MysqlAnchor {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl fmt::Display for MysqlAnchor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            MysqlAnchor::File { name, pos } => write!(f, "file:{name}:{pos}"),
+            MysqlAnchor::Gtid(set) => write!(f, "gtid:{set}"),
+        }
+    }
 }
 
 impl Position {
@@ -35,7 +226,13 @@ impl Position {
     pub fn pg_ack_lsn(&self) -> u64 {
         match *self {
             Position::Pg { lsn, .. } => lsn,
+            Position::Mysql(_) => 0,
         }
+    }
+
+    /// A MySQL/MariaDB resume point (index 0).
+    pub fn mysql(anchor: MysqlAnchor) -> Self {
+        Position::Mysql(MysqlPos { anchor, index: 0 })
     }
 }
 
@@ -51,6 +248,9 @@ impl Ord for Position {
             (Position::Pg { lsn: a, index: i }, Position::Pg { lsn: b, index: j }) => {
                 (a, i).cmp(&(b, j))
             }
+            (Position::Mysql(a), Position::Mysql(b)) => (&a.anchor, a.index).cmp(&(&b.anchor, b.index)),
+            (Position::Pg { .. }, Position::Mysql(_)) => Ordering::Less,
+            (Position::Mysql(_), Position::Pg { .. }) => Ordering::Greater,
         }
     }
 }
@@ -71,9 +271,11 @@ pub fn parse_lsn(s: &str) -> Result<u64, DecodeError> {
 
 impl fmt::Display for Position {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match *self {
-            Position::Pg { lsn, index: 0 } => write!(f, "lsn:{}", format_lsn(lsn)),
-            Position::Pg { lsn, index } => write!(f, "lsn:{}:{index}", format_lsn(lsn)),
+        match self {
+            Position::Pg { lsn, index: 0 } => write!(f, "lsn:{}", format_lsn(*lsn)),
+            Position::Pg { lsn, index } => write!(f, "lsn:{}:{index}", format_lsn(*lsn)),
+            Position::Mysql(MysqlPos { anchor, index: 0 }) => write!(f, "{anchor}"),
+            Position::Mysql(MysqlPos { anchor, index }) => write!(f, "{anchor}:{index}"),
         }
     }
 }
@@ -82,10 +284,13 @@ impl FromStr for Position {
     type Err = DecodeError;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if s.starts_with("gtid:") || s.starts_with("file:") {
+            return parse_mysql(s);
+        }
         let Some(rest) = s.strip_prefix("lsn:") else {
             return Err(DecodeError::invalid(
                 "position",
-                format!("{s:?}: expected lsn:0/16B3748 or lsn:0/16B3748:INDEX"),
+                format!("{s:?}: expected lsn:0/16B3748[:INDEX], gtid:D-S-N[,...][:INDEX] or file:NAME:POS[:INDEX]"),
             ));
         };
         let (lsn, index) = match rest.split_once(':') {
@@ -99,6 +304,33 @@ impl FromStr for Position {
         };
         Ok(Position::Pg { lsn: parse_lsn(lsn)?, index })
     }
+}
+
+/// `gtid:SET[:INDEX]` or `file:NAME:POS[:INDEX]` (binlog names have no ':').
+fn parse_mysql(s: &str) -> Result<Position, DecodeError> {
+    let bad = |what: &str| DecodeError::invalid("position", format!("{s:?}: {what}"));
+    let num = |t: &str, what: &str| t.parse::<u64>().map_err(|_| bad(what));
+    if let Some(rest) = s.strip_prefix("gtid:") {
+        let (set, index) = match rest.rsplit_once(':') {
+            Some((set, index)) => (set, num(index, "bad event index")?),
+            None => (rest, 0),
+        };
+        let set: GtidSet = set.parse()?;
+        let index = u32::try_from(index).map_err(|_| bad("event index too large"))?;
+        return Ok(Position::Mysql(MysqlPos { anchor: MysqlAnchor::Gtid(set), index }));
+    }
+    let rest = s.strip_prefix("file:").ok_or_else(|| bad("expected gtid: or file:"))?;
+    let parts: Vec<&str> = rest.split(':').collect();
+    let (name, pos, index) = match parts.as_slice() {
+        [name, pos] => (*name, num(pos, "bad byte offset")?, 0),
+        [name, pos, index] => (*name, num(pos, "bad byte offset")?, num(index, "bad event index")?),
+        _ => return Err(bad("expected file:NAME:POS or file:NAME:POS:INDEX")),
+    };
+    if name.is_empty() {
+        return Err(bad("empty binlog file name"));
+    }
+    let index = u32::try_from(index).map_err(|_| bad("event index too large"))?;
+    Ok(Position::Mysql(MysqlPos { anchor: MysqlAnchor::File { name: name.into(), pos }, index }))
 }
 
 #[cfg(test)]
@@ -123,6 +355,39 @@ mod tests {
         // A resume point sorts before every event of a transaction committing there.
         assert!(resume < event);
         assert!(event < Position::pg(0x101));
-        assert!("gtid:1-1-1".parse::<Position>().is_err());
+        assert!("gtid:1-1-x".parse::<Position>().is_err());
+        assert!(resume < "gtid:1-1-1".parse::<Position>().unwrap());
+    }
+
+    #[test]
+    fn mysql_positions_parse_print_and_order() {
+        for text in ["gtid:0-1-5", "gtid:0-1-5,1-2-9:3", "file:mysql-bin.000003:1234", "file:mysql-bin.000003:1234:7", "gtid:"] {
+            let p: Position = text.parse().unwrap();
+            assert_eq!(p.to_string(), text);
+        }
+        let p = |s: &str| s.parse::<Position>().unwrap();
+        // Resume point < events of the next transaction < the commit after it.
+        assert!(p("gtid:0-1-5") < p("gtid:0-1-5:1"));
+        assert!(p("gtid:0-1-5:1") < p("gtid:0-1-5:2"));
+        assert!(p("gtid:0-1-5:2") < p("gtid:0-1-6"));
+        // Another domain advancing also moves the state forward.
+        assert!(p("gtid:0-1-6:9") < p("gtid:0-1-6,1-1-1"));
+        assert!(p("gtid:0-1-9") < p("gtid:0-1-10"));
+        assert!(p("file:mysql-bin.000003:1234") < p("file:mysql-bin.000003:1234:1"));
+        assert!(p("file:mysql-bin.000003:1234:1") < p("file:mysql-bin.000003:1300"));
+        // File numbers, not names, order files (mysql-bin.999999 < mysql-bin.1000000).
+        assert!(p("file:mysql-bin.999999:9999") < p("file:mysql-bin.1000000:4"));
+        assert!("file:x".parse::<Position>().is_err());
+        assert!("file::4".parse::<Position>().is_err());
+        assert!("gtid:0-1".parse::<Position>().is_err());
+    }
+
+    #[test]
+    fn gtid_set_keeps_one_gtid_per_domain() {
+        let s: GtidSet = "1-2-9,0-1-5".parse().unwrap();
+        assert_eq!(s.to_string(), "0-1-5,1-2-9");
+        let t = s.with(Gtid { domain: 0, server: 3, seq: 6 });
+        assert_eq!(t.to_string(), "0-3-6,1-2-9");
+        assert!(s < t);
     }
 }

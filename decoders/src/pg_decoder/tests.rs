@@ -69,7 +69,8 @@ fn a_transaction_of_insert_update_delete() {
                 tx_id: Some(700),
                 lsn: Some(0x1200 + 0x100 * n as u64),
                 last_commit_lsn: None,
-                snapshot: false
+                snapshot: false,
+                binlog: None,
             }
         );
     }
