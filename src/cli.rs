@@ -66,6 +66,7 @@ pub async fn dispatch(cli: Cli) -> Result<()> {
 async fn run(config_path: &Path, until_caught_up: bool) -> Result<()> {
     let config = Config::load(config_path)?;
     let state = Arc::new(StateDir::open_locked(&config.state.dir)?);
+    state.check_all()?;
     // Read every offset before touching the server: a corrupt file stops us here.
     let mut starts = Vec::new();
     for sink in &config.sinks {
@@ -127,6 +128,7 @@ async fn tail(config_path: &Path, until_caught_up: bool) -> Result<()> {
 fn build_sink(cfg: &SinkConfig, ctx: SinkContext, checkpoint: Option<&serde_json::Value>) -> Result<Box<dyn Sink>> {
     Ok(match cfg {
         SinkConfig::Jsonl(c) => Box::new(c.build(ctx, checkpoint)?),
+        SinkConfig::Parquet(c) => Box::new(c.build(ctx, checkpoint)?),
     })
 }
 
@@ -161,6 +163,9 @@ fn shutdown_on_signal() -> CancellationToken {
 
 async fn status(config_path: &Path, as_json: bool) -> Result<()> {
     let config = Config::load(config_path)?;
+    if config.source.kind == crate::config::SourceKind::Mysql {
+        return crate::mysql::status::status(&config, as_json).await;
+    }
     let state = StateDir::open_read_only(&config.state.dir);
     let params = PgParams::from_url(&config.source.url)?;
 

@@ -158,6 +158,21 @@ impl StateDir {
         write_json_atomic(&self.dir.join("source.json"), id)
     }
 
+    /// Reads every state file once, so a corrupt one stops a run before it
+    /// connects anywhere (and not in the middle of streaming).
+    pub fn check_all(&self) -> Result<()> {
+        for sub in ["sinks", "schemas"] {
+            let Ok(entries) = fs::read_dir(self.dir.join(sub)) else { continue };
+            for entry in entries.flatten() {
+                let path = entry.path();
+                if path.extension().is_some_and(|e| e == "json") {
+                    read_json::<serde_json::Value>(&path)?;
+                }
+            }
+        }
+        self.source_identity().map(|_| ())
+    }
+
     /// Appends a schema version to the table's history file.
     pub fn record_schema(&self, table: &str, version: serde_json::Value) -> Result<()> {
         let path = self.dir.join("schemas").join(format!("{table}.json"));

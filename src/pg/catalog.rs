@@ -176,6 +176,28 @@ impl Catalog {
         Ok(row.get::<_, i64>(0) as u64)
     }
 
+    /// The end of the last WAL record inserted so far: everything committed
+    /// before this call, also with `synchronous_commit = off` (whose commits
+    /// may not be written yet, so `pg_current_wal_lsn()` can be behind them).
+    ///
+    /// The insert position points past a page header when the next record
+    /// starts a new page, while a walsender that has read everything reports
+    /// the end of the last record, i.e. the page boundary; that header is
+    /// taken off so the two compare.
+    pub async fn wal_insert_end(&self) -> Result<u64> {
+        let row = self
+            .client
+            .query_one(
+                "SELECT (pg_current_wal_insert_lsn() - '0/0')::bigint, current_setting('wal_block_size')::bigint, \
+                 (SELECT setting::bigint FROM pg_settings WHERE name = 'wal_segment_size')",
+                &[],
+            )
+            .await
+            .map_err(|e| sql_error("reading pg_current_wal_insert_lsn()", &e))?;
+        let (lsn, block, segment) = (row.get::<_, i64>(0) as u64, row.get::<_, i64>(1) as u64, row.get::<_, i64>(2) as u64);
+        Ok(record_end(lsn, block, segment))
+    }
+
     /// The primary key's column names of a table (empty when it has none).
     pub async fn primary_key(&self, rel_id: u32) -> Result<Vec<String>> {
         let rows = self
@@ -230,6 +252,33 @@ impl Catalog {
             return Ok((format!("{}{typname}", "_".repeat(array_depth)), ty));
         }
         Ok((oid.to_string(), PgType::Other))
+    }
+}
+
+/// Takes a page header off an insert position that sits right after one
+/// (long header at a segment start, short header at any other page start).
+fn record_end(insert: u64, block: u64, segment: u64) -> u64 {
+    const SHORT_HEADER: u64 = 24;
+    const LONG_HEADER: u64 = 40;
+    if segment > 0 && insert % segment == LONG_HEADER {
+        insert - LONG_HEADER
+    } else if block > 0 && insert % block == SHORT_HEADER {
+        insert - SHORT_HEADER
+    } else {
+        insert
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::record_end;
+
+    #[test]
+    fn insert_positions_after_page_headers_become_record_ends() {
+        let (block, segment) = (8192, 16 << 20);
+        assert_eq!(record_end(0x1_0000 + 24, block, segment), 0x1_0000);
+        assert_eq!(record_end((16 << 20) + 40, block, segment), 16 << 20);
+        assert_eq!(record_end(0x1_0000 + 100, block, segment), 0x1_0000 + 100);
     }
 }
 

@@ -110,7 +110,7 @@ impl PgSource {
         until_caught_up: bool,
         stop: CancellationToken,
     ) -> Result<()> {
-        let target = if until_caught_up { Some(self.catalog.current_wal_lsn().await?) } else { None };
+        let target = if until_caught_up { Some(self.catalog.wal_insert_end().await?) } else { None };
         let start = min_durable(sinks).map(|p| p.pg_ack_lsn()).unwrap_or(0);
         let sql = format!(
             "START_REPLICATION SLOT \"{}\" LOGICAL {} (proto_version '1', publication_names '{}', messages 'true')",

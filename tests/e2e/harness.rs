@@ -380,6 +380,8 @@ pub struct Outflow {
     slot: String,
     publication: String,
     raw_config: Option<String>,
+    /// Extra environment for the next commands (e.g. OUTFLOW_FAILPOINTS).
+    env: std::cell::RefCell<Vec<(String, String)>>,
 }
 
 impl Outflow {
@@ -397,6 +399,7 @@ impl Outflow {
             slot: db.name().to_string(),
             publication: "outflow".to_string(),
             raw_config: None,
+            env: Default::default(),
         }
     }
 
@@ -413,6 +416,17 @@ impl Outflow {
     /// Replaces the generated config with `text` verbatim (for bad-config tests).
     pub fn raw_config(mut self, text: String) -> Outflow {
         self.raw_config = Some(text);
+        self
+    }
+
+    /// Sets an environment variable for the following commands (an empty
+    /// value removes it again).
+    pub fn with_env(&self, key: &str, value: &str) -> &Outflow {
+        let mut env = self.env.borrow_mut();
+        env.retain(|(k, _)| k != key);
+        if !value.is_empty() {
+            env.push((key.to_string(), value.to_string()));
+        }
         self
     }
 
@@ -469,6 +483,9 @@ impl Outflow {
             .env_remove("PGSSLMODE")
             .stdin(Stdio::null())
             .kill_on_drop(true);
+        for (k, v) in self.env.borrow().iter() {
+            cmd.env(k, v);
+        }
         cmd
     }
 
@@ -512,13 +529,18 @@ impl Outflow {
     /// Starts a long-running `outflow run -c outflow.toml`; stdout and stderr
     /// go to files in the temp dir. Killed if dropped while still running.
     pub fn spawn_run(&self) -> RunningOutflow {
+        let config = self.config_path();
+        self.spawn_command(&["run", "-c", &config.to_string_lossy()])
+    }
+
+    /// Starts `outflow ARGS...` in the background (see [`Outflow::spawn_run`]).
+    pub fn spawn_command(&self, args: &[&str]) -> RunningOutflow {
         let stdout_path = self.dir.path().join(format!("run-{}.stdout", unique()));
         let stderr_path = self.dir.path().join(format!("run-{}.stderr", unique()));
         let stdout = std::fs::File::create(&stdout_path).expect("creating stdout file");
         let stderr = std::fs::File::create(&stderr_path).expect("creating stderr file");
-        let config = self.config_path();
         let child = self
-            .command(&["run", "-c", &config.to_string_lossy()])
+            .command(args)
             .stdout(stdout)
             .stderr(stderr)
             .spawn()
@@ -562,6 +584,11 @@ impl RunningOutflow {
     /// True while the process has not exited.
     pub fn is_running(&mut self) -> bool {
         matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// What the process wrote to stdout so far.
+    pub fn stdout(&self) -> String {
+        std::fs::read_to_string(&self.stdout_path).unwrap_or_default()
     }
 
     /// What the process wrote to stderr so far.

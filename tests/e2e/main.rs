@@ -8,5 +8,8 @@
 //! Debezium way).
 
 mod bad_input;
+mod durability;
 mod harness;
+mod parquet;
 mod pg_stream;
+mod pg_types;
