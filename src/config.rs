@@ -68,18 +68,21 @@ fn default_state_dir() -> PathBuf {
 #[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
 pub enum SinkConfig {
     Jsonl(outflow_sinks::jsonl::JsonlConfig),
+    Parquet(outflow_sinks::parquet::ParquetConfig),
 }
 
 impl SinkConfig {
     pub fn name(&self) -> &str {
         match self {
             SinkConfig::Jsonl(c) => &c.name,
+            SinkConfig::Parquet(c) => &c.name,
         }
     }
 
     pub fn kind(&self) -> &'static str {
         match self {
             SinkConfig::Jsonl(_) => "jsonl",
+            SinkConfig::Parquet(_) => "parquet",
         }
     }
 }

@@ -9,7 +9,9 @@
 //! 2. writes the rest;
 //! 3. every `commit_interval`, and when the channel closes, flushes the sink,
 //!    stores `{position, events, checkpoint}` atomically in the state
-//!    directory, and only then publishes the position as durable.
+//!    directory, and only then publishes the position as durable. The
+//!    position is the last item written, or less when the sink says its
+//!    commits trail its writes (`Sink::durable`, Parquet's rolled files).
 //!
 //! The source reads the minimum durable position over all sinks and
 //! acknowledges only that to the database.
@@ -19,7 +21,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use outflow_decoders::{Position, StreamItem};
-use outflow_sinks::Sink;
+use outflow_sinks::{Durable, Sink};
 use tokio::sync::{mpsc, watch};
 
 use crate::error::{Error, Result};
@@ -72,11 +74,11 @@ pub fn spawn_sink(
                 let wait = next_commit.saturating_duration_since(Instant::now());
                 match runtime.block_on(async { tokio::time::timeout(wait, rx.recv()).await }) {
                     Ok(Some(batch)) => worker.write(sink.as_mut(), &batch)?,
-                    Ok(None) => return worker.commit(sink.as_mut()),
+                    Ok(None) => return worker.commit(sink.as_mut(), true),
                     Err(_elapsed) => {}
                 }
                 if Instant::now() >= next_commit {
-                    worker.commit(sink.as_mut())?;
+                    worker.commit(sink.as_mut(), false)?;
                     next_commit = Instant::now() + commit_interval;
                 }
             }
@@ -120,13 +122,23 @@ impl Worker {
         Ok(())
     }
 
-    fn commit(&mut self, sink: &mut dyn Sink) -> Result<()> {
+    /// Flushes the sink (`last`: the stream ended, everything must become
+    /// durable) and stores the position its durable data reaches.
+    fn commit(&mut self, sink: &mut dyn Sink, last: bool) -> Result<()> {
         if self.written == self.durable {
             return Ok(());
         }
-        let checkpoint = sink.flush().map_err(|e| sink_error(&self.name, e))?;
+        let checkpoint = if last { sink.finish() } else { sink.flush() }.map_err(|e| sink_error(&self.name, e))?;
         failpoints::hit("sink.after_flush");
-        let Some(position) = self.written.clone() else { return Ok(()) };
+        let position = match sink.durable() {
+            Durable::All => self.written.clone(),
+            Durable::Through(p) => Some(p),
+            Durable::Nothing => None,
+        };
+        let Some(position) = position else { return Ok(()) };
+        if self.durable.as_ref() == Some(&position) {
+            return Ok(());
+        }
         if let Some(state) = &self.state {
             let offset = SinkOffset {
                 position: position.to_string(),

@@ -3,6 +3,7 @@
 
 pub mod format;
 pub mod jsonl;
+pub mod parquet;
 pub mod sink;
 
-pub use sink::{Checkpoint, Sink, SinkContext, SinkError};
+pub use sink::{Checkpoint, Durable, Sink, SinkContext, SinkError};

@@ -9,7 +9,7 @@
 //!
 //! Sinks run on their own thread, so `write` and `flush` are blocking calls.
 
-use outflow_decoders::StreamItem;
+use outflow_decoders::{Position, StreamItem};
 use serde_json::Value as Json;
 use thiserror::Error;
 
@@ -28,6 +28,31 @@ pub trait Sink: Send {
     /// Whether a crash can leave events the sink already received twice in
     /// its output (at-least-once) or never (exactly-once).
     fn exactly_once(&self) -> bool;
+
+    /// How far the last `flush` made the written items durable. Sinks that
+    /// commit in units larger than one flush (Parquet files rolled by rows,
+    /// bytes or age) report the position their committed data reaches; the
+    /// pipeline stores and acknowledges that instead of the last item written.
+    fn durable(&self) -> Durable {
+        Durable::All
+    }
+
+    /// The last flush, when the stream ends: everything written must become
+    /// durable (Parquet closes its open files).
+    fn finish(&mut self) -> Result<Checkpoint, SinkError> {
+        self.flush()
+    }
+}
+
+/// What a flush made durable (see [`Sink::durable`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Durable {
+    /// Everything written so far.
+    All,
+    /// Everything up to and including this position.
+    Through(Position),
+    /// Nothing yet since the sink started.
+    Nothing,
 }
 
 /// What every sink may need to know about the pipeline it belongs to.
@@ -47,6 +72,9 @@ pub enum SinkError {
     Io { what: String, source: std::io::Error },
     #[error("invalid checkpoint for this sink: {0}")]
     Checkpoint(String),
+    /// This input cannot be written (definite: retrying will not help).
+    #[error("{0}")]
+    Data(String),
 }
 
 impl SinkError {

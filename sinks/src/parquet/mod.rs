@@ -1,0 +1,478 @@
+//! `kind = "parquet"`: change logs as Parquet files on local disk or object
+//! storage, exactly-once.
+//!
+//! Layout: `<path>/<schema>.<table>/[date=YYYY-MM-DD/]part-<n>-v<schema version>.parquet`,
+//! one row per change: the table's columns (from `after`, `before` for
+//! deletes, all null for truncates) with Arrow types from [`types`], then
+//! `_op`, `_position`, `_tx`, `_source_ts`, `_snapshot` and `_unchanged` (the
+//! columns whose TOASTed value the source did not send; they are null).
+//! A table's schema change closes its files: the next file has the new shape
+//! (pyarrow `dataset` unifies them). Files roll by `roll_rows`, `roll_bytes`
+//! or `roll_interval`, whichever comes first, and when the stream ends.
+//!
+//! Exactly-once ([`manifest`]): a rolled file is staged under `_outflow/tmp/`
+//! and becomes visible only through a manifest commit. Until then its changes
+//! are not durable, so the sink reports (via [`Sink::durable`]) the position
+//! just before the oldest uncommitted change, and the pipeline stores and
+//! acknowledges only that: the source keeps everything not yet committed.
+//! After a crash the staged files are deleted and replay starts from the
+//! stored offset; changes a manifest already holds are skipped per table, so
+//! nothing appears twice even if the offset write was lost.
+//!
+//! Memory: every table's buffered rows and open row groups count against
+//! `memory_limit`; when it is exceeded the largest tables' row groups are
+//! written out to their files (which stay open and uncommitted).
+
+mod manifest;
+mod store;
+mod table;
+pub mod types;
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use ::parquet::basic::{Compression as PqCompression, ZstdLevel};
+use ::parquet::file::properties::WriterProperties;
+use outflow_decoders::{Position, StreamItem};
+use serde::Deserialize;
+use serde_json::json;
+
+use self::manifest::{manifest_path, CommittedFile, Manifest};
+use self::store::Store;
+use self::table::{FileSettings, TableWriter};
+use crate::{Checkpoint, Durable, Sink, SinkContext, SinkError};
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ParquetConfig {
+    pub name: String,
+    /// A local directory, or `s3://bucket/prefix`, `gs://bucket/prefix`,
+    /// `az://container/prefix` (also `abfss://`, `https://` store URLs).
+    pub path: String,
+    /// object_store settings for the URL's store, e.g. `endpoint`, `region`,
+    /// `access_key_id`, `secret_access_key`, `allow_http` (S3); the usual
+    /// environment variables (AWS_*, GOOGLE_*, AZURE_*) apply too.
+    #[serde(default)]
+    pub storage_options: BTreeMap<String, String>,
+    /// Close a table's file after this many rows.
+    #[serde(default = "default_roll_rows")]
+    pub roll_rows: u64,
+    /// ... or once it reaches about this size (e.g. "128MB").
+    #[serde(default = "default_roll_bytes")]
+    pub roll_bytes: ByteSize,
+    /// ... or when its first row is this old (e.g. "60s", "5m"). This bounds
+    /// how far the acknowledged position may trail the data written.
+    #[serde(default = "default_roll_interval")]
+    pub roll_interval: Interval,
+    #[serde(default)]
+    pub compression: Compression,
+    /// zstd level (1..=22), default 1.
+    #[serde(default)]
+    pub compression_level: Option<i32>,
+    /// `"date"`: Hive-style `date=YYYY-MM-DD` directories by commit date (UTC).
+    #[serde(default)]
+    pub partition_by: PartitionBy,
+    /// Rows per Parquet row group.
+    #[serde(default = "default_row_group_rows")]
+    pub row_group_rows: usize,
+    /// Memory budget for buffered rows and open row groups over all tables.
+    #[serde(default = "default_memory_limit")]
+    pub memory_limit: ByteSize,
+    /// Local directory for files on their way to an object store (default:
+    /// the system temp dir).
+    #[serde(default)]
+    pub spool_dir: Option<PathBuf>,
+}
+
+fn default_roll_rows() -> u64 {
+    1_000_000
+}
+fn default_roll_bytes() -> ByteSize {
+    ByteSize(128 << 20)
+}
+fn default_roll_interval() -> Interval {
+    Interval(Duration::from_secs(60))
+}
+fn default_row_group_rows() -> usize {
+    128 * 1024
+}
+fn default_memory_limit() -> ByteSize {
+    ByteSize(256 << 20)
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Compression {
+    #[default]
+    Zstd,
+    Snappy,
+    None,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PartitionBy {
+    #[default]
+    None,
+    Date,
+}
+
+/// A size: an integer number of bytes or a string like "256MB", "1GiB".
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ByteSize(pub u64);
+
+impl<'de> Deserialize<'de> for ByteSize {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            N(u64),
+            S(String),
+        }
+        match Raw::deserialize(d)? {
+            Raw::N(n) => Ok(ByteSize(n)),
+            Raw::S(s) => parse_size(&s).map(ByteSize).ok_or_else(|| {
+                serde::de::Error::custom(format!("{s:?} is not a size; write e.g. \"256MB\", \"1GiB\" or a number of bytes"))
+            }),
+        }
+    }
+}
+
+fn parse_size(s: &str) -> Option<u64> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (n, unit) = s.split_at(split);
+    let n: u64 = n.parse().ok()?;
+    let mult: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "kb" | "k" => 1_000,
+        "mb" | "m" => 1_000_000,
+        "gb" | "g" => 1_000_000_000,
+        "kib" => 1 << 10,
+        "mib" => 1 << 20,
+        "gib" => 1 << 30,
+        _ => return None,
+    };
+    n.checked_mul(mult)
+}
+
+/// A duration: "500ms", "30s", "5m", "1h" or a number of seconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Interval(pub Duration);
+
+impl<'de> Deserialize<'de> for Interval {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            N(u64),
+            S(String),
+        }
+        match Raw::deserialize(d)? {
+            Raw::N(n) => Ok(Interval(Duration::from_secs(n))),
+            Raw::S(s) => parse_interval(&s).map(Interval).ok_or_else(|| {
+                serde::de::Error::custom(format!("{s:?} is not a duration; write e.g. \"30s\", \"5m\" or \"1h\""))
+            }),
+        }
+    }
+}
+
+fn parse_interval(s: &str) -> Option<Duration> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (n, unit) = s.split_at(split);
+    let n: u64 = n.parse().ok()?;
+    Some(match unit.trim() {
+        "ms" => Duration::from_millis(n),
+        "" | "s" => Duration::from_secs(n),
+        "m" => Duration::from_secs(n * 60),
+        "h" => Duration::from_secs(n * 3600),
+        _ => return None,
+    })
+}
+
+pub struct ParquetSink {
+    store: Store,
+    props: WriterProperties,
+    partition_by_date: bool,
+    roll_rows: u64,
+    roll_bytes: usize,
+    roll_interval: Duration,
+    memory_limit: usize,
+    tables: HashMap<String, TableWriter>,
+    /// Per table, the last change held by committed files.
+    committed: BTreeMap<String, Position>,
+    /// Rolled and staged, waiting for the next manifest.
+    pending: Vec<CommittedFile>,
+    pending_marks: BTreeMap<String, Position>,
+    sequence: u64,
+    next_file: u64,
+    /// The last stream position handed to `write`.
+    last: Option<Position>,
+    durable: Durable,
+}
+
+impl ParquetConfig {
+    /// Opens the store and recovers: completes an interrupted commit, deletes
+    /// uncommitted files, and loads the per-table positions to skip.
+    pub fn build(&self, _ctx: SinkContext, checkpoint: Option<&Checkpoint>) -> Result<ParquetSink, SinkError> {
+        let hint = match checkpoint {
+            None | Some(Checkpoint::Null) => None,
+            Some(c) => Some(c.get("manifest").and_then(|m| m.as_u64()).ok_or_else(|| {
+                SinkError::Checkpoint(format!("expected {{\"manifest\": N}}, found {c}"))
+            })?),
+        };
+        let spool = self
+            .spool_dir
+            .clone()
+            .unwrap_or_else(|| std::env::temp_dir().join(format!("outflow-spool-{}-{}", self.name, std::process::id())));
+        let options: Vec<(String, String)> = self.storage_options.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        let store = Store::open(&self.path, &options, spool)?;
+        let latest = store.call(|s| -> Result<Option<Manifest>, SinkError> {
+            let latest = manifest::latest(s, hint.filter(|n| *n > 0))?;
+            if let Some(m) = &latest {
+                manifest::roll_forward(s, m)?;
+            }
+            let removed = s.clear_staging()?;
+            if removed > 0 {
+                tracing::info!(files = removed, "parquet: deleted uncommitted files");
+            }
+            Ok(latest)
+        })?;
+        let latest = latest.unwrap_or_default();
+        if let Some(m) = latest.position.as_deref() {
+            tracing::info!(manifest = latest.sequence, position = m, "parquet: resuming after the last commit");
+        }
+        let compression = match self.compression {
+            Compression::Zstd => {
+                let level = ZstdLevel::try_new(self.compression_level.unwrap_or(1)).map_err(|e| {
+                    SinkError::Data(format!("compression_level: {e}; use 1..=22"))
+                })?;
+                PqCompression::ZSTD(level)
+            }
+            Compression::Snappy => PqCompression::SNAPPY,
+            Compression::None => PqCompression::UNCOMPRESSED,
+        };
+        let props = WriterProperties::builder()
+            .set_compression(compression)
+            .set_max_row_group_row_count(Some(self.row_group_rows.max(1)))
+            .set_created_by(format!("outflow {}", env!("CARGO_PKG_VERSION")))
+            .build();
+        Ok(ParquetSink {
+            committed: latest.table_positions()?,
+            store,
+            props,
+            partition_by_date: self.partition_by == PartitionBy::Date,
+            roll_rows: self.roll_rows.max(1),
+            roll_bytes: self.roll_bytes.0 as usize,
+            roll_interval: self.roll_interval.0,
+            memory_limit: self.memory_limit.0 as usize,
+            tables: HashMap::new(),
+            pending: Vec::new(),
+            pending_marks: BTreeMap::new(),
+            sequence: latest.sequence,
+            next_file: latest.next_file,
+            last: None,
+            durable: Durable::Nothing,
+        })
+    }
+}
+
+impl ParquetSink {
+    fn settings(&self) -> FileSettings<'_> {
+        FileSettings { store: &self.store, props: &self.props, partition_by_date: self.partition_by_date }
+    }
+
+    fn roll(&mut self, key: &str) -> Result<(), SinkError> {
+        let Some(mut t) = self.tables.remove(key) else { return Ok(()) };
+        let mut next = self.next_file;
+        let result = t.roll(&self.settings(), &mut next);
+        self.next_file = next;
+        let (files, mark) = result?;
+        if !files.is_empty() {
+            tracing::debug!(table = %key, files = files.len(), "parquet: rolled");
+        }
+        self.pending.extend(files);
+        if let Some(mark) = mark {
+            self.pending_marks.insert(key.to_string(), mark);
+        }
+        self.tables.insert(key.to_string(), t);
+        Ok(())
+    }
+
+    fn roll_due(&mut self) -> Result<(), SinkError> {
+        let due: Vec<String> = self
+            .tables
+            .values()
+            .filter(|t| t.rows > 0)
+            .filter(|t| {
+                t.rows >= self.roll_rows
+                    || t.file_bytes() >= self.roll_bytes
+                    || t.since.is_some_and(|s| s.elapsed() >= self.roll_interval)
+            })
+            .map(|t| t.key.clone())
+            .collect();
+        for key in due {
+            self.roll(&key)?;
+        }
+        Ok(())
+    }
+
+    /// Writes out the largest tables' row groups until under the budget.
+    fn enforce_memory(&mut self) -> Result<(), SinkError> {
+        let mut total: usize = self.tables.values().map(TableWriter::memory).sum();
+        while total > self.memory_limit {
+            let Some(key) = self.tables.values().filter(|t| t.memory() > 0).max_by_key(|t| t.memory()).map(|t| t.key.clone())
+            else {
+                break;
+            };
+            let mut t = self.tables.remove(&key).expect("present");
+            let before = t.memory();
+            let mut next = self.next_file;
+            let result = t.spill(&self.settings(), &mut next);
+            self.next_file = next;
+            let after = t.memory();
+            self.tables.insert(key.clone(), t);
+            result?;
+            tracing::debug!(table = %key, freed = before.saturating_sub(after), "parquet: memory limit reached, wrote row groups");
+            if after >= before {
+                break;
+            }
+            total = total - before + after;
+        }
+        Ok(())
+    }
+
+    /// Writes the manifest for the staged files, then moves them into place.
+    fn commit(&mut self) -> Result<(), SinkError> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        let mut tables: BTreeMap<String, String> =
+            self.committed.iter().map(|(t, p)| (t.clone(), p.to_string())).collect();
+        for (t, p) in &self.pending_marks {
+            tables.insert(t.clone(), p.to_string());
+        }
+        let position = self.pending_marks.values().max().map(|p| p.to_string());
+        let manifest = Manifest {
+            sequence: self.sequence + 1,
+            position,
+            tables,
+            files: std::mem::take(&mut self.pending),
+            next_file: self.next_file,
+            committed_at: now_rfc3339(),
+        };
+        let bytes = serde_json::to_vec_pretty(&manifest).expect("manifests serialise");
+        let rel = manifest_path(manifest.sequence);
+        if !self.store.create(&rel, bytes)? {
+            return Err(SinkError::Data(format!(
+                "{} already exists: another writer commits to this path; give every parquet sink its own path",
+                self.store.display(&rel)
+            )));
+        }
+        manifest::roll_forward(&self.store, &manifest)?;
+        self.sequence = manifest.sequence;
+        self.committed.append(&mut self.pending_marks);
+        tracing::debug!(manifest = self.sequence, files = manifest.files.len(), "parquet: committed");
+        Ok(())
+    }
+
+    fn update_durable(&mut self) {
+        let open: Vec<&TableWriter> = self.tables.values().filter(|t| t.rows > 0).collect();
+        self.durable = if open.is_empty() {
+            Durable::All
+        } else if open.iter().any(|t| t.before_first.is_none()) {
+            Durable::Nothing
+        } else {
+            let min = open.iter().filter_map(|t| t.before_first.clone()).min().expect("non-empty");
+            Durable::Through(min)
+        };
+    }
+
+    fn checkpoint(&self) -> Checkpoint {
+        json!({ "manifest": self.sequence })
+    }
+}
+
+impl Sink for ParquetSink {
+    fn write(&mut self, items: &[StreamItem]) -> Result<(), SinkError> {
+        for item in items {
+            match item {
+                StreamItem::Change(ev) => {
+                    let key = ev.table.id.to_string().replace('%', "%25").replace('/', "%2F");
+                    if self.committed.get(&key).is_some_and(|done| ev.position <= *done) {
+                        // Already in a committed file (the offset write lagged the manifest).
+                    } else {
+                        if self.tables.get(&key).is_some_and(|t| t.schema.version != ev.table.version
+                            || t.schema.columns != ev.table.columns)
+                        {
+                            self.roll(&key)?;
+                            self.tables.remove(&key);
+                        }
+                        let mut next = self.next_file;
+                        let t = self.tables.entry(key.clone()).or_insert_with(|| TableWriter::new(ev.table.clone()));
+                        let settings = FileSettings {
+                            store: &self.store,
+                            props: &self.props,
+                            partition_by_date: self.partition_by_date,
+                        };
+                        let result = t.append(ev, self.last.as_ref(), &settings, &mut next);
+                        self.next_file = next;
+                        result?;
+                        if t.rows >= self.roll_rows {
+                            self.roll(&key)?;
+                        }
+                    }
+                }
+                StreamItem::SchemaChange(schema) => {
+                    let key = schema.id.to_string().replace('%', "%25").replace('/', "%2F");
+                    if self.tables.get(&key).is_some_and(|t| t.schema.version != schema.version) {
+                        self.roll(&key)?;
+                        self.tables.remove(&key);
+                    }
+                }
+                _ => {}
+            }
+            if let Some(p) = item.position() {
+                self.last = Some(p.clone());
+            }
+        }
+        self.roll_due()?;
+        self.enforce_memory()
+    }
+
+    fn flush(&mut self) -> Result<Checkpoint, SinkError> {
+        self.roll_due()?;
+        self.commit()?;
+        self.update_durable();
+        Ok(self.checkpoint())
+    }
+
+    fn finish(&mut self) -> Result<Checkpoint, SinkError> {
+        let keys: Vec<String> = self.tables.keys().cloned().collect();
+        for key in keys {
+            self.roll(&key)?;
+        }
+        self.flush()
+    }
+
+    fn durable(&self) -> Durable {
+        self.durable.clone()
+    }
+
+    fn exactly_once(&self) -> bool {
+        true
+    }
+}
+
+/// The current UTC time as RFC 3339 (seconds).
+fn now_rfc3339() -> String {
+    let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0);
+    let (y, m, d) = outflow_decoders::value::civil_from_days(secs.div_euclid(86_400));
+    let s = secs.rem_euclid(86_400);
+    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z", s / 3600, s / 60 % 60, s % 60)
+}
+
+#[cfg(test)]
+mod tests;

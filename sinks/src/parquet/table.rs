@@ -1,0 +1,328 @@
+//! One table's uncommitted output: row buffers and open Parquet files, one
+//! per partition (`date=YYYY-MM-DD` when partitioning by event date).
+//!
+//! Rows are buffered as values (at most [`BATCH_ROWS`] per partition), turned
+//! into Arrow record batches and handed to an `ArrowWriter`, which encodes
+//! them into the open row group; [`TableWriter::spill`] forces row groups out
+//! to the file when the sink's memory budget is reached. Rolling closes every
+//! open file of the table at once (so a table's committed files always hold
+//! a prefix of its changes, which is what makes the per-table high-water mark
+//! in the manifest exact) and stages them in the store.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::BufWriter;
+use std::sync::Arc;
+use std::time::Instant;
+
+use arrow_array::builder::{BooleanBuilder, ListBuilder, StringBuilder, TimestampMicrosecondBuilder, UInt64Builder};
+use arrow_array::{ArrayRef, RecordBatch};
+use arrow_schema::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use outflow_decoders::value::civil_from_days;
+use outflow_decoders::{ChangeEvent, Op, Position, TableSchema, Value};
+use ::parquet::arrow::ArrowWriter;
+use ::parquet::file::properties::WriterProperties;
+
+use super::manifest::CommittedFile;
+use super::store::Store;
+use super::types::{build_array, column_field, kind_of, value_size, Kind};
+use crate::SinkError;
+
+/// Rows buffered per partition before they become a record batch.
+pub const BATCH_ROWS: usize = 8192;
+
+/// The metadata columns every file ends with.
+pub const META_COLUMNS: [&str; 6] = ["_op", "_position", "_tx", "_source_ts", "_snapshot", "_unchanged"];
+
+pub struct TableWriter {
+    /// `schema.table`, also the table's directory.
+    pub key: String,
+    pub schema: Arc<TableSchema>,
+    arrow: SchemaRef,
+    kinds: Vec<Kind>,
+    parts: BTreeMap<String, Part>,
+    /// Rows not yet committed, and when the first of them arrived.
+    pub rows: u64,
+    pub since: Option<Instant>,
+    /// The stream position just before this table's first uncommitted row:
+    /// everything up to it is committed as far as this table is concerned.
+    pub before_first: Option<Position>,
+    last_position: Option<Position>,
+}
+
+struct Part {
+    /// `date=YYYY-MM-DD/`, or empty when not partitioning.
+    dir: String,
+    buf: RowBuffer,
+    file: Option<OpenFile>,
+}
+
+#[derive(Default)]
+struct RowBuffer {
+    cols: Vec<Vec<Value>>,
+    op: Vec<&'static str>,
+    position: Vec<String>,
+    tx: Vec<Option<u64>>,
+    ts: Vec<i64>,
+    snapshot: Vec<bool>,
+    /// Per row, the indexes of columns whose value the source did not send.
+    unchanged: Vec<Vec<u16>>,
+    bytes: usize,
+}
+
+struct OpenFile {
+    name: String,
+    dest: String,
+    writer: ArrowWriter<BufWriter<File>>,
+    rows: u64,
+    first_position: String,
+    last_position: String,
+}
+
+/// What a table needs from the sink to open and write files.
+pub struct FileSettings<'a> {
+    pub store: &'a Store,
+    pub props: &'a WriterProperties,
+    pub partition_by_date: bool,
+}
+
+impl TableWriter {
+    pub fn new(schema: Arc<TableSchema>) -> TableWriter {
+        let kinds: Vec<Kind> = schema.columns.iter().map(kind_of).collect();
+        let mut fields: Vec<Field> = schema.columns.iter().zip(&kinds).map(|(c, k)| column_field(c, k)).collect();
+        fields.extend([
+            Field::new("_op", DataType::Utf8, false),
+            Field::new("_position", DataType::Utf8, false),
+            Field::new("_tx", DataType::UInt64, true),
+            Field::new("_source_ts", DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())), false),
+            Field::new("_snapshot", DataType::Boolean, false),
+            Field::new("_unchanged", DataType::List(Arc::new(Field::new("item", DataType::Utf8, true))), false),
+        ]);
+        let mut meta = std::collections::HashMap::new();
+        meta.insert("outflow.table".to_string(), schema.id.to_string());
+        meta.insert("outflow.schema_version".to_string(), schema.version.to_string());
+        TableWriter {
+            key: table_dir(&schema),
+            arrow: Arc::new(Schema::new_with_metadata(fields, meta)),
+            kinds,
+            schema,
+            parts: BTreeMap::new(),
+            rows: 0,
+            since: None,
+            before_first: None,
+            last_position: None,
+        }
+    }
+
+    /// Buffers one change; `before` is the stream position preceding it.
+    pub fn append(
+        &mut self,
+        ev: &ChangeEvent,
+        before: Option<&Position>,
+        files: &FileSettings<'_>,
+        next_file: &mut u64,
+    ) -> Result<(), SinkError> {
+        if self.rows == 0 {
+            self.since = Some(Instant::now());
+            self.before_first = before.cloned();
+        }
+        let partition = if files.partition_by_date { date_partition(ev.source.commit_ts_us) } else { String::new() };
+        let ncols = self.schema.columns.len();
+        let part = self.parts.entry(partition).or_insert_with_key(|p| Part {
+            dir: if p.is_empty() { String::new() } else { format!("{p}/") },
+            buf: RowBuffer::default(),
+            file: None,
+        });
+        let buf = &mut part.buf;
+        if buf.cols.len() != ncols {
+            buf.cols = (0..ncols).map(|_| Vec::with_capacity(BATCH_ROWS)).collect();
+        }
+        let row = match ev.op {
+            Op::Delete => ev.before.as_ref(),
+            Op::Truncate => None,
+            _ => ev.after.as_ref().or(ev.before.as_ref()),
+        };
+        let mut unchanged = Vec::new();
+        for (i, col) in buf.cols.iter_mut().enumerate() {
+            let v = row.and_then(|r| r.get(i)).cloned().unwrap_or(Value::Null);
+            if matches!(v, Value::Unchanged) {
+                unchanged.push(i as u16);
+            }
+            buf.bytes += value_size(&v);
+            col.push(v);
+        }
+        let position = ev.position.to_string();
+        buf.bytes += position.len() + 64 + unchanged.len() * 2;
+        buf.op.push(ev.op.code());
+        buf.position.push(position);
+        buf.tx.push(ev.source.tx_id);
+        buf.ts.push(ev.source.commit_ts_us);
+        buf.snapshot.push(ev.source.snapshot || ev.op == Op::Read);
+        buf.unchanged.push(unchanged);
+        self.rows += 1;
+        self.last_position = Some(ev.position.clone());
+        if part.buf.op.len() >= BATCH_ROWS {
+            let (key, version) = (self.key.clone(), self.schema.version);
+            write_buffer(part, &self.arrow, &self.kinds, &self.schema, (&key, version), files, next_file)?;
+        }
+        Ok(())
+    }
+
+    /// Bytes held in memory: buffered values plus encoded, unflushed row groups.
+    pub fn memory(&self) -> usize {
+        self.parts.values().map(|p| p.buf.bytes + p.file.as_ref().map_or(0, |f| f.writer.memory_size())).sum()
+    }
+
+    /// Approximate size of the table's open files (written plus buffered).
+    pub fn file_bytes(&self) -> usize {
+        self.parts
+            .values()
+            .map(|p| p.buf.bytes / 4 + p.file.as_ref().map_or(0, |f| f.writer.bytes_written() + f.writer.in_progress_size()))
+            .sum()
+    }
+
+    /// Moves buffered rows into the files and ends their row groups, so the
+    /// encoded data leaves memory.
+    pub fn spill(&mut self, files: &FileSettings<'_>, next_file: &mut u64) -> Result<(), SinkError> {
+        let (key, version) = (self.key.clone(), self.schema.version);
+        for part in self.parts.values_mut() {
+            write_buffer(part, &self.arrow, &self.kinds, &self.schema, (&key, version), files, next_file)?;
+            if let Some(f) = &mut part.file {
+                f.writer.flush().map_err(|e| parquet_err(&f.name, e))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Closes every open file, stages it, and returns what to commit and the
+    /// table's new high-water mark. The table is empty afterwards.
+    pub fn roll(
+        &mut self,
+        files: &FileSettings<'_>,
+        next_file: &mut u64,
+    ) -> Result<(Vec<CommittedFile>, Option<Position>), SinkError> {
+        let (key, version) = (self.key.clone(), self.schema.version);
+        let mut out = Vec::new();
+        for (_, mut part) in std::mem::take(&mut self.parts) {
+            write_buffer(&mut part, &self.arrow, &self.kinds, &self.schema, (&key, version), files, next_file)?;
+            let Some(f) = part.file.take() else { continue };
+            let buffered = f.writer.into_inner().map_err(|e| parquet_err(&f.name, e))?;
+            let file = buffered.into_inner().map_err(|e| {
+                SinkError::io(format!("cannot write {}", files.store.local_tmp(&f.name).display()), e.into_error())
+            })?;
+            let bytes = file.metadata().map(|m| m.len()).unwrap_or(0);
+            drop(file);
+            files.store.stage(&f.name)?;
+            out.push(CommittedFile {
+                path: f.dest,
+                staged: format!("_outflow/tmp/{}", f.name),
+                table: self.schema.id.to_string(),
+                schema_version: version,
+                rows: f.rows,
+                bytes,
+                first_position: f.first_position,
+                last_position: f.last_position,
+            });
+        }
+        self.rows = 0;
+        self.since = None;
+        self.before_first = None;
+        Ok((out, self.last_position.take()))
+    }
+}
+
+/// Turns a partition's buffered rows into a record batch and writes it,
+/// opening the partition's file first if needed.
+fn write_buffer(
+    part: &mut Part,
+    arrow: &SchemaRef,
+    kinds: &[Kind],
+    schema: &TableSchema,
+    (key, version): (&str, u32),
+    files: &FileSettings<'_>,
+    next_file: &mut u64,
+) -> Result<(), SinkError> {
+    let buf = std::mem::take(&mut part.buf);
+    let rows = buf.op.len();
+    if rows == 0 {
+        return Ok(());
+    }
+    let mut arrays: Vec<ArrayRef> = Vec::with_capacity(kinds.len() + META_COLUMNS.len());
+    for ((col, kind), values) in schema.columns.iter().zip(kinds).zip(&buf.cols) {
+        let refs: Vec<&Value> = values.iter().collect();
+        let array = build_array(kind, &refs).map_err(|m| {
+            SinkError::Data(format!(
+                "column {:?} of {} (type {}) holds {} which does not fit Arrow {:?}; this is a bug in outflow's type mapping, please report it",
+                col.name, schema.id, col.type_name, m.value, m.kind
+            ))
+        })?;
+        arrays.push(array);
+    }
+    let mut op = StringBuilder::with_capacity(rows, rows);
+    let mut position = StringBuilder::with_capacity(rows, rows * 20);
+    let mut tx = UInt64Builder::with_capacity(rows);
+    let mut ts = TimestampMicrosecondBuilder::with_capacity(rows).with_timezone("UTC");
+    let mut snapshot = BooleanBuilder::with_capacity(rows);
+    let mut unchanged = ListBuilder::new(StringBuilder::new());
+    for i in 0..rows {
+        op.append_value(buf.op[i]);
+        position.append_value(&buf.position[i]);
+        tx.append_option(buf.tx[i]);
+        ts.append_value(buf.ts[i]);
+        snapshot.append_value(buf.snapshot[i]);
+        for &c in &buf.unchanged[i] {
+            unchanged.values().append_value(&schema.columns[c as usize].name);
+        }
+        unchanged.append(true);
+    }
+    arrays.push(Arc::new(op.finish()));
+    arrays.push(Arc::new(position.finish()));
+    arrays.push(Arc::new(tx.finish()));
+    arrays.push(Arc::new(ts.finish()));
+    arrays.push(Arc::new(snapshot.finish()));
+    let unchanged = unchanged.finish();
+    // ListBuilder names its child "item" and makes it nullable, as declared.
+    arrays.push(Arc::new(unchanged));
+    let batch = RecordBatch::try_new(arrow.clone(), arrays)
+        .map_err(|e| SinkError::Data(format!("cannot assemble a record batch for {}: {e}", schema.id)))?;
+
+    if part.file.is_none() {
+        let seq = *next_file;
+        *next_file += 1;
+        let name = format!("{seq:010}.parquet");
+        let dest = format!("{key}/{}part-{seq:010}-v{version}.parquet", part.dir);
+        let path = files.store.local_tmp(&name);
+        let file = File::create(&path).map_err(|e| SinkError::io(format!("cannot create {}", path.display()), e))?;
+        let writer = ArrowWriter::try_new(BufWriter::with_capacity(1 << 20, file), arrow.clone(), Some(files.props.clone()))
+            .map_err(|e| parquet_err(&name, e))?;
+        part.file = Some(OpenFile {
+            name,
+            dest,
+            writer,
+            rows: 0,
+            first_position: buf.position[0].clone(),
+            last_position: String::new(),
+        });
+    }
+    let f = part.file.as_mut().expect("opened above");
+    f.writer.write(&batch).map_err(|e| parquet_err(&f.name, e))?;
+    f.rows += rows as u64;
+    f.last_position = buf.position[rows - 1].clone();
+    part.buf.cols = (0..kinds.len()).map(|_| Vec::with_capacity(BATCH_ROWS)).collect();
+    Ok(())
+}
+
+/// `date=YYYY-MM-DD` of a commit time in microseconds since the epoch (UTC).
+pub fn date_partition(ts_us: i64) -> String {
+    let (y, m, d) = civil_from_days(ts_us.div_euclid(86_400_000_000));
+    format!("date={y:04}-{m:02}-{d:02}")
+}
+
+/// A table's directory name: `schema.table`, with `/` (and `%`) escaped.
+fn table_dir(schema: &TableSchema) -> String {
+    schema.id.to_string().replace('%', "%25").replace('/', "%2F")
+}
+
+fn parquet_err(name: &str, e: ::parquet::errors::ParquetError) -> SinkError {
+    SinkError::Data(format!("cannot write parquet file {name}: {e}"))
+}
