@@ -29,6 +29,10 @@ have cargo || die "cargo is not installed; install Rust from https://rustup.rs"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/outflow/target}"
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 
+# The independent readers (pyarrow for Parquet, a local S3 server) live in a venv.
+OUTFLOW_TEST_PYTHON="$(scripts/python-env.sh)"
+export OUTFLOW_TEST_PYTHON
+
 trap 'scripts/test-services.sh down' EXIT
 scripts/test-services.sh up
 eval "$(scripts/test-services.sh env)"
