@@ -67,14 +67,14 @@ async fn kill_9_during_a_busy_run_loses_and_duplicates_nothing() {
         let mut run = outflow.spawn_run();
         db.wait_for_slot_streaming().await;
         let writer = write_rows(&db, round * per_round + 1, per_round);
-        // Kill at a random moment while the writer is busy.
-        let delay = Duration::from_millis(rand::rng().random_range(50..1500));
+        // Kill at a random moment while the writer is still busy.
+        let delay = Duration::from_millis(rand::rng().random_range(50..800));
         let killer = async {
             tokio::time::sleep(delay).await;
+            assert!(run.is_running(), "outflow exited early: {}", run.stderr());
+            run.kill9().await;
         };
         tokio::join!(writer, killer);
-        assert!(run.is_running(), "outflow exited early: {}", run.stderr());
-        run.kill9().await;
         db.wait_for_slot_idle().await;
     }
     outflow.run_until_caught_up().await.assert_success();
@@ -132,16 +132,8 @@ async fn quiet_tables_do_not_pin_wal() {
 #[tokio::test]
 async fn tail_prints_changes_and_leaves_no_slot_behind() {
     let (db, outflow) = setup("tail").await;
-    let mut tail = outflow.spawn_command(&["tail", "-c", &outflow.config_path().to_string_lossy()]);
-    let slots_like = |db: &TestDb| {
-        let db = db;
-        async move {
-            db.query("SELECT count(*) FROM pg_replication_slots WHERE slot_name LIKE 'outflow_tail_%' AND active")
-                .await[0]
-                .get::<_, i64>(0)
-        }
-    };
-    wait_for(SHORT, "tail's temporary slot to stream", || async { slots_like(&db).await == 1 }).await;
+    let tail = outflow.spawn_command(&["tail", "-c", &outflow.config_path().to_string_lossy()]);
+    wait_for(SHORT, "tail's temporary slot to stream", || async { tail_slots(&db, true).await == 1 }).await;
     db.execute("INSERT INTO t VALUES (42, 'seen by tail')").await;
     wait_for(SHORT, "tail to print the insert", || {
         let out = tail.stdout();
@@ -152,11 +144,17 @@ async fn tail_prints_changes_and_leaves_no_slot_behind() {
     out.assert_success();
     let printed: Vec<Value> = out.stdout.lines().map(|l| serde_json::from_str(l).expect("tail prints JSON lines")).collect();
     assert_eq!(created_ids(&printed), vec![42]);
-    let left: i64 =
-        db.query("SELECT count(*) FROM pg_replication_slots WHERE slot_name LIKE 'outflow_tail_%'").await[0].get(0);
-    assert_eq!(left, 0, "tail left its slot behind");
+    assert_eq!(tail_slots(&db, false).await, 0, "tail left its slot behind");
     // tail stores no offsets: the regular pipeline still delivers the insert.
     outflow.run_until_caught_up().await.assert_success();
     assert_eq!(created_ids(&outflow.events()), vec![42]);
     db.cleanup().await;
+}
+
+/// How many of `tail`'s temporary slots exist (only active ones if asked).
+async fn tail_slots(db: &TestDb, active_only: bool) -> i64 {
+    let filter = if active_only { " AND active" } else { "" };
+    db.query(&format!("SELECT count(*) FROM pg_replication_slots WHERE slot_name LIKE 'outflow_tail_%'{filter}"))
+        .await[0]
+        .get(0)
 }
