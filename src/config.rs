@@ -34,7 +34,14 @@ pub struct SourceConfig {
     pub slot: String,
     #[serde(default = "default_outflow")]
     pub publication: String,
+    /// mysql: the replica id outflow registers with; unique among the
+    /// server's replicas (default 5401).
+    #[serde(default)]
+    pub server_id: Option<u32>,
 }
+
+/// The replica id a mysql source uses when `server_id` is not set.
+pub const DEFAULT_MYSQL_SERVER_ID: u32 = 5401;
 
 fn default_outflow() -> String {
     "outflow".into()
@@ -44,6 +51,8 @@ fn default_outflow() -> String {
 #[serde(rename_all = "lowercase")]
 pub enum SourceKind {
     Postgres,
+    /// MySQL and MariaDB.
+    Mysql,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -119,6 +128,21 @@ impl Config {
                     "write tables as \"public.orders\" (a trailing * matches a prefix)",
                 ));
             }
+        }
+        match (self.source.kind, self.source.server_id) {
+            (SourceKind::Mysql, Some(0)) => {
+                return Err(Error::config(
+                    "[source] server_id = 0 is not allowed: the server refuses replicas with id 0",
+                    "pick a number from 1 to 4294967295 no other server or replica uses",
+                ))
+            }
+            (SourceKind::Postgres, Some(_)) => {
+                return Err(Error::config(
+                    "[source] server_id is a mysql setting, but kind = \"postgres\"",
+                    "remove server_id, or set kind = \"mysql\"",
+                ))
+            }
+            _ => {}
         }
         if self.sinks.is_empty() {
             return Err(Error::config(
@@ -231,6 +255,18 @@ mod tests {
         assert_eq!(expand_env("a ${OUTFLOW_TEST_CFG_PW} b").unwrap(), "a s3cret b");
         let err = expand_env("${OUTFLOW_SURELY_UNSET_VAR}").unwrap_err();
         assert!(err.to_string().contains("OUTFLOW_SURELY_UNSET_VAR"));
+    }
+
+    #[test]
+    fn mysql_server_id_defaults_and_is_validated() {
+        let text = MINIMAL.replace("\"postgres\"", "\"mysql\"").replace("postgres://", "mysql://");
+        let c = Config::parse(&text, "test").unwrap();
+        assert_eq!(c.source.kind, SourceKind::Mysql);
+        assert_eq!(c.source.server_id, None);
+        let with_id = text.replace("tables =", "server_id = 77\n tables =");
+        assert_eq!(Config::parse(&with_id, "test").unwrap().source.server_id, Some(77));
+        assert!(Config::parse(&text.replace("tables =", "server_id = 0\n tables ="), "test").is_err());
+        assert!(Config::parse(&MINIMAL.replace("tables =", "server_id = 7\n tables ="), "test").is_err());
     }
 
     #[test]

@@ -5,6 +5,7 @@ pub mod cli;
 pub mod config;
 pub mod error;
 pub mod failpoints;
+pub mod mysql;
 pub mod pg;
 pub mod pipeline;
 pub mod source;

@@ -7,6 +7,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::{SourceConfig, SourceKind};
 use crate::error::Result;
+use crate::mysql::source::MysqlSource;
 use crate::pg::source::PgSource;
 use crate::pipeline::SinkHandle;
 use crate::state::{SourceIdentity, StateDir};
@@ -23,6 +24,7 @@ pub enum Purpose {
 
 pub enum Source {
     Postgres(PgSource),
+    Mysql(MysqlSource),
 }
 
 impl Source {
@@ -37,6 +39,9 @@ impl Source {
                 };
                 Ok(Source::Postgres(PgSource::prepare(cfg, &slot, temporary, must_exist).await?))
             }
+            // Nothing is left on the server either way: run and tail differ
+            // only in whether offsets are stored.
+            SourceKind::Mysql => Ok(Source::Mysql(MysqlSource::prepare(cfg).await?)),
         }
     }
 
@@ -49,6 +54,12 @@ impl Source {
                 database: s.params.dbname.clone(),
                 slot: s.slot.clone(),
             },
+            Source::Mysql(s) => SourceIdentity {
+                kind: "mysql".into(),
+                system_identifier: s.system_identifier(),
+                database: s.database.clone(),
+                slot: "binlog".into(),
+            },
         }
     }
 
@@ -59,6 +70,7 @@ impl Source {
                 connector: "postgresql",
                 db: s.params.dbname.clone(),
             },
+            Source::Mysql(s) => SinkContext { pipeline: pipeline.to_string(), connector: "mysql", db: s.database.clone() },
         }
     }
 
@@ -73,6 +85,7 @@ impl Source {
     ) -> Result<()> {
         match self {
             Source::Postgres(s) => s.stream(sinks, state, until_caught_up, stop).await,
+            Source::Mysql(s) => s.stream(sinks, state, until_caught_up, stop).await,
         }
     }
 }

@@ -1,0 +1,265 @@
+//! The MySQL/MariaDB source: registers as a replica, streams the binlog
+//! through the decoder into the sinks, and keeps nothing on the server.
+//!
+//! Where to start: the minimum durable position over all sinks (a GTID state
+//! on MariaDB, a file and offset on MySQL); with no offsets, the server's
+//! current end, announced to the sinks at once as a heartbeat so the next run
+//! starts there and not at a later "current end". Events at or before a
+//! sink's own offset are skipped by the pipeline, which also resumes inside a
+//! multi-row event.
+//!
+//! Unlike PostgreSQL there is nothing to acknowledge: the server keeps its
+//! binlogs by age (`binlog_expire_logs_seconds`), not by consumer. Purged
+//! positions are reported as such, never replaced by the current end.
+//!
+//! Idle: MariaDB sends HEARTBEAT events every second (`@master_heartbeat_period`),
+//! which become `Heartbeat` items. `--until-caught-up` reads the server's end
+//! at start and stops once the decoder is past it between transactions.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::{FutureExt, StreamExt};
+use mysql_async::BinlogStream;
+use mysql_async::prelude::Queryable;
+use mysql_async::BinlogStreamRequest;
+use outflow_decoders::binlog::{BinlogDecoder, TableFilter};
+use outflow_decoders::position::{MysqlAnchor, MysqlPos};
+use outflow_decoders::{Position, StreamItem, TableSchema};
+use tokio_util::sync::CancellationToken;
+
+use super::catalog::{purged, sql_error, Catalog};
+use crate::config::SourceConfig;
+use crate::error::{Error, Result};
+use crate::pipeline::{min_durable, Batch, SinkHandle};
+use crate::state::StateDir;
+
+/// Items per batch handed to the sinks.
+const BATCH_ITEMS: usize = 2048;
+/// MariaDB heartbeat period while idle.
+const HEARTBEAT_NS: u64 = 1_000_000_000;
+
+pub struct MysqlSource {
+    pub catalog: Catalog,
+    pub server_id: u32,
+    pub tables: Vec<String>,
+    pub database: String,
+}
+
+impl MysqlSource {
+    pub async fn prepare(cfg: &SourceConfig) -> Result<MysqlSource> {
+        let mut catalog = Catalog::connect(&cfg.url).await?;
+        let server_id = cfg.server_id.unwrap_or(crate::config::DEFAULT_MYSQL_SERVER_ID);
+        catalog.preflight(server_id).await?;
+        let database = catalog.opts.db_name().unwrap_or("").to_string();
+        Ok(MysqlSource { catalog, server_id, tables: cfg.tables.clone(), database })
+    }
+
+    /// What identifies this server to a state directory.
+    pub fn system_identifier(&self) -> String {
+        format!("{} server_id {}", if self.catalog.mariadb { "mariadb" } else { "mysql" }, self.catalog.server_id)
+    }
+
+    pub async fn stream(
+        mut self,
+        sinks: &mut [SinkHandle],
+        state: Option<&StateDir>,
+        until_caught_up: bool,
+        stop: CancellationToken,
+    ) -> Result<()> {
+        let end = self.catalog.current_end().await?;
+        let target = until_caught_up.then(|| end.clone());
+        let saved = min_durable(sinks);
+        let start = match &saved {
+            Some(Position::Mysql(MysqlPos { anchor, .. })) => anchor.clone(),
+            Some(other) => {
+                return Err(Error::fatal(
+                    format!("the saved position {other} is not a mysql position"),
+                    "point [state] dir at this source's own directory",
+                ))
+            }
+            None => end.clone(),
+        };
+        match (&start, self.catalog.mariadb) {
+            (MysqlAnchor::File { .. }, true) | (MysqlAnchor::Gtid(_), false) => {
+                return Err(Error::fatal(
+                    format!("the saved position {start} does not fit this server (GTID positions are for MariaDB, file positions for MySQL)"),
+                    "point [state] dir at this source's own directory",
+                ))
+            }
+            _ => {}
+        }
+        self.catalog.check_not_purged(&start).await?;
+        let mut stream = self.open_stream(&start).await?;
+        tracing::info!(position = %start, server_id = self.server_id, "streaming binlog");
+
+        let mut decoder = BinlogDecoder::new(TableFilter::new(&self.tables), &start, true);
+        let result = pump(&mut stream, &mut decoder, sinks, state, target, saved.is_none().then_some(&start), &stop).await;
+        let mut sink_result = Ok(());
+        for s in sinks.iter_mut() {
+            let r = s.finish().await;
+            if sink_result.is_ok() {
+                sink_result = r;
+            }
+        }
+        let _ = stream.close().await;
+        let _ = self.catalog.conn.disconnect().await;
+        result.and(sink_result)
+    }
+
+    async fn open_stream(&mut self, start: &MysqlAnchor) -> Result<BinlogStream> {
+        let mut conn = mysql_async::Conn::new(self.catalog.opts.clone())
+            .await
+            .map_err(|e| sql_error("opening the binlog connection", e))?;
+        let mut setup = vec![format!("SET @master_heartbeat_period = {HEARTBEAT_NS}")];
+        if self.catalog.mariadb {
+            setup.push("SET @mariadb_slave_capability = 4".into());
+        }
+        if let MysqlAnchor::Gtid(set) = start {
+            setup.push(format!("SET @slave_connect_state = '{set}'"));
+            setup.push("SET @slave_gtid_strict_mode = 1".into());
+            setup.push("SET @slave_gtid_ignore_duplicates = 0".into());
+        }
+        for sql in setup {
+            conn.query_drop(&sql).await.map_err(|e| sql_error(&sql, e))?;
+        }
+        let mut request = BinlogStreamRequest::new(self.server_id);
+        let name;
+        if let MysqlAnchor::File { name: n, pos } = start {
+            name = n.to_string();
+            request = request.with_filename(name.as_bytes()).with_pos(*pos);
+        } else {
+            request = request.with_pos(4);
+        }
+        conn.get_binlog_stream(request).await.map_err(|e| stream_error(e, start))
+    }
+}
+
+/// Errors the server sends on the binlog connection, in users' words.
+fn stream_error(e: mysql_async::Error, start: &MysqlAnchor) -> Error {
+    match e {
+        mysql_async::Error::Server(se) if se.code == 1236 => {
+            let m = se.message.to_lowercase();
+            if m.contains("same server_id") || m.contains("same server id") || m.contains("server_uuid") {
+                Error::fatal(
+                    format!("another replica connected with this pipeline's server_id: {}", se.message),
+                    "give every pipeline and replica its own [source] server_id",
+                )
+            } else if m.contains("purged") || m.contains("could not find") || m.contains("not find first log") {
+                let mut err = purged(&start.to_string(), None);
+                err.message = format!("{} (server: {})", err.message, se.message);
+                err
+            } else {
+                Error::fatal(format!("the server ended the binlog stream: {}", se.message), "check the server's error log")
+            }
+        }
+        mysql_async::Error::Server(se) if se.code == 1227 || se.code == 1045 => Error::fatal(
+            format!("the server refused the binlog stream: {}", se.message),
+            "GRANT REPLICATION SLAVE, REPLICATION CLIENT ON *.* TO the [source] user",
+        ),
+        other => sql_error("reading the binlog", other),
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn pump(
+    stream: &mut BinlogStream,
+    decoder: &mut BinlogDecoder,
+    sinks: &mut [SinkHandle],
+    state: Option<&StateDir>,
+    target: Option<MysqlAnchor>,
+    announce: Option<&MysqlAnchor>,
+    stop: &CancellationToken,
+) -> Result<()> {
+    let mut batch: Vec<StreamItem> = Vec::with_capacity(BATCH_ITEMS);
+    if let Some(start) = announce {
+        batch.push(StreamItem::Heartbeat { position: Position::mysql(start.clone()) });
+    }
+    let reached = |d: &BinlogDecoder| target.as_ref().is_some_and(|t| !d.in_transaction() && d.anchor() >= *t);
+    let mut caught_up = reached(decoder);
+    let start = stream_anchor(announce, decoder);
+    while !caught_up {
+        let ev = tokio::select! {
+            biased;
+            _ = stop.cancelled() => break,
+            ev = stream.next() => ev,
+            _ = tokio::time::sleep(Duration::from_secs(30)) => {
+                // MariaDB heartbeats every second; silence means a dead connection.
+                return Err(Error::transient(format!("no binlog event or heartbeat for 30 s since {start}")));
+            }
+        };
+        let mut next = Some(ev);
+        while let Some(ev) = next.take() {
+            let Some(ev) = ev else {
+                return Err(Error::transient("the server ended the binlog stream"));
+            };
+            let ev = ev.map_err(|e| stream_error(e, &decoder.anchor()))?;
+            let from = batch.len();
+            decoder.decode(&ev, &mut batch).map_err(|e| {
+                Error::fatal(
+                    format!("cannot decode the binlog event at {}:{}: {e}", decoder.file(), ev.header().log_pos()),
+                    "nothing after it was delivered; please report this with the server version and the table's definition",
+                )
+            })?;
+            for item in &batch[from..] {
+                if let (StreamItem::SchemaChange(schema), Some(state)) = (item, state) {
+                    record_schema(state, schema, decoder.recent_ddl(&schema.id.schema))?;
+                }
+            }
+            caught_up = reached(decoder);
+            if batch.len() >= BATCH_ITEMS || caught_up {
+                break;
+            }
+            next = stream.next().now_or_never();
+        }
+        if !batch.is_empty() {
+            let full: Batch = Arc::new(std::mem::replace(&mut batch, Vec::with_capacity(BATCH_ITEMS)));
+            for s in sinks.iter() {
+                if s.send(full.clone()).await.is_err() {
+                    return Ok(());
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+fn stream_anchor(announce: Option<&MysqlAnchor>, decoder: &BinlogDecoder) -> String {
+    announce.map(|a| a.to_string()).unwrap_or_else(|| decoder.anchor().to_string())
+}
+
+/// Appends a table's new shape, with the DDL that caused it, to the schema
+/// history (unless the last entry already has these columns: a restart
+/// re-announces every table it meets).
+fn record_schema(state: &StateDir, schema: &TableSchema, ddl: Option<&str>) -> Result<()> {
+    let columns: Vec<serde_json::Value> = schema
+        .columns
+        .iter()
+        .map(|c| {
+            serde_json::json!({
+                "name": c.name,
+                "type": c.type_name,
+                "type_id": c.type_id,
+                "type_modifier": c.type_modifier,
+                "nullable": c.nullable,
+                "key": c.key,
+            })
+        })
+        .collect();
+    let table = schema.id.to_string();
+    let path = state.path().join("schemas").join(format!("{table}.json"));
+    let history: Vec<serde_json::Value> = crate::state::read_json(&path)?.unwrap_or_default();
+    if history.last().is_some_and(|last| last["columns"] == serde_json::Value::Array(columns.clone())) {
+        return Ok(());
+    }
+    tracing::info!(table = %table, version = history.len() + 1, "schema change");
+    state.record_schema(
+        &table,
+        serde_json::json!({
+            "version": history.len() + 1,
+            "recorded_at": crate::state::now_rfc3339(),
+            "ddl": ddl,
+            "columns": columns,
+        }),
+    )
+}

@@ -1,0 +1,169 @@
+//! `outflow status` for a MySQL/MariaDB source: the server's current binlog
+//! file, offset and GTID state, the oldest binlog it still has, and how far
+//! behind each sink's saved position is — in bytes for file positions (summed
+//! over the binlog files between), in transactions for GTID positions (summed
+//! over domains).
+
+use outflow_decoders::position::{GtidSet, MysqlAnchor, MysqlPos};
+use outflow_decoders::Position;
+use serde_json::json;
+
+use super::catalog::{display, parse_url, Catalog};
+use crate::error::Result;
+
+/// What the server says about its binlog.
+pub struct ServerBinlog {
+    pub file: String,
+    pub pos: u64,
+    pub gtid: Option<GtidSet>,
+    pub logs: Vec<(String, u64)>,
+    pub end: MysqlAnchor,
+}
+
+pub async fn server_binlog(url: &str) -> Result<ServerBinlog> {
+    let mut c = Catalog::connect(url).await?;
+    let (file, pos) = c.master_status().await?;
+    let logs = c.binary_logs().await?;
+    let end = c.current_end().await?;
+    let gtid = match &end {
+        MysqlAnchor::Gtid(g) => Some(g.clone()),
+        MysqlAnchor::File { .. } => None,
+    };
+    let _ = c.conn.disconnect().await;
+    Ok(ServerBinlog { file, pos, gtid, logs, end })
+}
+
+/// How far `saved` is behind the server: `(bytes, transactions)`.
+pub fn lag(server: &ServerBinlog, saved: &Position) -> (Option<u64>, Option<u64>) {
+    let Position::Mysql(MysqlPos { anchor, .. }) = saved else { return (None, None) };
+    match (anchor, &server.gtid) {
+        (MysqlAnchor::File { name, pos }, _) => {
+            let Some(i) = server.logs.iter().position(|(f, _)| f.as_str() == &**name) else { return (None, None) };
+            let mut bytes = 0u64;
+            for (f, size) in &server.logs[i..] {
+                let from = if f.as_str() == &**name { *pos } else { 4 };
+                let to = if *f == server.file { server.pos } else { *size };
+                bytes += to.saturating_sub(from);
+                if *f == server.file {
+                    break;
+                }
+            }
+            (Some(bytes), None)
+        }
+        (MysqlAnchor::Gtid(set), Some(now)) => {
+            let behind = now
+                .gtids()
+                .iter()
+                .map(|g| g.seq.saturating_sub(set.gtids().iter().find(|s| s.domain == g.domain).map_or(0, |s| s.seq)))
+                .sum();
+            (None, Some(behind))
+        }
+        (MysqlAnchor::Gtid(_), None) => (None, None),
+    }
+}
+
+/// The `source` object of `status --json`.
+pub fn source_json(url: &str, server_id: u32, server: &std::result::Result<ServerBinlog, String>) -> serde_json::Value {
+    let shown = parse_url(url).map(|o| display(&o)).unwrap_or_default();
+    match server {
+        Ok(s) => json!({
+            "kind": "mysql",
+            "server": shown,
+            "server_position": Position::mysql(s.end.clone()).to_string(),
+            "binlog_file": s.file,
+            "binlog_pos": s.pos,
+            "gtid": s.gtid.as_ref().map(|g| g.to_string()),
+            "oldest_binlog": s.logs.first().map(|l| l.0.clone()),
+            "binlog_files": s.logs.len(),
+            "binlog_bytes": s.logs.iter().map(|l| l.1).sum::<u64>(),
+            "server_id": server_id,
+            "error": null,
+        }),
+        Err(e) => json!({"kind": "mysql", "server": shown, "server_id": server_id, "error": e}),
+    }
+}
+
+pub fn print_source(s: &serde_json::Value) {
+    let text = |v: &serde_json::Value| match v {
+        serde_json::Value::Null => "-".to_string(),
+        serde_json::Value::String(s) => s.clone(),
+        other => other.to_string(),
+    };
+    println!("source    mysql {}  server position {}", text(&s["server"]), text(&s["server_position"]));
+    if let Some(err) = s["error"].as_str() {
+        println!("          error: {err}");
+        return;
+    }
+    println!(
+        "binlog    {}:{}  gtid {}  oldest {}  ({} files, {} bytes)  replica server_id {}",
+        text(&s["binlog_file"]),
+        text(&s["binlog_pos"]),
+        text(&s["gtid"]),
+        text(&s["oldest_binlog"]),
+        text(&s["binlog_files"]),
+        text(&s["binlog_bytes"]),
+        text(&s["server_id"]),
+    );
+}
+
+/// The whole `status` command for a mysql source.
+pub async fn status(config: &crate::config::Config, as_json: bool) -> Result<()> {
+    let state = crate::state::StateDir::open_read_only(&config.state.dir);
+    let server_id = config.source.server_id.unwrap_or(crate::config::DEFAULT_MYSQL_SERVER_ID);
+    let server = server_binlog(&config.source.url).await.map_err(|e| e.message);
+    let mut sinks = Vec::new();
+    for sink in &config.sinks {
+        let name = sink.name();
+        let path = state.sink_offset_path(name);
+        let entry = match state.sink_offset(name) {
+            Ok(Some(o)) => {
+                let (bytes, txs) = match (o.position(&path), &server) {
+                    (Ok(p), Ok(s)) => lag(s, &p),
+                    _ => (None, None),
+                };
+                json!({"name": name, "kind": sink.kind(), "position": o.position, "events": o.events,
+                       "committed_at": o.committed_at, "lag_bytes": bytes, "lag_transactions": txs})
+            }
+            Ok(None) => json!({"name": name, "kind": sink.kind(), "position": null, "events": 0,
+                               "committed_at": null, "lag_bytes": null, "lag_transactions": null}),
+            Err(e) => json!({"name": name, "kind": sink.kind(), "position": null, "events": null, "error": e.message}),
+        };
+        sinks.push(entry);
+    }
+    let process = state.running().map(|i| json!({"pid": i.pid, "started_at": i.started_at}));
+    let report = json!({
+        "source": source_json(&config.source.url, server_id, &server),
+        "sinks": sinks,
+        "snapshot": [],
+        "process": process,
+    });
+    if as_json {
+        println!("{report}");
+        return Ok(());
+    }
+    let text = |v: &serde_json::Value| match v {
+        serde_json::Value::Null => "-".to_string(),
+        serde_json::Value::String(s) => s.clone(),
+        other => other.to_string(),
+    };
+    print_source(&report["source"]);
+    match &report["process"] {
+        serde_json::Value::Null => println!("process   not running"),
+        p => println!("process   running, pid {} since {}", text(&p["pid"]), text(&p["started_at"])),
+    }
+    println!();
+    println!("{:<20} {:<8} {:<34} {:>12} {:>12} {:>8}  COMMITTED", "SINK", "KIND", "POSITION", "EVENTS", "LAG BYTES", "LAG TXS");
+    for sink in report["sinks"].as_array().into_iter().flatten() {
+        println!(
+            "{:<20} {:<8} {:<34} {:>12} {:>12} {:>8}  {}",
+            text(&sink["name"]),
+            text(&sink["kind"]),
+            text(&sink["position"]),
+            text(&sink["events"]),
+            text(&sink["lag_bytes"]),
+            text(&sink["lag_transactions"]),
+            sink["error"].as_str().map(|e| format!("error: {e}")).unwrap_or_else(|| text(&sink["committed_at"])),
+        );
+    }
+    Ok(())
+}
