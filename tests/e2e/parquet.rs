@@ -163,7 +163,9 @@ async fn parquet_every_golden_type_arrives_with_its_arrow_type_and_value() {
         "c_bytea": "0102feff",
         "c_date": 19724, "c_time": 36672345678i64, "c_time3": 36672345000i64, "c_timetz": "10:11:12.5+05:30",
         "c_timestamp": 1704164645123456i64, "c_timestamp3": 1704164645123000i64, "c_timestamptz": 1704164645123456i64,
-        "c_interval": {"months": 14, "days": 3, "micros": 14706789000i64},
+        "c_interval": {"months": 14, "days": 3, "micros": 14706789000i64}
+    });
+    let expect1b = json!({
         "c_uuid": "a0eebc999c0b4ef8bb6d6bb9bd380a11",
         "c_json": "{\"a\": 1, \"b\": [true, null]}", "c_jsonb": "{\"a\": 1, \"b\": [true, null]}",
         "c_enum": "happy", "c_domain": "1234.50", "c_inet": "192.168.0.1/24", "c_cidr": "10.0.0.0/8",
@@ -175,7 +177,7 @@ async fn parquet_every_golden_type_arrives_with_its_arrow_type_and_value() {
         "c_float8_arr": [1.5, -2.0], "c_bytea_arr": ["00ff"],
         "_op": "c", "_snapshot": false, "_unchanged": []
     });
-    for (k, v) in expect1.as_object().unwrap() {
+    for (k, v) in expect1.as_object().unwrap().iter().chain(expect1b.as_object().unwrap()) {
         assert_eq!(&r1[k], v, "row 1 column {k}");
     }
     assert!(r1["c_money"].as_str().unwrap().contains("1,234.56") || r1["c_money"].as_str().unwrap().contains("1234.56"), "{}", r1["c_money"]);
@@ -313,7 +315,7 @@ async fn parquet_kill9_during_a_busy_run_keeps_every_change_exactly_once() {
     }
     // Crashes at each step of the durable path: after the manifest commit
     // but before the offset is stored, and after the offset is stored.
-    for point in ["sink.after_flush=2", "sink.after_offset=2", "sink.after_write=5"] {
+    for point in ["sink.after_flush=1", "sink.after_offset=1", "sink.after_write=2"] {
         insert_batches(&db, written + 1, 2000).await;
         written += 2000;
         outflow.with_env("OUTFLOW_FAILPOINTS", point);

@@ -23,7 +23,7 @@ def conv(arr):
     if isinstance(arr, pa.ChunkedArray):
         arr = arr.combine_chunks()
     t = arr.type
-    if isinstance(t, pa.ExtensionType):
+    if isinstance(t, pa.BaseExtensionType):
         arr = arr.storage
         t = arr.type
     if pa.types.is_date32(t):
@@ -60,7 +60,7 @@ def field_info(f):
     meta = {k.decode(): v.decode() for k, v in (f.metadata or {}).items()}
     t = f.type
     info = {"name": f.name, "type": str(t), "nullable": f.nullable, "metadata": meta}
-    if isinstance(t, pa.ExtensionType):
+    if isinstance(t, pa.BaseExtensionType):
         info["extension"] = t.extension_name
         info["storage"] = str(t.storage_type)
     return info
@@ -91,6 +91,11 @@ def main():
         schema = pa.unify_schemas(schemas, promote_options="permissive")
         table = ds.dataset(info.path, format="parquet", filesystem=fs, schema=schema).to_table()
         cols = {n: conv(table.column(n)) for n in table.column_names}
+        for n, values in cols.items():
+            try:
+                json.dumps(values)
+            except (TypeError, ValueError) as e:
+                raise SystemExit(f"column {n} ({table.schema.field(n).type}) is not printable: {e}")
         rows = [{n: cols[n][i] for n in table.column_names} for i in range(table.num_rows)]
         out["tables"][name] = {
             "files": [f[len(base) + 1:] for f in files],
