@@ -11,6 +11,10 @@
 #   2. outflow run --until-caught-up into a JSONL sink on /dev/null;
 # and prints rows/s for both, the ratio, and outflow's peak RSS.
 # The server is stopped and its data removed at the end.
+#
+# BENCH_SINKS="jsonl parquet" also drains the same backlog (through its own
+# slot) into a Parquet sink under $WORK/lake (local disk, zstd), and prints
+# its rows/s, peak RSS and its rate relative to JSONL. Default: "jsonl".
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -19,6 +23,13 @@ SINGLE="${2:-100000}"
 PG_BIN="${OUTFLOW_PG_BIN:-/usr/lib/postgresql/15/bin}"
 PORT=56460
 WORK="${OUTFLOW_BENCH_DIR:-/tmp/outflow-bench}"
+SINKS="${BENCH_SINKS:-jsonl}"
+for kind in $SINKS; do
+    case "$kind" in
+        jsonl | parquet) ;;
+        *) echo "BENCH_SINKS: unknown sink kind $kind (jsonl, parquet)" >&2; exit 2 ;;
+    esac
+done
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/outflow/target}"
 
 as_pg() { if ((EUID == 0)); then runuser -u postgres -- "$@"; else "$@"; fi; }
@@ -58,23 +69,36 @@ CREATE PUBLICATION bench FOR TABLE orders WITH (publish_via_partition_root = tru
 SELECT pg_create_logical_replication_slot('ref', 'pgoutput');
 SQL
 
-cat >"$WORK/outflow.toml" <<EOF2
+# config_for KIND: the config file draining into KIND (jsonl keeps the
+# original names: slot outflow_bench, state dir $WORK/state).
+config_for() {
+    local kind="$1" slot="outflow_bench" state="$WORK/state" sink
+    if [[ "$kind" != jsonl ]]; then slot="outflow_bench_$kind"; state="$WORK/state-$kind"; fi
+    case "$kind" in
+        jsonl) sink=$'name = "null"\nkind = "jsonl"\npath = "/dev/null"' ;;
+        parquet) sink="name = \"null\"
+kind = \"parquet\"
+path = \"$WORK/lake\"" ;;
+    esac
+    cat >"$WORK/outflow-$kind.toml" <<EOF2
 name = "bench"
 [source]
 kind = "postgres"
 url = "postgres://postgres@127.0.0.1:$PORT/bench"
 tables = ["public.orders"]
-slot = "outflow_bench"
+slot = "$slot"
 publication = "bench"
 [state]
-dir = "$WORK/state"
+dir = "$state"
 [[sink]]
-name = "null"
-kind = "jsonl"
-path = "/dev/null"
+$sink
 EOF2
+    echo "$WORK/outflow-$kind.toml"
+}
 # First run creates outflow's slot before the backlog is written.
-"$OUTFLOW" run -c "$WORK/outflow.toml" --until-caught-up 2>/dev/null
+for kind in $SINKS; do
+    "$OUTFLOW" run -c "$(config_for "$kind")" --until-caught-up 2>/dev/null
+done
 
 echo "loading $ROWS rows in one transaction and $SINGLE single-row transactions..." >&2
 psql_b -c "INSERT INTO orders SELECT g, g % 10000, CASE WHEN g % 3 = 0 THEN 'shipped' ELSE 'pending' END,
@@ -97,22 +121,35 @@ t0=$(now)
 t1=$(now)
 REF_S=$(awk -v a="$t0" -v b="$t1" 'BEGIN { print b - a }')
 
-echo "draining with outflow..." >&2
-t0=$(now)
-/usr/bin/time -f "%M" -o "$WORK/rss" "$OUTFLOW" run -c "$WORK/outflow.toml" --until-caught-up 2>"$WORK/outflow.log" \
-    || { cat "$WORK/outflow.log" >&2; exit 1; }
-t1=$(now)
-OUT_S=$(awk -v a="$t0" -v b="$t1" 'BEGIN { print b - a }')
-RSS_KB=$(tail -n 1 "$WORK/rss")
-EVENTS=$(grep -o '"events": [0-9]*' "$WORK/state/sinks/null.json" | grep -o '[0-9]*$')
+declare -A OUT_S RSS_MB EVENTS
+for kind in $SINKS; do
+    echo "draining with outflow -> $kind..." >&2
+    state="$WORK/state"; [[ "$kind" == jsonl ]] || state="$WORK/state-$kind"
+    t0=$(now)
+    /usr/bin/time -f "%M" -o "$WORK/rss" "$OUTFLOW" run -c "$WORK/outflow-$kind.toml" --until-caught-up 2>"$WORK/outflow.log" \
+        || { cat "$WORK/outflow.log" >&2; exit 1; }
+    t1=$(now)
+    OUT_S[$kind]=$(awk -v a="$t0" -v b="$t1" 'BEGIN { print b - a }')
+    RSS_MB[$kind]=$(($(tail -n 1 "$WORK/rss") / 1024))
+    EVENTS[$kind]=$(grep -o '"events": [0-9]*' "$state/sinks/null.json" | grep -o '[0-9]*$')
+done
 
-printf '\n%-16s %10s %12s\n' "tool" "seconds" "rows/s"
-printf '%-16s %10.2f %12s\n' "pg_recvlogical" "$REF_S" "$(rate "$TOTAL" "$REF_S")"
-printf '%-16s %10.2f %12s\n' "outflow" "$OUT_S" "$(rate "$TOTAL" "$OUT_S")"
-printf '\nrows %d (events delivered by outflow: %s)\n' "$TOTAL" "$EVENTS"
-printf 'ratio outflow/pg_recvlogical: %s\n' "$(awk -v a="$REF_S" -v b="$OUT_S" 'BEGIN { printf "%.2f", a / b }')"
-printf 'outflow peak RSS: %d MB\n' "$((RSS_KB / 1024))"
-if [[ "$EVENTS" != "$TOTAL" ]]; then
-    echo "error: outflow delivered $EVENTS events, expected $TOTAL" >&2
-    exit 1
+printf '\n%-16s %10s %12s %10s\n' "tool" "seconds" "rows/s" "peak RSS"
+printf '%-16s %10.2f %12s %10s\n' "pg_recvlogical" "$REF_S" "$(rate "$TOTAL" "$REF_S")" "-"
+for kind in $SINKS; do
+    printf '%-16s %10.2f %12s %7s MB\n' "outflow $kind" "${OUT_S[$kind]}" "$(rate "$TOTAL" "${OUT_S[$kind]}")" "${RSS_MB[$kind]}"
+done
+printf '\nrows %d\n' "$TOTAL"
+status=0
+for kind in $SINKS; do
+    printf 'ratio outflow %s/pg_recvlogical: %s\n' "$kind" "$(awk -v a="$REF_S" -v b="${OUT_S[$kind]}" 'BEGIN { printf "%.2f", a / b }')"
+    if [[ "${EVENTS[$kind]}" != "$TOTAL" ]]; then
+        echo "error: outflow -> $kind delivered ${EVENTS[$kind]} events, expected $TOTAL" >&2
+        status=1
+    fi
+done
+if [[ -n "${OUT_S[jsonl]:-}" && -n "${OUT_S[parquet]:-}" ]]; then
+    printf 'ratio parquet/jsonl: %s\n' "$(awk -v a="${OUT_S[jsonl]}" -v b="${OUT_S[parquet]}" 'BEGIN { printf "%.2f", a / b }')"
+    printf 'parquet output: %s\n' "$(du -sh "$WORK/lake" | cut -f1)"
 fi
+exit "$status"
