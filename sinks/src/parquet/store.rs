@@ -50,6 +50,9 @@ impl Drop for Remote {
         if let Some(rt) = self.runtime.take() {
             rt.shutdown_background();
         }
+        // Only removed when empty: a file still there is uncommitted and is
+        // deleted by the next start's recovery anyway.
+        let _ = fs::remove_dir(&self.spool);
     }
 }
 
