@@ -6,21 +6,21 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
-use outflow_decoders::Position;
+use outflow_decoders::{Position, TableId};
 use outflow_sinks::{Sink, SinkContext};
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::{Config, SinkConfig};
+use crate::config::{Config, SinkConfig, SnapshotMode};
 use crate::error::{Error, Result};
 use crate::pg::catalog::Catalog;
 use crate::pg::params::PgParams;
 use crate::pipeline::{spawn_sink, SinkHandle, SinkStart};
 use crate::source::{Purpose, Source};
-use crate::state::StateDir;
+use crate::snapshot::SnapshotPlan;
+use crate::state::{SinkOffset, StateDir, TableSnapshot};
 
 #[derive(Debug, Parser)]
-#[command(name = "outflow", version, about = "Change-data-capture from PostgreSQL to JSONL, Kafka and Parquet")]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -78,7 +78,7 @@ async fn run(config_path: &Path, until_caught_up: bool) -> Result<()> {
     let identity = state.source_identity()?;
     let has_offsets = starts.iter().any(|(o, _)| o.is_some());
 
-    let source = Source::prepare(&config.source, Purpose::Run { has_offsets }).await?;
+    let mut source = Source::prepare(&config.source, Purpose::Run { has_offsets }).await?;
     let this = source.identity();
     match identity {
         Some(known) if known != this => {
@@ -95,12 +95,26 @@ async fn run(config_path: &Path, until_caught_up: bool) -> Result<()> {
         None => state.write_source_identity(&this)?,
     }
 
+    if config.snapshot.mode != SnapshotMode::Never {
+        let offsets: Vec<_> = starts.iter().map(|(o, _)| o.as_ref()).collect();
+        let plan = SnapshotPlan {
+            tables: source.tables().into_iter().map(|t| { let p = least_progress(&offsets, &t); (t, p) }).collect(),
+            chunk_size: config.snapshot.chunk_size,
+            parallelism: config.snapshot.parallelism,
+        };
+        source.set_snapshot(plan, config.snapshot.mode == SnapshotMode::InitialOnly);
+    }
+
     let ctx = source.sink_context(&config.name);
     let mut handles = Vec::new();
     for (sink_cfg, (offset, position)) in config.sinks.iter().zip(starts) {
         let checkpoint = offset.as_ref().map(|o| &o.checkpoint);
         let sink = build_sink(sink_cfg, ctx.clone(), checkpoint)?;
-        let start = SinkStart { position, events: offset.map_or(0, |o| o.events) };
+        let start = SinkStart {
+            position,
+            events: offset.as_ref().map_or(0, |o| o.events),
+            snapshot: offset.map(|o| o.snapshot).unwrap_or_default(),
+        };
         handles.push(spawn_sink(sink_cfg.name().to_string(), sink, Some(state.clone()), start, COMMIT_INTERVAL));
     }
     let stop = shutdown_on_signal();
@@ -121,7 +135,7 @@ async fn tail(config_path: &Path, until_caught_up: bool) -> Result<()> {
     };
     let sink = stdout.build(ctx, None)?;
     let mut handles =
-        vec![spawn_sink("tail".into(), Box::new(sink), None, SinkStart { position: None, events: 0 }, COMMIT_INTERVAL)];
+        vec![spawn_sink("tail".into(), Box::new(sink), None, SinkStart::default(), COMMIT_INTERVAL)];
     source.stream(&mut handles, None, until_caught_up, shutdown_on_signal()).await
 }
 
@@ -130,6 +144,17 @@ fn build_sink(cfg: &SinkConfig, ctx: SinkContext, checkpoint: Option<&serde_json
         SinkConfig::Jsonl(c) => Box::new(c.build(ctx, checkpoint)?),
         SinkConfig::Parquet(c) => Box::new(c.build(ctx, checkpoint)?),
     })
+}
+
+/// Where `table`'s snapshot resumes: the least advanced sink's progress (a
+/// sink without any is at the start).
+fn least_progress(offsets: &[Option<&SinkOffset>], table: &TableId) -> TableSnapshot {
+    let name = table.to_string();
+    offsets
+        .iter()
+        .map(|o| o.and_then(|o| o.snapshot.get(&name)).cloned().unwrap_or_default())
+        .min_by_key(|p| (p.done, p.rows))
+        .unwrap_or_default()
 }
 
 fn report_done(handles: &[SinkHandle]) {

@@ -15,6 +15,8 @@ pub struct Config {
     pub name: String,
     pub source: SourceConfig,
     #[serde(default)]
+    pub snapshot: SnapshotConfig,
+    #[serde(default)]
     pub state: StateConfig,
     #[serde(default, rename = "sink")]
     pub sinks: Vec<SinkConfig>,
@@ -53,6 +55,46 @@ pub enum SourceKind {
     Postgres,
     /// MySQL and MariaDB.
     Mysql,
+}
+
+/// `[snapshot]`: how existing rows are read (see `src/snapshot/`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SnapshotConfig {
+    #[serde(default)]
+    pub mode: SnapshotMode,
+    /// Rows per chunk.
+    #[serde(default = "default_chunk_size")]
+    pub chunk_size: u64,
+    /// Tables read at once, each on its own connection.
+    #[serde(default = "default_parallelism")]
+    pub parallelism: usize,
+}
+
+impl Default for SnapshotConfig {
+    fn default() -> Self {
+        SnapshotConfig { mode: SnapshotMode::default(), chunk_size: default_chunk_size(), parallelism: default_parallelism() }
+    }
+}
+
+fn default_chunk_size() -> u64 {
+    10_000
+}
+
+fn default_parallelism() -> usize {
+    2
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SnapshotMode {
+    /// Snapshot the tables never snapshotted, then stream.
+    #[default]
+    Initial,
+    /// Only stream.
+    Never,
+    /// Snapshot, then exit.
+    InitialOnly,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -128,6 +170,27 @@ impl Config {
                     "write tables as \"public.orders\" (a trailing * matches a prefix)",
                 ));
             }
+        }
+        match (self.source.kind, self.source.server_id) {
+            (SourceKind::Mysql, Some(0)) => {
+                return Err(Error::config(
+                    "[source] server_id = 0 is not allowed: the server refuses replicas with id 0",
+                    "pick a number from 1 to 4294967295 no other server or replica uses",
+                ))
+            }
+            (SourceKind::Postgres, Some(_)) => {
+                return Err(Error::config(
+                    "[source] server_id is a mysql setting, but kind = \"postgres\"",
+                    "remove server_id, or set kind = \"mysql\"",
+                ))
+            }
+            _ => {}
+        }
+        if self.snapshot.chunk_size == 0 || self.snapshot.parallelism == 0 {
+            return Err(Error::config(
+                "[snapshot] chunk_size and parallelism must be at least 1",
+                "e.g. chunk_size = 10000, parallelism = 2",
+            ));
         }
         match (self.source.kind, self.source.server_id) {
             (SourceKind::Mysql, Some(0)) => {

@@ -8,5 +8,6 @@ pub mod failpoints;
 pub mod mysql;
 pub mod pg;
 pub mod pipeline;
+pub mod snapshot;
 pub mod source;
 pub mod state;

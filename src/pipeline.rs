@@ -20,13 +20,15 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use outflow_decoders::{Position, StreamItem};
+use std::collections::BTreeMap;
+
+use outflow_decoders::{Position, SnapshotProgress, StreamItem};
 use outflow_sinks::{Durable, Sink};
 use tokio::sync::{mpsc, watch};
 
 use crate::error::{Error, Result};
 use crate::failpoints;
-use crate::state::{now_rfc3339, SinkOffset, StateDir};
+use crate::state::{now_rfc3339, SinkOffset, StateDir, TableSnapshot};
 
 pub type Batch = Arc<Vec<StreamItem>>;
 
@@ -41,9 +43,11 @@ pub struct SinkHandle {
 }
 
 /// Where a sink starts: its stored offset (None: from the slot's start).
+#[derive(Default)]
 pub struct SinkStart {
     pub position: Option<Position>,
     pub events: u64,
+    pub snapshot: BTreeMap<String, TableSnapshot>,
 }
 
 pub fn spawn_sink(
@@ -68,6 +72,9 @@ pub fn spawn_sink(
                 durable: start.position,
                 events: start.events,
                 durable_tx,
+                group_open: false,
+                snapshot: start.snapshot,
+                pending_snapshot: Vec::new(),
             };
             let mut next_commit = Instant::now() + commit_interval;
             loop {
@@ -96,6 +103,13 @@ struct Worker {
     durable: Option<Position>,
     events: u64,
     durable_tx: watch::Sender<Option<Position>>,
+    /// Inside a Begin..Commit group: timed commits wait for its end, so a
+    /// snapshot chunk is never stored half-delivered.
+    group_open: bool,
+    /// Durable snapshot progress per table, stored with the offset.
+    snapshot: BTreeMap<String, TableSnapshot>,
+    /// Progress written but not yet durable, in stream order.
+    pending_snapshot: Vec<SnapshotProgress>,
 }
 
 impl Worker {
@@ -117,7 +131,16 @@ impl Worker {
         let last = last.clone();
         sink.write(fresh).map_err(|e| sink_error(&self.name, e))?;
         failpoints::hit("sink.after_write");
+        for item in fresh {
+            match item {
+                StreamItem::Begin { .. } => self.group_open = true,
+                StreamItem::Commit { .. } => self.group_open = false,
+                StreamItem::SnapshotProgress(p) => self.pending_snapshot.push(p.clone()),
+                _ => {}
+            }
+        }
         self.events += fresh.iter().filter(|i| matches!(i, StreamItem::Change(_) | StreamItem::Message(_))).count() as u64;
+
         self.written = Some(last);
         Ok(())
     }
@@ -125,7 +148,7 @@ impl Worker {
     /// Flushes the sink (`last`: the stream ended, everything must become
     /// durable) and stores the position its durable data reaches.
     fn commit(&mut self, sink: &mut dyn Sink, last: bool) -> Result<()> {
-        if self.written == self.durable {
+        if self.written == self.durable || (self.group_open && !last) {
             return Ok(());
         }
         let checkpoint = if last { sink.finish() } else { sink.flush() }.map_err(|e| sink_error(&self.name, e))?;
@@ -139,12 +162,18 @@ impl Worker {
         if self.durable.as_ref() == Some(&position) {
             return Ok(());
         }
+        let durable_progress = self.pending_snapshot.iter().take_while(|p| p.position <= position).count();
+        for p in self.pending_snapshot.drain(..durable_progress) {
+            let table = TableSnapshot { last_key: p.last_key, resume: p.resume, rows: p.rows, done: p.done };
+            self.snapshot.insert(p.table.to_string(), table);
+        }
         if let Some(state) = &self.state {
             let offset = SinkOffset {
                 position: position.to_string(),
                 events: self.events,
                 checkpoint,
                 committed_at: now_rfc3339(),
+                snapshot: self.snapshot.clone(),
             };
             state.write_sink_offset(&self.name, &offset)?;
             failpoints::hit("sink.after_offset");

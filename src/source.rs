@@ -10,6 +10,8 @@ use crate::error::Result;
 use crate::mysql::source::MysqlSource;
 use crate::pg::source::PgSource;
 use crate::pipeline::SinkHandle;
+use crate::snapshot::SnapshotPlan;
+use outflow_decoders::TableId;
 use crate::state::{SourceIdentity, StateDir};
 
 /// What the source is being prepared for.
@@ -71,6 +73,26 @@ impl Source {
                 db: s.params.dbname.clone(),
             },
             Source::Mysql(s) => SinkContext { pipeline: pipeline.to_string(), connector: "mysql", db: s.database.clone() },
+        }
+    }
+
+    /// The captured tables.
+    pub fn tables(&self) -> Vec<TableId> {
+        match self {
+            Source::Postgres(s) => s.tables.clone(),
+            _ => Vec::new(),
+        }
+    }
+
+    /// Has the stream snapshot `plan`'s tables (and stop when done with
+    /// `exit_after`, for `mode = "initial_only"`).
+    pub fn set_snapshot(&mut self, plan: SnapshotPlan, exit_after: bool) {
+        match self {
+            Source::Postgres(s) => {
+                s.snapshot = Some(plan);
+                s.exit_after_snapshot = exit_after;
+            }
+            _ => tracing::warn!("snapshots are not supported for this source yet; streaming changes only"),
         }
     }
 

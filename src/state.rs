@@ -12,6 +12,7 @@
 //! A file that cannot be read or parsed is an error naming the file; nothing
 //! is ever overwritten to "repair" it.
 
+use std::collections::BTreeMap;
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
 use std::os::unix::io::AsRawFd;
@@ -36,6 +37,22 @@ pub struct SinkOffset {
     pub checkpoint: serde_json::Value,
     /// When this offset was committed (RFC 3339, UTC).
     pub committed_at: String,
+    /// Snapshot progress per table (`schema.table`), as durable as `position`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub snapshot: BTreeMap<String, TableSnapshot>,
+}
+
+/// One table's snapshot progress in one sink.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct TableSnapshot {
+    /// Key of the last row delivered (text values), None before the first chunk.
+    pub last_key: Option<Vec<Option<String>>>,
+    /// Keyless tables: where the next chunk starts (PostgreSQL page number).
+    #[serde(default)]
+    pub resume: Option<u64>,
+    pub rows: u64,
+    pub done: bool,
 }
 
 impl SinkOffset {
@@ -173,6 +190,32 @@ impl StateDir {
         self.source_identity().map(|_| ())
     }
 
+    /// Asks a running (or the next) `run` to snapshot `table` again.
+    pub fn request_snapshot(&self, table: &str) -> Result<()> {
+        let dir = self.dir.join("snapshot-requests");
+        fs::create_dir_all(&dir).map_err(|e| {
+            Error::fatal(format!("cannot create {}: {e}", dir.display()), "check the state directory's permissions")
+        })?;
+        write_json_atomic(&dir.join(format!("{table}.json")), &serde_json::json!({ "requested_at": now_rfc3339() }))
+    }
+
+    /// Tables with a pending snapshot request.
+    pub fn snapshot_requests(&self) -> Vec<String> {
+        let mut tables: Vec<String> = fs::read_dir(self.dir.join("snapshot-requests"))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|e| e.file_name().to_str()?.strip_suffix(".json").map(str::to_string))
+            .collect();
+        tables.sort();
+        tables
+    }
+
+    /// Marks a request as taken (the snapshot it asked for has started).
+    pub fn take_snapshot_request(&self, table: &str) {
+        let _ = fs::remove_file(self.dir.join("snapshot-requests").join(format!("{table}.json")));
+    }
+
     /// Appends a schema version to the table's history file.
     pub fn record_schema(&self, table: &str, version: serde_json::Value) -> Result<()> {
         let path = self.dir.join("schemas").join(format!("{table}.json"));
@@ -276,6 +319,7 @@ mod tests {
             events: 3,
             checkpoint: serde_json::json!({"len": 7}),
             committed_at: now_rfc3339(),
+            snapshot: BTreeMap::new(),
         };
         state.write_sink_offset("a", &off).unwrap();
         assert_eq!(state.sink_offset("a").unwrap(), Some(off));

@@ -144,6 +144,23 @@ pub struct LogicalMessage {
     pub position: Position,
 }
 
+/// Where one table's snapshot stands once the chunk just before this item
+/// is delivered. Sinks store it with their offset, so a snapshot resumes
+/// after the last chunk every sink has made durable.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SnapshotProgress {
+    pub table: TableId,
+    /// The key of the last row read, as the source's text values (None: no
+    /// chunk read yet, or a table without a key read by physical ranges —
+    /// then `resume` says where to go on).
+    pub last_key: Option<Vec<Option<String>>>,
+    /// Source-specific resume point for keyless tables (PostgreSQL: next page).
+    pub resume: Option<u64>,
+    pub rows: u64,
+    pub done: bool,
+    pub position: Position,
+}
+
 /// One item of a source's ordered stream.
 #[derive(Debug, Clone, PartialEq)]
 pub enum StreamItem {
@@ -157,6 +174,8 @@ pub enum StreamItem {
     /// Nothing to deliver, but everything before `position` has been sent by
     /// the source (idle keepalive): sinks may advance their offset to it.
     Heartbeat { position: Position },
+    /// A snapshot chunk was delivered (always inside its chunk's Begin..Commit).
+    SnapshotProgress(SnapshotProgress),
 }
 
 impl StreamItem {
@@ -169,6 +188,7 @@ impl StreamItem {
             | StreamItem::Heartbeat { position } => Some(position),
             StreamItem::Change(e) => Some(&e.position),
             StreamItem::Message(m) => Some(&m.position),
+            StreamItem::SnapshotProgress(p) => Some(&p.position),
             StreamItem::SchemaChange(_) => None,
         }
     }

@@ -18,7 +18,8 @@ use std::time::Duration;
 use outflow_decoders::pg_decoder::PgDecoder;
 use outflow_decoders::pgoutput;
 use outflow_decoders::position::format_lsn;
-use outflow_decoders::{Position, StreamItem};
+use outflow_decoders::{Position, StreamItem, TableId};
+use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::catalog::{Catalog, SlotInfo};
@@ -27,6 +28,8 @@ use super::replication::{server_error, QueryError, ReplicationConn, ReplicationM
 use crate::config::SourceConfig;
 use crate::error::{Error, Result};
 use crate::pipeline::{min_durable, Batch, SinkHandle};
+use crate::snapshot::{ReaderEvent, SnapshotPlan, Windows};
+use crate::state::TableSnapshot;
 use crate::state::StateDir;
 
 /// Items per batch handed to the sinks.
@@ -42,6 +45,11 @@ pub struct PgSource {
     pub slot: String,
     pub publication: String,
     pub system_identifier: String,
+    /// The captured tables, resolved from the configured patterns.
+    pub tables: Vec<TableId>,
+    /// Tables to snapshot in this run, and whether to stop once done.
+    pub snapshot: Option<SnapshotPlan>,
+    pub exit_after_snapshot: bool,
 }
 
 impl PgSource {
@@ -97,6 +105,9 @@ impl PgSource {
             slot: slot.to_string(),
             publication: cfg.publication.clone(),
             system_identifier,
+            tables: tables.into_iter().map(|(s, t)| TableId::new(s, t)).collect(),
+            snapshot: None,
+            exit_after_snapshot: false,
         })
     }
 
@@ -156,19 +167,31 @@ impl PgSource {
     ) -> Result<()> {
         let mut decoder = PgDecoder::new();
         let mut batch: Vec<StreamItem> = Vec::with_capacity(BATCH_ITEMS);
+        let mut decoded: Vec<StreamItem> = Vec::new();
         let mut acked = min_durable(sinks).map(|p| p.pg_ack_lsn()).unwrap_or(0);
         let mut last_heartbeat = 0u64;
-        let mut caught_up = false;
+        let mut reached = target.is_none();
         let mut durable_changed: Vec<_> = sinks.iter().map(|s| s.durable_watch()).collect();
         let mut status_tick = tokio::time::interval(STATUS_INTERVAL);
         let mut poll_tick = tokio::time::interval(Duration::from_millis(250));
         poll_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut snapshots = self.start_snapshots();
+        let mut request_tick = tokio::time::interval(Duration::from_secs(1));
 
-        while !caught_up {
+        loop {
+            let snapshot_done = snapshots.as_ref().is_none_or(|s| s.windows.finished());
+            let done = if self.exit_after_snapshot { snapshot_done } else { target.is_some() && reached && snapshot_done };
+            if done {
+                break;
+            }
             let msg = tokio::select! {
                 biased;
                 _ = stop.cancelled() => break,
                 m = self.conn.next_replication_message() => m?,
+                r = receive(&mut snapshots) => {
+                    r?;
+                    continue;
+                }
                 _ = any_changed(&mut durable_changed) => {
                     acked = self.report(sinks, acked).await?;
                     continue;
@@ -177,9 +200,15 @@ impl PgSource {
                     acked = self.report(sinks, acked).await?;
                     continue;
                 }
-                _ = poll_tick.tick(), if target.is_some() && !decoder.in_transaction() => {
+                _ = poll_tick.tick(), if !reached && !decoder.in_transaction() => {
                     // Ask for a keepalive: its WAL end tells us how far the server has sent.
                     self.conn.send_status(acked, true).await?;
+                    continue;
+                }
+                _ = request_tick.tick(), if state.is_some() => {
+                    if let Some(state) = state {
+                        self.take_snapshot_requests(state, &mut snapshots);
+                    }
                     continue;
                 }
             };
@@ -188,34 +217,46 @@ impl PgSource {
             };
             match msg {
                 ReplicationMessage::XLogData { wal_start, data } => {
-                    let start = batch.len();
-                    self.decode(&mut decoder, wal_start, &data, &mut batch).await?;
-                    for item in &batch[start..] {
-                        match item {
+                    self.decode(&mut decoder, wal_start, &data, &mut decoded).await?;
+                    for item in decoded.drain(..) {
+                        match &item {
                             StreamItem::SchemaChange(schema) => {
                                 if let Some(state) = state {
                                     state.record_schema(&schema.id.to_string(), schema_json(schema))?;
                                 }
                             }
                             StreamItem::Commit { position, .. } => {
-                                caught_up |= target.is_some_and(|t| position.pg_ack_lsn() >= t);
+                                reached |= target.is_some_and(|t| position.pg_ack_lsn() >= t);
+                            }
+                            StreamItem::Change(ev) => {
+                                if let Some(s) = &mut snapshots {
+                                    s.windows.on_change(ev);
+                                }
+                            }
+                            StreamItem::Message(m) => {
+                                if let Some(s) = &mut snapshots {
+                                    if s.windows.on_message(m, &mut batch).await? {
+                                        continue;
+                                    }
+                                }
                             }
                             _ => {}
                         }
+                        batch.push(item);
                     }
                 }
                 ReplicationMessage::Keepalive { wal_end, reply_requested } => {
                     if !decoder.in_transaction() && wal_end > last_heartbeat {
                         last_heartbeat = wal_end;
                         batch.push(StreamItem::Heartbeat { position: Position::pg(wal_end) });
-                        caught_up |= target.is_some_and(|t| wal_end >= t);
+                        reached |= target.is_some_and(|t| wal_end >= t);
                     }
                     if reply_requested {
                         self.conn.send_status(acked, false).await?;
                     }
                 }
             }
-            if !batch.is_empty() && (batch.len() >= BATCH_ITEMS || caught_up || !self.conn.has_buffered_message()) {
+            if !batch.is_empty() && (batch.len() >= BATCH_ITEMS || reached || !self.conn.has_buffered_message()) {
                 let full: Batch = Arc::new(std::mem::replace(&mut batch, Vec::with_capacity(BATCH_ITEMS)));
                 for s in sinks.iter() {
                     if s.send(full.clone()).await.is_err() {
@@ -226,6 +267,48 @@ impl PgSource {
             }
         }
         Ok(())
+    }
+
+    /// Starts the readers of this run's snapshot plan, if any.
+    fn start_snapshots(&mut self) -> Option<Snapshots> {
+        let plan = self.snapshot.take()?;
+        let run = format!("{:x}", rand_seed());
+        let (tx, rx) = mpsc::channel(plan.parallelism.max(1));
+        let mut snapshots = Snapshots {
+            windows: Windows::new(run, rx, 0),
+            tx,
+            chunk_size: plan.chunk_size,
+            limit: Arc::new(tokio::sync::Semaphore::new(plan.parallelism.max(1))),
+        };
+        for (table, progress) in plan.tables {
+            if !progress.done {
+                snapshots.spawn(&self.params, table, progress);
+            }
+        }
+        Some(snapshots)
+    }
+
+    /// Starts a snapshot for each table `outflow snapshot --table` asked for.
+    fn take_snapshot_requests(&mut self, state: &StateDir, snapshots: &mut Option<Snapshots>) {
+        for name in state.snapshot_requests() {
+            let Some(table) = self.tables.iter().find(|t| t.to_string() == name).cloned() else {
+                tracing::warn!(table = %name, "snapshot asked for a table that is not captured; ignoring it");
+                state.take_snapshot_request(&name);
+                continue;
+            };
+            let snapshots = snapshots.get_or_insert_with(|| {
+                let (tx, rx) = mpsc::channel(2);
+                Snapshots {
+                    windows: Windows::new(format!("{:x}", rand_seed()), rx, 0),
+                    tx,
+                    chunk_size: 10_000,
+                    limit: Arc::new(tokio::sync::Semaphore::new(2)),
+                }
+            });
+            tracing::info!(table = %table, "snapshot requested");
+            snapshots.spawn(&self.params, table, TableSnapshot::default());
+            state.take_snapshot_request(&name);
+        }
     }
 
     /// Decodes one XLogData payload, first looking up any user-defined
@@ -257,6 +340,48 @@ impl PgSource {
         self.conn.send_status(durable, false).await?;
         Ok(durable)
     }
+}
+
+/// The snapshot readers of a run and the stream side that places their chunks.
+struct Snapshots {
+    windows: Windows,
+    tx: mpsc::Sender<ReaderEvent>,
+    chunk_size: u64,
+    /// At most `parallelism` tables are read at once.
+    limit: Arc<tokio::sync::Semaphore>,
+}
+
+impl Snapshots {
+    fn spawn(&mut self, params: &PgParams, table: TableId, progress: TableSnapshot) {
+        self.windows.reader_started();
+        let (params, tx, limit, run, chunk_size) =
+            (params.clone(), self.tx.clone(), self.limit.clone(), self.windows.run().to_string(), self.chunk_size);
+        tokio::spawn(async move {
+            let Ok(_permit) = limit.acquire_owned().await else { return };
+            let event = match crate::snapshot::pg::snapshot_table(&params, &run, table, progress, chunk_size, &tx).await {
+                Ok(()) => ReaderEvent::TableDone,
+                Err(e) => ReaderEvent::Failed(e),
+            };
+            let _ = tx.send(event).await;
+        });
+    }
+}
+
+/// The next reader event, or never when no snapshot runs.
+async fn receive(snapshots: &mut Option<Snapshots>) -> Result<()> {
+    match snapshots {
+        Some(s) if !s.windows.finished() || s.windows.readers > 0 => s.windows.receive().await.map(|_| ()),
+        _ => std::future::pending().await,
+    }
+}
+
+/// A run id for watermarks: differs between runs (pid, clock, random hasher keys).
+fn rand_seed() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u32(std::process::id());
+    h.write_u128(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_nanos());
+    h.finish()
 }
 
 /// Waits until any sink publishes a new durable position.

@@ -144,7 +144,8 @@ async fn tail_prints_changes_and_leaves_no_slot_behind() {
     out.assert_success();
     let printed: Vec<Value> = out.stdout.lines().map(|l| serde_json::from_str(l).expect("tail prints JSON lines")).collect();
     assert_eq!(created_ids(&printed), vec![42]);
-    assert_eq!(tail_slots(&db, false).await, 0, "tail left its slot behind");
+    // The server drops a temporary slot when its walsender exits, just after tail.
+    wait_for(SHORT, "tail's temporary slot to disappear", || async { tail_slots(&db, false).await == 0 }).await;
     // tail stores no offsets: the regular pipeline still delivers the insert.
     outflow.run_until_caught_up().await.assert_success();
     assert_eq!(created_ids(&outflow.events()), vec![42]);
