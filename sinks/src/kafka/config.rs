@@ -1,0 +1,209 @@
+//! The `[[sink]] kind = "kafka"` settings, and the librdkafka properties they
+//! turn into.
+//!
+//! outflow sets the properties its guarantees depend on (idempotence,
+//! `acks=all`, no delivery timeout, bounded queues); the `[sink.producer]`
+//! table passes anything else through to librdkafka unchanged (security,
+//! compression, batching). A `[sink.producer]` entry that would break the
+//! exactly-once guarantee (`enable.idempotence = false`, `acks = 1`) is
+//! refused while `exactly_once = true`.
+
+use std::collections::BTreeMap;
+
+use rdkafka::ClientConfig;
+use serde::Deserialize;
+
+use crate::format::Format;
+use crate::SinkError;
+
+use super::message::TopicTemplate;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KafkaConfig {
+    pub name: String,
+    /// Bootstrap servers, `host:port[,host:port...]`.
+    pub brokers: String,
+    /// Topic of each table's changes: `{name}` (the pipeline's name),
+    /// `{db}`, `{schema}` and `{table}` are replaced.
+    #[serde(default = "default_topic")]
+    pub topic: String,
+    /// Record value format: `debezium` (envelope) or `json` (the row flat).
+    #[serde(default)]
+    pub format: Format,
+    /// A delete is followed by a tombstone (same key, null value).
+    #[serde(default = "yes")]
+    pub tombstones: bool,
+    /// BEGIN/END records of every transaction go to `{name}.transaction`.
+    #[serde(default)]
+    pub transaction_topic: bool,
+    /// Skip what a crashed run already delivered (partition tails and the
+    /// `{name}.outflow-offsets` topic). Off: at-least-once.
+    #[serde(default = "yes")]
+    pub exactly_once: bool,
+    /// Create missing topics (with `partitions` and `replication_factor`).
+    #[serde(default = "yes")]
+    pub create_topics: bool,
+    #[serde(default = "default_partitions")]
+    pub partitions: i32,
+    #[serde(default = "default_replication_factor")]
+    pub replication_factor: i32,
+    /// Messages librdkafka may hold unacknowledged before `write` waits
+    /// (back-pressure to the source).
+    #[serde(default = "default_max_in_flight")]
+    pub max_in_flight_messages: u32,
+    /// Shown in place of a TOASTed value the source did not send.
+    #[serde(default = "default_placeholder")]
+    pub unavailable_value_placeholder: String,
+    /// librdkafka producer properties, passed through.
+    #[serde(default)]
+    pub producer: BTreeMap<String, Setting>,
+}
+
+/// A `[sink.producer]` value: librdkafka takes every property as a string.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum Setting {
+    Text(String),
+    Int(i64),
+    Bool(bool),
+    Float(f64),
+}
+
+impl std::fmt::Display for Setting {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Setting::Text(s) => f.write_str(s),
+            Setting::Int(i) => write!(f, "{i}"),
+            Setting::Bool(b) => write!(f, "{b}"),
+            Setting::Float(x) => write!(f, "{x}"),
+        }
+    }
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn default_topic() -> String {
+    "{name}.{schema}.{table}".into()
+}
+
+fn default_partitions() -> i32 {
+    1
+}
+
+fn default_replication_factor() -> i32 {
+    1
+}
+
+fn default_max_in_flight() -> u32 {
+    100_000
+}
+
+fn default_placeholder() -> String {
+    "__debezium_unavailable_value".into()
+}
+
+/// Properties outflow owns: the durable path depends on them.
+const OWNED: &[&str] = &["bootstrap.servers", "metadata.broker.list", "enable.idempotence", "partitioner"];
+
+impl KafkaConfig {
+    pub(crate) fn check(&self) -> Result<TopicTemplate, SinkError> {
+        let bad = |what: String| SinkError::Data(format!("sink {:?}: {what}", self.name));
+        if self.brokers.trim().is_empty() {
+            return Err(bad("`brokers` is empty; set it to host:port of one or more brokers".into()));
+        }
+        if self.partitions < 1 {
+            return Err(bad(format!("`partitions = {}` must be at least 1", self.partitions)));
+        }
+        if self.replication_factor < 1 && self.replication_factor != -1 {
+            return Err(bad(format!(
+                "`replication_factor = {}` must be at least 1 (or -1 for the broker's default)",
+                self.replication_factor
+            )));
+        }
+        if self.max_in_flight_messages == 0 {
+            return Err(bad("`max_in_flight_messages` must be at least 1".into()));
+        }
+        for key in self.producer.keys() {
+            if OWNED.contains(&key.as_str()) {
+                return Err(bad(format!(
+                    "[sink.producer] {key:?} is set by outflow; use `brokers` for the servers, and leave idempotence and partitioning to outflow"
+                )));
+            }
+        }
+        if self.exactly_once {
+            if let Some(acks) = self.producer.get("acks").or_else(|| self.producer.get("request.required.acks")) {
+                let acks = acks.to_string();
+                if acks != "all" && acks != "-1" {
+                    return Err(bad(format!(
+                        "[sink.producer] acks = {acks:?} can lose acknowledged messages; remove it (outflow uses acks=all) or set exactly_once = false"
+                    )));
+                }
+            }
+        }
+        TopicTemplate::parse(&self.topic).map_err(|e| bad(format!("`topic = {:?}`: {e}", self.topic)))
+    }
+
+    /// The producer's librdkafka properties.
+    pub(crate) fn producer_config(&self) -> ClientConfig {
+        let mut c = self.common_config();
+        c.set("enable.idempotence", "true")
+            .set("acks", "all")
+            // Never give up on a message: a broker outage stalls delivery
+            // (and so the source), it does not fail it.
+            .set("message.timeout.ms", "0")
+            .set("queue.buffering.max.messages", self.max_in_flight_messages.to_string())
+            .set("queue.buffering.max.kbytes", "65536")
+            .set("linger.ms", "20")
+            .set("batch.num.messages", "10000")
+            .set("compression.codec", "lz4")
+            .set("allow.auto.create.topics", "false");
+        for (k, v) in &self.producer {
+            c.set(k, v.to_string());
+        }
+        c
+    }
+
+    /// A consumer for reading partition tails and the offsets topic: no group
+    /// commits, explicit assignment, partition EOF events.
+    pub(crate) fn consumer_config(&self) -> ClientConfig {
+        let mut c = self.common_config();
+        // Security settings apply to the consumer too; producer-only
+        // properties would be rejected by librdkafka, so only pass those
+        // that both clients know.
+        for (k, v) in &self.producer {
+            if k.starts_with("security.") || k.starts_with("sasl.") || k.starts_with("ssl.") || k == "client.id" {
+                c.set(k, v.to_string());
+            }
+        }
+        c.set("group.id", format!("outflow-recovery-{}", self.name))
+            .set("enable.auto.commit", "false")
+            .set("enable.auto.offset.store", "false")
+            .set("enable.partition.eof", "true")
+            .set("auto.offset.reset", "earliest")
+            .set("isolation.level", "read_uncommitted");
+        c
+    }
+
+    pub(crate) fn admin_config(&self) -> ClientConfig {
+        let mut c = self.common_config();
+        for (k, v) in &self.producer {
+            if k.starts_with("security.") || k.starts_with("sasl.") || k.starts_with("ssl.") {
+                c.set(k, v.to_string());
+            }
+        }
+        c
+    }
+
+    fn common_config(&self) -> ClientConfig {
+        let mut c = ClientConfig::new();
+        c.set("bootstrap.servers", self.brokers.trim())
+            .set("client.id", format!("outflow-{}", self.name))
+            .set("reconnect.backoff.ms", "100")
+            .set("reconnect.backoff.max.ms", "5000")
+            .set("log_level", "3");
+        c
+    }
+}

@@ -1,0 +1,587 @@
+//! `kind = "kafka"`: change events as Kafka records shaped like Debezium's
+//! (topics, keys, envelope values, tombstones, transaction records), on
+//! librdkafka, exactly-once across crashes without broker transactions.
+//!
+//! Delivery: the producer is idempotent with `acks=all` and no delivery
+//! timeout, so librdkafka retries a record until the broker has it, never
+//! twice and never out of order within a partition. `write` hands records to
+//! librdkafka and returns; when its queue (`max_in_flight_messages`) is full,
+//! `write` waits, which stops the pipeline and so the source (back-pressure).
+//! `flush` returns only once every record written so far has its delivery
+//! report; the pipeline stores and acknowledges a position only after that,
+//! so a broker outage holds the database's slot where it is.
+//!
+//! Exactly-once ([`recovery`]): every record carries its source position in
+//! a header. After each flush the sink appends `{position, anchors}` to the
+//! compacted `{name}.outflow-offsets` topic. On start it reads its last
+//! offsets record, skips everything at or before that position, and, the
+//! first time it writes to a topic, reads each partition's tail (from the
+//! anchor) to skip records that were delivered after that offsets record
+//! but before the crash. The state directory only caches where the offsets
+//! record is.
+//!
+//! Definite errors (record too large, missing topic without
+//! `create_topics`, authorization) stop the sink with a message naming the
+//! setting; nothing past the failing record is acknowledged.
+
+mod config;
+mod errors;
+pub mod message;
+mod recovery;
+#[cfg(test)]
+mod tests;
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use outflow_decoders::{ChangeEvent, Op, Position, StreamItem, TableId};
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::{ClientContext, DefaultClientContext};
+use rdkafka::config::RDKafkaLogLevel;
+use rdkafka::consumer::BaseConsumer;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::{Header, Message, OwnedHeaders};
+use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext};
+use serde_json::json;
+
+pub use config::{KafkaConfig, Setting};
+use message::{TopicTemplate, POSITION_HEADER, SEQ_HEADER};
+use recovery::{Anchor, Mark, OffsetsRecord};
+
+use crate::format::envelope::EventWriter;
+use crate::format::values::ValueStyle;
+use crate::{Checkpoint, Sink, SinkContext, SinkError};
+
+/// How often a wait on the broker says so in the log.
+const WAIT_LOG: Duration = Duration::from_secs(10);
+/// Longest pause between retries of a metadata or admin request.
+const MAX_BACKOFF: Duration = Duration::from_secs(10);
+
+pub struct KafkaSink {
+    cfg: KafkaConfig,
+    template: TopicTemplate,
+    ctx: SinkContext,
+    writer: EventWriter,
+    style: ValueStyle,
+    producer: BaseProducer<Delivery>,
+    admin: AdminClient<DefaultClientContext>,
+    consumer: Option<BaseConsumer>,
+    offsets_topic: String,
+    /// Known topics: partition count, recovered tails, last record sent.
+    topics: HashMap<String, TopicState>,
+    table_topics: HashMap<TableId, String>,
+    /// Everything at or before this was delivered by an earlier run.
+    recovered: Option<Position>,
+    /// Anchors from the last offsets record, for topics not yet touched.
+    anchors: BTreeMap<String, BTreeMap<i32, Anchor>>,
+    /// The last position handed to `write`.
+    written: Option<Position>,
+    /// The position of the last offsets record delivered.
+    committed: Option<Position>,
+    /// Offset of the last offsets record (the checkpoint).
+    offsets_offset: Option<i64>,
+    tx: Option<Tx>,
+    key: Vec<u8>,
+    value: Vec<u8>,
+}
+
+struct TopicState {
+    partitions: i32,
+    /// What an earlier run left at each partition's end (exactly-once only).
+    tails: Vec<Option<Mark>>,
+    /// The last record this run produced to each partition.
+    sent: Vec<Option<Mark>>,
+}
+
+/// The open transaction, for the transaction topic's BEGIN/END records.
+struct Tx {
+    id: String,
+    counts: Vec<(String, u64)>,
+}
+
+/// librdkafka callbacks: delivery reports and client errors, served by the
+/// sink's own `poll`/`flush` calls on its thread.
+#[derive(Default)]
+struct Delivery {
+    state: Mutex<DeliveryState>,
+}
+
+#[derive(Default)]
+struct DeliveryState {
+    /// Highest delivered offset per topic and partition.
+    delivered: HashMap<String, Vec<i64>>,
+    /// The first failed delivery.
+    failed: Option<SinkError>,
+    /// The last client-level error (broker down...), for wait messages.
+    last_error: Option<String>,
+}
+
+impl ClientContext for Delivery {
+    fn log(&self, level: RDKafkaLogLevel, fac: &str, message: &str) {
+        if (level as i32) <= (RDKafkaLogLevel::Warning as i32) {
+            tracing::warn!(facility = fac, "librdkafka: {message}");
+        }
+    }
+
+    fn error(&self, error: KafkaError, reason: &str) {
+        tracing::warn!(error = %error, "kafka: {reason}");
+        self.state.lock().unwrap_or_else(|e| e.into_inner()).last_error = Some(reason.to_string());
+    }
+}
+
+impl ProducerContext for Delivery {
+    type DeliveryOpaque = ();
+
+    fn delivery(&self, result: &DeliveryResult<'_>, _: ()) {
+        let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        match result {
+            Ok(msg) => {
+                let (p, off) = (msg.partition() as usize, msg.offset());
+                let slots = match st.delivered.get_mut(msg.topic()) {
+                    Some(s) => s,
+                    None => st.delivered.entry(msg.topic().to_string()).or_default(),
+                };
+                if slots.len() <= p {
+                    slots.resize(p + 1, -1);
+                }
+                slots[p] = slots[p].max(off);
+            }
+            Err((e, msg)) => {
+                if st.failed.is_none() {
+                    let topic = msg.topic();
+                    st.failed = Some(errors::definite(e, topic).unwrap_or_else(|| {
+                        SinkError::Data(format!("kafka did not accept a record for topic {topic}: {e}"))
+                    }));
+                }
+            }
+        }
+    }
+}
+
+impl KafkaConfig {
+    /// Connects (waiting for the broker if it is down) and, for exactly-once,
+    /// reads back what earlier runs delivered. `checkpoint` is the state
+    /// directory's cache: `{"offsets_offset": N}`.
+    pub fn build(&self, ctx: SinkContext, checkpoint: Option<&Checkpoint>) -> Result<KafkaSink, SinkError> {
+        let template = self.check()?;
+        let style = ValueStyle { unavailable_placeholder: self.unavailable_value_placeholder.clone() };
+        let writer = EventWriter::new(self.format, style.clone(), ctx.clone());
+        let client_error = |what: &str, e: KafkaError| {
+            SinkError::Data(format!("cannot create the kafka {what} for sink {:?}: {e}; check [sink.producer]", self.name))
+        };
+        let producer: BaseProducer<Delivery> =
+            self.producer_config().create_with_context(Delivery::default()).map_err(|e| client_error("producer", e))?;
+        let admin: AdminClient<DefaultClientContext> =
+            self.admin_config().create().map_err(|e| client_error("admin client", e))?;
+        let offsets_topic = format!("{}.outflow-offsets", sanitize(&ctx.pipeline));
+        let mut sink = KafkaSink {
+            cfg: self.clone(),
+            template,
+            ctx,
+            writer,
+            style,
+            producer,
+            admin,
+            consumer: None,
+            offsets_topic,
+            topics: HashMap::new(),
+            table_topics: HashMap::new(),
+            recovered: None,
+            anchors: BTreeMap::new(),
+            written: None,
+            committed: None,
+            offsets_offset: None,
+            tx: None,
+            key: Vec::with_capacity(256),
+            value: Vec::with_capacity(4096),
+        };
+        if self.exactly_once {
+            let consumer: BaseConsumer =
+                self.consumer_config().create().map_err(|e| client_error("consumer", e))?;
+            sink.consumer = Some(consumer);
+            let from = checkpoint.and_then(|c| c.get("offsets_offset")).and_then(|o| o.as_i64());
+            sink.recover(from)?;
+        }
+        Ok(sink)
+    }
+}
+
+/// Characters Kafka refuses in topic names become `_`.
+fn sanitize(s: &str) -> String {
+    let mut out = String::new();
+    message::push_topic_chars(&mut out, s);
+    out
+}
+
+impl KafkaSink {
+    /// Reads the last offsets record of this sink.
+    fn recover(&mut self, from: Option<i64>) -> Result<(), SinkError> {
+        let topic = self.offsets_topic.clone();
+        let partitions = self.ensure_topic(&topic, 1, true)?;
+        if partitions != 1 {
+            return Err(SinkError::Data(format!(
+                "{topic} has {partitions} partitions; outflow's offsets topic must have exactly one: delete it and let outflow create it"
+            )));
+        }
+        let consumer = self.consumer.as_ref().expect("exactly-once sinks have a consumer");
+        let found = recovery::read_offsets(consumer, &topic, &self.cfg.name, from)?;
+        if let Some((offset, rec)) = found {
+            let position: Position = rec.position.parse().map_err(|e| {
+                SinkError::Checkpoint(format!("offsets record at offset {offset} of {topic}: {e}"))
+            })?;
+            tracing::info!(sink = %self.cfg.name, position = %position, "resuming after what kafka already has");
+            self.recovered = Some(position.clone());
+            self.committed = Some(position);
+            self.anchors = rec.partitions;
+            self.offsets_offset = Some(offset);
+        }
+        Ok(())
+    }
+
+    /// Makes sure `topic` exists (creating it first when allowed: some
+    /// brokers auto-create a topic with their own partition count as soon
+    /// as its metadata is asked for) and returns its partition count; waits
+    /// with backoff while the broker is unreachable.
+    fn ensure_topic(&self, topic: &str, partitions: i32, compact: bool) -> Result<i32, SinkError> {
+        if self.cfg.create_topics {
+            self.create_topic(topic, partitions, compact)?;
+        }
+        let mut backoff = Duration::from_millis(200);
+        let mut logged: Option<Instant> = None;
+        loop {
+            match self.producer.client().fetch_metadata(Some(topic), Duration::from_secs(5)) {
+                Ok(md) => {
+                    let t = md.topics().iter().find(|t| t.name() == topic);
+                    let n = t.map_or(0, |t| t.partitions().len() as i32);
+                    match t.and_then(|t| t.error()).map(RDKafkaErrorCode::from) {
+                        None if n > 0 => return Ok(n),
+                        None | Some(RDKafkaErrorCode::UnknownTopicOrPartition | RDKafkaErrorCode::UnknownTopic)
+                            if !self.cfg.create_topics =>
+                        {
+                            return Err(SinkError::Data(format!(
+                                "topic {topic} does not exist; create it, or set create_topics = true on sink {:?}",
+                                self.cfg.name
+                            )))
+                        }
+                        Some(code) => {
+                            if let Some(fatal) = errors::definite(&KafkaError::MetadataFetch(code), topic) {
+                                if !matches!(code, RDKafkaErrorCode::UnknownTopicOrPartition | RDKafkaErrorCode::UnknownTopic) {
+                                    return Err(fatal);
+                                }
+                            }
+                        }
+                        None => {}
+                    }
+                }
+                Err(e) => {
+                    if let Some(fatal) = errors::definite(&e, topic) {
+                        return Err(fatal);
+                    }
+                    if logged.is_none_or(|l| l.elapsed() >= WAIT_LOG) {
+                        tracing::warn!(sink = %self.cfg.name, brokers = %self.cfg.brokers, error = %e,
+                            "kafka is not reachable; retrying (check `brokers` if this persists)");
+                        logged = Some(Instant::now());
+                    }
+                }
+            }
+            std::thread::sleep(backoff);
+            backoff = (backoff * 2).min(MAX_BACKOFF);
+        }
+    }
+
+    /// Creates `topic`; an existing topic is fine. Retries while the broker
+    /// is unreachable.
+    fn create_topic(&self, topic: &str, partitions: i32, compact: bool) -> Result<(), SinkError> {
+        let mut new = NewTopic::new(topic, partitions, TopicReplication::Fixed(self.cfg.replication_factor));
+        if compact {
+            new = new.set("cleanup.policy", "compact");
+        }
+        let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30))).request_timeout(Some(Duration::from_secs(10)));
+        let mut backoff = Duration::from_millis(200);
+        let mut logged: Option<Instant> = None;
+        loop {
+            match futures::executor::block_on(self.admin.create_topics([&new], &opts)) {
+                Ok(results) => {
+                    for r in results {
+                        match r {
+                            Ok(_) => tracing::info!(topic, partitions, "created kafka topic"),
+                            Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+                            Err((_, code)) => {
+                                let e = KafkaError::AdminOp(code);
+                                return Err(errors::definite(&e, topic).unwrap_or_else(|| {
+                                    SinkError::Data(format!(
+                                        "cannot create topic {topic}: {code}; create it yourself and set create_topics = false"
+                                    ))
+                                }));
+                            }
+                        }
+                    }
+                    return Ok(());
+                }
+                Err(e) => {
+                    if let Some(fatal) = errors::definite(&e, topic) {
+                        return Err(fatal);
+                    }
+                    if logged.is_none_or(|l| l.elapsed() >= WAIT_LOG) {
+                        tracing::warn!(sink = %self.cfg.name, brokers = %self.cfg.brokers, error = %e,
+                            "cannot reach kafka to create topic {topic}; retrying (check `brokers` if this persists)");
+                        logged = Some(Instant::now());
+                    }
+                }
+            }
+            std::thread::sleep(backoff);
+            backoff = (backoff * 2).min(MAX_BACKOFF);
+        }
+    }
+
+    /// The topic state, learning about the topic the first time: partition
+    /// count, and (exactly-once) what an earlier run left at its tails.
+    fn topic_state(&mut self, topic: &str) -> Result<&mut TopicState, SinkError> {
+        if !self.topics.contains_key(topic) {
+            let partitions = self.ensure_topic(topic, self.cfg.partitions, false)?;
+            let tails = match &self.consumer {
+                Some(consumer) => recovery::read_tails(consumer, topic, partitions, self.anchors.get(topic))?,
+                None => vec![None; partitions as usize],
+            };
+            if let Some((p, last)) = tails.iter().enumerate().filter_map(|(p, t)| Some((p, t.as_ref()?))).max_by(|a, b| a.1.cmp(b.1)) {
+                tracing::info!(topic, partition = p, position = %last.position, "topic already holds changes up to this position; skipping those");
+            }
+            let sent = vec![None; partitions as usize];
+            self.topics.insert(topic.to_string(), TopicState { partitions, tails, sent });
+        }
+        Ok(self.topics.get_mut(topic).expect("inserted above"))
+    }
+
+    fn table_topic(&mut self, table: &TableId) -> String {
+        if let Some(t) = self.table_topics.get(table) {
+            return t.clone();
+        }
+        let t = self.template.render(&self.ctx.pipeline, &self.ctx.db, &table.schema, &table.name);
+        self.table_topics.insert(table.clone(), t.clone());
+        t
+    }
+
+    /// Produces one record (unless an earlier run already delivered it),
+    /// waiting while librdkafka's queue is full.
+    fn send(&mut self, topic: &str, key: Option<&[u8]>, value: Option<&[u8]>, mark: Mark) -> Result<(), SinkError> {
+        let state = self.topic_state(topic)?;
+        let partition = message::partition_for(key, state.partitions);
+        let p = partition as usize;
+        if state.tails[p].as_ref().is_some_and(|t| mark <= *t) {
+            return Ok(());
+        }
+        let position = mark.position.to_string();
+        let mut headers = OwnedHeaders::new_with_capacity(2).insert(Header { key: POSITION_HEADER, value: Some(&position) });
+        if mark.seq > 0 {
+            headers = headers.insert(Header { key: SEQ_HEADER, value: Some(&mark.seq.to_string()) });
+        }
+        state.sent[p] = Some(mark);
+        let mut record: BaseRecord<'_, [u8], [u8]> = BaseRecord::to(topic).partition(partition).headers(headers);
+        if let Some(k) = key {
+            record = record.key(k);
+        }
+        if let Some(v) = value {
+            record = record.payload(v);
+        }
+        let mut waiting_since: Option<Instant> = None;
+        loop {
+            match self.producer.send(record) {
+                Ok(()) => return Ok(()),
+                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
+                    record = back;
+                    self.producer.poll(Duration::from_millis(50));
+                    self.check_failed()?;
+                    let since = *waiting_since.get_or_insert_with(Instant::now);
+                    if since.elapsed() >= WAIT_LOG {
+                        self.log_waiting("queue full: waiting for kafka to acknowledge records");
+                        waiting_since = Some(Instant::now());
+                    }
+                }
+                Err((e, _)) => {
+                    return Err(errors::definite(&e, topic)
+                        .unwrap_or_else(|| SinkError::Data(format!("cannot produce to topic {topic}: {e}"))))
+                }
+            }
+        }
+    }
+
+    fn check_failed(&self) -> Result<(), SinkError> {
+        let mut st = self.producer.context().state.lock().unwrap_or_else(|e| e.into_inner());
+        match st.failed.take() {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+
+    fn log_waiting(&self, what: &str) {
+        let last = self.producer.context().state.lock().unwrap_or_else(|e| e.into_inner()).last_error.clone();
+        tracing::warn!(
+            sink = %self.cfg.name,
+            in_flight = self.producer.in_flight_count(),
+            last_error = last.as_deref().unwrap_or("none"),
+            "{what}; nothing after the last delivered record is acknowledged to the source"
+        );
+    }
+
+    fn write_change(&mut self, ev: &ChangeEvent) -> Result<(), SinkError> {
+        let topic = self.table_topic(&ev.table.id);
+        let mut key = std::mem::take(&mut self.key);
+        let mut value = std::mem::take(&mut self.value);
+        key.clear();
+        value.clear();
+        let keyed = ev.op != Op::Truncate && message::write_key(&mut key, ev, &self.style);
+        self.writer.write_change(&mut value, ev);
+        value.pop(); // the line's newline
+        let k = keyed.then_some(key.as_slice());
+        let result = self.send(&topic, k, Some(&value), Mark { position: ev.position.clone(), seq: 0 }).and_then(|()| {
+            if ev.op == Op::Delete && self.cfg.tombstones {
+                self.send(&topic, k, None, Mark { position: ev.position.clone(), seq: 1 })
+            } else {
+                Ok(())
+            }
+        });
+        self.key = key;
+        self.value = value;
+        if let Some(tx) = &mut self.tx {
+            let table = ev.table.id.to_string();
+            match tx.counts.iter_mut().find(|(t, _)| *t == table) {
+                Some((_, n)) => *n += 1,
+                None => tx.counts.push((table, 1)),
+            }
+        }
+        result
+    }
+
+    fn write_item(&mut self, item: &StreamItem) -> Result<(), SinkError> {
+        match item {
+            StreamItem::Change(ev) => self.write_change(ev),
+            StreamItem::Message(m) => {
+                let topic = format!("{}.message", sanitize(&self.ctx.pipeline));
+                let key = message::message_key(&m.prefix);
+                let mut value = Vec::new();
+                self.writer.write_message(&mut value, m);
+                value.pop();
+                self.send(&topic, Some(&key), Some(&value), Mark { position: m.position.clone(), seq: 0 })
+            }
+            StreamItem::Begin { tx_id, commit_ts_us, position } => {
+                let id = message::transaction_id(*tx_id, position);
+                if self.cfg.transaction_topic {
+                    let value = message::transaction_begin(&id, commit_ts_us.div_euclid(1000));
+                    self.send_transaction(&id, &value, position)?;
+                }
+                self.tx = Some(Tx { id, counts: Vec::new() });
+                Ok(())
+            }
+            StreamItem::Commit { tx_id, commit_ts_us, position } => {
+                let tx = self.tx.take();
+                if self.cfg.transaction_topic {
+                    let (id, counts) = match tx {
+                        Some(tx) => (tx.id, tx.counts),
+                        None => (message::transaction_id(*tx_id, position), Vec::new()),
+                    };
+                    let value = message::transaction_end(&id, commit_ts_us.div_euclid(1000), &counts);
+                    self.send_transaction(&id, &value, position)?;
+                }
+                Ok(())
+            }
+            // Schema changes, heartbeats and snapshot bookkeeping carry no record.
+            _ => Ok(()),
+        }
+    }
+
+    fn send_transaction(&mut self, id: &str, value: &[u8], position: &Position) -> Result<(), SinkError> {
+        let topic = format!("{}.transaction", sanitize(&self.ctx.pipeline));
+        let key = message::transaction_key(id);
+        self.send(&topic, Some(&key), Some(value), Mark { position: position.clone(), seq: 0 })
+    }
+
+    /// Waits until librdkafka has a delivery report for every record.
+    fn wait_delivered(&self) -> Result<(), SinkError> {
+        let mut since = Instant::now();
+        loop {
+            match self.producer.flush(Duration::from_millis(500)) {
+                Ok(()) => break,
+                Err(KafkaError::Flush(RDKafkaErrorCode::OperationTimedOut)) => {}
+                Err(e) => {
+                    if let Some(fatal) = errors::definite(&e, "(flush)") {
+                        return Err(fatal);
+                    }
+                }
+            }
+            self.check_failed()?;
+            if let Some((code, reason)) = self.producer.client().fatal_error() {
+                return Err(SinkError::Data(format!("kafka producer failed: {code}: {reason}")));
+            }
+            if since.elapsed() >= WAIT_LOG {
+                self.log_waiting("waiting for kafka to acknowledge records");
+                since = Instant::now();
+            }
+        }
+        self.check_failed()
+    }
+
+    /// Appends this sink's offsets record and waits for its delivery.
+    fn write_offsets(&mut self, position: &Position) -> Result<(), SinkError> {
+        let delivered = self.producer.context().state.lock().unwrap_or_else(|e| e.into_inner()).delivered.clone();
+        let mut partitions = std::mem::take(&mut self.anchors);
+        for (topic, state) in &self.topics {
+            let Some(offsets) = delivered.get(topic) else { continue };
+            for (p, mark) in state.sent.iter().enumerate() {
+                let (Some(mark), Some(&offset)) = (mark, offsets.get(p)) else { continue };
+                if offset >= 0 {
+                    partitions
+                        .entry(topic.clone())
+                        .or_default()
+                        .insert(p as i32, Anchor(offset, mark.position.to_string(), mark.seq));
+                }
+            }
+        }
+        let record = OffsetsRecord { position: position.to_string(), partitions };
+        let value = serde_json::to_vec(&record).expect("offsets records serialize");
+        self.anchors = record.partitions;
+        let topic = self.offsets_topic.clone();
+        let name = self.cfg.name.clone();
+        let r: BaseRecord<'_, str, [u8]> = BaseRecord::to(&topic).partition(0).key(name.as_str()).payload(value.as_slice());
+        self.producer.send(r).map_err(|(e, _)| {
+            errors::definite(&e, &topic).unwrap_or_else(|| SinkError::Data(format!("cannot write {topic}: {e}")))
+        })?;
+        self.wait_delivered()?;
+        let st = self.producer.context().state.lock().unwrap_or_else(|e| e.into_inner());
+        self.offsets_offset = st.delivered.get(&topic).and_then(|o| o.first().copied()).filter(|&o| o >= 0);
+        Ok(())
+    }
+}
+
+impl Sink for KafkaSink {
+    fn write(&mut self, items: &[StreamItem]) -> Result<(), SinkError> {
+        for item in items {
+            let Some(position) = item.position() else { continue };
+            if self.recovered.as_ref().is_some_and(|r| position <= r) {
+                continue;
+            }
+            self.write_item(item)?;
+            self.written = Some(position.clone());
+        }
+        self.producer.poll(Duration::ZERO);
+        self.check_failed()
+    }
+
+    fn flush(&mut self) -> Result<Checkpoint, SinkError> {
+        self.wait_delivered()?;
+        if self.cfg.exactly_once {
+            if let Some(position) = self.written.clone().filter(|w| Some(w) != self.committed.as_ref()) {
+                self.write_offsets(&position)?;
+                self.committed = Some(position);
+            }
+        }
+        Ok(match self.offsets_offset {
+            Some(o) => json!({ "offsets_offset": o }),
+            None => Checkpoint::Null,
+        })
+    }
+
+    fn exactly_once(&self) -> bool {
+        self.cfg.exactly_once
+    }
+}

@@ -1,0 +1,88 @@
+//! Unit tests: the partitioner against Kafka's Java client, topic templates,
+//! keys and transaction records.
+
+use std::sync::Arc;
+
+use outflow_decoders::{ChangeEvent, ColumnSchema, Op, Position, SourceInfo, TableId, TableSchema, Value};
+
+use super::message::*;
+use crate::format::values::ValueStyle;
+
+/// `UtilsTest.testMurmur2` in Kafka's clients module.
+#[test]
+fn murmur2_matches_kafkas_java_client() {
+    let cases: &[(&str, i32)] = &[
+        ("21", -973932308),
+        ("foobar", -790332482),
+        ("a-little-bit-long-string", -985981536),
+        ("a-little-bit-longer-string", -1486304829),
+        ("lkjh234lh9fiuh90y23oiuhsafujhadof229phr9h19h89h8", -58897971),
+        ("abc", 479470107),
+    ];
+    for (input, want) in cases {
+        assert_eq!(murmur2(input.as_bytes()), *want, "murmur2({input:?})");
+    }
+}
+
+#[test]
+fn partitions_like_the_default_partitioner() {
+    // toPositive(murmur2("foobar")) % 7, computed by hand: -790332482 & 0x7fffffff = 1357151166.
+    assert_eq!(partition_for(Some(b"foobar"), 7), (1357151166u32 % 7) as i32);
+    assert_eq!(partition_for(Some(b"abc"), 3), (479470107u32 % 3) as i32);
+    assert_eq!(partition_for(Some(b"abc"), 1), 0);
+    assert_eq!(partition_for(None, 12), 0);
+}
+
+#[test]
+fn topic_templates() {
+    let t = TopicTemplate::parse("{name}.{schema}.{table}").unwrap();
+    assert_eq!(t.render("app", "db", "public", "orders"), "app.public.orders");
+    let t = TopicTemplate::parse("cdc-{db}_{table}").unwrap();
+    assert_eq!(t.render("app", "shop", "public", "order items"), "cdc-shop_order_items");
+    let t = TopicTemplate::parse("all-changes").unwrap();
+    assert_eq!(t.render("app", "db", "s", "t"), "all-changes");
+    assert!(TopicTemplate::parse("{name}.{tabel}").unwrap_err().contains("{tabel}"));
+    assert!(TopicTemplate::parse("{name").is_err());
+    assert!(TopicTemplate::parse("name}").is_err());
+    assert!(TopicTemplate::parse("").is_err());
+}
+
+fn col(name: &str, type_name: &str, key: bool) -> ColumnSchema {
+    ColumnSchema { name: name.into(), type_name: type_name.into(), type_id: 0, type_modifier: -1, nullable: !key, key }
+}
+
+fn event(op: Op, columns: Vec<ColumnSchema>, row: Vec<Value>) -> ChangeEvent {
+    let table = Arc::new(TableSchema { id: TableId::new("public", "t"), version: 1, columns });
+    let (before, after) = if op == Op::Delete { (Some(row), None) } else { (None, Some(row)) };
+    ChangeEvent { op, table, before, after, source: SourceInfo::default(), position: Position::Pg { lsn: 100, index: 1 } }
+}
+
+#[test]
+fn keys_are_objects_of_the_key_columns() {
+    let style = ValueStyle { unavailable_placeholder: "x".into() };
+    let cols = vec![col("a", "text", false), col("id", "int4", true), col("k2", "text", true)];
+    let ev = event(Op::Delete, cols, vec![Value::Text("no".into()), Value::Int(7), Value::Text("b".into())]);
+    let mut out = Vec::new();
+    assert!(write_key(&mut out, &ev, &style));
+    assert_eq!(String::from_utf8(out).unwrap(), r#"{"id":7,"k2":"b"}"#);
+
+    let keyless = event(Op::Create, vec![col("a", "text", false)], vec![Value::Text("x".into())]);
+    let mut out = Vec::new();
+    assert!(!write_key(&mut out, &keyless, &style));
+    assert!(out.is_empty());
+}
+
+#[test]
+fn transaction_records() {
+    let id = transaction_id(Some(571), &Position::pg(53195829));
+    assert_eq!(id, "571:53195829");
+    assert_eq!(String::from_utf8(transaction_key(&id)).unwrap(), r#"{"id":"571:53195829"}"#);
+    let begin: serde_json::Value = serde_json::from_slice(&transaction_begin(&id, 5)).unwrap();
+    assert_eq!(begin["status"], "BEGIN");
+    assert!(begin["event_count"].is_null());
+    let end: serde_json::Value =
+        serde_json::from_slice(&transaction_end(&id, 5, &[("public.a".into(), 2), ("public.b".into(), 1)])).unwrap();
+    assert_eq!(end["event_count"], 3);
+    assert_eq!(end["data_collections"][1]["data_collection"], "public.b");
+    assert_eq!(end["data_collections"][1]["event_count"], 1);
+}
