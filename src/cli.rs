@@ -43,6 +43,14 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Ask a running `run` (or the next one) to snapshot tables again.
+    Snapshot {
+        #[arg(short, long, default_value = "outflow.toml")]
+        config: PathBuf,
+        /// SCHEMA.TABLE, one or more.
+        #[arg(long = "table", required = true, num_args = 1..)]
+        tables: Vec<String>,
+    },
     /// Print changes to stdout through a temporary slot; commits no offsets.
     Tail {
         #[arg(short, long, default_value = "outflow.toml")]
@@ -60,7 +68,55 @@ pub async fn dispatch(cli: Cli) -> Result<()> {
         Command::Run { config, until_caught_up } => run(&config, until_caught_up).await,
         Command::Status { config, json } => status(&config, json).await,
         Command::Tail { config, until_caught_up } => tail(&config, until_caught_up).await,
+        Command::Snapshot { config, tables } => request_snapshots(&config, &tables),
     }
+}
+
+fn request_snapshots(config_path: &Path, tables: &[String]) -> Result<()> {
+    let config = Config::load(config_path)?;
+    let state = StateDir::open_read_only(&config.state.dir);
+    for table in tables {
+        if table.split('.').count() != 2 {
+            return Err(Error::config(format!("{table:?} is not of the form schema.table"), "e.g. --table public.orders"));
+        }
+        state.request_snapshot(table)?;
+        println!("snapshot of {table} requested");
+    }
+    match state.running() {
+        Some(p) => println!("the running outflow (pid {}) starts it within a second", p.pid),
+        None => println!("no outflow is running: the next `outflow run` starts it"),
+    }
+    Ok(())
+}
+
+/// Snapshot progress per table over all sinks: the least advanced sink's.
+pub fn snapshot_status(config: &Config, state: &StateDir) -> serde_json::Value {
+    let offsets: Vec<Option<SinkOffset>> =
+        config.sinks.iter().map(|s| state.sink_offset(s.name()).ok().flatten()).collect();
+    let refs: Vec<Option<&SinkOffset>> = offsets.iter().map(Option::as_ref).collect();
+    let mut tables: std::collections::BTreeSet<String> =
+        offsets.iter().flatten().flat_map(|o| o.snapshot.keys().cloned()).collect();
+    let requested = state.snapshot_requests();
+    tables.extend(requested.iter().cloned());
+    let running = state.running().is_some();
+    let list: Vec<_> = tables
+        .into_iter()
+        .map(|name| {
+            let (schema, table) = name.split_once('.').unwrap_or(("", &name));
+            let p = least_progress(&refs, &TableId::new(schema, table));
+            let status = if requested.contains(&name) {
+                "requested"
+            } else if p.done {
+                "done"
+            } else if running {
+                "running"
+            } else {
+                "pending"
+            };
+            json!({"table": name, "status": status, "rows": p.rows})
+        })
+        .collect();
+    serde_json::Value::Array(list)
 }
 
 async fn run(config_path: &Path, until_caught_up: bool) -> Result<()> {
@@ -231,7 +287,7 @@ async fn status(config_path: &Path, as_json: bool) -> Result<()> {
             "error": source_error,
         },
         "sinks": sinks,
-        "snapshot": [],
+        "snapshot": snapshot_status(&config, &state),
         "process": process,
     });
     if as_json {
@@ -288,5 +344,13 @@ fn print_status_table(r: &serde_json::Value) {
             text(&sink["lag_bytes"]),
             sink["error"].as_str().map(|e| format!("error: {e}")).unwrap_or_else(|| text(&sink["committed_at"])),
         );
+    }
+    let snapshot = r["snapshot"].as_array().cloned().unwrap_or_default();
+    if !snapshot.is_empty() {
+        println!();
+        println!("{:<40} {:<10} {:>12}", "SNAPSHOT TABLE", "STATUS", "ROWS");
+        for t in &snapshot {
+            println!("{:<40} {:<10} {:>12}", text(&t["table"]), text(&t["status"]), text(&t["rows"]));
+        }
     }
 }

@@ -176,6 +176,9 @@ impl PgSource {
         let mut poll_tick = tokio::time::interval(Duration::from_millis(250));
         poll_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut snapshots = self.start_snapshots();
+        if let Some(state) = state {
+            self.take_snapshot_requests(state, &mut snapshots);
+        }
         let mut request_tick = tokio::time::interval(Duration::from_secs(1));
 
         loop {
