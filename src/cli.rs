@@ -21,6 +21,7 @@ use crate::snapshot::SnapshotPlan;
 use crate::state::{SinkOffset, StateDir, TableSnapshot};
 
 #[derive(Debug, Parser)]
+#[command(name = "outflow", version, about = "Change-data-capture from PostgreSQL to JSONL, Kafka and Parquet")]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
