@@ -382,6 +382,8 @@ pub struct Outflow {
     raw_config: Option<String>,
     /// Extra environment for the next commands (e.g. OUTFLOW_FAILPOINTS).
     env: std::cell::RefCell<Vec<(String, String)>>,
+    /// Extra TOML sections (e.g. `[snapshot]`) for the generated config.
+    sections: Vec<String>,
 }
 
 impl Outflow {
@@ -400,6 +402,7 @@ impl Outflow {
             publication: "outflow".to_string(),
             raw_config: None,
             env: Default::default(),
+            sections: Vec::new(),
         }
     }
 
@@ -410,6 +413,12 @@ impl Outflow {
 
     pub fn name(mut self, name: &str) -> Outflow {
         self.name = Some(name.to_string());
+        self
+    }
+
+    /// Adds a TOML section to the generated config, e.g. `[snapshot]\nchunk_size = 100`.
+    pub fn section(mut self, toml: &str) -> Outflow {
+        self.sections.push(toml.to_string());
         self
     }
 
@@ -459,6 +468,10 @@ impl Outflow {
             toml_str(&self.slot),
             toml_str(&self.publication),
         ));
+        for section in &self.sections {
+            text.push_str(section);
+            text.push_str("\n\n");
+        }
         text.push_str(&format!(
             "[state]\ndir = {}\n\n",
             toml_str(&self.state_dir().to_string_lossy())

@@ -13,3 +13,4 @@ mod harness;
 mod parquet;
 mod pg_stream;
 mod pg_types;
+mod snapshot;
