@@ -8,6 +8,7 @@ pub mod failpoints;
 pub mod mysql;
 pub mod pg;
 pub mod pipeline;
+pub mod progress;
 pub mod snapshot;
 pub mod source;
 pub mod state;

@@ -25,6 +25,7 @@ use super::{watermark, Chunk, ReaderEvent, WATERMARK_PREFIX};
 use crate::error::{Error, Result};
 use crate::pg::catalog::{ident, sql_error, Catalog};
 use crate::pg::params::PgParams;
+use crate::progress::RowProgress;
 use crate::state::TableSnapshot;
 
 static NEXT_CHUNK: AtomicU64 = AtomicU64::new(1);
@@ -60,6 +61,7 @@ pub async fn snapshot_table(
     let select_list = columns.iter().map(|c| ident(&c.schema.name)).collect::<Vec<_>>().join(", ");
     let pages_per_chunk = if keyed { 0 } else { pages_per_chunk(&catalog, &qualified, chunk_size).await? };
     tracing::info!(table = %table, rows_done = progress.rows, "snapshot started");
+    let mut bar = RowProgress::new(table.to_string(), estimated_rows(&catalog, &qualified).await?, progress.rows);
 
     while !progress.done {
         let id = NEXT_CHUNK.fetch_add(1, Ordering::Relaxed);
@@ -76,6 +78,7 @@ pub async fn snapshot_table(
         };
         let (rows, last_key) = read_rows(&catalog, &sql, &columns).await?;
         progress.rows += rows.len() as u64;
+        bar.advance(rows.len() as u64);
         if keyed {
             if last_key.is_some() {
                 progress.last_key = last_key;
@@ -95,6 +98,7 @@ pub async fn snapshot_table(
             return Ok(()); // stopped before the chunk was emitted: resumes next run
         }
     }
+    bar.finish();
     tracing::info!(table = %table, rows = progress.rows, "snapshot done");
     Ok(())
 }
@@ -222,6 +226,16 @@ async fn read_rows(catalog: &Catalog, sql: &str, columns: &[Column]) -> Result<(
         last_key = Some(key);
     }
     Ok((rows, last_key))
+}
+
+/// The planner's row estimate (0 when the table was never analyzed).
+async fn estimated_rows(catalog: &Catalog, qualified: &str) -> Result<u64> {
+    let row = catalog
+        .client()
+        .query_one("SELECT GREATEST(reltuples, 0)::bigint FROM pg_class WHERE oid = $1::text::regclass", &[&qualified])
+        .await
+        .map_err(|e| sql_error("reading table statistics", &e))?;
+    Ok(row.get::<_, i64>(0) as u64)
 }
 
 async fn relation_pages(catalog: &Catalog, qualified: &str) -> Result<u64> {
