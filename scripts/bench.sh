@@ -10,6 +10,8 @@
 #   1. pg_recvlogical (pgoutput, proto 1) to /dev/null, up to the backlog's end;
 #   2. outflow run --until-caught-up into a JSONL sink on /dev/null;
 # and prints rows/s for both, the ratio, and outflow's peak RSS.
+# Then (BENCH_SNAPSHOT=1, the default) the whole table is read once by
+# `COPY ... TO STDOUT` and once by an outflow snapshot (mode initial_only).
 # The server is stopped and its data removed at the end.
 #
 # BENCH_SINKS="jsonl parquet" also drains the same backlog (through its own
@@ -151,5 +153,48 @@ done
 if [[ -n "${OUT_S[jsonl]:-}" && -n "${OUT_S[parquet]:-}" ]]; then
     printf 'ratio parquet/jsonl: %s\n' "$(awk -v a="${OUT_S[jsonl]}" -v b="${OUT_S[parquet]}" 'BEGIN { printf "%.2f", a / b }')"
     printf 'parquet output: %s\n' "$(du -sh "$WORK/lake" | cut -f1)"
+fi
+
+# Snapshot case: the whole table read by COPY vs outflow's watermark snapshot
+# (mode initial_only, default parallelism) into JSONL on /dev/null.
+if [[ "${BENCH_SNAPSHOT:-1}" == 1 ]]; then
+    SNAP_ROWS=$(psql_b -At -c "SELECT count(*) FROM orders")
+    echo "snapshot: COPY of $SNAP_ROWS rows..." >&2
+    t0=$(now)
+    psql_b -c "COPY (SELECT * FROM orders) TO STDOUT" >/dev/null
+    t1=$(now)
+    COPY_S=$(awk -v a="$t0" -v b="$t1" 'BEGIN { print b - a }')
+    cat >"$WORK/outflow-snapshot.toml" <<EOF2
+name = "bench"
+[source]
+kind = "postgres"
+url = "postgres://postgres@127.0.0.1:$PORT/bench"
+tables = ["public.orders"]
+slot = "outflow_bench_snapshot"
+publication = "bench"
+[snapshot]
+mode = "initial_only"
+[state]
+dir = "$WORK/state-snapshot"
+[[sink]]
+name = "null"
+kind = "jsonl"
+path = "/dev/null"
+EOF2
+    echo "snapshot: outflow initial_only..." >&2
+    t0=$(now)
+    /usr/bin/time -f "%M" -o "$WORK/rss" "$OUTFLOW" run -c "$WORK/outflow-snapshot.toml" 2>"$WORK/outflow.log" \
+        || { cat "$WORK/outflow.log" >&2; exit 1; }
+    t1=$(now)
+    SNAP_S=$(awk -v a="$t0" -v b="$t1" 'BEGIN { print b - a }')
+    SNAP_EVENTS=$(grep -o '"events": [0-9]*' "$WORK/state-snapshot/sinks/null.json" | grep -o '[0-9]*$')
+    printf '\n%-24s %10s %12s %10s\n' "snapshot" "seconds" "rows/s" "peak RSS"
+    printf '%-24s %10.2f %12s %10s\n' "COPY to /dev/null" "$COPY_S" "$(rate "$SNAP_ROWS" "$COPY_S")" "-"
+    printf '%-24s %10.2f %12s %7s MB\n' "outflow initial_only" "$SNAP_S" "$(rate "$SNAP_ROWS" "$SNAP_S")" "$(($(tail -n 1 "$WORK/rss") / 1024))"
+    printf 'ratio outflow/COPY: %s\n' "$(awk -v a="$COPY_S" -v b="$SNAP_S" 'BEGIN { printf "%.2f", a / b }')"
+    if [[ "$SNAP_EVENTS" != "$SNAP_ROWS" ]]; then
+        echo "error: the snapshot delivered $SNAP_EVENTS rows, expected $SNAP_ROWS" >&2
+        status=1
+    fi
 fi
 exit "$status"
