@@ -32,6 +32,9 @@ set -euo pipefail
 
 # shellcheck source=scripts/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+# MariaDB servers (mariadb, mariadb_nobin, mariadb_misc): see that file.
+# shellcheck source=scripts/mariadb-services.sh
+source "$(dirname "${BASH_SOURCE[0]}")/mariadb-services.sh"
 
 PG_BIN="${OUTFLOW_PG_BIN:-/usr/lib/postgresql/15/bin}"
 PG_PORT=56432
@@ -210,6 +213,7 @@ cmd_up() {
     start_server pg "$PG_PORT"
     start_server pg_replica_wal "$PG_REPLICA_WAL_PORT"
     create_roles
+    mariadb_up
     log "up: pg on 127.0.0.1:$PG_PORT, pg_replica_wal on 127.0.0.1:$PG_REPLICA_WAL_PORT (data in $SERVICES_DIR)"
 }
 
@@ -224,6 +228,7 @@ cmd_down() {
         fi
         rm -rf "$datadir" "$SERVICES_DIR/$name.log" "$SERVICES_DIR/$name.initdb.log"
     done
+    mariadb_down
     rmdir "$SERVICES_DIR" 2>/dev/null || true
     log "down"
 }
@@ -233,6 +238,7 @@ cmd_env() {
     printf 'export OUTFLOW_TEST_PG_REPLICA_WAL_URL=%q\n' "postgres://postgres@127.0.0.1:$PG_REPLICA_WAL_PORT/postgres"
     printf 'export OUTFLOW_TEST_PG_CA=%q\n' "$SERVICES_DIR/pg/ca.crt"
     printf 'export OUTFLOW_TEST_PG_BIN=%q\n' "$PG_BIN"
+    mariadb_env
 }
 
 case "${1:-}" in

@@ -17,6 +17,7 @@ PG_BIN="${OUTFLOW_PG_BIN:-/usr/lib/postgresql/15/bin}"
 missing=()
 [[ -x "$PG_BIN/initdb" ]] || missing+=(postgresql-15)
 have openssl || missing+=(openssl)
+have mariadbd || missing+=(mariadb-server)
 if ((${#missing[@]} > 0)); then
     apt_install "${missing[@]}"
 fi

@@ -13,7 +13,7 @@
 //!   everything else.
 //! - BIT values are big-endian bytes; ENUM is a 1-based label index (0 is the
 //!   empty "error" value), SET a little-endian bitmask of labels.
-//! - YEAR 0 is the year 0000, not 1900; zero dates (`0000-00-00`) and dates
+//! - YEAR is stored as years since 1900 (0000 reads as 1900, like Debezium); zero dates (`0000-00-00`) and dates
 //!   with zero month or day have no calendar day: they decode to NULL, as
 //!   Debezium's connector emits them.
 //! - Text is decoded by the column's charset: latin1 is Windows-1252 (as in
@@ -159,10 +159,9 @@ fn read_value(c: &ColumnCodec, cur: &mut Cursor<'_>) -> Result<Value, DecodeErro
             let d = cur.read_with("decimal", |r| Decimal::read_bin(r, p, s, false))?;
             Value::Decimal(d.to_string())
         }
-        MYSQL_TYPE_YEAR => match cur.uint_le(1, "year")? {
-            0 => Value::Int(0),
-            y => Value::Int(1900 + y as i64),
-        },
+        // YEAR 0000 is stored as 0 and comes out as 1900, as Debezium (and
+        // mysql_common) read it.
+        MYSQL_TYPE_YEAR => Value::Int(1900 + cur.uint_le(1, "year")? as i64),
         MYSQL_TYPE_DATE | MYSQL_TYPE_NEWDATE => {
             let v = cur.uint_le(3, "date")?;
             match date_value((v >> 9) as i64, ((v >> 5) & 15) as u32, (v & 31) as u32, 0) {

@@ -2,6 +2,10 @@
 //! *value* of Debezium's PostgreSQL connector with `schemas.enable=false`), or
 //! the flat format for people.
 //!
+//! For `connector = "mysql"` the source block carries the MySQL connector's
+//! fields (`file`, `pos`, `row`, `server_id`, `gtid`, `thread`; `db` is the
+//! table's database) and values render as that connector renders them.
+//!
 //! This is the hot path of every JSON sink: events are appended to a reused
 //! byte buffer field by field; no JSON DOM is built.
 
@@ -9,6 +13,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use outflow_decoders::{ChangeEvent, LogicalMessage, Op, Row, SourceInfo, TableSchema};
 
+use super::mysql_values::write_mysql_value;
 use super::values::{write_debezium_value, write_flat_value, write_json_str, ValueStyle};
 use super::Format;
 use crate::SinkContext;
@@ -75,18 +80,26 @@ impl EventWriter {
             return;
         };
         out.push(b'{');
+        let mysql = self.ctx.connector == "mysql";
         for (i, (col, v)) in table.columns.iter().zip(row).enumerate() {
             if i > 0 {
                 out.push(b',');
             }
             write_json_str(out, &col.name);
             out.push(b':');
-            write_debezium_value(out, v, col, &self.style);
+            if mysql {
+                write_mysql_value(out, v, col, &self.style);
+            } else {
+                write_debezium_value(out, v, col, &self.style);
+            }
         }
         out.push(b'}');
     }
 
     fn write_source(&self, out: &mut Vec<u8>, s: &SourceInfo, schema: &str, table: &str) {
+        if self.ctx.connector == "mysql" {
+            return self.write_mysql_source(out, s, schema, table);
+        }
         let ts_us = s.commit_ts_us;
         out.extend_from_slice(b"{\"version\":\"");
         out.extend_from_slice(VERSION.as_bytes());
@@ -116,6 +129,47 @@ impl EventWriter {
         out.extend_from_slice(b",\"lsn\":");
         push_opt_int(out, s.lsn);
         out.extend_from_slice(b",\"xmin\":null}");
+    }
+
+    /// The MySQL connector's source block: `db` is the table's database.
+    fn write_mysql_source(&self, out: &mut Vec<u8>, s: &SourceInfo, db: &str, table: &str) {
+        let ts_us = s.commit_ts_us;
+        out.extend_from_slice(b"{\"version\":\"");
+        out.extend_from_slice(VERSION.as_bytes());
+        out.extend_from_slice(b"\",\"connector\":\"mysql\",\"name\":");
+        write_json_str(out, &self.ctx.pipeline);
+        out.extend_from_slice(b",\"ts_ms\":");
+        push_int(out, ts_us.div_euclid(1000));
+        out.extend_from_slice(if s.snapshot { b",\"snapshot\":\"true\"" } else { b",\"snapshot\":null" });
+        out.extend_from_slice(b",\"db\":");
+        write_json_str(out, if db.is_empty() { &self.ctx.db } else { db });
+        out.extend_from_slice(b",\"sequence\":null,\"ts_us\":");
+        push_int(out, ts_us);
+        out.extend_from_slice(b",\"ts_ns\":");
+        push_int(out, ts_us.saturating_mul(1000));
+        out.extend_from_slice(b",\"table\":");
+        if table.is_empty() {
+            out.extend_from_slice(b"null");
+        } else {
+            write_json_str(out, table);
+        }
+        let b = s.binlog.clone().unwrap_or_default();
+        out.extend_from_slice(b",\"server_id\":");
+        push_int(out, b.server_id);
+        out.extend_from_slice(b",\"gtid\":");
+        match &b.gtid {
+            Some(g) => write_json_str(out, g),
+            None => out.extend_from_slice(b"null"),
+        }
+        out.extend_from_slice(b",\"file\":");
+        write_json_str(out, &b.file);
+        out.extend_from_slice(b",\"pos\":");
+        push_int(out, b.pos);
+        out.extend_from_slice(b",\"row\":");
+        push_int(out, b.row);
+        out.extend_from_slice(b",\"thread\":");
+        push_opt_int(out, b.thread.map(u64::from));
+        out.extend_from_slice(b",\"query\":null}");
     }
 
     /// `{"_op":"c","_table":"public.t","_position":"lsn:…","_ts":"…", col: value, …}`
