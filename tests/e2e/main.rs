@@ -11,6 +11,7 @@ mod bad_input;
 mod durability;
 mod harness;
 mod parquet;
+mod pg_partitions;
 mod pg_stream;
 mod pg_types;
 mod snapshot;
