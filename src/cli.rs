@@ -44,6 +44,13 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Show, move or reset sinks' stored positions.
+    Offsets {
+        #[arg(short, long, default_value = "outflow.toml", global = true)]
+        config: PathBuf,
+        #[command(subcommand)]
+        action: OffsetsAction,
+    },
     /// Ask a running `run` (or the next one) to snapshot tables again.
     Snapshot {
         #[arg(short, long, default_value = "outflow.toml")]
@@ -61,6 +68,29 @@ pub enum Command {
     },
 }
 
+#[derive(Debug, Subcommand)]
+pub enum OffsetsAction {
+    /// Every sink's stored position.
+    Show,
+    /// Move a sink to a position (rewind to replay, or skip ahead).
+    Set {
+        #[arg(long)]
+        sink: String,
+        #[arg(long)]
+        position: String,
+        /// Print what would change and what would be replayed or skipped.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Forget a sink's position: it starts over with a snapshot.
+    Reset {
+        #[arg(long)]
+        sink: String,
+        #[arg(long)]
+        dry_run: bool,
+    },
+}
+
 /// How often sinks make their writes durable and store their offsets.
 const COMMIT_INTERVAL: Duration = Duration::from_secs(1);
 
@@ -70,6 +100,11 @@ pub async fn dispatch(cli: Cli) -> Result<()> {
         Command::Status { config, json } => status(&config, json).await,
         Command::Tail { config, until_caught_up } => tail(&config, until_caught_up).await,
         Command::Snapshot { config, tables } => request_snapshots(&config, &tables),
+        Command::Offsets { config, action } => match action {
+            OffsetsAction::Show => crate::offsets::show(&config),
+            OffsetsAction::Set { sink, position, dry_run } => crate::offsets::set(&config, &sink, &position, dry_run).await,
+            OffsetsAction::Reset { sink, dry_run } => crate::offsets::reset(&config, &sink, dry_run),
+        },
     }
 }
 

@@ -6,6 +6,7 @@ pub mod config;
 pub mod error;
 pub mod failpoints;
 pub mod mysql;
+pub mod offsets;
 pub mod pg;
 pub mod pipeline;
 pub mod progress;

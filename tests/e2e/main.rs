@@ -10,6 +10,7 @@
 mod bad_input;
 mod durability;
 mod harness;
+mod offsets;
 mod parquet;
 mod pg_partitions;
 mod pg_stream;
