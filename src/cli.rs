@@ -51,6 +51,11 @@ pub enum Command {
         #[command(subcommand)]
         action: OffsetsAction,
     },
+    /// Preflight: server settings, privileges, slot, publication, tables, sinks.
+    Check {
+        #[arg(short, long, default_value = "outflow.toml")]
+        config: PathBuf,
+    },
     /// Ask a running `run` (or the next one) to snapshot tables again.
     Snapshot {
         #[arg(short, long, default_value = "outflow.toml")]
@@ -100,6 +105,7 @@ pub async fn dispatch(cli: Cli) -> Result<()> {
         Command::Status { config, json } => status(&config, json).await,
         Command::Tail { config, until_caught_up } => tail(&config, until_caught_up).await,
         Command::Snapshot { config, tables } => request_snapshots(&config, &tables),
+        Command::Check { config } => crate::check::check(&config).await,
         Command::Offsets { config, action } => match action {
             OffsetsAction::Show => crate::offsets::show(&config),
             OffsetsAction::Set { sink, position, dry_run } => crate::offsets::set(&config, &sink, &position, dry_run).await,

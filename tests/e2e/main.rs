@@ -8,6 +8,7 @@
 //! Debezium way).
 
 mod bad_input;
+mod check;
 mod durability;
 mod harness;
 mod offsets;
