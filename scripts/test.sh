@@ -17,6 +17,10 @@ PG_BIN="${OUTFLOW_PG_BIN:-/usr/lib/postgresql/15/bin}"
 missing=()
 [[ -x "$PG_BIN/initdb" ]] || missing+=(postgresql-15)
 have openssl || missing+=(openssl)
+# rdkafka (feature cmake-build) compiles librdkafka: cmake, and curl's headers.
+have cmake || missing+=(cmake)
+[[ -f /usr/include/x86_64-linux-gnu/curl/curl.h || -f /usr/include/curl/curl.h ]] || missing+=(libcurl4-openssl-dev)
+dpkg -s libssl-dev >/dev/null 2>&1 || missing+=(libssl-dev)
 have mariadbd || missing+=(mariadb-server)
 if ((${#missing[@]} > 0)); then
     apt_install "${missing[@]}"

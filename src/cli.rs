@@ -240,6 +240,7 @@ async fn tail(config_path: &Path, until_caught_up: bool) -> Result<()> {
 fn build_sink(cfg: &SinkConfig, ctx: SinkContext, checkpoint: Option<&serde_json::Value>) -> Result<Box<dyn Sink>> {
     Ok(match cfg {
         SinkConfig::Jsonl(c) => Box::new(c.build(ctx, checkpoint)?),
+        SinkConfig::Kafka(c) => Box::new(c.build(ctx, checkpoint)?),
         SinkConfig::Parquet(c) => Box::new(c.build(ctx, checkpoint)?),
     })
 }

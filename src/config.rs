@@ -119,6 +119,7 @@ fn default_state_dir() -> PathBuf {
 #[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
 pub enum SinkConfig {
     Jsonl(outflow_sinks::jsonl::JsonlConfig),
+    Kafka(outflow_sinks::kafka::KafkaConfig),
     Parquet(outflow_sinks::parquet::ParquetConfig),
 }
 
@@ -126,6 +127,7 @@ impl SinkConfig {
     pub fn name(&self) -> &str {
         match self {
             SinkConfig::Jsonl(c) => &c.name,
+            SinkConfig::Kafka(c) => &c.name,
             SinkConfig::Parquet(c) => &c.name,
         }
     }
@@ -133,6 +135,7 @@ impl SinkConfig {
     pub fn kind(&self) -> &'static str {
         match self {
             SinkConfig::Jsonl(_) => "jsonl",
+            SinkConfig::Kafka(_) => "kafka",
             SinkConfig::Parquet(_) => "parquet",
         }
     }

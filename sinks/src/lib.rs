@@ -3,6 +3,7 @@
 
 pub mod format;
 pub mod jsonl;
+pub mod kafka;
 pub mod parquet;
 pub mod sink;
 

@@ -11,6 +11,7 @@ mod bad_input;
 mod check;
 mod durability;
 mod harness;
+mod kafka;
 mod offsets;
 mod parquet;
 mod pg_partitions;
