@@ -26,7 +26,7 @@ use super::catalog::{Catalog, SlotInfo};
 use super::params::PgParams;
 use super::replication::{server_error, QueryError, ReplicationConn, ReplicationMessage};
 use crate::config::SourceConfig;
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorClass, Result};
 use crate::pipeline::{min_durable, Batch, SinkHandle};
 use crate::snapshot::{ReaderEvent, SnapshotPlan, Windows};
 use crate::state::TableSnapshot;
@@ -50,6 +50,8 @@ pub struct PgSource {
     /// Tables to snapshot in this run, and whether to stop once done.
     pub snapshot: Option<SnapshotPlan>,
     pub exit_after_snapshot: bool,
+    /// The running snapshot's readers and windows, once started.
+    snapshots: Option<Snapshots>,
 }
 
 impl PgSource {
@@ -108,6 +110,7 @@ impl PgSource {
             tables: tables.into_iter().map(|(s, t)| TableId::new(s, t)).collect(),
             snapshot: None,
             exit_after_snapshot: false,
+            snapshots: None,
         })
     }
 
@@ -122,6 +125,67 @@ impl PgSource {
         stop: CancellationToken,
     ) -> Result<()> {
         let target = if until_caught_up { Some(self.catalog.wal_insert_end().await?) } else { None };
+        self.start_replication(sinks).await?;
+
+        let mut result = self.pump(sinks, state, target, &stop).await;
+        // A lost connection (server restart, network) is retried with backoff
+        // while the sinks keep their place: they skip what the server resends.
+        // A snapshot in flight is not: its chunks are tied to the old stream.
+        let mut attempt = 0u32;
+        while let Err(e) = &result {
+            let snapshot_running = self.snapshots.as_ref().is_some_and(|s| !s.windows.finished());
+            if e.class != ErrorClass::Transient || snapshot_running || stop.is_cancelled() {
+                break;
+            }
+            attempt += 1;
+            let wait = Duration::from_millis(500u64.saturating_mul(1 << attempt.min(6))).min(Duration::from_secs(30));
+            tracing::warn!(error = %e.message, retry_in_ms = wait.as_millis() as u64, attempt, "replication connection lost; reconnecting");
+            tokio::select! {
+                _ = stop.cancelled() => break,
+                _ = tokio::time::sleep(wait) => {}
+            }
+            match self.reconnect(sinks).await {
+                Ok(()) => {
+                    attempt = 0;
+                    tracing::info!("reconnected");
+                    result = self.pump(sinks, state, target, &stop).await;
+                }
+                Err(e) if e.class == ErrorClass::Transient => result = Err(e),
+                Err(e) => {
+                    result = Err(e);
+                    break;
+                }
+            }
+        }
+        // Drain the sinks whatever happened, so what they received is committed.
+        let mut sink_result = Ok(());
+        for s in sinks.iter_mut() {
+            let r = s.finish().await;
+            if sink_result.is_ok() {
+                sink_result = r;
+            }
+        }
+        if let Some(p) = min_durable(sinks) {
+            let _ = self.conn.send_status(p.pg_ack_lsn(), false).await;
+        }
+        self.conn.close().await;
+        result.and(sink_result)
+    }
+
+    /// New connections after a loss, streaming again from what every sink
+    /// has made durable. A slot still held by the old, dying walsender is a
+    /// transient condition.
+    async fn reconnect(&mut self, sinks: &[SinkHandle]) -> Result<()> {
+        self.catalog = Catalog::connect(&self.params).await?;
+        self.conn = ReplicationConn::connect(&self.params).await?;
+        match self.start_replication(sinks).await {
+            Err(e) if e.message.contains("is in use by another process") => Err(Error::transient(e.message)),
+            other => other,
+        }
+    }
+
+    /// START_REPLICATION from the minimum durable position over the sinks.
+    async fn start_replication(&mut self, sinks: &[SinkHandle]) -> Result<()> {
         let start = min_durable(sinks).map(|p| p.pg_ack_lsn()).unwrap_or(0);
         let sql = format!(
             "START_REPLICATION SLOT \"{}\" LOGICAL {} (proto_version '1', publication_names '{}', messages 'true')",
@@ -141,21 +205,7 @@ impl PgSource {
             other => query_error("START_REPLICATION", other),
         })?;
         tracing::info!(slot = %self.slot, lsn = %format_lsn(start), "streaming");
-
-        let result = self.pump(sinks, state, target, &stop).await;
-        // Drain the sinks whatever happened, so what they received is committed.
-        let mut sink_result = Ok(());
-        for s in sinks.iter_mut() {
-            let r = s.finish().await;
-            if sink_result.is_ok() {
-                sink_result = r;
-            }
-        }
-        if let Some(p) = min_durable(sinks) {
-            let _ = self.conn.send_status(p.pg_ack_lsn(), false).await;
-        }
-        self.conn.close().await;
-        result.and(sink_result)
+        Ok(())
     }
 
     async fn pump(
@@ -164,6 +214,23 @@ impl PgSource {
         state: Option<&StateDir>,
         target: Option<u64>,
         stop: &CancellationToken,
+    ) -> Result<()> {
+        let mut snapshots = self.snapshots.take().or_else(|| self.start_snapshots());
+        if let Some(state) = state {
+            self.take_snapshot_requests(state, &mut snapshots);
+        }
+        let result = self.pump_with(sinks, state, target, stop, &mut snapshots).await;
+        self.snapshots = snapshots;
+        result
+    }
+
+    async fn pump_with(
+        &mut self,
+        sinks: &mut [SinkHandle],
+        state: Option<&StateDir>,
+        target: Option<u64>,
+        stop: &CancellationToken,
+        snapshots: &mut Option<Snapshots>,
     ) -> Result<()> {
         let mut decoder = PgDecoder::new();
         let mut batch: Vec<StreamItem> = Vec::with_capacity(BATCH_ITEMS);
@@ -175,10 +242,6 @@ impl PgSource {
         let mut status_tick = tokio::time::interval(STATUS_INTERVAL);
         let mut poll_tick = tokio::time::interval(Duration::from_millis(250));
         poll_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let mut snapshots = self.start_snapshots();
-        if let Some(state) = state {
-            self.take_snapshot_requests(state, &mut snapshots);
-        }
         let mut request_tick = tokio::time::interval(Duration::from_secs(1));
 
         loop {
@@ -191,7 +254,7 @@ impl PgSource {
                 biased;
                 _ = stop.cancelled() => break,
                 m = self.conn.next_replication_message() => m?,
-                r = receive(&mut snapshots) => {
+                r = receive(snapshots) => {
                     r?;
                     continue;
                 }
@@ -210,7 +273,7 @@ impl PgSource {
                 }
                 _ = request_tick.tick(), if state.is_some() => {
                     if let Some(state) = state {
-                        self.take_snapshot_requests(state, &mut snapshots);
+                        self.take_snapshot_requests(state, snapshots);
                     }
                     continue;
                 }
@@ -232,12 +295,12 @@ impl PgSource {
                                 reached |= target.is_some_and(|t| position.pg_ack_lsn() >= t);
                             }
                             StreamItem::Change(ev) => {
-                                if let Some(s) = &mut snapshots {
+                                if let Some(s) = snapshots.as_mut() {
                                     s.windows.on_change(ev);
                                 }
                             }
                             StreamItem::Message(m) => {
-                                if let Some(s) = &mut snapshots {
+                                if let Some(s) = snapshots.as_mut() {
                                     if s.windows.on_message(m, &mut batch).await? {
                                         continue;
                                     }

@@ -159,3 +159,26 @@ async fn tail_slots(db: &TestDb, active_only: bool) -> i64 {
         .await[0]
         .get(0)
 }
+
+#[tokio::test]
+async fn a_lost_replication_connection_is_reestablished_without_loss_or_duplicates() {
+    let (db, outflow) = setup("reconnect").await;
+    let mut run = outflow.spawn_run();
+    db.wait_for_slot_streaming().await;
+    write_rows(&db, 1, 100).await;
+    wait_for(SHORT, "the first rows", || async { created_ids(&outflow.events_so_far()).len() == 100 }).await;
+    // The server ends the walsender, as on a restart or a network cut.
+    let slot = db.name().to_string();
+    db.execute(&format!(
+        "SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots WHERE slot_name = '{slot}' AND active"
+    ))
+    .await;
+    write_rows(&db, 101, 100).await;
+    wait_for(SHORT, "the rows written after the cut", || async { created_ids(&outflow.events_so_far()).len() >= 200 })
+        .await;
+    assert!(run.is_running(), "outflow gave up instead of reconnecting: {}", run.stderr());
+    assert!(run.stderr().contains("reconnecting"), "{}", run.stderr());
+    run.sigterm_and_wait().await.assert_success();
+    assert_exactly_once_in_order(&created_ids(&outflow.events()), 200);
+    db.cleanup().await;
+}
