@@ -178,6 +178,14 @@ async fn pump(
     let reached = |d: &BinlogDecoder| target.as_ref().is_some_and(|t| !d.in_transaction() && d.anchor() >= *t);
     let mut caught_up = reached(decoder);
     let start = stream_anchor(announce, decoder);
+    if caught_up && !batch.is_empty() {
+        let first: Batch = Arc::new(std::mem::take(&mut batch));
+        for s in sinks.iter() {
+            if s.send(first.clone()).await.is_err() {
+                return Ok(());
+            }
+        }
+    }
     while !caught_up {
         let ev = tokio::select! {
             biased;

@@ -8,13 +8,11 @@
 //! Debezium way).
 
 mod bad_input;
-mod check;
 mod durability;
 mod harness;
-mod kafka;
-mod offsets;
+mod mysql_harness;
+mod mysql_stream;
 mod parquet;
-mod pg_partitions;
 mod pg_stream;
 mod pg_types;
 mod snapshot;
