@@ -95,8 +95,13 @@ struct TopicState {
 }
 
 /// The open transaction, for the transaction topic's BEGIN/END records.
+/// Like Debezium, BEGIN is published with the transaction's first record,
+/// so transactions without captured changes publish nothing.
 struct Tx {
     id: String,
+    ts_ms: i64,
+    position: Position,
+    begun: bool,
     counts: Vec<(String, u64)>,
 }
 
@@ -424,7 +429,20 @@ impl KafkaSink {
         );
     }
 
+    /// Publishes the open transaction's BEGIN before its first record.
+    fn begin_transaction(&mut self) -> Result<(), SinkError> {
+        let Some(tx) = self.tx.as_mut().filter(|tx| !tx.begun) else { return Ok(()) };
+        tx.begun = true;
+        if !self.cfg.transaction_topic {
+            return Ok(());
+        }
+        let (id, position) = (tx.id.clone(), tx.position.clone());
+        let value = message::transaction_begin(&id, tx.ts_ms);
+        self.send_transaction(&id, &value, &position)
+    }
+
     fn write_change(&mut self, ev: &ChangeEvent) -> Result<(), SinkError> {
+        self.begin_transaction()?;
         let topic = self.table_topic(&ev.table.id);
         let mut key = std::mem::take(&mut self.key);
         let mut value = std::mem::take(&mut self.value);
@@ -457,6 +475,7 @@ impl KafkaSink {
         match item {
             StreamItem::Change(ev) => self.write_change(ev),
             StreamItem::Message(m) => {
+                self.begin_transaction()?;
                 let topic = format!("{}.message", sanitize(&self.ctx.pipeline));
                 let key = message::message_key(&m.prefix);
                 let mut value = Vec::new();
@@ -466,17 +485,16 @@ impl KafkaSink {
             }
             StreamItem::Begin { tx_id, commit_ts_us, position } => {
                 let id = message::transaction_id(*tx_id, position);
-                if self.cfg.transaction_topic {
-                    let value = message::transaction_begin(&id, commit_ts_us.div_euclid(1000));
-                    self.send_transaction(&id, &value, position)?;
-                }
-                self.tx = Some(Tx { id, counts: Vec::new() });
+                let ts_ms = commit_ts_us.div_euclid(1000);
+                self.tx = Some(Tx { id, ts_ms, position: position.clone(), begun: false, counts: Vec::new() });
                 Ok(())
             }
             StreamItem::Commit { tx_id, commit_ts_us, position } => {
                 let tx = self.tx.take();
                 if self.cfg.transaction_topic {
+                    // Resumed inside a transaction: its BEGIN went out before.
                     let (id, counts) = match tx {
+                        Some(tx) if !tx.begun => return Ok(()),
                         Some(tx) => (tx.id, tx.counts),
                         None => (message::transaction_id(*tx_id, position), Vec::new()),
                     };
