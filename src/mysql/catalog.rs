@@ -124,23 +124,33 @@ impl Catalog {
                 "choose a server_id no server or replica in the topology uses",
             ));
         }
-        // Needs REPLICATION MASTER ADMIN on MariaDB; without it the check is skipped.
-        if let Ok(rows) = self.conn.query::<Row, _>("SHOW SLAVE HOSTS").await {
-            for r in rows {
-                let id: Option<u32> = r.get_opt(0).and_then(|v| v.ok());
-                if id == Some(our_server_id) {
-                    let host: Option<String> = r.get_opt(1).and_then(|v| v.ok());
-                    return Err(Error::fatal(
-                        format!(
-                            "another replica ({}) is connected with server_id {our_server_id}",
-                            host.unwrap_or_else(|| "unknown host".into())
-                        ),
-                        "give this pipeline its own [source] server_id (a second replica with the same id disconnects the first)",
-                    ));
-                }
+        // Needs REPLICATION MASTER ADMIN on MariaDB; without it the check is
+        // skipped. A replica killed a moment ago (our own previous run) stays
+        // listed until the server notices, so a clash must persist a few seconds.
+        let mut clash = None;
+        for attempt in 0..6 {
+            clash = self.replica_with_id(our_server_id).await;
+            if clash.is_none() {
+                break;
+            }
+            if attempt < 5 {
+                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
             }
         }
+        if let Some(host) = clash {
+            return Err(Error::fatal(
+                format!("another replica ({host}) is connected with server_id {our_server_id}"),
+                "give this pipeline its own [source] server_id (a second replica with the same id disconnects the first)",
+            ));
+        }
         Ok(())
+    }
+
+    async fn replica_with_id(&mut self, id: u32) -> Option<String> {
+        let rows = self.conn.query::<Row, _>("SHOW SLAVE HOSTS").await.ok()?;
+        rows.into_iter().find(|r| r.get_opt::<u32, _>(0).and_then(|v| v.ok()) == Some(id)).map(|r| {
+            r.get_opt::<String, _>(1).and_then(|v| v.ok()).unwrap_or_else(|| "unknown host".into())
+        })
     }
 
     async fn check_privileges(&mut self) -> Result<()> {
@@ -214,9 +224,29 @@ impl Catalog {
                 }
             }
             MysqlAnchor::Gtid(set) => {
-                // The oldest state still in the binlogs: @@gtid_purged on MySQL has no
-                // MariaDB twin; the server itself reports it when the dump starts (error 1236).
-                let _ = set;
+                // The oldest binlog's GTID_LIST event holds the state at its start:
+                // a saved state behind it in any domain needs purged transactions.
+                let logs = self.binary_logs().await?;
+                let Some((oldest, _)) = logs.first() else { return Ok(()) };
+                let rows: Vec<Row> = self
+                    .conn
+                    .query(format!("SHOW BINLOG EVENTS IN '{}' LIMIT 4", oldest.replace('\'', "")))
+                    .await
+                    .map_err(|e| sql_error("SHOW BINLOG EVENTS", e))?;
+                for r in rows {
+                    let kind: String = r.get_opt(2).and_then(|v| v.ok()).unwrap_or_default();
+                    if kind != "Gtid_list" {
+                        continue;
+                    }
+                    let info: String = r.get_opt(5).and_then(|v| v.ok()).unwrap_or_default();
+                    let list: GtidSet = info.trim_matches(|c| c == '[' || c == ']').parse().unwrap_or_default();
+                    let behind = list.gtids().iter().any(|g| {
+                        set.gtids().iter().find(|s| s.domain == g.domain).map_or(true, |s| s.seq < g.seq)
+                    });
+                    if behind {
+                        return Err(purged(&format!("gtid:{set}"), Some(oldest)));
+                    }
+                }
             }
         }
         Ok(())

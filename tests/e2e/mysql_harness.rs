@@ -110,3 +110,16 @@ impl MyOutflow {
         text.lines().map(|l| serde_json::from_str(l).expect("jsonl line")).collect()
     }
 }
+
+/// A clean user-facing failure: non-zero exit, no panic, an `error: ` line
+/// followed by a `hint: ` line (log lines such as warnings may precede it).
+/// Returns the error line.
+#[track_caller]
+pub fn clean_error(out: &Outcome) -> String {
+    assert!(matches!(out.code, Some(c) if c != 0), "expected a non-zero exit; stderr:\n{}", out.stderr);
+    assert!(!out.stderr.contains("panicked"), "outflow panicked:\n{}", out.stderr);
+    let lines: Vec<&str> = out.stderr.lines().collect();
+    let i = lines.iter().position(|l| l.starts_with("error: ")).unwrap_or_else(|| panic!("no `error: ` line; stderr:\n{}", out.stderr));
+    assert!(lines.get(i + 1).is_some_and(|l| l.starts_with("hint: ")), "no `hint: ` after the error; stderr:\n{}", out.stderr);
+    lines[i].to_string()
+}
