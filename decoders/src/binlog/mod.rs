@@ -429,3 +429,24 @@ fn is_rows_event(t: u8) -> bool {
 
 #[cfg(test)]
 mod tests;
+
+/// Decodes a byte string of binlog events (as a binlog file holds them after
+/// its 4-byte magic: a Format Description first, then events) with a fresh
+/// decoder capturing every table. For tests and the fuzz target.
+pub fn decode_bytes(data: &[u8]) -> Result<Vec<StreamItem>, DecodeError> {
+    use mysql_common::binlog::consts::BinlogVersion;
+    use mysql_common::binlog::EventStreamReader;
+    let mut reader = EventStreamReader::new(BinlogVersion::Version4);
+    let start = MysqlAnchor::File { name: "mysql-bin.000001".into(), pos: 4 };
+    let mut decoder = BinlogDecoder::new(TableFilter::all(), &start, false);
+    let mut out = Vec::new();
+    let mut rest = data;
+    while !rest.is_empty() {
+        match reader.read(&mut rest) {
+            Ok(Some(event)) => decoder.decode(&event, &mut out)?,
+            Ok(None) => break,
+            Err(e) => return Err(DecodeError::invalid("binlog event", e.to_string())),
+        }
+    }
+    Ok(out)
+}
