@@ -6,15 +6,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
-use outflow_decoders::{Position, TableId};
+use outflow_decoders::TableId;
 use outflow_sinks::{Sink, SinkContext};
-use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{Config, SinkConfig, SnapshotMode};
 use crate::error::{Error, Result};
-use crate::pg::catalog::Catalog;
-use crate::pg::params::PgParams;
 use crate::pipeline::{spawn_sink, SinkHandle, SinkStart};
 use crate::source::{Purpose, Source};
 use crate::snapshot::SnapshotPlan;
@@ -102,7 +99,7 @@ const COMMIT_INTERVAL: Duration = Duration::from_secs(1);
 pub async fn dispatch(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Run { config, until_caught_up } => run(&config, until_caught_up).await,
-        Command::Status { config, json } => status(&config, json).await,
+        Command::Status { config, json } => crate::status::status(&config, json).await,
         Command::Tail { config, until_caught_up } => tail(&config, until_caught_up).await,
         Command::Snapshot { config, tables } => request_snapshots(&config, &tables),
         Command::Check { config } => crate::check::check(&config).await,
@@ -129,36 +126,6 @@ fn request_snapshots(config_path: &Path, tables: &[String]) -> Result<()> {
         None => println!("no outflow is running: the next `outflow run` starts it"),
     }
     Ok(())
-}
-
-/// Snapshot progress per table over all sinks: the least advanced sink's.
-pub fn snapshot_status(config: &Config, state: &StateDir) -> serde_json::Value {
-    let offsets: Vec<Option<SinkOffset>> =
-        config.sinks.iter().map(|s| state.sink_offset(s.name()).ok().flatten()).collect();
-    let refs: Vec<Option<&SinkOffset>> = offsets.iter().map(Option::as_ref).collect();
-    let mut tables: std::collections::BTreeSet<String> =
-        offsets.iter().flatten().flat_map(|o| o.snapshot.keys().cloned()).collect();
-    let requested = state.snapshot_requests();
-    tables.extend(requested.iter().cloned());
-    let running = state.running().is_some();
-    let list: Vec<_> = tables
-        .into_iter()
-        .map(|name| {
-            let (schema, table) = name.split_once('.').unwrap_or(("", &name));
-            let p = least_progress(&refs, &TableId::new(schema, table));
-            let status = if requested.contains(&name) {
-                "requested"
-            } else if p.done {
-                "done"
-            } else if running {
-                "running"
-            } else {
-                "pending"
-            };
-            json!({"table": name, "status": status, "rows": p.rows})
-        })
-        .collect();
-    serde_json::Value::Array(list)
 }
 
 async fn run(config_path: &Path, until_caught_up: bool) -> Result<()> {
@@ -247,7 +214,7 @@ fn build_sink(cfg: &SinkConfig, ctx: SinkContext, checkpoint: Option<&serde_json
 
 /// Where `table`'s snapshot resumes: the least advanced sink's progress (a
 /// sink without any is at the start).
-fn least_progress(offsets: &[Option<&SinkOffset>], table: &TableId) -> TableSnapshot {
+pub(crate) fn least_progress(offsets: &[Option<&SinkOffset>], table: &TableId) -> TableSnapshot {
     let name = table.to_string();
     offsets
         .iter()
@@ -283,117 +250,4 @@ fn shutdown_on_signal() -> CancellationToken {
         t.cancel();
     });
     token
-}
-
-async fn status(config_path: &Path, as_json: bool) -> Result<()> {
-    let config = Config::load(config_path)?;
-    if config.source.kind == crate::config::SourceKind::Mysql {
-        return crate::mysql::status::status(&config, as_json).await;
-    }
-    let state = StateDir::open_read_only(&config.state.dir);
-    let params = PgParams::from_url(&config.source.url)?;
-
-    let (server, source_error) = match source_status(&params, &config.source.slot).await {
-        Ok(s) => (Some(s), None),
-        Err(e) => (None, Some(e.message)),
-    };
-    let server_lsn = server.as_ref().map(|s| s.0);
-    let mut sinks = Vec::new();
-    for sink in &config.sinks {
-        let name = sink.name();
-        let path = state.sink_offset_path(name);
-        let entry = match state.sink_offset(name) {
-            Ok(Some(o)) => {
-                let lag = match (o.position(&path), server_lsn) {
-                    (Ok(p), Some(lsn)) => Some(lsn.saturating_sub(p.pg_ack_lsn())),
-                    _ => None,
-                };
-                json!({"name": name, "kind": sink.kind(), "position": o.position, "events": o.events,
-                       "committed_at": o.committed_at, "lag_bytes": lag})
-            }
-            Ok(None) => json!({"name": name, "kind": sink.kind(), "position": null, "events": 0,
-                               "committed_at": null, "lag_bytes": null}),
-            Err(e) => json!({"name": name, "kind": sink.kind(), "position": null, "events": null,
-                             "error": e.message}),
-        };
-        sinks.push(entry);
-    }
-    let slot = server.as_ref().and_then(|s| s.1.clone());
-    let process = state.running().map(|i| json!({"pid": i.pid, "started_at": i.started_at}));
-    let report = json!({
-        "source": {
-            "kind": "postgres",
-            "server": params.display(),
-            "server_lsn": server_lsn.map(|l| Position::pg(l).to_string()),
-            "slot_name": config.source.slot,
-            "slot": slot,
-            "error": source_error,
-        },
-        "sinks": sinks,
-        "snapshot": snapshot_status(&config, &state),
-        "process": process,
-    });
-    if as_json {
-        println!("{report}");
-    } else {
-        print_status_table(&report);
-    }
-    Ok(())
-}
-
-async fn source_status(params: &PgParams, slot: &str) -> Result<(u64, Option<serde_json::Value>)> {
-    let catalog = Catalog::connect(params).await?;
-    let lsn = catalog.current_wal_lsn().await?;
-    let slot = catalog.slot(slot).await?.map(|s| serde_json::to_value(s).unwrap_or_default());
-    Ok((lsn, slot))
-}
-
-fn print_status_table(r: &serde_json::Value) {
-    let s = &r["source"];
-    let text = |v: &serde_json::Value| match v {
-        serde_json::Value::Null => "-".to_string(),
-        serde_json::Value::String(s) => s.clone(),
-        other => other.to_string(),
-    };
-    println!("source    postgres {}  server position {}", text(&s["server"]), text(&s["server_lsn"]));
-    if let Some(err) = s["error"].as_str() {
-        println!("          error: {err}");
-    }
-    match &s["slot"] {
-        serde_json::Value::Null => println!("slot      {} (missing)", text(&s["slot_name"])),
-        slot => println!(
-            "slot      {}  active {}  confirmed_flush {}  restart {}  retained WAL {} bytes  wal_status {}",
-            text(&s["slot_name"]),
-            text(&slot["active"]),
-            text(&slot["confirmed_flush_lsn"]),
-            text(&slot["restart_lsn"]),
-            text(&slot["retained_wal_bytes"]),
-            text(&slot["wal_status"]),
-        ),
-    }
-    match &r["process"] {
-        serde_json::Value::Null => println!("process   not running"),
-        p => println!("process   running, pid {} since {}", text(&p["pid"]), text(&p["started_at"])),
-    }
-    println!();
-    println!("{:<20} {:<8} {:<26} {:>12} {:>14}  {}", "SINK", "KIND", "POSITION", "EVENTS", "LAG BYTES", "COMMITTED");
-    for sink in r["sinks"].as_array().into_iter().flatten() {
-        println!(
-            "{:<20} {:<8} {:<26} {:>12} {:>14}  {}",
-            text(&sink["name"]),
-            text(&sink["kind"]),
-            text(&sink["position"]),
-            text(&sink["events"]),
-            text(&sink["lag_bytes"]),
-            sink["error"].as_str().map(|e| format!("error: {e}")).unwrap_or_else(|| text(&sink["committed_at"])),
-        );
-    }
-    let snapshot = r["snapshot"].as_array().cloned().unwrap_or_default();
-    if !snapshot.is_empty() {
-        println!();
-        println!("{:<40} {:<10} {:>12}", "SNAPSHOT TABLE", "STATUS", "ROWS");
-        for t in &snapshot {
-            println!("{:<40} {:<10} {:>12}", text(&t["table"]), text(&t["status"]), text(&t["rows"]));
-        }
-    }
 }

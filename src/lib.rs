@@ -14,3 +14,4 @@ pub mod progress;
 pub mod snapshot;
 pub mod source;
 pub mod state;
+pub mod status;

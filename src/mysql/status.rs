@@ -84,11 +84,7 @@ pub fn source_json(url: &str, server_id: u32, server: &std::result::Result<Serve
 }
 
 pub fn print_source(s: &serde_json::Value) {
-    let text = |v: &serde_json::Value| match v {
-        serde_json::Value::Null => "-".to_string(),
-        serde_json::Value::String(s) => s.clone(),
-        other => other.to_string(),
-    };
+    use crate::status::text;
     println!("source    mysql {}  server position {}", text(&s["server"]), text(&s["server_position"]));
     if let Some(err) = s["error"].as_str() {
         println!("          error: {err}");
@@ -106,64 +102,19 @@ pub fn print_source(s: &serde_json::Value) {
     );
 }
 
-/// The whole `status` command for a mysql source.
-pub async fn status(config: &crate::config::Config, as_json: bool) -> Result<()> {
-    let state = crate::state::StateDir::open_read_only(&config.state.dir);
+/// The `status` report for a mysql source.
+pub async fn report(config: &crate::config::Config, state: &crate::state::StateDir) -> Result<serde_json::Value> {
     let server_id = config.source.server_id.unwrap_or(crate::config::DEFAULT_MYSQL_SERVER_ID);
     let server = server_binlog(&config.source.url).await.map_err(|e| e.message);
-    let mut sinks = Vec::new();
-    for sink in &config.sinks {
-        let name = sink.name();
-        let path = state.sink_offset_path(name);
-        let entry = match state.sink_offset(name) {
-            Ok(Some(o)) => {
-                let (bytes, txs) = match (o.position(&path), &server) {
-                    (Ok(p), Ok(s)) => lag(s, &p),
-                    _ => (None, None),
-                };
-                json!({"name": name, "kind": sink.kind(), "position": o.position, "events": o.events,
-                       "committed_at": o.committed_at, "lag_bytes": bytes, "lag_transactions": txs})
-            }
-            Ok(None) => json!({"name": name, "kind": sink.kind(), "position": null, "events": 0,
-                               "committed_at": null, "lag_bytes": null, "lag_transactions": null}),
-            Err(e) => json!({"name": name, "kind": sink.kind(), "position": null, "events": null, "error": e.message}),
+    let source = source_json(&config.source.url, server_id, &server);
+    Ok(crate::status::report(config, state, source, |p| {
+        let (bytes, txs) = match &server {
+            Ok(s) => lag(s, p),
+            Err(_) => (None, None),
         };
-        sinks.push(entry);
-    }
-    let process = state.running().map(|i| json!({"pid": i.pid, "started_at": i.started_at}));
-    let report = json!({
-        "source": source_json(&config.source.url, server_id, &server),
-        "sinks": sinks,
-        "snapshot": [],
-        "process": process,
-    });
-    if as_json {
-        println!("{report}");
-        return Ok(());
-    }
-    let text = |v: &serde_json::Value| match v {
-        serde_json::Value::Null => "-".to_string(),
-        serde_json::Value::String(s) => s.clone(),
-        other => other.to_string(),
-    };
-    print_source(&report["source"]);
-    match &report["process"] {
-        serde_json::Value::Null => println!("process   not running"),
-        p => println!("process   running, pid {} since {}", text(&p["pid"]), text(&p["started_at"])),
-    }
-    println!();
-    println!("{:<20} {:<8} {:<34} {:>12} {:>12} {:>8}  COMMITTED", "SINK", "KIND", "POSITION", "EVENTS", "LAG BYTES", "LAG TXS");
-    for sink in report["sinks"].as_array().into_iter().flatten() {
-        println!(
-            "{:<20} {:<8} {:<34} {:>12} {:>12} {:>8}  {}",
-            text(&sink["name"]),
-            text(&sink["kind"]),
-            text(&sink["position"]),
-            text(&sink["events"]),
-            text(&sink["lag_bytes"]),
-            text(&sink["lag_transactions"]),
-            sink["error"].as_str().map(|e| format!("error: {e}")).unwrap_or_else(|| text(&sink["committed_at"])),
-        );
-    }
-    Ok(())
+        let mut fields = serde_json::Map::new();
+        fields.insert("lag_bytes".into(), json!(bytes));
+        fields.insert("lag_transactions".into(), json!(txs));
+        fields
+    }))
 }

@@ -1,0 +1,188 @@
+//! `outflow status`: where the source and every sink stand, as one JSON
+//! object (`--json`) or an aligned table. It reads the state directory and
+//! asks the server, so it works while `run` runs and while it does not. Each
+//! source fills in its own `source` block and each sink's lag; the rest is
+//! shared.
+
+use std::path::Path;
+
+use outflow_decoders::{Position, TableId};
+use serde_json::{json, Map, Value};
+
+use crate::cli::least_progress;
+use crate::config::{Config, SourceKind};
+use crate::error::Result;
+use crate::pg::catalog::Catalog;
+use crate::pg::params::PgParams;
+use crate::state::{SinkOffset, StateDir};
+
+pub async fn status(config_path: &Path, as_json: bool) -> Result<()> {
+    let config = Config::load(config_path)?;
+    let state = StateDir::open_read_only(&config.state.dir);
+    let report = match config.source.kind {
+        SourceKind::Postgres => postgres(&config, &state).await?,
+        SourceKind::Mysql => crate::mysql::status::report(&config, &state).await?,
+    };
+    if as_json {
+        println!("{report}");
+    } else {
+        print_report(&report);
+    }
+    Ok(())
+}
+
+/// The report around a source block: sinks (with `lag` adding each sink's
+/// lag fields), snapshot progress and the running process.
+pub fn report(config: &Config, state: &StateDir, source: Value, lag: impl Fn(&Position) -> Map<String, Value>) -> Value {
+    let mut sinks = Vec::new();
+    for sink in &config.sinks {
+        let name = sink.name();
+        let path = state.sink_offset_path(name);
+        let mut entry = json!({"name": name, "kind": sink.kind(), "position": null, "events": 0, "committed_at": null});
+        match state.sink_offset(name) {
+            Ok(Some(o)) => {
+                entry["position"] = json!(o.position);
+                entry["events"] = json!(o.events);
+                entry["committed_at"] = json!(o.committed_at);
+                if let Ok(p) = o.position(&path) {
+                    entry.as_object_mut().expect("an object").extend(lag(&p));
+                }
+            }
+            Ok(None) => {}
+            Err(e) => {
+                entry["events"] = Value::Null;
+                entry["error"] = json!(e.message);
+            }
+        }
+        sinks.push(entry);
+    }
+    json!({
+        "source": source,
+        "sinks": sinks,
+        "snapshot": snapshot(config, state),
+        "process": state.running().map(|i| json!({"pid": i.pid, "started_at": i.started_at})),
+    })
+}
+
+async fn postgres(config: &Config, state: &StateDir) -> Result<Value> {
+    let params = PgParams::from_url(&config.source.url)?;
+    let server = async {
+        let catalog = Catalog::connect(&params).await?;
+        let lsn = catalog.current_wal_lsn().await?;
+        let slot = catalog.slot(&config.source.slot).await?;
+        Ok::<_, crate::error::Error>((lsn, slot))
+    }
+    .await;
+    let (server_lsn, slot, error) = match server {
+        Ok((lsn, slot)) => (Some(lsn), slot.map(|s| serde_json::to_value(s).unwrap_or_default()), None),
+        Err(e) => (None, None, Some(e.message)),
+    };
+    let source = json!({
+        "kind": "postgres",
+        "server": params.display(),
+        "server_lsn": server_lsn.map(|l| Position::pg(l).to_string()),
+        "slot_name": config.source.slot,
+        "slot": slot,
+        "error": error,
+    });
+    Ok(report(config, state, source, |p| {
+        let mut lag = Map::new();
+        lag.insert("lag_bytes".into(), json!(server_lsn.map(|lsn| lsn.saturating_sub(p.pg_ack_lsn()))));
+        lag
+    }))
+}
+
+/// Snapshot progress per table over all sinks: the least advanced sink's.
+fn snapshot(config: &Config, state: &StateDir) -> Value {
+    let offsets: Vec<Option<SinkOffset>> =
+        config.sinks.iter().map(|s| state.sink_offset(s.name()).ok().flatten()).collect();
+    let refs: Vec<Option<&SinkOffset>> = offsets.iter().map(Option::as_ref).collect();
+    let mut tables: std::collections::BTreeSet<String> =
+        offsets.iter().flatten().flat_map(|o| o.snapshot.keys().cloned()).collect();
+    let requested = state.snapshot_requests();
+    tables.extend(requested.iter().cloned());
+    let running = state.running().is_some();
+    let list: Vec<_> = tables
+        .into_iter()
+        .map(|name| {
+            let (schema, table) = name.split_once('.').unwrap_or(("", &name));
+            let p = least_progress(&refs, &TableId::new(schema, table));
+            let status = if requested.contains(&name) {
+                "requested"
+            } else if p.done {
+                "done"
+            } else if running {
+                "running"
+            } else {
+                "pending"
+            };
+            json!({"table": name, "status": status, "rows": p.rows})
+        })
+        .collect();
+    Value::Array(list)
+}
+
+/// A JSON value as a table cell: `-` for null, strings unquoted.
+pub fn text(v: &Value) -> String {
+    match v {
+        Value::Null => "-".to_string(),
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+fn print_report(r: &Value) {
+    match r["source"]["kind"].as_str() {
+        Some("mysql") => crate::mysql::status::print_source(&r["source"]),
+        _ => print_postgres_source(&r["source"]),
+    }
+    match &r["process"] {
+        Value::Null => println!("process   not running"),
+        p => println!("process   running, pid {} since {}", text(&p["pid"]), text(&p["started_at"])),
+    }
+    println!();
+    let sinks = r["sinks"].as_array().cloned().unwrap_or_default();
+    let with_txs = sinks.iter().any(|s| s.get("lag_transactions").is_some());
+    let txs = |s: &Value| if with_txs { format!(" {:>8}", text(&s["lag_transactions"])) } else { String::new() };
+    let header = if with_txs { format!(" {:>8}", "LAG TXS") } else { String::new() };
+    println!("{:<20} {:<8} {:<34} {:>12} {:>14}{header}  COMMITTED", "SINK", "KIND", "POSITION", "EVENTS", "LAG BYTES");
+    for sink in &sinks {
+        println!(
+            "{:<20} {:<8} {:<34} {:>12} {:>14}{}  {}",
+            text(&sink["name"]),
+            text(&sink["kind"]),
+            text(&sink["position"]),
+            text(&sink["events"]),
+            text(&sink["lag_bytes"]),
+            txs(sink),
+            sink["error"].as_str().map(|e| format!("error: {e}")).unwrap_or_else(|| text(&sink["committed_at"])),
+        );
+    }
+    let snapshot = r["snapshot"].as_array().cloned().unwrap_or_default();
+    if !snapshot.is_empty() {
+        println!();
+        println!("{:<40} {:<10} {:>12}", "SNAPSHOT TABLE", "STATUS", "ROWS");
+        for t in &snapshot {
+            println!("{:<40} {:<10} {:>12}", text(&t["table"]), text(&t["status"]), text(&t["rows"]));
+        }
+    }
+}
+
+fn print_postgres_source(s: &Value) {
+    println!("source    postgres {}  server position {}", text(&s["server"]), text(&s["server_lsn"]));
+    if let Some(err) = s["error"].as_str() {
+        println!("          error: {err}");
+    }
+    match &s["slot"] {
+        Value::Null => println!("slot      {} (missing)", text(&s["slot_name"])),
+        slot => println!(
+            "slot      {}  active {}  confirmed_flush {}  restart {}  retained WAL {} bytes  wal_status {}",
+            text(&s["slot_name"]),
+            text(&slot["active"]),
+            text(&slot["confirmed_flush_lsn"]),
+            text(&slot["restart_lsn"]),
+            text(&slot["retained_wal_bytes"]),
+            text(&slot["wal_status"]),
+        ),
+    }
+}
