@@ -8,11 +8,15 @@
 //! Debezium way).
 
 mod bad_input;
+mod check;
 mod durability;
 mod harness;
 mod mysql_harness;
 mod mysql_stream;
+mod kafka;
+mod offsets;
 mod parquet;
+mod pg_partitions;
 mod pg_stream;
 mod pg_types;
 mod snapshot;
