@@ -49,8 +49,11 @@ async fn check_postgres(config: &Config, report: &mut Report) -> Result<()> {
     let catalog = match Catalog::connect(&params).await {
         Ok(c) => c,
         Err(e) => {
-            report.item(false, &format!("connect to {} as {:?}: {}", params.display(), params.user, e.message),
-                e.hint.as_deref().unwrap_or("check [source] url"));
+            report.item(
+                false,
+                &format!("connect to {} as {:?}: {}", params.display(), params.user, e.message),
+                e.hint.as_deref().unwrap_or("check [source] url"),
+            );
             return Ok(());
         }
     };
@@ -59,13 +62,14 @@ async fn check_postgres(config: &Config, report: &mut Report) -> Result<()> {
     let q = |e: tokio_postgres::Error| crate::pg::catalog::sql_error("preflight query", &e);
 
     let level: String = client.query_one("SHOW wal_level", &[]).await.map_err(q)?.get(0);
-    report.item(level == "logical", &format!("wal_level = {level}"), "ALTER SYSTEM SET wal_level = logical; then restart postgres");
+    report.item(
+        level == "logical",
+        &format!("wal_level = {level}"),
+        "ALTER SYSTEM SET wal_level = logical; then restart postgres",
+    );
 
     let row = client
-        .query_one(
-            "SELECT rolreplication OR rolsuper, rolsuper FROM pg_roles WHERE rolname = current_user",
-            &[],
-        )
+        .query_one("SELECT rolreplication OR rolsuper, rolsuper FROM pg_roles WHERE rolname = current_user", &[])
         .await
         .map_err(q)?;
     let user = ident(&params.user);
@@ -86,13 +90,22 @@ async fn check_postgres(config: &Config, report: &mut Report) -> Result<()> {
         &format!("a replication slot is available ({free_slots} free)"),
         "raise max_replication_slots (restart needed), or drop unused slots with pg_drop_replication_slot('name')",
     );
-    report.item(senders > 0, &format!("max_wal_senders = {senders}"), "ALTER SYSTEM SET max_wal_senders = 10; then restart");
+    report.item(
+        senders > 0,
+        &format!("max_wal_senders = {senders}"),
+        "ALTER SYSTEM SET max_wal_senders = 10; then restart",
+    );
     match &slot {
         Some(s) => {
             let ok = s.plugin.as_deref() == Some("pgoutput") && s.database.as_deref() == Some(params.dbname.as_str());
             report.item(
                 ok,
-                &format!("slot {:?} exists (plugin {:?}, database {:?})", config.source.slot, s.plugin.as_deref().unwrap_or(""), s.database.as_deref().unwrap_or("")),
+                &format!(
+                    "slot {:?} exists (plugin {:?}, database {:?})",
+                    config.source.slot,
+                    s.plugin.as_deref().unwrap_or(""),
+                    s.database.as_deref().unwrap_or("")
+                ),
                 "choose another [source] slot name: this slot belongs to another plugin or database",
             );
             report.item(
@@ -102,7 +115,11 @@ async fn check_postgres(config: &Config, report: &mut Report) -> Result<()> {
             );
             report.item(
                 s.wal_status.as_deref() != Some("lost"),
-                &format!("slot {:?} still has its WAL (wal_status {})", config.source.slot, s.wal_status.as_deref().unwrap_or("-")),
+                &format!(
+                    "slot {:?} still has its WAL (wal_status {})",
+                    config.source.slot,
+                    s.wal_status.as_deref().unwrap_or("-")
+                ),
                 "the slot lost WAL it needed: drop it, then `outflow offsets reset` each sink to snapshot again",
             );
         }
@@ -131,8 +148,13 @@ async fn check_postgres(config: &Config, report: &mut Report) -> Result<()> {
             )
             .await
             .map_err(q)?;
-        let (identity, has_pk, can_select, owns): (String, bool, bool, bool) = (row.get(0), row.get(1), row.get(2), row.get(3));
-        report.item(can_select, &format!("{schema}.{table}: SELECT granted"), &format!("GRANT SELECT ON {name} TO {user};"));
+        let (identity, has_pk, can_select, owns): (String, bool, bool, bool) =
+            (row.get(0), row.get(1), row.get(2), row.get(3));
+        report.item(
+            can_select,
+            &format!("{schema}.{table}: SELECT granted"),
+            &format!("GRANT SELECT ON {name} TO {user};"),
+        );
         let identity_ok = has_pk || identity == "f" || identity == "i";
         report.item(
             identity_ok,
@@ -151,7 +173,10 @@ async fn check_postgres(config: &Config, report: &mut Report) -> Result<()> {
         .is_some();
     if exists {
         let rows = client
-            .query("SELECT schemaname::text, tablename::text FROM pg_publication_tables WHERE pubname = $1", &[&config.source.publication])
+            .query(
+                "SELECT schemaname::text, tablename::text FROM pg_publication_tables WHERE pubname = $1",
+                &[&config.source.publication],
+            )
             .await
             .map_err(q)?;
         let mut have: Vec<(String, String)> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
@@ -198,7 +223,11 @@ fn check_sinks(config: &Config, report: &mut Report) {
         }
     }
     let state = &config.state.dir;
-    let base = if state.exists() { state.as_path() } else { state.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new(".")) };
+    let base = if state.exists() {
+        state.as_path()
+    } else {
+        state.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."))
+    };
     report.item(
         writable_dir(base),
         &format!("state directory {} is writable", state.display()),

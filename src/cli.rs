@@ -13,8 +13,8 @@ use tokio_util::sync::CancellationToken;
 use crate::config::{Config, SinkConfig, SnapshotMode};
 use crate::error::{Error, Result};
 use crate::pipeline::{spawn_sink, SinkHandle, SinkStart};
-use crate::source::{Purpose, Source};
 use crate::snapshot::SnapshotPlan;
+use crate::source::{Purpose, Source};
 use crate::state::{SinkOffset, StateDir, TableSnapshot};
 
 #[derive(Debug, Parser)]
@@ -105,7 +105,9 @@ pub async fn dispatch(cli: Cli) -> Result<()> {
         Command::Check { config } => crate::check::check(&config).await,
         Command::Offsets { config, action } => match action {
             OffsetsAction::Show => crate::offsets::show(&config),
-            OffsetsAction::Set { sink, position, dry_run } => crate::offsets::set(&config, &sink, &position, dry_run).await,
+            OffsetsAction::Set { sink, position, dry_run } => {
+                crate::offsets::set(&config, &sink, &position, dry_run).await
+            }
             OffsetsAction::Reset { sink, dry_run } => crate::offsets::reset(&config, &sink, dry_run),
         },
     }
@@ -116,7 +118,10 @@ fn request_snapshots(config_path: &Path, tables: &[String]) -> Result<()> {
     let state = StateDir::open_read_only(&config.state.dir);
     for table in tables {
         if table.split('.').count() != 2 {
-            return Err(Error::config(format!("{table:?} is not of the form schema.table"), "e.g. --table public.orders"));
+            return Err(Error::config(
+                format!("{table:?} is not of the form schema.table"),
+                "e.g. --table public.orders",
+            ));
         }
         state.request_snapshot(table)?;
         println!("snapshot of {table} requested");
@@ -163,7 +168,14 @@ async fn run(config_path: &Path, until_caught_up: bool) -> Result<()> {
     if config.snapshot.mode != SnapshotMode::Never {
         let offsets: Vec<_> = starts.iter().map(|(o, _)| o.as_ref()).collect();
         let plan = SnapshotPlan {
-            tables: source.tables().into_iter().map(|t| { let p = least_progress(&offsets, &t); (t, p) }).collect(),
+            tables: source
+                .tables()
+                .into_iter()
+                .map(|t| {
+                    let p = least_progress(&offsets, &t);
+                    (t, p)
+                })
+                .collect(),
             chunk_size: config.snapshot.chunk_size,
             parallelism: config.snapshot.parallelism,
         };
@@ -199,8 +211,7 @@ async fn tail(config_path: &Path, until_caught_up: bool) -> Result<()> {
         unavailable_value_placeholder: "__debezium_unavailable_value".into(),
     };
     let sink = stdout.build(ctx, None)?;
-    let mut handles =
-        vec![spawn_sink("tail".into(), Box::new(sink), None, SinkStart::default(), COMMIT_INTERVAL)];
+    let mut handles = vec![spawn_sink("tail".into(), Box::new(sink), None, SinkStart::default(), COMMIT_INTERVAL)];
     source.stream(&mut handles, None, until_caught_up, shutdown_on_signal()).await
 }
 

@@ -73,7 +73,11 @@ pub struct SnapshotConfig {
 
 impl Default for SnapshotConfig {
     fn default() -> Self {
-        SnapshotConfig { mode: SnapshotMode::default(), chunk_size: default_chunk_size(), parallelism: default_parallelism() }
+        SnapshotConfig {
+            mode: SnapshotMode::default(),
+            chunk_size: default_chunk_size(),
+            parallelism: default_parallelism(),
+        }
     }
 }
 
@@ -264,8 +268,8 @@ fn expand_env(text: &str) -> Result<String> {
 /// unknown fields.
 fn config_error(origin: &str, e: &toml::de::Error) -> Error {
     let message = e.message().trim().to_string();
-    let hint = unknown_field_hint(&message)
-        .unwrap_or_else(|| "see the configuration reference in README.md".to_string());
+    let hint =
+        unknown_field_hint(&message).unwrap_or_else(|| "see the configuration reference in README.md".to_string());
     Error::config(format!("invalid config {origin}: {message}"), hint)
 }
 
@@ -275,10 +279,7 @@ fn unknown_field_hint(message: &str) -> Option<String> {
     let rest = message.strip_prefix("unknown field `")?;
     let (unknown, expected) = rest.split_once('`')?;
     let candidates: Vec<&str> = expected.split('`').skip(1).step_by(2).collect();
-    let best = candidates
-        .iter()
-        .map(|c| (strsim::damerau_levenshtein(unknown, c), *c))
-        .min()?;
+    let best = candidates.iter().map(|c| (strsim::damerau_levenshtein(unknown, c), *c)).min()?;
     Some(format!("did you mean `{}`? valid keys here: {}", best.1, candidates.join(", ")))
 }
 

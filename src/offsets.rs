@@ -49,10 +49,7 @@ pub async fn set(config_path: &Path, sink: &str, position: &str, dry_run: bool) 
         Some(Ok(_)) => "nothing changes".to_string(),
         _ => format!("the sink starts at {target}"),
     };
-    println!(
-        "sink {sink}: {} -> {target}; {direction}",
-        from.as_deref().unwrap_or("(none)")
-    );
+    println!("sink {sink}: {} -> {target}; {direction}", from.as_deref().unwrap_or("(none)"));
     if dry_run {
         println!("dry run: nothing written");
         return Ok(());
@@ -101,7 +98,10 @@ pub fn reset(config_path: &Path, sink: &str, dry_run: bool) -> Result<()> {
 fn open_for_change(config: &Config, sink: &str, dry_run: bool) -> Result<(StateDir, Option<SinkOffset>)> {
     if !config.sinks.iter().any(|s| s.name() == sink) {
         let names: Vec<&str> = config.sinks.iter().map(|s| s.name()).collect();
-        return Err(Error::config(format!("no sink named {sink:?} in the config"), format!("sinks: {}", names.join(", "))));
+        return Err(Error::config(
+            format!("no sink named {sink:?} in the config"),
+            format!("sinks: {}", names.join(", ")),
+        ));
     }
     let state = if dry_run {
         StateDir::open_read_only(&config.state.dir)

@@ -118,10 +118,7 @@ impl Worker {
             None => batch,
             Some(done) => {
                 // Items arrive in order: skip the prefix the sink already has.
-                let skip = batch
-                    .iter()
-                    .position(|i| i.position().is_none_or(|p| p > done))
-                    .unwrap_or(batch.len());
+                let skip = batch.iter().position(|i| i.position().is_none_or(|p| p > done)).unwrap_or(batch.len());
                 &batch[skip..]
             }
         };
@@ -139,7 +136,8 @@ impl Worker {
                 _ => {}
             }
         }
-        self.events += fresh.iter().filter(|i| matches!(i, StreamItem::Change(_) | StreamItem::Message(_))).count() as u64;
+        self.events +=
+            fresh.iter().filter(|i| matches!(i, StreamItem::Change(_) | StreamItem::Message(_))).count() as u64;
 
         self.written = Some(last);
         Ok(())
@@ -186,7 +184,10 @@ impl Worker {
 }
 
 fn sink_error(name: &str, e: outflow_sinks::SinkError) -> Error {
-    Error::fatal(format!("sink {name:?} failed: {e}"), "fix the sink's destination; outflow resumes from its last committed offset")
+    Error::fatal(
+        format!("sink {name:?} failed: {e}"),
+        "fix the sink's destination; outflow resumes from its last committed offset",
+    )
 }
 
 impl SinkHandle {

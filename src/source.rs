@@ -11,8 +11,8 @@ use crate::mysql::source::MysqlSource;
 use crate::pg::source::PgSource;
 use crate::pipeline::SinkHandle;
 use crate::snapshot::SnapshotPlan;
-use outflow_decoders::TableId;
 use crate::state::{SourceIdentity, StateDir};
+use outflow_decoders::TableId;
 
 /// What the source is being prepared for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -67,12 +67,12 @@ impl Source {
 
     pub fn sink_context(&self, pipeline: &str) -> SinkContext {
         match self {
-            Source::Postgres(s) => SinkContext {
-                pipeline: pipeline.to_string(),
-                connector: "postgresql",
-                db: s.params.dbname.clone(),
-            },
-            Source::Mysql(s) => SinkContext { pipeline: pipeline.to_string(), connector: "mysql", db: s.database.clone() },
+            Source::Postgres(s) => {
+                SinkContext { pipeline: pipeline.to_string(), connector: "postgresql", db: s.params.dbname.clone() }
+            }
+            Source::Mysql(s) => {
+                SinkContext { pipeline: pipeline.to_string(), connector: "mysql", db: s.database.clone() }
+            }
         }
     }
 

@@ -88,14 +88,12 @@ impl StateDir {
     /// Opens the directory for a run: creates it if needed and takes the
     /// lock, refusing when another process holds it.
     pub fn open_locked(dir: &Path) -> Result<StateDir> {
-        fs::create_dir_all(dir.join("sinks"))
-            .and_then(|_| fs::create_dir_all(dir.join("schemas")))
-            .map_err(|e| {
-                Error::fatal(
-                    format!("cannot create state directory {}: {e}", dir.display()),
-                    "set [state] dir to a writable directory",
-                )
-            })?;
+        fs::create_dir_all(dir.join("sinks")).and_then(|_| fs::create_dir_all(dir.join("schemas"))).map_err(|e| {
+            Error::fatal(
+                format!("cannot create state directory {}: {e}", dir.display()),
+                "set [state] dir to a writable directory",
+            )
+        })?;
         let lock_path = dir.join("LOCK");
         let mut file = OpenOptions::new()
             .create(true)
@@ -264,10 +262,7 @@ pub fn write_json_atomic<T: Serialize>(path: &Path, value: &T) -> Result<()> {
         )
     };
     let dir = path.parent().unwrap_or(Path::new("."));
-    let tmp = dir.join(format!(
-        ".{}.tmp",
-        path.file_name().and_then(|n| n.to_str()).unwrap_or("state")
-    ));
+    let tmp = dir.join(format!(".{}.tmp", path.file_name().and_then(|n| n.to_str()).unwrap_or("state")));
     let mut bytes = serde_json::to_vec_pretty(value).map_err(|e| io(std::io::Error::other(e)))?;
     bytes.push(b'\n');
     let result = (|| {

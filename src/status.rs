@@ -33,7 +33,12 @@ pub async fn status(config_path: &Path, as_json: bool) -> Result<()> {
 
 /// The report around a source block: sinks (with `lag` adding each sink's
 /// lag fields), snapshot progress and the running process.
-pub fn report(config: &Config, state: &StateDir, source: Value, lag: impl Fn(&Position) -> Map<String, Value>) -> Value {
+pub fn report(
+    config: &Config,
+    state: &StateDir,
+    source: Value,
+    lag: impl Fn(&Position) -> Map<String, Value>,
+) -> Value {
     let mut sinks = Vec::new();
     for sink in &config.sinks {
         let name = sink.name();

@@ -27,8 +27,9 @@ fn compose_file_has_the_documented_server_settings() {
 #[test]
 fn compose_outflow_config_is_valid() {
     std::env::set_var("PGPASSWORD", "outflow");
-    let config = outflow::config::Config::parse(&read("examples/outflow.compose.toml"), "examples/outflow.compose.toml")
-        .unwrap_or_else(|e| panic!("{}: {:?}", e.message, e.hint));
+    let config =
+        outflow::config::Config::parse(&read("examples/outflow.compose.toml"), "examples/outflow.compose.toml")
+            .unwrap_or_else(|e| panic!("{}: {:?}", e.message, e.hint));
     assert_eq!(config.name, "app");
     assert_eq!(config.sinks.len(), 2);
 }

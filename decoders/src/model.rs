@@ -164,16 +164,26 @@ pub struct SnapshotProgress {
 /// One item of a source's ordered stream.
 #[derive(Debug, Clone, PartialEq)]
 pub enum StreamItem {
-    Begin { tx_id: Option<u64>, commit_ts_us: i64, position: Position },
+    Begin {
+        tx_id: Option<u64>,
+        commit_ts_us: i64,
+        position: Position,
+    },
     Change(ChangeEvent),
     Message(LogicalMessage),
     /// A table's shape changed; later changes of the table carry this schema.
     SchemaChange(Arc<TableSchema>),
     /// End of a transaction: `position` is the resume point after it.
-    Commit { tx_id: Option<u64>, commit_ts_us: i64, position: Position },
+    Commit {
+        tx_id: Option<u64>,
+        commit_ts_us: i64,
+        position: Position,
+    },
     /// Nothing to deliver, but everything before `position` has been sent by
     /// the source (idle keepalive): sinks may advance their offset to it.
-    Heartbeat { position: Position },
+    Heartbeat {
+        position: Position,
+    },
     /// A snapshot chunk was delivered (always inside its chunk's Begin..Commit).
     SnapshotProgress(SnapshotProgress),
 }

@@ -66,8 +66,8 @@ use crate::pg_type_registry::{PgType, TypeRegistry};
 use crate::pgoutput::{self, OldTuple, PgMessage, ReplicaIdentity, TupleValue};
 use crate::pgtypes;
 use crate::{
-    ChangeEvent, ColumnSchema, DecodeError, LogicalMessage, Op, Position, Row, SourceInfo,
-    StreamItem, TableId, TableSchema, Value,
+    ChangeEvent, ColumnSchema, DecodeError, LogicalMessage, Op, Position, Row, SourceInfo, StreamItem, TableId,
+    TableSchema, Value,
 };
 
 #[derive(Debug, Clone)]
@@ -141,12 +141,7 @@ impl PgDecoder {
     /// Feeds one XLogData payload; `wal_start` is the XLogData header's start
     /// LSN (for a change, the LSN of its WAL record: Debezium's `source.lsn`).
     /// Pushes zero or more items to `out`.
-    pub fn decode(
-        &mut self,
-        wal_start: u64,
-        data: &[u8],
-        out: &mut Vec<StreamItem>,
-    ) -> Result<(), DecodeError> {
+    pub fn decode(&mut self, wal_start: u64, data: &[u8], out: &mut Vec<StreamItem>) -> Result<(), DecodeError> {
         let msg = pgoutput::parse(data)?;
         self.decode_message(wal_start, msg, out)
     }
@@ -166,12 +161,8 @@ impl PgDecoder {
                         b.xid, tx.xid
                     )));
                 }
-                self.tx = Some(Transaction {
-                    xid: b.xid,
-                    final_lsn: b.final_lsn,
-                    commit_ts_us: b.commit_ts_us,
-                    index: 0,
-                });
+                self.tx =
+                    Some(Transaction { xid: b.xid, final_lsn: b.final_lsn, commit_ts_us: b.commit_ts_us, index: 0 });
                 out.push(StreamItem::Begin {
                     tx_id: Some(b.xid.into()),
                     commit_ts_us: b.commit_ts_us,
@@ -261,9 +252,7 @@ impl PgDecoder {
             .collect();
         let types = rel.columns.iter().map(|c| self.types.resolve(c.type_oid)).collect();
         let schema = match self.relations.get(&rel.rel_id) {
-            Some(cached) if cached.schema.id == id && cached.schema.columns == columns => {
-                cached.schema.clone()
-            }
+            Some(cached) if cached.schema.id == id && cached.schema.columns == columns => cached.schema.clone(),
             previous => {
                 let version = previous.map_or(1, |p| p.schema.version.saturating_add(1));
                 let schema = Arc::new(TableSchema { id, version, columns });
@@ -271,17 +260,12 @@ impl PgDecoder {
                 schema
             }
         };
-        self.relations.insert(
-            rel.rel_id,
-            CachedRelation { schema, types, replica_identity: rel.replica_identity },
-        );
+        self.relations.insert(rel.rel_id, CachedRelation { schema, types, replica_identity: rel.replica_identity });
     }
 
     fn cached(&self, rel_id: u32, what: &str) -> Result<&CachedRelation, DecodeError> {
         self.relations.get(&rel_id).ok_or_else(|| {
-            DecodeError::State(format!(
-                "{what} for relation id {rel_id}, which no Relation message described"
-            ))
+            DecodeError::State(format!("{what} for relation id {rel_id}, which no Relation message described"))
         })
     }
 
@@ -315,14 +299,12 @@ impl PgDecoder {
     /// The next event position of the open transaction, and its source info.
     fn next_in_tx(&mut self, wal_start: u64, what: &str) -> Result<(Position, SourceInfo), DecodeError> {
         let tx = self.tx.as_mut().ok_or_else(|| {
-            DecodeError::State(format!(
-                "{what} at {} outside a transaction",
-                crate::position::format_lsn(wal_start)
-            ))
+            DecodeError::State(format!("{what} at {} outside a transaction", crate::position::format_lsn(wal_start)))
         })?;
-        tx.index = tx.index.checked_add(1).ok_or_else(|| {
-            DecodeError::State(format!("transaction {} has more than {} events", tx.xid, u32::MAX))
-        })?;
+        tx.index = tx
+            .index
+            .checked_add(1)
+            .ok_or_else(|| DecodeError::State(format!("transaction {} has more than {} events", tx.xid, u32::MAX)))?;
         let source = SourceInfo {
             commit_ts_us: tx.commit_ts_us,
             tx_id: Some(tx.xid.into()),

@@ -95,9 +95,7 @@ impl ReplicaIdentity {
             b'n' => ReplicaIdentity::Nothing,
             b'f' => ReplicaIdentity::Full,
             b'i' => ReplicaIdentity::Index,
-            other => {
-                return Err(DecodeError::UnknownTag { what: "replica identity", value: other.into() })
-            }
+            other => return Err(DecodeError::UnknownTag { what: "replica identity", value: other.into() }),
         })
     }
 }
@@ -210,10 +208,7 @@ pub fn parse(buf: &[u8]) -> Result<PgMessage<'_>, DecodeError> {
             end_lsn: r.u64("commit end lsn")?,
             commit_ts_us: pg_to_unix_us(r.i64("commit timestamp")?),
         }),
-        b'O' => PgMessage::Origin(Origin {
-            commit_lsn: r.u64("origin lsn")?,
-            name: r.cstr("origin name")?,
-        }),
+        b'O' => PgMessage::Origin(Origin { commit_lsn: r.u64("origin lsn")?, name: r.cstr("origin name")? }),
         b'R' => PgMessage::Relation(relation(&mut r)?),
         b'Y' => PgMessage::Type(TypeInfo {
             oid: r.u32("type oid")?,
@@ -257,11 +252,7 @@ pub fn parse(buf: &[u8]) -> Result<PgMessage<'_>, DecodeError> {
             for _ in 0..n {
                 rel_ids.push(r.u32("truncate relation id")?);
             }
-            PgMessage::Truncate(Truncate {
-                cascade: options & 1 != 0,
-                restart_identity: options & 2 != 0,
-                rel_ids,
-            })
+            PgMessage::Truncate(Truncate { cascade: options & 1 != 0, restart_identity: options & 2 != 0, rel_ids })
         }
         b'M' => {
             let flags = r.u8("message flags")?;
@@ -325,9 +316,10 @@ fn tuple<'a>(r: &mut Reader<'a>) -> Result<Tuple<'a>, DecodeError> {
             b't' => {
                 let len = r.len("tuple column length")?;
                 let bytes = r.bytes(len, "tuple column value")?;
-                TupleValue::Text(std::str::from_utf8(bytes).map_err(|e| {
-                    DecodeError::invalid("tuple column value", format!("not UTF-8: {e}"))
-                })?)
+                TupleValue::Text(
+                    std::str::from_utf8(bytes)
+                        .map_err(|e| DecodeError::invalid("tuple column value", format!("not UTF-8: {e}")))?,
+                )
             }
             b'b' => {
                 return Err(DecodeError::invalid(
@@ -402,7 +394,6 @@ impl<'a> Reader<'a> {
         std::str::from_utf8(s).map_err(|e| DecodeError::invalid(what, format!("not UTF-8: {e}")))
     }
 }
-
 
 /// Builds pgoutput messages byte by byte, for tests of this parser and of the decoder.
 #[cfg(test)]
@@ -525,13 +516,7 @@ pub(crate) mod build {
     }
 
     pub fn message(transactional: bool, lsn: u64, prefix: &str, content: &[u8]) -> Vec<u8> {
-        Msg::new(b'M')
-            .u8(transactional.into())
-            .u64(lsn)
-            .cstr(prefix)
-            .i32(content.len() as i32)
-            .raw(content)
-            .done()
+        Msg::new(b'M').u8(transactional.into()).u64(lsn).cstr(prefix).i32(content.len() as i32).raw(content).done()
     }
 }
 
@@ -581,7 +566,13 @@ mod tests {
 
     #[test]
     fn relation_carries_columns_key_flags_and_identity() {
-        let bytes = build::relation(16_384, "public", "orders", b'f', &[(true, "id", 23, -1), (false, "amount", 1700, 655_366)]);
+        let bytes = build::relation(
+            16_384,
+            "public",
+            "orders",
+            b'f',
+            &[(true, "id", 23, -1), (false, "amount", 1700, 655_366)],
+        );
         let PgMessage::Relation(rel) = parse(&bytes).unwrap() else { panic!() };
         assert_eq!((rel.rel_id, rel.namespace, rel.name), (16_384, "public", "orders"));
         assert_eq!(rel.replica_identity, ReplicaIdentity::Full);

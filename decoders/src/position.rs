@@ -177,7 +177,8 @@ impl FromStr for GtidSet {
 
     /// Parses `0-1-5,1-2-9` (MariaDB's `@@gtid_binlog_pos` spelling); empty is the empty state.
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let gtids = s.split(',').map(str::trim).filter(|p| !p.is_empty()).map(str::parse).collect::<Result<Vec<Gtid>, _>>()?;
+        let gtids =
+            s.split(',').map(str::trim).filter(|p| !p.is_empty()).map(str::parse).collect::<Result<Vec<Gtid>, _>>()?;
         Ok(GtidSet::new(gtids))
     }
 }
@@ -245,9 +246,7 @@ impl PartialOrd for Position {
 impl Ord for Position {
     fn cmp(&self, other: &Self) -> Ordering {
         match (self, other) {
-            (Position::Pg { lsn: a, index: i }, Position::Pg { lsn: b, index: j }) => {
-                (a, i).cmp(&(b, j))
-            }
+            (Position::Pg { lsn: a, index: i }, Position::Pg { lsn: b, index: j }) => (a, i).cmp(&(b, j)),
             (Position::Mysql(a), Position::Mysql(b)) => (&a.anchor, a.index).cmp(&(&b.anchor, b.index)),
             (Position::Pg { .. }, Position::Mysql(_)) => Ordering::Less,
             (Position::Mysql(_), Position::Pg { .. }) => Ordering::Greater,
@@ -295,9 +294,8 @@ impl FromStr for Position {
         };
         let (lsn, index) = match rest.split_once(':') {
             Some((lsn, index)) => {
-                let index = index
-                    .parse()
-                    .map_err(|_| DecodeError::invalid("position", format!("{s:?}: bad event index")))?;
+                let index =
+                    index.parse().map_err(|_| DecodeError::invalid("position", format!("{s:?}: bad event index")))?;
                 (lsn, index)
             }
             None => (rest, 0),
@@ -361,7 +359,9 @@ mod tests {
 
     #[test]
     fn mysql_positions_parse_print_and_order() {
-        for text in ["gtid:0-1-5", "gtid:0-1-5,1-2-9:3", "file:mysql-bin.000003:1234", "file:mysql-bin.000003:1234:7", "gtid:"] {
+        for text in
+            ["gtid:0-1-5", "gtid:0-1-5,1-2-9:3", "file:mysql-bin.000003:1234", "file:mysql-bin.000003:1234:7", "gtid:"]
+        {
             let p: Position = text.parse().unwrap();
             assert_eq!(p.to_string(), text);
         }

@@ -40,7 +40,11 @@ fn default_placeholder() -> String {
 enum Output {
     /// Stdout, a pipe or a device: written through, never truncated.
     Stream(Box<dyn Write + Send>),
-    File { file: File, len: u64, path: PathBuf },
+    File {
+        file: File,
+        len: u64,
+        path: PathBuf,
+    },
 }
 
 pub struct JsonlSink {
@@ -55,14 +59,15 @@ impl JsonlConfig {
     pub fn build(&self, ctx: SinkContext, checkpoint: Option<&Checkpoint>) -> Result<JsonlSink, SinkError> {
         let style = ValueStyle { unavailable_placeholder: self.unavailable_value_placeholder.clone() };
         let writer = EventWriter::new(self.format, style, ctx);
-        let is_stream = self.path.as_os_str() == "-"
-            || std::fs::metadata(&self.path).is_ok_and(|m| !m.file_type().is_file());
+        let is_stream =
+            self.path.as_os_str() == "-" || std::fs::metadata(&self.path).is_ok_and(|m| !m.file_type().is_file());
         let out = if self.path.as_os_str() == "-" {
             Output::Stream(Box::new(io::stdout()))
         } else if is_stream {
-            let f = OpenOptions::new().write(true).open(&self.path).map_err(|e| {
-                SinkError::io(format!("cannot open {}", self.path.display()), e)
-            })?;
+            let f = OpenOptions::new()
+                .write(true)
+                .open(&self.path)
+                .map_err(|e| SinkError::io(format!("cannot open {}", self.path.display()), e))?;
             Output::Stream(Box::new(f))
         } else {
             open_file(&self.path, checkpoint)?
@@ -86,9 +91,10 @@ fn open_file(path: &PathBuf, checkpoint: Option<&Checkpoint>) -> Result<Output, 
     let actual = file.metadata().map_err(|e| SinkError::io(format!("cannot stat {shown}"), e))?.len();
     let committed = match checkpoint {
         None | Some(Checkpoint::Null) => actual,
-        Some(c) => c.get("len").and_then(|l| l.as_u64()).ok_or_else(|| {
-            SinkError::Checkpoint(format!("expected {{\"len\": N}}, found {c}"))
-        })?,
+        Some(c) => c
+            .get("len")
+            .and_then(|l| l.as_u64())
+            .ok_or_else(|| SinkError::Checkpoint(format!("expected {{\"len\": N}}, found {c}")))?,
     };
     if actual < committed {
         return Err(SinkError::Checkpoint(format!(

@@ -148,9 +148,9 @@ impl Catalog {
 
     async fn replica_with_id(&mut self, id: u32) -> Option<String> {
         let rows = self.conn.query::<Row, _>("SHOW SLAVE HOSTS").await.ok()?;
-        rows.into_iter().find(|r| r.get_opt::<u32, _>(0).and_then(|v| v.ok()) == Some(id)).map(|r| {
-            r.get_opt::<String, _>(1).and_then(|v| v.ok()).unwrap_or_else(|| "unknown host".into())
-        })
+        rows.into_iter()
+            .find(|r| r.get_opt::<u32, _>(0).and_then(|v| v.ok()) == Some(id))
+            .map(|r| r.get_opt::<String, _>(1).and_then(|v| v.ok()).unwrap_or_else(|| "unknown host".into()))
     }
 
     async fn check_privileges(&mut self) -> Result<()> {
@@ -178,7 +178,10 @@ impl Catalog {
         if self.mariadb {
             let pos = self.var("gtid_binlog_pos").await?.unwrap_or_default();
             let set: GtidSet = pos.parse().map_err(|e| {
-                Error::fatal(format!("cannot read @@gtid_binlog_pos {pos:?}: {e}"), "please report this with the server version")
+                Error::fatal(
+                    format!("cannot read @@gtid_binlog_pos {pos:?}: {e}"),
+                    "please report this with the server version",
+                )
             })?;
             return Ok(MysqlAnchor::Gtid(set));
         }
@@ -196,7 +199,10 @@ impl Catalog {
             e => sql_error("SHOW MASTER STATUS", e),
         })?;
         let row = row.ok_or_else(|| {
-            Error::fatal("SHOW MASTER STATUS returned nothing: the binary log is off", "enable log_bin and restart the server")
+            Error::fatal(
+                "SHOW MASTER STATUS returned nothing: the binary log is off",
+                "enable log_bin and restart the server",
+            )
         })?;
         let file: String = row.get_opt(0).and_then(|v| v.ok()).unwrap_or_default();
         let pos: u64 = row.get_opt(1).and_then(|v| v.ok()).unwrap_or_default();
@@ -209,7 +215,10 @@ impl Catalog {
         Ok(rows
             .into_iter()
             .map(|r| {
-                (r.get_opt::<String, _>(0).and_then(|v| v.ok()).unwrap_or_default(), r.get_opt::<u64, _>(1).and_then(|v| v.ok()).unwrap_or(0))
+                (
+                    r.get_opt::<String, _>(0).and_then(|v| v.ok()).unwrap_or_default(),
+                    r.get_opt::<u64, _>(1).and_then(|v| v.ok()).unwrap_or(0),
+                )
             })
             .collect())
     }
@@ -240,9 +249,10 @@ impl Catalog {
                     }
                     let info: String = r.get_opt(5).and_then(|v| v.ok()).unwrap_or_default();
                     let list: GtidSet = info.trim_matches(|c| c == '[' || c == ']').parse().unwrap_or_default();
-                    let behind = list.gtids().iter().any(|g| {
-                        set.gtids().iter().find(|s| s.domain == g.domain).map_or(true, |s| s.seq < g.seq)
-                    });
+                    let behind = list
+                        .gtids()
+                        .iter()
+                        .any(|g| set.gtids().iter().find(|s| s.domain == g.domain).map_or(true, |s| s.seq < g.seq));
                     if behind {
                         return Err(purged(&format!("gtid:{set}"), Some(oldest)));
                     }

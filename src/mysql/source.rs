@@ -20,8 +20,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::{FutureExt, StreamExt};
-use mysql_async::BinlogStream;
 use mysql_async::prelude::Queryable;
+use mysql_async::BinlogStream;
 use mysql_async::BinlogStreamRequest;
 use outflow_decoders::binlog::{BinlogDecoder, TableFilter};
 use outflow_decoders::position::{MysqlAnchor, MysqlPos};
@@ -94,7 +94,8 @@ impl MysqlSource {
         tracing::info!(position = %start, server_id = self.server_id, "streaming binlog");
 
         let mut decoder = BinlogDecoder::new(TableFilter::new(&self.tables), &start, true);
-        let result = pump(&mut stream, &mut decoder, sinks, state, target, saved.is_none().then_some(&start), &stop).await;
+        let result =
+            pump(&mut stream, &mut decoder, sinks, state, target, saved.is_none().then_some(&start), &stop).await;
         let mut sink_result = Ok(());
         for s in sinks.iter_mut() {
             let r = s.finish().await;
@@ -150,7 +151,10 @@ fn stream_error(e: mysql_async::Error, start: &MysqlAnchor) -> Error {
                 err.message = format!("{} (server: {})", err.message, se.message);
                 err
             } else {
-                Error::fatal(format!("the server ended the binlog stream: {}", se.message), "check the server's error log")
+                Error::fatal(
+                    format!("the server ended the binlog stream: {}", se.message),
+                    "check the server's error log",
+                )
             }
         }
         mysql_async::Error::Server(se) if se.code == 1227 || se.code == 1045 => Error::fatal(

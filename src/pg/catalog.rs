@@ -64,7 +64,10 @@ impl Catalog {
         let level: String = row.get(0);
         if level != "logical" {
             return Err(Error::fatal(
-                format!("postgres at {} has wal_level={level}; logical replication needs wal_level=logical", self.display),
+                format!(
+                    "postgres at {} has wal_level={level}; logical replication needs wal_level=logical",
+                    self.display
+                ),
                 "run ALTER SYSTEM SET wal_level = logical; then restart postgres",
             ));
         }
@@ -122,8 +125,12 @@ impl Catalog {
             .map_err(|e| sql_error("reading pg_publication", &e))?
             .is_some();
         if !exists {
-            let sql = format!("CREATE PUBLICATION {} FOR TABLE {list} WITH (publish_via_partition_root = true)", ident(name));
-            self.client.batch_execute(&sql).await.map_err(|e| privilege_hint(sql_error("creating the publication", &e)))?;
+            let sql =
+                format!("CREATE PUBLICATION {} FOR TABLE {list} WITH (publish_via_partition_root = true)", ident(name));
+            self.client
+                .batch_execute(&sql)
+                .await
+                .map_err(|e| privilege_hint(sql_error("creating the publication", &e)))?;
             tracing::info!(publication = name, "created publication");
             return Ok(());
         }
@@ -136,7 +143,10 @@ impl Catalog {
         have.sort();
         if have != tables {
             let sql = format!("ALTER PUBLICATION {} SET TABLE {list}", ident(name));
-            self.client.batch_execute(&sql).await.map_err(|e| privilege_hint(sql_error("updating the publication", &e)))?;
+            self.client
+                .batch_execute(&sql)
+                .await
+                .map_err(|e| privilege_hint(sql_error("updating the publication", &e)))?;
             tracing::info!(publication = name, "updated publication to the configured tables");
         }
         Ok(())
@@ -194,7 +204,8 @@ impl Catalog {
             )
             .await
             .map_err(|e| sql_error("reading pg_current_wal_insert_lsn()", &e))?;
-        let (lsn, block, segment) = (row.get::<_, i64>(0) as u64, row.get::<_, i64>(1) as u64, row.get::<_, i64>(2) as u64);
+        let (lsn, block, segment) =
+            (row.get::<_, i64>(0) as u64, row.get::<_, i64>(1) as u64, row.get::<_, i64>(2) as u64);
         Ok(record_end(lsn, block, segment))
     }
 
@@ -299,7 +310,9 @@ fn connect_error(params: &PgParams, e: &tokio_postgres::Error) -> Error {
                 format!("database {:?} does not exist on {display}", params.dbname),
                 "fix the database name in [source] url",
             ),
-            _ => Error::fatal(format!("cannot connect to postgres at {display}: {}", db.message()), "see the server log"),
+            _ => {
+                Error::fatal(format!("cannot connect to postgres at {display}: {}", db.message()), "see the server log")
+            }
         };
     }
     Error::transient(format!("cannot connect to postgres at {display}: {e}"))

@@ -85,10 +85,7 @@ impl PgParams {
             None => "localhost".to_string(),
         };
         let port = sql_config.get_ports().first().copied().unwrap_or(5432);
-        let user = sql_config
-            .get_user()
-            .map(str::to_string)
-            .ok_or_else(|| bad("no user name".into()))?;
+        let user = sql_config.get_user().map(str::to_string).ok_or_else(|| bad("no user name".into()))?;
         let password = sql_config
             .get_password()
             .map(|p| String::from_utf8_lossy(p).into_owned())

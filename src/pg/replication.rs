@@ -170,7 +170,10 @@ impl ReplicationConn {
                 | Message::AuthenticationGss
                 | Message::AuthenticationSspi => {
                     return Err(Error::fatal(
-                        format!("postgres at {} asks for an authentication method outflow does not support", self.display),
+                        format!(
+                            "postgres at {} asks for an authentication method outflow does not support",
+                            self.display
+                        ),
                         "use trust, md5, password or scram-sha-256 for this user in pg_hba.conf",
                     ))
                 }
@@ -268,9 +271,11 @@ impl ReplicationConn {
         if self.read_buf.capacity() - self.read_buf.len() < 8192 {
             self.read_buf.reserve(1 << 16);
         }
-        let n = self.stream.read_buf(&mut self.read_buf).await.map_err(|e| {
-            Error::transient(format!("lost the replication connection to {}: {e}", self.display))
-        })?;
+        let n = self
+            .stream
+            .read_buf(&mut self.read_buf)
+            .await
+            .map_err(|e| Error::transient(format!("lost the replication connection to {}: {e}", self.display)))?;
         if n == 0 {
             return Err(Error::transient(format!("postgres at {} closed the replication connection", self.display)));
         }

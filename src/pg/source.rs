@@ -29,8 +29,8 @@ use crate::config::SourceConfig;
 use crate::error::{Error, ErrorClass, Result};
 use crate::pipeline::{min_durable, Batch, SinkHandle};
 use crate::snapshot::{ReaderEvent, SnapshotPlan, Windows};
-use crate::state::TableSnapshot;
 use crate::state::StateDir;
+use crate::state::TableSnapshot;
 
 /// Items per batch handed to the sinks.
 const BATCH_ITEMS: usize = 2048;
@@ -246,7 +246,8 @@ impl PgSource {
 
         loop {
             let snapshot_done = snapshots.as_ref().is_none_or(|s| s.windows.finished());
-            let done = if self.exit_after_snapshot { snapshot_done } else { target.is_some() && reached && snapshot_done };
+            let done =
+                if self.exit_after_snapshot { snapshot_done } else { target.is_some() && reached && snapshot_done };
             if done {
                 break;
             }
@@ -379,7 +380,13 @@ impl PgSource {
 
     /// Decodes one XLogData payload, first looking up any user-defined
     /// column types a Relation message mentions.
-    async fn decode(&self, decoder: &mut PgDecoder, wal_start: u64, data: &[u8], out: &mut Vec<StreamItem>) -> Result<()> {
+    async fn decode(
+        &self,
+        decoder: &mut PgDecoder,
+        wal_start: u64,
+        data: &[u8],
+        out: &mut Vec<StreamItem>,
+    ) -> Result<()> {
         let mut msg = pgoutput::parse(data).map_err(|e| decode_error(wal_start, &e))?;
         if let pgoutput::PgMessage::Relation(rel) = &mut msg {
             // pgoutput flags the replica identity's columns (all of them under
@@ -424,7 +431,8 @@ impl Snapshots {
             (params.clone(), self.tx.clone(), self.limit.clone(), self.windows.run().to_string(), self.chunk_size);
         tokio::spawn(async move {
             let Ok(_permit) = limit.acquire_owned().await else { return };
-            let event = match crate::snapshot::pg::snapshot_table(&params, &run, table, progress, chunk_size, &tx).await {
+            let event = match crate::snapshot::pg::snapshot_table(&params, &run, table, progress, chunk_size, &tx).await
+            {
                 Ok(()) => ReaderEvent::TableDone,
                 Err(e) => ReaderEvent::Failed(e),
             };
@@ -466,13 +474,20 @@ async fn any_changed(watches: &mut [tokio::sync::watch::Receiver<Option<Position
 fn check_slot(info: &SlotInfo, slot: &str, params: &PgParams) -> Result<()> {
     if info.plugin.as_deref() != Some("pgoutput") {
         return Err(Error::fatal(
-            format!("replication slot {slot:?} exists but uses plugin {:?}, not pgoutput", info.plugin.as_deref().unwrap_or("none")),
+            format!(
+                "replication slot {slot:?} exists but uses plugin {:?}, not pgoutput",
+                info.plugin.as_deref().unwrap_or("none")
+            ),
             "choose another [source] slot name, or drop that slot",
         ));
     }
     if info.database.as_deref() != Some(params.dbname.as_str()) {
         return Err(Error::fatal(
-            format!("replication slot {slot:?} belongs to database {:?}, not {:?}", info.database.as_deref().unwrap_or(""), params.dbname),
+            format!(
+                "replication slot {slot:?} belongs to database {:?}, not {:?}",
+                info.database.as_deref().unwrap_or(""),
+                params.dbname
+            ),
             "choose another [source] slot name: slots are per database",
         ));
     }

@@ -35,10 +35,7 @@ pub fn client_config(params: &PgParams) -> Result<Option<Arc<ClientConfig>>> {
                 let inner = rustls::client::WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider)
                     .build()
                     .map_err(|e| Error::fatal(format!("tls setup failed: {e}"), "check sslrootcert"))?;
-                builder
-                    .dangerous()
-                    .with_custom_certificate_verifier(Arc::new(ChainOnly(inner)))
-                    .with_no_client_auth()
+                builder.dangerous().with_custom_certificate_verifier(Arc::new(ChainOnly(inner))).with_no_client_auth()
             }
         }
     };
@@ -59,9 +56,9 @@ fn root_store(params: &PgParams) -> Result<RootCertStore> {
                 let cert = cert.map_err(|e| {
                     Error::config(format!("sslrootcert {} is not PEM: {e}", path.display()), "use a PEM CA file")
                 })?;
-                roots.add(cert).map_err(|e| {
-                    Error::config(format!("sslrootcert {}: {e}", path.display()), "use a PEM CA file")
-                })?;
+                roots
+                    .add(cert)
+                    .map_err(|e| Error::config(format!("sslrootcert {}: {e}", path.display()), "use a PEM CA file"))?;
             }
         }
         None => roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),

@@ -37,8 +37,7 @@ use std::fmt::Write as _;
 use std::sync::Arc;
 
 use outflow_decoders::{
-    ChangeEvent, LogicalMessage, Op, Position, Row, SnapshotProgress, SourceInfo, StreamItem, TableId,
-    TableSchema,
+    ChangeEvent, LogicalMessage, Op, Position, Row, SnapshotProgress, SourceInfo, StreamItem, TableId, TableSchema,
 };
 use tokio::sync::{mpsc, oneshot};
 
@@ -123,14 +122,7 @@ pub struct Windows {
 
 impl Windows {
     pub fn new(run: String, chunks: mpsc::Receiver<ReaderEvent>, readers: usize) -> Self {
-        Windows {
-            run,
-            open: HashMap::new(),
-            stash: HashMap::new(),
-            chunks,
-            readers,
-            warned_keyless: HashSet::new(),
-        }
+        Windows { run, open: HashMap::new(), stash: HashMap::new(), chunks, readers, warned_keyless: HashSet::new() }
     }
 
     /// This run's id, in every watermark it writes.
@@ -231,7 +223,8 @@ impl Windows {
             Position::Pg { lsn, index: next }
         };
         out.push(StreamItem::Begin { tx_id: None, commit_ts_us: now_us, position: position() });
-        let source = SourceInfo { commit_ts_us: now_us, tx_id: None, lsn: Some(lsn), snapshot: true, ..SourceInfo::default() };
+        let source =
+            SourceInfo { commit_ts_us: now_us, tx_id: None, lsn: Some(lsn), snapshot: true, ..SourceInfo::default() };
         for row in chunk.rows {
             if chunk.keyed && changed.contains(&key_string(&chunk.table, &row)) {
                 continue;

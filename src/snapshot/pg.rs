@@ -72,7 +72,9 @@ pub async fn snapshot_table(
             let from = progress.resume.unwrap_or(0);
             let to = from + pages_per_chunk;
             (
-                format!("SELECT {select_list} FROM {qualified} WHERE ctid >= '({from},0)'::tid AND ctid < '({to},0)'::tid"),
+                format!(
+                    "SELECT {select_list} FROM {qualified} WHERE ctid >= '({from},0)'::tid AND ctid < '({to},0)'::tid"
+                ),
                 to,
             )
         };
@@ -161,7 +163,8 @@ async fn describe(catalog: &Catalog, table: &TableId) -> Result<(Arc<TableSchema
     if columns.is_empty() {
         return Err(Error::fatal(format!("table {table} has no columns to snapshot"), "check [source] tables"));
     }
-    let schema = TableSchema { id: table.clone(), version: 1, columns: columns.iter().map(|c| c.schema.clone()).collect() };
+    let schema =
+        TableSchema { id: table.clone(), version: 1, columns: columns.iter().map(|c| c.schema.clone()).collect() };
     Ok((Arc::new(schema), columns))
 }
 
@@ -199,7 +202,11 @@ fn literal(s: &str) -> String {
 }
 
 /// The chunk's rows, and the text of the last row's key columns.
-async fn read_rows(catalog: &Catalog, sql: &str, columns: &[Column]) -> Result<(Vec<Row>, Option<Vec<Option<String>>>)> {
+async fn read_rows(
+    catalog: &Catalog,
+    sql: &str,
+    columns: &[Column],
+) -> Result<(Vec<Row>, Option<Vec<Option<String>>>)> {
     let messages = catalog.client().simple_query(sql).await.map_err(|e| sql_error("reading a snapshot chunk", &e))?;
     let mut rows = Vec::new();
     let mut last_key = None;
@@ -213,7 +220,10 @@ async fn read_rows(catalog: &Catalog, sql: &str, columns: &[Column]) -> Result<(
                 None => Value::Null,
                 Some(t) => parse_text(&c.ty, t).map_err(|e| {
                     Error::fatal(
-                        format!("cannot parse a snapshot value of column {} ({}): {e}", c.schema.name, c.schema.type_name),
+                        format!(
+                            "cannot parse a snapshot value of column {} ({}): {e}",
+                            c.schema.name, c.schema.type_name
+                        ),
                         "please report this with the column's type",
                     )
                 })?,

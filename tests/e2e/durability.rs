@@ -142,7 +142,8 @@ async fn tail_prints_changes_and_leaves_no_slot_behind() {
     .await;
     let out = tail.sigterm_and_wait().await;
     out.assert_success();
-    let printed: Vec<Value> = out.stdout.lines().map(|l| serde_json::from_str(l).expect("tail prints JSON lines")).collect();
+    let printed: Vec<Value> =
+        out.stdout.lines().map(|l| serde_json::from_str(l).expect("tail prints JSON lines")).collect();
     assert_eq!(created_ids(&printed), vec![42]);
     // The server drops a temporary slot when its walsender exits, just after tail.
     wait_for(SHORT, "tail's temporary slot to disappear", || async { tail_slots(&db, false).await == 0 }).await;
@@ -155,9 +156,9 @@ async fn tail_prints_changes_and_leaves_no_slot_behind() {
 /// How many of `tail`'s temporary slots exist (only active ones if asked).
 async fn tail_slots(db: &TestDb, active_only: bool) -> i64 {
     let filter = if active_only { " AND active" } else { "" };
-    db.query(&format!("SELECT count(*) FROM pg_replication_slots WHERE slot_name LIKE 'outflow_tail_%'{filter}"))
-        .await[0]
-        .get(0)
+    db.query(&format!("SELECT count(*) FROM pg_replication_slots WHERE slot_name LIKE 'outflow_tail_%'{filter}")).await
+        [0]
+    .get(0)
 }
 
 #[tokio::test]

@@ -109,15 +109,7 @@ impl TestDb {
         drop(admin);
 
         let client = connect(&format!("postgres://{user}@{host}:{port}/{name}")).await;
-        TestDb {
-            name,
-            admin_url,
-            host,
-            port,
-            user,
-            client,
-            cleaned: false,
-        }
+        TestDb { name, admin_url, host, port, user, client, cleaned: false }
     }
 
     /// The database's name (also used as its replication slot's name).
@@ -127,19 +119,13 @@ impl TestDb {
 
     /// Superuser URL of this database (passwordless: the test servers trust it).
     pub fn url(&self) -> String {
-        format!(
-            "postgres://{}@{}:{}/{}",
-            self.user, self.host, self.port, self.name
-        )
+        format!("postgres://{}@{}:{}/{}", self.user, self.host, self.port, self.name)
     }
 
     /// URL of this database for `user` with `password`, plus optional
     /// `query` parameters (e.g. `sslmode=require`).
     pub fn url_as(&self, user: &str, password: &str, query: &str) -> String {
-        let mut url = format!(
-            "postgres://{user}:{password}@{}:{}/{}",
-            self.host, self.port, self.name
-        );
+        let mut url = format!("postgres://{user}:{password}@{}:{}/{}", self.host, self.port, self.name);
         if !query.is_empty() {
             url.push('?');
             url.push_str(query);
@@ -182,10 +168,7 @@ impl TestDb {
     pub async fn slot_active(&self) -> bool {
         let rows = self
             .client
-            .query(
-                "SELECT active FROM pg_replication_slots WHERE slot_name = $1",
-                &[&self.name],
-            )
+            .query("SELECT active FROM pg_replication_slots WHERE slot_name = $1", &[&self.name])
             .await
             .expect("reading pg_replication_slots");
         rows.first().map(|r| r.get::<_, bool>(0)).unwrap_or(false)
@@ -195,22 +178,15 @@ impl TestDb {
     /// streaming). Only meaningful for an existing slot: while a first run is
     /// still creating it, the slot already shows as active.
     pub async fn wait_for_slot_streaming(&self) {
-        wait_for(SHORT, "outflow to stream from its slot", || {
-            self.slot_active()
-        })
-        .await;
+        wait_for(SHORT, "outflow to stream from its slot", || self.slot_active()).await;
     }
 
     /// Waits until no walsender holds this test's slot: after a run exits,
     /// the server needs a moment to notice, and until then the slot still
     /// looks active (which would fool [`TestDb::wait_for_slot_streaming`]).
     pub async fn wait_for_slot_idle(&self) {
-        wait_for(
-            SHORT,
-            "the previous run's walsender to release the slot",
-            || async { !self.slot_active().await },
-        )
-        .await;
+        wait_for(SHORT, "the previous run's walsender to release the slot", || async { !self.slot_active().await })
+            .await;
     }
 
     /// Drops the database's replication slots and the database now.
@@ -247,9 +223,8 @@ impl Drop for TestDb {
 }
 
 async fn connect(url: &str) -> Client {
-    let (client, connection) = tokio_postgres::connect(url, NoTls)
-        .await
-        .unwrap_or_else(|e| panic!("connecting to {url}: {}", error_text(&e)));
+    let (client, connection) =
+        tokio_postgres::connect(url, NoTls).await.unwrap_or_else(|e| panic!("connecting to {url}: {}", error_text(&e)));
     tokio::spawn(async move {
         let _ = connection.await;
     });
@@ -257,9 +232,7 @@ async fn connect(url: &str) -> Client {
 }
 
 async fn drop_database(admin_url: &str, name: &str) -> Result<(), String> {
-    let (client, connection) = tokio_postgres::connect(admin_url, NoTls)
-        .await
-        .map_err(|e| error_text(&e))?;
+    let (client, connection) = tokio_postgres::connect(admin_url, NoTls).await.map_err(|e| error_text(&e))?;
     tokio::spawn(async move {
         let _ = connection.await;
     });
@@ -274,10 +247,7 @@ async fn drop_database(admin_url: &str, name: &str) -> Result<(), String> {
             .await
             .map_err(|e| error_text(&e))?;
         let slots: Vec<String> = client
-            .query(
-                "SELECT slot_name::text FROM pg_replication_slots WHERE database = $1",
-                &[&name],
-            )
+            .query("SELECT slot_name::text FROM pg_replication_slots WHERE database = $1", &[&name])
             .await
             .map_err(|e| error_text(&e))?
             .iter()
@@ -288,9 +258,7 @@ async fn drop_database(admin_url: &str, name: &str) -> Result<(), String> {
         }
         for slot in &slots {
             // Fails while the terminated walsender is still exiting; retried.
-            let _ = client
-                .execute("SELECT pg_drop_replication_slot($1)", &[slot])
-                .await;
+            let _ = client.execute("SELECT pg_drop_replication_slot($1)", &[slot]).await;
         }
         if Instant::now() > deadline {
             return Err(format!("replication slots {slots:?} could not be dropped"));
@@ -298,10 +266,7 @@ async fn drop_database(admin_url: &str, name: &str) -> Result<(), String> {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     client
-        .batch_execute(&format!(
-            "DROP DATABASE IF EXISTS {} WITH (FORCE)",
-            quote_ident(name)
-        ))
+        .batch_execute(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", quote_ident(name)))
         .await
         .map_err(|e| error_text(&e))
 }
@@ -334,12 +299,7 @@ impl Outcome {
     /// Panics, showing stderr, unless the process exited 0.
     #[track_caller]
     pub fn assert_success(&self) -> &Self {
-        assert_eq!(
-            self.code,
-            Some(0),
-            "outflow failed; stderr:\n{}",
-            self.stderr
-        );
+        assert_eq!(self.code, Some(0), "outflow failed; stderr:\n{}", self.stderr);
         self
     }
 
@@ -353,11 +313,7 @@ impl Outcome {
             self.code,
             self.stderr
         );
-        assert!(
-            !self.stderr.contains("panicked"),
-            "outflow panicked:\n{}",
-            self.stderr
-        );
+        assert!(!self.stderr.contains("panicked"), "outflow panicked:\n{}", self.stderr);
         let first = self.stderr.lines().next().unwrap_or("");
         assert!(
             first.starts_with("error: "),
@@ -391,10 +347,7 @@ impl Outflow {
     /// format, with the slot named after the database.
     pub fn new(db: &TestDb, tables: &[&str]) -> Outflow {
         Outflow {
-            dir: tempfile::Builder::new()
-                .prefix("outflow-e2e-")
-                .tempdir()
-                .expect("creating a temp dir"),
+            dir: tempfile::Builder::new().prefix("outflow-e2e-").tempdir().expect("creating a temp dir"),
             name: None,
             source_url: db.url(),
             tables: tables.iter().map(|t| t.to_string()).collect(),
@@ -472,10 +425,7 @@ impl Outflow {
             text.push_str(section);
             text.push_str("\n\n");
         }
-        text.push_str(&format!(
-            "[state]\ndir = {}\n\n",
-            toml_str(&self.state_dir().to_string_lossy())
-        ));
+        text.push_str(&format!("[state]\ndir = {}\n\n", toml_str(&self.state_dir().to_string_lossy())));
         text.push_str(&format!(
             "[[sink]]\nname = \"events\"\nkind = \"jsonl\"\npath = {}\nformat = \"debezium\"\n",
             toml_str(&self.out_path().to_string_lossy()),
@@ -524,16 +474,13 @@ impl Outflow {
     /// `outflow run -c outflow.toml --until-caught-up`.
     pub async fn run_until_caught_up(&self) -> Outcome {
         let config = self.config_path();
-        self.exec(&["run", "-c", &config.to_string_lossy(), "--until-caught-up"])
-            .await
+        self.exec(&["run", "-c", &config.to_string_lossy(), "--until-caught-up"]).await
     }
 
     /// `outflow status -c outflow.toml --json`, which must succeed with one JSON object.
     pub async fn status_json(&self) -> Value {
         let config = self.config_path();
-        let out = self
-            .exec(&["status", "-c", &config.to_string_lossy(), "--json"])
-            .await;
+        let out = self.exec(&["status", "-c", &config.to_string_lossy(), "--json"]).await;
         out.assert_success();
         serde_json::from_str(&out.stdout)
             .unwrap_or_else(|e| panic!("status --json printed invalid JSON ({e}):\n{}", out.stdout))
@@ -552,17 +499,8 @@ impl Outflow {
         let stderr_path = self.dir.path().join(format!("run-{}.stderr", unique()));
         let stdout = std::fs::File::create(&stdout_path).expect("creating stdout file");
         let stderr = std::fs::File::create(&stderr_path).expect("creating stderr file");
-        let child = self
-            .command(args)
-            .stdout(stdout)
-            .stderr(stderr)
-            .spawn()
-            .expect("starting the outflow binary");
-        RunningOutflow {
-            child,
-            stdout_path,
-            stderr_path,
-        }
+        let child = self.command(args).stdout(stdout).stderr(stderr).spawn().expect("starting the outflow binary");
+        RunningOutflow { child, stdout_path, stderr_path }
     }
 
     /// The JSONL sink's output, strictly parsed (see [`read_jsonl`]).
@@ -612,18 +550,12 @@ impl RunningOutflow {
     /// SIGKILL, no chance to clean up; waits until the process is gone.
     pub async fn kill9(&mut self) {
         self.child.start_kill().expect("sending SIGKILL");
-        self.child
-            .wait()
-            .await
-            .expect("waiting for the killed outflow");
+        self.child.wait().await.expect("waiting for the killed outflow");
     }
 
     /// SIGTERM, then waits (bounded by [`RUN_TIMEOUT`]) for the drain and exit.
     pub async fn sigterm_and_wait(mut self) -> Outcome {
-        let pid = self
-            .child
-            .id()
-            .expect("outflow already exited before SIGTERM") as libc::pid_t;
+        let pid = self.child.id().expect("outflow already exited before SIGTERM") as libc::pid_t;
         // SAFETY: kill(2) with a pid we own and a valid signal number.
         let rc = unsafe { libc::kill(pid, libc::SIGTERM) };
         assert_eq!(rc, 0, "sending SIGTERM to {pid}");
@@ -669,31 +601,20 @@ where
 /// that is not JSON, or a partial (unterminated) last line. Streams, so it
 /// suits large outputs.
 pub fn for_each_jsonl(path: &Path, mut f: impl FnMut(usize, Value)) {
-    let file =
-        std::fs::File::open(path).unwrap_or_else(|e| panic!("opening {}: {e}", path.display()));
+    let file = std::fs::File::open(path).unwrap_or_else(|e| panic!("opening {}: {e}", path.display()));
     let mut reader = BufReader::new(file);
     let mut line = String::new();
     let mut number = 0;
     loop {
         line.clear();
-        let n = reader
-            .read_line(&mut line)
-            .unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
+        let n = reader.read_line(&mut line).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
         if n == 0 {
             return;
         }
         number += 1;
-        assert!(
-            line.ends_with('\n'),
-            "{}: line {number} is partial (no trailing newline): {line:?}",
-            path.display()
-        );
-        let value = serde_json::from_str(&line).unwrap_or_else(|e| {
-            panic!(
-                "{}: line {number} is not JSON ({e}): {line}",
-                path.display()
-            )
-        });
+        assert!(line.ends_with('\n'), "{}: line {number} is partial (no trailing newline): {line:?}", path.display());
+        let value = serde_json::from_str(&line)
+            .unwrap_or_else(|e| panic!("{}: line {number} is not JSON ({e}): {line}", path.display()));
         f(number, value);
     }
 }
@@ -715,10 +636,7 @@ fn read_complete_lines(path: &Path) -> Vec<Value> {
     };
     complete
         .lines()
-        .map(|l| {
-            serde_json::from_str(l)
-                .unwrap_or_else(|e| panic!("{}: not JSON ({e}): {l}", path.display()))
-        })
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{}: not JSON ({e}): {l}", path.display())))
         .collect()
 }
 
@@ -736,10 +654,7 @@ pub fn changes<'a>(events: &'a [Value], table: &str) -> Vec<&'a Value> {
 
 /// The `op` codes of `events`, e.g. `["c", "u", "d"]`.
 pub fn ops(events: &[&Value]) -> Vec<String> {
-    events
-        .iter()
-        .map(|e| e["op"].as_str().unwrap_or("?").to_string())
-        .collect()
+    events.iter().map(|e| e["op"].as_str().unwrap_or("?").to_string()).collect()
 }
 
 /// Asserts `row` is a JSON object with exactly `expected`'s columns and values.
@@ -752,35 +667,22 @@ pub fn assert_row(row: &Value, expected: Value) {
 /// but nulls (a key-only old tuple: Debezium renders the other columns null).
 #[track_caller]
 pub fn assert_key_only(row: &Value, key: Value) {
-    let row_obj = row
-        .as_object()
-        .unwrap_or_else(|| panic!("expected a key-only row, got {row}"));
+    let row_obj = row.as_object().unwrap_or_else(|| panic!("expected a key-only row, got {row}"));
     let key_obj = key.as_object().expect("key must be a JSON object");
     for (column, value) in key_obj {
-        assert_eq!(
-            row_obj.get(column),
-            Some(value),
-            "key column {column} in {row}"
-        );
+        assert_eq!(row_obj.get(column), Some(value), "key column {column} in {row}");
     }
     for (column, value) in row_obj {
         if !key_obj.contains_key(column) {
-            assert!(
-                value.is_null(),
-                "non-key column {column} should be null in a key-only row: {row}"
-            );
+            assert!(value.is_null(), "non-key column {column} should be null in a key-only row: {row}");
         }
     }
 }
 
 /// The sorted column names of a row object.
 pub fn columns(row: &Value) -> Vec<String> {
-    let mut names: Vec<String> = row
-        .as_object()
-        .unwrap_or_else(|| panic!("expected a row object, got {row}"))
-        .keys()
-        .cloned()
-        .collect();
+    let mut names: Vec<String> =
+        row.as_object().unwrap_or_else(|| panic!("expected a row object, got {row}")).keys().cloned().collect();
     names.sort();
     names
 }

@@ -171,7 +171,10 @@ async fn topic_template_routes_tables_and_transactions_get_their_topic() {
     assert_eq!(b.len(), 1);
     assert_eq!(b[0]["key"], json!({"id": 1}));
     let topics = reader(&["--list", &name]);
-    assert!(!topics.as_array().unwrap().iter().any(|t| t.as_str().unwrap().contains(".public.")), "default topics used: {topics}");
+    assert!(
+        !topics.as_array().unwrap().iter().any(|t| t.as_str().unwrap().contains(".public.")),
+        "default topics used: {topics}"
+    );
 
     let tx = records(&format!("{name}.transaction"));
     let statuses: Vec<&str> = tx.iter().map(|r| r["value"]["status"].as_str().unwrap()).collect();
@@ -337,7 +340,11 @@ async fn a_record_larger_than_allowed_stops_with_the_setting_to_change() {
     let out = outflow.run_until_caught_up().await;
     assert_eq!(out.code, Some(1), "stderr:\n{}", out.stderr);
     assert!(!out.stderr.contains("panicked"), "{}", out.stderr);
-    let error = out.stderr.lines().find(|l| l.starts_with("error: ")).unwrap_or_else(|| panic!("no error line:\n{}", out.stderr));
+    let error = out
+        .stderr
+        .lines()
+        .find(|l| l.starts_with("error: "))
+        .unwrap_or_else(|| panic!("no error line:\n{}", out.stderr));
     assert!(error.contains("message.max.bytes"), "error does not name the setting: {error}");
     assert_eq!(confirmed_flush_lsn(&db).await, before, "the slot moved past the failed record");
     db.cleanup().await;

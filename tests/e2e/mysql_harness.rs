@@ -25,7 +25,9 @@ impl MyDb {
     pub async fn create(env: &str, hint: &str) -> MyDb {
         let base_url = env_var(env);
         let name = format!("t_{hint}_{}_{}", std::process::id(), NEXT.fetch_add(1, Ordering::SeqCst));
-        let mut conn = mysql_async::Conn::new(mysql_async::Opts::from_url(&base_url).unwrap()).await.expect("connect to test mariadb");
+        let mut conn = mysql_async::Conn::new(mysql_async::Opts::from_url(&base_url).unwrap())
+            .await
+            .expect("connect to test mariadb");
         conn.query_drop(format!("CREATE DATABASE {name}")).await.unwrap();
         conn.query_drop(format!("USE {name}")).await.unwrap();
         conn.query_drop("SET time_zone = '+00:00', NAMES utf8mb4").await.unwrap();
@@ -55,7 +57,12 @@ pub struct MyOutflow {
 
 impl MyOutflow {
     pub fn new(db: &MyDb) -> MyOutflow {
-        MyOutflow { dir: tempfile::tempdir().unwrap(), url: db.url(), tables: vec![format!("{}.*", db.name)], server_id: server_id() }
+        MyOutflow {
+            dir: tempfile::tempdir().unwrap(),
+            url: db.url(),
+            tables: vec![format!("{}.*", db.name)],
+            server_id: server_id(),
+        }
     }
 
     pub fn out_path(&self) -> PathBuf {
@@ -119,7 +126,14 @@ pub fn clean_error(out: &Outcome) -> String {
     assert!(matches!(out.code, Some(c) if c != 0), "expected a non-zero exit; stderr:\n{}", out.stderr);
     assert!(!out.stderr.contains("panicked"), "outflow panicked:\n{}", out.stderr);
     let lines: Vec<&str> = out.stderr.lines().collect();
-    let i = lines.iter().position(|l| l.starts_with("error: ")).unwrap_or_else(|| panic!("no `error: ` line; stderr:\n{}", out.stderr));
-    assert!(lines.get(i + 1).is_some_and(|l| l.starts_with("hint: ")), "no `hint: ` after the error; stderr:\n{}", out.stderr);
+    let i = lines
+        .iter()
+        .position(|l| l.starts_with("error: "))
+        .unwrap_or_else(|| panic!("no `error: ` line; stderr:\n{}", out.stderr));
+    assert!(
+        lines.get(i + 1).is_some_and(|l| l.starts_with("hint: ")),
+        "no `hint: ` after the error; stderr:\n{}",
+        out.stderr
+    );
     lines[i].to_string()
 }

@@ -69,10 +69,11 @@ async fn mysql_changes_arrive_in_commit_order_with_before_images() {
         .zip(after_ids(&events))
         .map(|(e, (op, id))| (e["source"]["table"].as_str().unwrap().to_string(), op, id))
         .collect();
-    let want: Vec<(String, String, i64)> = [("a", "c", 1), ("a", "c", 2), ("a", "c", 3), ("a", "u", 2), ("b", "c", 10), ("a", "d", 1), ("b", "c", 11)]
-        .iter()
-        .map(|(t, o, i)| (t.to_string(), o.to_string(), *i))
-        .collect();
+    let want: Vec<(String, String, i64)> =
+        [("a", "c", 1), ("a", "c", 2), ("a", "c", 3), ("a", "u", 2), ("b", "c", 10), ("a", "d", 1), ("b", "c", 11)]
+            .iter()
+            .map(|(t, o, i)| (t.to_string(), o.to_string(), *i))
+            .collect();
     assert_eq!(got, want);
     assert_eq!(events[3]["before"], json!({"id": 2, "v": "two"}));
     assert_eq!(events[3]["after"], json!({"id": 2, "v": "TWO"}));
@@ -104,7 +105,12 @@ async fn mysql_alter_table_mid_stream_moves_to_a_new_schema_version() {
     let afters: Vec<Value> = of.events().iter().map(|e| e["after"].clone()).collect();
     assert_eq!(
         afters,
-        vec![json!({"id": 1, "a": 10}), json!({"id": 2, "a": 20, "b": "5"}), json!({"id": 3, "b": "6"}), json!({"id": 4, "b": 42})]
+        vec![
+            json!({"id": 1, "a": 10}),
+            json!({"id": 2, "a": 20, "b": "5"}),
+            json!({"id": 3, "b": "6"}),
+            json!({"id": 4, "b": 42})
+        ]
     );
     let history: Vec<Value> = serde_json::from_str(
         &std::fs::read_to_string(of.state_dir().join("schemas").join(format!("{}.t.json", db.name))).unwrap(),
@@ -227,10 +233,15 @@ async fn mysql_preflight_errors_name_the_fix() {
     db.exec("CREATE TABLE t (id INT PRIMARY KEY)").await;
     db.exec("INSERT INTO t VALUES (1)").await;
     db.exec("FLUSH BINARY LOGS").await;
-    let logs: Vec<(String, u64)> = mysql_async::prelude::Queryable::query(&mut db.conn, "SHOW BINARY LOGS").await.unwrap();
+    let logs: Vec<(String, u64)> =
+        mysql_async::prelude::Queryable::query(&mut db.conn, "SHOW BINARY LOGS").await.unwrap();
     db.exec(&format!("PURGE BINARY LOGS TO '{}'", logs.last().unwrap().0)).await;
     let offset = of.state_dir().join("sinks").join("events.json");
-    std::fs::write(&offset, r#"{"position": "gtid:0-3-1", "events": 0, "checkpoint": {"len": 0}, "committed_at": "2024-01-01T00:00:00Z"}"#).unwrap();
+    std::fs::write(
+        &offset,
+        r#"{"position": "gtid:0-3-1", "events": 0, "checkpoint": {"len": 0}, "committed_at": "2024-01-01T00:00:00Z"}"#,
+    )
+    .unwrap();
     let out = of.run_until_caught_up().await;
     let line = clean_error(&out);
     assert!(line.contains("purged"), "{}", out.stderr);

@@ -38,7 +38,9 @@ async fn offsets_show_set_and_reset() {
     db.execute("INSERT INTO t VALUES (2)").await;
     let after_two: String = db.query("SELECT pg_current_wal_lsn()::text").await[0].get(0);
     let position = format!("lsn:{after_two}");
-    let dry = outflow.exec(&["offsets", "-c", &config, "set", "--sink", "events", "--position", &position, "--dry-run"]).await;
+    let dry = outflow
+        .exec(&["offsets", "-c", &config, "set", "--sink", "events", "--position", &position, "--dry-run"])
+        .await;
     dry.assert_success();
     assert!(dry.stdout.contains("will be skipped") && dry.stdout.contains("dry run"), "{}", dry.stdout);
     assert_eq!(std::fs::read(&offset_file).unwrap(), stored, "a dry run writes nothing");

@@ -29,8 +29,7 @@ fn read_lake(root: &str, extra: &[&str]) -> Value {
     if root.starts_with("s3://") {
         cmd.env("AWS_ACCESS_KEY_ID", "test").env("AWS_SECRET_ACCESS_KEY", "test");
     }
-    let out = cmd.output()
-        .expect("running the pyarrow reader");
+    let out = cmd.output().expect("running the pyarrow reader");
     assert!(out.status.success(), "pyarrow reader failed:\n{}", String::from_utf8_lossy(&out.stderr));
     serde_json::from_slice(&out.stdout).expect("reader prints JSON")
 }
@@ -55,7 +54,10 @@ fn with_sink(outflow: Outflow, sink: &str) -> Outflow {
 /// A table's rows, sorted by position (the reader returns dataset order).
 fn rows(lake: &Value, table: &str) -> Vec<Value> {
     let mut rows = lake["tables"][table]["rows"].as_array().cloned().unwrap_or_else(|| {
-        panic!("no table {table} in the lake: {}", lake["tables"].as_object().map(|o| o.keys().cloned().collect::<Vec<_>>().join(", ")).unwrap_or_default())
+        panic!(
+            "no table {table} in the lake: {}",
+            lake["tables"].as_object().map(|o| o.keys().cloned().collect::<Vec<_>>().join(", ")).unwrap_or_default()
+        )
     });
     rows.sort_by_key(|r| position_key(r["_position"].as_str().expect("_position")));
     rows
@@ -82,7 +84,8 @@ fn field<'a>(lake: &'a Value, table: &str, name: &str) -> &'a Value {
 #[tokio::test]
 async fn parquet_every_golden_type_arrives_with_its_arrow_type_and_value() {
     let db = TestDb::create("pq_types").await;
-    let sql = std::fs::read_to_string(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/golden/pg_types.sql")).unwrap();
+    let sql =
+        std::fs::read_to_string(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/golden/pg_types.sql")).unwrap();
     let split = sql.find("\nINSERT").expect("the golden SQL has INSERTs");
     let (ddl, inserts) = sql.split_at(split);
     db.execute(ddl).await;
@@ -180,14 +183,21 @@ async fn parquet_every_golden_type_arrives_with_its_arrow_type_and_value() {
     for (k, v) in expect1.as_object().unwrap().iter().chain(expect1b.as_object().unwrap()) {
         assert_eq!(&r1[k], v, "row 1 column {k}");
     }
-    assert!(r1["c_money"].as_str().unwrap().contains("1,234.56") || r1["c_money"].as_str().unwrap().contains("1234.56"), "{}", r1["c_money"]);
+    assert!(
+        r1["c_money"].as_str().unwrap().contains("1,234.56") || r1["c_money"].as_str().unwrap().contains("1234.56"),
+        "{}",
+        r1["c_money"]
+    );
     // Row 2: all null.
     assert!(by_id[&2].as_object().unwrap().iter().filter(|(k, _)| k.starts_with("c_")).all(|(_, v)| v.is_null()));
     // Row 3: extremes, exact.
     let r3 = by_id[&3];
     assert_eq!(r3["c_int8"], json!(i64::MIN));
     assert_eq!(r3["c_oid"], json!(4294967295u64));
-    assert_eq!(r3["c_numeric"], "-12345678901234567890123456789012345678901234567890.000123456789012345678901234567890");
+    assert_eq!(
+        r3["c_numeric"],
+        "-12345678901234567890123456789012345678901234567890.000123456789012345678901234567890"
+    );
     assert_eq!(r3["c_numeric_ps"], "-1234567.891");
     assert_eq!(r3["c_float8"], json!(-0.0));
     // Row 4: NaN and infinities.
@@ -217,7 +227,8 @@ async fn parquet_insert_update_delete_truncate_and_unchanged_toast() {
     let (outflow, lake) = parquet_outflow(&db, &["public.t"], "");
     outflow.run_until_caught_up().await.assert_success();
     db.wait_for_slot_idle().await;
-    db.execute("INSERT INTO t SELECT 1, 'apple', string_agg(md5(g::text), '') , 3 FROM generate_series(1, 400) g").await;
+    db.execute("INSERT INTO t SELECT 1, 'apple', string_agg(md5(g::text), '') , 3 FROM generate_series(1, 400) g")
+        .await;
     db.execute("UPDATE t SET qty = 4 WHERE id = 1").await;
     db.execute("DELETE FROM t WHERE id = 1").await;
     db.execute("INSERT INTO t VALUES (3, 'fig', 'small', 1)").await;
@@ -344,7 +355,10 @@ async fn parquet_files_roll_by_rows_and_by_time() {
     outflow.run_until_caught_up().await.assert_success();
     let read = read_lake(&lake, &[]);
     let manifests = read["manifests"].as_array().unwrap();
-    let mut sizes: Vec<u64> = manifests.iter().flat_map(|m| m["files"].as_array().unwrap().iter().map(|f| f["rows"].as_u64().unwrap())).collect();
+    let mut sizes: Vec<u64> = manifests
+        .iter()
+        .flat_map(|m| m["files"].as_array().unwrap().iter().map(|f| f["rows"].as_u64().unwrap()))
+        .collect();
     sizes.sort();
     assert_eq!(sizes, [1, 3, 3, 3]);
 
@@ -389,7 +403,8 @@ async fn start_moto() -> Moto {
         .spawn()
         .expect("starting moto (pip package moto[server], installed by scripts/python-env.sh)");
     let endpoint = format!("http://127.0.0.1:{port}");
-    wait_for(SHORT, "moto to listen", || async move { std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() }).await;
+    wait_for(SHORT, "moto to listen", || async move { std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() })
+        .await;
     Moto { child, endpoint }
 }
 

@@ -11,8 +11,8 @@
 use serde_json::{json, Value};
 
 use crate::harness::{
-    assert_key_only, assert_row, changes, columns, for_each_jsonl, ops, pg_ca_path, wait_for,
-    Outflow, TestDb, SHORT, UNAVAILABLE,
+    assert_key_only, assert_row, changes, columns, for_each_jsonl, ops, pg_ca_path, wait_for, Outflow, TestDb, SHORT,
+    UNAVAILABLE,
 };
 
 /// Creates the slot and publication: a first run on still-empty tables.
@@ -34,8 +34,7 @@ async fn catch_up(outflow: &Outflow) -> Vec<Value> {
 async fn write_the_lifecycle(db: &TestDb) {
     db.execute("INSERT INTO t VALUES (1, 'apple', 3)").await;
     db.execute("UPDATE t SET qty = 4 WHERE id = 1").await;
-    db.execute("UPDATE t SET id = 2, name = 'pear' WHERE id = 1")
-        .await;
+    db.execute("UPDATE t SET id = 2, name = 'pear' WHERE id = 1").await;
     db.execute("DELETE FROM t WHERE id = 2").await;
     db.execute("INSERT INTO t VALUES (3, 'fig', 1)").await;
     db.execute("TRUNCATE t").await;
@@ -44,8 +43,7 @@ async fn write_the_lifecycle(db: &TestDb) {
 #[tokio::test]
 async fn replica_identity_default_sends_old_keys_only() {
     let db = TestDb::create("ri_default").await;
-    db.execute("CREATE TABLE t (id int PRIMARY KEY, name text, qty int)")
-        .await;
+    db.execute("CREATE TABLE t (id int PRIMARY KEY, name text, qty int)").await;
     let outflow = start(&db, &["public.t"]).await;
     write_the_lifecycle(&db).await;
 
@@ -74,8 +72,7 @@ async fn replica_identity_default_sends_old_keys_only() {
 #[tokio::test]
 async fn replica_identity_full_sends_whole_old_rows() {
     let db = TestDb::create("ri_full").await;
-    db.execute("CREATE TABLE t (id int PRIMARY KEY, name text, qty int); ALTER TABLE t REPLICA IDENTITY FULL")
-        .await;
+    db.execute("CREATE TABLE t (id int PRIMARY KEY, name text, qty int); ALTER TABLE t REPLICA IDENTITY FULL").await;
     let outflow = Outflow::new(&db, &["public.t"]).name("app");
     outflow.run_until_caught_up().await.assert_success();
     write_the_lifecycle(&db).await;
@@ -83,10 +80,7 @@ async fn replica_identity_full_sends_whole_old_rows() {
     let events = catch_up(&outflow).await;
     let t = changes(&events, "t");
     assert_eq!(ops(&t), ["c", "u", "u", "d", "c", "t"], "events: {t:#?}");
-    assert!(
-        t.iter().all(|e| e["source"]["name"] == "app"),
-        "the configured name is source.name: {t:#?}"
-    );
+    assert!(t.iter().all(|e| e["source"]["name"] == "app"), "the configured name is source.name: {t:#?}");
 
     assert_row(&t[1]["before"], json!({"id": 1, "name": "apple", "qty": 3}));
     assert_row(&t[1]["after"], json!({"id": 1, "name": "apple", "qty": 4}));
@@ -126,20 +120,13 @@ async fn replica_identity_using_index_sends_the_index_columns() {
 #[tokio::test]
 async fn replica_identity_nothing_streams_inserts_and_truncates() {
     let db = TestDb::create("ri_nothing").await;
-    db.execute(
-        "CREATE TABLE t (id int, name text, qty int); ALTER TABLE t REPLICA IDENTITY NOTHING",
-    )
-    .await;
+    db.execute("CREATE TABLE t (id int, name text, qty int); ALTER TABLE t REPLICA IDENTITY NOTHING").await;
     let outflow = start(&db, &["public.t"]).await;
 
     db.execute("INSERT INTO t VALUES (1, 'apple', 3)").await;
     // PostgreSQL itself refuses UPDATE/DELETE on a table without replica
     // identity once a publication publishes them, as outflow's does.
-    let refused = db
-        .client()
-        .batch_execute("UPDATE t SET qty = 4")
-        .await
-        .expect_err("UPDATE should be refused");
+    let refused = db.client().batch_execute("UPDATE t SET qty = 4").await.expect_err("UPDATE should be refused");
     assert!(
         crate::harness::error_text(&refused).contains("replica identity"),
         "unexpected error: {}",
@@ -157,17 +144,13 @@ async fn replica_identity_nothing_streams_inserts_and_truncates() {
 #[track_caller]
 fn assert_truncate(e: &Value) {
     assert_eq!(e["op"], "t");
-    assert!(
-        e["before"].is_null() && e["after"].is_null(),
-        "a truncate carries no rows: {e}"
-    );
+    assert!(e["before"].is_null() && e["after"].is_null(), "a truncate carries no rows: {e}");
 }
 
 #[tokio::test]
 async fn transactions_arrive_in_commit_order_with_their_tx_ids() {
     let db = TestDb::create("commit_order").await;
-    db.execute("CREATE TABLE a (id int PRIMARY KEY); CREATE TABLE b (id int PRIMARY KEY)")
-        .await;
+    db.execute("CREATE TABLE a (id int PRIMARY KEY); CREATE TABLE b (id int PRIMARY KEY)").await;
     let outflow = start(&db, &["public.a", "public.b"]).await;
 
     // One transaction touching both tables, interleaved.
@@ -184,23 +167,15 @@ async fn transactions_arrive_in_commit_order_with_their_tx_ids() {
     let early = db.connect().await;
     let tx3 = xid_of(&early, "BEGIN; INSERT INTO b VALUES (3);").await;
     early.batch_execute("COMMIT").await.unwrap();
-    late.batch_execute("INSERT INTO a VALUES (3); COMMIT")
-        .await
-        .unwrap();
+    late.batch_execute("INSERT INTO a VALUES (3); COMMIT").await.unwrap();
 
     let events = catch_up(&outflow).await;
     let seen: Vec<(String, String, Value, i64)> = events
         .iter()
         .filter(|e| matches!(e["op"].as_str(), Some("c" | "u" | "d")))
         .map(|e| {
-            let row = if e["op"] == "d" {
-                &e["before"]
-            } else {
-                &e["after"]
-            };
-            let tx = e["source"]["txId"]
-                .as_i64()
-                .unwrap_or_else(|| panic!("no integer source.txId: {e}"));
+            let row = if e["op"] == "d" { &e["before"] } else { &e["after"] };
+            let tx = e["source"]["txId"].as_i64().unwrap_or_else(|| panic!("no integer source.txId: {e}"));
             (
                 e["source"]["table"].as_str().unwrap().to_string(),
                 e["op"].as_str().unwrap().to_string(),
@@ -229,33 +204,18 @@ async fn transactions_arrive_in_commit_order_with_their_tx_ids() {
     for tx in [tx1, tx2, tx3] {
         let lsns: Vec<i64> = events
             .iter()
-            .filter(|e| {
-                matches!(e["op"].as_str(), Some("c" | "u" | "d")) && e["source"]["txId"] == tx
-            })
-            .map(|e| {
-                e["source"]["lsn"]
-                    .as_i64()
-                    .unwrap_or_else(|| panic!("no integer source.lsn: {e}"))
-            })
+            .filter(|e| matches!(e["op"].as_str(), Some("c" | "u" | "d")) && e["source"]["txId"] == tx)
+            .map(|e| e["source"]["lsn"].as_i64().unwrap_or_else(|| panic!("no integer source.lsn: {e}")))
             .collect();
-        assert!(
-            lsns.windows(2).all(|w| w[0] < w[1]),
-            "LSNs out of order in tx {tx}: {lsns:?}"
-        );
+        assert!(lsns.windows(2).all(|w| w[0] < w[1]), "LSNs out of order in tx {tx}: {lsns:?}");
     }
 }
 
 /// Runs `sql` (which opens a transaction and leaves it open) and returns the
 /// transaction's id as Debezium's `txId` reports it.
 async fn xid_of(client: &tokio_postgres::Client, sql: &str) -> i64 {
-    client
-        .batch_execute(sql)
-        .await
-        .unwrap_or_else(|e| panic!("{}: {sql}", crate::harness::error_text(&e)));
-    let row = client
-        .query_one("SELECT txid_current()", &[])
-        .await
-        .unwrap();
+    client.batch_execute(sql).await.unwrap_or_else(|e| panic!("{}: {sql}", crate::harness::error_text(&e)));
+    let row = client.query_one("SELECT txid_current()", &[]).await.unwrap();
     row.get(0)
 }
 
@@ -270,54 +230,29 @@ async fn unchanged_toast_values_are_marked_unavailable_never_null() {
     let outflow = start(&db, &["public.t"]).await;
     let big = random_text(20_000);
     let bigger = random_text(30_000);
-    db.client()
-        .execute("INSERT INTO t VALUES (1, $1, 1)", &[&big])
-        .await
-        .unwrap();
+    db.client().execute("INSERT INTO t VALUES (1, $1, 1)", &[&big]).await.unwrap();
     db.execute("UPDATE t SET small = 2 WHERE id = 1").await;
-    db.client()
-        .execute("UPDATE t SET big = $1, small = 3 WHERE id = 1", &[&bigger])
-        .await
-        .unwrap();
+    db.client().execute("UPDATE t SET big = $1, small = 3 WHERE id = 1", &[&bigger]).await.unwrap();
     db.execute("UPDATE t SET small = 4 WHERE id = 1").await;
 
     let events = catch_up(&outflow).await;
     let t = changes(&events, "t");
     assert_eq!(ops(&t), ["c", "u", "u", "u"]);
-    assert_eq!(
-        t[0]["after"]["big"],
-        big.as_str(),
-        "the inserted TOAST value arrives whole"
-    );
-    assert_row(
-        &t[1]["after"],
-        json!({"id": 1, "big": UNAVAILABLE, "small": 2}),
-    );
-    assert_eq!(
-        t[2]["after"]["big"],
-        bigger.as_str(),
-        "an updated TOAST value arrives whole"
-    );
-    assert_row(
-        &t[3]["after"],
-        json!({"id": 1, "big": UNAVAILABLE, "small": 4}),
-    );
+    assert_eq!(t[0]["after"]["big"], big.as_str(), "the inserted TOAST value arrives whole");
+    assert_row(&t[1]["after"], json!({"id": 1, "big": UNAVAILABLE, "small": 2}));
+    assert_eq!(t[2]["after"]["big"], bigger.as_str(), "an updated TOAST value arrives whole");
+    assert_row(&t[3]["after"], json!({"id": 1, "big": UNAVAILABLE, "small": 4}));
 }
 
 fn random_text(len: usize) -> String {
     use rand::Rng;
-    rand::rng()
-        .sample_iter(rand::distr::Alphanumeric)
-        .take(len)
-        .map(char::from)
-        .collect()
+    rand::rng().sample_iter(rand::distr::Alphanumeric).take(len).map(char::from).collect()
 }
 
 #[tokio::test]
 async fn columns_added_and_dropped_mid_stream_change_the_rows_that_follow() {
     let db = TestDb::create("ddl").await;
-    db.execute("CREATE TABLE t (id int PRIMARY KEY, a text)")
-        .await;
+    db.execute("CREATE TABLE t (id int PRIMARY KEY, a text)").await;
     let outflow = start(&db, &["public.t"]).await;
     let running = outflow.spawn_run();
     db.wait_for_slot_streaming().await;
@@ -328,10 +263,8 @@ async fn columns_added_and_dropped_mid_stream_change_the_rows_that_follow() {
     db.execute("ALTER TABLE t DROP COLUMN a").await;
     db.execute("INSERT INTO t VALUES (3, 3)").await;
     db.execute("UPDATE t SET b = 20 WHERE id = 2").await;
-    wait_for(SHORT, "all four changes in the sink", || async {
-        changes(&outflow.events_so_far(), "t").len() >= 4
-    })
-    .await;
+    wait_for(SHORT, "all four changes in the sink", || async { changes(&outflow.events_so_far(), "t").len() >= 4 })
+        .await;
     running.sigterm_and_wait().await.assert_success();
 
     let events = outflow.events();
@@ -394,24 +327,14 @@ async fn streams_over_tls(hint: &str, query: &str) {
             db.name()
         ))
         .await;
-    assert!(
-        !rows.is_empty(),
-        "outflow holds no connection to {}",
-        db.name()
-    );
+    assert!(!rows.is_empty(), "outflow holds no connection to {}", db.name());
     for row in &rows {
         let (pid, kind, ssl): (i32, String, bool) = (row.get(0), row.get(1), row.get(2));
-        assert!(
-            ssl,
-            "outflow's {kind} connection (pid {pid}) is not encrypted with {query}"
-        );
+        assert!(ssl, "outflow's {kind} connection (pid {pid}) is not encrypted with {query}");
     }
 
     db.execute("INSERT INTO t VALUES (1)").await;
-    wait_for(SHORT, "the row in the sink", || async {
-        !changes(&outflow.events_so_far(), "t").is_empty()
-    })
-    .await;
+    wait_for(SHORT, "the row in the sink", || async { !changes(&outflow.events_so_far(), "t").is_empty() }).await;
     running.sigterm_and_wait().await.assert_success();
 }
 
@@ -430,30 +353,22 @@ async fn tls_sslmode_verify_full_against_the_test_ca() {
 async fn a_200k_row_transaction_arrives_complete_and_in_order() {
     const ROWS: i64 = 200_000;
     let db = TestDb::create("big_tx").await;
-    db.execute("CREATE TABLE t (id bigint PRIMARY KEY, payload text NOT NULL)")
-        .await;
+    db.execute("CREATE TABLE t (id bigint PRIMARY KEY, payload text NOT NULL)").await;
     let outflow = start(&db, &["public.t"]).await;
-    let tx = xid_of(
-        db.client(),
-        &format!("BEGIN; INSERT INTO t SELECT g, md5(g::text) FROM generate_series(1, {ROWS}) g;"),
-    )
-    .await;
+    let tx =
+        xid_of(db.client(), &format!("BEGIN; INSERT INTO t SELECT g, md5(g::text) FROM generate_series(1, {ROWS}) g;"))
+            .await;
     db.execute("COMMIT").await;
 
     outflow.run_until_caught_up().await.assert_success();
     // Streamed check: 200k parsed envelopes would be hundreds of MB in memory.
     let mut next = 1i64;
     for_each_jsonl(&outflow.out_path(), |line, e| {
-        if e["source"]["table"] != "t"
-            || !matches!(e["op"].as_str(), Some("c" | "u" | "d" | "t" | "r"))
-        {
+        if e["source"]["table"] != "t" || !matches!(e["op"].as_str(), Some("c" | "u" | "d" | "t" | "r")) {
             return;
         }
         assert_eq!(e["op"], "c", "line {line}: {e}");
-        assert_eq!(
-            e["after"]["id"], next,
-            "line {line}: rows out of order or missing"
-        );
+        assert_eq!(e["after"]["id"], next, "line {line}: rows out of order or missing");
         assert_eq!(e["source"]["txId"], tx, "line {line}: wrong txId");
         next += 1;
     });
@@ -472,10 +387,7 @@ async fn kill_9_mid_stream_loses_nothing_and_does_not_lock_out_the_next_run() {
     for id in 1..=50 {
         db.execute(&format!("INSERT INTO t VALUES ({id})")).await;
     }
-    wait_for(SHORT, "some rows in the sink", || async {
-        !changes(&outflow.events_so_far(), "t").is_empty()
-    })
-    .await;
+    wait_for(SHORT, "some rows in the sink", || async { !changes(&outflow.events_so_far(), "t").is_empty() }).await;
     running.kill9().await;
     for id in 51..=100 {
         db.execute(&format!("INSERT INTO t VALUES ({id})")).await;
@@ -486,11 +398,7 @@ async fn kill_9_mid_stream_loses_nothing_and_does_not_lock_out_the_next_run() {
     outflow.run_until_caught_up().await.assert_success();
     let ids: Vec<i64> = changes(&outflow.events(), "t")
         .iter()
-        .map(|e| {
-            e["after"]["id"]
-                .as_i64()
-                .unwrap_or_else(|| panic!("no after.id: {e}"))
-        })
+        .map(|e| e["after"]["id"].as_i64().unwrap_or_else(|| panic!("no after.id: {e}")))
         .collect();
     let mut first_seen = Vec::new();
     for id in &ids {
@@ -498,11 +406,7 @@ async fn kill_9_mid_stream_loses_nothing_and_does_not_lock_out_the_next_run() {
             first_seen.push(*id);
         }
     }
-    assert_eq!(
-        first_seen,
-        (1..=100).collect::<Vec<i64>>(),
-        "delivered ids: {ids:?}"
-    );
+    assert_eq!(first_seen, (1..=100).collect::<Vec<i64>>(), "delivered ids: {ids:?}");
 }
 
 #[tokio::test]
@@ -518,20 +422,10 @@ async fn status_reports_the_slot_and_the_sink_after_a_run() {
     assert_eq!(slot["active"], false, "no run is active: {status:#}");
     assert!(slot["confirmed_flush_lsn"].is_string(), "{status:#}");
     assert!(slot["retained_wal_bytes"].is_u64(), "{status:#}");
-    let sinks = status["sinks"]
-        .as_array()
-        .unwrap_or_else(|| panic!("no sinks list: {status:#}"));
+    let sinks = status["sinks"].as_array().unwrap_or_else(|| panic!("no sinks list: {status:#}"));
     assert_eq!(sinks.len(), 1, "{status:#}");
     assert_eq!(sinks[0]["name"], "events");
     assert_eq!(sinks[0]["kind"], "jsonl");
-    assert!(
-        sinks[0]["position"]
-            .as_str()
-            .is_some_and(|p| p.starts_with("lsn:")),
-        "{status:#}"
-    );
-    assert!(
-        sinks[0]["events"].as_u64().is_some_and(|n| n >= 2),
-        "{status:#}"
-    );
+    assert!(sinks[0]["position"].as_str().is_some_and(|p| p.starts_with("lsn:")), "{status:#}");
+    assert!(sinks[0]["events"].as_u64().is_some_and(|n| n >= 2), "{status:#}");
 }

@@ -146,11 +146,9 @@ async fn composite_text_keyless_empty_and_toasted_tables_are_read_whole() {
         )
         .await
         .expect("setup");
-    let outflow = Outflow::new(
-        &db,
-        &["public.composite", "public.texty", "public.keyless", "public.empty", "public.toasted"],
-    )
-    .section("[snapshot]\nchunk_size = 100\nparallelism = 3");
+    let outflow =
+        Outflow::new(&db, &["public.composite", "public.texty", "public.keyless", "public.empty", "public.toasted"])
+            .section("[snapshot]\nchunk_size = 100\nparallelism = 3");
     outflow.run_until_caught_up().await.assert_success();
     let events = outflow.events();
     let count = |t: &str| changes(&events, t).iter().filter(|e| e["op"] == "r").count();

@@ -34,8 +34,8 @@ pub mod table;
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use mysql_common::binlog::events::{Event, EventData, QueryEvent, RotateEvent, RowsEventData, TableMapEvent, XidEvent};
 use mysql_common::binlog::consts::EventType;
+use mysql_common::binlog::events::{Event, EventData, QueryEvent, RotateEvent, RowsEventData, TableMapEvent, XidEvent};
 
 use crate::model::{BinlogSource, ChangeEvent, Op, SourceInfo, TableId, TableSchema};
 use crate::position::{Gtid, GtidSet, MysqlAnchor, MysqlPos};
@@ -179,7 +179,8 @@ impl BinlogDecoder {
                 if !self.seen_fde && self.strip_rotate_crc && name.len() > 4 {
                     name = &name[..name.len() - 4];
                 }
-                let name = std::str::from_utf8(name).map_err(|_| DecodeError::invalid("rotate event", "file name is not UTF-8"))?;
+                let name = std::str::from_utf8(name)
+                    .map_err(|_| DecodeError::invalid("rotate event", "file name is not UTF-8"))?;
                 if name.is_empty() || name.contains(':') {
                     return Err(DecodeError::invalid("rotate event", format!("binlog file name {name:?}")));
                 }
@@ -224,7 +225,9 @@ impl BinlogDecoder {
                     }
                 } else if trimmed.eq_ignore_ascii_case("COMMIT") {
                     self.commit(log_pos, None, out)?;
-                } else if trimmed.to_ascii_uppercase().starts_with("ROLLBACK") || trimmed.to_ascii_uppercase().starts_with("SAVEPOINT") {
+                } else if trimmed.to_ascii_uppercase().starts_with("ROLLBACK")
+                    || trimmed.to_ascii_uppercase().starts_with("SAVEPOINT")
+                {
                     // Only appear around non-transactional changes; no rows of their own.
                 } else {
                     self.recent_ddl.insert(q.schema().into_owned(), sql.into_owned());
@@ -272,14 +275,18 @@ impl BinlogDecoder {
             mariadb::ANNOTATE_ROWS_EVENT => {
                 mariadb::parse_annotate_rows(event.data());
             }
-            mariadb::FIRST_COMPRESSED_ROWS_EVENT..=mariadb::LAST_COMPRESSED_ROWS_EVENT | mariadb::QUERY_COMPRESSED_EVENT => {
+            mariadb::FIRST_COMPRESSED_ROWS_EVENT..=mariadb::LAST_COMPRESSED_ROWS_EVENT
+            | mariadb::QUERY_COMPRESSED_EVENT => {
                 return Err(DecodeError::invalid(
                     "binlog event",
                     format!("compressed event (type {ty}) at {}:{start_pos}: outflow cannot read log_bin_compress events; turn log_bin_compress off", self.file),
                 ));
             }
             mariadb::START_ENCRYPTION_EVENT => {
-                return Err(DecodeError::invalid("binlog event", "the binlog is encrypted (encrypt_binlog=ON), which outflow cannot read"));
+                return Err(DecodeError::invalid(
+                    "binlog event",
+                    "the binlog is encrypted (encrypt_binlog=ON), which outflow cannot read",
+                ));
             }
             t if t == EventType::INCIDENT_EVENT as u8 => {
                 return Err(DecodeError::State(format!(
@@ -395,7 +402,10 @@ impl BinlogDecoder {
             return Err(DecodeError::State(format!("rows event at {file}:{start_pos} outside a transaction")));
         };
         for (row, (before, after)) in rows.into_iter().enumerate() {
-            tx.index = tx.index.checked_add(1).ok_or_else(|| DecodeError::State("more than 2^32 rows in one transaction".into()))?;
+            tx.index = tx
+                .index
+                .checked_add(1)
+                .ok_or_else(|| DecodeError::State("more than 2^32 rows in one transaction".into()))?;
             let source = SourceInfo {
                 commit_ts_us: tx.ts_us,
                 binlog: Some(BinlogSource {

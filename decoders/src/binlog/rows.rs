@@ -84,7 +84,11 @@ impl<'a> Cursor<'a> {
     }
 
     /// Runs a mysql_common reader over the rest, advancing past what it read.
-    fn read_with<T>(&mut self, what: &'static str, f: impl FnOnce(&mut &'a [u8]) -> std::io::Result<T>) -> Result<T, DecodeError> {
+    fn read_with<T>(
+        &mut self,
+        what: &'static str,
+        f: impl FnOnce(&mut &'a [u8]) -> std::io::Result<T>,
+    ) -> Result<T, DecodeError> {
         let mut rest = self.data;
         let v = f(&mut rest).map_err(|e| DecodeError::invalid(what, e.to_string()))?;
         self.data = rest;
@@ -217,12 +221,11 @@ fn read_value(c: &ColumnCodec, cur: &mut Cursor<'_>) -> Result<Value, DecodeErro
             let idx = cur.uint_le(c.meta[1] as usize, "enum")?;
             match idx {
                 0 => Value::Enum(String::new()),
-                i => Value::Enum(
-                    c.labels
-                        .get(i as usize - 1)
-                        .cloned()
-                        .ok_or_else(|| DecodeError::invalid("enum", format!("index {i} of {} labels", c.labels.len())))?,
-                ),
+                i => {
+                    Value::Enum(c.labels.get(i as usize - 1).cloned().ok_or_else(|| {
+                        DecodeError::invalid("enum", format!("index {i} of {} labels", c.labels.len()))
+                    })?)
+                }
             }
         }
         MYSQL_TYPE_SET => {
@@ -231,8 +234,13 @@ fn read_value(c: &ColumnCodec, cur: &mut Cursor<'_>) -> Result<Value, DecodeErro
                 return Err(DecodeError::invalid("set", format!("{n} bytes")));
             }
             let mask = cur.uint_le(n, "set")?;
-            let labels: Vec<&str> =
-                c.labels.iter().enumerate().filter(|(i, _)| *i < 64 && mask & (1 << i) != 0).map(|(_, l)| l.as_str()).collect();
+            let labels: Vec<&str> = c
+                .labels
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| *i < 64 && mask & (1 << i) != 0)
+                .map(|(_, l)| l.as_str())
+                .collect();
             Value::Text(labels.join(","))
         }
         MYSQL_TYPE_STRING => {
@@ -256,7 +264,8 @@ fn read_value(c: &ColumnCodec, cur: &mut Cursor<'_>) -> Result<Value, DecodeErro
             let mut buf = mysql_common::io::ParseBuf(bytes);
             let v: mysql_common::binlog::jsonb::Value<'_> =
                 buf.parse(()).map_err(|e| DecodeError::invalid("json", e.to_string()))?;
-            let json = mysql_common::serde_json::Value::try_from(v).map_err(|e| DecodeError::invalid("json", e.to_string()))?;
+            let json = mysql_common::serde_json::Value::try_from(v)
+                .map_err(|e| DecodeError::invalid("json", e.to_string()))?;
             Value::Json(json.to_string())
         }
         other => {
@@ -335,8 +344,8 @@ fn text_or_bytes(bytes: &[u8], charset: u16) -> Value {
 /// MySQL's latin1 is Windows-1252.
 fn cp1252(b: u8) -> char {
     const HIGH: [char; 32] = [
-        '€', '\u{81}', '‚', 'ƒ', '„', '…', '†', '‡', 'ˆ', '‰', 'Š', '‹', 'Œ', '\u{8d}', 'Ž', '\u{8f}', '\u{90}', '‘', '’',
-        '“', '”', '•', '–', '—', '˜', '™', 'š', '›', 'œ', '\u{9d}', 'ž', 'Ÿ',
+        '€', '\u{81}', '‚', 'ƒ', '„', '…', '†', '‡', 'ˆ', '‰', 'Š', '‹', 'Œ', '\u{8d}', 'Ž', '\u{8f}', '\u{90}', '‘',
+        '’', '“', '”', '•', '–', '—', '˜', '™', 'š', '›', 'œ', '\u{9d}', 'ž', 'Ÿ',
     ];
     match b {
         0x80..=0x9F => HIGH[(b - 0x80) as usize],

@@ -95,14 +95,10 @@ pub fn shape_from_table_map(tme: &TableMapEvent<'_>) -> Result<TableShape, Decod
             .ok_or_else(|| bad(&id, format!("column {i} has no type")))?;
         let meta = tme.get_column_metadata(i).ok_or_else(|| bad(&id, format!("column {i} has no metadata")))?.to_vec();
         check_meta(&id, i, ty, &meta)?;
-        let name = names
-            .next()
-            .transpose()
-            .map_err(|e| bad(&id, e.to_string()))?
-            .map(|c| c.name().into_owned())
-            .ok_or_else(|| {
-                bad(&id, "the table map has no column names (the server needs binlog_row_metadata=FULL)")
-            })?;
+        let name =
+            names.next().transpose().map_err(|e| bad(&id, e.to_string()))?.map(|c| c.name().into_owned()).ok_or_else(
+                || bad(&id, "the table map has no column names (the server needs binlog_row_metadata=FULL)"),
+            )?;
         let unsigned = if ty.is_numeric_type() { signedness.next().unwrap_or(false) } else { false };
         let charset = if ty.is_character_type() {
             charsets.next().transpose().map_err(|e| bad(&id, e.to_string()))?.unwrap_or(0)
@@ -134,10 +130,23 @@ pub fn shape_from_table_map(tme: &TableMapEvent<'_>) -> Result<TableShape, Decod
 fn check_meta(id: &TableId, i: usize, ty: ColumnType, meta: &[u8]) -> Result<(), DecodeError> {
     use ColumnType::*;
     let need = match ty {
-        MYSQL_TYPE_STRING | MYSQL_TYPE_BIT | MYSQL_TYPE_NEWDECIMAL | MYSQL_TYPE_ENUM | MYSQL_TYPE_SET
-        | MYSQL_TYPE_VARCHAR | MYSQL_TYPE_VAR_STRING => 2,
-        MYSQL_TYPE_BLOB | MYSQL_TYPE_TINY_BLOB | MYSQL_TYPE_MEDIUM_BLOB | MYSQL_TYPE_LONG_BLOB | MYSQL_TYPE_GEOMETRY
-        | MYSQL_TYPE_JSON | MYSQL_TYPE_TIMESTAMP2 | MYSQL_TYPE_DATETIME2 | MYSQL_TYPE_TIME2 | MYSQL_TYPE_FLOAT
+        MYSQL_TYPE_STRING
+        | MYSQL_TYPE_BIT
+        | MYSQL_TYPE_NEWDECIMAL
+        | MYSQL_TYPE_ENUM
+        | MYSQL_TYPE_SET
+        | MYSQL_TYPE_VARCHAR
+        | MYSQL_TYPE_VAR_STRING => 2,
+        MYSQL_TYPE_BLOB
+        | MYSQL_TYPE_TINY_BLOB
+        | MYSQL_TYPE_MEDIUM_BLOB
+        | MYSQL_TYPE_LONG_BLOB
+        | MYSQL_TYPE_GEOMETRY
+        | MYSQL_TYPE_JSON
+        | MYSQL_TYPE_TIMESTAMP2
+        | MYSQL_TYPE_DATETIME2
+        | MYSQL_TYPE_TIME2
+        | MYSQL_TYPE_FLOAT
         | MYSQL_TYPE_DOUBLE => 1,
         _ => 0,
     };
@@ -192,8 +201,14 @@ fn type_name(ty: ColumnType, meta: &[u8], unsigned: bool, charset: u16) -> (Stri
     };
     let numeric = matches!(
         ty,
-        MYSQL_TYPE_TINY | MYSQL_TYPE_SHORT | MYSQL_TYPE_INT24 | MYSQL_TYPE_LONG | MYSQL_TYPE_LONGLONG
-            | MYSQL_TYPE_NEWDECIMAL | MYSQL_TYPE_FLOAT | MYSQL_TYPE_DOUBLE
+        MYSQL_TYPE_TINY
+            | MYSQL_TYPE_SHORT
+            | MYSQL_TYPE_INT24
+            | MYSQL_TYPE_LONG
+            | MYSQL_TYPE_LONGLONG
+            | MYSQL_TYPE_NEWDECIMAL
+            | MYSQL_TYPE_FLOAT
+            | MYSQL_TYPE_DOUBLE
     );
     if unsigned && numeric {
         (format!("{name} unsigned"), modifier)

@@ -192,7 +192,13 @@ fn relation_columns_become_the_table_schema() {
         &mut dec,
         &[
             build::type_msg(16_500, "public", "mood"),
-            build::relation(77, "", "pg_thing", b'i', &[(true, "m", 16_500, -1), (false, "tags", 1009, -1), (false, "amount", 1700, 655_366)]),
+            build::relation(
+                77,
+                "",
+                "pg_thing",
+                b'i',
+                &[(true, "m", 16_500, -1), (false, "tags", 1009, -1), (false, "amount", 1700, 655_366)],
+            ),
         ],
     );
     let StreamItem::SchemaChange(s) = &items[0] else { panic!() };
@@ -215,7 +221,18 @@ fn relation_columns_become_the_table_schema() {
 
 #[test]
 fn unknown_user_types_are_reported_then_decoded_as_registered() {
-    let rel = build::relation(ORDERS, "public", "orders", b'd', &[(true, "id", 23, -1), (false, "mood", 16_500, -1), (false, "moods", 16_499, -1), (false, "again", 16_500, -1)]);
+    let rel = build::relation(
+        ORDERS,
+        "public",
+        "orders",
+        b'd',
+        &[
+            (true, "id", 23, -1),
+            (false, "mood", 16_500, -1),
+            (false, "moods", 16_499, -1),
+            (false, "again", 16_500, -1),
+        ],
+    );
     let mut dec = PgDecoder::new();
     let msg = pgoutput::parse(&rel).unwrap();
     assert_eq!(PgDecoder::unknown_types(&msg, dec.types()), [16_500, 16_499]);
@@ -249,8 +266,14 @@ fn truncate_is_one_event_per_table() {
     );
     let c = changes(&items);
     assert_eq!(c.len(), 2);
-    assert_eq!((c[0].op, c[0].table.id.name.as_str(), c[0].position.clone()), (Op::Truncate, "orders", Position::Pg { lsn: 0x5000, index: 1 }));
-    assert_eq!((c[1].op, c[1].table.id.name.as_str(), c[1].position.clone()), (Op::Truncate, "items", Position::Pg { lsn: 0x5000, index: 2 }));
+    assert_eq!(
+        (c[0].op, c[0].table.id.name.as_str(), c[0].position.clone()),
+        (Op::Truncate, "orders", Position::Pg { lsn: 0x5000, index: 1 })
+    );
+    assert_eq!(
+        (c[1].op, c[1].table.id.name.as_str(), c[1].position.clone()),
+        (Op::Truncate, "items", Position::Pg { lsn: 0x5000, index: 2 })
+    );
     assert!(c.iter().all(|c| c.before.is_none() && c.after.is_none()));
 }
 
@@ -272,12 +295,18 @@ fn logical_messages_inside_and_between_transactions() {
     let msgs: Vec<&LogicalMessage> =
         items.iter().filter_map(|i| if let StreamItem::Message(m) = i { Some(m) } else { None }).collect();
     assert_eq!(msgs[0].position, Position::Pg { lsn: 0x5000, index: 2 });
-    assert_eq!((msgs[0].transactional, msgs[0].prefix.as_str(), msgs[0].content.as_slice()), (true, "app", &b"in tx"[..]));
+    assert_eq!(
+        (msgs[0].transactional, msgs[0].prefix.as_str(), msgs[0].content.as_slice()),
+        (true, "app", &b"in tx"[..])
+    );
     assert_eq!(msgs[0].source.tx_id, Some(700));
     // Right after a commit whose end LSN is the message's own LSN, and still after it.
     assert_eq!(msgs[1].position, Position::Pg { lsn: 0x5030, index: 1 });
     assert!(msgs[1].position > Position::pg(0x5030));
-    assert_eq!((msgs[1].source.tx_id, msgs[1].source.lsn, msgs[1].source.last_commit_lsn), (None, Some(0x5030), Some(0x5000)));
+    assert_eq!(
+        (msgs[1].source.tx_id, msgs[1].source.lsn, msgs[1].source.last_commit_lsn),
+        (None, Some(0x5030), Some(0x5000))
+    );
     let positions: Vec<Position> = items.iter().filter_map(StreamItem::position).cloned().collect();
     assert!(positions.windows(2).all(|w| w[0] < w[1]), "{positions:?}");
 }
@@ -294,7 +323,11 @@ fn changes_that_contradict_the_stream_state_are_errors() {
         ("unknown relation", in_transaction(), build::insert(99, &[Col::Text("1")])),
         ("truncate of an unknown relation", in_transaction(), build::truncate(0, &[ORDERS, 99])),
         ("too few columns", in_transaction(), build::insert(ORDERS, &[Col::Text("1")])),
-        ("too many old columns", in_transaction(), build::delete(ORDERS, b'K', &[Col::Text("1"), Col::Null, Col::Null])),
+        (
+            "too many old columns",
+            in_transaction(),
+            build::delete(ORDERS, b'K', &[Col::Text("1"), Col::Null, Col::Null]),
+        ),
         ("nested begin", in_transaction(), build::begin(0x6000, TS, 701)),
         ("commit of another lsn", in_transaction(), build::commit(0x5001, 0x5030, TS)),
     ];

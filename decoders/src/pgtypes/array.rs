@@ -15,29 +15,14 @@ pub(super) fn parse(elem: &PgType, text: &str) -> Result<Value, DecodeError> {
     let b = text.as_bytes();
     let mut pos = 0;
     if b.first() == Some(&b'[') {
-        let eq = text
-            .find('=')
-            .ok_or_else(|| bad(text, "dimension decoration without '='"))?;
-        if !b[..eq]
-            .iter()
-            .all(|c| matches!(c, b'[' | b']' | b':' | b'-' | b'0'..=b'9'))
-        {
+        let eq = text.find('=').ok_or_else(|| bad(text, "dimension decoration without '='"))?;
+        if !b[..eq].iter().all(|c| matches!(c, b'[' | b']' | b':' | b'-' | b'0'..=b'9')) {
             return Err(bad(text, "malformed dimension decoration"));
         }
         pos = eq + 1;
     }
-    let delim = if *elem == PgType::Builtin(oid::BOX) {
-        b';'
-    } else {
-        b','
-    };
-    let mut p = Parser {
-        text,
-        b,
-        pos,
-        elem,
-        delim,
-    };
+    let delim = if *elem == PgType::Builtin(oid::BOX) { b';' } else { b',' };
+    let mut p = Parser { text, b, pos, elem, delim };
     let v = p.level(1)?;
     p.skip_ws();
     if p.pos != b.len() {
@@ -60,11 +45,7 @@ struct Parser<'a> {
 
 impl Parser<'_> {
     fn skip_ws(&mut self) {
-        while self
-            .b
-            .get(self.pos)
-            .is_some_and(|c| c.is_ascii_whitespace())
-        {
+        while self.b.get(self.pos).is_some_and(|c| c.is_ascii_whitespace()) {
             self.pos += 1;
         }
     }
@@ -124,10 +105,7 @@ impl Parser<'_> {
                     break;
                 }
                 Some(b'\\') => {
-                    let c = *self
-                        .b
-                        .get(self.pos + 1)
-                        .ok_or_else(|| bad(self.text, "dangling backslash"))?;
+                    let c = *self.b.get(self.pos + 1).ok_or_else(|| bad(self.text, "dangling backslash"))?;
                     out.push(c);
                     self.pos += 2;
                 }
@@ -151,14 +129,9 @@ impl Parser<'_> {
             match self.b.get(self.pos) {
                 None => return Err(bad(self.text, "unterminated array")),
                 Some(&c) if c == self.delim || c == b'}' => break,
-                Some(b'{') | Some(b'"') => {
-                    return Err(bad(self.text, "unexpected character in element"))
-                }
+                Some(b'{') | Some(b'"') => return Err(bad(self.text, "unexpected character in element")),
                 Some(b'\\') => {
-                    let c = *self
-                        .b
-                        .get(self.pos + 1)
-                        .ok_or_else(|| bad(self.text, "dangling backslash"))?;
+                    let c = *self.b.get(self.pos + 1).ok_or_else(|| bad(self.text, "dangling backslash"))?;
                     out.push(c);
                     keep = out.len();
                     escaped = true;

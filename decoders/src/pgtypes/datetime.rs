@@ -37,13 +37,8 @@ fn digits(s: &str) -> Option<i64> {
 /// `Y-MM-DD` (any number of year digits) → days since 1970-01-01.
 fn date_days(text: &str, bc: bool) -> Option<i64> {
     let mut it = text.splitn(3, '-');
-    let (y, m, d) = (
-        digits(it.next()?)?,
-        digits(it.next()?)?,
-        digits(it.next()?)?,
-    );
-    if y == 0 || !(1..=12).contains(&m) || d < 1 || d > days_in_month(if bc { 1 - y } else { y }, m)
-    {
+    let (y, m, d) = (digits(it.next()?)?, digits(it.next()?)?, digits(it.next()?)?);
+    if y == 0 || !(1..=12).contains(&m) || d < 1 || d > days_in_month(if bc { 1 - y } else { y }, m) {
         return None;
     }
     let year = if bc { 1 - y } else { y };
@@ -52,11 +47,7 @@ fn date_days(text: &str, bc: bool) -> Option<i64> {
 
 fn days_in_month(year: i64, month: i64) -> i64 {
     match month {
-        2 if year.rem_euclid(4) == 0
-            && (year.rem_euclid(100) != 0 || year.rem_euclid(400) == 0) =>
-        {
-            29
-        }
+        2 if year.rem_euclid(4) == 0 && (year.rem_euclid(100) != 0 || year.rem_euclid(400) == 0) => 29,
         2 => 28,
         4 | 6 | 9 | 11 => 30,
         _ => 31,
@@ -71,9 +62,7 @@ pub(super) fn parse_date(text: &str) -> Result<Value, DecodeError> {
     }
     let (t, bc) = split_era(text);
     let days = date_days(t, bc).ok_or_else(|| bad("date", text))?;
-    i32::try_from(days)
-        .map(Value::Date)
-        .map_err(|_| bad("date", text))
+    i32::try_from(days).map(Value::Date).map_err(|_| bad("date", text))
 }
 
 /// `HH:MM:SS[.ffffff]` → microseconds since midnight; `24:00:00` allowed.
@@ -87,11 +76,7 @@ fn time_micros(text: &str) -> Option<i64> {
         None => (text, None),
     };
     let mut it = hms.splitn(3, ':');
-    let (h, m, s) = (
-        digits(it.next()?)?,
-        digits(it.next()?)?,
-        digits(it.next()?)?,
-    );
+    let (h, m, s) = (digits(it.next()?)?, digits(it.next()?)?, digits(it.next()?)?);
     let f = match frac {
         Some(f) => fraction_micros(f)?,
         None => 0,
@@ -143,10 +128,7 @@ fn split_offset(text: &str) -> Option<(&str, i32)> {
 pub(super) fn parse_timetz(text: &str) -> Result<Value, DecodeError> {
     let (t, offset_secs) = split_offset(text).ok_or_else(|| bad("timetz", text))?;
     let micros = time_micros(t).ok_or_else(|| bad("timetz", text))?;
-    Ok(Value::TimeTz {
-        micros,
-        offset_secs,
-    })
+    Ok(Value::TimeTz { micros, offset_secs })
 }
 
 fn infinity(text: &str) -> Option<Value> {
@@ -173,9 +155,7 @@ pub(super) fn parse_timestamp(text: &str) -> Result<Value, DecodeError> {
         return Ok(v);
     }
     let (t, bc) = split_era(text);
-    datetime_micros(t, bc)
-        .map(Value::Timestamp)
-        .ok_or_else(|| bad("timestamp", text))
+    datetime_micros(t, bc).map(Value::Timestamp).ok_or_else(|| bad("timestamp", text))
 }
 
 pub(super) fn parse_timestamptz(text: &str) -> Result<Value, DecodeError> {
@@ -189,9 +169,7 @@ pub(super) fn parse_timestamptz(text: &str) -> Result<Value, DecodeError> {
         let local = datetime_micros(&t[..sp + 1 + local.len()], bc)?;
         Some(local.saturating_sub(offset as i64 * 1_000_000))
     })();
-    parsed
-        .map(Value::TimestampTz)
-        .ok_or_else(|| bad("timestamptz", text))
+    parsed.map(Value::TimestampTz).ok_or_else(|| bad("timestamptz", text))
 }
 
 /// IntervalStyle `postgres`: `[N year[s]] [N mon[s]] [N day[s]] [[+-]H:MM:SS[.f]]`,
@@ -225,17 +203,11 @@ fn interval(text: &str) -> Option<Value> {
                 None => (t, 0),
             };
             let mut it = hms.splitn(3, ':');
-            let (h, m, s) = (
-                digits(it.next()?)?,
-                digits(it.next()?)?,
-                digits(it.next()?)?,
-            );
+            let (h, m, s) = (digits(it.next()?)?, digits(it.next()?)?, digits(it.next()?)?);
             if m > 59 || s > 59 {
                 return None;
             }
-            let v = h
-                .checked_mul(3_600_000_000)?
-                .checked_add((m * 60 + s) * 1_000_000 + frac)?;
+            let v = h.checked_mul(3_600_000_000)?.checked_add((m * 60 + s) * 1_000_000 + frac)?;
             micros = micros.checked_add(if neg { -v } else { v })?;
             continue;
         }
@@ -250,9 +222,5 @@ fn interval(text: &str) -> Option<Value> {
     if !seen_any {
         return None;
     }
-    Some(Value::Interval {
-        months: i32::try_from(months).ok()?,
-        days: i32::try_from(days).ok()?,
-        micros,
-    })
+    Some(Value::Interval { months: i32::try_from(months).ok()?, days: i32::try_from(days).ok()?, micros })
 }

@@ -77,23 +77,18 @@ fn parse_bool(text: &str) -> Result<Value, DecodeError> {
     match text {
         "t" | "true" => Ok(Value::Bool(true)),
         "f" | "false" => Ok(Value::Bool(false)),
-        _ => Err(DecodeError::invalid(
-            "bool",
-            format!("expected t or f, got {:?}", clip(text)),
-        )),
+        _ => Err(DecodeError::invalid("bool", format!("expected t or f, got {:?}", clip(text)))),
     }
 }
 
 fn parse_int<T: std::str::FromStr>(what: &'static str, text: &str) -> Result<T, DecodeError> {
-    text.parse::<T>()
-        .map_err(|_| DecodeError::invalid(what, format!("not an integer: {:?}", clip(text))))
+    text.parse::<T>().map_err(|_| DecodeError::invalid(what, format!("not an integer: {:?}", clip(text))))
 }
 
 fn parse_float<T: std::str::FromStr>(what: &'static str, text: &str) -> Result<T, DecodeError> {
     // Rust accepts exactly the spellings PostgreSQL prints: digits with an
     // optional exponent, `NaN`, `Infinity`, `-Infinity`.
-    text.parse::<T>()
-        .map_err(|_| DecodeError::invalid(what, format!("not a number: {:?}", clip(text))))
+    text.parse::<T>().map_err(|_| DecodeError::invalid(what, format!("not a number: {:?}", clip(text))))
 }
 
 /// Validates numeric output (`-12.340`, `NaN`, `Infinity`, `-Infinity`) and returns it unchanged.
@@ -101,10 +96,7 @@ fn parse_numeric(text: &str) -> Result<String, DecodeError> {
     if matches!(text, "NaN" | "Infinity" | "-Infinity") || is_plain_decimal(text) {
         Ok(text.to_owned())
     } else {
-        Err(DecodeError::invalid(
-            "numeric",
-            format!("not a decimal: {:?}", clip(text)),
-        ))
+        Err(DecodeError::invalid("numeric", format!("not a decimal: {:?}", clip(text))))
     }
 }
 
@@ -133,21 +125,13 @@ fn parse_money(text: &str) -> Result<String, DecodeError> {
         match c {
             '0'..='9' | '.' => out.push(c),
             '$' | ',' | ' ' | '-' | '(' | ')' => {}
-            _ => {
-                return Err(DecodeError::invalid(
-                    "money",
-                    format!("unexpected {c:?} in {:?}", clip(text)),
-                ))
-            }
+            _ => return Err(DecodeError::invalid("money", format!("unexpected {c:?} in {:?}", clip(text)))),
         }
     }
     if is_plain_decimal(&out) {
         Ok(out)
     } else {
-        Err(DecodeError::invalid(
-            "money",
-            format!("not an amount: {:?}", clip(text)),
-        ))
+        Err(DecodeError::invalid("money", format!("not an amount: {:?}", clip(text))))
     }
 }
 
@@ -178,12 +162,8 @@ fn parse_bytea(text: &str) -> Result<Vec<u8>, DecodeError> {
             out.push(b'\\');
             i += 2;
         } else {
-            let oct = b
-                .get(i + 1..i + 4)
-                .ok_or_else(|| DecodeError::invalid("bytea", "truncated escape"))?;
-            if !(b'0'..=b'3').contains(&oct[0])
-                || !oct[1..].iter().all(|c| (b'0'..=b'7').contains(c))
-            {
+            let oct = b.get(i + 1..i + 4).ok_or_else(|| DecodeError::invalid("bytea", "truncated escape"))?;
+            if !(b'0'..=b'3').contains(&oct[0]) || !oct[1..].iter().all(|c| (b'0'..=b'7').contains(c)) {
                 return Err(DecodeError::invalid("bytea", "bad octal escape"));
             }
             out.push((oct[0] - b'0') << 6 | (oct[1] - b'0') << 3 | (oct[2] - b'0'));
@@ -204,21 +184,19 @@ fn hex_val(c: u8) -> Option<u8> {
 
 /// uuid_out prints lowercase 8-4-4-4-12; validated and kept as text.
 fn parse_uuid(text: &str) -> Result<String, DecodeError> {
-    let ok = text.len() == 36
-        && text.bytes().enumerate().all(|(i, c)| {
-            if matches!(i, 8 | 13 | 18 | 23) {
-                c == b'-'
-            } else {
-                c.is_ascii_hexdigit()
-            }
-        });
+    let ok =
+        text.len() == 36
+            && text.bytes().enumerate().all(|(i, c)| {
+                if matches!(i, 8 | 13 | 18 | 23) {
+                    c == b'-'
+                } else {
+                    c.is_ascii_hexdigit()
+                }
+            });
     if ok {
         Ok(text.to_ascii_lowercase())
     } else {
-        Err(DecodeError::invalid(
-            "uuid",
-            format!("not a uuid: {:?}", clip(text)),
-        ))
+        Err(DecodeError::invalid("uuid", format!("not a uuid: {:?}", clip(text))))
     }
 }
 
@@ -226,10 +204,7 @@ fn parse_bits(text: &str) -> Result<String, DecodeError> {
     if text.bytes().all(|c| c == b'0' || c == b'1') {
         Ok(text.to_owned())
     } else {
-        Err(DecodeError::invalid(
-            "bit string",
-            format!("expected 0 and 1, got {:?}", clip(text)),
-        ))
+        Err(DecodeError::invalid("bit string", format!("expected 0 and 1, got {:?}", clip(text))))
     }
 }
 

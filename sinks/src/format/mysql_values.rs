@@ -67,10 +67,16 @@ mod tests {
         assert_eq!(render(Value::Time(45_296_789_000), &col("time", 3)), "45296789000");
         assert_eq!(render(Value::Timestamp(1_704_164_645_123_000), &col("datetime", 3)), "1704164645123");
         assert_eq!(render(Value::Timestamp(-1), &col("datetime", 6)), "-1");
-        assert_eq!(render(Value::TimestampTz(1_704_164_645_120_000), &col("timestamp", 3)), "\"2024-01-02T03:04:05.120Z\"");
+        assert_eq!(
+            render(Value::TimestampTz(1_704_164_645_120_000), &col("timestamp", 3)),
+            "\"2024-01-02T03:04:05.120Z\""
+        );
         assert_eq!(render(Value::TimestampTz(1_704_164_645_000_000), &col("timestamp", 0)), "\"2024-01-02T03:04:05Z\"");
         let point = [0, 0, 0, 0, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 240, 63, 0, 0, 0, 0, 0, 0, 0, 64];
-        assert_eq!(render(Value::Bytes(point.to_vec()), &col("geometry", -1)), r#"{"wkb":"AQEAAAAAAAAAAADwPwAAAAAAAABA","srid":null}"#);
+        assert_eq!(
+            render(Value::Bytes(point.to_vec()), &col("geometry", -1)),
+            r#"{"wkb":"AQEAAAAAAAAAAADwPwAAAAAAAABA","srid":null}"#
+        );
         assert_eq!(render(Value::Bits("101010101010".into()), &col("bit", 12)), "\"qgo=\"");
         assert_eq!(render(Value::Bits("1".into()), &col("bit", 1)), "true");
         assert_eq!(render(Value::UInt(u64::MAX), &col("bigint unsigned", -1)), "18446744073709551615");

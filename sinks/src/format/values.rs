@@ -42,9 +42,7 @@ pub struct ValueStyle {
 
 impl Default for ValueStyle {
     fn default() -> Self {
-        ValueStyle {
-            unavailable_placeholder: "__debezium_unavailable_value".to_owned(),
-        }
+        ValueStyle { unavailable_placeholder: "__debezium_unavailable_value".to_owned() }
     }
 }
 
@@ -96,11 +94,7 @@ fn col_type(col: &ColumnSchema) -> ColType {
         _ => Kind::Other,
     };
     let precision = u32::try_from(col.type_modifier).ok().filter(|p| *p <= 6);
-    ColType {
-        kind,
-        is_array,
-        precision,
-    }
+    ColType { kind, is_array, precision }
 }
 
 impl ColType {
@@ -138,31 +132,14 @@ fn debezium(out: &mut Vec<u8>, v: &Value, ct: &ColType, style: &ValueStyle) {
         Value::Text(s) | Value::Json(s) | Value::Uuid(s) | Value::Enum(s) => write_json_str(out, s),
         Value::Bytes(b) => write_base64(out, b),
         Value::Date(d) => write_int(out, *d as i64),
-        Value::Time(us) => write_int(
-            out,
-            if ct.millis() {
-                us.div_euclid(1000)
-            } else {
-                *us
-            },
-        ),
-        Value::TimeTz {
-            micros,
-            offset_secs,
-        } => {
+        Value::Time(us) => write_int(out, if ct.millis() { us.div_euclid(1000) } else { *us }),
+        Value::TimeTz { micros, offset_secs } => {
             out.push(b'"');
             let utc = (micros - *offset_secs as i64 * 1_000_000).rem_euclid(MICROS_PER_DAY);
             write_time_of_day(out, utc, None);
             out.extend_from_slice(b"Z\"");
         }
-        Value::Timestamp(us) => write_int(
-            out,
-            if ct.millis() {
-                us.div_euclid(1000)
-            } else {
-                *us
-            },
-        ),
+        Value::Timestamp(us) => write_int(out, if ct.millis() { us.div_euclid(1000) } else { *us }),
         Value::TimestampTz(us) => {
             out.push(b'"');
             write_datetime(out, *us, Some(ct.precision.unwrap_or(6)));
@@ -171,23 +148,13 @@ fn debezium(out: &mut Vec<u8>, v: &Value, ct: &ColType, style: &ValueStyle) {
         Value::Infinity { negative } => match ct.kind {
             Kind::Date => write_int(out, if *negative { i32::MIN } else { i32::MAX } as i64),
             Kind::Timestamp => {
-                let us = if *negative {
-                    TS_NEG_INFINITY
-                } else {
-                    TS_POS_INFINITY
-                };
+                let us = if *negative { TS_NEG_INFINITY } else { TS_POS_INFINITY };
                 write_int(out, if ct.millis() { us / 1000 } else { us });
             }
             _ => write_json_str(out, if *negative { "-infinity" } else { "infinity" }),
         },
-        Value::Interval {
-            months,
-            days,
-            micros,
-        } => {
-            let total = *months as i128 * 2_629_800_000_000
-                + *days as i128 * MICROS_PER_DAY as i128
-                + *micros as i128;
+        Value::Interval { months, days, micros } => {
+            let total = *months as i128 * 2_629_800_000_000 + *days as i128 * MICROS_PER_DAY as i128 + *micros as i128;
             write_int(out, total.clamp(i64::MIN as i128, i64::MAX as i128) as i64);
         }
         Value::Bits(bits) => {
@@ -246,17 +213,12 @@ pub fn write_flat_value(out: &mut Vec<u8>, v: &Value, col: &ColumnSchema, style:
 
 fn flat(out: &mut Vec<u8>, v: &Value, ct: &ColType, style: &ValueStyle) {
     match v {
-        Value::Null | Value::Bool(_) | Value::Int(_) | Value::UInt(_) | Value::Bytes(_) => {
-            debezium(out, v, ct, style)
-        }
+        Value::Null | Value::Bool(_) | Value::Int(_) | Value::UInt(_) | Value::Bytes(_) => debezium(out, v, ct, style),
         Value::Float32(f) => write_float_flat(out, *f as f64, format_args!("{f:?}")),
         Value::Float64(f) => write_float_flat(out, *f, format_args!("{f:?}")),
-        Value::Decimal(s)
-        | Value::Text(s)
-        | Value::Json(s)
-        | Value::Uuid(s)
-        | Value::Enum(s)
-        | Value::Bits(s) => write_json_str(out, s),
+        Value::Decimal(s) | Value::Text(s) | Value::Json(s) | Value::Uuid(s) | Value::Enum(s) | Value::Bits(s) => {
+            write_json_str(out, s)
+        }
         Value::Date(d) => {
             out.push(b'"');
             write_date(out, *d as i64);
@@ -267,20 +229,11 @@ fn flat(out: &mut Vec<u8>, v: &Value, ct: &ColType, style: &ValueStyle) {
             write_time_of_day(out, *us, None);
             out.push(b'"');
         }
-        Value::TimeTz {
-            micros,
-            offset_secs,
-        } => {
+        Value::TimeTz { micros, offset_secs } => {
             out.push(b'"');
             write_time_of_day(out, *micros, None);
             let o = offset_secs.unsigned_abs();
-            let _ = write!(
-                out,
-                "{}{:02}:{:02}",
-                if *offset_secs < 0 { '-' } else { '+' },
-                o / 3600,
-                o / 60 % 60
-            );
+            let _ = write!(out, "{}{:02}:{:02}", if *offset_secs < 0 { '-' } else { '+' }, o / 3600, o / 60 % 60);
             if o % 60 != 0 {
                 let _ = write!(out, ":{:02}", o % 60);
             }
@@ -296,14 +249,8 @@ fn flat(out: &mut Vec<u8>, v: &Value, ct: &ColType, style: &ValueStyle) {
             write_datetime(out, *us, None);
             out.extend_from_slice(b"Z\"");
         }
-        Value::Infinity { negative } => {
-            write_json_str(out, if *negative { "-infinity" } else { "infinity" })
-        }
-        Value::Interval {
-            months,
-            days,
-            micros,
-        } => {
+        Value::Infinity { negative } => write_json_str(out, if *negative { "-infinity" } else { "infinity" }),
+        Value::Interval { months, days, micros } => {
             out.push(b'"');
             write_iso_duration(out, *months, *days, *micros);
             out.push(b'"');
@@ -340,14 +287,7 @@ pub fn write_json_str(out: &mut Vec<u8>, s: &str) {
             b'\t' => b"\\t",
             0x08 => b"\\b",
             0x0c => b"\\f",
-            0..=0x1f => &[
-                b'\\',
-                b'u',
-                b'0',
-                b'0',
-                HEX[(c >> 4) as usize],
-                HEX[(c & 15) as usize],
-            ],
+            0..=0x1f => &[b'\\', b'u', b'0', b'0', HEX[(c >> 4) as usize], HEX[(c & 15) as usize]],
             _ => continue,
         };
         out.extend_from_slice(&b[start..i]);
@@ -366,10 +306,7 @@ fn write_base64(out: &mut Vec<u8>, bytes: &[u8]) {
     let engine = &base64::engine::general_purpose::STANDARD;
     out.push(b'"');
     let start = out.len();
-    out.resize(
-        start + base64::encoded_len(bytes.len(), true).unwrap_or(0),
-        0,
-    );
+    out.resize(start + base64::encoded_len(bytes.len(), true).unwrap_or(0), 0);
     let n = engine.encode_slice(bytes, &mut out[start..]).unwrap_or(0);
     out.truncate(start + n);
     out.push(b'"');
@@ -401,36 +338,21 @@ fn write_java_float(out: &mut Vec<u8>, x: f64, single: bool) {
         return out.extend_from_slice(b"\"NaN\"");
     }
     if x.is_infinite() {
-        return out.extend_from_slice(if x > 0.0 {
-            b"\"Infinity\""
-        } else {
-            b"\"-Infinity\""
-        });
+        return out.extend_from_slice(if x > 0.0 { b"\"Infinity\"" } else { b"\"-Infinity\"" });
     }
     if x == 0.0 {
-        return out.extend_from_slice(if x.is_sign_negative() {
-            b"-0.0"
-        } else {
-            b"0.0"
-        });
+        return out.extend_from_slice(if x.is_sign_negative() { b"-0.0" } else { b"0.0" });
     }
     // Shortest round-trip digits: `{:e}` gives `d.ddde±x` for the type's own precision.
     let mut buf = [0u8; 40];
     let len = {
         let mut cur = std::io::Cursor::new(&mut buf[..]);
-        let _ = if single {
-            write!(cur, "{:e}", x.abs() as f32)
-        } else {
-            write!(cur, "{:e}", x.abs())
-        };
+        let _ = if single { write!(cur, "{:e}", x.abs() as f32) } else { write!(cur, "{:e}", x.abs()) };
         cur.position() as usize
     };
     let sci = &buf[..len];
     let epos = sci.iter().position(|&c| c == b'e').unwrap_or(len);
-    let exp: i32 = std::str::from_utf8(&sci[epos + 1..])
-        .ok()
-        .and_then(|e| e.parse().ok())
-        .unwrap_or(0);
+    let exp: i32 = std::str::from_utf8(&sci[epos + 1..]).ok().and_then(|e| e.parse().ok()).unwrap_or(0);
     let mut digits = [0u8; 24];
     let mut nd = 0;
     for &c in &sci[..epos] {
@@ -499,22 +421,11 @@ fn write_date(out: &mut Vec<u8>, days: i64) {
 fn write_time_of_day(out: &mut Vec<u8>, micros: i64, digits: Option<u32>) {
     let secs = micros.div_euclid(1_000_000);
     let frac = micros.rem_euclid(1_000_000);
-    let _ = write!(
-        out,
-        "{:02}:{:02}:{:02}",
-        secs / 3600,
-        secs / 60 % 60,
-        secs % 60
-    );
+    let _ = write!(out, "{:02}:{:02}:{:02}", secs / 3600, secs / 60 % 60, secs % 60);
     match digits {
         Some(0) => {}
         Some(n) => {
-            let _ = write!(
-                out,
-                ".{:0w$}",
-                frac / 10_i64.pow(6 - n.min(6)),
-                w = n.min(6) as usize
-            );
+            let _ = write!(out, ".{:0w$}", frac / 10_i64.pow(6 - n.min(6)), w = n.min(6) as usize);
         }
         None if frac == 0 => {}
         None => {
@@ -549,12 +460,7 @@ fn write_iso_duration(out: &mut Vec<u8>, months: i32, days: i32, micros: i64) {
         out.push(b'T');
         let neg = micros < 0;
         let abs = micros.unsigned_abs();
-        let (h, m, s, f) = (
-            abs / 3_600_000_000,
-            abs / 60_000_000 % 60,
-            abs / 1_000_000 % 60,
-            abs % 1_000_000,
-        );
+        let (h, m, s, f) = (abs / 3_600_000_000, abs / 60_000_000 % 60, abs / 1_000_000 % 60, abs % 1_000_000);
         let sign = if neg { "-" } else { "" };
         if h != 0 {
             let _ = write!(out, "{sign}{h}H");

@@ -29,12 +29,7 @@ fn arr(t: PgType) -> PgType {
 fn dbz(ty: &PgType, type_name: &str, typmod: i32, text: &str) -> String {
     let v = parse_text(ty, text).unwrap_or_else(|e| panic!("{type_name} {text:?}: {e}"));
     let mut out = Vec::new();
-    write_debezium_value(
-        &mut out,
-        &v,
-        &col(type_name, typmod),
-        &ValueStyle::default(),
-    );
+    write_debezium_value(&mut out, &v, &col(type_name, typmod), &ValueStyle::default());
     String::from_utf8(out).unwrap()
 }
 
@@ -49,13 +44,7 @@ fn pg_text_renders_like_debezium() {
     let cases: &[(PgType, &str, i32, &str, &str)] = &[
         (b(21), "int2", -1, "-32768", "-32768"),
         (b(23), "int4", -1, "345678", "345678"),
-        (
-            b(20),
-            "int8",
-            -1,
-            "-9223372036854775808",
-            "-9223372036854775808",
-        ),
+        (b(20), "int8", -1, "-9223372036854775808", "-9223372036854775808"),
         (b(26), "oid", -1, "4294967295", "4294967295"),
         (b(1700), "numeric", -1, "12.50", r#""12.50""#),
         (
@@ -67,13 +56,7 @@ fn pg_text_renders_like_debezium() {
         ),
         (b(1700), "numeric", -1, "NaN", r#""NAN""#),
         (b(1700), "numeric", -1, "Infinity", r#""POSITIVE_INFINITY""#),
-        (
-            b(1700),
-            "numeric",
-            -1,
-            "-Infinity",
-            r#""NEGATIVE_INFINITY""#,
-        ),
+        (b(1700), "numeric", -1, "-Infinity", r#""NEGATIVE_INFINITY""#),
         (b(700), "float4", -1, "0.1", "0.1"),
         (b(700), "float4", -1, "1.5", "1.5"),
         (b(700), "float4", -1, "Infinity", r#""Infinity""#),
@@ -95,172 +78,40 @@ fn pg_text_renders_like_debezium() {
         (b(1083), "time", -1, "24:00:00", "86400000000"),
         (b(1083), "time", 3, "10:11:12.345", "36672345"),
         (b(1083), "time", 0, "01:02:03", "3723000"),
-        (
-            b(1266),
-            "timetz",
-            -1,
-            "10:11:12.5+05:30",
-            r#""04:41:12.5Z""#,
-        ),
-        (
-            b(1266),
-            "timetz",
-            -1,
-            "23:59:59.999999+14",
-            r#""09:59:59.999999Z""#,
-        ),
+        (b(1266), "timetz", -1, "10:11:12.5+05:30", r#""04:41:12.5Z""#),
+        (b(1266), "timetz", -1, "23:59:59.999999+14", r#""09:59:59.999999Z""#),
         (b(1266), "timetz", -1, "00:00:00-12:34", r#""12:34:00Z""#),
         (b(1266), "timetz", 2, "23:00:00.12-02", r#""01:00:00.12Z""#),
         (b(1266), "timetz", -1, "12:00:00+00", r#""12:00:00Z""#),
-        (
-            b(1114),
-            "timestamp",
-            -1,
-            "2024-01-02 03:04:05.123456",
-            "1704164645123456",
-        ),
-        (
-            b(1114),
-            "timestamp",
-            3,
-            "2024-01-02 03:04:05.123",
-            "1704164645123",
-        ),
-        (
-            b(1114),
-            "timestamp",
-            3,
-            "1582-10-04 23:59:59.999",
-            "-12220156800001",
-        ),
-        (
-            b(1114),
-            "timestamp",
-            -1,
-            "0044-03-15 12:34:56.789012 BC",
-            "-63517778703210988",
-        ),
+        (b(1114), "timestamp", -1, "2024-01-02 03:04:05.123456", "1704164645123456"),
+        (b(1114), "timestamp", 3, "2024-01-02 03:04:05.123", "1704164645123"),
+        (b(1114), "timestamp", 3, "1582-10-04 23:59:59.999", "-12220156800001"),
+        (b(1114), "timestamp", -1, "0044-03-15 12:34:56.789012 BC", "-63517778703210988"),
         (b(1114), "timestamp", -1, "1969-12-31 23:59:59.999999", "-1"),
         (b(1114), "timestamp", -1, "infinity", "9223372036825200000"),
-        (
-            b(1114),
-            "timestamp",
-            -1,
-            "-infinity",
-            "-9223372036832400000",
-        ),
+        (b(1114), "timestamp", -1, "-infinity", "-9223372036832400000"),
         (b(1114), "timestamp", 3, "infinity", "9223372036825200"),
-        (
-            b(1114),
-            "timestamp",
-            4,
-            "2024-01-02 03:04:05.1234",
-            "1704164645123400",
-        ),
-        (
-            b(1184),
-            "timestamptz",
-            -1,
-            "2024-01-02 03:04:05.123456+00",
-            r#""2024-01-02T03:04:05.123456Z""#,
-        ),
-        (
-            b(1184),
-            "timestamptz",
-            -1,
-            "2262-04-11 22:00:00+00",
-            r#""2262-04-11T22:00:00.000000Z""#,
-        ),
-        (
-            b(1184),
-            "timestamptz",
-            -1,
-            "1899-12-31 22:30:00+00",
-            r#""1899-12-31T22:30:00.000000Z""#,
-        ),
-        (
-            b(1184),
-            "timestamptz",
-            -1,
-            "0001-01-01 00:00:00+00 BC",
-            r#""0000-01-01T00:00:00.000000Z""#,
-        ),
-        (
-            b(1184),
-            "timestamptz",
-            -1,
-            "2024-01-02 05:34:05+05:30",
-            r#""2024-01-02T00:04:05.000000Z""#,
-        ),
-        (
-            b(1184),
-            "timestamptz",
-            3,
-            "2024-01-02 03:04:05.123+00",
-            r#""2024-01-02T03:04:05.123Z""#,
-        ),
+        (b(1114), "timestamp", 4, "2024-01-02 03:04:05.1234", "1704164645123400"),
+        (b(1184), "timestamptz", -1, "2024-01-02 03:04:05.123456+00", r#""2024-01-02T03:04:05.123456Z""#),
+        (b(1184), "timestamptz", -1, "2262-04-11 22:00:00+00", r#""2262-04-11T22:00:00.000000Z""#),
+        (b(1184), "timestamptz", -1, "1899-12-31 22:30:00+00", r#""1899-12-31T22:30:00.000000Z""#),
+        (b(1184), "timestamptz", -1, "0001-01-01 00:00:00+00 BC", r#""0000-01-01T00:00:00.000000Z""#),
+        (b(1184), "timestamptz", -1, "2024-01-02 05:34:05+05:30", r#""2024-01-02T00:04:05.000000Z""#),
+        (b(1184), "timestamptz", 3, "2024-01-02 03:04:05.123+00", r#""2024-01-02T03:04:05.123Z""#),
         (b(1184), "timestamptz", -1, "infinity", r#""infinity""#),
         (b(1184), "timestamptz", -1, "-infinity", r#""-infinity""#),
-        (
-            b(1186),
-            "interval",
-            -1,
-            "1 year 2 mons 3 days 04:05:06.789",
-            "37091106789000",
-        ),
-        (
-            b(1186),
-            "interval",
-            -1,
-            "-1 years -2 mons +3 days -04:05:06.000007",
-            "-36572706000007",
-        ),
+        (b(1186), "interval", -1, "1 year 2 mons 3 days 04:05:06.789", "37091106789000"),
+        (b(1186), "interval", -1, "-1 years -2 mons +3 days -04:05:06.000007", "-36572706000007"),
         (b(1186), "interval", -1, "-00:00:01", "-1000000"),
-        (
-            b(1186),
-            "interval",
-            -1,
-            "178000000 years",
-            "9223372036854775807",
-        ),
-        (
-            b(1186),
-            "interval",
-            -1,
-            "1000 years 1 mon 00:00:00.000001",
-            "31560229800000001",
-        ), // * Debezium: ...000 (double)
-        (
-            b(2950),
-            "uuid",
-            -1,
-            "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11",
-            r#""a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11""#,
-        ),
-        (
-            b(3802),
-            "jsonb",
-            -1,
-            r#"{"k": "v\"q", "n": 1500}"#,
-            r#""{\"k\": \"v\\\"q\", \"n\": 1500}""#,
-        ),
+        (b(1186), "interval", -1, "178000000 years", "9223372036854775807"),
+        (b(1186), "interval", -1, "1000 years 1 mon 00:00:00.000001", "31560229800000001"), // * Debezium: ...000 (double)
+        (b(2950), "uuid", -1, "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11", r#""a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11""#),
+        (b(3802), "jsonb", -1, r#"{"k": "v\"q", "n": 1500}"#, r#""{\"k\": \"v\\\"q\", \"n\": 1500}""#),
         (PgType::Enum, "mood", -1, "quote'd", r#""quote'd""#),
         (b(869), "inet", -1, "192.168.0.1/24", r#""192.168.0.1/24""#),
-        (
-            b(774),
-            "macaddr8",
-            -1,
-            "08:00:2b:01:02:03:04:05",
-            r#""08:00:2b:01:02:03:04:05""#,
-        ),
+        (b(774), "macaddr8", -1, "08:00:2b:01:02:03:04:05", r#""08:00:2b:01:02:03:04:05""#),
         (b(790), "money", -1, "$1,234.56", r#""1234.56""#),
-        (
-            b(790),
-            "money",
-            -1,
-            "-$92,233,720,368,547,758.08",
-            r#""-92233720368547758.08""#,
-        ),
+        (b(790), "money", -1, "-$92,233,720,368,547,758.08", r#""-92233720368547758.08""#),
         (b(790), "money", -1, "$0.00", r#""0.00""#),
         (b(1560), "bit", 1, "1", "true"),
         (b(1560), "bit", 1, "0", "false"),
@@ -276,24 +127,12 @@ fn pg_text_renders_like_debezium() {
             "1000000000000000000000000000000000000000000000000000000000000000000001",
             r#""AQAAAAAAAAAg""#,
         ),
-        (
-            b(142),
-            "xml",
-            -1,
-            "<a x=\"1\">&amp;\n</a>",
-            r#""<a x=\"1\">&amp;\n</a>""#,
-        ),
+        (b(142), "xml", -1, "<a x=\"1\">&amp;\n</a>", r#""<a x=\"1\">&amp;\n</a>""#),
         (PgType::Other, "int4range", -1, "[1,10)", r#""[1,10)""#),
         (arr(b(23)), "_int4", -1, "{1,2,3}", "[1,2,3]"),
         (arr(b(23)), "_int4", -1, "{}", "[]"),
         (arr(b(23)), "_int4", -1, "{{1,2},{3,4}}", "[[1,2],[3,4]]"), // * Debezium: [null,null]
-        (
-            arr(b(23)),
-            "_int4",
-            -1,
-            "[0:1][1:2]={{1,NULL},{3,4}}",
-            "[[1,null],[3,4]]",
-        ), // *
+        (arr(b(23)), "_int4", -1, "[0:1][1:2]={{1,NULL},{3,4}}", "[[1,null],[3,4]]"), // *
         (
             arr(b(25)),
             "_text",
@@ -315,115 +154,42 @@ fn pg_text_renders_like_debezium() {
             "{NaN,Infinity,-Infinity}",
             r#"["NAN","POSITIVE_INFINITY","NEGATIVE_INFINITY"]"#,
         ), // * Debezium: null
-        (
-            arr(b(1082)),
-            "_date",
-            -1,
-            "{2024-01-02,1970-01-01}",
-            "[19724,0]",
-        ),
-        (
-            arr(b(1082)),
-            "_date",
-            -1,
-            r#"{"0001-01-01 BC",1582-10-15,9999-12-31}"#,
-            "[-719528,-141427,2932896]",
-        ), // * Debezium drops BC
-        (
-            arr(b(1184)),
-            "_timestamptz",
-            -1,
-            r#"{"2024-01-02 03:04:05+00"}"#,
-            r#"["2024-01-02T03:04:05.000000Z"]"#,
-        ),
-        (
-            arr(b(1184)),
-            "_timestamptz",
-            -1,
-            "{-infinity,infinity}",
-            r#"["-infinity","infinity"]"#,
-        ), // *
-        (
-            arr(PgType::Enum),
-            "_mood",
-            -1,
-            r#"{"quote'd",NULL}"#,
-            r#"["quote'd",null]"#,
-        ),
+        (arr(b(1082)), "_date", -1, "{2024-01-02,1970-01-01}", "[19724,0]"),
+        (arr(b(1082)), "_date", -1, r#"{"0001-01-01 BC",1582-10-15,9999-12-31}"#, "[-719528,-141427,2932896]"), // * Debezium drops BC
+        (arr(b(1184)), "_timestamptz", -1, r#"{"2024-01-02 03:04:05+00"}"#, r#"["2024-01-02T03:04:05.000000Z"]"#),
+        (arr(b(1184)), "_timestamptz", -1, "{-infinity,infinity}", r#"["-infinity","infinity"]"#), // *
+        (arr(PgType::Enum), "_mood", -1, r#"{"quote'd",NULL}"#, r#"["quote'd",null]"#),
         (arr(b(2950)), "_uuid", -1, "{NULL}", "[null]"),
         (arr(b(16)), "_bool", -1, "{t,NULL}", "[true,null]"),
-        (
-            arr(b(701)),
-            "_float8",
-            -1,
-            "{0.1,1e+300,-1e-300}",
-            "[0.1,1.0E300,-1.0E-300]",
-        ),
+        (arr(b(701)), "_float8", -1, "{0.1,1e+300,-1e-300}", "[0.1,1.0E300,-1.0E-300]"),
         (arr(b(701)), "_float8", -1, "{1.5,-2}", "[1.5,-2.0]"),
-        (
-            arr(b(701)),
-            "_float8",
-            -1,
-            "{NaN,Infinity,-Infinity}",
-            r#"["NaN","Infinity","-Infinity"]"#,
-        ),
-        (
-            arr(b(17)),
-            "_bytea",
-            -1,
-            r#"{"\\x",NULL,"\\x0a"}"#,
-            r#"["",null,"Cg=="]"#,
-        ),
-        (
-            arr(b(1083)),
-            "_time",
-            -1,
-            "{01:02:03,24:00:00}",
-            "[3723000000,86400000000]",
-        ), // * Debezium wraps 24:00 to 0
+        (arr(b(701)), "_float8", -1, "{NaN,Infinity,-Infinity}", r#"["NaN","Infinity","-Infinity"]"#),
+        (arr(b(17)), "_bytea", -1, r#"{"\\x",NULL,"\\x0a"}"#, r#"["",null,"Cg=="]"#),
+        (arr(b(1083)), "_time", -1, "{01:02:03,24:00:00}", "[3723000000,86400000000]"), // * Debezium wraps 24:00 to 0
     ];
     for (ty, name, typmod, text, want) in cases {
-        assert_eq!(
-            dbz(ty, name, *typmod, text),
-            *want,
-            "{name}({typmod}) {text:?}"
-        );
+        assert_eq!(dbz(ty, name, *typmod, text), *want, "{name}({typmod}) {text:?}");
     }
 }
 
 #[test]
 fn unchanged_toast_values_render_like_debezium() {
     let p = "__debezium_unavailable_value";
-    let bytes = p
-        .bytes()
-        .map(|b| b.to_string())
-        .collect::<Vec<_>>()
-        .join(",");
+    let bytes = p.bytes().map(|b| b.to_string()).collect::<Vec<_>>().join(",");
     let cases = [
         ("text", format!("\"{p}\"")),
         ("jsonb", format!("\"{p}\"")),
-        (
-            "bytea",
-            "\"X19kZWJleml1bV91bmF2YWlsYWJsZV92YWx1ZQ==\"".to_owned(),
-        ),
+        ("bytea", "\"X19kZWJleml1bV91bmF2YWlsYWJsZV92YWx1ZQ==\"".to_owned()),
         ("_int4", format!("[{bytes}]")),
         ("_int8", format!("[{bytes}]")),
         ("_date", format!("[{bytes}]")),
         ("_text", format!("[\"{p}\"]")),
-        (
-            "_bytea",
-            "[\"X19kZWJleml1bV91bmF2YWlsYWJsZV92YWx1ZQ==\"]".to_owned(),
-        ),
+        ("_bytea", "[\"X19kZWJleml1bV91bmF2YWlsYWJsZV92YWx1ZQ==\"]".to_owned()),
         ("_float8", format!("[\"{p}\"]")), // * Debezium: null
     ];
     for (ty, want) in cases {
         let mut out = Vec::new();
-        write_debezium_value(
-            &mut out,
-            &Value::Unchanged,
-            &col(ty, -1),
-            &ValueStyle::default(),
-        );
+        write_debezium_value(&mut out, &Value::Unchanged, &col(ty, -1), &ValueStyle::default());
         assert_eq!(String::from_utf8(out).unwrap(), want, "{ty}");
     }
 }
@@ -431,14 +197,8 @@ fn unchanged_toast_values_render_like_debezium() {
 #[test]
 fn json_strings_escape_like_jackson() {
     let mut out = Vec::new();
-    write_json_str(
-        &mut out,
-        "q\" b\\ t\t n\n r\r bell\u{7} del\u{7f} é 😀 \u{2028}",
-    );
-    assert_eq!(
-        String::from_utf8(out).unwrap(),
-        "\"q\\\" b\\\\ t\\t n\\n r\\r bell\\u0007 del\u{7f} é 😀 \u{2028}\""
-    );
+    write_json_str(&mut out, "q\" b\\ t\t n\n r\r bell\u{7} del\u{7f} é 😀 \u{2028}");
+    assert_eq!(String::from_utf8(out).unwrap(), "\"q\\\" b\\\\ t\\t n\\n r\\r bell\\u0007 del\u{7f} é 😀 \u{2028}\"");
 }
 
 #[test]
@@ -460,54 +220,18 @@ fn java_float_layout() {
 #[test]
 fn flat_format_is_iso_8601() {
     let cases = [
-        (
-            parse_text(&b(1082), "0044-03-15 BC").unwrap(),
-            "date",
-            r#""-0043-03-15""#,
-        ),
-        (
-            parse_text(&b(1114), "2024-01-02 03:04:05.1").unwrap(),
-            "timestamp",
-            r#""2024-01-02T03:04:05.1""#,
-        ),
-        (
-            parse_text(&b(1184), "2024-01-02 03:04:05+01").unwrap(),
-            "timestamptz",
-            r#""2024-01-02T02:04:05Z""#,
-        ),
-        (
-            parse_text(&b(1266), "10:11:12.5+05:30").unwrap(),
-            "timetz",
-            r#""10:11:12.5+05:30""#,
-        ),
-        (
-            parse_text(&b(1186), "1 year 2 mons 3 days 04:05:06.789").unwrap(),
-            "interval",
-            r#""P1Y2M3DT4H5M6.789S""#,
-        ),
-        (
-            parse_text(&b(1186), "-1 days -00:00:01.5").unwrap(),
-            "interval",
-            r#""P-1DT-1.5S""#,
-        ),
-        (
-            parse_text(&b(1186), "00:00:00").unwrap(),
-            "interval",
-            r#""PT0S""#,
-        ),
+        (parse_text(&b(1082), "0044-03-15 BC").unwrap(), "date", r#""-0043-03-15""#),
+        (parse_text(&b(1114), "2024-01-02 03:04:05.1").unwrap(), "timestamp", r#""2024-01-02T03:04:05.1""#),
+        (parse_text(&b(1184), "2024-01-02 03:04:05+01").unwrap(), "timestamptz", r#""2024-01-02T02:04:05Z""#),
+        (parse_text(&b(1266), "10:11:12.5+05:30").unwrap(), "timetz", r#""10:11:12.5+05:30""#),
+        (parse_text(&b(1186), "1 year 2 mons 3 days 04:05:06.789").unwrap(), "interval", r#""P1Y2M3DT4H5M6.789S""#),
+        (parse_text(&b(1186), "-1 days -00:00:01.5").unwrap(), "interval", r#""P-1DT-1.5S""#),
+        (parse_text(&b(1186), "00:00:00").unwrap(), "interval", r#""PT0S""#),
         (parse_text(&b(1700), "NaN").unwrap(), "numeric", r#""NaN""#),
         (parse_text(&b(701), "1e+300").unwrap(), "float8", "1e300"),
-        (
-            parse_text(&b(1082), "infinity").unwrap(),
-            "date",
-            r#""infinity""#,
-        ),
+        (parse_text(&b(1082), "infinity").unwrap(), "date", r#""infinity""#),
         (parse_text(&b(17), "\\x00ff").unwrap(), "bytea", r#""AP8=""#),
-        (
-            Value::Unchanged,
-            "text",
-            r#""__debezium_unavailable_value""#,
-        ),
+        (Value::Unchanged, "text", r#""__debezium_unavailable_value""#),
     ];
     for (v, ty, want) in cases {
         assert_eq!(flat_of(&v, ty), want, "{v:?}");

@@ -97,7 +97,11 @@ impl TopicTemplate {
                 "db" => Part::Db,
                 "schema" => Part::Schema,
                 "table" => Part::Table,
-                other => return Err(format!("unknown placeholder {{{other}}}; use {{name}}, {{db}}, {{schema}} or {{table}}")),
+                other => {
+                    return Err(format!(
+                        "unknown placeholder {{{other}}}; use {{name}}, {{db}}, {{schema}} or {{table}}"
+                    ))
+                }
             });
             rest = &rest[close + 1..];
         }

@@ -173,7 +173,10 @@ impl KafkaConfig {
         let style = ValueStyle { unavailable_placeholder: self.unavailable_value_placeholder.clone() };
         let writer = EventWriter::new(self.format, style.clone(), ctx.clone());
         let client_error = |what: &str, e: KafkaError| {
-            SinkError::Data(format!("cannot create the kafka {what} for sink {:?}: {e}; check [sink.producer]", self.name))
+            SinkError::Data(format!(
+                "cannot create the kafka {what} for sink {:?}: {e}; check [sink.producer]",
+                self.name
+            ))
         };
         let producer: BaseProducer<Delivery> =
             self.producer_config().create_with_context(Delivery::default()).map_err(|e| client_error("producer", e))?;
@@ -202,8 +205,7 @@ impl KafkaConfig {
             value: Vec::with_capacity(4096),
         };
         if self.exactly_once {
-            let consumer: BaseConsumer =
-                self.consumer_config().create().map_err(|e| client_error("consumer", e))?;
+            let consumer: BaseConsumer = self.consumer_config().create().map_err(|e| client_error("consumer", e))?;
             sink.consumer = Some(consumer);
             let from = checkpoint.and_then(|c| c.get("offsets_offset")).and_then(|o| o.as_i64());
             sink.recover(from)?;
@@ -232,9 +234,10 @@ impl KafkaSink {
         let consumer = self.consumer.as_ref().expect("exactly-once sinks have a consumer");
         let found = recovery::read_offsets(consumer, &topic, &self.cfg.name, from)?;
         if let Some((offset, rec)) = found {
-            let position: Position = rec.position.parse().map_err(|e| {
-                SinkError::Checkpoint(format!("offsets record at offset {offset} of {topic}: {e}"))
-            })?;
+            let position: Position = rec
+                .position
+                .parse()
+                .map_err(|e| SinkError::Checkpoint(format!("offsets record at offset {offset} of {topic}: {e}")))?;
             tracing::info!(sink = %self.cfg.name, position = %position, "resuming after what kafka already has");
             self.recovered = Some(position.clone());
             self.committed = Some(position);
@@ -271,7 +274,10 @@ impl KafkaSink {
                         }
                         Some(code) => {
                             if let Some(fatal) = errors::definite(&KafkaError::MetadataFetch(code), topic) {
-                                if !matches!(code, RDKafkaErrorCode::UnknownTopicOrPartition | RDKafkaErrorCode::UnknownTopic) {
+                                if !matches!(
+                                    code,
+                                    RDKafkaErrorCode::UnknownTopicOrPartition | RDKafkaErrorCode::UnknownTopic
+                                ) {
                                     return Err(fatal);
                                 }
                             }
@@ -302,7 +308,9 @@ impl KafkaSink {
         if compact {
             new = new.set("cleanup.policy", "compact");
         }
-        let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30))).request_timeout(Some(Duration::from_secs(10)));
+        let opts = AdminOptions::new()
+            .operation_timeout(Some(Duration::from_secs(30)))
+            .request_timeout(Some(Duration::from_secs(10)));
         let mut backoff = Duration::from_millis(200);
         let mut logged: Option<Instant> = None;
         loop {
@@ -349,7 +357,9 @@ impl KafkaSink {
                 Some(consumer) => recovery::read_tails(consumer, topic, partitions, self.anchors.get(topic))?,
                 None => vec![None; partitions as usize],
             };
-            if let Some((p, last)) = tails.iter().enumerate().filter_map(|(p, t)| Some((p, t.as_ref()?))).max_by(|a, b| a.1.cmp(b.1)) {
+            if let Some((p, last)) =
+                tails.iter().enumerate().filter_map(|(p, t)| Some((p, t.as_ref()?))).max_by(|a, b| a.1.cmp(b.1))
+            {
                 tracing::info!(topic, partition = p, position = %last.position, "topic already holds changes up to this position; skipping those");
             }
             let sent = vec![None; partitions as usize];
@@ -377,7 +387,8 @@ impl KafkaSink {
             return Ok(());
         }
         let position = mark.position.to_string();
-        let mut headers = OwnedHeaders::new_with_capacity(2).insert(Header { key: POSITION_HEADER, value: Some(&position) });
+        let mut headers =
+            OwnedHeaders::new_with_capacity(2).insert(Header { key: POSITION_HEADER, value: Some(&position) });
         if mark.seq > 0 {
             headers = headers.insert(Header { key: SEQ_HEADER, value: Some(&mark.seq.to_string()) });
         }
@@ -452,13 +463,14 @@ impl KafkaSink {
         self.writer.write_change(&mut value, ev);
         value.pop(); // the line's newline
         let k = keyed.then_some(key.as_slice());
-        let result = self.send(&topic, k, Some(&value), Mark { position: ev.position.clone(), seq: 0 }).and_then(|()| {
-            if ev.op == Op::Delete && self.cfg.tombstones {
-                self.send(&topic, k, None, Mark { position: ev.position.clone(), seq: 1 })
-            } else {
-                Ok(())
-            }
-        });
+        let result =
+            self.send(&topic, k, Some(&value), Mark { position: ev.position.clone(), seq: 0 }).and_then(|()| {
+                if ev.op == Op::Delete && self.cfg.tombstones {
+                    self.send(&topic, k, None, Mark { position: ev.position.clone(), seq: 1 })
+                } else {
+                    Ok(())
+                }
+            });
         self.key = key;
         self.value = value;
         if let Some(tx) = &mut self.tx {
@@ -560,7 +572,8 @@ impl KafkaSink {
         self.anchors = record.partitions;
         let topic = self.offsets_topic.clone();
         let name = self.cfg.name.clone();
-        let r: BaseRecord<'_, str, [u8]> = BaseRecord::to(&topic).partition(0).key(name.as_str()).payload(value.as_slice());
+        let r: BaseRecord<'_, str, [u8]> =
+            BaseRecord::to(&topic).partition(0).key(name.as_str()).payload(value.as_slice());
         self.producer.send(r).map_err(|(e, _)| {
             errors::definite(&e, &topic).unwrap_or_else(|| SinkError::Data(format!("cannot write {topic}: {e}")))
         })?;

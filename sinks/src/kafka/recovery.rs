@@ -108,9 +108,8 @@ pub fn read_tails(
     anchors: Option<&BTreeMap<i32, Anchor>>,
 ) -> Result<Vec<Option<Mark>>, SinkError> {
     let anchor_of = |p: i32| anchors.and_then(|a| a.get(&p));
-    let starts: Vec<(i32, Offset)> = (0..partitions)
-        .map(|p| (p, anchor_of(p).map_or(Offset::Beginning, |a| Offset::Offset(a.0))))
-        .collect();
+    let starts: Vec<(i32, Offset)> =
+        (0..partitions).map(|p| (p, anchor_of(p).map_or(Offset::Beginning, |a| Offset::Offset(a.0)))).collect();
     let mut tails: Vec<Option<Mark>> = vec![None; partitions as usize];
     let mut anchor_seen = vec![false; partitions as usize];
     read_to_end(consumer, topic, &starts, |p, offset, msg| {
@@ -127,10 +126,16 @@ pub fn read_tails(
         Ok(())
     })?;
     // Anchors not found where they should be: read those partitions whole.
-    let redo: Vec<(i32, Offset)> =
-        (0..partitions).filter(|&p| anchor_of(p).is_some() && !anchor_seen[p as usize]).map(|p| (p, Offset::Beginning)).collect();
+    let redo: Vec<(i32, Offset)> = (0..partitions)
+        .filter(|&p| anchor_of(p).is_some() && !anchor_seen[p as usize])
+        .map(|p| (p, Offset::Beginning))
+        .collect();
     if !redo.is_empty() {
-        tracing::info!(topic, partitions = redo.len(), "stored offsets do not match the topic; reading those partitions from the start");
+        tracing::info!(
+            topic,
+            partitions = redo.len(),
+            "stored offsets do not match the topic; reading those partitions from the start"
+        );
         for (p, _) in &redo {
             tails[*p as usize] = None;
         }
@@ -217,7 +222,11 @@ fn read_to_end(
             }
         }
         if last_progress.elapsed() > STALL_LOG {
-            tracing::warn!(topic, waiting_for = open.len(), "still reading partition tails back from kafka; is the broker reachable?");
+            tracing::warn!(
+                topic,
+                waiting_for = open.len(),
+                "still reading partition tails back from kafka; is the broker reachable?"
+            );
             last_progress = Instant::now();
         }
     }

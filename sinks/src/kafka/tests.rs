@@ -54,7 +54,14 @@ fn col(name: &str, type_name: &str, key: bool) -> ColumnSchema {
 fn event(op: Op, columns: Vec<ColumnSchema>, row: Vec<Value>) -> ChangeEvent {
     let table = Arc::new(TableSchema { id: TableId::new("public", "t"), version: 1, columns });
     let (before, after) = if op == Op::Delete { (Some(row), None) } else { (None, Some(row)) };
-    ChangeEvent { op, table, before, after, source: SourceInfo::default(), position: Position::Pg { lsn: 100, index: 1 } }
+    ChangeEvent {
+        op,
+        table,
+        before,
+        after,
+        source: SourceInfo::default(),
+        position: Position::Pg { lsn: 100, index: 1 },
+    }
 }
 
 #[test]

@@ -133,7 +133,9 @@ impl<'de> Deserialize<'de> for ByteSize {
         match Raw::deserialize(d)? {
             Raw::N(n) => Ok(ByteSize(n)),
             Raw::S(s) => parse_size(&s).map(ByteSize).ok_or_else(|| {
-                serde::de::Error::custom(format!("{s:?} is not a size; write e.g. \"256MB\", \"1GiB\" or a number of bytes"))
+                serde::de::Error::custom(format!(
+                    "{s:?} is not a size; write e.g. \"256MB\", \"1GiB\" or a number of bytes"
+                ))
             }),
         }
     }
@@ -219,14 +221,15 @@ impl ParquetConfig {
     pub fn build(&self, _ctx: SinkContext, checkpoint: Option<&Checkpoint>) -> Result<ParquetSink, SinkError> {
         let hint = match checkpoint {
             None | Some(Checkpoint::Null) => None,
-            Some(c) => Some(c.get("manifest").and_then(|m| m.as_u64()).ok_or_else(|| {
-                SinkError::Checkpoint(format!("expected {{\"manifest\": N}}, found {c}"))
-            })?),
+            Some(c) => Some(
+                c.get("manifest")
+                    .and_then(|m| m.as_u64())
+                    .ok_or_else(|| SinkError::Checkpoint(format!("expected {{\"manifest\": N}}, found {c}")))?,
+            ),
         };
-        let spool = self
-            .spool_dir
-            .clone()
-            .unwrap_or_else(|| std::env::temp_dir().join(format!("outflow-spool-{}-{}", self.name, std::process::id())));
+        let spool = self.spool_dir.clone().unwrap_or_else(|| {
+            std::env::temp_dir().join(format!("outflow-spool-{}-{}", self.name, std::process::id()))
+        });
         let options: Vec<(String, String)> = self.storage_options.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
         let store = Store::open(&self.path, &options, spool)?;
         let latest = store.call(|s| -> Result<Option<Manifest>, SinkError> {
@@ -246,9 +249,8 @@ impl ParquetConfig {
         }
         let compression = match self.compression {
             Compression::Zstd => {
-                let level = ZstdLevel::try_new(self.compression_level.unwrap_or(1)).map_err(|e| {
-                    SinkError::Data(format!("compression_level: {e}; use 1..=22"))
-                })?;
+                let level = ZstdLevel::try_new(self.compression_level.unwrap_or(1))
+                    .map_err(|e| SinkError::Data(format!("compression_level: {e}; use 1..=22")))?;
                 PqCompression::ZSTD(level)
             }
             Compression::Snappy => PqCompression::SNAPPY,
@@ -323,7 +325,8 @@ impl ParquetSink {
     fn enforce_memory(&mut self) -> Result<(), SinkError> {
         let mut total: usize = self.tables.values().map(TableWriter::memory).sum();
         while total > self.memory_limit {
-            let Some(key) = self.tables.values().filter(|t| t.memory() > 0).max_by_key(|t| t.memory()).map(|t| t.key.clone())
+            let Some(key) =
+                self.tables.values().filter(|t| t.memory() > 0).max_by_key(|t| t.memory()).map(|t| t.key.clone())
             else {
                 break;
             };
@@ -404,9 +407,9 @@ impl Sink for ParquetSink {
                     if self.committed.get(&key).is_some_and(|done| ev.position <= *done) {
                         // Already in a committed file (the offset write lagged the manifest).
                     } else {
-                        if self.tables.get(&key).is_some_and(|t| t.schema.version != ev.table.version
-                            || t.schema.columns != ev.table.columns)
-                        {
+                        if self.tables.get(&key).is_some_and(|t| {
+                            t.schema.version != ev.table.version || t.schema.columns != ev.table.columns
+                        }) {
                             self.roll(&key)?;
                             self.tables.remove(&key);
                         }
@@ -468,7 +471,8 @@ impl Sink for ParquetSink {
 
 /// The current UTC time as RFC 3339 (seconds).
 fn now_rfc3339() -> String {
-    let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0);
+    let secs =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0);
     let (y, m, d) = outflow_decoders::value::civil_from_days(secs.div_euclid(86_400));
     let s = secs.rem_euclid(86_400);
     format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z", s / 3600, s / 60 % 60, s % 60)

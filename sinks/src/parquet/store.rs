@@ -72,9 +72,8 @@ impl Store {
                 .map_err(|e| SinkError::io(format!("cannot create {}", root.display()), e))?;
             return Ok(Store::Local { root });
         }
-        let url = url::Url::parse(path).map_err(|e| {
-            SinkError::io(format!("path {path:?} is not a valid URL"), io::Error::other(e.to_string()))
-        })?;
+        let url = url::Url::parse(path)
+            .map_err(|e| SinkError::io(format!("path {path:?} is not a valid URL"), io::Error::other(e.to_string())))?;
         let (store, prefix) = object_store::parse_url_opts(&url, options.iter().map(|(k, v)| (k, v.clone())))
             .map_err(|e| store_err(format!("cannot open {path}"), e))?;
         let runtime = tokio::runtime::Builder::new_current_thread()
@@ -120,13 +119,19 @@ impl Store {
                 let local = r.spool.join(name);
                 let dest = r.key(&format!("_outflow/tmp/{name}"));
                 r.block_on(async {
-                    let mut file = File::open(&local)
-                        .map_err(|e| SinkError::io(format!("cannot open {}", local.display()), e))?;
-                    let upload = r.store.put_multipart(&dest).await.map_err(|e| store_err(format!("cannot upload {dest}"), e))?;
+                    let mut file =
+                        File::open(&local).map_err(|e| SinkError::io(format!("cannot open {}", local.display()), e))?;
+                    let upload = r
+                        .store
+                        .put_multipart(&dest)
+                        .await
+                        .map_err(|e| store_err(format!("cannot upload {dest}"), e))?;
                     let mut w = WriteMultipart::new_with_chunk_size(upload, PART_BYTES);
                     let mut buf = vec![0u8; 1 << 20];
                     loop {
-                        let n = file.read(&mut buf).map_err(|e| SinkError::io(format!("cannot read {}", local.display()), e))?;
+                        let n = file
+                            .read(&mut buf)
+                            .map_err(|e| SinkError::io(format!("cannot read {}", local.display()), e))?;
                         if n == 0 {
                             break;
                         }
@@ -174,9 +179,8 @@ impl Store {
                 r.block_on(async {
                     match r.store.put_opts(&key, PutPayload::from(bytes), opts).await {
                         Ok(_) => Ok(true),
-                        Err(object_store::Error::AlreadyExists { .. }) | Err(object_store::Error::Precondition { .. }) => {
-                            Ok(false)
-                        }
+                        Err(object_store::Error::AlreadyExists { .. })
+                        | Err(object_store::Error::Precondition { .. }) => Ok(false),
                         Err(e) => Err(store_err(format!("cannot write {key}"), e)),
                     }
                 })
@@ -194,7 +198,8 @@ impl Store {
                 }
                 let dir = to.parent().unwrap_or(root);
                 fs::create_dir_all(dir).map_err(|e| SinkError::io(format!("cannot create {}", dir.display()), e))?;
-                fs::rename(&from, &to).map_err(|e| SinkError::io(format!("cannot rename {} to {}", from.display(), to.display()), e))?;
+                fs::rename(&from, &to)
+                    .map_err(|e| SinkError::io(format!("cannot rename {} to {}", from.display(), to.display()), e))?;
                 sync_dir(dir)
             }
             Store::Remote(r) => {
@@ -204,7 +209,10 @@ impl Store {
                         Ok(()) => Ok(()),
                         Err(object_store::Error::NotFound { .. }) => match r.store.head(&to).await {
                             Ok(_) => Ok(()),
-                            Err(e) => Err(store_err(format!("staged file {from} and committed file {to} are both missing"), e)),
+                            Err(e) => Err(store_err(
+                                format!("staged file {from} and committed file {to} are both missing"),
+                                e,
+                            )),
                         },
                         Err(e) => Err(store_err(format!("cannot move {from} to {to}"), e)),
                     }
@@ -225,7 +233,11 @@ impl Store {
                 let key = r.key(rel);
                 r.block_on(async {
                     match r.store.get(&key).await {
-                        Ok(got) => got.bytes().await.map(|b| Some(b.to_vec())).map_err(|e| store_err(format!("cannot read {key}"), e)),
+                        Ok(got) => got
+                            .bytes()
+                            .await
+                            .map(|b| Some(b.to_vec()))
+                            .map_err(|e| store_err(format!("cannot read {key}"), e)),
                         Err(object_store::Error::NotFound { .. }) => Ok(None),
                         Err(e) => Err(store_err(format!("cannot read {key}"), e)),
                     }
@@ -269,7 +281,9 @@ impl Store {
                     .map_err(|e| SinkError::io(format!("cannot delete {}", root.join(&rel).display()), e))?,
                 Store::Remote(r) => {
                     let key = r.key(&rel);
-                    r.block_on(async { r.store.delete(&key).await.map_err(|e| store_err(format!("cannot delete {key}"), e)) })?
+                    r.block_on(async {
+                        r.store.delete(&key).await.map_err(|e| store_err(format!("cannot delete {key}"), e))
+                    })?
                 }
             }
         }

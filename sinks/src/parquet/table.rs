@@ -15,13 +15,13 @@ use std::io::BufWriter;
 use std::sync::Arc;
 use std::time::Instant;
 
+use ::parquet::arrow::ArrowWriter;
+use ::parquet::file::properties::WriterProperties;
 use arrow_array::builder::{BooleanBuilder, ListBuilder, StringBuilder, TimestampMicrosecondBuilder, UInt64Builder};
 use arrow_array::{ArrayRef, RecordBatch};
 use arrow_schema::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use outflow_decoders::value::civil_from_days;
 use outflow_decoders::{ChangeEvent, Op, Position, TableSchema, Value};
-use ::parquet::arrow::ArrowWriter;
-use ::parquet::file::properties::WriterProperties;
 
 use super::manifest::CommittedFile;
 use super::store::Store;
@@ -177,7 +177,9 @@ impl TableWriter {
     pub fn file_bytes(&self) -> usize {
         self.parts
             .values()
-            .map(|p| p.buf.bytes / 4 + p.file.as_ref().map_or(0, |f| f.writer.bytes_written() + f.writer.in_progress_size()))
+            .map(|p| {
+                p.buf.bytes / 4 + p.file.as_ref().map_or(0, |f| f.writer.bytes_written() + f.writer.in_progress_size())
+            })
             .sum()
     }
 
@@ -293,8 +295,9 @@ fn write_buffer(
         let dest = format!("{key}/{}part-{seq:010}-v{version}.parquet", part.dir);
         let path = files.store.local_tmp(&name);
         let file = File::create(&path).map_err(|e| SinkError::io(format!("cannot create {}", path.display()), e))?;
-        let writer = ArrowWriter::try_new(BufWriter::with_capacity(1 << 20, file), arrow.clone(), Some(files.props.clone()))
-            .map_err(|e| parquet_err(&name, e))?;
+        let writer =
+            ArrowWriter::try_new(BufWriter::with_capacity(1 << 20, file), arrow.clone(), Some(files.props.clone()))
+                .map_err(|e| parquet_err(&name, e))?;
         part.file = Some(OpenFile {
             name,
             dest,

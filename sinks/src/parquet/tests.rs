@@ -39,7 +39,14 @@ fn change(op: Op, lsn: u64, index: u32, id: i32, body: Value) -> StreamItem {
         table: schema(1, false),
         before,
         after,
-        source: SourceInfo { commit_ts_us: 1_700_000_000_000_000, tx_id: Some(7), lsn: None, last_commit_lsn: None, snapshot: false, binlog: None },
+        source: SourceInfo {
+            commit_ts_us: 1_700_000_000_000_000,
+            tx_id: Some(7),
+            lsn: None,
+            last_commit_lsn: None,
+            snapshot: false,
+            binlog: None,
+        },
         position: Position::Pg { lsn, index },
     })
 }
@@ -75,17 +82,15 @@ fn read_table(dir: &std::path::Path) -> Vec<RecordBatch> {
     files
         .iter()
         .flat_map(|f| {
-            let reader = ParquetRecordBatchReaderBuilder::try_new(std::fs::File::open(f).unwrap()).unwrap().build().unwrap();
+            let reader =
+                ParquetRecordBatchReaderBuilder::try_new(std::fs::File::open(f).unwrap()).unwrap().build().unwrap();
             reader.map(|b| b.unwrap()).collect::<Vec<_>>()
         })
         .collect()
 }
 
 fn ids(batches: &[RecordBatch]) -> Vec<i32> {
-    batches
-        .iter()
-        .flat_map(|b| b.column_by_name("id").unwrap().as_primitive::<Int32Type>().values().to_vec())
-        .collect()
+    batches.iter().flat_map(|b| b.column_by_name("id").unwrap().as_primitive::<Int32Type>().values().to_vec()).collect()
 }
 
 #[test]
@@ -104,7 +109,8 @@ fn changes_arrive_with_metadata_columns() {
     let batches = read_table(dir.path());
     let b = &batches[0];
     assert_eq!(b.num_rows(), 3);
-    let ops: Vec<_> = b.column_by_name("_op").unwrap().as_string::<i32>().iter().map(|o| o.unwrap().to_string()).collect();
+    let ops: Vec<_> =
+        b.column_by_name("_op").unwrap().as_string::<i32>().iter().map(|o| o.unwrap().to_string()).collect();
     assert_eq!(ops, ["c", "u", "d"]);
     let body = b.column_by_name("body").unwrap();
     assert!(body.is_null(1), "an unchanged TOAST value is null...");

@@ -337,13 +337,9 @@ pub fn build_array(kind: &Kind, values: &[&Value]) -> Result<ArrayRef, Mismatch>
             }
             let child = build_array(elem, &items)?;
             let field = Arc::new(elem.field("item"));
-            let array = ListArray::try_new(
-                field,
-                OffsetBuffer::new(offsets.into()),
-                child,
-                Some(NullBuffer::from(valid)),
-            )
-            .map_err(|e| Mismatch { kind: kind.clone(), value: e.to_string() })?;
+            let array =
+                ListArray::try_new(field, OffsetBuffer::new(offsets.into()), child, Some(NullBuffer::from(valid)))
+                    .map_err(|e| Mismatch { kind: kind.clone(), value: e.to_string() })?;
             Ok(Arc::new(array))
         }
     }
