@@ -452,6 +452,19 @@ pub fn decode_bytes(data: &[u8]) -> Result<Vec<StreamItem>, DecodeError> {
     let mut out = Vec::new();
     let mut rest = data;
     while !rest.is_empty() {
+        // mysql_common's reader unwraps a short read when the header claims
+        // more bytes than are left: check the header first (19 bytes, the
+        // event size at offset 9).
+        if rest.len() < 19 {
+            return Err(DecodeError::invalid("binlog event", format!("{} bytes left, a header has 19", rest.len())));
+        }
+        let size = u32::from_le_bytes([rest[9], rest[10], rest[11], rest[12]]) as usize;
+        if size < 19 || size > rest.len() {
+            return Err(DecodeError::invalid(
+                "binlog event",
+                format!("event size {size} does not fit the {} bytes left", rest.len()),
+            ));
+        }
         match reader.read(&mut rest) {
             Ok(Some(event)) => decoder.decode(&event, &mut out)?,
             Ok(None) => break,
