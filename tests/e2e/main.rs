@@ -16,6 +16,7 @@ mod mysql_harness;
 mod mysql_stream;
 mod offsets;
 mod parquet;
+mod parquet_mysql;
 mod pg_partitions;
 mod pg_stream;
 mod pg_types;
