@@ -324,14 +324,16 @@ impl PgSource {
                 }
             }
             if !batch.is_empty() && (batch.len() >= BATCH_ITEMS || reached || !self.conn.has_buffered_message()) {
-                let full: Batch = Arc::new(std::mem::replace(&mut batch, Vec::with_capacity(BATCH_ITEMS)));
-                for s in sinks.iter() {
-                    if s.send(full.clone()).await.is_err() {
-                        // The sink stopped; `finish` reports why.
-                        return Ok(());
-                    }
+                let full = std::mem::replace(&mut batch, Vec::with_capacity(BATCH_ITEMS));
+                if send(sinks, full).await.is_err() {
+                    return Ok(()); // a sink stopped; `finish` reports why
                 }
             }
+        }
+        // Whole items decoded before the stop (e.g. the last snapshot chunk
+        // for `initial_only`) still go to the sinks.
+        if !batch.is_empty() {
+            let _ = send(sinks, batch).await;
         }
         Ok(())
     }
@@ -456,6 +458,15 @@ fn rand_seed() -> u64 {
     h.write_u32(std::process::id());
     h.write_u128(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_nanos());
     h.finish()
+}
+
+/// Hands one batch to every sink; fails when a sink has stopped.
+async fn send(sinks: &[SinkHandle], items: Vec<StreamItem>) -> std::result::Result<(), ()> {
+    let batch: Batch = Arc::new(items);
+    for s in sinks {
+        s.send(batch.clone()).await?;
+    }
+    Ok(())
 }
 
 /// Waits until any sink publishes a new durable position.
