@@ -199,21 +199,6 @@ impl Config {
                 "e.g. chunk_size = 10000, parallelism = 2",
             ));
         }
-        match (self.source.kind, self.source.server_id) {
-            (SourceKind::Mysql, Some(0)) => {
-                return Err(Error::config(
-                    "[source] server_id = 0 is not allowed: the server refuses replicas with id 0",
-                    "pick a number from 1 to 4294967295 no other server or replica uses",
-                ))
-            }
-            (SourceKind::Postgres, Some(_)) => {
-                return Err(Error::config(
-                    "[source] server_id is a mysql setting, but kind = \"postgres\"",
-                    "remove server_id, or set kind = \"mysql\"",
-                ))
-            }
-            _ => {}
-        }
         if self.sinks.is_empty() {
             return Err(Error::config(
                 "no [[sink]] is configured",
