@@ -219,6 +219,19 @@ impl SinkHandle {
     }
 }
 
+/// Closes every sink's queue and waits for each to drain and commit;
+/// returns the first sink's error, after all have finished.
+pub async fn finish_all(sinks: &mut [SinkHandle]) -> Result<()> {
+    let mut result = Ok(());
+    for s in sinks.iter_mut() {
+        let r = s.finish().await;
+        if result.is_ok() {
+            result = r;
+        }
+    }
+    result
+}
+
 /// The position every sink has made durable (None until all have one).
 pub fn min_durable(sinks: &[SinkHandle]) -> Option<Position> {
     let mut min: Option<Position> = None;

@@ -31,7 +31,7 @@ use tokio_util::sync::CancellationToken;
 use super::catalog::{purged, sql_error, Catalog};
 use crate::config::SourceConfig;
 use crate::error::{Error, Result};
-use crate::pipeline::{min_durable, Batch, SinkHandle};
+use crate::pipeline::{finish_all, min_durable, Batch, SinkHandle};
 use crate::state::StateDir;
 
 /// Items per batch handed to the sinks.
@@ -96,13 +96,7 @@ impl MysqlSource {
         let mut decoder = BinlogDecoder::new(TableFilter::new(&self.tables), &start, true);
         let result =
             pump(&mut stream, &mut decoder, sinks, state, target, saved.is_none().then_some(&start), &stop).await;
-        let mut sink_result = Ok(());
-        for s in sinks.iter_mut() {
-            let r = s.finish().await;
-            if sink_result.is_ok() {
-                sink_result = r;
-            }
-        }
+        let sink_result = finish_all(sinks).await;
         let _ = stream.close().await;
         let _ = self.catalog.conn.disconnect().await;
         result.and(sink_result)

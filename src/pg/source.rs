@@ -27,7 +27,7 @@ use super::params::PgParams;
 use super::replication::{server_error, QueryError, ReplicationConn, ReplicationMessage};
 use crate::config::SourceConfig;
 use crate::error::{Error, ErrorClass, Result};
-use crate::pipeline::{min_durable, Batch, SinkHandle};
+use crate::pipeline::{finish_all, min_durable, Batch, SinkHandle};
 use crate::snapshot::{ReaderEvent, SnapshotPlan, Windows};
 use crate::state::StateDir;
 use crate::state::TableSnapshot;
@@ -158,13 +158,7 @@ impl PgSource {
             }
         }
         // Drain the sinks whatever happened, so what they received is committed.
-        let mut sink_result = Ok(());
-        for s in sinks.iter_mut() {
-            let r = s.finish().await;
-            if sink_result.is_ok() {
-                sink_result = r;
-            }
-        }
+        let sink_result = finish_all(sinks).await;
         if let Some(p) = min_durable(sinks) {
             let _ = self.conn.send_status(p.pg_ack_lsn(), false).await;
         }

@@ -3,12 +3,10 @@
 //! WAL; `tail` leaves no slot behind.
 
 use std::collections::BTreeMap;
-use std::time::Duration;
 
-use rand::Rng;
 use serde_json::Value;
 
-use crate::harness::{changes, wait_for, Outflow, TestDb, SHORT};
+use crate::harness::{changes, kill_9_while_writing, wait_for, write_rows, Outflow, TestDb, SHORT};
 
 /// Ids of the `c` events for table `t`, in file order.
 fn created_ids(events: &[Value]) -> Vec<i64> {
@@ -43,42 +41,12 @@ async fn setup(name: &str) -> (TestDb, Outflow) {
     (db, outflow)
 }
 
-/// Inserts ids `from..from+count` in transactions of 1..=50 rows.
-async fn write_rows(db: &TestDb, from: i64, count: i64) {
-    let mut next = from;
-    let end = from + count;
-    while next < end {
-        let size = rand::rng().random_range(1..=50).min(end - next);
-        db.execute(&format!(
-            "INSERT INTO t SELECT g, repeat('x', 200) FROM generate_series({next}, {}) g",
-            next + size - 1
-        ))
-        .await;
-        next += size;
-    }
-}
-
 #[tokio::test]
 async fn kill_9_during_a_busy_run_loses_and_duplicates_nothing() {
     let (db, outflow) = setup("kill9").await;
-    let per_round = 3000;
-    let rounds = 3;
-    for round in 0..rounds {
-        let mut run = outflow.spawn_run();
-        db.wait_for_slot_streaming().await;
-        let writer = write_rows(&db, round * per_round + 1, per_round);
-        // Kill at a random moment while the writer is still busy.
-        let delay = Duration::from_millis(rand::rng().random_range(50..800));
-        let killer = async {
-            tokio::time::sleep(delay).await;
-            assert!(run.is_running(), "outflow exited early: {}", run.stderr());
-            run.kill9().await;
-        };
-        tokio::join!(writer, killer);
-        db.wait_for_slot_idle().await;
-    }
+    let written = kill_9_while_writing(&db, &outflow, 3, 3000, 50..800).await;
     outflow.run_until_caught_up().await.assert_success();
-    assert_exactly_once_in_order(&created_ids(&outflow.events()), rounds * per_round);
+    assert_exactly_once_in_order(&created_ids(&outflow.events()), written);
     db.cleanup().await;
 }
 

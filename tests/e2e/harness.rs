@@ -686,3 +686,50 @@ pub fn columns(row: &Value) -> Vec<String> {
     names.sort();
     names
 }
+
+// ---------------------------------------------------------------------------
+// Crashing while a writer is busy
+
+/// Inserts ids `from..from+count` into `t (id, payload)` in transactions of
+/// 1..=50 rows.
+pub async fn write_rows(db: &TestDb, from: i64, count: i64) {
+    use rand::Rng;
+    let mut next = from;
+    let end = from + count;
+    while next < end {
+        let size = rand::rng().random_range(1..=50).min(end - next);
+        db.execute(&format!(
+            "INSERT INTO t SELECT g, repeat('x', 200) FROM generate_series({next}, {}) g",
+            next + size - 1
+        ))
+        .await;
+        next += size;
+    }
+}
+
+/// `rounds` times: start `outflow run`, write `per_round` rows, and kill -9
+/// the process after a random delay (milliseconds in `delay_ms`) while the
+/// writer is still busy. Returns how many rows were written.
+pub async fn kill_9_while_writing(
+    db: &TestDb,
+    outflow: &Outflow,
+    rounds: i64,
+    per_round: i64,
+    delay_ms: std::ops::Range<u64>,
+) -> i64 {
+    use rand::Rng;
+    for round in 0..rounds {
+        let mut run = outflow.spawn_run();
+        db.wait_for_slot_streaming().await;
+        let writer = write_rows(db, round * per_round + 1, per_round);
+        let delay = Duration::from_millis(rand::rng().random_range(delay_ms.clone()));
+        let killer = async {
+            tokio::time::sleep(delay).await;
+            assert!(run.is_running(), "outflow exited early: {}", run.stderr());
+            run.kill9().await;
+        };
+        tokio::join!(writer, killer);
+        db.wait_for_slot_idle().await;
+    }
+    rounds * per_round
+}

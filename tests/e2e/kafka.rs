@@ -19,7 +19,7 @@ use std::time::Duration;
 use rand::Rng;
 use serde_json::{json, Value};
 
-use crate::harness::{env_var, wait_for, Outflow, TestDb, SHORT};
+use crate::harness::{env_var, kill_9_while_writing, wait_for, write_rows, Outflow, TestDb, SHORT};
 
 fn brokers() -> String {
     env_var("OUTFLOW_TEST_KAFKA_BROKERS")
@@ -189,21 +189,6 @@ async fn topic_template_routes_tables_and_transactions_get_their_topic() {
     db.cleanup().await;
 }
 
-/// Inserts ids `from..from+count` in transactions of 1..=50 rows.
-async fn write_rows(db: &TestDb, from: i64, count: i64) {
-    let mut next = from;
-    let end = from + count;
-    while next < end {
-        let size = rand::rng().random_range(1..=50).min(end - next);
-        db.execute(&format!(
-            "INSERT INTO t SELECT g, repeat('x', 200) FROM generate_series({next}, {}) g",
-            next + size - 1
-        ))
-        .await;
-        next += size;
-    }
-}
-
 /// Ids of the created rows in `topic`, per partition in offset order.
 fn created_ids_per_partition(topic: &str) -> BTreeMap<i64, Vec<i64>> {
     let mut out: BTreeMap<i64, Vec<i64>> = BTreeMap::new();
@@ -239,26 +224,12 @@ async fn kill_9_during_a_busy_run_leaves_every_change_exactly_once_in_kafka() {
     let outflow = kafka_outflow(&db, &["public.t"], &name, "partitions = 4");
     outflow.run_until_caught_up().await.assert_success();
     db.wait_for_slot_idle().await;
-    let per_round = 3000;
-    let rounds = 3;
-    for round in 0..rounds {
-        let mut run = outflow.spawn_run();
-        db.wait_for_slot_streaming().await;
-        let writer = write_rows(&db, round * per_round + 1, per_round);
-        let delay = Duration::from_millis(rand::rng().random_range(200..1500));
-        let killer = async {
-            tokio::time::sleep(delay).await;
-            assert!(run.is_running(), "outflow exited early: {}", run.stderr());
-            run.kill9().await;
-        };
-        tokio::join!(writer, killer);
-        db.wait_for_slot_idle().await;
-    }
+    let written = kill_9_while_writing(&db, &outflow, 3, 3000, 200..1500).await;
     // The state directory is only a cache: without the sink's offset file
     // the run replays from the slot and Kafka's own record skips the rest.
     std::fs::remove_file(outflow.state_dir().join("sinks/bus.json")).expect("removing the sink's offset file");
     outflow.run_until_caught_up().await.assert_success();
-    assert_exactly_once(&created_ids_per_partition(&format!("{name}.public.t")), rounds * per_round);
+    assert_exactly_once(&created_ids_per_partition(&format!("{name}.public.t")), written);
     db.cleanup().await;
 }
 
