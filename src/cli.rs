@@ -1,6 +1,7 @@
 //! The commands: `run`, `status`, `tail`. Each returns `Result`; `main`
 //! turns errors into one `error:` line, a `hint:` line and an exit code.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,7 +16,7 @@ use crate::error::{Error, Result};
 use crate::pipeline::{spawn_sink, SinkHandle, SinkStart};
 use crate::snapshot::SnapshotPlan;
 use crate::source::{Purpose, Source};
-use crate::state::{SinkOffset, StateDir, TableSnapshot};
+use crate::state::{StateDir, TableSnapshot};
 
 #[derive(Debug, Parser)]
 #[command(name = "outflow", version, about = "Change-data-capture from PostgreSQL to JSONL, Kafka and Parquet")]
@@ -165,14 +166,27 @@ async fn run(config_path: &Path, until_caught_up: bool) -> Result<()> {
         None => state.write_source_identity(&this)?,
     }
 
+    // Sinks recover before the snapshot is planned: a sink's own commit
+    // record may hold snapshot chunks the state directory does not know yet.
+    let ctx = source.sink_context(&config.name);
+    let mut sinks = Vec::new();
+    for (sink_cfg, (offset, _)) in config.sinks.iter().zip(&starts) {
+        let sink = build_sink(sink_cfg, ctx.clone(), offset.as_ref().map(|o| &o.checkpoint))?;
+        let mut progress = offset.as_ref().map(|o| o.snapshot.clone()).unwrap_or_default();
+        if let Some(record) = sink.recovered_snapshot() {
+            merge_recovered(&mut progress, record, sink_cfg.name())?;
+        }
+        sinks.push((sink, progress));
+    }
+
     if config.snapshot.mode != SnapshotMode::Never {
-        let offsets: Vec<_> = starts.iter().map(|(o, _)| o.as_ref()).collect();
+        let progress: Vec<_> = sinks.iter().map(|(_, p)| p).collect();
         let plan = SnapshotPlan {
             tables: source
                 .tables()
                 .into_iter()
                 .map(|t| {
-                    let p = least_progress(&offsets, &t);
+                    let p = least_progress(&progress, &t);
                     (t, p)
                 })
                 .collect(),
@@ -182,16 +196,9 @@ async fn run(config_path: &Path, until_caught_up: bool) -> Result<()> {
         source.set_snapshot(plan, config.snapshot.mode == SnapshotMode::InitialOnly);
     }
 
-    let ctx = source.sink_context(&config.name);
     let mut handles = Vec::new();
-    for (sink_cfg, (offset, position)) in config.sinks.iter().zip(starts) {
-        let checkpoint = offset.as_ref().map(|o| &o.checkpoint);
-        let sink = build_sink(sink_cfg, ctx.clone(), checkpoint)?;
-        let start = SinkStart {
-            position,
-            events: offset.as_ref().map_or(0, |o| o.events),
-            snapshot: offset.map(|o| o.snapshot).unwrap_or_default(),
-        };
+    for ((sink_cfg, (offset, position)), (sink, snapshot)) in config.sinks.iter().zip(starts).zip(sinks) {
+        let start = SinkStart { position, events: offset.as_ref().map_or(0, |o| o.events), snapshot };
         handles.push(spawn_sink(sink_cfg.name().to_string(), sink, Some(state.clone()), start, COMMIT_INTERVAL));
     }
     let stop = shutdown_on_signal();
@@ -225,13 +232,32 @@ fn build_sink(cfg: &SinkConfig, ctx: SinkContext, checkpoint: Option<&serde_json
 
 /// Where `table`'s snapshot resumes: the least advanced sink's progress (a
 /// sink without any is at the start).
-pub(crate) fn least_progress(offsets: &[Option<&SinkOffset>], table: &TableId) -> TableSnapshot {
+pub(crate) fn least_progress(sinks: &[&BTreeMap<String, TableSnapshot>], table: &TableId) -> TableSnapshot {
     let name = table.to_string();
-    offsets
-        .iter()
-        .map(|o| o.and_then(|o| o.snapshot.get(&name)).cloned().unwrap_or_default())
-        .min_by_key(|p| (p.done, p.rows))
-        .unwrap_or_default()
+    sinks.iter().map(|p| p.get(&name).cloned().unwrap_or_default()).min_by_key(|p| (p.done, p.rows)).unwrap_or_default()
+}
+
+/// Adds the progress a sink's own commit record holds to what its offset
+/// file says: per table, the further one wins (both only ever record chunks
+/// the sink made durable; the record can be one commit ahead of the file).
+fn merge_recovered(
+    progress: &mut BTreeMap<String, TableSnapshot>,
+    record: &outflow_sinks::snapshot_marks::SnapshotRecord,
+    sink: &str,
+) -> Result<()> {
+    for (table, value) in record {
+        let recovered: TableSnapshot = serde_json::from_value(value.clone()).map_err(|e| {
+            Error::fatal(
+                format!("sink {sink:?}: its commit record has unreadable snapshot progress for {table}: {e}"),
+                "this is a bug; please report it (moving the sink to a fresh destination starts it over)",
+            )
+        })?;
+        let known = progress.entry(table.clone()).or_default();
+        if (recovered.done, recovered.rows) > (known.done, known.rows) {
+            *known = recovered;
+        }
+    }
+    Ok(())
 }
 
 fn report_done(handles: &[SinkHandle]) {

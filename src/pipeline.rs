@@ -122,7 +122,9 @@ impl Worker {
                 &batch[skip..]
             }
         };
-        let Some(last) = fresh.iter().rev().find_map(StreamItem::position) else {
+        // The furthest position, never a step back: sources order their
+        // items, this keeps a slip from moving the offset backwards.
+        let Some(last) = fresh.iter().filter_map(StreamItem::position).max() else {
             return Ok(());
         };
         let last = last.clone();

@@ -101,7 +101,8 @@ async fn postgres(config: &Config, state: &StateDir) -> Result<Value> {
 fn snapshot(config: &Config, state: &StateDir) -> Value {
     let offsets: Vec<Option<SinkOffset>> =
         config.sinks.iter().map(|s| state.sink_offset(s.name()).ok().flatten()).collect();
-    let refs: Vec<Option<&SinkOffset>> = offsets.iter().map(Option::as_ref).collect();
+    let none = Default::default();
+    let refs: Vec<&_> = offsets.iter().map(|o| o.as_ref().map_or(&none, |o| &o.snapshot)).collect();
     let mut tables: std::collections::BTreeSet<String> =
         offsets.iter().flatten().flat_map(|o| o.snapshot.keys().cloned()).collect();
     let requested = state.snapshot_requests();

@@ -35,11 +35,18 @@ pub struct ColumnSchema {
     pub type_name: String,
     /// The source's type id (PostgreSQL type OID; 0 when the source has none).
     pub type_id: u32,
-    /// PostgreSQL atttypmod (e.g. numeric precision/scale), -1 when none.
+    /// The type's modifier, -1 when none: PostgreSQL's atttypmod; for MySQL
+    /// the fractional-second precision of temporal types, BIT's width, and
+    /// DECIMAL(p,s) encoded as PostgreSQL encodes numeric(p,s) ([`numeric_typmod`]).
     pub type_modifier: i32,
     pub nullable: bool,
     /// Part of the key the source identifies rows by (primary key or replica identity).
     pub key: bool,
+}
+
+/// PostgreSQL's type modifier for `numeric(precision, scale)`.
+pub fn numeric_typmod(precision: u8, scale: u8) -> i32 {
+    ((i32::from(precision) << 16) | i32::from(scale)) + 4
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -6,5 +6,6 @@ pub mod jsonl;
 pub mod kafka;
 pub mod parquet;
 pub mod sink;
+pub mod snapshot_marks;
 
 pub use sink::{Checkpoint, Durable, Sink, SinkContext, SinkError};

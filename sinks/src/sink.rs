@@ -10,6 +10,8 @@
 //! Sinks run on their own thread, so `write` and `flush` are blocking calls.
 
 use outflow_decoders::{Position, StreamItem};
+
+use crate::snapshot_marks::SnapshotRecord;
 use serde_json::Value as Json;
 use thiserror::Error;
 
@@ -41,6 +43,13 @@ pub trait Sink: Send {
     /// durable (Parquet closes its open files).
     fn finish(&mut self) -> Result<Checkpoint, SinkError> {
         self.flush()
+    }
+
+    /// Snapshot progress read back from the sink's own commit record, for
+    /// sinks whose record can be ahead of the state directory (see
+    /// [`crate::snapshot_marks`]). None: the state directory's is the truth.
+    fn recovered_snapshot(&self) -> Option<&SnapshotRecord> {
+        None
     }
 }
 

@@ -231,6 +231,7 @@ impl PgSource {
         let mut decoded: Vec<StreamItem> = Vec::new();
         let mut acked = min_durable(sinks).map(|p| p.pg_ack_lsn()).unwrap_or(0);
         let mut last_heartbeat = 0u64;
+        let mut last_emitted: Option<Position> = None;
         let mut reached = target.is_none();
         let mut durable_changed: Vec<_> = sinks.iter().map(|s| s.durable_watch()).collect();
         let mut status_tick = tokio::time::interval(STATUS_INTERVAL);
@@ -305,11 +306,22 @@ impl PgSource {
                         }
                         batch.push(item);
                     }
+                    if let Some(p) = batch.iter().rev().find_map(StreamItem::position) {
+                        last_emitted = Some(p.clone());
+                    }
                 }
                 ReplicationMessage::Keepalive { wal_end, reply_requested } => {
-                    if !decoder.in_transaction() && wal_end > last_heartbeat {
+                    // A keepalive right after a non-transactional message
+                    // (a watermark, its snapshot chunk) reports the message's
+                    // own LSN, which sorts before the message (`lsn:M` <
+                    // `lsn:M:1`): only a position past what was emitted is news.
+                    let heartbeat = Position::pg(wal_end);
+                    if !decoder.in_transaction()
+                        && wal_end > last_heartbeat
+                        && last_emitted.as_ref().is_none_or(|l| heartbeat > *l)
+                    {
                         last_heartbeat = wal_end;
-                        batch.push(StreamItem::Heartbeat { position: Position::pg(wal_end) });
+                        batch.push(StreamItem::Heartbeat { position: heartbeat });
                         reached |= target.is_some_and(|t| wal_end >= t);
                     }
                     if reply_requested {

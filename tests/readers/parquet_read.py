@@ -28,7 +28,7 @@ def conv(arr):
         t = arr.type
     if pa.types.is_date32(t):
         return arr.cast(pa.int32()).to_pylist()
-    if pa.types.is_time64(t) or pa.types.is_timestamp(t):
+    if pa.types.is_time64(t) or pa.types.is_timestamp(t) or pa.types.is_duration(t):
         return arr.cast(pa.int64()).to_pylist()
     if pa.types.is_decimal(t):
         return [None if v is None else str(v) for v in arr.to_pylist()]

@@ -20,7 +20,7 @@
 use mysql_common::binlog::events::{OptionalMetaExtractor, OptionalMetadataField, TableMapEvent};
 use mysql_common::constants::ColumnType;
 
-use crate::model::{ColumnSchema, TableId, TableSchema};
+use crate::model::{numeric_typmod, ColumnSchema, TableId, TableSchema};
 use crate::DecodeError;
 
 /// Charset number of `binary` (BLOB, BINARY, VARBINARY).
@@ -166,7 +166,8 @@ fn check_meta(id: &TableId, i: usize, ty: ColumnType, meta: &[u8]) -> Result<(),
 
 /// The SQL type name outflow reports (and renders by), and the modifier:
 /// fractional-second precision for temporal types, bit width for BIT,
-/// precision for DECIMAL, -1 otherwise.
+/// precision and scale for DECIMAL (encoded as PostgreSQL encodes numeric's,
+/// so sinks read one form from both sources), -1 otherwise.
 fn type_name(ty: ColumnType, meta: &[u8], unsigned: bool, charset: u16) -> (String, i32) {
     use ColumnType::*;
     let binary = charset == BINARY_CHARSET;
@@ -178,7 +179,8 @@ fn type_name(ty: ColumnType, meta: &[u8], unsigned: bool, charset: u16) -> (Stri
         MYSQL_TYPE_LONGLONG => ("bigint", -1),
         MYSQL_TYPE_FLOAT => ("float", -1),
         MYSQL_TYPE_DOUBLE => ("double", -1),
-        MYSQL_TYPE_NEWDECIMAL | MYSQL_TYPE_DECIMAL => ("decimal", meta.first().map_or(-1, |p| *p as i32)),
+        MYSQL_TYPE_NEWDECIMAL => ("decimal", numeric_typmod(meta[0], meta[1])),
+        MYSQL_TYPE_DECIMAL => ("decimal", -1),
         MYSQL_TYPE_YEAR => ("year", -1),
         MYSQL_TYPE_DATE | MYSQL_TYPE_NEWDATE => ("date", -1),
         MYSQL_TYPE_TIME => ("time", 0),

@@ -51,6 +51,7 @@ use recovery::{Anchor, Mark, OffsetsRecord};
 
 use crate::format::envelope::EventWriter;
 use crate::format::values::ValueStyle;
+use crate::snapshot_marks::{SnapshotMarks, SnapshotRecord};
 use crate::{Checkpoint, Sink, SinkContext, SinkError};
 
 /// How often a wait on the broker says so in the log.
@@ -73,6 +74,10 @@ pub struct KafkaSink {
     table_topics: HashMap<TableId, String>,
     /// Everything at or before this was delivered by an earlier run.
     recovered: Option<Position>,
+    /// Snapshot progress, stored in the offsets records.
+    marks: SnapshotMarks,
+    /// Whether the recovered offsets record had snapshot progress.
+    marks_recovered: bool,
     /// Anchors from the last offsets record, for topics not yet touched.
     anchors: BTreeMap<String, BTreeMap<i32, Anchor>>,
     /// The last position handed to `write`.
@@ -196,6 +201,8 @@ impl KafkaConfig {
             topics: HashMap::new(),
             table_topics: HashMap::new(),
             recovered: None,
+            marks: SnapshotMarks::default(),
+            marks_recovered: false,
             anchors: BTreeMap::new(),
             written: None,
             committed: None,
@@ -243,6 +250,8 @@ impl KafkaSink {
             self.committed = Some(position);
             self.anchors = rec.partitions;
             self.offsets_offset = Some(offset);
+            self.marks_recovered = rec.snapshot.is_some();
+            self.marks = SnapshotMarks::recovered(rec.snapshot);
         }
         Ok(())
     }
@@ -567,7 +576,8 @@ impl KafkaSink {
                 }
             }
         }
-        let record = OffsetsRecord { position: position.to_string(), partitions };
+        let snapshot = Some(self.marks.commit_through(None).clone());
+        let record = OffsetsRecord { position: position.to_string(), partitions, snapshot };
         let value = serde_json::to_vec(&record).expect("offsets records serialize");
         self.anchors = record.partitions;
         let topic = self.offsets_topic.clone();
@@ -592,6 +602,7 @@ impl Sink for KafkaSink {
                 continue;
             }
             self.write_item(item)?;
+            self.marks.note(item);
             self.written = Some(position.clone());
         }
         self.producer.poll(Duration::ZERO);
@@ -614,5 +625,9 @@ impl Sink for KafkaSink {
 
     fn exactly_once(&self) -> bool {
         self.cfg.exactly_once
+    }
+
+    fn recovered_snapshot(&self) -> Option<&SnapshotRecord> {
+        self.marks_recovered.then(|| self.marks.committed())
     }
 }

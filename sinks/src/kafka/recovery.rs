@@ -27,6 +27,8 @@ use rdkafka::message::{Headers, Message};
 use rdkafka::{Offset, TopicPartitionList};
 use serde::{Deserialize, Serialize};
 
+use crate::snapshot_marks::SnapshotRecord;
+
 use super::message::{POSITION_HEADER, SEQ_HEADER};
 use crate::SinkError;
 
@@ -50,6 +52,10 @@ pub struct OffsetsRecord {
     /// topic → partition → anchor.
     #[serde(default)]
     pub partitions: BTreeMap<String, BTreeMap<i32, Anchor>>,
+    /// Snapshot progress of the chunks delivered (see `snapshot_marks`);
+    /// absent in records of older versions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub snapshot: Option<SnapshotRecord>,
 }
 
 /// How long a read waits without any progress before it says so in the log

@@ -25,6 +25,7 @@ use outflow_decoders::Position;
 use serde::{Deserialize, Serialize};
 
 use super::store::Store;
+use crate::snapshot_marks::SnapshotRecord;
 use crate::SinkError;
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -39,6 +40,10 @@ pub struct Manifest {
     /// Sequence number for the next file name.
     pub next_file: u64,
     pub committed_at: String,
+    /// Snapshot progress of the chunks committed so far (see
+    /// `snapshot_marks`); absent in manifests of older versions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub snapshot: Option<SnapshotRecord>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

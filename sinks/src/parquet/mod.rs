@@ -41,6 +41,7 @@ use serde_json::json;
 use self::manifest::{manifest_path, CommittedFile, Manifest};
 use self::store::Store;
 use self::table::{FileSettings, TableWriter};
+use crate::snapshot_marks::{SnapshotMarks, SnapshotRecord};
 use crate::{Checkpoint, Durable, Sink, SinkContext, SinkError};
 
 #[derive(Debug, Clone, Deserialize)]
@@ -196,6 +197,8 @@ fn parse_interval(s: &str) -> Option<Duration> {
 
 pub struct ParquetSink {
     store: Store,
+    /// The source is MySQL/MariaDB (its type names map differently).
+    mysql: bool,
     props: WriterProperties,
     partition_by_date: bool,
     roll_rows: u64,
@@ -213,12 +216,16 @@ pub struct ParquetSink {
     /// The last stream position handed to `write`.
     last: Option<Position>,
     durable: Durable,
+    /// Snapshot progress, stored in the manifests.
+    marks: SnapshotMarks,
+    /// Whether the recovered manifest had snapshot progress.
+    marks_recovered: bool,
 }
 
 impl ParquetConfig {
     /// Opens the store and recovers: completes an interrupted commit, deletes
     /// uncommitted files, and loads the per-table positions to skip.
-    pub fn build(&self, _ctx: SinkContext, checkpoint: Option<&Checkpoint>) -> Result<ParquetSink, SinkError> {
+    pub fn build(&self, ctx: SinkContext, checkpoint: Option<&Checkpoint>) -> Result<ParquetSink, SinkError> {
         let hint = match checkpoint {
             None | Some(Checkpoint::Null) => None,
             Some(c) => Some(
@@ -264,6 +271,7 @@ impl ParquetConfig {
         Ok(ParquetSink {
             committed: latest.table_positions()?,
             store,
+            mysql: ctx.connector == "mysql",
             props,
             partition_by_date: self.partition_by == PartitionBy::Date,
             roll_rows: self.roll_rows.max(1),
@@ -275,6 +283,8 @@ impl ParquetConfig {
             pending_marks: BTreeMap::new(),
             sequence: latest.sequence,
             next_file: latest.next_file,
+            marks_recovered: latest.snapshot.is_some(),
+            marks: SnapshotMarks::recovered(latest.snapshot.clone()),
             last: None,
             durable: Durable::Nothing,
         })
@@ -365,6 +375,7 @@ impl ParquetSink {
             files: std::mem::take(&mut self.pending),
             next_file: self.next_file,
             committed_at: now_rfc3339(),
+            snapshot: Some(self.marks.committed().clone()),
         };
         let bytes = serde_json::to_vec_pretty(&manifest).expect("manifests serialise");
         let rel = manifest_path(manifest.sequence);
@@ -414,7 +425,10 @@ impl Sink for ParquetSink {
                             self.tables.remove(&key);
                         }
                         let mut next = self.next_file;
-                        let t = self.tables.entry(key.clone()).or_insert_with(|| TableWriter::new(ev.table.clone()));
+                        let t = self
+                            .tables
+                            .entry(key.clone())
+                            .or_insert_with(|| TableWriter::new(ev.table.clone(), self.mysql));
                         let settings = FileSettings {
                             store: &self.store,
                             props: &self.props,
@@ -437,6 +451,7 @@ impl Sink for ParquetSink {
                 }
                 _ => {}
             }
+            self.marks.note(item);
             if let Some(p) = item.position() {
                 self.last = Some(p.clone());
             }
@@ -447,8 +462,15 @@ impl Sink for ParquetSink {
 
     fn flush(&mut self) -> Result<Checkpoint, SinkError> {
         self.roll_due()?;
-        self.commit()?;
+        // What this commit makes durable depends only on the tables still
+        // open, so it is known before the manifest that records it.
         self.update_durable();
+        match &self.durable {
+            Durable::All => self.marks.commit_through(None),
+            Durable::Through(p) => self.marks.commit_through(Some(p)),
+            Durable::Nothing => self.marks.committed(),
+        };
+        self.commit()?;
         Ok(self.checkpoint())
     }
 
@@ -462,6 +484,10 @@ impl Sink for ParquetSink {
 
     fn durable(&self) -> Durable {
         self.durable.clone()
+    }
+
+    fn recovered_snapshot(&self) -> Option<&SnapshotRecord> {
+        self.marks_recovered.then(|| self.marks.committed())
     }
 
     fn exactly_once(&self) -> bool {

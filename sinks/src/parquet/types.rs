@@ -23,6 +23,11 @@
 //!   flattened in row-major order (the column type cannot say how deep).
 //! - anything else (enums, inet, ranges, xml, bit strings, extension types)
 //!   → Utf8 with the source's text.
+//! - MySQL/MariaDB: DECIMAL(p,s) → Decimal128/256(p,s) like numeric;
+//!   TIMESTAMP → Timestamp(µs, UTC) (it is an instant), DATETIME →
+//!   Timestamp(µs); TIME → Duration(µs) (signed, up to ±838 h, so not a time
+//!   of day); UNSIGNED integers → UInt of the same width; GEOMETRY → Binary
+//!   (the SRID then WKB, as the server stores it); ENUM/SET → Utf8 labels.
 //!
 //! Every column's field metadata carries `outflow.source_type`, the source's
 //! type name, so readers can tell `jsonb` from `json` or `inet` from `text`.
@@ -31,9 +36,10 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use arrow_array::builder::{
-    BinaryBuilder, BooleanBuilder, Date32Builder, Decimal128Builder, Decimal256Builder, FixedSizeBinaryBuilder,
-    Float32Builder, Float64Builder, Int16Builder, Int32Builder, Int64Builder, Int8Builder, StringBuilder,
-    Time64MicrosecondBuilder, TimestampMicrosecondBuilder, UInt16Builder, UInt32Builder, UInt64Builder, UInt8Builder,
+    BinaryBuilder, BooleanBuilder, Date32Builder, Decimal128Builder, Decimal256Builder, DurationMicrosecondBuilder,
+    FixedSizeBinaryBuilder, Float32Builder, Float64Builder, Int16Builder, Int32Builder, Int64Builder, Int8Builder,
+    StringBuilder, Time64MicrosecondBuilder, TimestampMicrosecondBuilder, UInt16Builder, UInt32Builder, UInt64Builder,
+    UInt8Builder,
 };
 use arrow_array::{ArrayRef, ListArray, StructArray};
 use arrow_buffer::{i256, NullBuffer, OffsetBuffer};
@@ -48,11 +54,16 @@ pub enum Kind {
     UInt(u8),
     Float32,
     Float64,
-    Decimal { precision: u8, scale: i8 },
+    Decimal {
+        precision: u8,
+        scale: i8,
+    },
     Utf8,
     Binary,
     Date,
     Time,
+    /// A signed span of microseconds (MySQL TIME).
+    Duration,
     Timestamp,
     TimestampTz,
     Interval,
@@ -65,9 +76,23 @@ pub const SOURCE_TYPE: &str = "outflow.source_type";
 const EXTENSION: &str = "ARROW:extension:name";
 const EXTENSION_META: &str = "ARROW:extension:metadata";
 
-/// The Arrow kind of a source column.
-pub fn kind_of(col: &ColumnSchema) -> Kind {
-    kind_of_name(&col.type_name.to_ascii_lowercase(), col.type_modifier)
+/// The Arrow kind of a source column. `mysql`: the column comes from
+/// MySQL/MariaDB, whose names mean other things than PostgreSQL's: TIMESTAMP
+/// is an instant (UTC), TIME a signed duration (up to ±838 h).
+pub fn kind_of(col: &ColumnSchema, mysql: bool) -> Kind {
+    let name = col.type_name.to_ascii_lowercase();
+    if mysql {
+        match name.as_str() {
+            "timestamp" => return Kind::TimestampTz,
+            "time" => return Kind::Duration,
+            "geometry" => return Kind::Binary,
+            "decimal unsigned" => return decimal_kind("decimal", col.type_modifier),
+            "float unsigned" => return Kind::Float32,
+            "double unsigned" => return Kind::Float64,
+            _ => {}
+        }
+    }
+    kind_of_name(&name, col.type_modifier)
 }
 
 fn kind_of_name(name: &str, typmod: i32) -> Kind {
@@ -145,6 +170,7 @@ impl Kind {
             Kind::Binary => DataType::Binary,
             Kind::Date => DataType::Date32,
             Kind::Time => DataType::Time64(TimeUnit::Microsecond),
+            Kind::Duration => DataType::Duration(TimeUnit::Microsecond),
             Kind::Timestamp => DataType::Timestamp(TimeUnit::Microsecond, None),
             Kind::TimestampTz => DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
             Kind::Interval => DataType::Struct(interval_fields()),
@@ -270,6 +296,10 @@ pub fn build_array(kind: &Kind, values: &[&Value]) -> Result<ArrayRef, Mismatch>
             _ => None,
         }),
         Kind::Time => prim!(Time64MicrosecondBuilder::with_capacity(n), |v| match v {
+            Value::Time(t) => Some(Some(*t)),
+            _ => None,
+        }),
+        Kind::Duration => prim!(DurationMicrosecondBuilder::with_capacity(n), |v| match v {
             Value::Time(t) => Some(Some(*t)),
             _ => None,
         }),
@@ -468,6 +498,10 @@ pub fn value_size(v: &Value) -> usize {
 mod tests {
     use super::*;
 
+    fn kind_of_pg(col: &ColumnSchema) -> Kind {
+        kind_of(col, false)
+    }
+
     fn col(type_name: &str, typmod: i32) -> ColumnSchema {
         ColumnSchema {
             name: "c".into(),
@@ -481,16 +515,16 @@ mod tests {
 
     #[test]
     fn postgres_and_mysql_types_map_to_arrow() {
-        assert_eq!(kind_of(&col("numeric", (10 << 16 | 3) + 4)).data_type(), DataType::Decimal128(10, 3));
-        assert_eq!(kind_of(&col("numeric", (50 << 16 | 2) + 4)).data_type(), DataType::Decimal256(50, 2));
-        assert_eq!(kind_of(&col("numeric", -1)), Kind::Utf8);
-        assert_eq!(kind_of(&col("decimal(12,4)", -1)).data_type(), DataType::Decimal128(12, 4));
-        assert_eq!(kind_of(&col("bigint unsigned", -1)).data_type(), DataType::UInt64);
+        assert_eq!(kind_of_pg(&col("numeric", (10 << 16 | 3) + 4)).data_type(), DataType::Decimal128(10, 3));
+        assert_eq!(kind_of_pg(&col("numeric", (50 << 16 | 2) + 4)).data_type(), DataType::Decimal256(50, 2));
+        assert_eq!(kind_of_pg(&col("numeric", -1)), Kind::Utf8);
+        assert_eq!(kind_of_pg(&col("decimal(12,4)", -1)).data_type(), DataType::Decimal128(12, 4));
+        assert_eq!(kind_of_pg(&col("bigint unsigned", -1)).data_type(), DataType::UInt64);
         assert_eq!(
-            kind_of(&col("_timestamptz", -1)).data_type(),
+            kind_of_pg(&col("_timestamptz", -1)).data_type(),
             DataType::List(Arc::new(Kind::TimestampTz.field("item")))
         );
-        assert_eq!(kind_of(&col("mood", -1)), Kind::Utf8);
+        assert_eq!(kind_of_pg(&col("mood", -1)), Kind::Utf8);
     }
 
     #[test]
