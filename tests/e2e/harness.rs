@@ -359,6 +359,24 @@ impl Outflow {
         }
     }
 
+    /// A setup whose config is written by the test: `config` gets the temp
+    /// directory (put the state directory and outputs inside it).
+    pub fn raw(config: impl FnOnce(&Path) -> String) -> Outflow {
+        let dir = tempfile::Builder::new().prefix("outflow-e2e-").tempdir().expect("creating a temp dir");
+        let text = config(dir.path());
+        Outflow {
+            dir,
+            name: None,
+            source_url: String::new(),
+            tables: Vec::new(),
+            slot: String::new(),
+            publication: String::new(),
+            raw_config: Some(text),
+            env: Default::default(),
+            sections: Vec::new(),
+        }
+    }
+
     pub fn source_url(mut self, url: impl Into<String>) -> Outflow {
         self.source_url = url.into();
         self

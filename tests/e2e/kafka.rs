@@ -13,7 +13,7 @@
 //! shared broker.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use rand::Rng;
@@ -319,4 +319,105 @@ async fn a_record_larger_than_allowed_stops_with_the_setting_to_change() {
     assert!(error.contains("message.max.bytes"), "error does not name the setting: {error}");
     assert_eq!(confirmed_flush_lsn(&db).await, before, "the slot moved past the failed record");
     db.cleanup().await;
+}
+
+/// Crashes after Kafka has the snapshot's chunks and the offsets topic says
+/// so, before the offset file does (each run aborts at its first flush, so the
+/// file never catches up): the next run must go on from the chunks the
+/// offsets topic records, not read them again under new positions.
+#[tokio::test]
+async fn kafka_snapshot_goes_on_from_the_offsets_topic_after_crashes_before_the_offset_file() {
+    let db = TestDb::create("kafka_snap_crash").await;
+    db.execute("CREATE TABLE t (id bigint PRIMARY KEY, payload text)").await;
+    db.execute("INSERT INTO t SELECT g, 'x' FROM generate_series(1, 1500) g").await;
+    let name = unique_name("snapcrash");
+    let outflow = kafka_outflow(&db, &["public.t"], &name, "partitions = 2");
+    let text = outflow.config_text();
+    let outflow = outflow.raw_config(format!("{text}\n[snapshot]\nchunk_size = 20\n"));
+    outflow.with_env("OUTFLOW_FAILPOINTS", "sink.after_flush=1");
+    for _ in 0..3 {
+        let out = outflow.run_until_caught_up().await;
+        assert_ne!(out.code, Some(0), "the failpoint should abort the run: {}", out.stderr);
+        db.wait_for_slot_idle().await;
+    }
+    outflow.with_env("OUTFLOW_FAILPOINTS", "");
+    outflow.run_until_caught_up().await.assert_success();
+
+    let mut counts: BTreeMap<i64, usize> = BTreeMap::new();
+    for r in records(&format!("{name}.public.t")) {
+        assert_eq!(r["value"]["op"], "r", "only snapshot reads: {r}");
+        *counts.entry(r["value"]["after"]["id"].as_i64().unwrap()).or_default() += 1;
+    }
+    let dups: Vec<_> = counts.iter().filter(|(_, c)| **c > 1).collect();
+    assert!(dups.is_empty(), "rows read twice (id, count): {:?}", &dups[..dups.len().min(20)]);
+    assert_eq!(counts.len(), 1500, "every row read once");
+    db.cleanup().await;
+}
+
+/// MariaDB → Kafka: Debezium's MySQL topics (`<name>.<database>.<table>`),
+/// keys, envelopes with the binlog source block, tombstones; kill -9 during
+/// a busy run leaves every change exactly once.
+#[tokio::test]
+async fn mariadb_changes_reach_kafka_as_debezium_mysql_records_exactly_once() {
+    use crate::mysql_harness::{server_id, MyDb};
+
+    let mut db = MyDb::create("OUTFLOW_TEST_MYSQL_URL", "kafka").await;
+    db.exec("CREATE TABLE items (id INT PRIMARY KEY, tag VARCHAR(20) NOT NULL, n BIGINT UNSIGNED)").await;
+    db.exec("CREATE TABLE t (id BIGINT PRIMARY KEY, payload VARCHAR(300))").await;
+    let name = unique_name("maria");
+    let (url, id) = (db.url(), server_id());
+    let config = |tables: &str, dir: &Path| {
+        format!(
+            "name = {name:?}\n[source]\nkind = \"mysql\"\nurl = {:?}\ntables = [{tables}]\nserver_id = {}\n\
+             [state]\ndir = {:?}\n[[sink]]\nname = \"bus\"\nkind = \"kafka\"\nbrokers = {:?}\npartitions = 3\n",
+            url,
+            id,
+            dir.join("state"),
+            brokers()
+        )
+    };
+    let tables = format!("\"{0}.items\", \"{0}.t\"", db.name);
+    let outflow = Outflow::raw(|dir| config(&tables, dir));
+    outflow.run_until_caught_up().await.assert_success();
+
+    db.exec("INSERT INTO items VALUES (1, 'one', 18446744073709551615), (2, 'two', 0), (3, 'three', 7)").await;
+    db.exec("UPDATE items SET tag = 'TWO' WHERE id = 2").await;
+    db.exec("DELETE FROM items WHERE id = 3").await;
+    outflow.run_until_caught_up().await.assert_success();
+
+    let topic = format!("{name}.{}.items", db.name);
+    let recs = records(&topic);
+    let mut per_key: BTreeMap<i64, Vec<&Value>> = BTreeMap::new();
+    for r in &recs {
+        per_key.entry(r["key"]["id"].as_i64().expect("key {\"id\": N}")).or_default().push(r);
+    }
+    let ops = |id: i64| -> Vec<&str> {
+        per_key[&id].iter().map(|r| r["value"]["op"].as_str().unwrap_or("tombstone")).collect()
+    };
+    assert_eq!(ops(1), ["c"]);
+    assert_eq!(ops(2), ["c", "u"]);
+    assert_eq!(ops(3), ["c", "d", "tombstone"]);
+    let create = &per_key[&1][0]["value"];
+    assert_eq!(create["after"], json!({"id": 1, "tag": "one", "n": 18446744073709551615u64}));
+    assert_eq!(create["source"]["connector"], "mysql");
+    assert_eq!(create["source"]["db"], db.name.as_str());
+    assert_eq!(create["source"]["table"], "items");
+    assert!(create["source"]["file"].as_str().is_some_and(|f| f.starts_with("mysql-bin.")), "{create}");
+    assert_eq!(per_key[&2][1]["value"]["before"]["tag"], "two");
+    assert!(per_key[&1][0]["headers"]["outflow.position"].as_str().is_some(), "position header");
+
+    // Kill -9 at random moments while a writer inserts: exactly once per id.
+    let mut written = 0i64;
+    for _ in 0..3 {
+        let mut run = outflow.spawn_run();
+        for _ in 0..30 {
+            let rows: Vec<String> = (written + 1..=written + 50).map(|i| format!("({i}, REPEAT('x', 200))")).collect();
+            db.exec(&format!("INSERT INTO t VALUES {}", rows.join(", "))).await;
+            written += 50;
+        }
+        tokio::time::sleep(Duration::from_millis(rand::rng().random_range(50..800))).await;
+        run.kill9().await;
+    }
+    outflow.run_until_caught_up().await.assert_success();
+    assert_exactly_once(&created_ids_per_partition(&format!("{name}.{}.t", db.name)), written);
 }
