@@ -19,7 +19,9 @@ const WARN_EVERY: Duration = Duration::from_secs(60);
 pub async fn watch(params: PgParams, slot: String, warn_bytes: u64) {
     let mut catalog: Option<Catalog> = None;
     let mut last_warning: Option<Instant> = None;
-    let mut tick = tokio::time::interval(CHECK_EVERY);
+    // The first look after one period: short runs (`--until-caught-up`)
+    // are not slowed by another connection at start.
+    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + CHECK_EVERY, CHECK_EVERY);
     loop {
         tick.tick().await;
         if catalog.is_none() {
