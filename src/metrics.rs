@@ -126,6 +126,10 @@ impl Metrics {
         r.register(ERRORS, "Errors by class: transient (retried), fatal, config", m.errors.clone());
         r.register(WAL_RETAINED_BYTES, "WAL the replication slot keeps on the server", m.wal_retained_bytes.clone());
         r.register(WAL_WARNING, "1 while the retained WAL is over wal_warn_bytes", m.wal_warning.clone());
+        // Every class shows from the start, at 0.
+        for class in ["config", "fatal", "transient"] {
+            m.errors.get_or_create(&ClassLabel { class: class.into() });
+        }
         Metrics { registry: r, ..m }
     }
 
@@ -168,6 +172,7 @@ mod tests {
         assert!(text.contains(r#"outflow_source_lag_seconds{sink="events"} 1.5"#), "{text}");
         assert!(text.contains(r#"outflow_sink_commit_seconds_count{sink="events"} 1"#), "{text}");
         assert!(text.contains(r#"outflow_errors_total{class="transient"} 1"#), "{text}");
+        assert!(text.contains(r#"outflow_errors_total{class="fatal"} 0"#), "{text}");
         assert!(text.contains("outflow_reconnects_total 0"), "{text}");
     }
 }
