@@ -128,7 +128,7 @@ impl Metrics {
         r.register(WAL_WARNING, "1 while the retained WAL is over wal_warn_bytes", m.wal_warning.clone());
         // Every class shows from the start, at 0.
         for class in ["config", "fatal", "transient"] {
-            m.errors.get_or_create(&ClassLabel { class: class.into() });
+            m.errors.get_or_create(&ClassLabel { class: class.into() }).inc_by(0);
         }
         Metrics { registry: r, ..m }
     }
