@@ -138,6 +138,10 @@ async fn run(config_path: &Path, until_caught_up: bool) -> Result<()> {
     let config = Config::load(config_path)?;
     let state = Arc::new(StateDir::open_locked(&config.state.dir)?);
     state.check_all()?;
+    let _admin = match &config.admin {
+        Some(admin) => Some(crate::admin::start(admin, &config).await?),
+        None => None,
+    };
     // Read every offset before touching the server: a corrupt file stops us here.
     let mut starts = Vec::new();
     for sink in &config.sinks {

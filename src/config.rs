@@ -1,8 +1,11 @@
 //! `outflow.toml`: parsing, `${VAR}` expansion from the environment, and
 //! validation. Unknown keys are errors with the nearest valid key suggested.
 
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
+use outflow_sinks::parquet::{ByteSize, Interval};
 use serde::Deserialize;
 
 use crate::error::{Error, Result};
@@ -20,6 +23,9 @@ pub struct Config {
     pub state: StateConfig,
     #[serde(default, rename = "sink")]
     pub sinks: Vec<SinkConfig>,
+    /// `[admin]`: the HTTP server for health checks, metrics and status.
+    #[serde(default)]
+    pub admin: Option<AdminConfig>,
 }
 
 fn default_name() -> String {
@@ -40,7 +46,20 @@ pub struct SourceConfig {
     /// server's replicas (default 5401).
     #[serde(default)]
     pub server_id: Option<u32>,
+    /// postgres: warn (log, metric, status) when the WAL the slot retains
+    /// passes this size (default 1 GiB).
+    #[serde(default)]
+    pub wal_warn_bytes: Option<ByteSize>,
 }
+
+impl SourceConfig {
+    pub fn wal_warn_bytes(&self) -> u64 {
+        self.wal_warn_bytes.map_or(DEFAULT_WAL_WARN_BYTES, |b| b.0)
+    }
+}
+
+/// Retained WAL above which a postgres source warns, when not configured.
+pub const DEFAULT_WAL_WARN_BYTES: u64 = 1 << 30;
 
 /// The replica id a mysql source uses when `server_id` is not set.
 pub const DEFAULT_MYSQL_SERVER_ID: u32 = 5401;
@@ -118,6 +137,35 @@ fn default_state_dir() -> PathBuf {
     PathBuf::from("./outflow-state")
 }
 
+/// `[admin]`: where `outflow run` serves `/healthz`, `/readyz`, `/status`
+/// and `/metrics`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdminConfig {
+    /// `IP:port`, e.g. "127.0.0.1:9187" (or "0.0.0.0:9187" for every interface).
+    pub listen: String,
+    /// `/readyz` fails when a sink's oldest undelivered change was committed
+    /// longer ago than this (default 60s).
+    #[serde(default = "default_ready_max_lag")]
+    pub ready_max_lag: Interval,
+}
+
+fn default_ready_max_lag() -> Interval {
+    Interval(Duration::from_secs(60))
+}
+
+impl AdminConfig {
+    /// The listen address, checked by `Config::validate`.
+    pub fn addr(&self) -> Result<SocketAddr> {
+        self.listen.parse().map_err(|_| {
+            Error::config(
+                format!("[admin] listen = {:?} is not an IP address and port", self.listen),
+                "write e.g. listen = \"127.0.0.1:9187\" (\"0.0.0.0:9187\" listens on every interface)",
+            )
+        })
+    }
+}
+
 /// One `[[sink]]`: its name and kind-specific settings.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
@@ -192,6 +240,15 @@ impl Config {
                 ))
             }
             _ => {}
+        }
+        if self.source.kind == SourceKind::Mysql && self.source.wal_warn_bytes.is_some() {
+            return Err(Error::config(
+                "[source] wal_warn_bytes is a postgres setting, but kind = \"mysql\"",
+                "remove wal_warn_bytes: MySQL keeps binlogs by age (binlog_expire_logs_seconds), not per consumer",
+            ));
+        }
+        if let Some(admin) = &self.admin {
+            admin.addr()?;
         }
         if self.snapshot.chunk_size == 0 || self.snapshot.parallelism == 0 {
             return Err(Error::config(
@@ -319,6 +376,42 @@ mod tests {
         assert_eq!(Config::parse(&with_id, "test").unwrap().source.server_id, Some(77));
         assert!(Config::parse(&text.replace("tables =", "server_id = 0\n tables ="), "test").is_err());
         assert!(Config::parse(&MINIMAL.replace("tables =", "server_id = 7\n tables ="), "test").is_err());
+    }
+
+    #[test]
+    fn admin_section_is_optional_and_checked() {
+        let c = Config::parse(MINIMAL, "test").unwrap();
+        assert!(c.admin.is_none());
+        assert_eq!(c.source.wal_warn_bytes(), 1 << 30);
+
+        let text = format!("{MINIMAL}\n[admin]\nlisten = \"127.0.0.1:9187\"\n");
+        let admin = Config::parse(&text, "test").unwrap().admin.unwrap();
+        assert_eq!(admin.addr().unwrap(), "127.0.0.1:9187".parse().unwrap());
+        assert_eq!(admin.ready_max_lag.0, Duration::from_secs(60));
+
+        let text = format!("{MINIMAL}\n[admin]\nlisten = \"0.0.0.0:1\"\nready_max_lag = \"5m\"\n");
+        assert_eq!(Config::parse(&text, "test").unwrap().admin.unwrap().ready_max_lag.0, Duration::from_secs(300));
+
+        let err = Config::parse(&format!("{MINIMAL}\n[admin]\nlisten = \"localhost\"\n"), "test").unwrap_err();
+        assert!(err.message.contains("not an IP address and port"), "{}", err.message);
+        assert!(Config::parse(&format!("{MINIMAL}\n[admin]\nready_max_lag = \"1s\"\n"), "test").is_err());
+        let bad_lag = format!("{MINIMAL}\n[admin]\nlisten = \"127.0.0.1:1\"\nready_max_lag = \"soon\"\n");
+        assert!(Config::parse(&bad_lag, "test").is_err());
+
+        let err =
+            Config::parse(&format!("{MINIMAL}\n[admin]\nlisten = \"127.0.0.1:1\"\nlisen = 1\n"), "test").unwrap_err();
+        assert!(err.hint().unwrap().contains("did you mean `listen`"), "{:?}", err.hint());
+    }
+
+    #[test]
+    fn wal_warn_bytes_takes_sizes_and_is_postgres_only() {
+        let text = MINIMAL.replace("tables =", "wal_warn_bytes = \"512MiB\"\n tables =");
+        assert_eq!(Config::parse(&text, "test").unwrap().source.wal_warn_bytes(), 512 << 20);
+        let text = MINIMAL.replace("tables =", "wal_warn_bytes = 1000\n tables =");
+        assert_eq!(Config::parse(&text, "test").unwrap().source.wal_warn_bytes(), 1000);
+        assert!(Config::parse(&MINIMAL.replace("tables =", "wal_warn_bytes = \"lots\"\n tables ="), "test").is_err());
+        let mysql = MINIMAL.replace("\"postgres\"", "\"mysql\"").replace("tables =", "wal_warn_bytes = 5\n tables =");
+        assert!(Config::parse(&mysql, "test").is_err());
     }
 
     #[test]

@@ -1,11 +1,14 @@
 //! outflow: change-data-capture from PostgreSQL to sinks, with offsets that
 //! survive any restart. The binary (`src/main.rs`) is a thin CLI over this.
 
+pub mod admin;
 pub mod check;
 pub mod cli;
 pub mod config;
 pub mod error;
 pub mod failpoints;
+pub mod health;
+pub mod metrics;
 pub mod mysql;
 pub mod offsets;
 pub mod pg;

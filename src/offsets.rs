@@ -60,8 +60,11 @@ pub async fn set(config_path: &Path, sink: &str, position: &str, dry_run: bool) 
         checkpoint: serde_json::Value::Null,
         committed_at: String::new(),
         snapshot: Default::default(),
+        last_commit_ts_us: None,
     });
     offset.position = target.to_string();
+    // The commit time at the new position is not known until the next commit.
+    offset.last_commit_ts_us = None;
     offset.committed_at = now_rfc3339();
     state.write_sink_offset(sink, &offset)?;
     println!("written {}", state.sink_offset_path(sink).display());

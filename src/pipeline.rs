@@ -15,12 +15,16 @@
 //!
 //! The source reads the minimum durable position over all sinks and
 //! acknowledges only that to the database.
+//!
+//! Workers count what they write in the metrics (`src/metrics.rs`) and
+//! report failures to the live state (`src/health.rs`); sources hand batches
+//! over with [`send_all`], which records them there too.
 
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 
 use outflow_decoders::{Position, SnapshotProgress, StreamItem};
 use outflow_sinks::{Durable, Sink};
@@ -28,6 +32,8 @@ use tokio::sync::{mpsc, watch};
 
 use crate::error::{Error, Result};
 use crate::failpoints;
+use crate::health::health;
+use crate::metrics::{metrics, EventLabels, SinkLabel, TableLabel};
 use crate::state::{now_rfc3339, SinkOffset, StateDir, TableSnapshot};
 
 pub type Batch = Arc<Vec<StreamItem>>;
@@ -59,9 +65,14 @@ pub fn spawn_sink(
 ) -> SinkHandle {
     let (tx, mut rx) = mpsc::channel::<Batch>(QUEUE_BATCHES);
     let (durable_tx, durable) = watch::channel(start.position.clone());
+    health().add_sink(&name, durable.clone());
     let runtime = tokio::runtime::Handle::current();
     let thread_name = format!("sink-{name}");
     let sink_name = name.clone();
+    let label = SinkLabel { sink: name.clone() };
+    // Carried over from the stored offset until a newer commit is durable.
+    let last_commit_ts_us =
+        state.as_ref().and_then(|s| s.sink_offset(&name).ok().flatten()).and_then(|o| o.last_commit_ts_us);
     let join = std::thread::Builder::new()
         .name(thread_name)
         .spawn(move || {
@@ -75,20 +86,17 @@ pub fn spawn_sink(
                 group_open: false,
                 snapshot: start.snapshot,
                 pending_snapshot: Vec::new(),
+                last_commit_ts_us,
+                pending_commits: VecDeque::new(),
+                label,
+                bytes: 0,
             };
-            let mut next_commit = Instant::now() + commit_interval;
-            loop {
-                let wait = next_commit.saturating_duration_since(Instant::now());
-                match runtime.block_on(async { tokio::time::timeout(wait, rx.recv()).await }) {
-                    Ok(Some(batch)) => worker.write(sink.as_mut(), &batch)?,
-                    Ok(None) => return worker.commit(sink.as_mut(), true),
-                    Err(_elapsed) => {}
-                }
-                if Instant::now() >= next_commit {
-                    worker.commit(sink.as_mut(), false)?;
-                    next_commit = Instant::now() + commit_interval;
-                }
+            let result = worker.run(sink.as_mut(), &mut rx, &runtime, commit_interval);
+            if let Err(e) = &result {
+                health().sink_failed(&worker.name, &e.message);
+                metrics().error(e.class);
             }
+            result
         })
         .expect("spawning a sink thread");
     SinkHandle { name, tx: Some(tx), durable, join: Some(join) }
@@ -110,9 +118,38 @@ struct Worker {
     snapshot: BTreeMap<String, TableSnapshot>,
     /// Progress written but not yet durable, in stream order.
     pending_snapshot: Vec<SnapshotProgress>,
+    /// Commit time of the last transaction made durable.
+    last_commit_ts_us: Option<i64>,
+    /// Last commit (position, time) of each batch written but not yet durable.
+    pending_commits: VecDeque<(Position, i64)>,
+    label: SinkLabel,
+    /// Bytes the sink had written when last counted.
+    bytes: u64,
 }
 
 impl Worker {
+    fn run(
+        &mut self,
+        sink: &mut dyn Sink,
+        rx: &mut mpsc::Receiver<Batch>,
+        runtime: &tokio::runtime::Handle,
+        commit_interval: Duration,
+    ) -> Result<()> {
+        let mut next_commit = Instant::now() + commit_interval;
+        loop {
+            let wait = next_commit.saturating_duration_since(Instant::now());
+            match runtime.block_on(async { tokio::time::timeout(wait, rx.recv()).await }) {
+                Ok(Some(batch)) => self.write(sink, &batch)?,
+                Ok(None) => return self.commit(sink, true),
+                Err(_elapsed) => {}
+            }
+            if Instant::now() >= next_commit {
+                self.commit(sink, false)?;
+                next_commit = Instant::now() + commit_interval;
+            }
+        }
+    }
+
     fn write(&mut self, sink: &mut dyn Sink, batch: &[StreamItem]) -> Result<()> {
         let fresh = match &self.written {
             None => batch,
@@ -140,9 +177,54 @@ impl Worker {
         }
         self.events +=
             fresh.iter().filter(|i| matches!(i, StreamItem::Change(_) | StreamItem::Message(_))).count() as u64;
+        self.count(fresh);
+        self.count_bytes(sink);
+        if let Some((position, ts)) = fresh.iter().rev().find_map(|i| match i {
+            StreamItem::Commit { position, commit_ts_us, .. } => Some((position.clone(), *commit_ts_us)),
+            _ => None,
+        }) {
+            self.pending_commits.push_back((position, ts));
+        }
 
         self.written = Some(last);
         Ok(())
+    }
+
+    /// Adds the batch's events to the per-table, per-op counters.
+    fn count(&self, items: &[StreamItem]) {
+        let mut counts: Vec<(&outflow_decoders::TableId, &'static str, u64)> = Vec::new();
+        let mut messages = 0;
+        for item in items {
+            match item {
+                StreamItem::Change(ev) => {
+                    let op = ev.op.code();
+                    match counts.iter_mut().find(|(t, o, _)| *o == op && **t == ev.table.id) {
+                        Some(entry) => entry.2 += 1,
+                        None => counts.push((&ev.table.id, op, 1)),
+                    }
+                }
+                StreamItem::Message(_) => messages += 1,
+                _ => {}
+            }
+        }
+        let m = metrics();
+        let sink = &self.label.sink;
+        for (table, op, n) in counts {
+            let labels = EventLabels { sink: sink.clone(), table: table.to_string(), op: op.into() };
+            m.events.get_or_create(&labels).inc_by(n);
+        }
+        if messages > 0 {
+            let labels = EventLabels { sink: sink.clone(), table: String::new(), op: "m".into() };
+            m.events.get_or_create(&labels).inc_by(messages);
+        }
+    }
+
+    fn count_bytes(&mut self, sink: &dyn Sink) {
+        let now = sink.bytes_written();
+        if now > self.bytes {
+            metrics().sink_bytes.get_or_create(&self.label).inc_by(now - self.bytes);
+            self.bytes = now;
+        }
     }
 
     /// Flushes the sink (`last`: the stream ended, everything must become
@@ -151,8 +233,10 @@ impl Worker {
         if self.written == self.durable || (self.group_open && !last) {
             return Ok(());
         }
+        let started = Instant::now();
         let checkpoint = if last { sink.finish() } else { sink.flush() }.map_err(|e| sink_error(&self.name, e))?;
         failpoints::hit("sink.after_flush");
+        self.count_bytes(sink);
         let position = match sink.durable() {
             Durable::All => self.written.clone(),
             Durable::Through(p) => Some(p),
@@ -167,6 +251,9 @@ impl Worker {
             let table = TableSnapshot { last_key: p.last_key, resume: p.resume, rows: p.rows, done: p.done };
             self.snapshot.insert(p.table.to_string(), table);
         }
+        while self.pending_commits.front().is_some_and(|(p, _)| *p <= position) {
+            self.last_commit_ts_us = self.pending_commits.pop_front().map(|(_, ts)| ts);
+        }
         if let Some(state) = &self.state {
             let offset = SinkOffset {
                 position: position.to_string(),
@@ -174,6 +261,7 @@ impl Worker {
                 checkpoint,
                 committed_at: now_rfc3339(),
                 snapshot: self.snapshot.clone(),
+                last_commit_ts_us: self.last_commit_ts_us,
             };
             state.write_sink_offset(&self.name, &offset)?;
             failpoints::hit("sink.after_offset");
@@ -181,6 +269,7 @@ impl Worker {
         tracing::debug!(sink = %self.name, position = %position, "committed");
         self.durable = Some(position.clone());
         let _ = self.durable_tx.send(Some(position));
+        metrics().commit_seconds.get_or_create(&self.label).observe(started.elapsed().as_secs_f64());
         Ok(())
     }
 }
@@ -232,6 +321,42 @@ pub async fn finish_all(sinks: &mut [SinkHandle]) -> Result<()> {
         }
     }
     result
+}
+
+/// Hands one batch to every sink (recording it for lag and snapshot
+/// metrics); fails when a sink has stopped (its error comes from `finish`).
+pub async fn send_all(sinks: &[SinkHandle], items: Vec<StreamItem>) -> std::result::Result<(), ()> {
+    health().sent(&items, min_durable(sinks).as_ref());
+    count_snapshot_rows(&items);
+    let batch: Batch = Arc::new(items);
+    for s in sinks {
+        s.send(batch.clone()).await?;
+    }
+    Ok(())
+}
+
+fn count_snapshot_rows(items: &[StreamItem]) {
+    let mut table: Option<(&outflow_decoders::TableId, u64)> = None;
+    for item in items {
+        if let StreamItem::Change(ev) = item {
+            if ev.op == outflow_decoders::Op::Read {
+                match &mut table {
+                    Some((t, n)) if **t == ev.table.id => *n += 1,
+                    _ => {
+                        flush_rows(table.take());
+                        table = Some((&ev.table.id, 1));
+                    }
+                }
+            }
+        }
+    }
+    flush_rows(table);
+}
+
+fn flush_rows(rows: Option<(&outflow_decoders::TableId, u64)>) {
+    if let Some((t, n)) = rows {
+        metrics().snapshot_rows.get_or_create(&TableLabel { table: t.to_string() }).inc_by(n);
+    }
 }
 
 /// The position every sink has made durable (None until all have one).

@@ -40,6 +40,10 @@ pub struct SinkOffset {
     /// Snapshot progress per table (`schema.table`), as durable as `position`.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub snapshot: BTreeMap<String, TableSnapshot>,
+    /// Commit time of the last transaction durable in the sink
+    /// (microseconds since the epoch); absent in files of older versions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_commit_ts_us: Option<i64>,
 }
 
 /// One table's snapshot progress in one sink.
@@ -315,6 +319,7 @@ mod tests {
             checkpoint: serde_json::json!({"len": 7}),
             committed_at: now_rfc3339(),
             snapshot: BTreeMap::new(),
+            last_commit_ts_us: Some(1_700_000_000_000_000),
         };
         state.write_sink_offset("a", &off).unwrap();
         assert_eq!(state.sink_offset("a").unwrap(), Some(off));
@@ -325,6 +330,18 @@ mod tests {
         let err = state.sink_offset("a").unwrap_err();
         assert!(err.message.contains(&path.display().to_string()), "{}", err.message);
         assert_eq!(fs::read(&path).unwrap(), b"{\"position\": garbage");
+    }
+
+    #[test]
+    fn offset_files_of_older_versions_still_read() {
+        let tmp = tempfile::tempdir().unwrap();
+        let state = StateDir::open_locked(tmp.path()).unwrap();
+        let old =
+            r#"{"position": "lsn:0/10", "events": 3, "checkpoint": null, "committed_at": "2026-01-01T00:00:00Z"}"#;
+        fs::write(state.sink_offset_path("old"), old).unwrap();
+        let offset = state.sink_offset("old").unwrap().unwrap();
+        assert_eq!(offset.last_commit_ts_us, None);
+        assert_eq!(offset.events, 3);
     }
 
     #[test]

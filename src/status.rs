@@ -2,7 +2,14 @@
 //! object (`--json`) or an aligned table. It reads the state directory and
 //! asks the server, so it works while `run` runs and while it does not. Each
 //! source fills in its own `source` block and each sink's lag; the rest is
-//! shared.
+//! shared. The admin server's `/status` serves the same report ([`build`]).
+//!
+//! A sink's `lag_seconds` comes from its offset file: 0 when the server has
+//! nothing the sink lacks (`lag_bytes` or `lag_transactions` is 0), else the
+//! time since the commit of the last transaction the sink holds. That is an
+//! upper bound: on a quiet database whose server still writes WAL (other
+//! databases, checkpoints) it keeps growing. A running process's exact
+//! figure is `outflow_source_lag_seconds` on `/metrics`.
 
 use std::path::Path;
 
@@ -14,21 +21,26 @@ use crate::config::{Config, SourceKind};
 use crate::error::Result;
 use crate::pg::catalog::Catalog;
 use crate::pg::params::PgParams;
-use crate::state::{SinkOffset, StateDir};
+use crate::state::{format_rfc3339, SinkOffset, StateDir};
 
 pub async fn status(config_path: &Path, as_json: bool) -> Result<()> {
     let config = Config::load(config_path)?;
-    let state = StateDir::open_read_only(&config.state.dir);
-    let report = match config.source.kind {
-        SourceKind::Postgres => postgres(&config, &state).await?,
-        SourceKind::Mysql => crate::mysql::status::report(&config, &state).await?,
-    };
+    let report = build(&config).await?;
     if as_json {
         println!("{report}");
     } else {
         print_report(&report);
     }
     Ok(())
+}
+
+/// The report `status --json` prints.
+pub async fn build(config: &Config) -> Result<Value> {
+    let state = StateDir::open_read_only(&config.state.dir);
+    match config.source.kind {
+        SourceKind::Postgres => postgres(config, &state).await,
+        SourceKind::Mysql => crate::mysql::status::report(config, &state).await,
+    }
 }
 
 /// The report around a source block: sinks (with `lag` adding each sink's
@@ -40,6 +52,7 @@ pub fn report(
     lag: impl Fn(&Position) -> Map<String, Value>,
 ) -> Value {
     let mut sinks = Vec::new();
+    let now_us = crate::health::now_us();
     for sink in &config.sinks {
         let name = sink.name();
         let path = state.sink_offset_path(name);
@@ -49,9 +62,17 @@ pub fn report(
                 entry["position"] = json!(o.position);
                 entry["events"] = json!(o.events);
                 entry["committed_at"] = json!(o.committed_at);
+                entry["last_commit_at"] = json!(o.last_commit_ts_us.map(|ts| format_rfc3339(ts.div_euclid(1_000_000))));
                 if let Ok(p) = o.position(&path) {
                     entry.as_object_mut().expect("an object").extend(lag(&p));
                 }
+                let caught_up =
+                    entry.get("lag_bytes") == Some(&json!(0)) || entry.get("lag_transactions") == Some(&json!(0));
+                entry["lag_seconds"] = match o.last_commit_ts_us {
+                    _ if caught_up => json!(0),
+                    Some(ts) => json!(now_us.saturating_sub(ts).max(0) / 1_000_000),
+                    None => Value::Null,
+                };
             }
             Ok(None) => {}
             Err(e) => {
@@ -78,16 +99,21 @@ async fn postgres(config: &Config, state: &StateDir) -> Result<Value> {
         Ok::<_, crate::error::Error>((lsn, slot))
     }
     .await;
+    let warn_bytes = config.source.wal_warn_bytes();
     let (server_lsn, slot, error) = match server {
-        Ok((lsn, slot)) => (Some(lsn), slot.map(|s| serde_json::to_value(s).unwrap_or_default()), None),
+        Ok((lsn, slot)) => (Some(lsn), slot, None),
         Err(e) => (None, None, Some(e.message)),
     };
+    let retained = slot.as_ref().and_then(|s| s.retained_wal_bytes);
+    let slot = slot.map(|s| serde_json::to_value(s).unwrap_or_default());
     let source = json!({
         "kind": "postgres",
         "server": params.display(),
         "server_lsn": server_lsn.map(|l| Position::pg(l).to_string()),
         "slot_name": config.source.slot,
         "slot": slot,
+        "wal_warn_bytes": warn_bytes,
+        "wal_warning": retained.map(|r| r.max(0) as u64 > warn_bytes),
         "error": error,
     });
     Ok(report(config, state, source, |p| {
@@ -151,16 +177,20 @@ fn print_report(r: &Value) {
     let with_txs = sinks.iter().any(|s| s.get("lag_transactions").is_some());
     let txs = |s: &Value| if with_txs { format!(" {:>8}", text(&s["lag_transactions"])) } else { String::new() };
     let header = if with_txs { format!(" {:>8}", "LAG TXS") } else { String::new() };
-    println!("{:<20} {:<8} {:<34} {:>12} {:>14}{header}  COMMITTED", "SINK", "KIND", "POSITION", "EVENTS", "LAG BYTES");
+    println!(
+        "{:<20} {:<8} {:<34} {:>12} {:>14}{header} {:>9}  COMMITTED",
+        "SINK", "KIND", "POSITION", "EVENTS", "LAG BYTES", "LAG SECS"
+    );
     for sink in &sinks {
         println!(
-            "{:<20} {:<8} {:<34} {:>12} {:>14}{}  {}",
+            "{:<20} {:<8} {:<34} {:>12} {:>14}{} {:>9}  {}",
             text(&sink["name"]),
             text(&sink["kind"]),
             text(&sink["position"]),
             text(&sink["events"]),
             text(&sink["lag_bytes"]),
             txs(sink),
+            text(&sink["lag_seconds"]),
             sink["error"].as_str().map(|e| format!("error: {e}")).unwrap_or_else(|| text(&sink["committed_at"])),
         );
     }
@@ -190,5 +220,11 @@ fn print_postgres_source(s: &Value) {
             text(&slot["retained_wal_bytes"]),
             text(&slot["wal_status"]),
         ),
+    }
+    if s["wal_warning"] == json!(true) {
+        println!(
+            "warning   the slot retains more WAL than wal_warn_bytes ({} bytes): a sink is behind or stopped",
+            text(&s["wal_warn_bytes"])
+        );
     }
 }

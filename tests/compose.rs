@@ -19,6 +19,7 @@ fn compose_file_has_the_documented_server_settings() {
         "--log-bin=mysql-bin",
         "--gtid-strict-mode=ON",
         "./examples/outflow.compose.toml:/etc/outflow/outflow.toml",
+        "9187:9187",
     ] {
         assert!(compose.contains(setting), "docker-compose.yml lacks {setting}");
     }
@@ -32,4 +33,6 @@ fn compose_outflow_config_is_valid() {
             .unwrap_or_else(|e| panic!("{}: {:?}", e.message, e.hint));
     assert_eq!(config.name, "app");
     assert_eq!(config.sinks.len(), 2);
+    let admin = config.admin.expect("an [admin] section");
+    assert_eq!(admin.listen, "0.0.0.0:9187", "the admin port docker-compose.yml publishes");
 }

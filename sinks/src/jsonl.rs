@@ -51,6 +51,8 @@ pub struct JsonlSink {
     writer: EventWriter,
     out: Output,
     line: Vec<u8>,
+    /// Bytes written by this instance.
+    bytes: u64,
 }
 
 impl JsonlConfig {
@@ -72,7 +74,7 @@ impl JsonlConfig {
         } else {
             open_file(&self.path, checkpoint)?
         };
-        Ok(JsonlSink { writer, out, line: Vec::with_capacity(4096) })
+        Ok(JsonlSink { writer, out, line: Vec::with_capacity(4096), bytes: 0 })
     }
 }
 
@@ -123,13 +125,18 @@ impl Sink for JsonlSink {
             }
         }
         match &mut self.out {
-            Output::Stream(s) => s.write_all(&self.line).map_err(|e| SinkError::io("cannot write output", e)),
+            Output::Stream(s) => s.write_all(&self.line).map_err(|e| SinkError::io("cannot write output", e))?,
             Output::File { file, len, path } => {
                 file.write_all(&self.line).map_err(|e| SinkError::io(format!("cannot write {}", path.display()), e))?;
                 *len += self.line.len() as u64;
-                Ok(())
             }
         }
+        self.bytes += self.line.len() as u64;
+        Ok(())
+    }
+
+    fn bytes_written(&self) -> u64 {
+        self.bytes
     }
 
     fn flush(&mut self) -> Result<Checkpoint, SinkError> {

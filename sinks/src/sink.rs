@@ -31,6 +31,10 @@ pub trait Sink: Send {
     /// its output (at-least-once) or never (exactly-once).
     fn exactly_once(&self) -> bool;
 
+    /// Bytes written so far by this sink instance (for metrics): rendered
+    /// lines, record keys and values, committed files.
+    fn bytes_written(&self) -> u64;
+
     /// How far the last `flush` made the written items durable. Sinks that
     /// commit in units larger than one flush (Parquet files rolled by rows,
     /// bytes or age) report the position their committed data reaches; the

@@ -16,7 +16,6 @@
 //! which become `Heartbeat` items. `--until-caught-up` reads the server's end
 //! at start and stops once the decoder is past it between transactions.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use futures::{FutureExt, StreamExt};
@@ -31,7 +30,8 @@ use tokio_util::sync::CancellationToken;
 use super::catalog::{purged, sql_error, Catalog};
 use crate::config::SourceConfig;
 use crate::error::{Error, Result};
-use crate::pipeline::{finish_all, min_durable, Batch, SinkHandle};
+use crate::health::{health, Phase};
+use crate::pipeline::{finish_all, min_durable, send_all, SinkHandle};
 use crate::state::StateDir;
 
 /// Items per batch handed to the sinks.
@@ -92,10 +92,12 @@ impl MysqlSource {
         self.catalog.check_not_purged(&start).await?;
         let mut stream = self.open_stream(&start).await?;
         tracing::info!(position = %start, server_id = self.server_id, "streaming binlog");
+        health().set_phase(Phase::Streaming);
 
         let mut decoder = BinlogDecoder::new(TableFilter::new(&self.tables), &start, true);
         let result =
             pump(&mut stream, &mut decoder, sinks, state, target, saved.is_none().then_some(&start), &stop).await;
+        health().set_phase(Phase::Stopping);
         let sink_result = finish_all(sinks).await;
         let _ = stream.close().await;
         let _ = self.catalog.conn.disconnect().await;
@@ -176,13 +178,8 @@ async fn pump(
     let reached = |d: &BinlogDecoder| target.as_ref().is_some_and(|t| !d.in_transaction() && d.anchor() >= *t);
     let mut caught_up = reached(decoder);
     let start = stream_anchor(announce, decoder);
-    if caught_up && !batch.is_empty() {
-        let first: Batch = Arc::new(std::mem::take(&mut batch));
-        for s in sinks.iter() {
-            if s.send(first.clone()).await.is_err() {
-                return Ok(());
-            }
-        }
+    if caught_up && !batch.is_empty() && send_all(sinks, std::mem::take(&mut batch)).await.is_err() {
+        return Ok(());
     }
     while !caught_up {
         let ev = tokio::select! {
@@ -219,11 +216,9 @@ async fn pump(
             next = stream.next().now_or_never();
         }
         if !batch.is_empty() {
-            let full: Batch = Arc::new(std::mem::replace(&mut batch, Vec::with_capacity(BATCH_ITEMS)));
-            for s in sinks.iter() {
-                if s.send(full.clone()).await.is_err() {
-                    return Ok(());
-                }
+            let full = std::mem::replace(&mut batch, Vec::with_capacity(BATCH_ITEMS));
+            if send_all(sinks, full).await.is_err() {
+                return Ok(());
             }
         }
     }

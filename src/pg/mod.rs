@@ -4,5 +4,6 @@
 pub mod catalog;
 pub mod params;
 pub mod replication;
+pub mod retention;
 pub mod source;
 pub mod tls;

@@ -11,6 +11,10 @@
 //! `--until-caught-up` reads the server's WAL position at start and stops once
 //! a commit or keepalive at or past it has been handed to the sinks; while
 //! idle it asks the server for keepalives so it notices promptly.
+//!
+//! While streaming, a task watches the WAL the slot retains (see
+//! `retention.rs`), and the live state (`src/health.rs`) learns the phase
+//! (streaming, reconnecting) and the server's WAL end.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -27,7 +31,9 @@ use super::params::PgParams;
 use super::replication::{server_error, QueryError, ReplicationConn, ReplicationMessage};
 use crate::config::SourceConfig;
 use crate::error::{Error, ErrorClass, Result};
-use crate::pipeline::{finish_all, min_durable, Batch, SinkHandle};
+use crate::health::{health, Phase};
+use crate::metrics::metrics;
+use crate::pipeline::{finish_all, min_durable, send_all, SinkHandle};
 use crate::snapshot::{ReaderEvent, SnapshotPlan, Windows};
 use crate::state::StateDir;
 use crate::state::TableSnapshot;
@@ -45,6 +51,8 @@ pub struct PgSource {
     pub slot: String,
     pub publication: String,
     pub system_identifier: String,
+    /// Retained WAL above which to warn.
+    pub wal_warn_bytes: u64,
     /// The captured tables, resolved from the configured patterns.
     pub tables: Vec<TableId>,
     /// Tables to snapshot in this run, and whether to stop once done.
@@ -107,6 +115,7 @@ impl PgSource {
             slot: slot.to_string(),
             publication: cfg.publication.clone(),
             system_identifier,
+            wal_warn_bytes: cfg.wal_warn_bytes(),
             tables: tables.into_iter().map(|(s, t)| TableId::new(s, t)).collect(),
             snapshot: None,
             exit_after_snapshot: false,
@@ -126,6 +135,8 @@ impl PgSource {
     ) -> Result<()> {
         let target = if until_caught_up { Some(self.catalog.wal_insert_end().await?) } else { None };
         self.start_replication(sinks).await?;
+        let retention =
+            tokio::spawn(super::retention::watch(self.params.clone(), self.slot.clone(), self.wal_warn_bytes));
 
         let mut result = self.pump(sinks, state, target, &stop).await;
         // A lost connection (server restart, network) is retried with backoff
@@ -137,7 +148,9 @@ impl PgSource {
             if e.class != ErrorClass::Transient || snapshot_running || stop.is_cancelled() {
                 break;
             }
+            metrics().error(e.class);
             attempt += 1;
+            health().set_phase(Phase::Reconnecting { attempt, error: e.message.clone() });
             let wait = Duration::from_millis(500u64.saturating_mul(1 << attempt.min(6))).min(Duration::from_secs(30));
             tracing::warn!(error = %e.message, retry_in_ms = wait.as_millis() as u64, attempt, "replication connection lost; reconnecting");
             tokio::select! {
@@ -147,6 +160,7 @@ impl PgSource {
             match self.reconnect(sinks).await {
                 Ok(()) => {
                     attempt = 0;
+                    metrics().reconnects.inc();
                     tracing::info!("reconnected");
                     result = self.pump(sinks, state, target, &stop).await;
                 }
@@ -158,6 +172,8 @@ impl PgSource {
             }
         }
         // Drain the sinks whatever happened, so what they received is committed.
+        retention.abort();
+        health().set_phase(Phase::Stopping);
         let sink_result = finish_all(sinks).await;
         if let Some(p) = min_durable(sinks) {
             let _ = self.conn.send_status(p.pg_ack_lsn(), false).await;
@@ -199,6 +215,7 @@ impl PgSource {
             other => query_error("START_REPLICATION", other),
         })?;
         tracing::info!(slot = %self.slot, lsn = %format_lsn(start), "streaming");
+        health().set_phase(Phase::Streaming);
         Ok(())
     }
 
@@ -279,6 +296,7 @@ impl PgSource {
             };
             match msg {
                 ReplicationMessage::XLogData { wal_start, data } => {
+                    health().server_end(wal_start);
                     self.decode(&mut decoder, wal_start, &data, &mut decoded).await?;
                     for item in decoded.drain(..) {
                         match &item {
@@ -311,6 +329,7 @@ impl PgSource {
                     }
                 }
                 ReplicationMessage::Keepalive { wal_end, reply_requested } => {
+                    health().server_end(wal_end);
                     // A keepalive right after a non-transactional message
                     // (a watermark, its snapshot chunk) reports the message's
                     // own LSN, which sorts before the message (`lsn:M` <
@@ -331,7 +350,7 @@ impl PgSource {
             }
             if !batch.is_empty() && (batch.len() >= BATCH_ITEMS || reached || !self.conn.has_buffered_message()) {
                 let full = std::mem::replace(&mut batch, Vec::with_capacity(BATCH_ITEMS));
-                if send(sinks, full).await.is_err() {
+                if send_all(sinks, full).await.is_err() {
                     return Ok(()); // a sink stopped; `finish` reports why
                 }
             }
@@ -339,7 +358,7 @@ impl PgSource {
         // Whole items decoded before the stop (e.g. the last snapshot chunk
         // for `initial_only`) still go to the sinks.
         if !batch.is_empty() {
-            let _ = send(sinks, batch).await;
+            let _ = send_all(sinks, batch).await;
         }
         Ok(())
     }
@@ -464,15 +483,6 @@ fn rand_seed() -> u64 {
     h.write_u32(std::process::id());
     h.write_u128(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_nanos());
     h.finish()
-}
-
-/// Hands one batch to every sink; fails when a sink has stopped.
-async fn send(sinks: &[SinkHandle], items: Vec<StreamItem>) -> std::result::Result<(), ()> {
-    let batch: Batch = Arc::new(items);
-    for s in sinks {
-        s.send(batch.clone()).await?;
-    }
-    Ok(())
 }
 
 /// Waits until any sink publishes a new durable position.

@@ -2,11 +2,13 @@
 //! throwaway servers from `scripts/test-services.sh`, and the sink's output
 //! read back by an independent reader. Run through `scripts/test.sh`.
 //!
-//! One test binary (fast to link, one process), one module per area:
-//! `bad_input` (user mistakes give one clear error line, never a panic) and
-//! `pg_stream` (PostgreSQL changes arrive complete, ordered and rendered the
-//! Debezium way).
+//! One test binary (fast to link, one process), one module per area, e.g.
+//! `admin` (the HTTP server's health, status and metrics), `bad_input` (user
+//! mistakes give one clear error line, never a panic) and `pg_stream`
+//! (PostgreSQL changes arrive complete, ordered and rendered the Debezium
+//! way).
 
+mod admin;
 mod bad_input;
 mod check;
 mod durability;

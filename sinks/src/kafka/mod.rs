@@ -89,6 +89,8 @@ pub struct KafkaSink {
     tx: Option<Tx>,
     key: Vec<u8>,
     value: Vec<u8>,
+    /// Bytes of record keys and values produced by this instance.
+    bytes: u64,
 }
 
 struct TopicState {
@@ -210,6 +212,7 @@ impl KafkaConfig {
             tx: None,
             key: Vec::with_capacity(256),
             value: Vec::with_capacity(4096),
+            bytes: 0,
         };
         if self.exactly_once {
             let consumer: BaseConsumer = self.consumer_config().create().map_err(|e| client_error("consumer", e))?;
@@ -402,6 +405,7 @@ impl KafkaSink {
             headers = headers.insert(Header { key: SEQ_HEADER, value: Some(&mark.seq.to_string()) });
         }
         state.sent[p] = Some(mark);
+        self.bytes += (key.map_or(0, <[u8]>::len) + value.map_or(0, <[u8]>::len)) as u64;
         let mut record: BaseRecord<'_, [u8], [u8]> = BaseRecord::to(topic).partition(partition).headers(headers);
         if let Some(k) = key {
             record = record.key(k);
@@ -607,6 +611,10 @@ impl Sink for KafkaSink {
         }
         self.producer.poll(Duration::ZERO);
         self.check_failed()
+    }
+
+    fn bytes_written(&self) -> u64 {
+        self.bytes
     }
 
     fn flush(&mut self) -> Result<Checkpoint, SinkError> {

@@ -205,6 +205,8 @@ pub struct ParquetSink {
     roll_bytes: usize,
     roll_interval: Duration,
     memory_limit: usize,
+    /// Bytes of the files this instance committed.
+    bytes: u64,
     tables: HashMap<String, TableWriter>,
     /// Per table, the last change held by committed files.
     committed: BTreeMap<String, Position>,
@@ -278,6 +280,7 @@ impl ParquetConfig {
             roll_bytes: self.roll_bytes.0 as usize,
             roll_interval: self.roll_interval.0,
             memory_limit: self.memory_limit.0 as usize,
+            bytes: 0,
             tables: HashMap::new(),
             pending: Vec::new(),
             pending_marks: BTreeMap::new(),
@@ -387,6 +390,7 @@ impl ParquetSink {
         }
         manifest::roll_forward(&self.store, &manifest)?;
         self.sequence = manifest.sequence;
+        self.bytes += manifest.files.iter().map(|f| f.bytes).sum::<u64>();
         self.committed.append(&mut self.pending_marks);
         tracing::debug!(manifest = self.sequence, files = manifest.files.len(), "parquet: committed");
         Ok(())
@@ -488,6 +492,10 @@ impl Sink for ParquetSink {
 
     fn recovered_snapshot(&self) -> Option<&SnapshotRecord> {
         self.marks_recovered.then(|| self.marks.committed())
+    }
+
+    fn bytes_written(&self) -> u64 {
+        self.bytes
     }
 
     fn exactly_once(&self) -> bool {
