@@ -86,10 +86,22 @@ async fn parquet_mysql_types_arrive_with_their_arrow_types_and_values() {
         ("ts6", "timestamp[us, tz=UTC]"),
         ("dec1", "decimal128(30, 10)"),
         ("dec0", "decimal128(5, 0)"),
+        ("tm3", "duration[us]"),
+        ("dtm", "timestamp[us]"),
+        ("ts", "timestamp[us, tz=UTC]"),
+        ("ts3", "timestamp[us, tz=UTC]"),
+        ("b1", "bool"),
+        ("b12", "string"),
+        ("bo", "int8"),
+        ("c", "string"),
         ("vc", "string"),
+        ("tx", "string"),
         ("l1", "string"),
         ("bn", "binary"),
+        ("vb", "binary"),
         ("bl", "binary"),
+        ("js", "string"),
+        ("g", "binary"),
         ("e", "string"),
         ("st", "string"),
     ] {
@@ -113,8 +125,20 @@ async fn parquet_mysql_types_arrive_with_their_arrow_types_and_values() {
         "ts6": 2_147_483_647_999_999i64,     // 2038-01-19 03:14:07.999999 UTC
         "c": "ab", "vc": "héllo ☃ 😀", "tx": "long text", "l1": "café",
         "bn": "00010203", "vb": "ff00", "bl": "deadbeef",
+        "b1": true, "b12": "101010101010", "bo": 1,
+        "ts": 1_704_164_645_000_000i64,     // 2024-01-02 03:04:05 UTC
+        "ts3": 1_704_164_645_120_000i64,
+        "js": "{\"a\": [1, 2.5, \"x\"], \"b\": null}",
+        // SRID 0 (4 bytes LE), then WKB: little-endian POINT(1 2).
+        "g": "000000000101000000000000000000f03f0000000000000040",
     });
     for (column, want) in expected.as_object().unwrap() {
         assert_eq!(&row[column], want, "row 1 column {column}");
     }
+    // Zero dates are null, YEAR 0 is 1900 (as Debezium reads it).
+    let zero = rows.iter().find(|r| r["id"] == json!(2)).expect("row 2");
+    assert_eq!((&zero["dt"], &zero["dtm"], &zero["y"]), (&Value::Null, &Value::Null, &json!(1900)));
+    // MariaDB's JSON is a LONGTEXT alias: the binlog says `text`, so no JSON tag.
+    let js = table["schema"].as_array().unwrap().iter().find(|f| f["name"] == "js").unwrap();
+    assert_eq!(js["metadata"]["outflow.source_type"], "text", "{js}");
 }

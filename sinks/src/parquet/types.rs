@@ -26,7 +26,8 @@
 //! - MySQL/MariaDB: DECIMAL(p,s) → Decimal128/256(p,s) like numeric;
 //!   TIMESTAMP → Timestamp(µs, UTC) (it is an instant), DATETIME →
 //!   Timestamp(µs); TIME → Duration(µs) (signed, up to ±838 h, so not a time
-//!   of day); UNSIGNED integers → UInt of the same width; GEOMETRY → Binary
+//!   of day); UNSIGNED integers → UInt of the same width; BIT(1) → Boolean
+//!   (BIT(n) → Utf8 of '0'/'1', like PostgreSQL bit strings); GEOMETRY → Binary
 //!   (the SRID then WKB, as the server stores it); ENUM/SET → Utf8 labels.
 //!
 //! Every column's field metadata carries `outflow.source_type`, the source's
@@ -86,6 +87,7 @@ pub fn kind_of(col: &ColumnSchema, mysql: bool) -> Kind {
             "timestamp" => return Kind::TimestampTz,
             "time" => return Kind::Duration,
             "geometry" => return Kind::Binary,
+            "bit" if col.type_modifier == 1 => return Kind::Bool,
             "decimal unsigned" => return decimal_kind("decimal", col.type_modifier),
             "float unsigned" => return Kind::Float32,
             "double unsigned" => return Kind::Float64,
@@ -244,6 +246,7 @@ pub fn build_array(kind: &Kind, values: &[&Value]) -> Result<ArrayRef, Mismatch>
     match kind {
         Kind::Bool => prim!(BooleanBuilder::with_capacity(n), |v| match v {
             Value::Bool(b) => Some(Some(*b)),
+            Value::Bits(s) if s.len() == 1 => Some(Some(s == "1")),
             _ => None,
         }),
         Kind::Int(8) => prim!(Int8Builder::with_capacity(n), |v| int(v).and_then(|i| i.try_into().ok()).map(Some)),
