@@ -80,7 +80,7 @@ impl Source {
     pub fn tables(&self) -> Vec<TableId> {
         match self {
             Source::Postgres(s) => s.tables.clone(),
-            _ => Vec::new(),
+            Source::Mysql(s) => s.captured.clone(),
         }
     }
 
@@ -92,7 +92,10 @@ impl Source {
                 s.snapshot = Some(plan);
                 s.exit_after_snapshot = exit_after;
             }
-            _ => tracing::warn!("snapshots are not supported for this source yet; streaming changes only"),
+            Source::Mysql(s) => {
+                s.snapshot = Some(plan);
+                s.exit_after_snapshot = exit_after;
+            }
         }
     }
 

@@ -29,6 +29,13 @@
 //! the new anchor (state including its GTID, or the byte offset after its
 //! XID) with index 0, which sorts after every event of the transaction.
 //!
+//! Snapshot chunks (see the binary's snapshot module) are placed between
+//! transactions, after the resume point `A`: their items carry `A:0:K`
+//! (K from 1), so they sort after `A` and before the next transaction's
+//! first event `A:1`. The source gives the next transaction's Begin a K past
+//! them, so items stay in stream order. Positions without the third number
+//! (every offset written before snapshots existed) read as K = 0.
+//!
 //! Order: file anchors by (file sequence number, file name, offset, index);
 //! GTID anchors by their per-domain sequence numbers — one stream's states
 //! only ever grow, so one dominates the other; states that do not (different
@@ -50,11 +57,19 @@ pub enum Position {
     Mysql(MysqlPos),
 }
 
-/// A MySQL/MariaDB resume point plus the event index after it.
+/// A MySQL/MariaDB resume point plus the event index after it, and the
+/// item index of a snapshot chunk placed there (`sub`, 0 for stream events).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct MysqlPos {
     pub anchor: MysqlAnchor,
     pub index: u32,
+    pub sub: u32,
+}
+
+impl MysqlPos {
+    pub fn new(anchor: MysqlAnchor, index: u32) -> Self {
+        MysqlPos { anchor, index, sub: 0 }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -233,7 +248,7 @@ impl Position {
 
     /// A MySQL/MariaDB resume point (index 0).
     pub fn mysql(anchor: MysqlAnchor) -> Self {
-        Position::Mysql(MysqlPos { anchor, index: 0 })
+        Position::Mysql(MysqlPos::new(anchor, 0))
     }
 }
 
@@ -247,7 +262,7 @@ impl Ord for Position {
     fn cmp(&self, other: &Self) -> Ordering {
         match (self, other) {
             (Position::Pg { lsn: a, index: i }, Position::Pg { lsn: b, index: j }) => (a, i).cmp(&(b, j)),
-            (Position::Mysql(a), Position::Mysql(b)) => (&a.anchor, a.index).cmp(&(&b.anchor, b.index)),
+            (Position::Mysql(a), Position::Mysql(b)) => (&a.anchor, a.index, a.sub).cmp(&(&b.anchor, b.index, b.sub)),
             (Position::Pg { .. }, Position::Mysql(_)) => Ordering::Less,
             (Position::Mysql(_), Position::Pg { .. }) => Ordering::Greater,
         }
@@ -273,8 +288,9 @@ impl fmt::Display for Position {
         match self {
             Position::Pg { lsn, index: 0 } => write!(f, "lsn:{}", format_lsn(*lsn)),
             Position::Pg { lsn, index } => write!(f, "lsn:{}:{index}", format_lsn(*lsn)),
-            Position::Mysql(MysqlPos { anchor, index: 0 }) => write!(f, "{anchor}"),
-            Position::Mysql(MysqlPos { anchor, index }) => write!(f, "{anchor}:{index}"),
+            Position::Mysql(MysqlPos { anchor, index: 0, sub: 0 }) => write!(f, "{anchor}"),
+            Position::Mysql(MysqlPos { anchor, index, sub: 0 }) => write!(f, "{anchor}:{index}"),
+            Position::Mysql(MysqlPos { anchor, index, sub }) => write!(f, "{anchor}:{index}:{sub}"),
         }
     }
 }
@@ -304,31 +320,37 @@ impl FromStr for Position {
     }
 }
 
-/// `gtid:SET[:INDEX]` or `file:NAME:POS[:INDEX]` (binlog names have no ':').
+/// `gtid:SET[:INDEX[:SUB]]` or `file:NAME:POS[:INDEX[:SUB]]` (binlog names
+/// and GTID sets have no ':').
 fn parse_mysql(s: &str) -> Result<Position, DecodeError> {
     let bad = |what: &str| DecodeError::invalid("position", format!("{s:?}: {what}"));
     let num = |t: &str, what: &str| t.parse::<u64>().map_err(|_| bad(what));
+    let small = |t: &str, what: &str| u32::try_from(num(t, what)?).map_err(|_| bad("event index too large"));
+    let indexes = |rest: &[&str]| -> Result<(u32, u32), DecodeError> {
+        match rest {
+            [] => Ok((0, 0)),
+            [index] => Ok((small(index, "bad event index")?, 0)),
+            [index, sub] => Ok((small(index, "bad event index")?, small(sub, "bad snapshot item index")?)),
+            _ => Err(bad("too many ':' parts")),
+        }
+    };
     if let Some(rest) = s.strip_prefix("gtid:") {
-        let (set, index) = match rest.rsplit_once(':') {
-            Some((set, index)) => (set, num(index, "bad event index")?),
-            None => (rest, 0),
-        };
-        let set: GtidSet = set.parse()?;
-        let index = u32::try_from(index).map_err(|_| bad("event index too large"))?;
-        return Ok(Position::Mysql(MysqlPos { anchor: MysqlAnchor::Gtid(set), index }));
+        let parts: Vec<&str> = rest.split(':').collect();
+        let set: GtidSet = parts[0].parse()?;
+        let (index, sub) = indexes(&parts[1..])?;
+        return Ok(Position::Mysql(MysqlPos { anchor: MysqlAnchor::Gtid(set), index, sub }));
     }
     let rest = s.strip_prefix("file:").ok_or_else(|| bad("expected gtid: or file:"))?;
     let parts: Vec<&str> = rest.split(':').collect();
-    let (name, pos, index) = match parts.as_slice() {
-        [name, pos] => (*name, num(pos, "bad byte offset")?, 0),
-        [name, pos, index] => (*name, num(pos, "bad byte offset")?, num(index, "bad event index")?),
-        _ => return Err(bad("expected file:NAME:POS or file:NAME:POS:INDEX")),
-    };
+    if parts.len() < 2 {
+        return Err(bad("expected file:NAME:POS[:INDEX[:SUB]]"));
+    }
+    let (name, pos) = (parts[0], num(parts[1], "bad byte offset")?);
     if name.is_empty() {
         return Err(bad("empty binlog file name"));
     }
-    let index = u32::try_from(index).map_err(|_| bad("event index too large"))?;
-    Ok(Position::Mysql(MysqlPos { anchor: MysqlAnchor::File { name: name.into(), pos }, index }))
+    let (index, sub) = indexes(&parts[2..])?;
+    Ok(Position::Mysql(MysqlPos { anchor: MysqlAnchor::File { name: name.into(), pos }, index, sub }))
 }
 
 #[cfg(test)]
@@ -377,6 +399,15 @@ mod tests {
         assert!(p("file:mysql-bin.000003:1234:1") < p("file:mysql-bin.000003:1300"));
         // File numbers, not names, order files (mysql-bin.999999 < mysql-bin.1000000).
         assert!(p("file:mysql-bin.999999:9999") < p("file:mysql-bin.1000000:4"));
+        // Snapshot items: after the resume point, before the next transaction's first event.
+        for text in ["gtid:0-1-5:0:3", "file:mysql-bin.000003:1234:0:2"] {
+            assert_eq!(p(text).to_string(), text);
+        }
+        assert!(p("gtid:0-1-5") < p("gtid:0-1-5:0:1"));
+        assert!(p("gtid:0-1-5:0:1") < p("gtid:0-1-5:0:2"));
+        assert!(p("gtid:0-1-5:0:9") < p("gtid:0-1-5:1"));
+        assert!(p("file:mysql-bin.000003:1234:0:1") < p("file:mysql-bin.000003:1234:1"));
+        assert!("gtid:0-1-5:1:2:3".parse::<Position>().is_err());
         assert!("file:x".parse::<Position>().is_err());
         assert!("file::4".parse::<Position>().is_err());
         assert!("gtid:0-1".parse::<Position>().is_err());

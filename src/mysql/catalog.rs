@@ -12,7 +12,9 @@
 
 use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, Opts, Row};
+use outflow_decoders::binlog::TableFilter;
 use outflow_decoders::position::{GtidSet, MysqlAnchor};
+use outflow_decoders::TableId;
 
 use crate::error::{Error, Result};
 
@@ -171,6 +173,22 @@ impl Catalog {
             ));
         }
         Ok(())
+    }
+
+    /// The base tables the `db.table` patterns of `[source] tables` match now
+    /// (system schemas left out), for snapshots.
+    pub async fn resolve_tables(&mut self, patterns: &[String]) -> Result<Vec<TableId>> {
+        let rows: Vec<(String, String)> = self
+            .conn
+            .query(
+                "SELECT TABLE_SCHEMA, TABLE_NAME FROM information_schema.TABLES WHERE TABLE_TYPE = 'BASE TABLE' \
+                 AND TABLE_SCHEMA NOT IN ('mysql', 'information_schema', 'performance_schema', 'sys') \
+                 ORDER BY TABLE_SCHEMA, TABLE_NAME",
+            )
+            .await
+            .map_err(|e| sql_error("listing tables", e))?;
+        let filter = TableFilter::new(patterns);
+        Ok(rows.into_iter().filter(|(d, t)| filter.matches(d, t)).map(|(d, t)| TableId::new(d, t)).collect())
     }
 
     /// The server's current end: its GTID state (MariaDB), else binlog file and offset.

@@ -14,8 +14,18 @@
 //!
 //! Idle: MariaDB sends HEARTBEAT events every second (`@master_heartbeat_period`),
 //! which become `Heartbeat` items. `--until-caught-up` reads the server's end
-//! at start and stops once the decoder is past it between transactions.
+//! at start and stops once the decoder is past it between transactions (and
+//! any snapshot is complete).
+//!
+//! Snapshots (see `crate::snapshot::mysql`): between two transactions the
+//! pump opens the windows readers asked for and emits every chunk whose
+//! consistent-read position the stream has passed (heartbeats carry the
+//! server's position, so an idle stream gets there too). A chunk's items get
+//! `A:0:K` positions after the resume point `A`; a following Begin (which
+//! carries `A` itself) is moved to `A:0:K+1` and a heartbeat at `A` dropped,
+//! so every item sorts after the one before it.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures::{FutureExt, StreamExt};
@@ -24,7 +34,8 @@ use mysql_async::BinlogStream;
 use mysql_async::BinlogStreamRequest;
 use outflow_decoders::binlog::{BinlogDecoder, TableFilter};
 use outflow_decoders::position::{MysqlAnchor, MysqlPos};
-use outflow_decoders::{Position, StreamItem, TableSchema};
+use outflow_decoders::{Position, StreamItem, TableId, TableSchema};
+use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::catalog::{purged, sql_error, Catalog};
@@ -32,7 +43,9 @@ use crate::config::SourceConfig;
 use crate::error::{Error, Result};
 use crate::health::{health, Phase};
 use crate::pipeline::{finish_all, min_durable, send_all, SinkHandle};
-use crate::state::StateDir;
+use crate::snapshot::mysql::ReaderConfig;
+use crate::snapshot::{ReaderEvent, SnapshotPlan, Windows};
+use crate::state::{StateDir, TableSnapshot};
 
 /// Items per batch handed to the sinks.
 const BATCH_ITEMS: usize = 2048;
@@ -43,7 +56,12 @@ pub struct MysqlSource {
     pub catalog: Catalog,
     pub server_id: u32,
     pub tables: Vec<String>,
+    /// The tables the patterns match now (what snapshots may read).
+    pub captured: Vec<TableId>,
     pub database: String,
+    /// Tables to snapshot in this run, and whether to stop once done.
+    pub snapshot: Option<SnapshotPlan>,
+    pub exit_after_snapshot: bool,
 }
 
 impl MysqlSource {
@@ -52,7 +70,16 @@ impl MysqlSource {
         let server_id = cfg.server_id.unwrap_or(crate::config::DEFAULT_MYSQL_SERVER_ID);
         catalog.preflight(server_id).await?;
         let database = catalog.opts.db_name().unwrap_or("").to_string();
-        Ok(MysqlSource { catalog, server_id, tables: cfg.tables.clone(), database })
+        let captured = catalog.resolve_tables(&cfg.tables).await?;
+        Ok(MysqlSource {
+            catalog,
+            server_id,
+            tables: cfg.tables.clone(),
+            captured,
+            database,
+            snapshot: None,
+            exit_after_snapshot: false,
+        })
     }
 
     /// What identifies this server to a state directory.
@@ -95,13 +122,46 @@ impl MysqlSource {
         health().set_phase(Phase::Streaming);
 
         let mut decoder = BinlogDecoder::new(TableFilter::new(&self.tables), &start, true);
-        let result =
-            pump(&mut stream, &mut decoder, sinks, state, target, saved.is_none().then_some(&start), &stop).await;
+        let mut snapshots = self.start_snapshots();
+        let mut pump = Pump {
+            decoder: &mut decoder,
+            sinks,
+            state,
+            target,
+            last: saved.clone(),
+            snapshots: &mut snapshots,
+            exit_after_snapshot: self.exit_after_snapshot,
+            captured: &self.captured,
+            reader: self.reader_config(),
+        };
+        let result = pump.run(&mut stream, saved.is_none().then_some(&start), &stop).await;
         health().set_phase(Phase::Stopping);
         let sink_result = finish_all(sinks).await;
         let _ = stream.close().await;
         let _ = self.catalog.conn.disconnect().await;
         result.and(sink_result)
+    }
+
+    fn reader_config(&self) -> ReaderConfig {
+        ReaderConfig {
+            opts: self.catalog.opts.clone(),
+            mariadb: self.catalog.mariadb,
+            server_id: self.catalog.server_id,
+            chunk_size: self.snapshot.as_ref().map_or(10_000, |p| p.chunk_size),
+        }
+    }
+
+    /// Starts the readers of this run's snapshot plan, if any.
+    fn start_snapshots(&mut self) -> Option<Snapshots> {
+        let plan = self.snapshot.take()?;
+        let mut snapshots = Snapshots::new(plan.parallelism);
+        let cfg = ReaderConfig { chunk_size: plan.chunk_size, ..self.reader_config() };
+        for (table, progress) in plan.tables {
+            if !progress.done {
+                snapshots.spawn(&cfg, table, progress);
+            }
+        }
+        Some(snapshots)
     }
 
     async fn open_stream(&mut self, start: &MysqlAnchor) -> Result<BinlogStream> {
@@ -161,68 +221,267 @@ fn stream_error(e: mysql_async::Error, start: &MysqlAnchor) -> Error {
     }
 }
 
-#[allow(clippy::too_many_arguments)]
-async fn pump(
-    stream: &mut BinlogStream,
-    decoder: &mut BinlogDecoder,
-    sinks: &mut [SinkHandle],
-    state: Option<&StateDir>,
-    target: Option<MysqlAnchor>,
-    announce: Option<&MysqlAnchor>,
-    stop: &CancellationToken,
-) -> Result<()> {
-    let mut batch: Vec<StreamItem> = Vec::with_capacity(BATCH_ITEMS);
-    if let Some(start) = announce {
-        batch.push(StreamItem::Heartbeat { position: Position::mysql(start.clone()) });
+/// The snapshot readers of a run and the stream side that places their chunks.
+struct Snapshots {
+    windows: Windows,
+    tx: mpsc::Sender<ReaderEvent>,
+    /// At most `parallelism` tables are read at once.
+    limit: Arc<tokio::sync::Semaphore>,
+}
+
+impl Snapshots {
+    fn new(parallelism: usize) -> Snapshots {
+        let (tx, rx) = mpsc::channel(parallelism.max(1) * 2);
+        Snapshots {
+            windows: Windows::new(String::new(), rx, 0),
+            tx,
+            limit: Arc::new(tokio::sync::Semaphore::new(parallelism.max(1))),
+        }
     }
-    let reached = |d: &BinlogDecoder| target.as_ref().is_some_and(|t| !d.in_transaction() && d.anchor() >= *t);
-    let mut caught_up = reached(decoder);
-    let start = stream_anchor(announce, decoder);
-    if caught_up && !batch.is_empty() && send_all(sinks, std::mem::take(&mut batch)).await.is_err() {
-        return Ok(());
-    }
-    while !caught_up {
-        let ev = tokio::select! {
-            biased;
-            _ = stop.cancelled() => break,
-            ev = stream.next() => ev,
-            _ = tokio::time::sleep(Duration::from_secs(30)) => {
-                // MariaDB heartbeats every second; silence means a dead connection.
-                return Err(Error::transient(format!("no binlog event or heartbeat for 30 s since {start}")));
-            }
-        };
-        let mut next = Some(ev);
-        while let Some(ev) = next.take() {
-            let Some(ev) = ev else {
-                return Err(Error::transient("the server ended the binlog stream"));
+
+    fn spawn(&mut self, cfg: &ReaderConfig, table: TableId, progress: TableSnapshot) {
+        self.windows.reader_started();
+        let (cfg, tx, limit) = (cfg.clone(), self.tx.clone(), self.limit.clone());
+        tokio::spawn(async move {
+            let Ok(_permit) = limit.acquire_owned().await else { return };
+            let event = match crate::snapshot::mysql::snapshot_table(&cfg, table, progress, &tx).await {
+                Ok(()) => ReaderEvent::TableDone,
+                Err(e) => ReaderEvent::Failed(e),
             };
-            let ev = ev.map_err(|e| stream_error(e, &decoder.anchor()))?;
-            let from = batch.len();
-            decoder.decode(&ev, &mut batch).map_err(|e| {
-                Error::fatal(
-                    format!("cannot decode the binlog event at {}:{}: {e}", decoder.file(), ev.header().log_pos()),
-                    "nothing after it was delivered; please report this with the server version and the table's definition",
-                )
-            })?;
-            for item in &batch[from..] {
-                if let (StreamItem::SchemaChange(schema), Some(state)) = (item, state) {
-                    record_schema(state, schema, decoder.recent_ddl(&schema.id.schema))?;
+            let _ = tx.send(event).await;
+        });
+    }
+}
+
+/// The next reader event, or never when no snapshot runs.
+async fn receive(snapshots: &mut Option<Snapshots>) -> Result<()> {
+    match snapshots {
+        Some(s) if !s.windows.finished() || s.windows.readers > 0 => s.windows.receive().await.map(|_| ()),
+        _ => std::future::pending().await,
+    }
+}
+
+struct Pump<'a> {
+    decoder: &'a mut BinlogDecoder,
+    sinks: &'a mut [SinkHandle],
+    state: Option<&'a StateDir>,
+    target: Option<MysqlAnchor>,
+    /// The furthest position handed to the sinks (or saved by them).
+    last: Option<Position>,
+    snapshots: &'a mut Option<Snapshots>,
+    exit_after_snapshot: bool,
+    captured: &'a [TableId],
+    reader: ReaderConfig,
+}
+
+impl Pump<'_> {
+    fn reached(&self) -> bool {
+        self.target.as_ref().is_some_and(|t| !self.decoder.in_transaction() && self.decoder.anchor() >= *t)
+    }
+
+    fn done(&self, caught_up: bool) -> bool {
+        let snapshot_done = self.snapshots.as_ref().is_none_or(|s| s.windows.finished());
+        if self.exit_after_snapshot {
+            snapshot_done
+        } else {
+            caught_up && snapshot_done
+        }
+    }
+
+    async fn run(
+        &mut self,
+        stream: &mut BinlogStream,
+        announce: Option<&MysqlAnchor>,
+        stop: &CancellationToken,
+    ) -> Result<()> {
+        let mut batch: Vec<StreamItem> = Vec::with_capacity(BATCH_ITEMS);
+        if let Some(start) = announce {
+            let position = Position::mysql(start.clone());
+            self.last = Some(position.clone());
+            batch.push(StreamItem::Heartbeat { position });
+        }
+        let start = stream_anchor(announce, self.decoder);
+        if let Some(state) = self.state {
+            self.take_snapshot_requests(state);
+        }
+        let mut request_tick = tokio::time::interval(Duration::from_secs(1));
+        let mut caught_up = self.reached();
+        loop {
+            if !self.decoder.in_transaction() {
+                self.place_snapshots(&mut batch);
+            }
+            if !batch.is_empty() {
+                let full = std::mem::replace(&mut batch, Vec::with_capacity(BATCH_ITEMS));
+                if send_all(self.sinks, full).await.is_err() {
+                    return Ok(());
                 }
             }
-            caught_up = reached(decoder);
-            if batch.len() >= BATCH_ITEMS || caught_up {
+            if self.done(caught_up) {
                 break;
             }
-            next = stream.next().now_or_never();
+            let ev = tokio::select! {
+                biased;
+                _ = stop.cancelled() => break,
+                ev = stream.next() => ev,
+                r = receive(self.snapshots) => {
+                    r?;
+                    continue;
+                }
+                _ = request_tick.tick(), if self.state.is_some() => {
+                    if let Some(state) = self.state {
+                        self.take_snapshot_requests(state);
+                    }
+                    continue;
+                }
+                _ = tokio::time::sleep(Duration::from_secs(30)) => {
+                    // MariaDB heartbeats every second; silence means a dead connection.
+                    return Err(Error::transient(format!("no binlog event or heartbeat for 30 s since {start}")));
+                }
+            };
+            let mut next = Some(ev);
+            while let Some(ev) = next.take() {
+                let Some(ev) = ev else {
+                    return Err(Error::transient("the server ended the binlog stream"));
+                };
+                let ev = ev.map_err(|e| stream_error(e, &self.decoder.anchor()))?;
+                let from = batch.len();
+                self.decoder.decode(&ev, &mut batch).map_err(|e| {
+                    Error::fatal(
+                        format!("cannot decode the binlog event at {}:{}: {e}", self.decoder.file(), ev.header().log_pos()),
+                        "nothing after it was delivered; please report this with the server version and the table's definition",
+                    )
+                })?;
+                self.order_after_last(&mut batch, from);
+                for item in &batch[from..] {
+                    match item {
+                        StreamItem::SchemaChange(schema) => {
+                            if let Some(state) = self.state {
+                                record_schema(state, schema, self.decoder.recent_ddl(&schema.id.schema))?;
+                            }
+                        }
+                        StreamItem::Change(ev) => {
+                            if let Some(s) = self.snapshots.as_mut() {
+                                s.windows.on_change(ev);
+                            }
+                        }
+                        _ => {}
+                    }
+                }
+                caught_up = self.reached();
+                if batch.len() >= BATCH_ITEMS || caught_up {
+                    break;
+                }
+                if self.snapshots.is_some() && !self.decoder.in_transaction() {
+                    // Between transactions: give windows and chunks their place.
+                    self.place_snapshots(&mut batch);
+                }
+                next = stream.next().now_or_never();
+            }
         }
+        // Whole chunks emitted before the stop still go to the sinks.
         if !batch.is_empty() {
-            let full = std::mem::replace(&mut batch, Vec::with_capacity(BATCH_ITEMS));
-            if send_all(sinks, full).await.is_err() {
-                return Ok(());
+            let _ = send_all(self.sinks, batch).await;
+        }
+        Ok(())
+    }
+
+    /// Between two transactions: opens the windows readers asked for and
+    /// emits the chunks the stream is past.
+    fn place_snapshots(&mut self, batch: &mut Vec<StreamItem>) {
+        let Some(s) = self.snapshots.as_mut() else { return };
+        let here = Position::mysql(self.decoder.file_anchor());
+        s.windows.open_pending(&here);
+        let anchor = self.decoder.anchor();
+        let mut sub = match &self.last {
+            Some(Position::Mysql(p)) if p.anchor == anchor && p.index == 0 => p.sub,
+            _ => 0,
+        };
+        let first = Position::Mysql(MysqlPos { anchor: anchor.clone(), index: 0, sub: sub + 1 });
+        if self.last.as_ref().is_some_and(|l| *l >= first) {
+            return; // resumed inside a transaction: wait for its end
+        }
+        let from = batch.len();
+        let mut next = || {
+            sub += 1;
+            Position::Mysql(MysqlPos { anchor: anchor.clone(), index: 0, sub })
+        };
+        s.windows.emit_reached(|high| *high <= here, &mut next, batch);
+        if batch.len() == from {
+            return;
+        }
+        self.last = batch.last().and_then(StreamItem::position).cloned();
+        let mut recorded = std::collections::HashSet::new();
+        for item in &mut batch[from..] {
+            let StreamItem::Change(ev) = item else { continue };
+            match self.decoder.schema(&ev.table.id) {
+                // The stream's own schema object (same version) when the shapes agree.
+                Some(known) if known.columns == ev.table.columns => ev.table = known,
+                Some(known) => {
+                    if recorded.insert(ev.table.id.clone()) {
+                        tracing::warn!(table = %ev.table.id, stream_version = known.version, "the snapshot reads a different table shape than the binlog last announced");
+                    }
+                }
+                None => {
+                    // Not announced by the stream yet: the history starts with the snapshot's shape.
+                    if let (true, Some(state)) = (recorded.insert(ev.table.id.clone()), self.state) {
+                        if let Err(e) = record_schema(state, &ev.table, None) {
+                            tracing::warn!(table = %ev.table.id, error = %e.message, "cannot record the snapshot's schema");
+                        }
+                    }
+                }
             }
         }
     }
-    Ok(())
+
+    /// Keeps positions increasing after a snapshot chunk: a Begin at the
+    /// chunk's resume point moves past it, a heartbeat there is dropped.
+    fn order_after_last(&mut self, batch: &mut Vec<StreamItem>, from: usize) {
+        let mut i = from;
+        while i < batch.len() {
+            let behind = match (batch[i].position(), &self.last) {
+                (Some(p), Some(last)) => p <= last,
+                _ => false,
+            };
+            // Only after a chunk (`A:0:K`): a resume inside a transaction
+            // (`A:N`) keeps its positions, the sinks skip what they have.
+            let after_chunk = matches!(&self.last, Some(Position::Mysql(l)) if l.index == 0 && l.sub > 0);
+            if behind && after_chunk {
+                match &mut batch[i] {
+                    StreamItem::Begin { position, .. } => {
+                        if let Some(Position::Mysql(last)) = &self.last {
+                            *position = Position::Mysql(MysqlPos { sub: last.sub + 1, ..last.clone() });
+                        }
+                    }
+                    StreamItem::Heartbeat { .. } => {
+                        batch.remove(i);
+                        continue;
+                    }
+                    _ => {}
+                }
+            }
+            if let Some(p) = batch[i].position() {
+                if self.last.as_ref().is_none_or(|l| p > l) {
+                    self.last = Some(p.clone());
+                }
+            }
+            i += 1;
+        }
+    }
+
+    /// Starts a snapshot for each table `outflow snapshot --table` asked for.
+    fn take_snapshot_requests(&mut self, state: &StateDir) {
+        for name in state.snapshot_requests() {
+            let Some(table) = self.captured.iter().find(|t| t.to_string() == name).cloned() else {
+                tracing::warn!(table = %name, "snapshot asked for a table that is not captured; ignoring it");
+                state.take_snapshot_request(&name);
+                continue;
+            };
+            let snapshots = self.snapshots.get_or_insert_with(|| Snapshots::new(2));
+            tracing::info!(table = %table, "snapshot requested");
+            snapshots.spawn(&self.reader, table, TableSnapshot::default());
+            state.take_snapshot_request(&name);
+        }
+    }
 }
 
 fn stream_anchor(announce: Option<&MysqlAnchor>, decoder: &BinlogDecoder) -> String {

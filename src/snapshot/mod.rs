@@ -29,7 +29,15 @@
 //! The readers (per source, e.g. [`pg`]) send each chunk before writing its
 //! high watermark and wait until the stream side has emitted it before the
 //! next chunk, so at most `parallelism` chunks are in memory.
+//!
+//! MySQL/MariaDB ([`mysql`]) writes nothing into the source: the reader asks
+//! the stream side to open the chunk's window ([`ReaderEvent::Open`], opened
+//! between two transactions), reads the chunk in a consistent snapshot whose
+//! exact binlog position it learns, and the chunk carries that position as
+//! its `high`; the source emits it once its stream is past it
+//! ([`Windows::emit_reached`]).
 
+pub mod mysql;
 pub mod pg;
 
 use std::collections::{HashMap, HashSet};
@@ -37,7 +45,8 @@ use std::fmt::Write as _;
 use std::sync::Arc;
 
 use outflow_decoders::{
-    ChangeEvent, LogicalMessage, Op, Position, Row, SnapshotProgress, SourceInfo, StreamItem, TableId, TableSchema,
+    BinlogSource, ChangeEvent, LogicalMessage, Op, Position, Row, SnapshotProgress, SourceInfo, StreamItem, TableId,
+    TableSchema,
 };
 use tokio::sync::{mpsc, oneshot};
 
@@ -59,6 +68,14 @@ pub struct SnapshotPlan {
 /// What readers tell the stream side.
 pub enum ReaderEvent {
     Chunk(Chunk),
+    /// Open chunk `id`'s window on `table` (`schema.table`) between two
+    /// transactions, and say at which stream position it opened (sources
+    /// without watermarks in their stream).
+    Open {
+        id: u64,
+        table: String,
+        opened: oneshot::Sender<Position>,
+    },
     /// A table's snapshot is complete.
     TableDone,
     Failed(Error),
@@ -73,6 +90,11 @@ pub struct Chunk {
     pub keyed: bool,
     /// Progress once this chunk is delivered.
     pub progress: TableSnapshot,
+    /// Sources without watermarks in their stream: the position the chunk's
+    /// rows are consistent with; it is emitted once the stream is past it.
+    pub high: Option<Position>,
+    /// Where the rows were read, for the events' `source` block (MySQL).
+    pub binlog: Option<BinlogSource>,
     /// Told once the chunk is emitted (or dropped), so the reader goes on.
     pub emitted: oneshot::Sender<()>,
 }
@@ -114,6 +136,8 @@ pub struct Windows {
     run: String,
     open: HashMap<u64, Window>,
     stash: HashMap<u64, Chunk>,
+    /// Windows asked for, waiting for a point between two transactions.
+    pending_open: Vec<(u64, String, oneshot::Sender<Position>)>,
     chunks: mpsc::Receiver<ReaderEvent>,
     /// Readers still running (the plan's and those asked for later).
     pub readers: usize,
@@ -122,7 +146,15 @@ pub struct Windows {
 
 impl Windows {
     pub fn new(run: String, chunks: mpsc::Receiver<ReaderEvent>, readers: usize) -> Self {
-        Windows { run, open: HashMap::new(), stash: HashMap::new(), chunks, readers, warned_keyless: HashSet::new() }
+        Windows {
+            run,
+            open: HashMap::new(),
+            stash: HashMap::new(),
+            pending_open: Vec::new(),
+            chunks,
+            readers,
+            warned_keyless: HashSet::new(),
+        }
     }
 
     /// This run's id, in every watermark it writes.
@@ -132,7 +164,7 @@ impl Windows {
 
     /// True when no reader runs and no chunk waits: the snapshot is complete.
     pub fn finished(&self) -> bool {
-        self.readers == 0 && self.open.is_empty() && self.stash.is_empty()
+        self.readers == 0 && self.open.is_empty() && self.stash.is_empty() && self.pending_open.is_empty()
     }
 
     /// Takes the next event from the readers (cancel-safe, for `select!`);
@@ -143,12 +175,46 @@ impl Windows {
                 self.stash.insert(chunk.id, chunk);
                 Ok(Some(()))
             }
+            Some(ReaderEvent::Open { id, table, opened }) => {
+                self.pending_open.push((id, table, opened));
+                Ok(Some(()))
+            }
             Some(ReaderEvent::TableDone) => {
                 self.readers = self.readers.saturating_sub(1);
                 Ok(Some(()))
             }
             Some(ReaderEvent::Failed(e)) => Err(e),
             None => Ok(None),
+        }
+    }
+
+    /// Opens the windows readers asked for, at stream position `at` (the
+    /// caller is between two transactions: every change after `at` is
+    /// noted in them).
+    pub fn open_pending(&mut self, at: &Position) {
+        for (id, table, opened) in self.pending_open.drain(..) {
+            self.open.insert(id, Window { table, changed: HashSet::new() });
+            let _ = opened.send(at.clone());
+        }
+    }
+
+    /// Emits, in reading order, every received chunk whose `high` position
+    /// `reached` says the stream is past. The caller is between two
+    /// transactions; `next` gives each emitted item its position.
+    pub fn emit_reached(
+        &mut self,
+        reached: impl Fn(&Position) -> bool,
+        next: &mut dyn FnMut() -> Position,
+        out: &mut Vec<StreamItem>,
+    ) {
+        let mut ready: Vec<u64> =
+            self.stash.iter().filter(|(_, c)| c.high.as_ref().is_some_and(&reached)).map(|(id, _)| *id).collect();
+        ready.sort_unstable();
+        for id in ready {
+            let Some(chunk) = self.stash.remove(&id) else { continue };
+            let changed = self.open.remove(&id).map(|w| w.changed).unwrap_or_default();
+            let source = SourceInfo { binlog: chunk.binlog.clone(), ..SourceInfo::default() };
+            self.emit(chunk, &changed, source, next, out);
         }
     }
 
@@ -200,16 +266,28 @@ impl Windows {
             }
         };
         let changed = window.map(|w| w.changed).unwrap_or_default();
-        self.emit(chunk, &changed, &m.position, out);
+        let Position::Pg { lsn, index } = m.position.clone() else {
+            let _ = chunk.emitted.send(());
+            return Ok(true);
+        };
+        let mut next = index;
+        let mut position = || {
+            next += 1;
+            Position::Pg { lsn, index: next }
+        };
+        let source = SourceInfo { lsn: Some(lsn), ..SourceInfo::default() };
+        self.emit(chunk, &changed, source, &mut position, out);
         Ok(true)
     }
 
-    fn emit(&mut self, chunk: Chunk, changed: &HashSet<String>, at: &Position, out: &mut Vec<StreamItem>) {
-        let Position::Pg { lsn, index } = at.clone() else {
-            // Other sources place chunks their own way (not yet).
-            let _ = chunk.emitted.send(());
-            return;
-        };
+    fn emit(
+        &mut self,
+        chunk: Chunk,
+        changed: &HashSet<String>,
+        source: SourceInfo,
+        position: &mut dyn FnMut() -> Position,
+        out: &mut Vec<StreamItem>,
+    ) {
         if !chunk.keyed && self.warned_keyless.insert(chunk.table.id.clone()) {
             tracing::warn!(table = %chunk.table.id, "table has no primary key: snapshot rows cannot be deduplicated against concurrent changes");
         }
@@ -217,14 +295,8 @@ impl Windows {
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_micros() as i64)
             .unwrap_or(0);
-        let mut next = index;
-        let mut position = || {
-            next += 1;
-            Position::Pg { lsn, index: next }
-        };
         out.push(StreamItem::Begin { tx_id: None, commit_ts_us: now_us, position: position() });
-        let source =
-            SourceInfo { commit_ts_us: now_us, tx_id: None, lsn: Some(lsn), snapshot: true, ..SourceInfo::default() };
+        let source = SourceInfo { commit_ts_us: now_us, tx_id: None, snapshot: true, ..source };
         for row in chunk.rows {
             if chunk.keyed && changed.contains(&key_string(&chunk.table, &row)) {
                 continue;

@@ -91,7 +91,16 @@ pub async fn snapshot_table(
             progress.done = last_page >= relation_pages(&catalog, &qualified).await?;
         }
         let (emitted, wait) = oneshot::channel();
-        let chunk = Chunk { id, table: schema.clone(), rows, keyed, progress: progress.clone(), emitted };
+        let chunk = Chunk {
+            id,
+            table: schema.clone(),
+            rows,
+            keyed,
+            progress: progress.clone(),
+            high: None,
+            binlog: None,
+            emitted,
+        };
         if out.send(ReaderEvent::Chunk(chunk)).await.is_err() {
             return Ok(()); // the stream side stopped
         }

@@ -151,6 +151,18 @@ impl BinlogDecoder {
         }
     }
 
+    /// The binlog file and offset after everything decoded so far, also in
+    /// GTID mode (between transactions; snapshot chunks compare their
+    /// consistent-read position with it).
+    pub fn file_anchor(&self) -> MysqlAnchor {
+        MysqlAnchor::File { name: self.file.clone(), pos: self.next_pos }
+    }
+
+    /// The current schema of a captured table, once a TableMap announced it.
+    pub fn schema(&self, table: &TableId) -> Option<Arc<TableSchema>> {
+        self.schemas.get(table).cloned()
+    }
+
     pub fn file(&self) -> &str {
         &self.file
     }
@@ -201,7 +213,7 @@ impl BinlogDecoder {
                     out.push(StreamItem::Begin {
                         tx_id: None,
                         commit_ts_us: tx.ts_us,
-                        position: Position::Mysql(MysqlPos { anchor: tx.anchor.clone(), index: 0 }),
+                        position: Position::Mysql(MysqlPos::new(tx.anchor.clone(), 0)),
                     });
                 }
                 self.tx = Some(tx);
@@ -216,7 +228,7 @@ impl BinlogDecoder {
                         out.push(StreamItem::Begin {
                             tx_id: None,
                             commit_ts_us: tx.ts_us,
-                            position: Position::Mysql(MysqlPos { anchor: tx.anchor.clone(), index: 0 }),
+                            position: Position::Mysql(MysqlPos::new(tx.anchor.clone(), 0)),
                         });
                         self.tx = Some(tx);
                     }
@@ -256,8 +268,13 @@ impl BinlogDecoder {
             }
             t if t == EventType::HEARTBEAT_EVENT as u8 => {
                 if self.tx.is_none() {
+                    // The server's position in the current file (it sends a
+                    // Rotate before any other file's heartbeat). In GTID mode
+                    // it only feeds `file_anchor`, which snapshots compare with.
                     if log_pos > 0 && !self.gtid_mode {
                         self.next_pos = log_pos;
+                    } else if log_pos > 0 {
+                        self.next_pos = self.next_pos.max(log_pos);
                     }
                     out.push(StreamItem::Heartbeat { position: Position::mysql(self.anchor()) });
                 }
@@ -424,7 +441,7 @@ impl BinlogDecoder {
                 before,
                 after,
                 source,
-                position: Position::Mysql(MysqlPos { anchor: tx.anchor.clone(), index: tx.index }),
+                position: Position::Mysql(MysqlPos::new(tx.anchor.clone(), tx.index)),
             }));
         }
         Ok(())

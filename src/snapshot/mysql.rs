@@ -1,0 +1,745 @@
+//! MySQL/MariaDB chunk reader for the snapshot algorithm (see the parent
+//! module). Nothing is written to the server, so a read-only replica works.
+//!
+//! Watermarks: for each chunk the reader
+//! 1. asks the stream side to open the chunk's window ([`ReaderEvent::Open`]);
+//!    it opens between two transactions and answers with the binlog position
+//!    `S` it opened at (every change after `S` is noted);
+//! 2. reads the chunk in `START TRANSACTION WITH CONSISTENT SNAPSHOT` and
+//!    takes the snapshot's exact binlog position `P` from MariaDB's
+//!    `Binlog_snapshot_file`/`Binlog_snapshot_position` status: the rows are
+//!    the table's state after exactly the transactions before `P`. If
+//!    `P < S` (a transaction the stream already saw is not yet visible to new
+//!    snapshots, a moment inside the server's commit) the read is retried;
+//! 3. sends the chunk with `high = P`; the stream side emits it once it is
+//!    past `P`, without the rows whose keys changed since `S`.
+//!
+//! Since `S <= P`, a row whose key did not change after `S` has the same
+//! state at `P` as wherever the chunk is emitted: no race remains (DBLog's
+//! low/high watermarks read around a plain SELECT leave one). MySQL has no
+//! snapshot position: there `P` is `SHOW MASTER STATUS` read after the
+//! SELECT, inside the same snapshot, and DBLog's known microsecond race applies.
+//!
+//! Values: rows are read with the binary protocol (prepared statements), in
+//! a session with `time_zone = '+00:00'`, and mapped to the same [`Value`]s
+//! the binlog decoder gives (DECIMAL as exact text, BIGINT UNSIGNED exact,
+//! microsecond temporals, TIME negative, zero dates NULL, YEAR 0 as 1900,
+//! BIT as a bit string, ENUM/SET labels, binary strings as bytes, GEOMETRY
+//! in the server's internal form). The table's schema is built from
+//! `information_schema.COLUMNS` the way the decoder builds it from a
+//! TableMap, so both sides announce one schema version.
+//!
+//! Tables with a primary key are read in key order, `WHERE k1 > ? OR (k1 =
+//! ? AND k2 > ?) ... ORDER BY k1, k2 LIMIT n` (the expanded form uses the
+//! index; row constructors may not). Tables without one are read by one
+//! scan in the clustered index's order inside one consistent snapshot,
+//! chunked as it streams; a resumed run skips the rows already delivered.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use mysql_async::consts::ColumnType;
+use mysql_async::prelude::Queryable;
+use mysql_async::{Conn, Opts, Params, Row as MyRow, Value as MyValue};
+use outflow_decoders::position::MysqlAnchor;
+use outflow_decoders::value::{civil_from_days, days_from_civil};
+use outflow_decoders::{numeric_typmod, BinlogSource, ColumnSchema, Position, Row, TableId, TableSchema, Value};
+use tokio::sync::{mpsc, oneshot};
+
+use super::{Chunk, ReaderEvent};
+use crate::error::{Error, Result};
+use crate::mysql::catalog::sql_error;
+use crate::progress::RowProgress;
+use crate::state::TableSnapshot;
+
+static NEXT_CHUNK: AtomicU64 = AtomicU64::new(1);
+
+/// How a column's values are read and compared.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Kind {
+    Int {
+        unsigned: bool,
+    },
+    Year,
+    Float,
+    Double,
+    Decimal {
+        precision: u8,
+        scale: u8,
+    },
+    Date,
+    DateTime,
+    Timestamp,
+    Time,
+    Bit {
+        width: u32,
+    },
+    Enum,
+    Set,
+    Text,
+    Bytes,
+    /// MySQL's JSON type (MariaDB's JSON is LONGTEXT: `Text`).
+    Json,
+}
+
+struct Column {
+    schema: ColumnSchema,
+    kind: Kind,
+}
+
+/// What a reader needs besides its table.
+#[derive(Clone)]
+pub struct ReaderConfig {
+    pub opts: Opts,
+    pub mariadb: bool,
+    pub server_id: u32,
+    pub chunk_size: u64,
+}
+
+fn quote(name: &str) -> String {
+    format!("`{}`", name.replace('`', "``"))
+}
+
+/// Reads one table chunk by chunk, sending each chunk to the stream side.
+pub async fn snapshot_table(
+    cfg: &ReaderConfig,
+    table: TableId,
+    mut progress: TableSnapshot,
+    out: &mpsc::Sender<ReaderEvent>,
+) -> Result<()> {
+    let mut conn = Conn::new(cfg.opts.clone()).await.map_err(|e| sql_error("opening a snapshot connection", e))?;
+    for sql in ["SET time_zone = '+00:00', NAMES utf8mb4", "SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ"] {
+        conn.query_drop(sql).await.map_err(|e| sql_error("setting up the snapshot session", e))?;
+    }
+    let (columns, key_order) = describe(&mut conn, &table).await?;
+    let schema = Arc::new(TableSchema {
+        id: table.clone(),
+        version: 1,
+        columns: columns.iter().map(|c| c.schema.clone()).collect(),
+    });
+    let qualified = format!("{}.{}", quote(&table.schema), quote(&table.name));
+    let select_list = columns.iter().map(|c| quote(&c.schema.name)).collect::<Vec<_>>().join(", ");
+    tracing::info!(table = %table, rows_done = progress.rows, "snapshot started");
+    let estimate = estimated_rows(&mut conn, &table).await?;
+    let mut bar = RowProgress::new(table.to_string(), estimate, progress.rows);
+    let mut reader = Reader { cfg, conn, table: &table, schema, columns, out };
+
+    if key_order.is_empty() {
+        if !reader.keyless(&select_list, &qualified, &mut progress, &mut bar).await? {
+            return Ok(());
+        }
+    } else {
+        while !progress.done {
+            let sql = keyed_chunk_sql(
+                &select_list,
+                &qualified,
+                &reader.columns,
+                &key_order,
+                progress.last_key.is_some(),
+                cfg.chunk_size,
+            );
+            let params = match &progress.last_key {
+                Some(last) => key_params(&reader.columns, &key_order, last)?,
+                None => Vec::new(),
+            };
+            let id = NEXT_CHUNK.fetch_add(1, Ordering::Relaxed);
+            let (opened, at) = oneshot::channel();
+            if out.send(ReaderEvent::Open { id, table: table.to_string(), opened }).await.is_err() {
+                return Ok(()); // the stream side stopped
+            }
+            let Ok(low) = at.await else { return Ok(()) };
+            let (high, rows) = reader.read_chunk(&low, &sql, params).await?;
+            progress.rows += rows.len() as u64;
+            bar.advance(rows.len() as u64);
+            if let Some(last) = rows.last() {
+                progress.last_key = Some(key_order.iter().map(|&i| key_text(&last[i])).collect());
+            }
+            progress.done = (rows.len() as u64) < cfg.chunk_size;
+            if !send_chunk(cfg, &reader.schema, out, id, rows, true, &progress, high).await {
+                return Ok(());
+            }
+        }
+    }
+    bar.finish();
+    let _ = reader.conn.disconnect().await;
+    tracing::info!(table = %table, rows = progress.rows, "snapshot done");
+    Ok(())
+}
+
+struct Reader<'a> {
+    cfg: &'a ReaderConfig,
+    conn: Conn,
+    table: &'a TableId,
+    schema: Arc<TableSchema>,
+    columns: Vec<Column>,
+    out: &'a mpsc::Sender<ReaderEvent>,
+}
+
+impl Reader<'_> {
+    /// Starts a consistent snapshot and returns its binlog position, at or
+    /// after `low` when given (MariaDB; None on MySQL, which cannot say).
+    async fn begin(&mut self, low: Option<&Position>) -> Result<Option<MysqlAnchor>> {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            self.conn
+                .query_drop("START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY")
+                .await
+                .map_err(|e| sql_error("starting a consistent snapshot", e))?;
+            if !self.cfg.mariadb {
+                return Ok(None);
+            }
+            let rows: Vec<(String, String)> = self
+                .conn
+                .query("SHOW STATUS LIKE 'binlog_snapshot_%'")
+                .await
+                .map_err(|e| sql_error("reading the snapshot's binlog position", e))?;
+            let get = |name: &str| rows.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.clone());
+            let (Some(file), Some(pos)) = (get("Binlog_snapshot_file"), get("Binlog_snapshot_position")) else {
+                return Err(Error::fatal(
+                    "the server did not report Binlog_snapshot_file/Binlog_snapshot_position",
+                    "snapshots need the binary log on (log_bin); or set [snapshot] mode = \"never\"",
+                ));
+            };
+            let high = MysqlAnchor::File { name: file.into(), pos: pos.parse().unwrap_or(0) };
+            let behind = low.is_some_and(|l| Position::mysql(high.clone()) < *l);
+            if !behind {
+                return Ok(Some(high));
+            }
+            // A transaction the stream has seen is still committing: not yet
+            // in new snapshots. It will be in a moment.
+            self.commit().await?;
+            if tokio::time::Instant::now() > deadline {
+                return Err(Error::fatal(
+                    format!(
+                        "the consistent snapshot stays behind the stream's position {}",
+                        low.map(|l| l.to_string()).unwrap_or_default()
+                    ),
+                    "this is a bug or a stuck commit on the server; please report it",
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+
+    async fn commit(&mut self) -> Result<()> {
+        self.conn.query_drop("COMMIT").await.map_err(|e| sql_error("ending a snapshot read", e))
+    }
+
+    /// `SHOW MASTER STATUS` as an anchor (MySQL's chunk position).
+    async fn master_status(&mut self) -> Result<MysqlAnchor> {
+        let row: Option<MyRow> = self.conn.query_first("SHOW MASTER STATUS").await.map_err(|e| match e {
+            mysql_async::Error::Server(se) if se.code == 1227 => Error::fatal(
+                format!("the snapshot reader may not read the binlog position: {}", se.message),
+                "GRANT REPLICATION CLIENT ON *.* TO the [source] user (BINLOG MONITOR on MariaDB)",
+            ),
+            e => sql_error("SHOW MASTER STATUS", e),
+        })?;
+        let row = row.ok_or_else(|| Error::fatal("SHOW MASTER STATUS returned nothing", "enable log_bin"))?;
+        let file: String = row.get_opt(0).and_then(|v| v.ok()).unwrap_or_default();
+        let pos: u64 = row.get_opt(1).and_then(|v| v.ok()).unwrap_or_default();
+        Ok(MysqlAnchor::File { name: file.into(), pos })
+    }
+
+    async fn read_chunk(&mut self, low: &Position, sql: &str, params: Vec<MyValue>) -> Result<(MysqlAnchor, Vec<Row>)> {
+        let high = self.begin(Some(low)).await?;
+        let params = if params.is_empty() { Params::Empty } else { Params::Positional(params) };
+        let raw: Vec<MyRow> = self
+            .conn
+            .exec(sql, params)
+            .await
+            .map_err(|e| sql_error(&format!("reading a snapshot chunk of {}", self.table), e))?;
+        let high = match high {
+            Some(h) => h,
+            None => self.master_status().await?,
+        };
+        self.commit().await?;
+        let rows = raw.into_iter().map(|r| convert_row(&self.columns, r)).collect::<Result<Vec<_>>>()?;
+        Ok((high, rows))
+    }
+
+    /// A table without a key: one scan in one consistent snapshot, sent in
+    /// chunks as it streams; `progress.resume` counts the rows already
+    /// delivered. False when the stream side stopped.
+    async fn keyless(
+        &mut self,
+        select_list: &str,
+        qualified: &str,
+        progress: &mut TableSnapshot,
+        bar: &mut RowProgress,
+    ) -> Result<bool> {
+        let high = match self.begin(None).await? {
+            Some(h) => h,
+            None => self.master_status().await?,
+        };
+        let skip = progress.resume.unwrap_or(0);
+        let sql = format!("SELECT {select_list} FROM {qualified}");
+        let Reader { cfg, conn, table, schema, columns, out } = self;
+        let mut rows: Vec<Row> = Vec::new();
+        let mut seen = 0u64;
+        {
+            let mut result = conn
+                .exec_iter(sql.as_str(), Params::Empty)
+                .await
+                .map_err(|e| sql_error(&format!("reading {table} for its snapshot"), e))?;
+            while let Some(row) = result.next().await.map_err(|e| sql_error("reading snapshot rows", e))? {
+                seen += 1;
+                if seen <= skip {
+                    continue;
+                }
+                rows.push(convert_row(columns, row)?);
+                if rows.len() as u64 >= cfg.chunk_size {
+                    let chunk = std::mem::take(&mut rows);
+                    progress.rows += chunk.len() as u64;
+                    progress.resume = Some(seen);
+                    bar.advance(chunk.len() as u64);
+                    let id = NEXT_CHUNK.fetch_add(1, Ordering::Relaxed);
+                    if !send_chunk(cfg, schema, out, id, chunk, false, progress, high.clone()).await {
+                        return Ok(false);
+                    }
+                }
+            }
+        }
+        self.commit().await?;
+        progress.rows += rows.len() as u64;
+        progress.resume = Some(seen);
+        progress.done = true;
+        bar.advance(rows.len() as u64);
+        let id = NEXT_CHUNK.fetch_add(1, Ordering::Relaxed);
+        Ok(send_chunk(self.cfg, &self.schema, self.out, id, rows, false, progress, high).await)
+    }
+}
+
+/// Hands a chunk to the stream side and waits until it is emitted; false
+/// when the stream side stopped.
+#[allow(clippy::too_many_arguments)]
+async fn send_chunk(
+    cfg: &ReaderConfig,
+    schema: &Arc<TableSchema>,
+    out: &mpsc::Sender<ReaderEvent>,
+    id: u64,
+    rows: Vec<Row>,
+    keyed: bool,
+    progress: &TableSnapshot,
+    high: MysqlAnchor,
+) -> bool {
+    let (emitted, wait) = oneshot::channel();
+    let binlog = match &high {
+        MysqlAnchor::File { name, pos } => Some(BinlogSource {
+            file: name.clone(),
+            pos: *pos,
+            row: 0,
+            server_id: cfg.server_id,
+            gtid: None,
+            thread: None,
+        }),
+        MysqlAnchor::Gtid(_) => None,
+    };
+    let chunk = Chunk {
+        id,
+        table: schema.clone(),
+        rows,
+        keyed,
+        progress: progress.clone(),
+        high: Some(Position::mysql(high)),
+        binlog,
+        emitted,
+    };
+    out.send(ReaderEvent::Chunk(chunk)).await.is_ok() && wait.await.is_ok()
+}
+
+/// The table's columns as the binlog decoder would describe them, and the
+/// primary key's column indexes in key order (empty: no key).
+async fn describe(conn: &mut Conn, table: &TableId) -> Result<(Vec<Column>, Vec<usize>)> {
+    type ColumnRow = (String, String, String, String, String, Option<u64>, Option<u64>, Option<u64>, Option<String>);
+    let rows: Vec<ColumnRow> = conn
+        .exec(
+            "SELECT COLUMN_NAME, DATA_TYPE, COLUMN_TYPE, IS_NULLABLE, COLUMN_KEY, NUMERIC_PRECISION, NUMERIC_SCALE, \
+             DATETIME_PRECISION, CHARACTER_SET_NAME FROM information_schema.COLUMNS \
+             WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? ORDER BY ORDINAL_POSITION",
+            (&table.schema, &table.name),
+        )
+        .await
+        .map_err(|e| sql_error(&format!("describing {table} for its snapshot"), e))?;
+    if rows.is_empty() {
+        return Err(Error::fatal(
+            format!("table {table} has no columns to snapshot (does it exist?)"),
+            "check [source] tables",
+        ));
+    }
+    let mut columns = Vec::with_capacity(rows.len());
+    for (name, data_type, column_type, nullable, key, precision, scale, dt_precision, charset) in rows {
+        let (ty, type_name, modifier, kind) = column_type_of(
+            &data_type.to_lowercase(),
+            &column_type.to_lowercase(),
+            precision.unwrap_or(0),
+            scale.unwrap_or(0),
+            dt_precision.unwrap_or(0),
+            charset.as_deref(),
+        )
+        .ok_or_else(|| {
+            Error::fatal(
+                format!("column {name} of {table} has type {column_type}, which snapshots cannot read"),
+                "please report this with the column's type; or set [snapshot] mode = \"never\"",
+            )
+        })?;
+        columns.push(Column {
+            schema: ColumnSchema {
+                name,
+                type_name,
+                type_id: ty as u32,
+                type_modifier: modifier,
+                nullable: nullable.eq_ignore_ascii_case("YES"),
+                key: key.eq_ignore_ascii_case("PRI"),
+            },
+            kind,
+        });
+    }
+    let pk: Vec<String> = conn
+        .exec(
+            "SELECT COLUMN_NAME FROM information_schema.KEY_COLUMN_USAGE WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? \
+             AND CONSTRAINT_NAME = 'PRIMARY' ORDER BY ORDINAL_POSITION",
+            (&table.schema, &table.name),
+        )
+        .await
+        .map_err(|e| sql_error(&format!("reading the primary key of {table}"), e))?;
+    let mut order: Vec<usize> =
+        pk.iter().filter_map(|k| columns.iter().position(|c| &c.schema.name == k && c.schema.key)).collect();
+    if order.len() != columns.iter().filter(|c| c.schema.key).count() {
+        order = columns.iter().enumerate().filter(|(_, c)| c.schema.key).map(|(i, _)| i).collect();
+    }
+    Ok((columns, order))
+}
+
+/// The binlog column type, type name and modifier `decoders/src/binlog/table.rs`
+/// derives from a TableMap for a column of this SQL type, and how to read it.
+fn column_type_of(
+    data_type: &str,
+    column_type: &str,
+    precision: u64,
+    scale: u64,
+    dt_precision: u64,
+    charset: Option<&str>,
+) -> Option<(ColumnType, String, i32, Kind)> {
+    use ColumnType::*;
+    let unsigned = column_type.contains("unsigned");
+    let binary = charset.is_none_or(|c| c.eq_ignore_ascii_case("binary"));
+    let fsp = dt_precision.min(6) as i32;
+    let (ty, name, modifier, kind, numeric) = match data_type {
+        "tinyint" => (MYSQL_TYPE_TINY, "tinyint", -1, Kind::Int { unsigned }, true),
+        "smallint" => (MYSQL_TYPE_SHORT, "smallint", -1, Kind::Int { unsigned }, true),
+        "mediumint" => (MYSQL_TYPE_INT24, "mediumint", -1, Kind::Int { unsigned }, true),
+        "int" | "integer" => (MYSQL_TYPE_LONG, "int", -1, Kind::Int { unsigned }, true),
+        "bigint" => (MYSQL_TYPE_LONGLONG, "bigint", -1, Kind::Int { unsigned }, true),
+        "float" => (MYSQL_TYPE_FLOAT, "float", -1, Kind::Float, true),
+        "double" | "real" | "double precision" => (MYSQL_TYPE_DOUBLE, "double", -1, Kind::Double, true),
+        "decimal" | "numeric" => {
+            let (p, s) = (precision.min(65) as u8, scale.min(30) as u8);
+            (MYSQL_TYPE_NEWDECIMAL, "decimal", numeric_typmod(p, s), Kind::Decimal { precision: p, scale: s }, true)
+        }
+        "year" => (MYSQL_TYPE_YEAR, "year", -1, Kind::Year, false),
+        "date" => (MYSQL_TYPE_DATE, "date", -1, Kind::Date, false),
+        "time" => (MYSQL_TYPE_TIME2, "time", fsp, Kind::Time, false),
+        "datetime" => (MYSQL_TYPE_DATETIME2, "datetime", fsp, Kind::DateTime, false),
+        "timestamp" => (MYSQL_TYPE_TIMESTAMP2, "timestamp", fsp, Kind::Timestamp, false),
+        "bit" => (MYSQL_TYPE_BIT, "bit", precision as i32, Kind::Bit { width: precision as u32 }, false),
+        "enum" => (MYSQL_TYPE_ENUM, "enum", -1, Kind::Enum, false),
+        "set" => (MYSQL_TYPE_SET, "set", -1, Kind::Set, false),
+        "char" => (MYSQL_TYPE_STRING, if binary { "binary" } else { "char" }, -1, text_kind(binary), false),
+        "binary" => (MYSQL_TYPE_STRING, "binary", -1, Kind::Bytes, false),
+        "varchar" => (MYSQL_TYPE_VARCHAR, if binary { "varbinary" } else { "varchar" }, -1, text_kind(binary), false),
+        "varbinary" => (MYSQL_TYPE_VARCHAR, "varbinary", -1, Kind::Bytes, false),
+        "tinytext" | "text" | "mediumtext" | "longtext" => {
+            (MYSQL_TYPE_BLOB, if binary { "blob" } else { "text" }, -1, text_kind(binary), false)
+        }
+        "tinyblob" | "blob" | "mediumblob" | "longblob" => (MYSQL_TYPE_BLOB, "blob", -1, Kind::Bytes, false),
+        "json" => (MYSQL_TYPE_JSON, "json", -1, Kind::Json, false),
+        "geometry" | "point" | "linestring" | "polygon" | "multipoint" | "multilinestring" | "multipolygon"
+        | "geometrycollection" | "geomcollection" => (MYSQL_TYPE_GEOMETRY, "geometry", -1, Kind::Bytes, false),
+        _ => return None,
+    };
+    let name = if unsigned && numeric { format!("{name} unsigned") } else { name.to_string() };
+    Some((ty, name, modifier, kind))
+}
+
+fn text_kind(binary: bool) -> Kind {
+    if binary {
+        Kind::Bytes
+    } else {
+        Kind::Text
+    }
+}
+
+fn keyed_chunk_sql(
+    select_list: &str,
+    qualified: &str,
+    columns: &[Column],
+    keys: &[usize],
+    after: bool,
+    limit: u64,
+) -> String {
+    let name = |i: usize| quote(&columns[i].schema.name);
+    let filter = if after {
+        let terms: Vec<String> = (0..keys.len())
+            .map(|n| {
+                let mut parts: Vec<String> =
+                    keys[..n].iter().map(|&i| format!("{} = {}", name(i), placeholder(columns[i].kind))).collect();
+                parts.push(format!("{} > {}", name(keys[n]), placeholder(columns[keys[n]].kind)));
+                format!("({})", parts.join(" AND "))
+            })
+            .collect();
+        format!(" WHERE {}", terms.join(" OR "))
+    } else {
+        String::new()
+    };
+    let order = keys.iter().map(|&i| name(i)).collect::<Vec<_>>().join(", ");
+    format!("SELECT {select_list} FROM {qualified}{filter} ORDER BY {order} LIMIT {limit}")
+}
+
+/// A parameter typed like the key column, so comparisons are exact (a
+/// string compared with a DECIMAL would go through a double).
+fn placeholder(kind: Kind) -> String {
+    match kind {
+        Kind::Decimal { precision, scale } => format!("CAST(? AS DECIMAL({precision},{scale}))"),
+        Kind::Date => "CAST(? AS DATE)".into(),
+        Kind::DateTime | Kind::Timestamp => "CAST(? AS DATETIME(6))".into(),
+        Kind::Time => "CAST(? AS TIME(6))".into(),
+        _ => "?".into(),
+    }
+}
+
+/// Parameters for the chunk filter: for the n-th term, keys 0..=n.
+fn key_params(columns: &[Column], keys: &[usize], last: &[Option<String>]) -> Result<Vec<MyValue>> {
+    let bad = || {
+        Error::fatal(
+            "the stored snapshot progress does not fit the table's primary key (was the key changed?)",
+            "re-snapshot the table: `outflow snapshot --table SCHEMA.TABLE`",
+        )
+    };
+    if last.len() != keys.len() {
+        return Err(bad());
+    }
+    let values: Vec<MyValue> = keys
+        .iter()
+        .zip(last)
+        .map(|(&i, text)| key_param(columns[i].kind, text.as_deref().ok_or_else(bad)?).ok_or_else(bad))
+        .collect::<Result<_>>()?;
+    let mut params = Vec::new();
+    for n in 0..keys.len() {
+        params.extend(values[..=n].iter().cloned());
+    }
+    Ok(params)
+}
+
+fn key_param(kind: Kind, text: &str) -> Option<MyValue> {
+    Some(match kind {
+        Kind::Int { unsigned: true } => MyValue::UInt(text.parse().ok()?),
+        Kind::Int { unsigned: false } | Kind::Year => MyValue::Int(text.parse().ok()?),
+        Kind::Float | Kind::Double => MyValue::Double(text.parse().ok()?),
+        Kind::Bit { .. } => MyValue::UInt(u64::from_str_radix(text, 2).ok()?),
+        Kind::Bytes => MyValue::Bytes(from_hex(text)?),
+        _ => MyValue::Bytes(text.as_bytes().to_vec()),
+    })
+}
+
+/// A key value as stored in the snapshot progress (and read back by [`key_param`]).
+fn key_text(v: &Value) -> Option<String> {
+    Some(match v {
+        Value::Null | Value::Unchanged => return None,
+        Value::Int(i) => i.to_string(),
+        Value::UInt(u) => u.to_string(),
+        Value::Float32(f) => f.to_string(),
+        Value::Float64(f) => f.to_string(),
+        Value::Bytes(b) => b.iter().map(|x| format!("{x:02x}")).collect(),
+        Value::Date(days) => {
+            let (y, m, d) = civil_from_days(*days as i64);
+            format!("{y:04}-{m:02}-{d:02}")
+        }
+        Value::Timestamp(us) | Value::TimestampTz(us) => {
+            let (days, rest) = (us.div_euclid(86_400_000_000), us.rem_euclid(86_400_000_000));
+            let (y, m, d) = civil_from_days(days);
+            format!("{y:04}-{m:02}-{d:02} {}", clock(rest))
+        }
+        Value::Time(us) => format!("{}{}", if *us < 0 { "-" } else { "" }, clock(us.unsigned_abs() as i64)),
+        Value::Decimal(s) | Value::Text(s) | Value::Enum(s) | Value::Bits(s) | Value::Json(s) => s.clone(),
+        other => format!("{other:?}"),
+    })
+}
+
+/// Micros of a day (or of a TIME, hours unbounded) as `H:MM:SS.ffffff`.
+fn clock(us: i64) -> String {
+    let secs = us / 1_000_000;
+    format!("{:02}:{:02}:{:02}.{:06}", secs / 3600, secs / 60 % 60, secs % 60, us % 1_000_000)
+}
+
+fn from_hex(s: &str) -> Option<Vec<u8>> {
+    if s.len() % 2 != 0 {
+        return None;
+    }
+    (0..s.len()).step_by(2).map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok()).collect()
+}
+
+fn convert_row(columns: &[Column], row: MyRow) -> Result<Row> {
+    let values = row.unwrap();
+    if values.len() != columns.len() {
+        return Err(Error::fatal(
+            format!("a snapshot row has {} columns, the table {}", values.len(), columns.len()),
+            "the table changed during the snapshot; run again",
+        ));
+    }
+    columns
+        .iter()
+        .zip(values)
+        .map(|(c, v)| {
+            convert(c.kind, v).ok_or_else(|| {
+                Error::fatal(
+                    format!("cannot read a snapshot value of column {} ({})", c.schema.name, c.schema.type_name),
+                    "please report this with the column's type",
+                )
+            })
+        })
+        .collect()
+}
+
+/// One binary-protocol value as the binlog decoder would give it.
+fn convert(kind: Kind, v: MyValue) -> Option<Value> {
+    let text = |b: Vec<u8>| String::from_utf8(b).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned());
+    Some(match (kind, v) {
+        (_, MyValue::NULL) => Value::Null,
+        (Kind::Int { unsigned: true }, MyValue::Int(i)) => Value::UInt(i as u64),
+        (Kind::Int { unsigned: true }, MyValue::UInt(u)) => Value::UInt(u),
+        (Kind::Int { unsigned: false }, MyValue::Int(i)) => Value::Int(i),
+        (Kind::Int { unsigned: false }, MyValue::UInt(u)) => Value::Int(u as i64),
+        (Kind::Int { unsigned }, MyValue::Bytes(b)) => {
+            let t = text(b);
+            if unsigned {
+                Value::UInt(t.parse().ok()?)
+            } else {
+                Value::Int(t.parse().ok()?)
+            }
+        }
+        // YEAR 0000 is stored as 0 and the binlog decoder reads it as 1900.
+        (Kind::Year, MyValue::Int(y)) => Value::Int(if y == 0 { 1900 } else { y }),
+        (Kind::Year, MyValue::UInt(y)) => Value::Int(if y == 0 { 1900 } else { y as i64 }),
+        (Kind::Float, MyValue::Float(f)) => Value::Float32(f),
+        (Kind::Float, MyValue::Double(d)) => Value::Float32(d as f32),
+        (Kind::Double, MyValue::Double(d)) => Value::Float64(d),
+        (Kind::Double, MyValue::Float(f)) => Value::Float64(f as f64),
+        (Kind::Decimal { .. }, MyValue::Bytes(b)) => Value::Decimal(text(b)),
+        (Kind::Date, MyValue::Date(y, m, d, ..)) => match civil(y, m, d) {
+            Some(days) => Value::Date(days as i32),
+            None => Value::Null,
+        },
+        (Kind::DateTime, MyValue::Date(y, m, d, h, mi, s, us)) => match civil(y, m, d) {
+            Some(days) => Value::Timestamp(micros(days, h, mi, s, us)),
+            None => Value::Null,
+        },
+        (Kind::Timestamp, MyValue::Date(y, m, d, h, mi, s, us)) => match civil(y, m, d) {
+            Some(days) => Value::TimestampTz(micros(days, h, mi, s, us)),
+            None => Value::Null,
+        },
+        (Kind::Time, MyValue::Time(neg, days, h, m, s, us)) => {
+            let t = ((days as i64 * 24 + h as i64) * 3600 + m as i64 * 60 + s as i64) * 1_000_000 + us as i64;
+            Value::Time(if neg { -t } else { t })
+        }
+        (Kind::Bit { width }, MyValue::Bytes(b)) => {
+            let mut s = String::with_capacity(width as usize);
+            for i in (0..width as usize).rev() {
+                let byte = b.len().checked_sub(1 + i / 8).map_or(0, |j| b[j]);
+                s.push(if byte & (1 << (i % 8)) != 0 { '1' } else { '0' });
+            }
+            Value::Bits(s)
+        }
+        (Kind::Bit { width }, MyValue::UInt(u)) => {
+            convert(Kind::Bit { width }, MyValue::Bytes(u.to_be_bytes().to_vec()))?
+        }
+        (Kind::Bit { width }, MyValue::Int(i)) => {
+            convert(Kind::Bit { width }, MyValue::Bytes((i as u64).to_be_bytes().to_vec()))?
+        }
+        (Kind::Enum, MyValue::Bytes(b)) => Value::Enum(text(b)),
+        (Kind::Set | Kind::Text, MyValue::Bytes(b)) => Value::Text(text(b)),
+        (Kind::Bytes, MyValue::Bytes(b)) => Value::Bytes(b),
+        (Kind::Json, MyValue::Bytes(b)) => {
+            // The binlog's binary JSON is rendered through serde_json: the same spelling.
+            let parsed: serde_json::Value = serde_json::from_slice(&b).ok()?;
+            Value::Json(parsed.to_string())
+        }
+        _ => return None,
+    })
+}
+
+/// Days since the epoch; None for zero dates and dates with a zero month or
+/// day (the binlog decoder gives NULL for those, as Debezium does).
+fn civil(y: u16, m: u8, d: u8) -> Option<i64> {
+    if m == 0 || d == 0 || m > 12 || d > 31 {
+        return None;
+    }
+    Some(days_from_civil(y as i64, m as u32, d as u32))
+}
+
+fn micros(days: i64, h: u8, mi: u8, s: u8, us: u32) -> i64 {
+    days * 86_400_000_000 + (h as i64 * 3600 + mi as i64 * 60 + s as i64) * 1_000_000 + us as i64
+}
+
+/// The server's row estimate (0 when unknown).
+async fn estimated_rows(conn: &mut Conn, table: &TableId) -> Result<u64> {
+    let n: Option<Option<u64>> = conn
+        .exec_first(
+            "SELECT TABLE_ROWS FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?",
+            (&table.schema, &table.name),
+        )
+        .await
+        .map_err(|e| sql_error("reading table statistics", e))?;
+    Ok(n.flatten().unwrap_or(0))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn key_texts_read_back_as_parameters() {
+        assert_eq!(key_text(&Value::Timestamp(1_704_164_645_123_456)).as_deref(), Some("2024-01-02 03:04:05.123456"));
+        assert_eq!(key_text(&Value::Time(-3_723_000_004)).as_deref(), Some("-01:02:03.000004"));
+        assert_eq!(key_text(&Value::Date(19724)).as_deref(), Some("2024-01-02"));
+        assert_eq!(key_text(&Value::Bytes(vec![0, 0xff])).as_deref(), Some("00ff"));
+        assert_eq!(key_param(Kind::Bytes, "00ff"), Some(MyValue::Bytes(vec![0, 0xff])));
+        assert_eq!(key_param(Kind::Int { unsigned: true }, "18446744073709551615"), Some(MyValue::UInt(u64::MAX)));
+        assert_eq!(key_param(Kind::Bit { width: 3 }, "101"), Some(MyValue::UInt(5)));
+    }
+
+    #[test]
+    fn composite_keys_page_with_an_expanded_filter() {
+        let col = |name: &str, kind| Column {
+            schema: ColumnSchema {
+                name: name.into(),
+                type_name: String::new(),
+                type_id: 0,
+                type_modifier: -1,
+                nullable: false,
+                key: true,
+            },
+            kind,
+        };
+        let columns = vec![col("a", Kind::Int { unsigned: false }), col("b", Kind::Decimal { precision: 5, scale: 2 })];
+        let sql = keyed_chunk_sql("`a`, `b`", "`d`.`t`", &columns, &[0, 1], true, 10);
+        assert_eq!(
+            sql,
+            "SELECT `a`, `b` FROM `d`.`t` WHERE (`a` > ?) OR (`a` = ? AND `b` > CAST(? AS DECIMAL(5,2))) ORDER BY `a`, `b` LIMIT 10"
+        );
+        let params = key_params(&columns, &[0, 1], &[Some("7".into()), Some("1.50".into())]).unwrap();
+        assert_eq!(params, vec![MyValue::Int(7), MyValue::Int(7), MyValue::Bytes(b"1.50".to_vec())]);
+    }
+
+    #[test]
+    fn binary_values_convert_like_the_binlog_decoder() {
+        assert_eq!(convert(Kind::Year, MyValue::Int(0)), Some(Value::Int(1900)));
+        assert_eq!(convert(Kind::Date, MyValue::Date(0, 0, 0, 0, 0, 0, 0)), Some(Value::Null));
+        assert_eq!(convert(Kind::Time, MyValue::Time(true, 34, 22, 59, 59, 0)), Some(Value::Time(-3_020_399_000_000)));
+        assert_eq!(
+            convert(Kind::Bit { width: 12 }, MyValue::Bytes(vec![0x0a, 0xaa])),
+            Some(Value::Bits("101010101010".into()))
+        );
+        assert_eq!(convert(Kind::Int { unsigned: true }, MyValue::UInt(u64::MAX)), Some(Value::UInt(u64::MAX)));
+    }
+}
