@@ -15,6 +15,7 @@ mod durability;
 mod harness;
 mod kafka;
 mod mysql_harness;
+mod mysql_snapshot;
 mod mysql_stream;
 mod offsets;
 mod parquet;

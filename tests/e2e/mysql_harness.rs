@@ -53,6 +53,8 @@ pub struct MyOutflow {
     pub url: String,
     pub tables: Vec<String>,
     pub server_id: u32,
+    /// Extra TOML appended to the config (e.g. a `[snapshot]` section).
+    pub extra: String,
 }
 
 impl MyOutflow {
@@ -62,7 +64,38 @@ impl MyOutflow {
             url: db.url(),
             tables: vec![format!("{}.*", db.name)],
             server_id: server_id(),
+            extra: String::new(),
         }
+    }
+
+    /// Adds TOML to the generated config, e.g. `[snapshot]\nchunk_size = 100`.
+    pub fn section(mut self, toml: &str) -> MyOutflow {
+        self.extra.push_str(toml);
+        self.extra.push('\n');
+        self
+    }
+
+    /// Starts a long-running `outflow run` (stderr to `run.stderr` in the temp dir).
+    pub fn spawn_run(&self) -> tokio::process::Child {
+        let stderr = std::fs::File::create(self.dir.path().join("run.stderr")).unwrap();
+        self.command(&["run"]).stderr(stderr).spawn().expect("starting outflow")
+    }
+
+    /// SIGTERM, then the exit status (0 expected: drained and committed).
+    pub async fn sigterm(&self, mut child: tokio::process::Child) {
+        let pid = child.id().expect("outflow exited before SIGTERM") as libc::pid_t;
+        // SAFETY: kill(2) with a pid we own and a valid signal number.
+        assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
+        let status = tokio::time::timeout(crate::harness::RUN_TIMEOUT, child.wait()).await.unwrap().unwrap();
+        let stderr = std::fs::read_to_string(self.dir.path().join("run.stderr")).unwrap_or_default();
+        assert!(status.success(), "outflow run failed after SIGTERM:\n{stderr}");
+    }
+
+    /// The sink's stored snapshot progress of `table` (`db.table`).
+    pub fn snapshot_progress(&self, table: &str) -> Value {
+        let text = std::fs::read_to_string(self.state_dir().join("sinks/events.json")).unwrap_or_default();
+        let offset: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
+        offset["snapshot"][table].clone()
     }
 
     pub fn out_path(&self) -> PathBuf {
@@ -77,12 +110,13 @@ impl MyOutflow {
         let path = self.dir.path().join("outflow.toml");
         let tables: Vec<String> = self.tables.iter().map(|t| format!("{t:?}")).collect();
         let text = format!(
-            "[source]\nkind = \"mysql\"\nurl = {:?}\ntables = [{}]\nserver_id = {}\n[state]\ndir = {:?}\n[[sink]]\nname = \"events\"\nkind = \"jsonl\"\npath = {:?}\n",
+            "[source]\nkind = \"mysql\"\nurl = {:?}\ntables = [{}]\nserver_id = {}\n[state]\ndir = {:?}\n[[sink]]\nname = \"events\"\nkind = \"jsonl\"\npath = {:?}\n{}",
             self.url,
             tables.join(", "),
             self.server_id,
             self.state_dir(),
-            self.out_path()
+            self.out_path(),
+            self.extra
         );
         std::fs::write(&path, text).unwrap();
         path
