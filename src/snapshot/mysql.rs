@@ -438,7 +438,8 @@ fn column_type_of(
             (MYSQL_TYPE_NEWDECIMAL, "decimal", numeric_typmod(p, s), Kind::Decimal { precision: p, scale: s }, true)
         }
         "year" => (MYSQL_TYPE_YEAR, "year", -1, Kind::Year, false),
-        "date" => (MYSQL_TYPE_DATE, "date", -1, Kind::Date, false),
+        // The binlog's TableMap says NEWDATE (the storage type), not DATE.
+        "date" => (MYSQL_TYPE_NEWDATE, "date", -1, Kind::Date, false),
         "time" => (MYSQL_TYPE_TIME2, "time", fsp, Kind::Time, false),
         "datetime" => (MYSQL_TYPE_DATETIME2, "datetime", fsp, Kind::DateTime, false),
         "timestamp" => (MYSQL_TYPE_TIMESTAMP2, "timestamp", fsp, Kind::Timestamp, false),
