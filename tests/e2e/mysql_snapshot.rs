@@ -243,3 +243,29 @@ async fn mysql_initial_only_snapshots_and_exits() {
     out.assert_success();
     assert_eq!(reads(&of.events(), "t"), 300);
 }
+
+#[tokio::test]
+async fn mysql_outflow_snapshot_re_reads_a_table_while_streaming_goes_on() {
+    let mut db = MyDb::create("OUTFLOW_TEST_MYSQL_URL", "snapreq").await;
+    db.exec("CREATE TABLE a (id INT PRIMARY KEY, v VARCHAR(10))").await;
+    db.exec("CREATE TABLE b (id INT PRIMARY KEY, v VARCHAR(10))").await;
+    db.exec("INSERT INTO a SELECT seq, 'a' FROM seq_1_to_300").await;
+    db.exec("INSERT INTO b SELECT seq, 'b' FROM seq_1_to_200").await;
+    let of = MyOutflow::new(&db);
+    let run = of.spawn_run();
+    let (ta, tb) = (format!("{}.a", db.name), format!("{}.b", db.name));
+    wait_for(RUN_TIMEOUT, "the initial snapshot", || async {
+        of.snapshot_progress(&ta)["done"] == true && of.snapshot_progress(&tb)["done"] == true
+    })
+    .await;
+    of.exec(&["snapshot", "--table", &ta]).await.assert_success();
+    db.exec("INSERT INTO b VALUES (1000, 'streamed')").await;
+    wait_for(RUN_TIMEOUT, "a second snapshot of a and the streamed insert", || async {
+        let text = std::fs::read_to_string(of.out_path()).unwrap_or_default();
+        let events: Vec<Value> = text.lines().filter_map(|l| serde_json::from_str(l).ok()).collect();
+        reads(&events, "a") == 600 && of_table(&events, "b").iter().any(|e| e["op"] == "c")
+    })
+    .await;
+    of.sigterm(run).await;
+    assert_eq!(reads(&of.events(), "b"), 200, "b was not re-read");
+}
