@@ -335,6 +335,82 @@ fn key_string(table: &TableSchema, row: &Row) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use outflow_decoders::Value;
+
+    fn schema() -> Arc<TableSchema> {
+        let col = |name: &str, key: bool| outflow_decoders::ColumnSchema {
+            name: name.into(),
+            type_name: "int".into(),
+            type_id: 3,
+            type_modifier: -1,
+            nullable: !key,
+            key,
+        };
+        Arc::new(TableSchema {
+            id: TableId::new("d", "t"),
+            version: 1,
+            columns: vec![col("id", true), col("v", false)],
+        })
+    }
+
+    fn at(sub: u32) -> Position {
+        Position::mysql(outflow_decoders::position::MysqlAnchor::File {
+            name: "mysql-bin.000001".into(),
+            pos: sub as u64,
+        })
+    }
+
+    #[tokio::test]
+    async fn chunks_without_watermarks_wait_for_their_position_and_drop_changed_keys() {
+        let (tx, rx) = mpsc::channel(4);
+        let mut windows = Windows::new(String::new(), rx, 1);
+        let (opened, at_open) = oneshot::channel();
+        tx.send(ReaderEvent::Open { id: 7, table: "d.t".into(), opened }).await.unwrap();
+        windows.receive().await.unwrap();
+        assert!(!windows.finished());
+        windows.open_pending(&at(100));
+        assert_eq!(at_open.await.unwrap(), at(100));
+        let change = ChangeEvent {
+            op: Op::Update,
+            table: schema(),
+            before: Some(vec![Value::Int(2), Value::Int(0)]),
+            after: Some(vec![Value::Int(2), Value::Int(1)]),
+            source: SourceInfo::default(),
+            position: at(150),
+        };
+        windows.on_change(&change);
+        let (emitted, done) = oneshot::channel();
+        let rows = (1..=3).map(|i| vec![Value::Int(i), Value::Int(0)]).collect();
+        let progress = TableSnapshot { last_key: Some(vec![Some("3".into())]), resume: None, rows: 3, done: true };
+        let chunk =
+            Chunk { id: 7, table: schema(), rows, keyed: true, progress, high: Some(at(200)), binlog: None, emitted };
+        tx.send(ReaderEvent::Chunk(chunk)).await.unwrap();
+        windows.receive().await.unwrap();
+        let mut n = 0;
+        let mut next = || {
+            n += 1;
+            at(1000 + n)
+        };
+        let mut out = Vec::new();
+        windows.emit_reached(|high| *high <= at(199), &mut next, &mut out);
+        assert!(out.is_empty(), "the stream is not past the chunk's position yet");
+        windows.emit_reached(|high| *high <= at(200), &mut next, &mut out);
+        let ids: Vec<_> = out
+            .iter()
+            .filter_map(|i| match i {
+                StreamItem::Change(e) => e.after.as_ref().map(|r| r[0].clone()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(ids, vec![Value::Int(1), Value::Int(3)], "key 2 changed in the window");
+        assert!(matches!(out.first(), Some(StreamItem::Begin { .. })));
+        assert!(matches!(out.last(), Some(StreamItem::Commit { .. })));
+        assert!(out.windows(2).all(|w| w[0].position() < w[1].position()));
+        done.await.unwrap();
+        tx.send(ReaderEvent::TableDone).await.unwrap();
+        windows.receive().await.unwrap();
+        assert!(windows.finished());
+    }
 
     #[test]
     fn watermarks_round_trip() {
