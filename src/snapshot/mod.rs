@@ -27,8 +27,10 @@
 //! server) would leave a stale row in the chunk. DBLog and Debezium share it.
 //!
 //! The readers (per source, e.g. [`pg`]) send each chunk before writing its
-//! high watermark and wait until the stream side has emitted it before the
-//! next chunk, so at most `parallelism` chunks are in memory.
+//! high watermark; the PostgreSQL reader reads the next chunk while the
+//! stream side emits the previous one and waits for that before going
+//! further, so at most two chunks per reader (`parallelism` readers) are in
+//! memory.
 //!
 //! MySQL/MariaDB ([`mysql`]) writes nothing into the source: the reader asks
 //! the stream side to open the chunk's window ([`ReaderEvent::Open`], opened
@@ -298,7 +300,7 @@ impl Windows {
         out.push(StreamItem::Begin { tx_id: None, commit_ts_us: now_us, position: position() });
         let source = SourceInfo { commit_ts_us: now_us, tx_id: None, snapshot: true, ..source };
         for row in chunk.rows {
-            if chunk.keyed && changed.contains(&key_string(&chunk.table, &row)) {
+            if chunk.keyed && !changed.is_empty() && changed.contains(&key_string(&chunk.table, &row)) {
                 continue;
             }
             out.push(StreamItem::Change(ChangeEvent {

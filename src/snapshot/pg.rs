@@ -51,7 +51,8 @@ pub async fn snapshot_table(
     client
         .batch_execute(
             "SET TimeZone = 'UTC'; SET DateStyle = 'ISO'; SET IntervalStyle = 'postgres'; \
-             SET extra_float_digits = 3; SET bytea_output = 'hex'; SET standard_conforming_strings = on",
+             SET extra_float_digits = 3; SET bytea_output = 'hex'; SET standard_conforming_strings = on; \
+             SET synchronous_commit = on",
         )
         .await
         .map_err(|e| sql_error("setting up the snapshot session", &e))?;
@@ -63,9 +64,10 @@ pub async fn snapshot_table(
     tracing::info!(table = %table, rows_done = progress.rows, "snapshot started");
     let mut bar = RowProgress::new(table.to_string(), estimated_rows(&catalog, &qualified).await?, progress.rows);
 
+    let mut in_flight: Option<oneshot::Receiver<()>> = None;
     while !progress.done {
         let id = NEXT_CHUNK.fetch_add(1, Ordering::Relaxed);
-        emit_watermark(&catalog, &watermark(run, false, id, &table)).await?;
+        emit_watermark(&catalog, &watermark(run, false, id, &table), false).await?;
         let (sql, last_page) = if keyed {
             (keyed_chunk_sql(&select_list, &qualified, &schema, &columns, progress.last_key.as_deref(), chunk_size), 0)
         } else {
@@ -104,9 +106,18 @@ pub async fn snapshot_table(
         if out.send(ReaderEvent::Chunk(chunk)).await.is_err() {
             return Ok(()); // the stream side stopped
         }
-        emit_watermark(&catalog, &watermark(run, true, id, &table)).await?;
-        if wait.await.is_err() {
-            return Ok(()); // stopped before the chunk was emitted: resumes next run
+        emit_watermark(&catalog, &watermark(run, true, id, &table), true).await?;
+        // One chunk in flight: the next one is read while the stream side
+        // emits this one (watermarks stay in order; memory stays bounded).
+        if let Some(previous) = in_flight.replace(wait) {
+            if previous.await.is_err() {
+                return Ok(()); // stopped before the chunk was emitted: resumes next run
+            }
+        }
+    }
+    if let Some(last) = in_flight {
+        if last.await.is_err() {
+            return Ok(());
         }
     }
     bar.finish();
@@ -114,23 +125,29 @@ pub async fn snapshot_table(
     Ok(())
 }
 
-async fn emit_watermark(catalog: &Catalog, content: &str) -> Result<()> {
-    catalog
-        .client()
-        .execute("SELECT pg_logical_emit_message(false, $1, $2)", &[&WATERMARK_PREFIX, &content])
-        .await
-        .map(|_| ())
-        .map_err(|e| {
-            let err = sql_error("writing a snapshot watermark with pg_logical_emit_message", &e);
-            if e.as_db_error().is_some_and(|d| d.code().code() == "42501") {
-                err.with_hint(
-                    "GRANT EXECUTE ON FUNCTION pg_logical_emit_message(boolean, text, text) TO <the source user>; \
+/// Writes a watermark. A non-transactional message is not flushed by
+/// itself: the walsender would only see it once the WAL writer flushes
+/// (`wal_writer_delay`, 200 ms by default), which stalled every chunk. The
+/// high watermark is therefore written in a statement that also takes a
+/// transaction id, so its commit flushes the WAL up to and past the message
+/// (an empty transaction, which pgoutput does not send).
+async fn emit_watermark(catalog: &Catalog, content: &str, flush: bool) -> Result<()> {
+    let sql = if flush {
+        "SELECT pg_logical_emit_message(false, $1, $2), txid_current()"
+    } else {
+        "SELECT pg_logical_emit_message(false, $1, $2)"
+    };
+    catalog.client().execute(sql, &[&WATERMARK_PREFIX, &content]).await.map(|_| ()).map_err(|e| {
+        let err = sql_error("writing a snapshot watermark with pg_logical_emit_message", &e);
+        if e.as_db_error().is_some_and(|d| d.code().code() == "42501") {
+            err.with_hint(
+                "GRANT EXECUTE ON FUNCTION pg_logical_emit_message(boolean, text, text) TO <the source user>; \
                      or set [snapshot] mode = \"never\"",
-                )
-            } else {
-                err
-            }
-        })
+            )
+        } else {
+            err
+        }
+    })
 }
 
 /// The table's columns (in order, dropped ones left out), types and key.
