@@ -35,7 +35,8 @@
 #      to /dev/null;
 #   3. outflow run --until-caught-up (kind = "mysql") into JSONL on /dev/null;
 # and prints rows/s of each, outflow's ratio to both and its peak RSS.
-# BENCH_SINKS and BENCH_SNAPSHOT do not apply (JSONL only; no MySQL snapshots).
+# BENCH_SINKS does not apply (JSONL only). BENCH_SNAPSHOT=1 (default) adds the
+# snapshot case: `mariadb --quick -e 'SELECT * FROM orders'` vs outflow initial_only.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -194,7 +195,39 @@ EOF2
         echo "error: outflow -> jsonl delivered $events events, expected $total" >&2
         exit 1
     fi
+    if [[ "${BENCH_SNAPSHOT:-1}" == 1 ]]; then
+        bench_mysql_snapshot "$total"
+    fi
     exit 0
+}
+
+# MariaDB snapshot case: the whole table read by `mariadb --quick` vs an
+# outflow snapshot (mode initial_only, default parallelism) into JSONL.
+bench_mysql_snapshot() {
+    local total="$1" my=(mariadb --no-defaults --socket="$WORK/mysqld.sock" -uroot) t0 t1 sel_s snap_s rss_mb events
+    echo "snapshot: mariadb --quick SELECT of $total rows..." >&2
+    t0=$(now)
+    "${my[@]}" --quick bench -e "SELECT * FROM orders" >/dev/null
+    t1=$(now)
+    sel_s=$(elapsed "$t0" "$t1")
+    sed -e "s#dir = \"$WORK/state\"#dir = \"$WORK/state-snapshot\"#" "$WORK/outflow-mysql.toml" >"$WORK/outflow-mysql-snapshot.toml"
+    printf '[snapshot]\nmode = "initial_only"\n' >>"$WORK/outflow-mysql-snapshot.toml"
+    echo "snapshot: outflow initial_only..." >&2
+    t0=$(now)
+    /usr/bin/time -f "%M" -o "$WORK/rss" "$OUTFLOW" run -c "$WORK/outflow-mysql-snapshot.toml" 2>"$WORK/outflow.log" \
+        || { cat "$WORK/outflow.log" >&2; exit 1; }
+    t1=$(now)
+    snap_s=$(elapsed "$t0" "$t1")
+    rss_mb=$(($(tail -n 1 "$WORK/rss") / 1024))
+    events=$(grep -o '"events": [0-9]*' "$WORK/state-snapshot/sinks/null.json" | grep -o '[0-9]*$')
+    printf '\n%-28s %10s %12s %10s\n' "snapshot" "seconds" "rows/s" "peak RSS"
+    printf '%-28s %10.2f %12s %10s\n' "mariadb --quick SELECT" "$sel_s" "$(rate "$total" "$sel_s")" "-"
+    printf '%-28s %10.2f %12s %7s MB\n' "outflow initial_only" "$snap_s" "$(rate "$total" "$snap_s")" "$rss_mb"
+    printf 'ratio outflow/SELECT: %s\n' "$(awk -v a="$sel_s" -v b="$snap_s" 'BEGIN { printf "%.2f", a / b }')"
+    if [[ "$events" != "$total" ]]; then
+        echo "error: the snapshot delivered $events rows, expected $total" >&2
+        exit 1
+    fi
 }
 if [[ "$SOURCE" == mysql ]]; then
     bench_mysql
