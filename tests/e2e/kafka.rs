@@ -21,7 +21,7 @@ use serde_json::{json, Value};
 
 use crate::harness::{env_var, kill_9_while_writing, wait_for, write_rows, Outflow, TestDb, SHORT};
 
-fn brokers() -> String {
+pub(crate) fn brokers() -> String {
     env_var("OUTFLOW_TEST_KAFKA_BROKERS")
 }
 
@@ -42,7 +42,7 @@ fn reader(args: &[&str]) -> Value {
 }
 
 /// Every record of `topic`, partition by partition, from the beginning.
-fn records(topic: &str) -> Vec<Value> {
+pub(crate) fn records(topic: &str) -> Vec<Value> {
     reader(&[topic])["topics"][topic]["records"].as_array().cloned().unwrap_or_default()
 }
 
@@ -57,7 +57,7 @@ fn kafka_outflow(db: &TestDb, tables: &[&str], name: &str, settings: &str) -> Ou
 }
 
 /// A pipeline name no other test (or earlier run on the same broker) uses.
-fn unique_name(hint: &str) -> String {
+pub(crate) fn unique_name(hint: &str) -> String {
     format!("{hint}_{}_{}", std::process::id(), rand::rng().random_range(0..1_000_000u32))
 }
 
@@ -234,7 +234,7 @@ async fn kill_9_during_a_busy_run_leaves_every_change_exactly_once_in_kafka() {
 }
 
 /// Sends `signal` to the test broker (tansu, pid from test-services.sh).
-fn signal_broker(signal: libc::c_int) {
+pub(crate) fn signal_broker(signal: libc::c_int) {
     let pid_file = env_var("OUTFLOW_TEST_KAFKA_PID_FILE");
     let pid: libc::pid_t = std::fs::read_to_string(&pid_file)
         .unwrap_or_else(|e| panic!("reading {pid_file}: {e}"))
@@ -246,7 +246,7 @@ fn signal_broker(signal: libc::c_int) {
 }
 
 /// Resumes the broker even if the test fails while it is stopped.
-struct ContinueBroker;
+pub(crate) struct ContinueBroker;
 
 impl Drop for ContinueBroker {
     fn drop(&mut self) {

@@ -10,6 +10,7 @@
 
 mod admin;
 mod bad_input;
+mod chaos;
 mod check;
 mod durability;
 mod harness;

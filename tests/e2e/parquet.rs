@@ -22,7 +22,7 @@ fn python() -> String {
 }
 
 /// Reads the lake at `root` with pyarrow; `extra` are reader flags.
-fn read_lake(root: &str, extra: &[&str]) -> Value {
+pub(crate) fn read_lake(root: &str, extra: &[&str]) -> Value {
     let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/readers/parquet_read.py");
     let mut cmd = std::process::Command::new(python());
     cmd.arg(&script).arg(root).args(extra);
@@ -67,7 +67,7 @@ fn rows(lake: &Value, table: &str) -> Vec<Value> {
 }
 
 /// `lsn:HI/LO:IDX` as a sortable tuple.
-fn position_key(p: &str) -> (u64, u64) {
+pub(crate) fn position_key(p: &str) -> (u64, u64) {
     let rest = p.strip_prefix("lsn:").expect("lsn position");
     let (lsn, idx) = rest.split_once(':').unwrap_or((rest, "0"));
     let (hi, lo) = lsn.split_once('/').expect("lsn");
