@@ -12,6 +12,11 @@
 //! binlogs by age (`binlog_expire_logs_seconds`), not by consumer. Purged
 //! positions are reported as such, never replaced by the current end.
 //!
+//! A lost connection is retried with exponential backoff (transient errors
+//! only), from the minimum durable position over the sinks, which skip what
+//! they already have; re-attaching a detached sink (see `src/pipeline.rs`)
+//! takes the same path at once.
+//!
 //! Idle: MariaDB sends HEARTBEAT events every second (`@master_heartbeat_period`),
 //! which become `Heartbeat` items. `--until-caught-up` reads the server's end
 //! at start and stops once the decoder is past it between transactions.
@@ -29,9 +34,12 @@ use tokio_util::sync::CancellationToken;
 
 use super::catalog::{purged, sql_error, Catalog};
 use crate::config::SourceConfig;
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorClass, Result};
 use crate::health::{health, Phase};
-use crate::pipeline::{finish_all, min_durable, send_all, SinkHandle};
+use crate::metrics::metrics;
+use crate::pipeline::{
+    any_detached, finish_all, min_durable, reattach, reconnect_delay, rejoin_ready, send_all, Flow, SinkHandle,
+};
 use crate::state::StateDir;
 
 /// Items per batch handed to the sinks.
@@ -90,16 +98,62 @@ impl MysqlSource {
             _ => {}
         }
         self.catalog.check_not_purged(&start).await?;
-        let mut stream = self.open_stream(&start).await?;
-        tracing::info!(position = %start, server_id = self.server_id, "streaming binlog");
-        health().set_phase(Phase::Streaming);
 
-        let mut decoder = BinlogDecoder::new(TableFilter::new(&self.tables), &start, true);
-        let result =
-            pump(&mut stream, &mut decoder, sinks, state, target, saved.is_none().then_some(&start), &stop).await;
+        // A lost connection (server restart, network) is retried with backoff
+        // from what every sink has made durable (or the start, before any
+        // has); the sinks skip what the server resends, even inside a
+        // multi-row event. A detached sink that can take more is re-attached
+        // the same way, at once.
+        let filter = TableFilter::new(&self.tables);
+        let mut announce = saved.is_none().then(|| start.clone());
+        let mut from = start.clone();
+        let mut attempt = 0u32;
+        let result = loop {
+            let pumped = match self.open_stream(&from).await {
+                Ok(mut stream) => {
+                    tracing::info!(position = %from, server_id = self.server_id, "streaming binlog");
+                    health().set_phase(Phase::Streaming);
+                    if attempt > 0 {
+                        metrics().reconnects.inc();
+                        tracing::info!("reconnected");
+                        attempt = 0;
+                    }
+                    let mut decoder = BinlogDecoder::new(filter.clone(), &from, true);
+                    let pumped =
+                        pump(&mut stream, &mut decoder, sinks, state, target.clone(), announce.take().as_ref(), &stop)
+                            .await;
+                    let _ = stream.close().await;
+                    pumped
+                }
+                Err(e) => Err(e),
+            };
+            let wait = match pumped {
+                Ok(Flow::Done) => break Ok(()),
+                Ok(Flow::Rejoin) => {
+                    reattach(sinks);
+                    Duration::ZERO
+                }
+                Err(e) if e.class != ErrorClass::Transient || stop.is_cancelled() => break Err(e),
+                Err(e) => {
+                    metrics().error(e.class);
+                    attempt += 1;
+                    health().set_phase(Phase::Reconnecting { attempt, error: e.message.clone() });
+                    let wait = reconnect_delay(attempt);
+                    tracing::warn!(error = %e.message, retry_in_ms = wait.as_millis() as u64, attempt, "binlog connection lost; reconnecting");
+                    wait
+                }
+            };
+            tokio::select! {
+                _ = stop.cancelled() => break Ok(()),
+                _ = tokio::time::sleep(wait) => {}
+            }
+            from = match min_durable(sinks) {
+                Some(Position::Mysql(MysqlPos { anchor, .. })) => anchor,
+                _ => start.clone(),
+            };
+        };
         health().set_phase(Phase::Stopping);
         let sink_result = finish_all(sinks).await;
-        let _ = stream.close().await;
         let _ = self.catalog.conn.disconnect().await;
         result.and(sink_result)
     }
@@ -170,7 +224,7 @@ async fn pump(
     target: Option<MysqlAnchor>,
     announce: Option<&MysqlAnchor>,
     stop: &CancellationToken,
-) -> Result<()> {
+) -> Result<Flow> {
     let mut batch: Vec<StreamItem> = Vec::with_capacity(BATCH_ITEMS);
     if let Some(start) = announce {
         batch.push(StreamItem::Heartbeat { position: Position::mysql(start.clone()) });
@@ -179,19 +233,29 @@ async fn pump(
     let mut caught_up = reached(decoder);
     let start = stream_anchor(announce, decoder);
     if caught_up && !batch.is_empty() && send_all(sinks, std::mem::take(&mut batch)).await.is_err() {
-        return Ok(());
+        return Ok(Flow::Done);
     }
-    while !caught_up {
+    let mut rejoin_tick = tokio::time::interval(Duration::from_millis(250));
+    let mut heard = tokio::time::Instant::now();
+    // Done only once every sink has everything: a detached one first rejoins.
+    while !caught_up || any_detached(sinks) {
         let ev = tokio::select! {
             biased;
             _ = stop.cancelled() => break,
+            _ = rejoin_tick.tick(), if any_detached(sinks) => {
+                match rejoin_ready(sinks) {
+                    Some(flow) => return Ok(flow),
+                    None => continue,
+                }
+            }
             ev = stream.next() => ev,
-            _ = tokio::time::sleep(Duration::from_secs(30)) => {
+            _ = tokio::time::sleep_until(heard + Duration::from_secs(30)) => {
                 // MariaDB heartbeats every second; silence means a dead connection.
                 return Err(Error::transient(format!("no binlog event or heartbeat for 30 s since {start}")));
             }
         };
         let mut next = Some(ev);
+        heard = tokio::time::Instant::now();
         while let Some(ev) = next.take() {
             let Some(ev) = ev else {
                 return Err(Error::transient("the server ended the binlog stream"));
@@ -218,11 +282,12 @@ async fn pump(
         if !batch.is_empty() {
             let full = std::mem::replace(&mut batch, Vec::with_capacity(BATCH_ITEMS));
             if send_all(sinks, full).await.is_err() {
-                return Ok(());
+                return Ok(Flow::Done);
             }
+            heard = tokio::time::Instant::now();
         }
     }
-    Ok(())
+    Ok(Flow::Done)
 }
 
 fn stream_anchor(announce: Option<&MysqlAnchor>, decoder: &BinlogDecoder) -> String {
