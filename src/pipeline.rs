@@ -41,6 +41,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, VecDeque};
 
 use outflow_decoders::{Position, SnapshotProgress, StreamItem};
@@ -201,14 +202,23 @@ impl Worker {
     }
 
     fn write(&mut self, sink: &mut dyn Sink, batch: &[StreamItem]) -> Result<()> {
-        let fresh = match &self.written {
-            None => batch,
+        let fresh: Cow<'_, [StreamItem]> = match &self.written {
+            None => Cow::Borrowed(batch),
             Some(done) => {
-                // Items arrive in order: skip the prefix the sink already has.
-                let skip = batch.iter().position(|i| i.position().is_none_or(|p| p > done)).unwrap_or(batch.len());
-                &batch[skip..]
+                // Items arrive in order: skip the prefix the sink already
+                // has. A replay re-announces table shapes inside it (schema
+                // changes carry no position): those are kept, and do not end
+                // the prefix.
+                let skip = batch.iter().position(|i| i.position().is_some_and(|p| p > done)).unwrap_or(batch.len());
+                let (old, new) = batch.split_at(skip);
+                if old.iter().all(|i| i.position().is_some()) {
+                    Cow::Borrowed(new)
+                } else {
+                    Cow::Owned(old.iter().filter(|i| i.position().is_none()).chain(new).cloned().collect())
+                }
             }
         };
+        let fresh = &fresh[..];
         // The furthest position, never a step back: sources order their
         // items, this keeps a slip from moving the offset backwards.
         let Some(last) = fresh.iter().filter_map(StreamItem::position).max() else {

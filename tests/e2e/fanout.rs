@@ -53,10 +53,9 @@ async fn fanout_a_stopped_sink_holds_back_only_the_slot_and_catches_up_when_rele
     // Opened for reading (so the sink can open it) but not read: once the
     // pipe is full, the sink is stuck in a write.
     let mut reader = tokio::net::unix::pipe::OpenOptions::new().open_receiver(&fifo).expect("opening the fifo");
-    let outflow = Outflow::new(&db, &["public.t"]).section("[snapshot]\nmode = \"never\"").section(&format!(
-        "[[sink]]\nname = \"pipe\"\nkind = \"jsonl\"\npath = {:?}",
-        fifo.to_str().unwrap()
-    ));
+    let outflow = Outflow::new(&db, &["public.t"])
+        .section("[snapshot]\nmode = \"never\"")
+        .section(&format!("[[sink]]\nname = \"pipe\"\nkind = \"jsonl\"\npath = {:?}", fifo.to_str().unwrap()));
     outflow.run_until_caught_up().await.assert_success();
     db.wait_for_slot_idle().await;
 
@@ -91,7 +90,8 @@ async fn fanout_a_stopped_sink_holds_back_only_the_slot_and_catches_up_when_rele
     assert_eq!(status["held_back_by"]["detached"], true, "{status}");
     assert_eq!(sink(&status, "pipe")["detached"], true, "{status}");
     assert_eq!(sink(&status, "events")["detached"], false, "{status}");
-    let (pipe_lsn, events_lsn) = (lsn_of(&sink(&status, "pipe")["position"]), lsn_of(&sink(&status, "events")["position"]));
+    let (pipe_lsn, events_lsn) =
+        (lsn_of(&sink(&status, "pipe")["position"]), lsn_of(&sink(&status, "events")["position"]));
     assert!(lsn_le(&db, &pipe_lsn, &events_lsn).await && pipe_lsn != events_lsn, "{status}");
     // The slot is at the stopped sink's position, not the other's, and stays there.
     let held = confirmed_flush_lsn(&db).await;

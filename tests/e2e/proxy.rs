@@ -1,9 +1,9 @@
 //! A TCP forwarder between outflow and a test server, to simulate network
 //! failures without touching the shared servers (other tests use them in
-//! parallel): [`Proxy::cut`] ends every open connection at once, as a broken
-//! network or a restarting server would, and [`Proxy::cut_at`] does so when
-//! the bytes sent by the server reach a given total, so a cut lands in the
-//! middle of a large transaction deterministically. New connections are
+//! parallel): [`Proxy::cut_at`] ends every open connection at once, as a
+//! broken network or a restarting server would, when the bytes sent by the
+//! server reach a given total, so a cut lands in the middle of a large
+//! transaction deterministically. New connections are
 //! accepted again right away.
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -75,11 +75,6 @@ impl Proxy {
     /// Bytes the server has sent through the proxy so far.
     pub fn bytes_from_server(&self) -> u64 {
         self.shared.from_server.load(Ordering::SeqCst)
-    }
-
-    /// Ends every open connection now.
-    pub fn cut(&self) {
-        self.shared.cut();
     }
 
     /// Ends every open connection once the server has sent `total` bytes
