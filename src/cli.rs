@@ -138,6 +138,8 @@ async fn run(config_path: &Path, until_caught_up: bool) -> Result<()> {
     let config = Config::load(config_path)?;
     let state = Arc::new(StateDir::open_locked(&config.state.dir)?);
     state.check_all()?;
+    // A previous process's detached sinks are attached again in this one.
+    state.write_detached(&Default::default())?;
     let _admin = match &config.admin {
         Some(admin) => Some(crate::admin::start(admin, &config).await?),
         None => None,

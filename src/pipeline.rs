@@ -16,18 +16,37 @@
 //! The source reads the minimum durable position over all sinks and
 //! acknowledges only that to the database.
 //!
+//! **A stuck sink holds back only acknowledgement.** [`send_all`] waits for a
+//! sink whose queue is full at most [`DETACH_AFTER`]; then the sink is
+//! *detached*: the source stops feeding it and goes on with the others. The
+//! detached sink keeps its place: it drains what it has queued and commits
+//! it, and its durable position still counts in [`min_durable`], so the
+//! database is acknowledged no further than the slowest sink and nothing is
+//! lost. A detached sink can never be fed again from where the others are
+//! (it missed batches), so once it waits idle with an empty queue the source
+//! restarts streaming from [`min_durable`] — the same path as a reconnect
+//! after a lost connection ([`Flow::Rejoin`]) — and re-attaches it; the other
+//! sinks skip the replayed part (step 1), the detached one takes what it
+//! lacks. The last attached sink is never detached: with nobody left to feed
+//! the source waits, as with a single sink. Detach and re-attach are logged
+//! as warnings naming the sink and stored in the state directory
+//! (`detached.json`) so that `status` shows them.
+//!
 //! Workers count what they write in the metrics (`src/metrics.rs`) and
 //! report failures to the live state (`src/health.rs`); sources hand batches
 //! over with [`send_all`], which records them there too.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, VecDeque};
 
 use outflow_decoders::{Position, SnapshotProgress, StreamItem};
 use outflow_sinks::{Durable, Sink};
+use tokio::sync::mpsc::error::TrySendError;
 use tokio::sync::{mpsc, watch};
 
 use crate::error::{Error, Result};
@@ -40,12 +59,35 @@ pub type Batch = Arc<Vec<StreamItem>>;
 
 /// Batches a sink may have queued before the source waits for it.
 const QUEUE_BATCHES: usize = 16;
+/// How long the source waits for a sink's full queue before detaching it.
+pub const DETACH_AFTER: Duration = Duration::from_secs(5);
 
 pub struct SinkHandle {
     pub name: String,
     tx: Option<mpsc::Sender<Batch>>,
     durable: watch::Receiver<Option<Position>>,
     join: Option<JoinHandle<Result<()>>>,
+    /// The worker waits for a batch (it is not writing or committing).
+    idle: Arc<AtomicBool>,
+    /// The source stopped feeding this sink (see the module doc), and when.
+    detached: Option<String>,
+    state: Option<Arc<StateDir>>,
+}
+
+/// Why a source's streaming loop returned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flow {
+    /// Stopped, caught up, or a sink stopped (`finish` reports why).
+    Done,
+    /// A detached sink can take more: stream again from [`min_durable`]
+    /// after [`reattach`].
+    Rejoin,
+}
+
+/// How long to wait before reconnection attempt `attempt` (1, 2, ...):
+/// exponential from 1 s, at most 30 s.
+pub fn reconnect_delay(attempt: u32) -> Duration {
+    Duration::from_millis(500u64.saturating_mul(1 << attempt.min(6))).min(Duration::from_secs(30))
 }
 
 /// Where a sink starts: its stored offset (None: from the slot's start).
@@ -70,6 +112,9 @@ pub fn spawn_sink(
     let thread_name = format!("sink-{name}");
     let sink_name = name.clone();
     let label = SinkLabel { sink: name.clone() };
+    let idle = Arc::new(AtomicBool::new(true));
+    let worker_idle = idle.clone();
+    let handle_state = state.clone();
     // Carried over from the stored offset until a newer commit is durable.
     let last_commit_ts_us =
         state.as_ref().and_then(|s| s.sink_offset(&name).ok().flatten()).and_then(|o| o.last_commit_ts_us);
@@ -90,6 +135,7 @@ pub fn spawn_sink(
                 pending_commits: VecDeque::new(),
                 label,
                 bytes: 0,
+                idle: worker_idle,
             };
             let result = worker.run(sink.as_mut(), &mut rx, &runtime, commit_interval);
             if let Err(e) = &result {
@@ -99,7 +145,7 @@ pub fn spawn_sink(
             result
         })
         .expect("spawning a sink thread");
-    SinkHandle { name, tx: Some(tx), durable, join: Some(join) }
+    SinkHandle { name, tx: Some(tx), durable, join: Some(join), idle, detached: None, state: handle_state }
 }
 
 struct Worker {
@@ -125,6 +171,8 @@ struct Worker {
     label: SinkLabel,
     /// Bytes the sink had written when last counted.
     bytes: u64,
+    /// Set while waiting for a batch, for [`rejoin_ready`].
+    idle: Arc<AtomicBool>,
 }
 
 impl Worker {
@@ -138,7 +186,10 @@ impl Worker {
         let mut next_commit = Instant::now() + commit_interval;
         loop {
             let wait = next_commit.saturating_duration_since(Instant::now());
-            match runtime.block_on(async { tokio::time::timeout(wait, rx.recv()).await }) {
+            self.idle.store(true, Ordering::SeqCst);
+            let received = runtime.block_on(async { tokio::time::timeout(wait, rx.recv()).await });
+            self.idle.store(false, Ordering::SeqCst);
+            match received {
                 Ok(Some(batch)) => self.write(sink, &batch)?,
                 Ok(None) => return self.commit(sink, true),
                 Err(_elapsed) => {}
@@ -151,14 +202,23 @@ impl Worker {
     }
 
     fn write(&mut self, sink: &mut dyn Sink, batch: &[StreamItem]) -> Result<()> {
-        let fresh = match &self.written {
-            None => batch,
+        let fresh: Cow<'_, [StreamItem]> = match &self.written {
+            None => Cow::Borrowed(batch),
             Some(done) => {
-                // Items arrive in order: skip the prefix the sink already has.
-                let skip = batch.iter().position(|i| i.position().is_none_or(|p| p > done)).unwrap_or(batch.len());
-                &batch[skip..]
+                // Items arrive in order: skip the prefix the sink already
+                // has. A replay re-announces table shapes inside it (schema
+                // changes carry no position): those are kept, and do not end
+                // the prefix.
+                let skip = batch.iter().position(|i| i.position().is_some_and(|p| p > done)).unwrap_or(batch.len());
+                let (old, new) = batch.split_at(skip);
+                if old.iter().all(|i| i.position().is_some()) {
+                    Cow::Borrowed(new)
+                } else {
+                    Cow::Owned(old.iter().filter(|i| i.position().is_none()).chain(new).cloned().collect())
+                }
             }
         };
+        let fresh = &fresh[..];
         // The furthest position, never a step back: sources order their
         // items, this keeps a slip from moving the offset backwards.
         let Some(last) = fresh.iter().filter_map(StreamItem::position).max() else {
@@ -323,16 +383,102 @@ pub async fn finish_all(sinks: &mut [SinkHandle]) -> Result<()> {
     result
 }
 
-/// Hands one batch to every sink (recording it for lag and snapshot
-/// metrics); fails when a sink has stopped (its error comes from `finish`).
-pub async fn send_all(sinks: &[SinkHandle], items: Vec<StreamItem>) -> std::result::Result<(), ()> {
+/// Hands one batch to every attached sink (recording it for lag and
+/// snapshot metrics), detaching a sink whose queue stays full for
+/// [`DETACH_AFTER`] while another sink is still attached; fails when a sink
+/// has stopped (its error comes from `finish`).
+pub async fn send_all(sinks: &mut [SinkHandle], items: Vec<StreamItem>) -> std::result::Result<(), ()> {
     health().sent(&items, min_durable(sinks).as_ref());
     count_snapshot_rows(&items);
     let batch: Batch = Arc::new(items);
-    for s in sinks {
-        s.send(batch.clone()).await?;
+    for i in 0..sinks.len() {
+        if sinks[i].detached.is_some() {
+            continue;
+        }
+        let Some(tx) = &sinks[i].tx else { return Err(()) };
+        let batch = match tx.try_send(batch.clone()) {
+            Ok(()) => continue,
+            Err(TrySendError::Closed(_)) => return Err(()),
+            Err(TrySendError::Full(batch)) => batch,
+        };
+        let others = sinks.iter().enumerate().any(|(j, s)| j != i && s.detached.is_none());
+        if !others {
+            tx.send(batch).await.map_err(|_| ())?;
+            continue;
+        }
+        match tokio::time::timeout(DETACH_AFTER, tx.send(batch)).await {
+            Ok(sent) => sent.map_err(|_| ())?,
+            Err(_elapsed) => {
+                sinks[i].detached = Some(now_rfc3339());
+                tracing::warn!(
+                    sink = %sinks[i].name,
+                    durable = %sinks[i].durable().map_or("-".into(), |p| p.to_string()),
+                    "sink {:?} has not taken a batch for {} s: detached, the other sinks go on; \
+                     the source is acknowledged no further than this sink's durable position",
+                    sinks[i].name,
+                    DETACH_AFTER.as_secs()
+                );
+                publish_detached(sinks);
+            }
+        }
     }
     Ok(())
+}
+
+/// Whether the source has stopped feeding some sink.
+pub fn any_detached(sinks: &[SinkHandle]) -> bool {
+    sinks.iter().any(|s| s.detached.is_some())
+}
+
+/// For the sources' periodic check while a sink is detached: what to do
+/// now. `Flow::Rejoin` once a detached sink waits idle with an empty queue
+/// (it can take a replay), `Flow::Done` when a detached sink has stopped
+/// (its error comes from `finish`), else nothing.
+pub fn rejoin_ready(sinks: &[SinkHandle]) -> Option<Flow> {
+    let mut ready = false;
+    for s in sinks.iter().filter(|s| s.detached.is_some()) {
+        match &s.tx {
+            Some(tx) if !tx.is_closed() => {
+                ready |= tx.capacity() == tx.max_capacity() && s.idle.load(Ordering::SeqCst);
+            }
+            _ => return Some(Flow::Done),
+        }
+    }
+    ready.then_some(Flow::Rejoin)
+}
+
+/// Re-attaches every detached sink that is ready (see [`rejoin_ready`]);
+/// the source must then stream again from [`min_durable`].
+pub fn reattach(sinks: &mut [SinkHandle]) {
+    let from = min_durable(sinks).map_or("the slot's start".to_string(), |p| p.to_string());
+    let mut changed = false;
+    for s in sinks.iter_mut().filter(|s| s.detached.is_some()) {
+        let ready = s.tx.as_ref().is_some_and(|tx| tx.capacity() == tx.max_capacity());
+        if ready && s.idle.load(Ordering::SeqCst) {
+            tracing::warn!(
+                sink = %s.name,
+                from = %from,
+                "sink {:?} has caught up with what it was given: re-attached, streaming again from {from}",
+                s.name
+            );
+            s.detached = None;
+            changed = true;
+        }
+    }
+    if changed {
+        publish_detached(sinks);
+    }
+}
+
+/// Tells `status` (through the state directory) which sinks are detached.
+fn publish_detached(sinks: &[SinkHandle]) {
+    let detached: BTreeMap<String, String> =
+        sinks.iter().filter_map(|s| Some((s.name.clone(), s.detached.clone()?))).collect();
+    if let Some(state) = sinks.iter().find_map(|s| s.state.as_ref()) {
+        if let Err(e) = state.write_detached(&detached) {
+            tracing::warn!(error = %e.message, "cannot record the detached sinks for `status`");
+        }
+    }
 }
 
 fn count_snapshot_rows(items: &[StreamItem]) {

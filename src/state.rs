@@ -8,6 +8,9 @@
 //! - `source.json` — the source database this directory belongs to.
 //! - `sinks/<name>.json` — one sink's offset, event count and checkpoint.
 //! - `schemas/<schema>.<table>.json` — every version of a table's schema.
+//! - `detached.json` — the sinks the running process has detached (stopped
+//!   feeding because they did not keep up), with the time; only while some
+//!   are, and only meaningful while that process holds the lock.
 //!
 //! A file that cannot be read or parsed is an error naming the file; nothing
 //! is ever overwritten to "repair" it.
@@ -216,6 +219,30 @@ impl StateDir {
     /// Marks a request as taken (the snapshot it asked for has started).
     pub fn take_snapshot_request(&self, table: &str) {
         let _ = fs::remove_file(self.dir.join("snapshot-requests").join(format!("{table}.json")));
+    }
+
+    /// Records which sinks the running process has detached, and since when
+    /// (none: the file is removed).
+    pub fn write_detached(&self, detached: &BTreeMap<String, String>) -> Result<()> {
+        let path = self.dir.join("detached.json");
+        if detached.is_empty() {
+            return match fs::remove_file(&path) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(Error::fatal(
+                    format!("cannot remove {}: {e}", path.display()),
+                    "check the state directory's permissions",
+                )),
+                _ => Ok(()),
+            };
+        }
+        write_json_atomic(&path, detached)
+    }
+
+    /// The sinks a running process has detached (name → since when).
+    pub fn detached(&self) -> BTreeMap<String, String> {
+        if self.running().is_none() {
+            return BTreeMap::new();
+        }
+        read_json(&self.dir.join("detached.json")).ok().flatten().unwrap_or_default()
     }
 
     /// Appends a schema version to the table's history file.

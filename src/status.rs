@@ -4,6 +4,12 @@
 //! source fills in its own `source` block and each sink's lag; the rest is
 //! shared. The admin server's `/status` serves the same report ([`build`]).
 //!
+//! `held_back_by` names the sink the source's acknowledgement follows: the
+//! one with the least durable position (a sink without an offset counts as
+//! least), and whether the running process has detached it (stopped feeding
+//! it because it did not keep up; see `src/pipeline.rs`). Each sink also
+//! says whether it is `detached`.
+//!
 //! A sink's `lag_seconds` comes from its offset file: 0 when the server has
 //! nothing the sink lacks (`lag_bytes` or `lag_transactions` is 0), else the
 //! time since the commit of the last transaction the sink holds. That is an
@@ -53,11 +59,21 @@ pub fn report(
 ) -> Value {
     let mut sinks = Vec::new();
     let now_us = crate::health::now_us();
+    let detached = state.detached();
+    // (position, name) of the sink with the least durable position.
+    let mut least: Option<(Option<Position>, &str)> = None;
     for sink in &config.sinks {
         let name = sink.name();
         let path = state.sink_offset_path(name);
         let mut entry = json!({"name": name, "kind": sink.kind(), "position": null, "events": 0, "committed_at": null});
-        match state.sink_offset(name) {
+        entry["detached"] = json!(detached.contains_key(name));
+        entry["detached_since"] = json!(detached.get(name));
+        let offset = state.sink_offset(name);
+        let position = offset.as_ref().ok().and_then(|o| o.as_ref()?.position(&path).ok());
+        if least.as_ref().is_none_or(|(p, _)| position < *p) {
+            least = Some((position, name));
+        }
+        match offset {
             Ok(Some(o)) => {
                 entry["position"] = json!(o.position);
                 entry["events"] = json!(o.events);
@@ -82,8 +98,16 @@ pub fn report(
         }
         sinks.push(entry);
     }
+    let held_back_by = least.map(|(position, name)| {
+        json!({
+            "sink": name,
+            "position": position.map(|p| p.to_string()),
+            "detached": detached.contains_key(name),
+        })
+    });
     json!({
         "source": source,
+        "held_back_by": held_back_by,
         "sinks": sinks,
         "snapshot": snapshot(config, state),
         "process": state.running().map(|i| json!({"pid": i.pid, "started_at": i.started_at})),
@@ -172,6 +196,11 @@ fn print_report(r: &Value) {
         Value::Null => println!("process   not running"),
         p => println!("process   running, pid {} since {}", text(&p["pid"]), text(&p["started_at"])),
     }
+    let held = &r["held_back_by"];
+    if !held.is_null() && r["sinks"].as_array().is_some_and(|s| s.len() > 1) {
+        let detached = if held["detached"] == json!(true) { ", detached: it did not keep up" } else { "" };
+        println!("held back by sink {} at {}{detached}", text(&held["sink"]), text(&held["position"]));
+    }
     println!();
     let sinks = r["sinks"].as_array().cloned().unwrap_or_default();
     let with_txs = sinks.iter().any(|s| s.get("lag_transactions").is_some());
@@ -191,7 +220,11 @@ fn print_report(r: &Value) {
             text(&sink["lag_bytes"]),
             txs(sink),
             text(&sink["lag_seconds"]),
-            sink["error"].as_str().map(|e| format!("error: {e}")).unwrap_or_else(|| text(&sink["committed_at"])),
+            match (sink["error"].as_str(), sink["detached"] == json!(true)) {
+                (Some(e), _) => format!("error: {e}"),
+                (None, true) => format!("{} (detached)", text(&sink["committed_at"])),
+                (None, false) => text(&sink["committed_at"]),
+            },
         );
     }
     let snapshot = r["snapshot"].as_array().cloned().unwrap_or_default();

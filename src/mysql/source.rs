@@ -12,6 +12,12 @@
 //! binlogs by age (`binlog_expire_logs_seconds`), not by consumer. Purged
 //! positions are reported as such, never replaced by the current end.
 //!
+//! A lost connection is retried with exponential backoff (transient errors
+//! only, and not while a snapshot runs: its windows are tied to the stream),
+//! from the minimum durable position over the sinks, which skip what they
+//! already have; re-attaching a detached sink (see `src/pipeline.rs`) takes
+//! the same path at once.
+//!
 //! Idle: MariaDB sends HEARTBEAT events every second (`@master_heartbeat_period`),
 //! which become `Heartbeat` items. `--until-caught-up` reads the server's end
 //! at start and stops once the decoder is past it between transactions (and
@@ -40,9 +46,12 @@ use tokio_util::sync::CancellationToken;
 
 use super::catalog::{purged, sql_error, Catalog};
 use crate::config::SourceConfig;
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorClass, Result};
 use crate::health::{health, Phase};
-use crate::pipeline::{finish_all, min_durable, send_all, SinkHandle};
+use crate::metrics::metrics;
+use crate::pipeline::{
+    any_detached, finish_all, min_durable, reattach, reconnect_delay, rejoin_ready, send_all, Flow, SinkHandle,
+};
 use crate::snapshot::mysql::ReaderConfig;
 use crate::snapshot::{ReaderEvent, SnapshotPlan, Windows};
 use crate::state::{StateDir, TableSnapshot};
@@ -117,27 +126,74 @@ impl MysqlSource {
             _ => {}
         }
         self.catalog.check_not_purged(&start).await?;
-        let mut stream = self.open_stream(&start).await?;
-        tracing::info!(position = %start, server_id = self.server_id, "streaming binlog");
-        health().set_phase(Phase::Streaming);
-
-        let mut decoder = BinlogDecoder::new(TableFilter::new(&self.tables), &start, true);
+        // A lost connection (server restart, network) is retried with backoff
+        // from what every sink has made durable (or the start, before any
+        // has); the sinks skip what the server resends, even inside a
+        // multi-row event. A detached sink that can take more is re-attached
+        // the same way, at once.
+        let filter = TableFilter::new(&self.tables);
+        let mut announce = saved.is_none().then(|| start.clone());
+        let mut from = start.clone();
+        let mut last = saved.clone();
+        let mut attempt = 0u32;
         let mut snapshots = self.start_snapshots();
-        let mut pump = Pump {
-            decoder: &mut decoder,
-            sinks,
-            state,
-            target,
-            last: saved.clone(),
-            snapshots: &mut snapshots,
-            exit_after_snapshot: self.exit_after_snapshot,
-            captured: &self.captured,
-            reader: self.reader_config(),
+        let result = loop {
+            let pumped = match self.open_stream(&from).await {
+                Ok(mut stream) => {
+                    tracing::info!(position = %from, server_id = self.server_id, "streaming binlog");
+                    health().set_phase(Phase::Streaming);
+                    if attempt > 0 {
+                        metrics().reconnects.inc();
+                        tracing::info!("reconnected");
+                        attempt = 0;
+                    }
+                    let mut decoder = BinlogDecoder::new(filter.clone(), &from, true);
+                    let mut pump = Pump {
+                        decoder: &mut decoder,
+                        sinks: &mut *sinks,
+                        state,
+                        target: target.clone(),
+                        last: last.clone(),
+                        snapshots: &mut snapshots,
+                        exit_after_snapshot: self.exit_after_snapshot,
+                        captured: &self.captured,
+                        reader: self.reader_config(),
+                    };
+                    let pumped = pump.run(&mut stream, announce.take().as_ref(), &stop).await;
+                    last = pump.last.take();
+                    let _ = stream.close().await;
+                    pumped
+                }
+                Err(e) => Err(e),
+            };
+            let snapshot_running = snapshots.as_ref().is_some_and(|s| !s.windows.finished());
+            let wait = match pumped {
+                Ok(Flow::Done) => break Ok(()),
+                Ok(Flow::Rejoin) => {
+                    reattach(sinks);
+                    Duration::ZERO
+                }
+                Err(e) if e.class != ErrorClass::Transient || stop.is_cancelled() || snapshot_running => break Err(e),
+                Err(e) => {
+                    metrics().error(e.class);
+                    attempt += 1;
+                    health().set_phase(Phase::Reconnecting { attempt, error: e.message.clone() });
+                    let wait = reconnect_delay(attempt);
+                    tracing::warn!(error = %e.message, retry_in_ms = wait.as_millis() as u64, attempt, "binlog connection lost; reconnecting");
+                    wait
+                }
+            };
+            tokio::select! {
+                _ = stop.cancelled() => break Ok(()),
+                _ = tokio::time::sleep(wait) => {}
+            }
+            from = match min_durable(sinks) {
+                Some(Position::Mysql(MysqlPos { anchor, .. })) => anchor,
+                _ => start.clone(),
+            };
         };
-        let result = pump.run(&mut stream, saved.is_none().then_some(&start), &stop).await;
         health().set_phase(Phase::Stopping);
         let sink_result = finish_all(sinks).await;
-        let _ = stream.close().await;
         let _ = self.catalog.conn.disconnect().await;
         result.and(sink_result)
     }
@@ -293,7 +349,7 @@ impl Pump<'_> {
         stream: &mut BinlogStream,
         announce: Option<&MysqlAnchor>,
         stop: &CancellationToken,
-    ) -> Result<()> {
+    ) -> Result<Flow> {
         let mut batch: Vec<StreamItem> = Vec::with_capacity(BATCH_ITEMS);
         if let Some(start) = announce {
             let position = Position::mysql(start.clone());
@@ -305,6 +361,8 @@ impl Pump<'_> {
             self.take_snapshot_requests(state);
         }
         let mut request_tick = tokio::time::interval(Duration::from_secs(1));
+        let mut rejoin_tick = tokio::time::interval(Duration::from_millis(250));
+        let mut heard = tokio::time::Instant::now();
         let mut caught_up = self.reached();
         loop {
             if !self.decoder.in_transaction() {
@@ -313,10 +371,11 @@ impl Pump<'_> {
             if !batch.is_empty() {
                 let full = std::mem::replace(&mut batch, Vec::with_capacity(BATCH_ITEMS));
                 if send_all(self.sinks, full).await.is_err() {
-                    return Ok(());
+                    return Ok(Flow::Done);
                 }
             }
-            if self.done(caught_up) {
+            // Done only once every sink has everything: a detached one first rejoins.
+            if self.done(caught_up) && !any_detached(self.sinks) {
                 break;
             }
             let ev = tokio::select! {
@@ -333,11 +392,18 @@ impl Pump<'_> {
                     }
                     continue;
                 }
-                _ = tokio::time::sleep(Duration::from_secs(30)) => {
+                _ = rejoin_tick.tick(), if any_detached(self.sinks) => {
+                    match rejoin_ready(self.sinks) {
+                        Some(flow) => return Ok(flow),
+                        None => continue,
+                    }
+                }
+                _ = tokio::time::sleep_until(heard + Duration::from_secs(30)) => {
                     // MariaDB heartbeats every second; silence means a dead connection.
                     return Err(Error::transient(format!("no binlog event or heartbeat for 30 s since {start}")));
                 }
             };
+            heard = tokio::time::Instant::now();
             let mut next = Some(ev);
             while let Some(ev) = next.take() {
                 let Some(ev) = ev else {
@@ -382,7 +448,7 @@ impl Pump<'_> {
         if !batch.is_empty() {
             let _ = send_all(self.sinks, batch).await;
         }
-        Ok(())
+        Ok(Flow::Done)
     }
 
     /// Between two transactions: opens the windows readers asked for and

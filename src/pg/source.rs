@@ -12,6 +12,11 @@
 //! a commit or keepalive at or past it has been handed to the sinks; while
 //! idle it asks the server for keepalives so it notices promptly.
 //!
+//! A lost connection is retried with exponential backoff (transient errors
+//! only, not during a snapshot), streaming again from the minimum durable
+//! position over the sinks, which skip what they already have; re-attaching
+//! a detached sink (see `src/pipeline.rs`) takes the same path at once.
+//!
 //! While streaming, a task watches the WAL the slot retains (see
 //! `retention.rs`), and the live state (`src/health.rs`) learns the phase
 //! (streaming, reconnecting) and the server's WAL end.
@@ -33,7 +38,9 @@ use crate::config::SourceConfig;
 use crate::error::{Error, ErrorClass, Result};
 use crate::health::{health, Phase};
 use crate::metrics::metrics;
-use crate::pipeline::{finish_all, min_durable, send_all, SinkHandle};
+use crate::pipeline::{
+    any_detached, finish_all, min_durable, reattach, reconnect_delay, rejoin_ready, send_all, Flow, SinkHandle,
+};
 use crate::snapshot::{ReaderEvent, SnapshotPlan, Windows};
 use crate::state::StateDir;
 use crate::state::TableSnapshot;
@@ -142,26 +149,40 @@ impl PgSource {
         // A lost connection (server restart, network) is retried with backoff
         // while the sinks keep their place: they skip what the server resends.
         // A snapshot in flight is not: its chunks are tied to the old stream.
+        // A detached sink that can take more is re-attached the same way, by
+        // streaming again from the minimum durable position (no backoff).
         let mut attempt = 0u32;
-        while let Err(e) = &result {
-            let snapshot_running = self.snapshots.as_ref().is_some_and(|s| !s.windows.finished());
-            if e.class != ErrorClass::Transient || snapshot_running || stop.is_cancelled() {
-                break;
-            }
-            metrics().error(e.class);
-            attempt += 1;
-            health().set_phase(Phase::Reconnecting { attempt, error: e.message.clone() });
-            let wait = Duration::from_millis(500u64.saturating_mul(1 << attempt.min(6))).min(Duration::from_secs(30));
-            tracing::warn!(error = %e.message, retry_in_ms = wait.as_millis() as u64, attempt, "replication connection lost; reconnecting");
+        loop {
+            let wait = match &result {
+                Ok(Flow::Done) => break,
+                Ok(Flow::Rejoin) => {
+                    reattach(sinks);
+                    Duration::ZERO
+                }
+                Err(e) => {
+                    let snapshot_running = self.snapshots.as_ref().is_some_and(|s| !s.windows.finished());
+                    if e.class != ErrorClass::Transient || snapshot_running || stop.is_cancelled() {
+                        break;
+                    }
+                    metrics().error(e.class);
+                    attempt += 1;
+                    health().set_phase(Phase::Reconnecting { attempt, error: e.message.clone() });
+                    let wait = reconnect_delay(attempt);
+                    tracing::warn!(error = %e.message, retry_in_ms = wait.as_millis() as u64, attempt, "replication connection lost; reconnecting");
+                    wait
+                }
+            };
             tokio::select! {
                 _ = stop.cancelled() => break,
                 _ = tokio::time::sleep(wait) => {}
             }
             match self.reconnect(sinks).await {
                 Ok(()) => {
+                    if attempt > 0 {
+                        metrics().reconnects.inc();
+                        tracing::info!("reconnected");
+                    }
                     attempt = 0;
-                    metrics().reconnects.inc();
-                    tracing::info!("reconnected");
                     result = self.pump(sinks, state, target, &stop).await;
                 }
                 Err(e) if e.class == ErrorClass::Transient => result = Err(e),
@@ -179,18 +200,30 @@ impl PgSource {
             let _ = self.conn.send_status(p.pg_ack_lsn(), false).await;
         }
         self.conn.close().await;
-        result.and(sink_result)
+        result.map(|_| ()).and(sink_result)
     }
 
-    /// New connections after a loss, streaming again from what every sink
-    /// has made durable. A slot still held by the old, dying walsender is a
-    /// transient condition.
+    /// New connections after a loss (or to re-attach a sink), streaming
+    /// again from what every sink has made durable. The old connection is
+    /// ended first; the slot its walsender held is free a moment later, and
+    /// one still held after a few tries is a transient condition.
     async fn reconnect(&mut self, sinks: &[SinkHandle]) -> Result<()> {
         self.catalog = Catalog::connect(&self.params).await?;
-        self.conn = ReplicationConn::connect(&self.params).await?;
-        match self.start_replication(sinks).await {
-            Err(e) if e.message.contains("is in use by another process") => Err(Error::transient(e.message)),
-            other => other,
+        let old = std::mem::replace(&mut self.conn, ReplicationConn::connect(&self.params).await?);
+        old.close().await;
+        let mut tries = 0;
+        loop {
+            match self.start_replication(sinks).await {
+                Err(e) if e.message.contains("is in use by another process") => {
+                    tries += 1;
+                    if tries >= 20 {
+                        return Err(Error::transient(e.message));
+                    }
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    self.conn = ReplicationConn::connect(&self.params).await?;
+                }
+                other => return other,
+            }
         }
     }
 
@@ -225,7 +258,7 @@ impl PgSource {
         state: Option<&StateDir>,
         target: Option<u64>,
         stop: &CancellationToken,
-    ) -> Result<()> {
+    ) -> Result<Flow> {
         let mut snapshots = self.snapshots.take().or_else(|| self.start_snapshots());
         if let Some(state) = state {
             self.take_snapshot_requests(state, &mut snapshots);
@@ -242,7 +275,7 @@ impl PgSource {
         target: Option<u64>,
         stop: &CancellationToken,
         snapshots: &mut Option<Snapshots>,
-    ) -> Result<()> {
+    ) -> Result<Flow> {
         let mut decoder = PgDecoder::new();
         let mut batch: Vec<StreamItem> = Vec::with_capacity(BATCH_ITEMS);
         let mut decoded: Vec<StreamItem> = Vec::new();
@@ -255,12 +288,14 @@ impl PgSource {
         let mut poll_tick = tokio::time::interval(Duration::from_millis(250));
         poll_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut request_tick = tokio::time::interval(Duration::from_secs(1));
+        let mut rejoin_tick = tokio::time::interval(Duration::from_millis(250));
 
         loop {
             let snapshot_done = snapshots.as_ref().is_none_or(|s| s.windows.finished());
             let done =
                 if self.exit_after_snapshot { snapshot_done } else { target.is_some() && reached && snapshot_done };
-            if done {
+            // Done only once every sink has everything: a detached one first rejoins.
+            if done && !any_detached(sinks) {
                 break;
             }
             let msg = tokio::select! {
@@ -283,6 +318,12 @@ impl PgSource {
                     // Ask for a keepalive: its WAL end tells us how far the server has sent.
                     self.conn.send_status(acked, true).await?;
                     continue;
+                }
+                _ = rejoin_tick.tick(), if snapshot_done && any_detached(sinks) => {
+                    match rejoin_ready(sinks) {
+                        Some(flow) => return Ok(flow),
+                        None => continue,
+                    }
                 }
                 _ = request_tick.tick(), if state.is_some() => {
                     if let Some(state) = state {
@@ -351,7 +392,7 @@ impl PgSource {
             if !batch.is_empty() && (batch.len() >= BATCH_ITEMS || reached || !self.conn.has_buffered_message()) {
                 let full = std::mem::replace(&mut batch, Vec::with_capacity(BATCH_ITEMS));
                 if send_all(sinks, full).await.is_err() {
-                    return Ok(()); // a sink stopped; `finish` reports why
+                    return Ok(Flow::Done); // a sink stopped; `finish` reports why
                 }
             }
         }
@@ -360,7 +401,7 @@ impl PgSource {
         if !batch.is_empty() {
             let _ = send_all(sinks, batch).await;
         }
-        Ok(())
+        Ok(Flow::Done)
     }
 
     /// Starts the readers of this run's snapshot plan, if any.

@@ -9,7 +9,7 @@ use serde_json::Value;
 use crate::harness::{changes, kill_9_while_writing, wait_for, write_rows, Outflow, TestDb, SHORT};
 
 /// Ids of the `c` events for table `t`, in file order.
-fn created_ids(events: &[Value]) -> Vec<i64> {
+pub(crate) fn created_ids(events: &[Value]) -> Vec<i64> {
     changes(events, "t")
         .iter()
         .filter(|e| e["op"] == "c")
@@ -19,7 +19,7 @@ fn created_ids(events: &[Value]) -> Vec<i64> {
 
 /// Every id in `1..=n` exactly once, in commit (= id) order.
 #[track_caller]
-fn assert_exactly_once_in_order(ids: &[i64], n: i64) {
+pub(crate) fn assert_exactly_once_in_order(ids: &[i64], n: i64) {
     let mut counts = BTreeMap::new();
     for id in ids {
         *counts.entry(*id).or_insert(0) += 1;

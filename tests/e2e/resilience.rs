@@ -1,0 +1,192 @@
+//! Outages and shutdowns through the real binary: a network cut in the
+//! middle of a large transaction (a TCP proxy between outflow and the test
+//! server, PostgreSQL and MariaDB), and SIGTERM during a snapshot and during
+//! busy streaming. Each ends with every change exactly once in the JSONL sink.
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use mysql_async::prelude::Queryable;
+use rand::Rng;
+use serde_json::Value;
+
+use crate::durability::{assert_exactly_once_in_order, created_ids};
+use crate::harness::{changes, env_var, wait_for, write_rows, Outflow, TestDb, RUN_TIMEOUT, SHORT};
+use crate::mysql_harness::{MyDb, MyOutflow};
+use crate::proxy::Proxy;
+
+/// How long a clean shutdown may take after SIGTERM.
+const STOP_WITHIN: Duration = Duration::from_secs(30);
+
+/// `scheme://user@host:port[/db]` → (`host:port`, the same URL through `proxy_port`).
+fn through_proxy(url: &str, proxy_port: u16) -> (String, String) {
+    let (head, rest) = url.split_once('@').unwrap_or_else(|| panic!("no user@ in {url}"));
+    let (addr, tail) = rest.split_once('/').map_or((rest, String::new()), |(a, t)| (a, format!("/{t}")));
+    (addr.to_string(), format!("{head}@127.0.0.1:{proxy_port}{tail}"))
+}
+
+/// A sink's stored offset file.
+fn offset(state_dir: &std::path::Path, sink: &str) -> Value {
+    let text = std::fs::read_to_string(state_dir.join("sinks").join(format!("{sink}.json"))).unwrap_or_default();
+    serde_json::from_str(&text).unwrap_or(Value::Null)
+}
+
+fn lines(path: &std::path::Path) -> u64 {
+    std::fs::read(path).map_or(0, |b| b.iter().filter(|c| **c == b'\n').count() as u64)
+}
+
+#[tokio::test]
+async fn a_network_cut_mid_transaction_resumes_without_loss_or_duplicates() {
+    let db = TestDb::create("proxy_cut").await;
+    db.execute("CREATE TABLE t (id bigint PRIMARY KEY, payload text)").await;
+    let (target, _) = through_proxy(&db.url(), 1);
+    let proxy = Proxy::start(&target).await;
+    let (_, proxied) = through_proxy(&db.url(), proxy.port());
+    let outflow = Outflow::new(&db, &["public.t"]).source_url(proxied);
+    outflow.run_until_caught_up().await.assert_success();
+    db.wait_for_slot_idle().await;
+
+    let mut run = outflow.spawn_run();
+    db.wait_for_slot_streaming().await;
+    // About 25 MB of changes in one transaction; the cut comes after 3 MB.
+    proxy.cut_at(proxy.bytes_from_server() + 3_000_000);
+    db.execute("INSERT INTO t SELECT g, repeat('x', 200) FROM generate_series(1, 100000) g").await;
+    wait_for(SHORT, "the proxy to cut the connection", || async { proxy.cuts() == 1 }).await;
+    assert!(lines(&outflow.out_path()) < 100_000, "the cut came after the whole transaction");
+    write_rows(&db, 100_001, 100).await;
+    wait_for(RUN_TIMEOUT, "every row to be committed after the cut", || async {
+        offset(&outflow.state_dir(), "events")["events"] == 100_100
+    })
+    .await;
+    assert!(run.is_running(), "outflow gave up instead of reconnecting: {}", run.stderr());
+    assert!(run.stderr().contains("reconnecting"), "{}", run.stderr());
+    tokio::time::timeout(STOP_WITHIN, run.sigterm_and_wait()).await.expect("exit after SIGTERM").assert_success();
+    assert_exactly_once_in_order(&created_ids(&outflow.events()), 100_100);
+    db.cleanup().await;
+}
+
+#[tokio::test]
+async fn sigterm_during_a_snapshot_exits_cleanly_and_the_next_run_resumes() {
+    let db = TestDb::create("sigterm_snap").await;
+    db.execute("CREATE TABLE t (id bigint PRIMARY KEY, payload text)").await;
+    db.execute("INSERT INTO t SELECT g, 'v' || g FROM generate_series(1, 100000) g").await;
+    let outflow = Outflow::new(&db, &["public.t"]).section("[snapshot]\nchunk_size = 500\nparallelism = 1");
+    let run = outflow.spawn_run();
+    wait_for(RUN_TIMEOUT, "some snapshot chunks to be committed", || async {
+        offset(&outflow.state_dir(), "events")["snapshot"]["public.t"]["rows"].as_u64().unwrap_or(0) >= 2000
+    })
+    .await;
+    let out = tokio::time::timeout(STOP_WITHIN, run.sigterm_and_wait()).await.expect("exit after SIGTERM");
+    out.assert_success();
+    let stored = offset(&outflow.state_dir(), "events");
+    assert_eq!(stored["snapshot"]["public.t"]["done"], false, "stopped too late to test a resume");
+    // What was written was committed on the way out.
+    assert_eq!(stored["events"], lines(&outflow.out_path()), "{stored}");
+
+    db.execute("INSERT INTO t SELECT g, 'v' || g FROM generate_series(100001, 100005) g").await;
+    db.wait_for_slot_idle().await;
+    outflow.run_until_caught_up().await.assert_success();
+    let events = outflow.events();
+    // Rows inserted after the stop may also be read by the resumed snapshot
+    // (a snapshot reads what the table holds then); those before, once each.
+    let mut read: Vec<i64> = changes(&events, "t")
+        .iter()
+        .filter(|e| e["op"] == "r")
+        .filter_map(|e| e["after"]["id"].as_i64().filter(|id| *id <= 100_000))
+        .collect();
+    read.sort();
+    assert_exactly_once_in_order(&read, 100_000);
+    assert_eq!(created_ids(&events), (100_001..=100_005).collect::<Vec<_>>());
+    db.cleanup().await;
+}
+
+#[tokio::test]
+async fn sigterm_during_busy_streaming_exits_cleanly_and_the_next_run_resumes() {
+    let db = TestDb::create("sigterm_stream").await;
+    db.execute("CREATE TABLE t (id bigint PRIMARY KEY, payload text)").await;
+    let outflow = Outflow::new(&db, &["public.t"]);
+    outflow.run_until_caught_up().await.assert_success();
+    db.wait_for_slot_idle().await;
+    for round in 0..2 {
+        let run = outflow.spawn_run();
+        db.wait_for_slot_streaming().await;
+        let writer = write_rows(&db, round * 2000 + 1, 2000);
+        let delay = Duration::from_millis(rand::rng().random_range(100..1500));
+        let stopper = async {
+            tokio::time::sleep(delay).await;
+            let out = tokio::time::timeout(STOP_WITHIN, run.sigterm_and_wait()).await.expect("exit after SIGTERM");
+            out.assert_success();
+            let stored = offset(&outflow.state_dir(), "events");
+            assert_eq!(stored["events"], lines(&outflow.out_path()), "round {round}: {stored}");
+        };
+        tokio::join!(writer, stopper);
+        db.wait_for_slot_idle().await;
+    }
+    outflow.run_until_caught_up().await.assert_success();
+    assert_exactly_once_in_order(&created_ids(&outflow.events()), 4000);
+    db.cleanup().await;
+}
+
+#[tokio::test]
+async fn mysql_a_network_cut_mid_stream_resumes_without_loss_or_duplicates() {
+    let mut db = MyDb::create("OUTFLOW_TEST_MYSQL_URL", "proxy_cut").await;
+    db.exec("CREATE TABLE t (id INT PRIMARY KEY, pad VARCHAR(100))").await;
+    let (target, _) = through_proxy(&env_var("OUTFLOW_TEST_MYSQL_URL"), 1);
+    let proxy = Proxy::start(&target).await;
+    let mut of = MyOutflow::new(&db);
+    // mysql_async moves loopback connections to the server's Unix socket
+    // unless told not to, which would bypass the proxy.
+    of.url = format!("{}?prefer_socket=false", through_proxy(&db.url(), proxy.port()).1);
+    of.run_until_caught_up().await.assert_success();
+
+    let stderr_path = of.dir.path().join("run.stderr");
+    let mut child =
+        of.command(&["run"]).stderr(Stdio::from(std::fs::File::create(&stderr_path).unwrap())).spawn().unwrap();
+    let stderr = || std::fs::read_to_string(&stderr_path).unwrap_or_default();
+    wait_for(SHORT, "outflow to stream the binlog", || {
+        let s = stderr();
+        async move { s.contains("streaming binlog") }
+    })
+    .await;
+    // About 11 MB of rows in one transaction; the cut comes after 1 MB.
+    proxy.cut_at(proxy.bytes_from_server() + 1_000_000);
+    db.exec("INSERT INTO t SELECT seq, REPEAT('x', 100) FROM seq_1_to_100000").await;
+    let deadline = std::time::Instant::now() + SHORT;
+    while proxy.cuts() == 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the proxy did not cut: {} bytes from the server; stderr:\n{}",
+            proxy.bytes_from_server(),
+            stderr()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(lines(&of.out_path()) < 100_000, "the cut came after the whole transaction");
+    for i in 0..200 {
+        db.conn.query_drop(format!("INSERT INTO t VALUES ({}, 'y')", 100_001 + i)).await.unwrap();
+    }
+    let deadline = std::time::Instant::now() + SHORT;
+    while offset(&of.state_dir(), "events")["events"].as_u64().unwrap_or(0) < 100_200 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not every row was committed after the cut: {}; stderr:\n{}",
+            offset(&of.state_dir(), "events"),
+            stderr()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(stderr().contains("reconnecting"), "{}", stderr());
+    let pid = child.id().expect("outflow is running") as libc::pid_t;
+    // SAFETY: kill(2) with a pid we own and a valid signal number.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
+    let status = tokio::time::timeout(STOP_WITHIN, child.wait()).await.expect("exit after SIGTERM").unwrap();
+    assert!(status.success(), "{status:?}: {}", stderr());
+
+    let ids: Vec<i64> = of
+        .events()
+        .iter()
+        .filter(|e| e["op"] == "c" && e["source"]["table"] == "t")
+        .map(|e| e["after"]["id"].as_i64().unwrap())
+        .collect();
+    assert_exactly_once_in_order(&ids, 100_200);
+}
