@@ -74,10 +74,10 @@ impl PostgresConfig {
     /// Connects, makes sure the offsets table exists and reads this sink's row.
     pub fn build(&self, ctx: SinkContext, _checkpoint: Option<&Json>) -> Result<PostgresSink, SinkError> {
         if self.batch_rows == 0 {
-            return Err(SinkError::Data(format!(
-                "sink {:?}: batch_rows must be at least 1; e.g. batch_rows = 50000",
-                self.name
-            )));
+            return Err(SinkError::fatal(
+                format!("sink {:?}: batch_rows must be at least 1", self.name),
+                "e.g. batch_rows = 50000",
+            ));
         }
         if tokio::runtime::Handle::try_current().is_ok() {
             std::thread::scope(|s| s.spawn(|| self.build_blocking(ctx)).join())
@@ -89,10 +89,10 @@ impl PostgresConfig {
 
     fn build_blocking(&self, ctx: SinkContext) -> Result<PostgresSink, SinkError> {
         let config: tokio_postgres::Config = self.url.parse().map_err(|e| {
-            SinkError::Data(format!(
-                "sink {:?}: url is not a PostgreSQL connection URL ({e}); write url = \"postgres://user@host:5432/database\"",
-                self.name
-            ))
+            SinkError::fatal(
+                format!("sink {:?}: url is not a PostgreSQL connection URL: {e}", self.name),
+                "write url = \"postgres://user@host:5432/database\" (the password can come from ${VAR})",
+            )
         })?;
         let shown = describe_target(&config);
         let rt = tokio::runtime::Builder::new_current_thread()
@@ -103,11 +103,20 @@ impl PostgresConfig {
             .block_on(async { tokio::time::timeout(std::time::Duration::from_secs(30), config.connect(NoTls)).await });
         let (client, connection) = match connected {
             Ok(Ok(c)) => c,
-            Ok(Err(e)) => return Err(pg_error(&format!("cannot connect to the postgres target {shown}"), &e)),
+            Ok(Err(e)) => {
+                return Err(pg_error(
+                    &format!("sink {:?}: cannot connect to the postgres target {shown}", self.name),
+                    &e,
+                ))
+            }
             Err(_) => {
-                return Err(SinkError::Data(format!(
-                    "cannot connect to the postgres target {shown}: timed out after 30 s; check host and port in the sink's url"
-                )))
+                return Err(SinkError::fatal(
+                    format!(
+                        "sink {:?}: cannot connect to the postgres target {shown}: timed out after 30 s",
+                        self.name
+                    ),
+                    "check the host and port in the sink's url",
+                ))
             }
         };
         rt.spawn(async move {
@@ -150,16 +159,17 @@ fn describe_target(config: &tokio_postgres::Config) -> String {
     format!("{host}:{port}/{}", config.get_dbname().unwrap_or("(default database)"))
 }
 
-/// One line saying what failed, then what to do about it.
+/// What failed, and the fix.
 fn pg_error(what: &str, e: &tokio_postgres::Error) -> SinkError {
     let Some(db) = e.as_db_error() else {
-        return SinkError::Data(format!(
-            "{what}: {e}; check that the target server is running and reachable, and the sink's url"
-        ));
+        return SinkError::fatal(
+            format!("{what}: {e}"),
+            "check that the target server is running and reachable at the host and port of the sink's url",
+        );
     };
     let code = db.code();
     let hint = if *code == SqlState::INSUFFICIENT_PRIVILEGE {
-        "grant the sink's user what it needs on the target: CREATE on the database (GRANT CREATE ON DATABASE db TO user) or on the target schemas and \"outflow\" (GRANT USAGE, CREATE ON SCHEMA s TO user), or ownership of existing target tables"
+        "grant the sink's user CREATE on the target database (GRANT CREATE ON DATABASE db TO user), or USAGE and CREATE on the target schemas and \"outflow\", and ownership of existing target tables"
     } else if *code == SqlState::INVALID_PASSWORD || *code == SqlState::INVALID_AUTHORIZATION_SPECIFICATION {
         "check the user and password in the sink's url (the password can come from the environment: ${VAR})"
     } else if *code == SqlState::INVALID_CATALOG_NAME {
@@ -168,7 +178,7 @@ fn pg_error(what: &str, e: &tokio_postgres::Error) -> SinkError {
         "fix the target database; outflow resumes from its last committed offset"
     };
     let detail = db.detail().map(|d| format!(" ({d})")).unwrap_or_default();
-    SinkError::Data(format!("{what}: {}{detail}; {hint}", db.message()))
+    SinkError::fatal(format!("{what}: {}{detail}", db.message()), hint)
 }
 
 pub struct PostgresSink {
