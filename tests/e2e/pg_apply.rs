@@ -398,6 +398,31 @@ async fn pg_apply_wrong_target_is_one_clear_error() {
     assert!(hint.contains("CREATE DATABASE"), "the hint says what to do:\n{}", out.stderr);
     assert!(!out.stderr.contains("postgres@"), "the url is not shown:\n{}", out.stderr);
 
+    // A user without CREATE on the target database.
+    let target = TestDb::create("apply_bad_dst").await;
+    let role = format!("apply_noprivs_{}", std::process::id());
+    target.execute(&format!("DROP ROLE IF EXISTS {role}; CREATE ROLE {role} LOGIN PASSWORD 'pw';")).await;
+    let unprivileged = target.url_as(&role, "pw", "");
+    let outflow = Outflow::raw(|dir: &Path| {
+        format!(
+            "[source]\nkind = \"postgres\"\nurl = {}\ntables = [\"public.items\"]\nslot = {}\n[state]\ndir = {}\n\
+             [[sink]]\nname = \"replica\"\nkind = \"postgres\"\nurl = {}\n",
+            toml_str(&source.url()),
+            toml_str(source.name()),
+            toml_str(&dir.join("state").to_string_lossy()),
+            toml_str(&unprivileged),
+        )
+    });
+    let out = outflow.run_until_caught_up().await;
+    assert_eq!(out.code, Some(1), "{}", out.stderr);
+    let error = out.stderr.lines().find(|l| l.starts_with("error: ")).unwrap_or_default();
+    assert!(error.contains("permission denied"), "{}", out.stderr);
+    let hint = out.stderr.lines().find(|l| l.starts_with("hint: ")).unwrap_or_default();
+    assert!(hint.contains("GRANT CREATE ON DATABASE"), "{}", out.stderr);
+    assert!(!out.stderr.contains("'pw'") && !out.stderr.contains(":pw@"), "the password is not shown");
+    target.cleanup().await;
+    source.execute(&format!("DROP ROLE {role};")).await;
+
     // An unknown key is rejected with the nearest one suggested.
     let typo = Outflow::raw(|dir: &Path| {
         format!(
