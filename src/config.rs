@@ -173,6 +173,7 @@ pub enum SinkConfig {
     Jsonl(outflow_sinks::jsonl::JsonlConfig),
     Kafka(outflow_sinks::kafka::KafkaConfig),
     Parquet(outflow_sinks::parquet::ParquetConfig),
+    Postgres(outflow_sinks::postgres::PostgresConfig),
 }
 
 impl SinkConfig {
@@ -181,6 +182,7 @@ impl SinkConfig {
             SinkConfig::Jsonl(c) => &c.name,
             SinkConfig::Kafka(c) => &c.name,
             SinkConfig::Parquet(c) => &c.name,
+            SinkConfig::Postgres(c) => &c.name,
         }
     }
 
@@ -189,6 +191,7 @@ impl SinkConfig {
             SinkConfig::Jsonl(_) => "jsonl",
             SinkConfig::Kafka(_) => "kafka",
             SinkConfig::Parquet(_) => "parquet",
+            SinkConfig::Postgres(_) => "postgres",
         }
     }
 }

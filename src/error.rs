@@ -64,6 +64,9 @@ impl std::error::Error for Error {}
 
 impl From<outflow_sinks::SinkError> for Error {
     fn from(e: outflow_sinks::SinkError) -> Self {
+        if let outflow_sinks::SinkError::Fatal { message, hint } = e {
+            return Error::fatal(message, hint);
+        }
         Error::fatal(format!("sink: {e}"), "check the sink's path and permissions")
     }
 }

@@ -5,6 +5,7 @@ pub mod format;
 pub mod jsonl;
 pub mod kafka;
 pub mod parquet;
+pub mod postgres;
 pub mod sink;
 pub mod snapshot_marks;
 

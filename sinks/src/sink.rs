@@ -88,10 +88,18 @@ pub enum SinkError {
     /// This input cannot be written (definite: retrying will not help).
     #[error("{0}")]
     Data(String),
+    /// The destination refuses (wrong address, credentials, privileges):
+    /// what failed, and the fix.
+    #[error("{message}; {hint}")]
+    Fatal { message: String, hint: String },
 }
 
 impl SinkError {
     pub fn io(what: impl Into<String>, source: std::io::Error) -> Self {
         SinkError::Io { what: what.into(), source }
+    }
+
+    pub fn fatal(message: impl Into<String>, hint: impl Into<String>) -> Self {
+        SinkError::Fatal { message: message.into(), hint: hint.into() }
     }
 }

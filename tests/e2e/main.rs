@@ -22,6 +22,7 @@ mod mysql_stream;
 mod offsets;
 mod parquet;
 mod parquet_mysql;
+mod pg_apply;
 mod pg_partitions;
 mod pg_stream;
 mod pg_types;
