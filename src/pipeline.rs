@@ -185,7 +185,12 @@ impl Worker {
     ) -> Result<()> {
         let mut next_commit = Instant::now() + commit_interval;
         loop {
-            let wait = next_commit.saturating_duration_since(Instant::now());
+            // A commit that falls due inside a group (a transaction or a
+            // snapshot chunk split over batches) waits for the group's end,
+            // not for another interval: under back-to-back transactions a
+            // reset timer could keep missing the boundaries.
+            let wait =
+                if self.group_open { commit_interval } else { next_commit.saturating_duration_since(Instant::now()) };
             self.idle.store(true, Ordering::SeqCst);
             let received = runtime.block_on(async { tokio::time::timeout(wait, rx.recv()).await });
             self.idle.store(false, Ordering::SeqCst);
@@ -194,7 +199,7 @@ impl Worker {
                 Ok(None) => return self.commit(sink, true),
                 Err(_elapsed) => {}
             }
-            if Instant::now() >= next_commit {
+            if Instant::now() >= next_commit && !self.group_open {
                 self.commit(sink, false)?;
                 next_commit = Instant::now() + commit_interval;
             }

@@ -11,14 +11,16 @@
 //!   order, so a sink can resume in the middle of a transaction; Commit is
 //!   `lsn:<end LSN>`, the resume point after it.
 //! - A non-transactional Message is sent by the server as soon as its WAL
-//!   record is decoded, between transactions, at the message's own LSN `M`.
-//!   Every transaction already emitted committed before `M`, so its commit's
-//!   end LSN is at most `M`; every later one commits after `M`. The message
-//!   is treated as a one-event transaction at `M` and gets `lsn:M:1`: it sorts
-//!   after a Commit whose end LSN is exactly `M` (a sink that stored that
-//!   commit still delivers the message on restart), and before everything
-//!   later. Acknowledging `M` makes the server resend it; the sink's offset
-//!   filter drops it. Protocol 1 never interleaves such a message with a
+//!   record is decoded, between transactions. Its LSN `M` is the record's
+//!   *end*: every transaction already emitted has a commit end LSN at most
+//!   the record's start, below `M - 1`; a later one's commit record starts at
+//!   `M` or after — possibly exactly at `M`, so its Begin is `lsn:M` and its
+//!   changes `lsn:M:1`... The message is therefore treated as a one-event
+//!   transaction at `M - 1` and gets `lsn:<M-1>:1` (and a snapshot chunk
+//!   placed at it the indexes after): strictly after everything before it
+//!   and before everything later. Acknowledging it acknowledges `M - 1`, so
+//!   the server need not resend it; if it does, the sink's offset filter
+//!   drops it. Protocol 1 never interleaves such a message with a
 //!   transaction's changes; should one arrive inside a transaction anyway,
 //!   it takes the transaction's next index, like a transactional one. Its
 //!   `source.commit_ts_us` is 0: the server sends no time for it.
@@ -348,7 +350,7 @@ impl PgDecoder {
                 snapshot: false,
                 binlog: None,
             };
-            (Position::Pg { lsn: m.lsn, index: 1 }, source)
+            (Position::Pg { lsn: m.lsn.saturating_sub(1), index: 1 }, source)
         };
         out.push(StreamItem::Message(LogicalMessage {
             transactional: m.transactional,

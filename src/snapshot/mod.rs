@@ -21,10 +21,12 @@
 //! Tables without a primary key cannot be deduplicated against the stream
 //! (no key to compare): their chunks are emitted whole, with a warning.
 //!
-//! Known limit of the algorithm: a transaction whose commit record is
-//! written just before the low watermark but that is not yet visible when
-//! the chunk's SELECT takes its snapshot (a microsecond window inside the
-//! server) would leave a stale row in the chunk. DBLog and Debezium share it.
+//! DBLog's gap — a transaction whose commit record precedes the low
+//! watermark but which is not yet visible when the chunk's SELECT takes its
+//! snapshot — is closed on PostgreSQL by waiting, after the low watermark,
+//! until the transactions then in progress are visible (see
+//! [`pg`]); MySQL/MariaDB reads each chunk in a consistent snapshot whose
+//! exact binlog position the server reports (see [`mysql`]).
 //!
 //! The readers (per source, e.g. [`pg`]) send each chunk before writing its
 //! high watermark; the PostgreSQL reader reads the next chunk while the

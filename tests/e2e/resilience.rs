@@ -70,7 +70,7 @@ async fn sigterm_during_a_snapshot_exits_cleanly_and_the_next_run_resumes() {
     let db = TestDb::create("sigterm_snap").await;
     db.execute("CREATE TABLE t (id bigint PRIMARY KEY, payload text)").await;
     db.execute("INSERT INTO t SELECT g, 'v' || g FROM generate_series(1, 100000) g").await;
-    let outflow = Outflow::new(&db, &["public.t"]).section("[snapshot]\nchunk_size = 500\nparallelism = 1");
+    let outflow = Outflow::new(&db, &["public.t"]).section("[snapshot]\nchunk_size = 20\nparallelism = 1");
     let run = outflow.spawn_run();
     wait_for(RUN_TIMEOUT, "some snapshot chunks to be committed", || async {
         offset(&outflow.state_dir(), "events")["snapshot"]["public.t"]["rows"].as_u64().unwrap_or(0) >= 2000

@@ -93,9 +93,19 @@ async fn a_snapshot_under_concurrent_writes_replays_to_the_final_table() {
     assert!(reads > 150_000, "snapshot rows: {reads}");
     let replayed = replay(&events, "t");
     let table = table_rows(&db, "t").await;
-    assert_eq!(replayed.len(), table.len(), "row count after replay");
+    let extra: Vec<_> = replayed.keys().filter(|id| !table.contains_key(id)).take(3).collect();
+    let history = |id: &i64| -> Vec<String> {
+        changes(&events, "t")
+            .iter()
+            .filter(|e| e["after"]["id"] == *id || e["before"]["id"] == *id)
+            .map(|e| format!("{} {} {}", e["op"], e["after"]["v"], e["source"]["lsn"]))
+            .collect()
+    };
+    let extra_history: Vec<_> = extra.iter().map(|id| (id, history(id))).collect();
+    assert_eq!(replayed.len(), table.len(), "row count after replay; extra rows and their events: {extra_history:?}");
     let wrong: Vec<_> = table.iter().filter(|(id, row)| replayed.get(id) != Some(row)).take(5).collect();
-    assert!(wrong.is_empty(), "rows differing after replay (table side): {wrong:?}");
+    let wrong_history: Vec<_> = wrong.iter().map(|(id, _)| history(id)).collect();
+    assert!(wrong.is_empty(), "rows differing after replay (table side): {wrong:?} {wrong_history:?}");
     db.cleanup().await;
 }
 
@@ -105,7 +115,7 @@ async fn kill_9_mid_snapshot_resumes_without_repeating_delivered_chunks() {
     db.execute("CREATE TABLE t (id bigint PRIMARY KEY, v text)").await;
     db.execute("INSERT INTO t SELECT g, 'v' || g FROM generate_series(1, 100000) g").await;
     // Many small chunks, so the kill lands mid-snapshot even on a loaded machine.
-    let outflow = Outflow::new(&db, &["public.t"]).section("[snapshot]\nchunk_size = 500\nparallelism = 1");
+    let outflow = Outflow::new(&db, &["public.t"]).section("[snapshot]\nchunk_size = 20\nparallelism = 1");
     let mut run = outflow.spawn_run();
     wait_for(RUN_TIMEOUT, "some snapshot chunks to be committed", || async {
         let path = outflow.state_dir().join("sinks/events.json");

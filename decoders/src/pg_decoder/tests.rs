@@ -286,10 +286,11 @@ fn logical_messages_inside_and_between_transactions() {
             build::insert(ORDERS, &[Col::Text("1"), Col::Null]),
             build::message(true, 0x4800, "app", b"in tx"),
             build::commit(0x5000, 0x5030, TS),
-            build::message(false, 0x5030, "app", b"between"),
+            // A message's LSN is its record's end; the next commit record may start right there.
+            build::message(false, 0x5060, "app", b"between"),
             build::origin(0x10, "upstream"),
-            build::begin(0x6000, TS, 701),
-            build::commit(0x6000, 0x6030, TS),
+            build::begin(0x5060, TS, 701),
+            build::commit(0x5060, 0x5090, TS),
         ],
     );
     let msgs: Vec<&LogicalMessage> =
@@ -300,12 +301,14 @@ fn logical_messages_inside_and_between_transactions() {
         (true, "app", &b"in tx"[..])
     );
     assert_eq!(msgs[0].source.tx_id, Some(700));
-    // Right after a commit whose end LSN is the message's own LSN, and still after it.
-    assert_eq!(msgs[1].position, Position::Pg { lsn: 0x5030, index: 1 });
+    // After the commit before it, and before a transaction whose commit
+    // record starts where the message's record ends.
+    assert_eq!(msgs[1].position, Position::Pg { lsn: 0x505f, index: 1 });
     assert!(msgs[1].position > Position::pg(0x5030));
+    assert!(msgs[1].position < Position::pg(0x5060));
     assert_eq!(
         (msgs[1].source.tx_id, msgs[1].source.lsn, msgs[1].source.last_commit_lsn),
-        (None, Some(0x5030), Some(0x5000))
+        (None, Some(0x5060), Some(0x5000))
     );
     let positions: Vec<Position> = items.iter().filter_map(StreamItem::position).cloned().collect();
     assert!(positions.windows(2).all(|w| w[0] < w[1]), "{positions:?}");
