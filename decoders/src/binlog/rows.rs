@@ -21,7 +21,6 @@
 //! - GEOMETRY values are MySQL's internal form: 4-byte little-endian SRID,
 //!   then WKB. They are kept whole as bytes.
 
-use mysql_common::binlog::decimal::Decimal;
 use mysql_common::binlog::misc::{my_datetime_packed_from_binary, my_time_packed_from_binary};
 use mysql_common::constants::ColumnType;
 
@@ -160,8 +159,7 @@ fn read_value(c: &ColumnCodec, cur: &mut Cursor<'_>) -> Result<Value, DecodeErro
         MYSQL_TYPE_DOUBLE => Value::Float64(f64::from_bits(cur.uint_le(8, "double")?)),
         MYSQL_TYPE_NEWDECIMAL => {
             let (p, s) = (c.meta[0] as usize, c.meta[1] as usize);
-            let d = cur.read_with("decimal", |r| Decimal::read_bin(r, p, s, false))?;
-            Value::Decimal(d.to_string())
+            Value::Decimal(decimal(cur.take(decimal_size(p, s), "decimal")?, p, s)?)
         }
         // YEAR 0000 is stored as 0 and comes out as 1900, as Debezium (and
         // mysql_common) read it.
@@ -350,5 +348,121 @@ fn cp1252(b: u8) -> char {
     match b {
         0x80..=0x9F => HIGH[(b - 0x80) as usize],
         _ => b as char,
+    }
+}
+
+/// Digits per 4-byte group of MySQL's binary DECIMAL, and the bytes a
+/// partial group of n digits takes.
+const DIGITS_PER_GROUP: usize = 9;
+const BYTES_FOR_DIGITS: [usize; 10] = [0, 1, 1, 2, 2, 3, 3, 4, 4, 4];
+
+/// Bytes a DECIMAL(precision, scale) value takes in a row image.
+fn decimal_size(precision: usize, scale: usize) -> usize {
+    let int = precision - scale;
+    let groups = |d: usize| d / DIGITS_PER_GROUP * 4 + BYTES_FOR_DIGITS[d % DIGITS_PER_GROUP];
+    groups(int) + groups(scale)
+}
+
+/// MySQL's binary DECIMAL as exact text with `scale` fraction digits.
+///
+/// Hand-written, not mysql_common's `Decimal::read_bin`: that one panics
+/// (integer overflow) on a digit group out of range, which malformed input
+/// can hold (found by the binlog fuzz target). Format: the integer digits
+/// then the fraction digits in big-endian groups of 9 digits per 4 bytes,
+/// the integer's leading partial group and the fraction's trailing partial
+/// group in fewer bytes; the first byte's top bit set for non-negative
+/// values, and every byte inverted for negative ones.
+fn decimal(raw: &[u8], precision: usize, scale: usize) -> Result<String, DecodeError> {
+    let negative = raw.first().is_some_and(|b| b & 0x80 == 0);
+    let mut bytes = raw.to_vec();
+    if let Some(first) = bytes.first_mut() {
+        *first ^= 0x80;
+    }
+    if negative {
+        bytes.iter_mut().for_each(|b| *b = !*b);
+    }
+    let mut rest = &bytes[..];
+    let mut group = |digits: usize| -> Result<String, DecodeError> {
+        let n = if digits == DIGITS_PER_GROUP { 4 } else { BYTES_FOR_DIGITS[digits] };
+        let (head, tail) = rest.split_at(n);
+        rest = tail;
+        let v = head.iter().fold(0u64, |acc, b| acc << 8 | u64::from(*b));
+        if v >= 10u64.pow(digits as u32) {
+            return Err(DecodeError::invalid("decimal", format!("digit group {v} does not fit {digits} digits")));
+        }
+        Ok(format!("{v:0digits$}"))
+    };
+    let int = precision - scale;
+    let mut int_digits = String::new();
+    if int % DIGITS_PER_GROUP > 0 {
+        int_digits.push_str(&group(int % DIGITS_PER_GROUP)?);
+    }
+    for _ in 0..int / DIGITS_PER_GROUP {
+        int_digits.push_str(&group(DIGITS_PER_GROUP)?);
+    }
+    let mut frac_digits = String::new();
+    for _ in 0..scale / DIGITS_PER_GROUP {
+        frac_digits.push_str(&group(DIGITS_PER_GROUP)?);
+    }
+    if scale % DIGITS_PER_GROUP > 0 {
+        frac_digits.push_str(&group(scale % DIGITS_PER_GROUP)?);
+    }
+    let int_digits = int_digits.trim_start_matches('0');
+    let is_zero = int_digits.is_empty() && frac_digits.bytes().all(|b| b == b'0');
+    let mut out = String::with_capacity(precision + 2);
+    if negative && !is_zero {
+        out.push('-');
+    }
+    out.push_str(if int_digits.is_empty() { "0" } else { int_digits });
+    if scale > 0 {
+        out.push('.');
+        out.push_str(&frac_digits);
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod decimal_tests {
+    use super::*;
+
+    /// The server's layout (decimal2bin): big-endian digit groups, sign bit
+    /// set on the first byte, all bytes inverted when negative.
+    fn encode(negative: bool, groups: &[(u64, usize)]) -> Vec<u8> {
+        let mut out: Vec<u8> = Vec::new();
+        for (v, n) in groups {
+            out.extend_from_slice(&v.to_be_bytes()[8 - n..]);
+        }
+        out[0] ^= 0x80;
+        if negative {
+            out.iter_mut().for_each(|b| *b = !*b);
+        }
+        out
+    }
+
+    #[test]
+    fn binary_decimals_read_exactly() {
+        let cases: [(usize, usize, Vec<u8>, &str); 5] = [
+            (5, 2, encode(false, &[(1, 2), (50, 1)]), "1.50"),
+            (5, 2, encode(true, &[(1, 2), (50, 1)]), "-1.50"),
+            (10, 4, encode(false, &[(0, 3), (1, 2)]), "0.0001"),
+            (5, 0, encode(false, &[(99999, 3)]), "99999"),
+            (
+                30,
+                10,
+                encode(true, &[(12, 1), (345_678_901, 4), (234_567_890, 4), (12_345_678, 4), (9, 1)]),
+                "-12345678901234567890.0123456789",
+            ),
+        ];
+        for (p, s, bin, text) in cases {
+            assert_eq!(bin.len(), decimal_size(p, s), "DECIMAL({p},{s}) size");
+            assert_eq!(decimal(&bin, p, s).unwrap(), text, "DECIMAL({p},{s})");
+        }
+    }
+
+    #[test]
+    fn a_digit_group_out_of_range_is_an_error() {
+        // DECIMAL(9,0), non-negative, group 0x3fffffff > 999 999 999.
+        let bin = [0x80 | 0x3f, 0xff, 0xff, 0xff];
+        assert!(decimal(&bin, 9, 0).is_err());
     }
 }

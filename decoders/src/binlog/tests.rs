@@ -42,3 +42,11 @@ fn a_real_mariadb_binlog_decodes_to_its_changes() {
         .collect();
     assert_eq!(changes, [("c", 1), ("c", 1), ("c", 1), ("u", 1), ("d", 1), ("c", 2), ("c", 2), ("c", 2)]);
 }
+
+/// Fuzz finding (binlog target): a DECIMAL digit group out of range made
+/// mysql_common's decimal reader overflow and panic. Now an error.
+#[test]
+fn fuzz_regression_decimal_digit_group_overflow_is_an_error() {
+    let data = include_bytes!("../../../fuzz/regressions/binlog/decimal-group-overflow");
+    assert!(decode_bytes(data).is_err());
+}
