@@ -78,6 +78,12 @@ impl<'a> Cursor<'a> {
         Ok(self.take(n, what)?.iter().rev().fold(0u64, |acc, b| (acc << 8) | *b as u64))
     }
 
+    /// The next `n` bytes as a big-endian integer, not consumed.
+    fn peek_be(&self, n: usize, what: &'static str) -> Result<u64, DecodeError> {
+        let mut copy = Cursor { data: self.data };
+        copy.uint_be(n, what)
+    }
+
     fn uint_be(&mut self, n: usize, what: &'static str) -> Result<u64, DecodeError> {
         Ok(self.take(n, what)?.iter().fold(0u64, |acc, b| (acc << 8) | *b as u64))
     }
@@ -173,6 +179,12 @@ fn read_value(c: &ColumnCodec, cur: &mut Cursor<'_>) -> Result<Value, DecodeErro
         }
         MYSQL_TYPE_TIME2 => {
             let dec = c.meta[0] as u32;
+            // mysql_common's arithmetic overflows (a panic in debug builds)
+            // on an integer part no TIME can have: check it first.
+            let int = cur.peek_be(3, "time")? as i64 - 0x80_0000;
+            if int.abs() > MAX_TIME_HMS + 1 {
+                return Err(DecodeError::invalid("time", format!("packed hours/minutes/seconds {int} out of range")));
+            }
             let packed = cur.read_with("time", |r| my_time_packed_from_binary(r, dec))?;
             Value::Time(time_micros(packed))
         }
@@ -182,6 +194,10 @@ fn read_value(c: &ColumnCodec, cur: &mut Cursor<'_>) -> Result<Value, DecodeErro
         }
         MYSQL_TYPE_DATETIME2 => {
             let dec = c.meta[0] as u32;
+            // As for TIME: a DATETIME's integer part is never negative.
+            if cur.peek_be(5, "datetime")? < 0x80_0000_0000 {
+                return Err(DecodeError::invalid("datetime", "negative packed date and time"));
+            }
             let packed = cur.read_with("datetime", |r| my_datetime_packed_from_binary(r, dec))?;
             datetime_value(packed)
         }
@@ -289,6 +305,9 @@ fn fraction(cur: &mut Cursor<'_>, dec: u8) -> Result<i64, DecodeError> {
         _ => 0,
     })
 }
+
+/// The largest TIME2 integer part: 838:59:59 as hour << 12 | minute << 6 | second.
+const MAX_TIME_HMS: i64 = (838 << 12) | (59 << 6) | 59;
 
 /// TIME2 packed (hms << 24 | micros, negated for negative times) → micros.
 fn time_micros(packed: i64) -> i64 {

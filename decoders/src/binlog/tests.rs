@@ -50,3 +50,11 @@ fn fuzz_regression_decimal_digit_group_overflow_is_an_error() {
     let data = include_bytes!("../../../fuzz/regressions/binlog/decimal-group-overflow");
     assert!(decode_bytes(data).is_err());
 }
+
+/// Fuzz finding (binlog target): a TIME/DATETIME integer part no value can
+/// have made mysql_common's packed-time arithmetic overflow. Now an error.
+#[test]
+fn fuzz_regression_packed_time_overflow_is_an_error() {
+    let data = include_bytes!("../../../fuzz/regressions/binlog/time-packed-overflow");
+    assert!(decode_bytes(data).is_err());
+}
