@@ -30,7 +30,7 @@ pub async fn check(config_path: &Path) -> Result<()> {
     let mut report = Report { failed: 0 };
     match config.source.kind {
         SourceKind::Postgres => check_postgres(&config, &mut report).await?,
-        _ => println!("- source checks are implemented for postgres only; `outflow run` checks this source at start"),
+        SourceKind::Mysql => check_mysql(&config, &mut report).await?,
     }
     check_sinks(&config, &mut report);
     if report.failed > 0 {
@@ -201,6 +201,75 @@ async fn check_postgres(config: &Config, report: &mut Report) -> Result<()> {
         "snapshot watermarks can be written (pg_logical_emit_message)",
         &format!("GRANT EXECUTE ON FUNCTION pg_logical_emit_message(boolean, text, text) TO {user}; or [snapshot] mode = \"never\""),
     );
+    Ok(())
+}
+
+/// The same conditions `outflow run` refuses to start without (see
+/// `mysql::catalog::Catalog::preflight`), each as one item.
+async fn check_mysql(config: &Config, report: &mut Report) -> Result<()> {
+    use crate::mysql::catalog::{display, parse_url, Catalog};
+    let where_ = display(&parse_url(&config.source.url)?);
+    let mut catalog = match Catalog::connect(&config.source.url).await {
+        Ok(c) => c,
+        Err(e) => {
+            let fix = e.hint.as_deref().unwrap_or("check [source] url");
+            report.item(false, &format!("connect to {where_}: {}", e.message), fix);
+            return Ok(());
+        }
+    };
+    report.item(true, &format!("connect to {where_} ({})", catalog.version), "");
+    let on = |v: &Option<String>| v.as_deref().is_some_and(|v| v == "1" || v.eq_ignore_ascii_case("ON"));
+    let log_bin = catalog.var("log_bin").await?;
+    report.item(
+        on(&log_bin),
+        "binary log is on (log_bin)",
+        "start the server with log_bin=mysql-bin (my.cnf [mysqld])",
+    );
+    for (name, want) in [("binlog_format", "ROW"), ("binlog_row_image", "FULL"), ("binlog_row_metadata", "FULL")] {
+        let v = catalog.var(name).await?;
+        report.item(
+            v.as_deref().is_some_and(|v| v.eq_ignore_ascii_case(want)),
+            &format!("{name} = {want} (is {})", v.as_deref().unwrap_or("unset")),
+            &format!("SET GLOBAL {name} = '{want}'; and {name}={want} in my.cnf [mysqld]"),
+        );
+    }
+    let compress = catalog.var("log_bin_compress").await?;
+    report.item(
+        !on(&compress),
+        "binlog events are not compressed (log_bin_compress)",
+        "SET GLOBAL log_bin_compress = OFF;",
+    );
+    match catalog.check_privileges().await {
+        Ok(()) => report.item(true, "privileges for reading the binlog", ""),
+        Err(e) => report.item(false, &e.message, e.hint.as_deref().unwrap_or("")),
+    }
+    let ours = config.source.server_id.unwrap_or(crate::config::DEFAULT_MYSQL_SERVER_ID);
+    report.item(
+        ours != catalog.server_id,
+        &format!("[source] server_id {ours} differs from the server's own ({})", catalog.server_id),
+        "choose a server_id no server or replica in the topology uses",
+    );
+    let tables = catalog.resolve_tables(&config.source.tables).await?;
+    report.item(
+        !tables.is_empty(),
+        &format!("[source] tables match {} table(s)", tables.len()),
+        "check the database.table patterns in [source] tables",
+    );
+    for t in &tables {
+        let keyed: Option<u64> = mysql_async::prelude::Queryable::exec_first(
+            &mut catalog.conn,
+            "SELECT COUNT(*) FROM information_schema.TABLE_CONSTRAINTS \
+             WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? AND CONSTRAINT_TYPE = 'PRIMARY KEY'",
+            (t.schema.as_str(), t.name.as_str()),
+        )
+        .await
+        .map_err(|e| crate::mysql::catalog::sql_error("reading primary keys", e))?;
+        report.item(
+            keyed.unwrap_or(0) > 0,
+            &format!("{t}: has a primary key (rows can be matched by key)"),
+            &format!("ALTER TABLE {t} ADD PRIMARY KEY (...); without one, changes cannot be deduplicated"),
+        );
+    }
     Ok(())
 }
 

@@ -78,7 +78,7 @@ impl Catalog {
         Ok(Catalog { conn, opts, mariadb, version, server_id })
     }
 
-    async fn var(&mut self, name: &str) -> Result<Option<String>> {
+    pub(crate) async fn var(&mut self, name: &str) -> Result<Option<String>> {
         let row: Option<Row> = self.conn.query_first(format!("SELECT @@{name}")).await.or_else(|e| match e {
             mysql_async::Error::Server(se) if se.code == 1193 => Ok(None),
             e => Err(sql_error(&format!("reading @@{name}"), e)),
@@ -155,7 +155,7 @@ impl Catalog {
             .map(|r| r.get_opt::<String, _>(1).and_then(|v| v.ok()).unwrap_or_else(|| "unknown host".into()))
     }
 
-    async fn check_privileges(&mut self) -> Result<()> {
+    pub(crate) async fn check_privileges(&mut self) -> Result<()> {
         let grants: Vec<String> = self.conn.query("SHOW GRANTS").await.map_err(|e| sql_error("SHOW GRANTS", e))?;
         let all = grants.join("\n").to_uppercase();
         let has = |p: &str| all.contains(p) || all.contains("ALL PRIVILEGES ON *.*");

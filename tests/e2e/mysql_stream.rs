@@ -247,3 +247,26 @@ async fn mysql_preflight_errors_name_the_fix() {
     assert!(line.contains("purged"), "{}", out.stderr);
     assert!(out.stderr.contains("re-snapshot"), "{}", out.stderr);
 }
+
+#[tokio::test]
+async fn mysql_check_lists_each_problem_with_its_fix() {
+    let mut good = MyDb::create("OUTFLOW_TEST_MYSQL_URL", "check_ok").await;
+    good.exec("CREATE TABLE t (id INT PRIMARY KEY)").await;
+    let out = MyOutflow::new(&good).exec(&["check"]).await;
+    assert_eq!(out.code, Some(0), "{}\n{}", out.stdout, out.stderr);
+    assert!(out.stdout.contains("✓ binlog_format = ROW"), "{}", out.stdout);
+    assert!(out.stdout.contains("all checks passed"), "{}", out.stdout);
+
+    // Binary log off and a table without a primary key: both listed, each with its fix.
+    let mut bad = MyDb::create("OUTFLOW_TEST_MYSQL_NOBIN_URL", "check_bad").await;
+    bad.exec("CREATE TABLE nokey (v INT)").await;
+    let out = MyOutflow::new(&bad).exec(&["check"]).await;
+    assert_eq!(out.code, Some(1), "{}\n{}", out.stdout, out.stderr);
+    assert!(
+        out.stdout.contains("✗ binary log is on (log_bin)\n    fix: start the server with log_bin"),
+        "{}",
+        out.stdout
+    );
+    assert!(out.stdout.contains(&format!("✗ {}.nokey: has a primary key", bad.name)), "{}", out.stdout);
+    assert!(out.stderr.contains("check(s) failed"), "{}", out.stderr);
+}
