@@ -461,13 +461,14 @@ mod tests;
 /// its 4-byte magic: a Format Description first, then events) with a fresh
 /// decoder capturing every table. For tests and the fuzz target.
 pub fn decode_bytes(data: &[u8]) -> Result<Vec<StreamItem>, DecodeError> {
-    use mysql_common::binlog::consts::BinlogVersion;
+    use mysql_common::binlog::consts::{BinlogChecksumAlg, BinlogVersion};
     use mysql_common::binlog::EventStreamReader;
     let mut reader = EventStreamReader::new(BinlogVersion::Version4);
     let start = MysqlAnchor::File { name: "mysql-bin.000001".into(), pos: 4 };
     let mut decoder = BinlogDecoder::new(TableFilter::all(), &start, false);
     let mut out = Vec::new();
     let mut rest = data;
+    let mut checksummed = false;
     while !rest.is_empty() {
         // mysql_common's reader unwraps a short read when the header claims
         // more bytes than are left: check the header first (19 bytes, the
@@ -482,8 +483,28 @@ pub fn decode_bytes(data: &[u8]) -> Result<Vec<StreamItem>, DecodeError> {
                 format!("event size {size} does not fit the {} bytes left", rest.len()),
             ));
         }
+        // mysql_common also cuts the checksum (and a Format Description's
+        // checksum algorithm byte) off without checking the body holds them.
+        let is_fde = rest[4] == EventType::FORMAT_DESCRIPTION_EVENT as u8;
+        let need = if is_fde {
+            57 + 5
+        } else if checksummed {
+            4
+        } else {
+            0
+        };
+        if size - 19 < need {
+            return Err(DecodeError::invalid("binlog event", format!("a {size}-byte event is too short for its body")));
+        }
         match reader.read(&mut rest) {
-            Ok(Some(event)) => decoder.decode(&event, &mut out)?,
+            Ok(Some(event)) => {
+                if is_fde {
+                    let footer = event.footer();
+                    checksummed = footer.get_checksum_enabled()
+                        && matches!(footer.get_checksum_alg(), Ok(Some(alg)) if alg != BinlogChecksumAlg::BINLOG_CHECKSUM_ALG_OFF);
+                }
+                decoder.decode(&event, &mut out)?
+            }
             Ok(None) => break,
             Err(e) => return Err(DecodeError::invalid("binlog event", e.to_string())),
         }

@@ -58,3 +58,11 @@ fn fuzz_regression_packed_time_overflow_is_an_error() {
     let data = include_bytes!("../../../fuzz/regressions/binlog/time-packed-overflow");
     assert!(decode_bytes(data).is_err());
 }
+
+/// Fuzz finding (binlog target): an event body shorter than its checksum
+/// made mysql_common's reader underflow. Now an error.
+#[test]
+fn fuzz_regression_event_shorter_than_its_checksum_is_an_error() {
+    let data = include_bytes!("../../../fuzz/regressions/binlog/short-event-checksum");
+    assert!(decode_bytes(data).is_err());
+}
