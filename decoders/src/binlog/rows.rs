@@ -21,7 +21,7 @@
 //! - GEOMETRY values are MySQL's internal form: 4-byte little-endian SRID,
 //!   then WKB. They are kept whole as bytes.
 
-use mysql_common::binlog::misc::{my_datetime_packed_from_binary, my_time_packed_from_binary};
+use mysql_common::binlog::misc::my_datetime_packed_from_binary;
 use mysql_common::constants::ColumnType;
 
 use super::table::{ColumnCodec, TableShape, BINARY_CHARSET};
@@ -177,17 +177,7 @@ fn read_value(c: &ColumnCodec, cur: &mut Cursor<'_>) -> Result<Value, DecodeErro
                 other => other,
             }
         }
-        MYSQL_TYPE_TIME2 => {
-            let dec = c.meta[0] as u32;
-            // mysql_common's arithmetic overflows (a panic in debug builds)
-            // on an integer part no TIME can have: check it first.
-            let int = cur.peek_be(3, "time")? as i64 - 0x80_0000;
-            if int.abs() > MAX_TIME_HMS + 1 {
-                return Err(DecodeError::invalid("time", format!("packed hours/minutes/seconds {int} out of range")));
-            }
-            let packed = cur.read_with("time", |r| my_time_packed_from_binary(r, dec))?;
-            Value::Time(time_micros(packed))
-        }
+        MYSQL_TYPE_TIME2 => Value::Time(time_micros(time2_packed(cur, c.meta[0])?)),
         MYSQL_TYPE_TIME => {
             let v = cur.uint_le(3, "time")? as i64;
             Value::Time(((v / 10000) * 3600 + (v / 100 % 100) * 60 + v % 100) * 1_000_000)
@@ -308,6 +298,33 @@ fn fraction(cur: &mut Cursor<'_>, dec: u8) -> Result<i64, DecodeError> {
 
 /// The largest TIME2 integer part: 838:59:59 as hour << 12 | minute << 6 | second.
 const MAX_TIME_HMS: i64 = (838 << 12) | (59 << 6) | 59;
+
+/// TIME2's packed form (hms << 24 | micros, negative for negative times).
+///
+/// Hand-written, as the server's `my_time_packed_from_binary`: mysql_common's
+/// version subtracts from an unsigned fraction for negative TIME(1)/TIME(2)
+/// values with a fraction (a wrong value in release builds, a panic in
+/// debug ones — found by the binlog fuzz target) and overflows on integer
+/// parts no TIME can have.
+fn time2_packed(cur: &mut Cursor<'_>, dec: u8) -> Result<i64, DecodeError> {
+    if dec >= 5 {
+        return Ok(cur.uint_be(6, "time")? as i64 - 0x8000_0000_0000);
+    }
+    let mut int = cur.uint_be(3, "time")? as i64 - 0x80_0000;
+    if int.abs() > MAX_TIME_HMS + 1 {
+        return Err(DecodeError::invalid("time", format!("packed hours/minutes/seconds {int} out of range")));
+    }
+    let (mut frac, wrap, scale) = match dec {
+        1 | 2 => (cur.uint_be(1, "time fraction")? as i64, 0x100, 10_000),
+        3 | 4 => (cur.uint_be(2, "time fraction")? as i64, 0x1_0000, 100),
+        _ => return Ok(int << 24),
+    };
+    if int < 0 && frac > 0 {
+        int += 1;
+        frac -= wrap;
+    }
+    Ok((int << 24) + frac * scale)
+}
 
 /// TIME2 packed (hms << 24 | micros, negated for negative times) → micros.
 fn time_micros(packed: i64) -> i64 {
@@ -476,6 +493,22 @@ mod decimal_tests {
             assert_eq!(bin.len(), decimal_size(p, s), "DECIMAL({p},{s}) size");
             assert_eq!(decimal(&bin, p, s).unwrap(), text, "DECIMAL({p},{s})");
         }
+    }
+
+    /// Negative TIME(2) with a fraction, as the server's
+    /// my_time_packed_to_binary writes it: -00:00:01.50 is packed as
+    /// -(1 << 24 | 500000), stored as integer part -2 (arithmetic shift) and
+    /// fraction -50 hundredths as a byte (206); TIME(4) -00:00:01.2500 as -2
+    /// and -2500 as two bytes.
+    #[test]
+    fn negative_fractional_times_read_exactly() {
+        let bytes = [0x7f, 0xff, 0xfe, (0x100 - 50) as u8];
+        let packed = time2_packed(&mut Cursor { data: &bytes }, 2).unwrap();
+        assert_eq!(time_micros(packed), -1_500_000);
+        let v: u32 = 0x1_0000 - 2500;
+        let bytes = [0x7f, 0xff, 0xfe, (v >> 8) as u8, v as u8];
+        let packed = time2_packed(&mut Cursor { data: &bytes }, 4).unwrap();
+        assert_eq!(time_micros(packed), -1_250_000);
     }
 
     #[test]

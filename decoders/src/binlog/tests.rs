@@ -66,3 +66,12 @@ fn fuzz_regression_event_shorter_than_its_checksum_is_an_error() {
     let data = include_bytes!("../../../fuzz/regressions/binlog/short-event-checksum");
     assert!(decode_bytes(data).is_err());
 }
+
+/// Fuzz finding (binlog target): a negative TIME(1)/TIME(2) with a fraction
+/// made mysql_common's reader subtract from an unsigned fraction (a panic in
+/// debug builds, a wrong value in release ones). Decoded by hand now.
+#[test]
+fn fuzz_regression_negative_time_fraction_does_not_panic() {
+    let data = include_bytes!("../../../fuzz/regressions/binlog/negative-time-fraction");
+    let _ = decode_bytes(data);
+}
