@@ -559,6 +559,16 @@ fn check_slot(info: &SlotInfo, slot: &str, params: &PgParams) -> Result<()> {
             "choose another [source] slot name: slots are per database",
         ));
     }
+    if info.wal_status.as_deref() == Some("lost") {
+        // Streaming from it would silently skip what the server removed.
+        return Err(Error::fatal(
+            format!("replication slot {slot:?} was invalidated (wal_status lost): the server removed WAL it still needed"),
+            format!(
+                "the changes in between are gone: SELECT pg_drop_replication_slot('{}'); then `outflow offsets reset --sink NAME` for every sink (they re-snapshot)",
+                slot.replace('\'', "''")
+            ),
+        ));
+    }
     if info.active {
         return Err(Error::fatal(
             format!("replication slot {slot:?} is in use by process {}", info.active_pid.unwrap_or(0)),
