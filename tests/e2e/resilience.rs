@@ -1,7 +1,9 @@
 //! Outages and shutdowns through the real binary: a network cut in the
 //! middle of a large transaction (a TCP proxy between outflow and the test
 //! server, PostgreSQL and MariaDB), and SIGTERM during a snapshot and during
-//! busy streaming. Each ends with every change exactly once in the JSONL sink.
+//! busy streaming, and a real restart of a PostgreSQL server of the test's
+//! own (`pg_ctl restart`). Each ends with every change exactly once in the
+//! JSONL sink.
 
 use std::process::Stdio;
 use std::time::Duration;
@@ -189,4 +191,113 @@ async fn mysql_a_network_cut_mid_stream_resumes_without_loss_or_duplicates() {
         .map(|e| e["after"]["id"].as_i64().unwrap())
         .collect();
     assert_exactly_once_in_order(&ids, 100_200);
+}
+
+/// A PostgreSQL server of one test's own (initdb into a temp directory, a
+/// free loopback port, `wal_level=logical`), so the test can restart it
+/// without disturbing the shared servers. Stopped on drop.
+struct OwnPg {
+    dir: tempfile::TempDir,
+    port: u16,
+}
+
+impl OwnPg {
+    fn pg(&self, tool: &str, args: &[&str]) {
+        let out = pg_tool(tool).args(args).stdin(Stdio::null()).output().expect("running a PostgreSQL tool");
+        assert!(out.status.success(), "{tool} {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    }
+
+    fn data(&self) -> String {
+        self.dir.path().join("data").to_string_lossy().into_owned()
+    }
+
+    fn start() -> OwnPg {
+        let dir = tempfile::tempdir().unwrap();
+        // SAFETY: geteuid has no preconditions.
+        if unsafe { libc::geteuid() } == 0 {
+            let out = std::process::Command::new("chown").arg("postgres").arg(dir.path()).output().unwrap();
+            assert!(out.status.success(), "chown: {}", String::from_utf8_lossy(&out.stderr));
+        }
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let pg = OwnPg { dir, port };
+        pg.pg("initdb", &["-D", &pg.data(), "-A", "trust", "-U", "postgres"]);
+        pg.pg_ctl("start");
+        pg
+    }
+
+    fn pg_ctl(&self, action: &str) {
+        let log = self.dir.path().join("server.log").to_string_lossy().into_owned();
+        let opts = format!(
+            "-p {} -c listen_addresses=127.0.0.1 -c unix_socket_directories={} -c wal_level=logical -c fsync=off",
+            self.port,
+            self.dir.path().display()
+        );
+        self.pg("pg_ctl", &["-D", &self.data(), "-l", &log, "-w", "-t", "60", "-m", "fast", "-o", &opts, action]);
+    }
+
+    fn url(&self) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
+    }
+}
+
+impl Drop for OwnPg {
+    fn drop(&mut self) {
+        let _ = pg_tool("pg_ctl").args(["-D", &self.data(), "-m", "immediate", "stop"]).stdin(Stdio::null()).output();
+    }
+}
+
+/// A PostgreSQL tool from `OUTFLOW_TEST_PG_BIN`, run as `postgres` when we
+/// are root (PostgreSQL refuses to run as root).
+fn pg_tool(tool: &str) -> std::process::Command {
+    let bin = format!("{}/{tool}", env_var("OUTFLOW_TEST_PG_BIN"));
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } == 0 {
+        let mut c = std::process::Command::new("runuser");
+        c.args(["-u", "postgres", "--", &bin]);
+        c
+    } else {
+        std::process::Command::new(bin)
+    }
+}
+
+#[tokio::test]
+async fn a_postgres_restart_mid_run_resumes_without_loss_or_duplicates() {
+    let pg = OwnPg::start();
+    let (client, conn) = tokio_postgres::connect(&pg.url(), tokio_postgres::NoTls).await.expect("connect");
+    tokio::spawn(conn);
+    client.batch_execute("CREATE TABLE t (id bigint PRIMARY KEY, payload text)").await.unwrap();
+    let url = pg.url();
+    let outflow = Outflow::raw(|dir| {
+        format!(
+            "[source]\nkind = \"postgres\"\nurl = {url:?}\ntables = [\"public.t\"]\nslot = \"restart\"\n\
+             [state]\ndir = {:?}\n[[sink]]\nname = \"events\"\nkind = \"jsonl\"\npath = {:?}\nformat = \"debezium\"\n",
+            dir.join("state"),
+            dir.join("out.jsonl")
+        )
+    });
+    outflow.run_until_caught_up().await.assert_success();
+    let run = outflow.spawn_run();
+    client.batch_execute("INSERT INTO t SELECT g, repeat('x', 100) FROM generate_series(1, 5000) g").await.unwrap();
+    wait_for(SHORT, "the first rows to be committed", || async {
+        offset(&outflow.state_dir(), "events")["events"] == 5000
+    })
+    .await;
+    drop(client);
+    pg.pg_ctl("restart");
+    let (client, conn) = tokio_postgres::connect(&pg.url(), tokio_postgres::NoTls).await.expect("reconnect");
+    tokio::spawn(conn);
+    for i in 0..20 {
+        let from = 5001 + i * 250;
+        client
+            .batch_execute(&format!("INSERT INTO t SELECT g, 'y' FROM generate_series({from}, {}) g", from + 249))
+            .await
+            .unwrap();
+    }
+    wait_for(RUN_TIMEOUT, "every row after the restart", || async {
+        offset(&outflow.state_dir(), "events")["events"] == 10_000
+    })
+    .await;
+    assert!(run.stderr().contains("reconnect"), "outflow reconnected: {}", run.stderr());
+    tokio::time::timeout(STOP_WITHIN, run.sigterm_and_wait()).await.expect("exit after SIGTERM").assert_success();
+    assert_exactly_once_in_order(&created_ids(&outflow.events()), 10_000);
 }
