@@ -1,7 +1,8 @@
 //! `outflow offsets`: see, move and reset each sink's stored position, with a
 //! dry run first. Moving refuses while a `run` holds the state directory, and
 //! refuses a position the server can no longer replay (the slot has already
-//! confirmed past it) or has not reached yet.
+//! confirmed past it, or the binlogs from there on were purged) or has not
+//! reached yet.
 
 use std::path::Path;
 
@@ -119,8 +120,16 @@ fn open_for_change(config: &Config, sink: &str, dry_run: bool) -> Result<(StateD
 
 /// Refuses positions the slot can no longer give back or the server has not reached.
 async fn check_replayable(config: &Config, target: &Position) -> Result<()> {
-    if config.source.kind != SourceKind::Postgres {
-        return Ok(());
+    if config.source.kind == SourceKind::Mysql {
+        let Position::Mysql(pos) = target else {
+            return Err(Error::config(
+                format!("{target} is not a MySQL/MariaDB position"),
+                "e.g. --position gtid:0-1-42 (MariaDB) or file:mysql-bin.000003:4",
+            ));
+        };
+        // The server must still have its binlogs from there on.
+        let mut catalog = crate::mysql::catalog::Catalog::connect(&config.source.url).await?;
+        return catalog.check_not_purged(&pos.anchor).await;
     }
     let params = PgParams::from_url(&config.source.url)?;
     let catalog = Catalog::connect(&params).await?;

@@ -270,3 +270,24 @@ async fn mysql_check_lists_each_problem_with_its_fix() {
     assert!(out.stdout.contains(&format!("✗ {}.nokey: has a primary key", bad.name)), "{}", out.stdout);
     assert!(out.stderr.contains("check(s) failed"), "{}", out.stderr);
 }
+
+#[tokio::test]
+async fn mysql_offsets_set_refuses_a_purged_binlog_and_accepts_one_the_server_has() {
+    let mut db = MyDb::create("OUTFLOW_TEST_MYSQL_URL", "offsets").await;
+    db.exec("CREATE TABLE t (id INT PRIMARY KEY)").await;
+    let of = MyOutflow::new(&db);
+    of.run_until_caught_up().await.assert_success();
+    let stored: Value =
+        serde_json::from_str(&std::fs::read_to_string(of.state_dir().join("sinks/events.json")).unwrap()).unwrap();
+    let here = stored["position"].as_str().unwrap().to_string();
+
+    let out = of.exec(&["offsets", "set", "--sink", "events", "--position", "file:mysql-bin.000000:4"]).await;
+    assert!(clean_error(&out).contains("purged"), "{}", out.stderr);
+    let out = of.exec(&["offsets", "set", "--sink", "events", "--position", "lsn:0/16B3748"]).await;
+    assert!(clean_error(&out).contains("not a MySQL/MariaDB position"), "{}", out.stderr);
+    let out = of.exec(&["offsets", "set", "--sink", "events", "--position", &here, "--dry-run"]).await;
+    assert_eq!(out.code, Some(0), "{}\n{}", out.stdout, out.stderr);
+    let after: Value =
+        serde_json::from_str(&std::fs::read_to_string(of.state_dir().join("sinks/events.json")).unwrap()).unwrap();
+    assert_eq!(after, stored, "a dry run changes nothing");
+}
