@@ -2,8 +2,8 @@
 //! middle of a large transaction (a TCP proxy between outflow and the test
 //! server, PostgreSQL and MariaDB), and SIGTERM during a snapshot and during
 //! busy streaming, and a real restart of a PostgreSQL server of the test's
-//! own (`pg_ctl restart`). Each ends with every change exactly once in the
-//! JSONL sink.
+//! own (`pg_ctl restart`) and of a MariaDB of its own. Each ends with every
+//! change exactly once in the JSONL sink.
 
 use std::process::Stdio;
 use std::time::Duration;
@@ -300,4 +300,127 @@ async fn a_postgres_restart_mid_run_resumes_without_loss_or_duplicates() {
     assert!(run.stderr().contains("reconnect"), "outflow reconnected: {}", run.stderr());
     tokio::time::timeout(STOP_WITHIN, run.sigterm_and_wait()).await.expect("exit after SIGTERM").assert_success();
     assert_exactly_once_in_order(&created_ids(&outflow.events()), 10_000);
+}
+
+/// A MariaDB server of one test's own (binlog as outflow needs it), so the
+/// test can restart it. Killed on drop.
+struct OwnMariaDb {
+    dir: tempfile::TempDir,
+    port: u16,
+    server: Option<std::process::Child>,
+}
+
+impl OwnMariaDb {
+    fn start() -> OwnMariaDb {
+        let dir = tempfile::tempdir().unwrap();
+        let out = std::process::Command::new("mariadb-install-db")
+            .args(["--no-defaults", "--user=root", "--skip-test-db", "--auth-root-authentication-method=normal"])
+            .arg(format!("--datadir={}", dir.path().join("data").display()))
+            .output()
+            .expect("running mariadb-install-db");
+        assert!(out.status.success(), "mariadb-install-db: {}", String::from_utf8_lossy(&out.stderr));
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let mut db = OwnMariaDb { dir, port, server: None };
+        db.launch();
+        db
+    }
+
+    fn launch(&mut self) {
+        let d = self.dir.path();
+        let child = std::process::Command::new("mariadbd")
+            .args(["--no-defaults", "--user=root", "--bind-address=127.0.0.1", "--server-id=7", "--skip-name-resolve"])
+            .args(["--innodb-buffer-pool-size=32M", "--default-time-zone=+00:00", "--log-bin=mysql-bin"])
+            .args(["--binlog-format=ROW", "--binlog-row-image=FULL", "--binlog-row-metadata=FULL"])
+            .args(["--character-set-server=utf8mb4", "--collation-server=utf8mb4_general_ci"])
+            .arg(format!("--datadir={}", d.join("data").display()))
+            .arg(format!("--socket={}", d.join("mysqld.sock").display()))
+            .arg(format!("--pid-file={}", d.join("mysqld.pid").display()))
+            .arg(format!("--log-error={}", d.join("error.log").display()))
+            .arg(format!("--port={}", self.port))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("starting mariadbd");
+        self.server = Some(child);
+    }
+
+    /// Stops the server (a clean shutdown) and starts it again on the same data.
+    async fn restart(&mut self) {
+        let out = std::process::Command::new("mariadb-admin")
+            .args(["--no-defaults", "-uroot", "shutdown"])
+            .arg(format!("--socket={}", self.dir.path().join("mysqld.sock").display()))
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "shutdown: {}", String::from_utf8_lossy(&out.stderr));
+        if let Some(mut c) = self.server.take() {
+            let _ = c.wait();
+        }
+        self.launch();
+        self.wait_ready().await;
+    }
+
+    async fn wait_ready(&self) {
+        let url = self.root_url();
+        wait_for(SHORT, "mariadbd to accept connections", || {
+            let url = url.clone();
+            async move { mysql_async::Conn::new(mysql_async::Opts::from_url(&url).unwrap()).await.is_ok() }
+        })
+        .await;
+    }
+
+    fn root_url(&self) -> String {
+        format!("mysql://root@127.0.0.1:{}?prefer_socket=false", self.port)
+    }
+}
+
+impl Drop for OwnMariaDb {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.server.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_mariadb_restart_mid_run_resumes_without_loss_or_duplicates() {
+    let mut server = OwnMariaDb::start();
+    server.wait_ready().await;
+    let admin = server.root_url();
+    let mut conn = mysql_async::Conn::new(mysql_async::Opts::from_url(&admin).unwrap()).await.unwrap();
+    conn.query_drop("CREATE DATABASE app; CREATE TABLE app.t (id BIGINT PRIMARY KEY, payload VARCHAR(100))")
+        .await
+        .unwrap();
+    let url = format!("mysql://root@127.0.0.1:{}/app?prefer_socket=false", server.port);
+    let outflow = Outflow::raw(|dir| {
+        format!(
+            "[source]\nkind = \"mysql\"\nurl = {url:?}\ntables = [\"app.t\"]\nserver_id = 4711\n\
+             [state]\ndir = {:?}\n[[sink]]\nname = \"events\"\nkind = \"jsonl\"\npath = {:?}\nformat = \"debezium\"\n",
+            dir.join("state"),
+            dir.join("out.jsonl")
+        )
+    });
+    outflow.run_until_caught_up().await.assert_success();
+    let run = outflow.spawn_run();
+    conn.query_drop("USE app").await.unwrap();
+    conn.query_drop("INSERT INTO app.t SELECT seq, 'x' FROM seq_1_to_3000").await.unwrap();
+    wait_for(SHORT, "the first rows to be committed", || async {
+        offset(&outflow.state_dir(), "events")["events"] == 3000
+    })
+    .await;
+    drop(conn);
+    server.restart().await;
+    let mut conn = mysql_async::Conn::new(mysql_async::Opts::from_url(&url).unwrap()).await.unwrap();
+    for i in 0..20 {
+        let from = 3001 + i * 100;
+        conn.query_drop(format!("INSERT INTO app.t SELECT seq, 'y' FROM seq_{from}_to_{}", from + 99)).await.unwrap();
+    }
+    wait_for(RUN_TIMEOUT, "every row after the restart", || async {
+        offset(&outflow.state_dir(), "events")["events"] == 5000
+    })
+    .await;
+    assert!(run.stderr().contains("reconnect"), "outflow reconnected: {}", run.stderr());
+    tokio::time::timeout(STOP_WITHIN, run.sigterm_and_wait()).await.expect("exit after SIGTERM").assert_success();
+    assert_exactly_once_in_order(&created_ids(&outflow.events()), 5000);
 }
