@@ -39,6 +39,8 @@ pub const ERRORS: &str = "outflow_errors";
 pub const WAL_RETAINED_BYTES: &str = "outflow_wal_retained_bytes";
 /// 1 while the retained WAL is over `wal_warn_bytes`, else 0.
 pub const WAL_WARNING: &str = "outflow_wal_retention_warning";
+/// Gauge per sink: 1 while the source does not feed it (see `pipeline`).
+pub const SINK_DETACHED: &str = "outflow_sink_detached";
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct EventLabels {
@@ -77,6 +79,7 @@ pub struct Metrics {
     pub errors: Family<ClassLabel, Counter>,
     pub wal_retained_bytes: Gauge,
     pub wal_warning: Gauge,
+    pub sink_detached: Family<SinkLabel, Gauge>,
 }
 
 /// The process's metrics.
@@ -105,6 +108,7 @@ impl Metrics {
             errors: Family::default(),
             wal_retained_bytes: Gauge::default(),
             wal_warning: Gauge::default(),
+            sink_detached: Family::default(),
         };
         let mut r = Registry::default();
         r.register(EVENTS, "Change events written to a sink, by table and op", m.events.clone());
@@ -126,6 +130,11 @@ impl Metrics {
         r.register(ERRORS, "Errors by class: transient (retried), fatal, config", m.errors.clone());
         r.register(WAL_RETAINED_BYTES, "WAL the replication slot keeps on the server", m.wal_retained_bytes.clone());
         r.register(WAL_WARNING, "1 while the retained WAL is over wal_warn_bytes", m.wal_warning.clone());
+        r.register(
+            SINK_DETACHED,
+            "1 while a slow sink is detached from the source (it holds the slot)",
+            m.sink_detached.clone(),
+        );
         // Every class shows from the start, at 0.
         for class in ["config", "fatal", "transient"] {
             m.errors.get_or_create(&ClassLabel { class: class.into() }).inc_by(0);

@@ -477,6 +477,10 @@ pub fn reattach(sinks: &mut [SinkHandle]) {
 
 /// Tells `status` (through the state directory) which sinks are detached.
 fn publish_detached(sinks: &[SinkHandle]) {
+    for s in sinks {
+        let label = crate::metrics::SinkLabel { sink: s.name.clone() };
+        crate::metrics::metrics().sink_detached.get_or_create(&label).set(i64::from(s.detached.is_some()));
+    }
     let detached: BTreeMap<String, String> =
         sinks.iter().filter_map(|s| Some((s.name.clone(), s.detached.clone()?))).collect();
     if let Some(state) = sinks.iter().find_map(|s| s.state.as_ref()) {
