@@ -468,7 +468,9 @@ pub fn decode_bytes(data: &[u8]) -> Result<Vec<StreamItem>, DecodeError> {
     let mut decoder = BinlogDecoder::new(TableFilter::all(), &start, false);
     let mut out = Vec::new();
     let mut rest = data;
-    let mut checksummed = false;
+    // Until a Format Description says, assume checksummed events (the
+    // stricter size check; real binlogs start with one).
+    let mut checksummed = true;
     while !rest.is_empty() {
         // mysql_common's reader unwraps a short read when the header claims
         // more bytes than are left: check the header first (19 bytes, the
@@ -500,8 +502,13 @@ pub fn decode_bytes(data: &[u8]) -> Result<Vec<StreamItem>, DecodeError> {
             Ok(Some(event)) => {
                 if is_fde {
                     let footer = event.footer();
+                    // As mysql_common decides: any algorithm but OFF (an
+                    // unknown one too) means a checksum at the end.
                     checksummed = footer.get_checksum_enabled()
-                        && matches!(footer.get_checksum_alg(), Ok(Some(alg)) if alg != BinlogChecksumAlg::BINLOG_CHECKSUM_ALG_OFF);
+                        && !matches!(
+                            footer.get_checksum_alg(),
+                            Ok(None | Some(BinlogChecksumAlg::BINLOG_CHECKSUM_ALG_OFF))
+                        );
                 }
                 decoder.decode(&event, &mut out)?
             }

@@ -75,3 +75,12 @@ fn fuzz_regression_negative_time_fraction_does_not_panic() {
     let data = include_bytes!("../../../fuzz/regressions/binlog/negative-time-fraction");
     let _ = decode_bytes(data);
 }
+
+/// Fuzz finding (binlog target): the same underflow after a Format
+/// Description naming an unknown checksum algorithm (mysql_common then
+/// still cuts a checksum off).
+#[test]
+fn fuzz_regression_short_event_after_an_unknown_checksum_algorithm_is_an_error() {
+    let data = include_bytes!("../../../fuzz/regressions/binlog/unknown-checksum-alg");
+    assert!(decode_bytes(data).is_err());
+}
