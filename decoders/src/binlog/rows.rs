@@ -112,8 +112,13 @@ pub fn decode_rows(
     let mut cur = Cursor { data };
     let mut rows = Vec::new();
     while !cur.data.is_empty() {
+        let left = cur.data.len();
         let b = before.map(|p| read_row(shape, &mut cur, p)).transpose()?;
         let a = after.map(|p| read_row(shape, &mut cur, p)).transpose()?;
+        if cur.data.len() == left {
+            // No column present: the loop would never end (a fuzz finding).
+            return Err(DecodeError::invalid("rows event", "a row image that takes no bytes"));
+        }
         rows.push((b, a));
     }
     Ok(rows)

@@ -84,3 +84,11 @@ fn fuzz_regression_short_event_after_an_unknown_checksum_algorithm_is_an_error()
     let data = include_bytes!("../../../fuzz/regressions/binlog/unknown-checksum-alg");
     assert!(decode_bytes(data).is_err());
 }
+
+/// Fuzz finding (binlog target, out of memory): a rows event whose images
+/// have no column present looped forever, adding empty rows. Now an error.
+#[test]
+fn fuzz_regression_empty_row_images_are_an_error_not_a_loop() {
+    let data = include_bytes!("../../../fuzz/regressions/binlog/empty-row-image-loop");
+    assert!(decode_bytes(data).is_err());
+}
