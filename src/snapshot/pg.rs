@@ -56,10 +56,10 @@ pub async fn snapshot_table(
         )
         .await
         .map_err(|e| sql_error("setting up the snapshot session", &e))?;
-    let (schema, columns) = describe(&catalog, &table).await?;
+    let (mut schema, mut columns) = describe(&catalog, &table).await?;
     let keyed = schema.key_indexes().next().is_some();
     let qualified = format!("{}.{}", ident(&table.schema), ident(&table.name));
-    let select_list = columns.iter().map(|c| ident(&c.schema.name)).collect::<Vec<_>>().join(", ");
+    let mut select_list = columns.iter().map(|c| ident(&c.schema.name)).collect::<Vec<_>>().join(", ");
     let pages_per_chunk = if keyed { 0 } else { pages_per_chunk(&catalog, &qualified, chunk_size).await? };
     tracing::info!(table = %table, rows_done = progress.rows, "snapshot started");
     let mut bar = RowProgress::new(table.to_string(), estimated_rows(&catalog, &qualified).await?, progress.rows);
@@ -81,7 +81,30 @@ pub async fn snapshot_table(
                 to,
             )
         };
-        let (rows, last_key) = read_rows(&catalog, &sql, &columns).await?;
+        let Some((rows, last_key)) = read_rows(&catalog, &sql, &columns).await? else {
+            // The table changed shape under the snapshot (ALTER TABLE between
+            // describing it and this chunk): close this chunk's window with
+            // no rows, describe the table again and read the chunk anew.
+            let (emitted, _wait) = oneshot::channel();
+            let chunk = Chunk {
+                id,
+                table: schema.clone(),
+                rows: Vec::new(),
+                keyed,
+                progress: progress.clone(),
+                high: None,
+                binlog: None,
+                emitted,
+            };
+            if out.send(ReaderEvent::Chunk(chunk)).await.is_err() {
+                return Ok(());
+            }
+            emit_watermark(&catalog, &watermark(run, true, id, &table), true).await?;
+            tracing::info!(table = %table, "table changed during its snapshot; reading it with its new columns");
+            (schema, columns) = describe(&catalog, &table).await?;
+            select_list = columns.iter().map(|c| ident(&c.schema.name)).collect::<Vec<_>>().join(", ");
+            continue;
+        };
         progress.rows += rows.len() as u64;
         bar.advance(rows.len() as u64);
         if keyed {
@@ -266,12 +289,18 @@ fn literal(s: &str) -> String {
 }
 
 /// The chunk's rows, and the text of the last row's key columns.
+/// None when the table no longer has the columns read (dropped or renamed
+/// since it was described).
 async fn read_rows(
     catalog: &Catalog,
     sql: &str,
     columns: &[Column],
-) -> Result<(Vec<Row>, Option<Vec<Option<String>>>)> {
-    let messages = catalog.client().simple_query(sql).await.map_err(|e| sql_error("reading a snapshot chunk", &e))?;
+) -> Result<Option<(Vec<Row>, Option<Vec<Option<String>>>)>> {
+    let messages = match catalog.client().simple_query(sql).await {
+        Ok(m) => m,
+        Err(e) if e.code() == Some(&tokio_postgres::error::SqlState::UNDEFINED_COLUMN) => return Ok(None),
+        Err(e) => return Err(sql_error("reading a snapshot chunk", &e)),
+    };
     let mut rows = Vec::new();
     let mut last_key = None;
     for m in messages {
@@ -299,7 +328,7 @@ async fn read_rows(
         rows.push(row);
         last_key = Some(key);
     }
-    Ok((rows, last_key))
+    Ok(Some((rows, last_key)))
 }
 
 /// The planner's row estimate (0 when the table was never analyzed).
