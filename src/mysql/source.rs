@@ -31,7 +31,6 @@
 //! carries `A` itself) is moved to `A:0:K+1` and a heartbeat at `A` dropped,
 //! so every item sorts after the one before it.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use futures::{FutureExt, StreamExt};
@@ -41,7 +40,6 @@ use mysql_async::BinlogStreamRequest;
 use outflow_decoders::binlog::{BinlogDecoder, TableFilter};
 use outflow_decoders::position::{MysqlAnchor, MysqlPos};
 use outflow_decoders::{Position, StreamItem, TableId, TableSchema};
-use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::catalog::{purged, sql_error, Catalog};
@@ -53,7 +51,7 @@ use crate::pipeline::{
     any_detached, finish_all, min_durable, reattach, reconnect_delay, rejoin_ready, send_all, Flow, SinkHandle,
 };
 use crate::snapshot::mysql::ReaderConfig;
-use crate::snapshot::{ReaderEvent, SnapshotPlan, Windows};
+use crate::snapshot::{receive, SnapshotPlan, Snapshots};
 use crate::state::{StateDir, TableSnapshot};
 
 /// Items per batch handed to the sinks.
@@ -210,11 +208,11 @@ impl MysqlSource {
     /// Starts the readers of this run's snapshot plan, if any.
     fn start_snapshots(&mut self) -> Option<Snapshots> {
         let plan = self.snapshot.take()?;
-        let mut snapshots = Snapshots::new(plan.parallelism);
+        let mut snapshots = Snapshots::new(String::new(), plan.parallelism, plan.chunk_size);
         let cfg = ReaderConfig { chunk_size: plan.chunk_size, ..self.reader_config() };
         for (table, progress) in plan.tables {
             if !progress.done {
-                snapshots.spawn(&cfg, table, progress);
+                spawn_reader(&mut snapshots, &cfg, table, progress);
             }
         }
         Some(snapshots)
@@ -277,44 +275,9 @@ fn stream_error(e: mysql_async::Error, start: &MysqlAnchor) -> Error {
     }
 }
 
-/// The snapshot readers of a run and the stream side that places their chunks.
-struct Snapshots {
-    windows: Windows,
-    tx: mpsc::Sender<ReaderEvent>,
-    /// At most `parallelism` tables are read at once.
-    limit: Arc<tokio::sync::Semaphore>,
-}
-
-impl Snapshots {
-    fn new(parallelism: usize) -> Snapshots {
-        let (tx, rx) = mpsc::channel(parallelism.max(1) * 2);
-        Snapshots {
-            windows: Windows::new(String::new(), rx, 0),
-            tx,
-            limit: Arc::new(tokio::sync::Semaphore::new(parallelism.max(1))),
-        }
-    }
-
-    fn spawn(&mut self, cfg: &ReaderConfig, table: TableId, progress: TableSnapshot) {
-        self.windows.reader_started();
-        let (cfg, tx, limit) = (cfg.clone(), self.tx.clone(), self.limit.clone());
-        tokio::spawn(async move {
-            let Ok(_permit) = limit.acquire_owned().await else { return };
-            let event = match crate::snapshot::mysql::snapshot_table(&cfg, table, progress, &tx).await {
-                Ok(()) => ReaderEvent::TableDone,
-                Err(e) => ReaderEvent::Failed(e),
-            };
-            let _ = tx.send(event).await;
-        });
-    }
-}
-
-/// The next reader event, or never when no snapshot runs.
-async fn receive(snapshots: &mut Option<Snapshots>) -> Result<()> {
-    match snapshots {
-        Some(s) if !s.windows.finished() || s.windows.readers > 0 => s.windows.receive().await.map(|_| ()),
-        _ => std::future::pending().await,
-    }
+fn spawn_reader(snapshots: &mut Snapshots, cfg: &ReaderConfig, table: TableId, progress: TableSnapshot) {
+    let cfg = cfg.clone();
+    snapshots.spawn(move |tx| async move { crate::snapshot::mysql::snapshot_table(&cfg, table, progress, &tx).await });
 }
 
 struct Pump<'a> {
@@ -542,9 +505,9 @@ impl Pump<'_> {
                 state.take_snapshot_request(&name);
                 continue;
             };
-            let snapshots = self.snapshots.get_or_insert_with(|| Snapshots::new(2));
+            let snapshots = self.snapshots.get_or_insert_with(|| Snapshots::new(String::new(), 2, 10_000));
             tracing::info!(table = %table, "snapshot requested");
-            snapshots.spawn(&self.reader, table, TableSnapshot::default());
+            spawn_reader(snapshots, &self.reader, table, TableSnapshot::default());
             state.take_snapshot_request(&name);
         }
     }

@@ -21,14 +21,12 @@
 //! `retention.rs`), and the live state (`src/health.rs`) learns the phase
 //! (streaming, reconnecting) and the server's WAL end.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use outflow_decoders::pg_decoder::PgDecoder;
 use outflow_decoders::pgoutput;
 use outflow_decoders::position::format_lsn;
 use outflow_decoders::{Position, StreamItem, TableId};
-use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::catalog::{Catalog, SlotInfo};
@@ -41,7 +39,7 @@ use crate::metrics::metrics;
 use crate::pipeline::{
     any_detached, finish_all, min_durable, reattach, reconnect_delay, rejoin_ready, send_all, Flow, SinkHandle,
 };
-use crate::snapshot::{ReaderEvent, SnapshotPlan, Windows};
+use crate::snapshot::{receive, SnapshotPlan, Snapshots};
 use crate::state::StateDir;
 use crate::state::TableSnapshot;
 
@@ -407,20 +405,21 @@ impl PgSource {
     /// Starts the readers of this run's snapshot plan, if any.
     fn start_snapshots(&mut self) -> Option<Snapshots> {
         let plan = self.snapshot.take()?;
-        let run = format!("{:x}", rand_seed());
-        let (tx, rx) = mpsc::channel(plan.parallelism.max(1));
-        let mut snapshots = Snapshots {
-            windows: Windows::new(run, rx, 0),
-            tx,
-            chunk_size: plan.chunk_size,
-            limit: Arc::new(tokio::sync::Semaphore::new(plan.parallelism.max(1))),
-        };
+        let mut snapshots = Snapshots::new(format!("{:x}", rand_seed()), plan.parallelism, plan.chunk_size);
         for (table, progress) in plan.tables {
             if !progress.done {
-                snapshots.spawn(&self.params, table, progress);
+                self.spawn_reader(&mut snapshots, table, progress);
             }
         }
         Some(snapshots)
+    }
+
+    fn spawn_reader(&self, snapshots: &mut Snapshots, table: TableId, progress: TableSnapshot) {
+        let (params, run, chunk_size) =
+            (self.params.clone(), snapshots.windows.run().to_string(), snapshots.chunk_size);
+        snapshots.spawn(move |tx| async move {
+            crate::snapshot::pg::snapshot_table(&params, &run, table, progress, chunk_size, &tx).await
+        });
     }
 
     /// Starts a snapshot for each table `outflow snapshot --table` asked for.
@@ -431,17 +430,9 @@ impl PgSource {
                 state.take_snapshot_request(&name);
                 continue;
             };
-            let snapshots = snapshots.get_or_insert_with(|| {
-                let (tx, rx) = mpsc::channel(2);
-                Snapshots {
-                    windows: Windows::new(format!("{:x}", rand_seed()), rx, 0),
-                    tx,
-                    chunk_size: 10_000,
-                    limit: Arc::new(tokio::sync::Semaphore::new(2)),
-                }
-            });
+            let snapshots = snapshots.get_or_insert_with(|| Snapshots::new(format!("{:x}", rand_seed()), 2, 10_000));
             tracing::info!(table = %table, "snapshot requested");
-            snapshots.spawn(&self.params, table, TableSnapshot::default());
+            self.spawn_reader(snapshots, table, TableSnapshot::default());
             state.take_snapshot_request(&name);
         }
     }
@@ -480,40 +471,6 @@ impl PgSource {
         let durable = min_durable(sinks).map(|p| p.pg_ack_lsn()).unwrap_or(acked).max(acked);
         self.conn.send_status(durable, false).await?;
         Ok(durable)
-    }
-}
-
-/// The snapshot readers of a run and the stream side that places their chunks.
-struct Snapshots {
-    windows: Windows,
-    tx: mpsc::Sender<ReaderEvent>,
-    chunk_size: u64,
-    /// At most `parallelism` tables are read at once.
-    limit: Arc<tokio::sync::Semaphore>,
-}
-
-impl Snapshots {
-    fn spawn(&mut self, params: &PgParams, table: TableId, progress: TableSnapshot) {
-        self.windows.reader_started();
-        let (params, tx, limit, run, chunk_size) =
-            (params.clone(), self.tx.clone(), self.limit.clone(), self.windows.run().to_string(), self.chunk_size);
-        tokio::spawn(async move {
-            let Ok(_permit) = limit.acquire_owned().await else { return };
-            let event = match crate::snapshot::pg::snapshot_table(&params, &run, table, progress, chunk_size, &tx).await
-            {
-                Ok(()) => ReaderEvent::TableDone,
-                Err(e) => ReaderEvent::Failed(e),
-            };
-            let _ = tx.send(event).await;
-        });
-    }
-}
-
-/// The next reader event, or never when no snapshot runs.
-async fn receive(snapshots: &mut Option<Snapshots>) -> Result<()> {
-    match snapshots {
-        Some(s) if !s.windows.finished() || s.windows.readers > 0 => s.windows.receive().await.map(|_| ()),
-        _ => std::future::pending().await,
     }
 }
 

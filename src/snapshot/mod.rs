@@ -336,6 +336,58 @@ fn key_string(table: &TableSchema, row: &Row) -> String {
     s
 }
 
+/// A run's snapshot readers — at most `parallelism` tables read at once —
+/// and the stream side that places their chunks. Shared by both sources;
+/// each passes its own reader to [`Snapshots::spawn`].
+pub struct Snapshots {
+    pub windows: Windows,
+    /// Rows per chunk for the readers started by this run.
+    pub chunk_size: u64,
+    tx: mpsc::Sender<ReaderEvent>,
+    limit: Arc<tokio::sync::Semaphore>,
+}
+
+impl Snapshots {
+    /// `run`: the id in this run's watermarks (empty where none are written).
+    pub fn new(run: String, parallelism: usize, chunk_size: u64) -> Snapshots {
+        let parallelism = parallelism.max(1);
+        let (tx, rx) = mpsc::channel(parallelism * 2);
+        Snapshots {
+            windows: Windows::new(run, rx, 0),
+            chunk_size,
+            tx,
+            limit: Arc::new(tokio::sync::Semaphore::new(parallelism)),
+        }
+    }
+
+    /// Starts a reader for one table once a slot is free; its end (or its
+    /// error) reaches the stream side as a [`ReaderEvent`].
+    pub fn spawn<F, Fut>(&mut self, read: F)
+    where
+        F: FnOnce(mpsc::Sender<ReaderEvent>) -> Fut + Send + 'static,
+        Fut: std::future::Future<Output = Result<()>> + Send + 'static,
+    {
+        self.windows.reader_started();
+        let (tx, limit) = (self.tx.clone(), self.limit.clone());
+        tokio::spawn(async move {
+            let Ok(_permit) = limit.acquire_owned().await else { return };
+            let event = match read(tx.clone()).await {
+                Ok(()) => ReaderEvent::TableDone,
+                Err(e) => ReaderEvent::Failed(e),
+            };
+            let _ = tx.send(event).await;
+        });
+    }
+}
+
+/// The next reader event, or never when no snapshot runs (for `select!`).
+pub async fn receive(snapshots: &mut Option<Snapshots>) -> Result<()> {
+    match snapshots {
+        Some(s) if !s.windows.finished() || s.windows.readers > 0 => s.windows.receive().await.map(|_| ()),
+        _ => std::future::pending().await,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -81,41 +81,28 @@ pub async fn snapshot_table(
                 to,
             )
         };
-        let Some((rows, last_key)) = read_rows(&catalog, &sql, &columns).await? else {
-            // The table changed shape under the snapshot (ALTER TABLE between
-            // describing it and this chunk): close this chunk's window with
-            // no rows, describe the table again and read the chunk anew.
-            let (emitted, _wait) = oneshot::channel();
-            let chunk = Chunk {
-                id,
-                table: schema.clone(),
-                rows: Vec::new(),
-                keyed,
-                progress: progress.clone(),
-                high: None,
-                binlog: None,
-                emitted,
-            };
-            if out.send(ReaderEvent::Chunk(chunk)).await.is_err() {
-                return Ok(());
+        // None: the table changed shape under the snapshot (ALTER TABLE
+        // since it was described). This chunk's window then closes with no
+        // rows and unchanged progress, and the chunk is read anew below.
+        let read = read_rows(&catalog, &sql, &columns).await?;
+        let reshaped = read.is_none();
+        let rows = match read {
+            Some((rows, last_key)) => {
+                progress.rows += rows.len() as u64;
+                bar.advance(rows.len() as u64);
+                if keyed {
+                    if last_key.is_some() {
+                        progress.last_key = last_key;
+                    }
+                    progress.done = (rows.len() as u64) < chunk_size;
+                } else {
+                    progress.resume = Some(last_page);
+                    progress.done = last_page >= relation_pages(&catalog, &qualified).await?;
+                }
+                rows
             }
-            emit_watermark(&catalog, &watermark(run, true, id, &table), true).await?;
-            tracing::info!(table = %table, "table changed during its snapshot; reading it with its new columns");
-            (schema, columns) = describe(&catalog, &table).await?;
-            select_list = columns.iter().map(|c| ident(&c.schema.name)).collect::<Vec<_>>().join(", ");
-            continue;
+            None => Vec::new(),
         };
-        progress.rows += rows.len() as u64;
-        bar.advance(rows.len() as u64);
-        if keyed {
-            if last_key.is_some() {
-                progress.last_key = last_key;
-            }
-            progress.done = (rows.len() as u64) < chunk_size;
-        } else {
-            progress.resume = Some(last_page);
-            progress.done = last_page >= relation_pages(&catalog, &qualified).await?;
-        }
         let (emitted, wait) = oneshot::channel();
         let chunk = Chunk {
             id,
@@ -137,6 +124,11 @@ pub async fn snapshot_table(
             if previous.await.is_err() {
                 return Ok(()); // stopped before the chunk was emitted: resumes next run
             }
+        }
+        if reshaped {
+            tracing::info!(table = %table, "table changed during its snapshot; reading it with its new columns");
+            (schema, columns) = describe(&catalog, &table).await?;
+            select_list = columns.iter().map(|c| ident(&c.schema.name)).collect::<Vec<_>>().join(", ");
         }
     }
     if let Some(last) = in_flight {
