@@ -313,7 +313,8 @@ impl Worker {
         }
         let durable_progress = self.pending_snapshot.iter().take_while(|p| p.position <= position).count();
         for p in self.pending_snapshot.drain(..durable_progress) {
-            let table = TableSnapshot { last_key: p.last_key, resume: p.resume, rows: p.rows, done: p.done };
+            let table =
+                TableSnapshot { last_key: p.last_key, resume: p.resume, ranges: p.ranges, rows: p.rows, done: p.done };
             self.snapshot.insert(p.table.to_string(), table);
         }
         while self.pending_commits.front().is_some_and(|(p, _)| *p <= position) {

@@ -21,7 +21,7 @@ use std::io::Write;
 use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
 
-use outflow_decoders::Position;
+use outflow_decoders::{KeyRange, Position};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
@@ -58,6 +58,9 @@ pub struct TableSnapshot {
     /// Keyless tables: where the next chunk starts (PostgreSQL page number).
     #[serde(default)]
     pub resume: Option<u64>,
+    /// Tables read as several key ranges at once (see [`KeyRange`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ranges: Vec<KeyRange>,
     pub rows: u64,
     pub done: bool,
 }

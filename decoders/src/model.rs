@@ -163,9 +163,27 @@ pub struct SnapshotProgress {
     pub last_key: Option<Vec<Option<String>>>,
     /// Source-specific resume point for keyless tables (PostgreSQL: next page).
     pub resume: Option<u64>,
+    /// Tables read as several key ranges at once: each range's progress
+    /// (then `last_key` is unused). Empty for tables read as one range.
+    pub ranges: Vec<KeyRange>,
     pub rows: u64,
     pub done: bool,
     pub position: Position,
+}
+
+/// A primary key as the source's text values, in key column order.
+pub type KeyText = Vec<Option<String>>;
+
+/// One key range of a table read by several snapshot readers at once: keys
+/// above the previous range's `upper` (or from the start) up to and
+/// including `upper` (or to the end).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeyRange {
+    pub upper: Option<KeyText>,
+    /// The last key delivered in this range (None: none yet).
+    pub last_key: Option<KeyText>,
+    pub done: bool,
 }
 
 /// One item of a source's ordered stream.

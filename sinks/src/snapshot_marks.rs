@@ -11,7 +11,8 @@
 //! and report it back on start ([`crate::Sink::recovered_snapshot`]).
 //!
 //! The progress is kept as JSON objects shaped like the state directory's
-//! (`last_key`, `resume`, `rows`, `done`); the sinks crate does not interpret it.
+//! (`last_key`, `resume`, `ranges`, `rows`, `done`); the sinks crate does not
+//! interpret it.
 
 use std::collections::BTreeMap;
 
@@ -46,7 +47,10 @@ impl SnapshotMarks {
     pub fn commit_through(&mut self, durable: Option<&Position>) -> &SnapshotRecord {
         let n = self.pending.iter().take_while(|p| durable.is_none_or(|d| p.position <= *d)).count();
         for p in self.pending.drain(..n) {
-            let progress = json!({ "last_key": p.last_key, "resume": p.resume, "rows": p.rows, "done": p.done });
+            let mut progress = json!({ "last_key": p.last_key, "resume": p.resume, "rows": p.rows, "done": p.done });
+            if !p.ranges.is_empty() {
+                progress["ranges"] = json!(p.ranges);
+            }
             self.committed.insert(p.table.to_string(), progress);
         }
         &self.committed
@@ -69,6 +73,7 @@ mod tests {
             table: TableId::new("public", table),
             last_key: Some(vec![Some(rows.to_string())]),
             resume: None,
+            ranges: Vec::new(),
             rows,
             done: false,
             position: Position::Pg { lsn, index: 1 },

@@ -277,7 +277,9 @@ fn stream_error(e: mysql_async::Error, start: &MysqlAnchor) -> Error {
 
 fn spawn_reader(snapshots: &mut Snapshots, cfg: &ReaderConfig, table: TableId, progress: TableSnapshot) {
     let cfg = cfg.clone();
-    snapshots.spawn(move |tx| async move { crate::snapshot::mysql::snapshot_table(&cfg, table, progress, &tx).await });
+    snapshots.spawn(move |tx, parallel| async move {
+        crate::snapshot::mysql::snapshot_table(&cfg, table, progress, parallel, &tx).await
+    });
 }
 
 struct Pump<'a> {

@@ -417,8 +417,8 @@ impl PgSource {
     fn spawn_reader(&self, snapshots: &mut Snapshots, table: TableId, progress: TableSnapshot) {
         let (params, run, chunk_size) =
             (self.params.clone(), snapshots.windows.run().to_string(), snapshots.chunk_size);
-        snapshots.spawn(move |tx| async move {
-            crate::snapshot::pg::snapshot_table(&params, &run, table, progress, chunk_size, &tx).await
+        snapshots.spawn(move |tx, parallel| async move {
+            crate::snapshot::pg::snapshot_table(&params, &run, table, progress, chunk_size, parallel, &tx).await
         });
     }
 

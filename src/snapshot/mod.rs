@@ -34,6 +34,16 @@
 //! further, so at most two chunks per reader (`parallelism` readers) are in
 //! memory.
 //!
+//! Key ranges: a big keyed table that nothing has been read of yet is split
+//! at keys found by `ORDER BY key OFFSET n LIMIT 1` into as many ranges as
+//! there are free reader slots ([`Parallel`]), each read by its own
+//! connection. Each range's progress ([`KeyRange`]: upper bound, last key,
+//! done) is stored; chunks carry their range's update ([`RangeUpdate`]) and
+//! the stream side folds it into the table's progress when it emits the
+//! chunk, so the stored progress always describes exactly the chunks
+//! emitted before it, in any interleaving. A resumed table goes on with its
+//! stored ranges; a table stored as one range (`last_key`) stays one.
+//!
 //! MySQL/MariaDB ([`mysql`]) writes nothing into the source: the reader asks
 //! the stream side to open the chunk's window ([`ReaderEvent::Open`], opened
 //! between two transactions), reads the chunk in a consistent snapshot whose
@@ -49,8 +59,8 @@ use std::fmt::Write as _;
 use std::sync::Arc;
 
 use outflow_decoders::{
-    BinlogSource, ChangeEvent, LogicalMessage, Op, Position, Row, SnapshotProgress, SourceInfo, StreamItem, TableId,
-    TableSchema,
+    BinlogSource, ChangeEvent, KeyRange, KeyText, LogicalMessage, Op, Position, Row, SnapshotProgress, SourceInfo,
+    StreamItem, TableId, TableSchema,
 };
 use tokio::sync::{mpsc, oneshot};
 
@@ -92,8 +102,13 @@ pub struct Chunk {
     pub rows: Vec<Row>,
     /// Whether rows can be matched with changes by key.
     pub keyed: bool,
-    /// Progress once this chunk is delivered.
+    /// Progress once this chunk is delivered; for a table read as key
+    /// ranges, its progress when this reader started (see `range`).
     pub progress: TableSnapshot,
+    /// Tables read as key ranges: the range this chunk advances. Ranges are
+    /// read concurrently and their chunks emitted in watermark order, so the
+    /// stream side combines them into the table's progress at emission.
+    pub range: Option<RangeUpdate>,
     /// Sources without watermarks in their stream: the position the chunk's
     /// rows are consistent with; it is emitted once the stream is past it.
     pub high: Option<Position>,
@@ -101,6 +116,15 @@ pub struct Chunk {
     pub binlog: Option<BinlogSource>,
     /// Told once the chunk is emitted (or dropped), so the reader goes on.
     pub emitted: oneshot::Sender<()>,
+}
+
+/// One key range's progress after a chunk (see [`Chunk::range`]).
+pub struct RangeUpdate {
+    /// Which reader of the table (a table snapshotted again in one run gets
+    /// a new one, and its progress starts over).
+    pub reader: u64,
+    pub index: usize,
+    pub range: KeyRange,
 }
 
 /// A watermark's content: `<run>:<low|high>:<chunk id>:<schema>.<table>`
@@ -143,6 +167,8 @@ pub struct Windows {
     /// Windows asked for, waiting for a point between two transactions.
     pending_open: Vec<(u64, String, oneshot::Sender<Position>)>,
     chunks: mpsc::Receiver<ReaderEvent>,
+    /// Tables read as key ranges: their reader and progress as emitted so far.
+    ranged: HashMap<TableId, (u64, TableSnapshot)>,
     /// Readers still running (the plan's and those asked for later).
     pub readers: usize,
     warned_keyless: HashSet<TableId>,
@@ -156,6 +182,7 @@ impl Windows {
             stash: HashMap::new(),
             pending_open: Vec::new(),
             chunks,
+            ranged: HashMap::new(),
             readers,
             warned_keyless: HashSet::new(),
         }
@@ -301,6 +328,10 @@ impl Windows {
             .unwrap_or(0);
         out.push(StreamItem::Begin { tx_id: None, commit_ts_us: now_us, position: position() });
         let source = SourceInfo { commit_ts_us: now_us, tx_id: None, snapshot: true, ..source };
+        let progress = match chunk.range {
+            None => chunk.progress,
+            Some(update) => self.advance_range(&chunk.table.id, chunk.progress, update, chunk.rows.len() as u64),
+        };
         for row in chunk.rows {
             if chunk.keyed && !changed.is_empty() && changed.contains(&key_string(&chunk.table, &row)) {
                 continue;
@@ -316,14 +347,83 @@ impl Windows {
         }
         out.push(StreamItem::SnapshotProgress(SnapshotProgress {
             table: chunk.table.id.clone(),
-            last_key: chunk.progress.last_key,
-            resume: chunk.progress.resume,
-            rows: chunk.progress.rows,
-            done: chunk.progress.done,
+            last_key: progress.last_key,
+            resume: progress.resume,
+            ranges: progress.ranges,
+            rows: progress.rows,
+            done: progress.done,
             position: position(),
         }));
         out.push(StreamItem::Commit { tx_id: None, commit_ts_us: now_us, position: position() });
         let _ = chunk.emitted.send(());
+    }
+}
+
+impl Windows {
+    /// The table's progress once a chunk of `rows` rows advanced one range.
+    fn advance_range(&mut self, table: &TableId, base: TableSnapshot, update: RangeUpdate, rows: u64) -> TableSnapshot {
+        let entry = self.ranged.entry(table.clone()).or_insert_with(|| (update.reader, base.clone()));
+        if entry.0 != update.reader {
+            *entry = (update.reader, base);
+        }
+        let progress = &mut entry.1;
+        if let Some(range) = progress.ranges.get_mut(update.index) {
+            *range = update.range;
+        }
+        progress.rows += rows;
+        progress.done = progress.ranges.iter().all(|r| r.done);
+        progress.clone()
+    }
+}
+
+/// The ranges a keyed table's snapshot goes on with: those stored, or one
+/// range over the whole key space (from `last_key`, as stored by earlier
+/// versions and by tables read as one range).
+pub fn stored_ranges(progress: &TableSnapshot) -> Vec<KeyRange> {
+    if progress.ranges.is_empty() {
+        vec![KeyRange { upper: None, last_key: progress.last_key.clone(), done: progress.done }]
+    } else {
+        progress.ranges.clone()
+    }
+}
+
+/// Whether a keyed table is worth reading as `workers` key ranges: nothing
+/// of it read yet, and at least four chunks per range.
+pub fn worth_splitting(progress: &TableSnapshot, estimated_rows: u64, chunk_size: u64, workers: usize) -> bool {
+    workers > 1
+        && progress.rows == 0
+        && progress.last_key.is_none()
+        && progress.ranges.is_empty()
+        && estimated_rows >= chunk_size.saturating_mul(4).saturating_mul(workers as u64)
+}
+
+/// Key ranges ending at `uppers` (ascending boundary keys) and one open range after them.
+pub fn ranges_between(uppers: Vec<KeyText>) -> Vec<KeyRange> {
+    uppers
+        .into_iter()
+        .map(Some)
+        .chain([None])
+        .map(|upper| KeyRange { upper, last_key: None, done: false })
+        .collect()
+}
+
+/// The key a range's next chunk starts after: its own last key, else the
+/// previous range's upper bound (None: from the start of the table).
+pub fn range_start(ranges: &[KeyRange], index: usize) -> Option<KeyText> {
+    ranges[index].last_key.clone().or_else(|| index.checked_sub(1).and_then(|i| ranges[i].upper.clone()))
+}
+
+/// Reader slots beyond the one a table's reader holds, for reading its key
+/// ranges at once. Never waits: slots busy with other tables stay theirs.
+#[derive(Clone)]
+pub struct Parallel {
+    limit: Arc<tokio::sync::Semaphore>,
+}
+
+impl Parallel {
+    /// Up to `n` free slots, held until the permits are dropped.
+    pub fn take(&self, n: usize) -> Vec<tokio::sync::OwnedSemaphorePermit> {
+        (0..n).map_while(|_| self.limit.clone().try_acquire_owned().ok()).collect()
     }
 }
 
@@ -364,14 +464,14 @@ impl Snapshots {
     /// error) reaches the stream side as a [`ReaderEvent`].
     pub fn spawn<F, Fut>(&mut self, read: F)
     where
-        F: FnOnce(mpsc::Sender<ReaderEvent>) -> Fut + Send + 'static,
+        F: FnOnce(mpsc::Sender<ReaderEvent>, Parallel) -> Fut + Send + 'static,
         Fut: std::future::Future<Output = Result<()>> + Send + 'static,
     {
         self.windows.reader_started();
         let (tx, limit) = (self.tx.clone(), self.limit.clone());
         tokio::spawn(async move {
-            let Ok(_permit) = limit.acquire_owned().await else { return };
-            let event = match read(tx.clone()).await {
+            let Ok(_permit) = limit.clone().acquire_owned().await else { return };
+            let event = match read(tx.clone(), Parallel { limit }).await {
                 Ok(()) => ReaderEvent::TableDone,
                 Err(e) => ReaderEvent::Failed(e),
             };
@@ -437,9 +537,19 @@ mod tests {
         windows.on_change(&change);
         let (emitted, done) = oneshot::channel();
         let rows = (1..=3).map(|i| vec![Value::Int(i), Value::Int(0)]).collect();
-        let progress = TableSnapshot { last_key: Some(vec![Some("3".into())]), resume: None, rows: 3, done: true };
-        let chunk =
-            Chunk { id: 7, table: schema(), rows, keyed: true, progress, high: Some(at(200)), binlog: None, emitted };
+        let progress =
+            TableSnapshot { last_key: Some(vec![Some("3".into())]), resume: None, ranges: vec![], rows: 3, done: true };
+        let chunk = Chunk {
+            id: 7,
+            table: schema(),
+            rows,
+            keyed: true,
+            progress,
+            range: None,
+            high: Some(at(200)),
+            binlog: None,
+            emitted,
+        };
         tx.send(ReaderEvent::Chunk(chunk)).await.unwrap();
         windows.receive().await.unwrap();
         let mut n = 0;
@@ -466,6 +576,39 @@ mod tests {
         tx.send(ReaderEvent::TableDone).await.unwrap();
         windows.receive().await.unwrap();
         assert!(windows.finished());
+    }
+
+    #[test]
+    fn key_ranges_combine_into_the_tables_progress_in_emission_order() {
+        let (_tx, rx) = mpsc::channel(1);
+        let mut windows = Windows::new(String::new(), rx, 1);
+        let key = |k: &str| Some(vec![Some(k.to_string())]);
+        let ranges = ranges_between(vec![vec![Some("500".into())]]);
+        assert_eq!(ranges.len(), 2);
+        assert_eq!((range_start(&ranges, 0), range_start(&ranges, 1)), (None, key("500")));
+        let base = TableSnapshot { ranges: ranges.clone(), rows: 0, ..TableSnapshot::default() };
+        let table = TableId::new("d", "t");
+        let update = |reader, index: usize, last: &str, done| RangeUpdate {
+            reader,
+            index,
+            range: KeyRange { upper: ranges[index].upper.clone(), last_key: key(last), done },
+        };
+        // The second range's chunk is emitted first.
+        let p = windows.advance_range(&table, base.clone(), update(1, 1, "600", false), 100);
+        assert_eq!((p.rows, p.done, p.ranges[0].last_key.clone(), p.ranges[1].last_key.clone()), (100, false, None, key("600")));
+        let p = windows.advance_range(&table, base.clone(), update(1, 0, "100", true), 100);
+        assert_eq!((p.rows, p.done), (200, false), "done only once every range is");
+        let p = windows.advance_range(&table, base.clone(), update(1, 1, "700", true), 50);
+        assert_eq!((p.rows, p.done, p.ranges[1].last_key.clone()), (250, true, key("700")));
+        // A new reader of the table (snapshotted again) starts over.
+        let p = windows.advance_range(&table, base, update(2, 0, "10", false), 10);
+        assert_eq!((p.rows, p.done, p.ranges[1].last_key.clone()), (10, false, None));
+        // A table stored as one range (or by an older version) goes on from its last key.
+        let old = TableSnapshot { last_key: key("42"), rows: 42, ..TableSnapshot::default() };
+        assert_eq!(stored_ranges(&old), vec![KeyRange { upper: None, last_key: key("42"), done: false }]);
+        assert!(!worth_splitting(&old, 1_000_000, 1000, 2), "a table partly read goes on as it was");
+        assert!(worth_splitting(&TableSnapshot::default(), 8000, 1000, 2));
+        assert!(!worth_splitting(&TableSnapshot::default(), 7999, 1000, 2));
     }
 
     #[test]

@@ -36,7 +36,7 @@
 //! chunked as it streams; a resumed run skips the rows already delivered.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use mysql_async::consts::ColumnType;
@@ -44,10 +44,14 @@ use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, Opts, Params, Row as MyRow, Value as MyValue};
 use outflow_decoders::position::MysqlAnchor;
 use outflow_decoders::value::{civil_from_days, days_from_civil};
-use outflow_decoders::{numeric_typmod, BinlogSource, ColumnSchema, Position, Row, TableId, TableSchema, Value};
+use outflow_decoders::{
+    numeric_typmod, BinlogSource, ColumnSchema, KeyRange, KeyText, Position, Row, TableId, TableSchema, Value,
+};
 use tokio::sync::{mpsc, oneshot};
 
-use super::{Chunk, ReaderEvent};
+use super::{
+    range_start, ranges_between, stored_ranges, worth_splitting, Chunk, Parallel, RangeUpdate, ReaderEvent,
+};
 use crate::error::{Error, Result};
 use crate::mysql::catalog::sql_error;
 use crate::progress::RowProgress;
@@ -83,9 +87,13 @@ enum Kind {
     Json,
 }
 
+#[derive(Clone)]
 struct Column {
     schema: ColumnSchema,
     kind: Kind,
+    /// ENUM labels in definition order (the server orders and compares an
+    /// ENUM by its 1-based position in this list, not by label text).
+    labels: Vec<String>,
 }
 
 /// What a reader needs besides its table.
@@ -102,16 +110,17 @@ fn quote(name: &str) -> String {
 }
 
 /// Reads one table chunk by chunk, sending each chunk to the stream side.
+/// A big table with a key that nothing has been read of yet is split into
+/// key ranges, read at once by as many connections as `parallel` has free
+/// reader slots.
 pub async fn snapshot_table(
     cfg: &ReaderConfig,
     table: TableId,
-    mut progress: TableSnapshot,
+    progress: TableSnapshot,
+    parallel: Parallel,
     out: &mpsc::Sender<ReaderEvent>,
 ) -> Result<()> {
-    let mut conn = Conn::new(cfg.opts.clone()).await.map_err(|e| sql_error("opening a snapshot connection", e))?;
-    for sql in ["SET time_zone = '+00:00', NAMES utf8mb4", "SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ"] {
-        conn.query_drop(sql).await.map_err(|e| sql_error("setting up the snapshot session", e))?;
-    }
+    let mut conn = connect(cfg).await?;
     let (columns, key_order) = describe(&mut conn, &table).await?;
     let schema = Arc::new(TableSchema {
         id: table.clone(),
@@ -122,49 +131,128 @@ pub async fn snapshot_table(
     let select_list = columns.iter().map(|c| quote(&c.schema.name)).collect::<Vec<_>>().join(", ");
     tracing::info!(table = %table, rows_done = progress.rows, "snapshot started");
     let estimate = estimated_rows(&mut conn, &table).await?;
-    let mut bar = RowProgress::new(table.to_string(), estimate, progress.rows);
+    let bar = Mutex::new(RowProgress::new(table.to_string(), estimate, progress.rows));
     let mut reader = Reader { cfg, conn, table: &table, schema, columns, out };
 
     if key_order.is_empty() {
+        let mut bar = bar.into_inner().unwrap_or_else(|e| e.into_inner());
+        let mut progress = progress;
         if !reader.keyless(&select_list, &qualified, &mut progress, &mut bar).await? {
             return Ok(());
         }
-    } else {
-        while !progress.done {
-            let sql = keyed_chunk_sql(
-                &select_list,
-                &qualified,
-                &reader.columns,
-                &key_order,
-                progress.last_key.is_some(),
-                cfg.chunk_size,
-            );
-            let params = match &progress.last_key {
-                Some(last) => key_params(&reader.columns, &key_order, last)?,
-                None => Vec::new(),
-            };
-            let id = NEXT_CHUNK.fetch_add(1, Ordering::Relaxed);
-            let (opened, at) = oneshot::channel();
-            if out.send(ReaderEvent::Open { id, table: table.to_string(), opened }).await.is_err() {
-                return Ok(()); // the stream side stopped
-            }
-            let Ok(low) = at.await else { return Ok(()) };
-            let (high, rows) = reader.read_chunk(&low, &sql, params).await?;
-            progress.rows += rows.len() as u64;
-            bar.advance(rows.len() as u64);
-            if let Some(last) = rows.last() {
-                progress.last_key = Some(key_order.iter().map(|&i| key_text(&last[i])).collect());
-            }
-            progress.done = (rows.len() as u64) < cfg.chunk_size;
-            if !send_chunk(cfg, &reader.schema, out, id, rows, true, &progress, high).await {
-                return Ok(());
-            }
+        bar.finish();
+        let _ = reader.conn.disconnect().await;
+        tracing::info!(table = %table, rows = progress.rows, "snapshot done");
+        return Ok(());
+    }
+
+    let mut ranges = stored_ranges(&progress);
+    let mut extra = Vec::new();
+    if worth_splitting(&progress, estimate, cfg.chunk_size, 2) {
+        extra = parallel.take((estimate / cfg.chunk_size.max(1) / 4).clamp(1, 64) as usize - 1);
+        if !extra.is_empty() {
+            let uppers = reader.boundaries(&key_order, &qualified, estimate, extra.len() + 1).await?;
+            ranges = ranges_between(uppers);
+            tracing::info!(table = %table, ranges = ranges.len(), "snapshot reads the table as key ranges at once");
         }
     }
-    bar.finish();
-    let _ = reader.conn.disconnect().await;
-    tracing::info!(table = %table, rows = progress.rows, "snapshot done");
+    let keyed = Keyed {
+        select_list,
+        qualified,
+        key_order,
+        base: TableSnapshot { ranges: ranges.clone(), last_key: None, ..progress },
+        reader: NEXT_READER.fetch_add(1, Ordering::Relaxed),
+        todo: Mutex::new((0..ranges.len()).rev().filter(|&i| !ranges[i].done).collect()),
+        ranges,
+        bar,
+    };
+    let mut readers = vec![reader];
+    for _ in 0..extra.len().min(keyed.ranges.len().saturating_sub(1)) {
+        let conn = connect(cfg).await?;
+        let (schema, columns) = (readers[0].schema.clone(), readers[0].columns.clone());
+        readers.push(Reader { cfg, conn, table: &table, schema, columns, out });
+    }
+    let finished = futures::future::try_join_all(readers.into_iter().map(|r| keyed.read(r))).await?;
+    let finished = finished.into_iter().all(|done| done);
+    drop(extra);
+    if finished {
+        keyed.bar.into_inner().unwrap_or_else(|e| e.into_inner()).finish();
+        tracing::info!(table = %table, "snapshot done");
+    }
     Ok(())
+}
+
+/// A snapshot session: UTC, utf8mb4, repeatable read.
+async fn connect(cfg: &ReaderConfig) -> Result<Conn> {
+    let mut conn = Conn::new(cfg.opts.clone()).await.map_err(|e| sql_error("opening a snapshot connection", e))?;
+    for sql in ["SET time_zone = '+00:00', NAMES utf8mb4", "SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ"] {
+        conn.query_drop(sql).await.map_err(|e| sql_error("setting up the snapshot session", e))?;
+    }
+    Ok(conn)
+}
+
+static NEXT_READER: AtomicU64 = AtomicU64::new(1);
+
+/// A keyed table's snapshot, shared by the readers of its key ranges.
+struct Keyed {
+    select_list: String,
+    qualified: String,
+    key_order: Vec<usize>,
+    /// The table's progress when this run started reading it.
+    base: TableSnapshot,
+    reader: u64,
+    ranges: Vec<KeyRange>,
+    /// Ranges no reader has taken yet (next one last).
+    todo: Mutex<Vec<usize>>,
+    bar: Mutex<RowProgress>,
+}
+
+impl Keyed {
+    /// Reads key ranges taken from `todo` until none is left; false when
+    /// the stream side stopped.
+    async fn read(&self, mut reader: Reader<'_>) -> Result<bool> {
+        let chunk_size = reader.cfg.chunk_size;
+        loop {
+            let Some(index) = self.todo.lock().unwrap_or_else(|e| e.into_inner()).pop() else { break };
+            let mut range = self.ranges[index].clone();
+            let lower = range_start(&self.ranges, index);
+            while !range.done {
+                let after = range.last_key.clone().or_else(|| lower.clone());
+                let sql = keyed_chunk_sql(
+                    &self.select_list,
+                    &self.qualified,
+                    &reader.columns,
+                    &self.key_order,
+                    after.is_some(),
+                    range.upper.is_some(),
+                    chunk_size,
+                );
+                let mut params = Vec::new();
+                for bound in [&after, &range.upper].into_iter().flatten() {
+                    params.extend(key_params(&reader.columns, &self.key_order, bound)?);
+                }
+                let id = NEXT_CHUNK.fetch_add(1, Ordering::Relaxed);
+                let (opened, at) = oneshot::channel();
+                if reader.out.send(ReaderEvent::Open { id, table: reader.table.to_string(), opened }).await.is_err() {
+                    return Ok(false); // the stream side stopped
+                }
+                let Ok(low) = at.await else { return Ok(false) };
+                let (high, rows) = reader.read_chunk(&low, &sql, params).await?;
+                if let Some(last) = rows.last() {
+                    range.last_key = Some(self.key_order.iter().map(|&i| key_text(&last[i])).collect());
+                }
+                range.done = (rows.len() as u64) < chunk_size;
+                let n = rows.len() as u64;
+                let update = RangeUpdate { reader: self.reader, index, range: range.clone() };
+                if !send_chunk(reader.cfg, &reader.schema, reader.out, id, rows, &self.base, Some(update), high).await {
+                    return Ok(false);
+                }
+                self.bar.lock().unwrap_or_else(|e| e.into_inner()).advance(n);
+            }
+        }
+        let _ = reader.conn.disconnect().await;
+        Ok(true)
+    }
 }
 
 struct Reader<'a> {
@@ -220,6 +308,28 @@ impl Reader<'_> {
             }
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
+    }
+
+    /// `n - 1` keys splitting the table into `n` ranges of about equal rows
+    /// (fewer when the table is smaller than `rows` says), ascending.
+    async fn boundaries(&mut self, keys: &[usize], qualified: &str, rows: u64, n: usize) -> Result<Vec<KeyText>> {
+        let list = keys.iter().map(|&i| quote(&self.columns[i].schema.name)).collect::<Vec<_>>().join(", ");
+        let key_columns: Vec<Column> = keys.iter().map(|&i| self.columns[i].clone()).collect();
+        let mut uppers = Vec::new();
+        for i in 1..n as u64 {
+            let sql = format!("SELECT {list} FROM {qualified} ORDER BY {list} LIMIT 1 OFFSET {}", rows * i / n as u64);
+            let row: Option<MyRow> = self
+                .conn
+                .exec_first(sql.as_str(), Params::Empty)
+                .await
+                .map_err(|e| sql_error("splitting a table into key ranges for its snapshot", e))?;
+            let Some(row) = row else { break };
+            let key: KeyText = convert_row(&key_columns, row)?.iter().map(key_text).collect();
+            if uppers.last() != Some(&key) {
+                uppers.push(key);
+            }
+        }
+        Ok(uppers)
     }
 
     async fn commit(&mut self) -> Result<()> {
@@ -294,7 +404,7 @@ impl Reader<'_> {
                     progress.resume = Some(seen);
                     bar.advance(chunk.len() as u64);
                     let id = NEXT_CHUNK.fetch_add(1, Ordering::Relaxed);
-                    if !send_chunk(cfg, schema, out, id, chunk, false, progress, high.clone()).await {
+                    if !send_chunk(cfg, schema, out, id, chunk, progress, None, high.clone()).await {
                         return Ok(false);
                     }
                 }
@@ -306,7 +416,7 @@ impl Reader<'_> {
         progress.done = true;
         bar.advance(rows.len() as u64);
         let id = NEXT_CHUNK.fetch_add(1, Ordering::Relaxed);
-        Ok(send_chunk(self.cfg, &self.schema, self.out, id, rows, false, progress, high).await)
+        Ok(send_chunk(self.cfg, &self.schema, self.out, id, rows, progress, None, high).await)
     }
 }
 
@@ -319,8 +429,8 @@ async fn send_chunk(
     out: &mpsc::Sender<ReaderEvent>,
     id: u64,
     rows: Vec<Row>,
-    keyed: bool,
     progress: &TableSnapshot,
+    range: Option<RangeUpdate>,
     high: MysqlAnchor,
 ) -> bool {
     let (emitted, wait) = oneshot::channel();
@@ -339,8 +449,9 @@ async fn send_chunk(
         id,
         table: schema.clone(),
         rows,
-        keyed,
+        keyed: range.is_some(),
         progress: progress.clone(),
+        range,
         high: Some(Position::mysql(high)),
         binlog,
         emitted,
@@ -393,6 +504,7 @@ async fn describe(conn: &mut Conn, table: &TableId) -> Result<(Vec<Column>, Vec<
                 key: key.eq_ignore_ascii_case("PRI"),
             },
             kind,
+            labels: if kind == Kind::Enum { enum_labels(&column_type) } else { Vec::new() },
         });
     }
     let pk: Vec<String> = conn
@@ -463,6 +575,33 @@ fn column_type_of(
     Some((ty, name, modifier, kind))
 }
 
+/// The labels of an `enum('a','it''s','a\\b')` column type (quotes doubled,
+/// backslashes escaped, as `information_schema.COLUMNS.COLUMN_TYPE` has them).
+fn enum_labels(column_type: &str) -> Vec<String> {
+    let mut labels = Vec::new();
+    let mut chars = column_type.chars().skip_while(|&c| c != '(').skip(1).peekable();
+    while chars.peek() == Some(&'\'') {
+        chars.next();
+        let mut label = String::new();
+        while let Some(c) = chars.next() {
+            match c {
+                '\'' if chars.peek() == Some(&'\'') => {
+                    chars.next();
+                    label.push('\'');
+                }
+                '\'' => break,
+                '\\' => label.extend(chars.next()),
+                c => label.push(c),
+            }
+        }
+        labels.push(label);
+        if chars.next() != Some(',') {
+            break;
+        }
+    }
+    labels
+}
+
 fn text_kind(binary: bool) -> Kind {
     if binary {
         Kind::Bytes
@@ -471,28 +610,40 @@ fn text_kind(binary: bool) -> Kind {
     }
 }
 
+/// The chunk query: keys after the last one read (`after`) and up to the
+/// range's upper bound (`upper`), in key order. Comparisons are expanded,
+/// `k1 > ? OR (k1 = ? AND k2 > ?)`, which use the index where row
+/// constructors may not; [`key_params`] gives each bound's parameters.
 fn keyed_chunk_sql(
     select_list: &str,
     qualified: &str,
     columns: &[Column],
     keys: &[usize],
     after: bool,
+    upper: bool,
     limit: u64,
 ) -> String {
     let name = |i: usize| quote(&columns[i].schema.name);
-    let filter = if after {
+    let expanded = |inner: &str, last: &str| {
         let terms: Vec<String> = (0..keys.len())
             .map(|n| {
                 let mut parts: Vec<String> =
                     keys[..n].iter().map(|&i| format!("{} = {}", name(i), placeholder(columns[i].kind))).collect();
-                parts.push(format!("{} > {}", name(keys[n]), placeholder(columns[keys[n]].kind)));
+                let op = if n + 1 == keys.len() { last } else { inner };
+                parts.push(format!("{} {op} {}", name(keys[n]), placeholder(columns[keys[n]].kind)));
                 format!("({})", parts.join(" AND "))
             })
             .collect();
-        format!(" WHERE {}", terms.join(" OR "))
-    } else {
-        String::new()
+        format!("({})", terms.join(" OR "))
     };
+    let mut filters = Vec::new();
+    if after {
+        filters.push(expanded(">", ">"));
+    }
+    if upper {
+        filters.push(expanded("<", "<="));
+    }
+    let filter = if filters.is_empty() { String::new() } else { format!(" WHERE {}", filters.join(" AND ")) };
     let order = keys.iter().map(|&i| name(i)).collect::<Vec<_>>().join(", ");
     format!("SELECT {select_list} FROM {qualified}{filter} ORDER BY {order} LIMIT {limit}")
 }
@@ -523,7 +674,7 @@ fn key_params(columns: &[Column], keys: &[usize], last: &[Option<String>]) -> Re
     let values: Vec<MyValue> = keys
         .iter()
         .zip(last)
-        .map(|(&i, text)| key_param(columns[i].kind, text.as_deref().ok_or_else(bad)?).ok_or_else(bad))
+        .map(|(&i, text)| key_param(&columns[i], text.as_deref().ok_or_else(bad)?).ok_or_else(bad))
         .collect::<Result<_>>()?;
     let mut params = Vec::new();
     for n in 0..keys.len() {
@@ -532,8 +683,14 @@ fn key_params(columns: &[Column], keys: &[usize], last: &[Option<String>]) -> Re
     Ok(params)
 }
 
-fn key_param(kind: Kind, text: &str) -> Option<MyValue> {
-    Some(match kind {
+fn key_param(column: &Column, text: &str) -> Option<MyValue> {
+    Some(match column.kind {
+        // Compared with a number, an ENUM compares by position, as it sorts.
+        Kind::Enum => MyValue::UInt(match column.labels.iter().position(|l| l == text) {
+            Some(i) => i as u64 + 1,
+            None if text.is_empty() => 0, // the error value of an invalid insert
+            None => return None,
+        }),
         Kind::Int { unsigned: true } => MyValue::UInt(text.parse().ok()?),
         Kind::Int { unsigned: false } | Kind::Year => MyValue::Int(text.parse().ok()?),
         Kind::Float | Kind::Double => MyValue::Double(text.parse().ok()?),
@@ -704,14 +861,14 @@ mod tests {
         assert_eq!(key_text(&Value::Time(-3_723_000_004)).as_deref(), Some("-01:02:03.000004"));
         assert_eq!(key_text(&Value::Date(19724)).as_deref(), Some("2024-01-02"));
         assert_eq!(key_text(&Value::Bytes(vec![0, 0xff])).as_deref(), Some("00ff"));
-        assert_eq!(key_param(Kind::Bytes, "00ff"), Some(MyValue::Bytes(vec![0, 0xff])));
-        assert_eq!(key_param(Kind::Int { unsigned: true }, "18446744073709551615"), Some(MyValue::UInt(u64::MAX)));
-        assert_eq!(key_param(Kind::Bit { width: 3 }, "101"), Some(MyValue::UInt(5)));
+        let param = |kind, text| key_param(&key_column("k", kind), text);
+        assert_eq!(param(Kind::Bytes, "00ff"), Some(MyValue::Bytes(vec![0, 0xff])));
+        assert_eq!(param(Kind::Int { unsigned: true }, "18446744073709551615"), Some(MyValue::UInt(u64::MAX)));
+        assert_eq!(param(Kind::Bit { width: 3 }, "101"), Some(MyValue::UInt(5)));
     }
 
-    #[test]
-    fn composite_keys_page_with_an_expanded_filter() {
-        let col = |name: &str, kind| Column {
+    fn key_column(name: &str, kind: Kind) -> Column {
+        Column {
             schema: ColumnSchema {
                 name: name.into(),
                 type_name: String::new(),
@@ -721,13 +878,36 @@ mod tests {
                 key: true,
             },
             kind,
-        };
+            labels: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn enum_keys_page_by_position_not_by_label() {
+        // As information_schema spells `ENUM('zebra','it''s','a\\b','x,y')`.
+        let labels = enum_labels("enum('zebra','it''s','a\\\\b','x,y')");
+        assert_eq!(labels, vec!["zebra", "it's", "a\\b", "x,y"]);
+        let column = Column { labels, ..key_column("k", Kind::Enum) };
+        assert_eq!(key_param(&column, "zebra"), Some(MyValue::UInt(1)));
+        assert_eq!(key_param(&column, "x,y"), Some(MyValue::UInt(4)));
+        assert_eq!(key_param(&column, ""), Some(MyValue::UInt(0)));
+        assert_eq!(key_param(&column, "nope"), None);
+    }
+
+    #[test]
+    fn composite_keys_page_with_an_expanded_filter() {
+        let col = key_column;
         let columns = vec![col("a", Kind::Int { unsigned: false }), col("b", Kind::Decimal { precision: 5, scale: 2 })];
-        let sql = keyed_chunk_sql("`a`, `b`", "`d`.`t`", &columns, &[0, 1], true, 10);
+        let sql = keyed_chunk_sql("`a`, `b`", "`d`.`t`", &columns, &[0, 1], true, false, 10);
         assert_eq!(
             sql,
-            "SELECT `a`, `b` FROM `d`.`t` WHERE (`a` > ?) OR (`a` = ? AND `b` > CAST(? AS DECIMAL(5,2))) ORDER BY `a`, `b` LIMIT 10"
+            "SELECT `a`, `b` FROM `d`.`t` WHERE ((`a` > ?) OR (`a` = ? AND `b` > CAST(? AS DECIMAL(5,2)))) ORDER BY `a`, `b` LIMIT 10"
         );
+        // A key range's upper bound is inclusive.
+        let sql = keyed_chunk_sql("`a`", "`d`.`t`", &columns, &[0, 1], true, true, 10);
+        assert!(sql.ends_with(
+            "AND ((`a` < ?) OR (`a` = ? AND `b` <= CAST(? AS DECIMAL(5,2)))) ORDER BY `a`, `b` LIMIT 10"
+        ));
         let params = key_params(&columns, &[0, 1], &[Some("7".into()), Some("1.50".into())]).unwrap();
         assert_eq!(params, vec![MyValue::Int(7), MyValue::Int(7), MyValue::Bytes(b"1.50".to_vec())]);
     }

@@ -13,15 +13,18 @@
 //! ACCESS SHARE.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use outflow_decoders::pg_type_registry::{PgType, TypeRegistry};
 use outflow_decoders::pgtypes::parse_text;
-use outflow_decoders::{ColumnSchema, Row, TableId, TableSchema, Value};
+use outflow_decoders::{ColumnSchema, KeyRange, KeyText, Row, TableId, TableSchema, Value};
 use tokio::sync::{mpsc, oneshot};
 use tokio_postgres::SimpleQueryMessage;
 
-use super::{watermark, Chunk, ReaderEvent, WATERMARK_PREFIX};
+use super::{
+    range_start, ranges_between, stored_ranges, watermark, worth_splitting, Chunk, Parallel, RangeUpdate, ReaderEvent,
+    WATERMARK_PREFIX,
+};
 use crate::error::{Error, Result};
 use crate::pg::catalog::{ident, sql_error, Catalog};
 use crate::pg::params::PgParams;
@@ -38,107 +41,276 @@ struct Column {
 }
 
 /// Reads one table chunk by chunk, sending each chunk to the stream side.
+/// A big table with a key that nothing has been read of yet is split into
+/// key ranges, read at once by as many connections as `parallel` has free
+/// reader slots.
 pub async fn snapshot_table(
     params: &PgParams,
     run: &str,
     table: TableId,
-    mut progress: TableSnapshot,
+    progress: TableSnapshot,
     chunk_size: u64,
+    parallel: Parallel,
     out: &mpsc::Sender<ReaderEvent>,
 ) -> Result<()> {
-    let catalog = Catalog::connect(params).await?;
-    let client = catalog.client();
-    client
-        .batch_execute(
-            "SET TimeZone = 'UTC'; SET DateStyle = 'ISO'; SET IntervalStyle = 'postgres'; \
-             SET extra_float_digits = 3; SET bytea_output = 'hex'; SET standard_conforming_strings = on; \
-             SET synchronous_commit = on",
-        )
-        .await
-        .map_err(|e| sql_error("setting up the snapshot session", &e))?;
-    let (mut schema, mut columns) = describe(&catalog, &table).await?;
-    let keyed = schema.key_indexes().next().is_some();
+    let first = Worker::open(params, &table).await?;
+    let keyed = first.schema.key_indexes().next().is_some();
     let qualified = format!("{}.{}", ident(&table.schema), ident(&table.name));
-    let mut select_list = columns.iter().map(|c| ident(&c.schema.name)).collect::<Vec<_>>().join(", ");
-    let pages_per_chunk = if keyed { 0 } else { pages_per_chunk(&catalog, &qualified, chunk_size).await? };
+    let estimate = estimated_rows(&first.catalog, &qualified).await?;
     tracing::info!(table = %table, rows_done = progress.rows, "snapshot started");
-    let mut bar = RowProgress::new(table.to_string(), estimated_rows(&catalog, &qualified).await?, progress.rows);
+    let bar = Mutex::new(RowProgress::new(table.to_string(), estimate, progress.rows));
+    let reader = TableReader { run, table: &table, qualified, chunk_size, out, bar };
+    if !keyed {
+        return reader.read_pages(first, progress).await;
+    }
 
-    let mut in_flight: Option<oneshot::Receiver<()>> = None;
-    while !progress.done {
-        let id = NEXT_CHUNK.fetch_add(1, Ordering::Relaxed);
-        let in_progress = emit_watermark(&catalog, &watermark(run, false, id, &table), false).await?;
-        wait_until_visible(&catalog, &in_progress).await?;
-        let (sql, last_page) = if keyed {
-            (keyed_chunk_sql(&select_list, &qualified, &schema, &columns, progress.last_key.as_deref(), chunk_size), 0)
-        } else {
+    let mut extra = Vec::new();
+    let mut ranges = stored_ranges(&progress);
+    let mut estimate = estimate;
+    if estimate == 0 && worth_splitting(&progress, u64::MAX, chunk_size, 2) {
+        estimate = count_rows(&first.catalog, &reader.qualified).await?;
+    }
+    if worth_splitting(&progress, estimate, chunk_size, 2) {
+        extra = parallel.take(ranges_wanted(estimate, chunk_size).saturating_sub(1));
+        if !extra.is_empty() {
+            let uppers = range_boundaries(&first, &reader.qualified, estimate, extra.len() + 1).await?;
+            ranges = ranges_between(uppers);
+            tracing::info!(table = %table, ranges = ranges.len(), "snapshot reads the table as key ranges at once");
+        }
+    }
+    let base = TableSnapshot { ranges: ranges.clone(), last_key: None, ..progress };
+    let todo: Mutex<Vec<usize>> = Mutex::new((0..ranges.len()).rev().filter(|&i| !ranges[i].done).collect());
+    let id = NEXT_READER.fetch_add(1, Ordering::Relaxed);
+    let mut workers = vec![first];
+    for _ in 0..extra.len().min(ranges.len().saturating_sub(1)) {
+        workers.push(Worker::open(params, &table).await?);
+    }
+    let finished = futures::future::try_join_all(
+        workers.into_iter().map(|worker| reader.read_ranges(worker, id, &base, &ranges, &todo)),
+    )
+    .await?;
+    drop(extra);
+    if finished.into_iter().all(|complete| complete) {
+        reader.bar.into_inner().unwrap_or_else(|e| e.into_inner()).finish();
+        tracing::info!(table = %table, "snapshot done");
+    }
+    Ok(())
+}
+
+/// Ranges for a table of `rows` rows: enough for four chunks each.
+fn ranges_wanted(rows: u64, chunk_size: u64) -> usize {
+    (rows / chunk_size.max(1) / 4).clamp(1, 64) as usize
+}
+
+static NEXT_READER: AtomicU64 = AtomicU64::new(1);
+
+/// What the workers reading one table share.
+struct TableReader<'a> {
+    run: &'a str,
+    table: &'a TableId,
+    qualified: String,
+    chunk_size: u64,
+    out: &'a mpsc::Sender<ReaderEvent>,
+    bar: Mutex<RowProgress>,
+}
+
+/// One connection reading chunks of a table: it reads the next chunk while
+/// the stream side emits its previous one (at most one in flight).
+struct Worker {
+    catalog: Catalog,
+    schema: Arc<TableSchema>,
+    columns: Vec<Column>,
+    select_list: String,
+    in_flight: Option<oneshot::Receiver<()>>,
+    /// The table changed shape since it was described (see [`Worker::read`]).
+    reshaped: bool,
+}
+
+impl Worker {
+    async fn open(params: &PgParams, table: &TableId) -> Result<Worker> {
+        let catalog = Catalog::connect(params).await?;
+        catalog
+            .client()
+            .batch_execute(
+                "SET TimeZone = 'UTC'; SET DateStyle = 'ISO'; SET IntervalStyle = 'postgres'; \
+                 SET extra_float_digits = 3; SET bytea_output = 'hex'; SET standard_conforming_strings = on; \
+                 SET synchronous_commit = on",
+            )
+            .await
+            .map_err(|e| sql_error("setting up the snapshot session", &e))?;
+        let (schema, columns) = describe(&catalog, table).await?;
+        let select_list = select_list(&columns);
+        Ok(Worker { catalog, schema, columns, select_list, in_flight: None, reshaped: false })
+    }
+
+    /// Writes the chunk's low watermark and reads it with `sql`. No rows
+    /// when the table changed shape under the snapshot (ALTER TABLE since it
+    /// was described): the chunk's window then closes with no rows and
+    /// unchanged progress, and [`Worker::send`] describes the table again.
+    async fn read(&mut self, reader: &TableReader<'_>, id: u64, sql: &str) -> Result<Option<(Vec<Row>, Option<KeyText>)>> {
+        let in_progress = emit_watermark(&self.catalog, &watermark(reader.run, false, id, reader.table), false).await?;
+        wait_until_visible(&self.catalog, &in_progress).await?;
+        let read = read_rows(&self.catalog, sql, &self.columns).await?;
+        self.reshaped = read.is_none();
+        Ok(read)
+    }
+
+    /// Sends a chunk and writes its high watermark. False when the stream
+    /// side stopped (the snapshot resumes in the next run).
+    async fn send(&mut self, reader: &TableReader<'_>, mut chunk: Chunk) -> Result<bool> {
+        let (emitted, wait) = oneshot::channel();
+        chunk.emitted = emitted;
+        let id = chunk.id;
+        let rows = chunk.rows.len() as u64;
+        if reader.out.send(ReaderEvent::Chunk(chunk)).await.is_err() {
+            return Ok(false);
+        }
+        emit_watermark(&self.catalog, &watermark(reader.run, true, id, reader.table), true).await?;
+        reader.bar.lock().unwrap_or_else(|e| e.into_inner()).advance(rows);
+        if let Some(previous) = self.in_flight.replace(wait) {
+            if previous.await.is_err() {
+                return Ok(false);
+            }
+        }
+        if self.reshaped {
+            tracing::info!(table = %reader.table, "table changed during its snapshot; reading it with its new columns");
+            (self.schema, self.columns) = describe(&self.catalog, reader.table).await?;
+            self.select_list = select_list(&self.columns);
+        }
+        Ok(true)
+    }
+
+    /// Waits until the last chunk sent is emitted; false if it never was.
+    async fn drain(&mut self) -> bool {
+        match self.in_flight.take() {
+            Some(last) => last.await.is_ok(),
+            None => true,
+        }
+    }
+
+    fn chunk(&self, id: u64, rows: Vec<Row>, keyed: bool, progress: TableSnapshot, range: Option<RangeUpdate>) -> Chunk {
+        let (emitted, _) = oneshot::channel();
+        Chunk { id, table: self.schema.clone(), rows, keyed, progress, range, high: None, binlog: None, emitted }
+    }
+}
+
+impl TableReader<'_> {
+    /// Reads key ranges taken from `todo` until none is left. False when
+    /// the stream side stopped.
+    async fn read_ranges(
+        &self,
+        mut worker: Worker,
+        reader: u64,
+        base: &TableSnapshot,
+        ranges: &[KeyRange],
+        todo: &Mutex<Vec<usize>>,
+    ) -> Result<bool> {
+        loop {
+            let Some(index) = todo.lock().unwrap_or_else(|e| e.into_inner()).pop() else { break };
+            let mut range = ranges[index].clone();
+            let lower = range_start(ranges, index);
+            while !range.done {
+                let after = range.last_key.clone().or_else(|| lower.clone());
+                let sql = keyed_chunk_sql(
+                    &worker.select_list,
+                    &self.qualified,
+                    &worker.schema,
+                    &worker.columns,
+                    after.as_deref(),
+                    range.upper.as_deref(),
+                    self.chunk_size,
+                );
+                let id = NEXT_CHUNK.fetch_add(1, Ordering::Relaxed);
+                let rows = match worker.read(self, id, &sql).await? {
+                    Some((rows, last_key)) => {
+                        range.last_key = last_key.or(range.last_key);
+                        range.done = (rows.len() as u64) < self.chunk_size;
+                        rows
+                    }
+                    None => Vec::new(),
+                };
+                let update = RangeUpdate { reader, index, range: range.clone() };
+                let chunk = worker.chunk(id, rows, true, base.clone(), Some(update));
+                if !worker.send(self, chunk).await? {
+                    return Ok(false);
+                }
+            }
+        }
+        Ok(worker.drain().await)
+    }
+
+    /// A table without a key, by `ctid` page ranges.
+    async fn read_pages(self, mut worker: Worker, mut progress: TableSnapshot) -> Result<()> {
+        let pages_per_chunk = pages_per_chunk(&worker.catalog, &self.qualified, self.chunk_size).await?;
+        while !progress.done {
+            let id = NEXT_CHUNK.fetch_add(1, Ordering::Relaxed);
             let from = progress.resume.unwrap_or(0);
             let to = from + pages_per_chunk;
-            (
-                format!(
-                    "SELECT {select_list} FROM {qualified} WHERE ctid >= '({from},0)'::tid AND ctid < '({to},0)'::tid"
-                ),
-                to,
-            )
-        };
-        // None: the table changed shape under the snapshot (ALTER TABLE
-        // since it was described). This chunk's window then closes with no
-        // rows and unchanged progress, and the chunk is read anew below.
-        let read = read_rows(&catalog, &sql, &columns).await?;
-        let reshaped = read.is_none();
-        let rows = match read {
-            Some((rows, last_key)) => {
-                progress.rows += rows.len() as u64;
-                bar.advance(rows.len() as u64);
-                if keyed {
-                    if last_key.is_some() {
-                        progress.last_key = last_key;
-                    }
-                    progress.done = (rows.len() as u64) < chunk_size;
-                } else {
-                    progress.resume = Some(last_page);
-                    progress.done = last_page >= relation_pages(&catalog, &qualified).await?;
+            let sql = format!(
+                "SELECT {} FROM {} WHERE ctid >= '({from},0)'::tid AND ctid < '({to},0)'::tid",
+                worker.select_list, self.qualified
+            );
+            let rows = match worker.read(&self, id, &sql).await? {
+                Some((rows, _)) => {
+                    progress.rows += rows.len() as u64;
+                    progress.resume = Some(to);
+                    progress.done = to >= relation_pages(&worker.catalog, &self.qualified).await?;
+                    rows
                 }
-                rows
-            }
-            None => Vec::new(),
-        };
-        let (emitted, wait) = oneshot::channel();
-        let chunk = Chunk {
-            id,
-            table: schema.clone(),
-            rows,
-            keyed,
-            progress: progress.clone(),
-            high: None,
-            binlog: None,
-            emitted,
-        };
-        if out.send(ReaderEvent::Chunk(chunk)).await.is_err() {
-            return Ok(()); // the stream side stopped
-        }
-        emit_watermark(&catalog, &watermark(run, true, id, &table), true).await?;
-        // One chunk in flight: the next one is read while the stream side
-        // emits this one (watermarks stay in order; memory stays bounded).
-        if let Some(previous) = in_flight.replace(wait) {
-            if previous.await.is_err() {
-                return Ok(()); // stopped before the chunk was emitted: resumes next run
+                None => Vec::new(),
+            };
+            let chunk = worker.chunk(id, rows, false, progress.clone(), None);
+            if !worker.send(&self, chunk).await? {
+                return Ok(());
             }
         }
-        if reshaped {
-            tracing::info!(table = %table, "table changed during its snapshot; reading it with its new columns");
-            (schema, columns) = describe(&catalog, &table).await?;
-            select_list = columns.iter().map(|c| ident(&c.schema.name)).collect::<Vec<_>>().join(", ");
+        if worker.drain().await {
+            self.bar.into_inner().unwrap_or_else(|e| e.into_inner()).finish();
+            tracing::info!(table = %self.table, rows = progress.rows, "snapshot done");
+        }
+        Ok(())
+    }
+}
+
+fn select_list(columns: &[Column]) -> String {
+    columns.iter().map(|c| ident(&c.schema.name)).collect::<Vec<_>>().join(", ")
+}
+
+/// `n - 1` keys splitting the table into `n` ranges of about equal rows
+/// (fewer when the table is smaller than `rows` says), ascending.
+async fn range_boundaries(worker: &Worker, qualified: &str, rows: u64, n: usize) -> Result<Vec<KeyText>> {
+    let keys: Vec<usize> = worker.schema.key_indexes().collect();
+    let key_list = keys.iter().map(|&i| ident(&worker.columns[i].schema.name)).collect::<Vec<_>>().join(", ");
+    let mut uppers = Vec::new();
+    for i in 1..n as u64 {
+        let sql = format!("SELECT {key_list} FROM {qualified} ORDER BY {key_list} OFFSET {} LIMIT 1", rows * i / n as u64);
+        let messages = worker
+            .catalog
+            .client()
+            .simple_query(&sql)
+            .await
+            .map_err(|e| sql_error("splitting a table into key ranges for its snapshot", &e))?;
+        let Some(row) = messages.iter().find_map(|m| match m {
+            SimpleQueryMessage::Row(r) => Some(r),
+            _ => None,
+        }) else {
+            break;
+        };
+        let key: KeyText = (0..keys.len()).map(|k| row.get(k).map(str::to_string)).collect();
+        if uppers.last() != Some(&key) {
+            uppers.push(key);
         }
     }
-    if let Some(last) = in_flight {
-        if last.await.is_err() {
-            return Ok(());
-        }
-    }
-    bar.finish();
-    tracing::info!(table = %table, rows = progress.rows, "snapshot done");
-    Ok(())
+    Ok(uppers)
+}
+
+async fn count_rows(catalog: &Catalog, qualified: &str) -> Result<u64> {
+    let row = catalog
+        .client()
+        .query_one(&format!("SELECT count(*) FROM {qualified}"), &[])
+        .await
+        .map_err(|e| sql_error("counting a table's rows for its snapshot", &e))?;
+    Ok(row.get::<_, i64>(0) as u64)
 }
 
 /// Writes a watermark and returns the transactions in progress right after
@@ -253,25 +425,29 @@ fn keyed_chunk_sql(
     schema: &TableSchema,
     columns: &[Column],
     after: Option<&[Option<String>]>,
+    upper: Option<&[Option<String>]>,
     limit: u64,
 ) -> String {
     let keys: Vec<usize> = schema.key_indexes().collect();
     let key_list = keys.iter().map(|&i| ident(&columns[i].schema.name)).collect::<Vec<_>>().join(", ");
-    let filter = match after {
-        Some(values) => {
-            let literals = keys
-                .iter()
-                .zip(values)
-                .map(|(&i, v)| match v {
-                    Some(v) => format!("{}::{}", literal(v), columns[i].sql_type),
-                    None => "NULL".to_string(),
-                })
-                .collect::<Vec<_>>()
-                .join(", ");
-            format!(" WHERE ({key_list}) > ({literals})")
-        }
-        None => String::new(),
+    let row = |values: &[Option<String>]| {
+        keys.iter()
+            .zip(values)
+            .map(|(&i, v)| match v {
+                Some(v) => format!("{}::{}", literal(v), columns[i].sql_type),
+                None => "NULL".to_string(),
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
     };
+    let mut filters = Vec::new();
+    if let Some(after) = after {
+        filters.push(format!("({key_list}) > ({})", row(after)));
+    }
+    if let Some(upper) = upper {
+        filters.push(format!("({key_list}) <= ({})", row(upper)));
+    }
+    let filter = if filters.is_empty() { String::new() } else { format!(" WHERE {}", filters.join(" AND ")) };
     format!("SELECT {select_list} FROM {qualified}{filter} ORDER BY {key_list} LIMIT {limit}")
 }
 

@@ -111,21 +111,42 @@ async fn a_snapshot_under_concurrent_writes_replays_to_the_final_table() {
 
 #[tokio::test]
 async fn kill_9_mid_snapshot_resumes_without_repeating_delivered_chunks() {
-    let db = TestDb::create("snap_kill").await;
+    kill_9_mid_snapshot("snap_kill", 1).await;
+}
+
+#[tokio::test]
+async fn kill_9_mid_snapshot_of_key_ranges_read_at_once_resumes_each_range() {
+    kill_9_mid_snapshot("snap_kill_ranges", 2).await;
+}
+
+async fn kill_9_mid_snapshot(name: &str, parallelism: usize) {
+    let db = TestDb::create(name).await;
     db.execute("CREATE TABLE t (id bigint PRIMARY KEY, v text)").await;
     db.execute("INSERT INTO t SELECT g, 'v' || g FROM generate_series(1, 100000) g").await;
     // Many small chunks, so the kill lands mid-snapshot even on a loaded machine.
-    let outflow = Outflow::new(&db, &["public.t"]).section("[snapshot]\nchunk_size = 20\nparallelism = 1");
+    let outflow =
+        Outflow::new(&db, &["public.t"]).section(&format!("[snapshot]\nchunk_size = 20\nparallelism = {parallelism}"));
     let mut run = outflow.spawn_run();
-    wait_for(RUN_TIMEOUT, "some snapshot chunks to be committed", || async {
-        let path = outflow.state_dir().join("sinks/events.json");
-        let text = std::fs::read_to_string(path).unwrap_or_default();
+    let progress = || {
+        let text = std::fs::read_to_string(outflow.state_dir().join("sinks/events.json")).unwrap_or_default();
         let offset: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
-        offset["snapshot"]["public.t"]["rows"].as_u64().unwrap_or(0) >= 2000
+        offset["snapshot"]["public.t"].clone()
+    };
+    wait_for(RUN_TIMEOUT, "some snapshot chunks to be committed", || async {
+        progress()["rows"].as_u64().unwrap_or(0) >= 2000
     })
     .await;
     run.kill9().await;
     assert!(!snapshot_done(&outflow, "public.t"), "killed too late to test a resume");
+    let ranges = progress()["ranges"].as_array().map_or(0, Vec::len);
+    if parallelism > 1 {
+        assert_eq!(ranges, parallelism, "the table is read as key ranges: {}", progress());
+        assert!(
+            progress()["ranges"].as_array().unwrap().iter().all(|r| r["last_key"].is_array()),
+            "every range had delivered chunks when killed: {}",
+            progress()
+        );
+    }
     db.wait_for_slot_idle().await;
     outflow.run_until_caught_up().await.assert_success();
     let events = outflow.events();

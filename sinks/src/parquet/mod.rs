@@ -217,6 +217,11 @@ pub struct ParquetSink {
     next_file: u64,
     /// The last stream position handed to `write`.
     last: Option<Position>,
+    /// Inside a snapshot chunk's group: files do not roll until its Commit.
+    /// A chunk's rows get new positions when it is read again, so a file
+    /// committed with half a chunk would leave the other half to be read
+    /// again next to rows already delivered.
+    in_snapshot_chunk: bool,
     durable: Durable,
     /// Snapshot progress, stored in the manifests.
     marks: SnapshotMarks,
@@ -289,6 +294,7 @@ impl ParquetConfig {
             marks_recovered: latest.snapshot.is_some(),
             marks: SnapshotMarks::recovered(latest.snapshot.clone()),
             last: None,
+            in_snapshot_chunk: false,
             durable: Durable::Nothing,
         })
     }
@@ -317,6 +323,9 @@ impl ParquetSink {
     }
 
     fn roll_due(&mut self) -> Result<(), SinkError> {
+        if self.in_snapshot_chunk {
+            return Ok(());
+        }
         let due: Vec<String> = self
             .tables
             .values()
@@ -441,7 +450,8 @@ impl Sink for ParquetSink {
                         let result = t.append(ev, self.last.as_ref(), &settings, &mut next);
                         self.next_file = next;
                         result?;
-                        if t.rows >= self.roll_rows {
+                        self.in_snapshot_chunk |= ev.source.snapshot;
+                        if t.rows >= self.roll_rows && !self.in_snapshot_chunk {
                             self.roll(&key)?;
                         }
                     }
@@ -452,6 +462,10 @@ impl Sink for ParquetSink {
                         self.roll(&key)?;
                         self.tables.remove(&key);
                     }
+                }
+                StreamItem::Commit { .. } if self.in_snapshot_chunk => {
+                    self.in_snapshot_chunk = false;
+                    self.roll_due()?;
                 }
                 _ => {}
             }

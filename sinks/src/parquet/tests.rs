@@ -145,6 +145,36 @@ fn durable_position_trails_uncommitted_files() {
 }
 
 #[test]
+fn a_snapshot_chunk_is_never_committed_in_part() {
+    // A chunk's rows get new positions when it is read again after a
+    // crash, so its files roll only at its Commit, with its progress mark.
+    let dir = tempfile::tempdir().unwrap();
+    let mut sink = config(dir.path(), 2).build(ctx(), None).unwrap();
+    let read = |index, id| match change(Op::Read, 0x100, index, id, Value::Null) {
+        StreamItem::Change(mut ev) => {
+            ev.source.snapshot = true;
+            StreamItem::Change(ev)
+        }
+        _ => unreachable!(),
+    };
+    sink.write(&[
+        StreamItem::Begin { tx_id: None, commit_ts_us: 0, position: Position::Pg { lsn: 0x100, index: 0 } },
+        read(1, 1),
+        read(2, 2),
+        read(3, 3),
+    ])
+    .unwrap();
+    sink.flush().unwrap();
+    let before_chunk = Durable::Through(Position::Pg { lsn: 0x100, index: 0 });
+    assert_eq!(sink.durable(), before_chunk, "no file rolled inside the chunk");
+    sink.write(&[StreamItem::Commit { tx_id: None, commit_ts_us: 0, position: Position::Pg { lsn: 0x100, index: 4 } }])
+        .unwrap();
+    sink.flush().unwrap();
+    assert_eq!(sink.durable(), Durable::All, "the whole chunk rolled at its Commit");
+    assert_eq!(ids(&read_table(dir.path())), [1, 2, 3]);
+}
+
+#[test]
 fn a_crash_mid_file_leaves_every_change_exactly_once() {
     let dir = tempfile::tempdir().unwrap();
     let items: Vec<StreamItem> = (1..=10).map(|i| change(Op::Create, 0x100, i, i as i32, Value::Null)).collect();
