@@ -2,7 +2,8 @@
 //! `r` events before the stream goes on, a snapshot under a concurrent
 //! writer replays to exactly the final table, kill -9 mid-snapshot resumes
 //! without repeating or losing rows, the type corpus reads the same as the
-//! binlog gives it, composite/text/ENUM/keyless/empty tables, and `initial_only`.
+//! binlog gives it, composite/text/ENUM/keyless/empty tables, `initial_only`,
+//! and that other sessions' LOCK TABLES and DDL never wait for the snapshot.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -297,4 +298,34 @@ async fn mysql_outflow_snapshot_re_reads_a_table_while_streaming_goes_on() {
     .await;
     of.sigterm(run).await;
     assert_eq!(reads(&of.events(), "b"), 200, "b was not re-read");
+}
+
+#[tokio::test]
+async fn mysql_a_snapshot_holds_no_lock_that_blocks_ddl() {
+    let mut db = MyDb::create("OUTFLOW_TEST_MYSQL_URL", "snaplock").await;
+    db.exec("CREATE TABLE t (id INT PRIMARY KEY, v VARCHAR(100))").await;
+    db.exec("INSERT INTO t SELECT seq, REPEAT('x', 100) FROM seq_1_to_100000").await;
+    let of = MyOutflow::new(&db).section("[snapshot]\nchunk_size = 200");
+    let table = format!("{}.t", db.name);
+    let run = of.spawn_run();
+    wait_for(RUN_TIMEOUT, "the snapshot to start", || async {
+        of.snapshot_progress(&table)["rows"].as_u64().unwrap_or(0) > 0
+    })
+    .await;
+    // Another session's exclusive lock and DDL wait at most for one chunk's
+    // transaction (a shared metadata lock), never for the whole snapshot.
+    let mut other = mysql_async::Conn::new(mysql_async::Opts::from_url(&db.url()).unwrap()).await.unwrap();
+    other.query_drop("SET SESSION lock_wait_timeout = 5").await.unwrap();
+    let mut locked = 0;
+    while of.snapshot_progress(&table)["done"] != true && locked < 10 {
+        other.query_drop("LOCK TABLES t WRITE").await.expect("an exclusive lock is granted while the snapshot runs");
+        other.query_drop("UNLOCK TABLES").await.unwrap();
+        other
+            .query_drop(format!("ALTER TABLE t COMMENT = 'altered {locked}'"))
+            .await
+            .expect("DDL runs while the snapshot runs");
+        locked += 1;
+    }
+    assert!(locked > 0, "the snapshot ended before the lock was tried");
+    of.sigterm(run).await;
 }
