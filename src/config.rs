@@ -174,6 +174,7 @@ pub enum SinkConfig {
     Kafka(outflow_sinks::kafka::KafkaConfig),
     Parquet(outflow_sinks::parquet::ParquetConfig),
     Postgres(outflow_sinks::postgres::PostgresConfig),
+    Iceberg(outflow_sinks::iceberg::IcebergConfig),
 }
 
 impl SinkConfig {
@@ -183,6 +184,7 @@ impl SinkConfig {
             SinkConfig::Kafka(c) => &c.name,
             SinkConfig::Parquet(c) => &c.name,
             SinkConfig::Postgres(c) => &c.name,
+            SinkConfig::Iceberg(c) => &c.name,
         }
     }
 
@@ -192,6 +194,7 @@ impl SinkConfig {
             SinkConfig::Kafka(_) => "kafka",
             SinkConfig::Parquet(_) => "parquet",
             SinkConfig::Postgres(_) => "postgres",
+            SinkConfig::Iceberg(_) => "iceberg",
         }
     }
 }
