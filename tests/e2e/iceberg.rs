@@ -17,7 +17,7 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde_json::{json, Value};
 
-use crate::harness::{env_var, Outflow, TestDb, SHORT};
+use crate::harness::{env_var, wait_for, Outflow, TestDb, SHORT};
 use crate::mysql_harness::{server_id, MyDb};
 
 fn toml_str(s: &str) -> String {
@@ -281,7 +281,13 @@ async fn iceberg_added_and_dropped_columns_reach_the_table_schema() {
     )
     .await;
     db.execute("ALTER TABLE items DROP COLUMN old; INSERT INTO items VALUES (4, 'd', 0.01, '{}');").await;
-    db.wait_for_slot_idle().await;
+    wait_for(SHORT, "row 4 committed to the iceberg table", || async {
+        root.join("catalog.db").exists()
+            && read_catalog(&root)["tables"]["public.items"]["rows"]
+                .as_array()
+                .is_some_and(|rows| rows.iter().any(|r| r["id"] == json!(4)))
+    })
+    .await;
     run.sigterm_and_wait().await.assert_success();
 
     let catalog = read_catalog(&root);
@@ -342,7 +348,7 @@ async fn iceberg_pg_type_corpus_arrives_with_iceberg_types() {
         ("c_enum", "string"),
         ("c_domain", "string"),
         ("c_inet", "string"),
-        ("c_bit1", "boolean"),
+        ("c_bit1", "string"),
         ("c_int4_arr", "list<int>"),
         ("c_tstz_arr", "list<timestamptz>"),
         ("_op", "string"),

@@ -13,6 +13,7 @@
 //! | Decimal(p,s), p ≤ 38, s ≥ 0 | decimal(p,s) | |
 //! | Decimal beyond that, unconstrained numeric | string | the exact text |
 //! | Duration (MySQL TIME) | long | signed microseconds |
+//! | Time | time | `24:00:00` (PostgreSQL) becomes 23:59:59.999999 |
 //! | Timestamp / TimestampTz | timestamp / timestamptz | microseconds |
 //! | Interval | struct<months int, days int, micros long> | |
 //! | Uuid | uuid | |
@@ -260,10 +261,21 @@ pub fn record_batch(
         .map_err(|e| SinkError::Data(format!("cannot assemble a record batch for {}: {e}", source.id)))
 }
 
+/// The last microsecond of a day: Iceberg's `time` ends before midnight.
+const LAST_TIME_US: i64 = 86_399_999_999;
+
 /// Re-types an array to `target`: nested arrays get the target's child
 /// fields (field ids), other types are cast (widening integers, unsigned to
-/// decimal, durations to their microseconds).
+/// decimal, durations to their microseconds), and PostgreSQL's
+/// `time '24:00:00'` becomes 23:59:59.999999.
 pub fn conform(array: ArrayRef, target: &DataType) -> Result<ArrayRef, String> {
+    if let DataType::Time64(_) = array.data_type() {
+        let t = array.as_primitive::<arrow_array::types::Time64MicrosecondType>();
+        if t.values().iter().any(|v| *v > LAST_TIME_US) {
+            let clamped: arrow_array::Time64MicrosecondArray = t.unary(|v| v.min(LAST_TIME_US));
+            return conform(Arc::new(clamped), target);
+        }
+    }
     if array.data_type() == target {
         return Ok(array);
     }
