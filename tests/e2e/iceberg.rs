@@ -5,7 +5,7 @@
 //! the tables back as a user would. Scenarios: random inserts, updates and
 //! deletes from PostgreSQL and from MariaDB, the change log replayed per key
 //! equal to the source table; kill -9 in a busy run (no duplicates, nothing
-//! missing); ALTER TABLE mid-stream; the PostgreSQL and MySQL type corpora
+//! missing) and a crash at each step of a commit; ALTER TABLE mid-stream; the PostgreSQL and MySQL type corpora
 //! with their Iceberg types, checked by hand against the source types.
 
 use std::collections::BTreeMap;
@@ -255,14 +255,46 @@ async fn iceberg_kill9_in_a_busy_run_then_completion_is_exactly_once() {
     db.wait_for_slot_idle().await;
     outflow.run_until_caught_up().await.assert_success();
 
-    let catalog = read_catalog(&root);
+    assert_busy_tables_exact(&db, &root, seq).await;
+    db.cleanup().await;
+}
+
+/// Every insert into `appended` exactly once, and `items` replayed equal to the source.
+async fn assert_busy_tables_exact(db: &TestDb, root: &Path, inserts: i32) {
+    let catalog = read_catalog(root);
     let mut seqs: Vec<i64> =
         change_log(&catalog, "public.appended").iter().map(|r| r["seq"].as_i64().expect("seq")).collect();
     seqs.sort();
-    let want: Vec<i64> = (1..=i64::from(seq)).collect();
-    assert_eq!(seqs.len(), want.len(), "appended: {} rows for {} inserts (duplicates or losses)", seqs.len(), seq);
+    let want: Vec<i64> = (1..=i64::from(inserts)).collect();
+    assert_eq!(seqs.len(), want.len(), "appended: {} rows for {inserts} inserts (duplicates or losses)", seqs.len());
     assert_eq!(seqs, want, "appended: every insert exactly once");
-    assert_replay_equals_source(&db, &catalog, "public.items").await;
+    assert_replay_equals_source(db, &catalog, "public.items").await;
+}
+
+#[tokio::test]
+async fn iceberg_crash_at_each_step_of_a_commit_is_exactly_once() {
+    let db = TestDb::create("ice_fail").await;
+    db.execute(
+        "CREATE TABLE items (id int PRIMARY KEY, v text, n numeric(12,2));
+         CREATE TABLE appended (seq int, payload text);",
+    )
+    .await;
+    let (outflow, root) = pg_to_iceberg(&db, &["public.items", "public.appended"]);
+    outflow.run_until_caught_up().await.assert_success();
+    let (mut rng, mut next_id, mut seq) = (StdRng::seed_from_u64(13), 0, 0);
+    // sink.after_flush is the sharp one: the tables hold the commit and its
+    // offset, the state directory does not know yet.
+    for point in ["sink.after_write", "sink.after_flush", "sink.after_offset"] {
+        for _ in 0..4 {
+            db.execute(&busy_transaction(&mut rng, &mut next_id, &mut seq)).await;
+        }
+        db.wait_for_slot_idle().await;
+        let out = outflow.with_env("OUTFLOW_FAILPOINTS", &format!("{point}=1")).run_until_caught_up().await;
+        assert_ne!(out.code, Some(0), "{point} was not reached:\n{}", out.stderr);
+    }
+    db.wait_for_slot_idle().await;
+    outflow.with_env("OUTFLOW_FAILPOINTS", "").run_until_caught_up().await.assert_success();
+    assert_busy_tables_exact(&db, &root, seq).await;
     db.cleanup().await;
 }
 
