@@ -356,6 +356,21 @@ mod tests {
     }
 
     #[test]
+    fn iceberg_sink_config_has_defaults_and_only_the_append_mode() {
+        let iceberg = "kind = \"iceberg\"\n catalog = \"lake/catalog.db\"\n warehouse = \"lake/wh\"";
+        let text = MINIMAL.replace("kind = \"jsonl\"\n        path = \"out.jsonl\"", iceberg);
+        let c = Config::parse(&text, "test").unwrap();
+        assert_eq!(c.sinks[0].kind(), "iceberg");
+        let SinkConfig::Iceberg(ice) = &c.sinks[0] else { panic!("{:?}", c.sinks[0]) };
+        assert_eq!(ice.mode, outflow_sinks::iceberg::Mode::Append);
+        assert_eq!(ice.catalog_name, "outflow");
+        assert_eq!(ice.commit_interval.0, std::time::Duration::from_secs(60));
+        let upsert = text.replace("catalog =", "mode = \"upsert\"\n catalog =");
+        let err = Config::parse(&upsert, "test").unwrap_err().to_string();
+        assert!(err.contains("unknown variant `upsert`, expected `append`"), "{err}");
+    }
+
+    #[test]
     fn unknown_key_suggests_the_nearest() {
         let text = MINIMAL.replace("tables =", "slott = \"x\"\n tables =");
         let err = Config::parse(&text, "test").unwrap_err();

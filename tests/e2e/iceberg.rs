@@ -6,7 +6,8 @@
 //! deletes from PostgreSQL and from MariaDB, the change log replayed per key
 //! equal to the source table; kill -9 in a busy run (no duplicates, nothing
 //! missing) and a crash at each step of a commit; ALTER TABLE mid-stream; the PostgreSQL and MySQL type corpora
-//! with their Iceberg types, checked by hand against the source types.
+//! with their Iceberg types, checked by hand against the source types; a
+//! warehouse on a local S3 server (moto).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -55,11 +56,17 @@ fn pg_to_iceberg(db: &TestDb, tables: &[&str]) -> (Outflow, PathBuf) {
 
 /// Every table of the catalog in `root`, read with pyiceberg.
 fn read_catalog(root: &Path) -> Value {
+    read_catalog_with(root, &[])
+}
+
+/// Same, with reader flags (`--s3-endpoint URL`).
+fn read_catalog_with(root: &Path, extra: &[&str]) -> Value {
     let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/readers/iceberg_read.py");
     let out = std::process::Command::new(env_var("OUTFLOW_TEST_PYTHON"))
         .arg(&script)
         .arg(root.join("catalog.db"))
         .arg("outflow")
+        .args(extra)
         .output()
         .expect("running the pyiceberg reader");
     assert!(out.status.success(), "pyiceberg reader failed:\n{}", String::from_utf8_lossy(&out.stderr));
@@ -295,6 +302,56 @@ async fn iceberg_crash_at_each_step_of_a_commit_is_exactly_once() {
     db.wait_for_slot_idle().await;
     outflow.with_env("OUTFLOW_FAILPOINTS", "").run_until_caught_up().await.assert_success();
     assert_busy_tables_exact(&db, &root, seq).await;
+    db.cleanup().await;
+}
+
+#[tokio::test]
+async fn iceberg_warehouse_on_a_local_s3_server() {
+    let moto = crate::parquet::start_moto().await;
+    let create = std::process::Command::new(env_var("OUTFLOW_TEST_PYTHON"))
+        .args(["-c", "import sys, boto3; boto3.client('s3', endpoint_url=sys.argv[1], region_name='us-east-1', aws_access_key_id='test', aws_secret_access_key='test').create_bucket(Bucket='lake')", &moto.endpoint])
+        .output()
+        .unwrap();
+    assert!(create.status.success(), "creating the bucket: {}", String::from_utf8_lossy(&create.stderr));
+    let db = TestDb::create("ice_s3").await;
+    db.execute(
+        "CREATE TABLE items (id int PRIMARY KEY, v text, n numeric(12,2));
+         INSERT INTO items SELECT g, 'seed' || g, g / 7.0 FROM generate_series(1, 100) g;",
+    )
+    .await;
+    let (url, slot) = (db.url(), db.name().to_string());
+    let mut root = PathBuf::new();
+    let outflow = Outflow::raw(|dir: &Path| {
+        root = dir.to_path_buf();
+        format!(
+            "[source]\nkind = \"postgres\"\nurl = {}\ntables = [\"public.items\"]\nslot = {}\n[state]\ndir = {}\n\
+             [[sink]]\nname = \"lake\"\nkind = \"iceberg\"\ncatalog = {}\nwarehouse = \"s3://lake/warehouse\"\n\
+             [sink.storage_options]\nendpoint = {}\nregion = \"us-east-1\"\naccess_key_id = \"test\"\n\
+             secret_access_key = \"test\"\nallow_http = \"true\"\n",
+            toml_str(&url),
+            toml_str(&slot),
+            toml_str(&dir.join("state").to_string_lossy()),
+            toml_str(&dir.join("catalog.db").to_string_lossy()),
+            toml_str(&moto.endpoint),
+        )
+    });
+    outflow.run_until_caught_up().await.assert_success();
+    db.wait_for_slot_idle().await;
+    let mut rng = StdRng::seed_from_u64(14);
+    let mut next_id = 100;
+    for _ in 0..5 {
+        let mut tx = String::from("BEGIN;");
+        for _ in 0..20 {
+            tx.push_str(&random_statement(&mut rng, &mut next_id));
+        }
+        tx.push_str("COMMIT;");
+        db.execute(&tx).await;
+    }
+    db.wait_for_slot_idle().await;
+    outflow.run_until_caught_up().await.assert_success();
+    let catalog = read_catalog_with(&root, &["--s3-endpoint", &moto.endpoint]);
+    assert_replay_equals_source(&db, &catalog, "public.items").await;
+    assert!(!root.join("warehouse").exists(), "nothing went to local disk");
     db.cleanup().await;
 }
 

@@ -1,6 +1,6 @@
 """Independent reader for the Iceberg sink's tables, used by tests/e2e/iceberg.rs.
 
-    python iceberg_read.py CATALOG_DB CATALOG_NAME
+    python iceberg_read.py CATALOG_DB CATALOG_NAME [--s3-endpoint URL]
 
 Opens the SQLite catalog with pyiceberg's SqlCatalog (the same JDBC-style
 tables the sink commits to) and prints one JSON object:
@@ -23,7 +23,15 @@ from pyiceberg.catalog.sql import SqlCatalog  # noqa: E402
 
 def main():
     db, name = sys.argv[1], sys.argv[2]
-    catalog = SqlCatalog(name, uri=f"sqlite:///{db}")
+    props = {}
+    if "--s3-endpoint" in sys.argv:
+        props = {
+            "s3.endpoint": sys.argv[sys.argv.index("--s3-endpoint") + 1],
+            "s3.access-key-id": "test",
+            "s3.secret-access-key": "test",
+            "s3.region": "us-east-1",
+        }
+    catalog = SqlCatalog(name, uri=f"sqlite:///{db}", **props)
     out = {"tables": {}}
     for ns in catalog.list_namespaces():
         for ident in catalog.list_tables(ns):

@@ -34,14 +34,18 @@
 //! writer therefore takes the same `RecordBatch` type the Parquet sink
 //! builds, and one value → Arrow mapping ([`crate::parquet::types`]) serves both.
 //!
+//! The warehouse is a local directory or an object store ([`storage`]:
+//! iceberg 0.10.1 ships only local and in-memory storage, so object stores
+//! go through `object_store`, like the Parquet sink's).
+//!
 //! Limits: mode `append` only (upsert needs delete files, which iceberg
-//! 0.10.1 cannot commit); the warehouse is a local directory (iceberg
-//! 0.10.1 ships only local and in-memory storage); no partitioning.
+//! 0.10.1 cannot commit); no partitioning.
 //!
 //! The catalog and writers are async; the sink owns a current-thread tokio
 //! runtime and blocks on it from its own thread.
 
 mod schema;
+mod storage;
 mod table;
 
 use std::collections::{BTreeMap, HashMap};
@@ -50,7 +54,7 @@ use std::sync::Arc;
 
 use ::parquet::basic::{Compression, ZstdLevel};
 use ::parquet::file::properties::WriterProperties;
-use iceberg::io::LocalFsStorageFactory;
+use iceberg::io::{LocalFsStorageFactory, StorageFactory};
 use iceberg::table::Table;
 use iceberg::{Catalog, CatalogBuilder, NamespaceIdent, TableCreation, TableIdent};
 use iceberg_catalog_sql::{SqlBindStyle, SqlCatalog, SqlCatalogBuilder};
@@ -80,8 +84,15 @@ pub struct IcebergConfig {
     /// The catalog's name inside that file (`catalog_name` column).
     #[serde(default = "default_catalog_name")]
     pub catalog_name: String,
-    /// A local directory for table data and metadata (`file://` allowed).
+    /// Where table data and metadata go: a local directory (`file://`
+    /// allowed) or an object store URL, `s3://bucket/prefix` (also `gs://`,
+    /// `az://`).
     pub warehouse: String,
+    /// object_store settings for an object store warehouse, e.g. `endpoint`,
+    /// `region`, `access_key_id`, `secret_access_key`, `allow_http` (S3);
+    /// the usual environment variables (AWS_*, GOOGLE_*, AZURE_*) apply too.
+    #[serde(default)]
+    pub storage_options: BTreeMap<String, String>,
     /// The namespace of every table (default: the source table's schema, for
     /// MySQL its database).
     #[serde(default)]
@@ -161,7 +172,7 @@ impl IcebergConfig {
     }
 
     fn build_blocking(&self, ctx: SinkContext) -> Result<IcebergSink, SinkError> {
-        let warehouse = warehouse_location(&self.name, &self.warehouse)?;
+        let (warehouse, storage) = self.storage()?;
         let catalog_path = absolute(&self.catalog);
         if let Some(dir) = catalog_path.parent() {
             std::fs::create_dir_all(dir)
@@ -188,7 +199,7 @@ impl IcebergConfig {
         let catalog = rt
             .block_on(
                 SqlCatalogBuilder::default()
-                    .with_storage_factory(Arc::new(LocalFsStorageFactory))
+                    .with_storage_factory(storage)
                     .with_runtime(iceberg::Runtime::new(&rt))
                     .load(&self.catalog_name, props_map),
             )
@@ -239,22 +250,39 @@ impl IcebergConfig {
     }
 }
 
-/// The warehouse as a `file://` URL of an absolute path.
-fn warehouse_location(sink: &str, warehouse: &str) -> Result<String, SinkError> {
-    let path =
-        match warehouse.split_once("://") {
-            None => absolute(Path::new(warehouse)),
+impl IcebergConfig {
+    /// The warehouse location and the storage behind it: local directories
+    /// as `file://` URLs of absolute paths, object stores through
+    /// [`storage::ObjectStorageFactory`].
+    fn storage(&self) -> Result<(String, Arc<dyn StorageFactory>), SinkError> {
+        let path = match self.warehouse.split_once("://") {
+            None => absolute(Path::new(&self.warehouse)),
             Some(("file", rest)) => PathBuf::from(rest),
-            Some((scheme, _)) => return Err(SinkError::fatal(
-                format!(
-                    "sink {sink:?}: warehouse {warehouse:?}: {scheme}:// storage is not supported by the iceberg sink"
-                ),
-                "use a local directory (iceberg-rust 0.10 ships local storage only); object storage is a known limit",
-            )),
+            Some(("s3" | "s3a" | "gs" | "az" | "abfss" | "https", _)) => {
+                let options = self.storage_options.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+                let factory = storage::ObjectStorageFactory { options };
+                return Ok((self.warehouse.trim_end_matches('/').to_string(), Arc::new(factory)));
+            }
+            Some((scheme, _)) => {
+                return Err(SinkError::fatal(
+                    format!(
+                        "sink {:?}: warehouse {:?}: {scheme}:// is not a supported storage",
+                        self.name, self.warehouse
+                    ),
+                    "use a local directory or an s3://, gs:// or az:// URL",
+                ))
+            }
         };
-    std::fs::create_dir_all(&path)
-        .map_err(|e| SinkError::io(format!("cannot create the warehouse directory {}", path.display()), e))?;
-    Ok(format!("file://{}", path.display()))
+        if !self.storage_options.is_empty() {
+            return Err(SinkError::fatal(
+                format!("sink {:?}: storage_options are set but the warehouse is a local directory", self.name),
+                "remove storage_options, or set warehouse to an s3://bucket/prefix URL",
+            ));
+        }
+        std::fs::create_dir_all(&path)
+            .map_err(|e| SinkError::io(format!("cannot create the warehouse directory {}", path.display()), e))?;
+        Ok((format!("file://{}", path.display()), Arc::new(LocalFsStorageFactory)))
+    }
 }
 
 fn absolute(p: &Path) -> PathBuf {
