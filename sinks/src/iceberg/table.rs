@@ -2,6 +2,11 @@
 //! file writer, data files closed but not yet committed, and the commit
 //! (one `fast_append` whose snapshot summary carries the table's offset).
 //!
+//! An update that changes the row's key is written as two rows at the
+//! update's position: `d` with the before-image (the old key), then `u`, so
+//! replaying the log per key (ordered by position, `d` first) ends the old
+//! key's row.
+//!
 //! Rows are buffered as values (at most [`BATCH_ROWS`]), turned into a
 //! record batch shaped like the table's current Iceberg schema and handed to
 //! iceberg's Parquet data file writer. A new source shape closes the open
@@ -24,7 +29,7 @@ use iceberg::writer::file_writer::rolling_writer::RollingFileWriterBuilder;
 use iceberg::writer::file_writer::ParquetWriterBuilder;
 use iceberg::writer::{IcebergWriter, IcebergWriterBuilder};
 use iceberg::Catalog;
-use outflow_decoders::{ChangeEvent, Position, TableSchema};
+use outflow_decoders::{ChangeEvent, Op, Position, TableSchema};
 use parquet::file::properties::WriterProperties;
 
 use super::schema::{plan, record_batch, schema_diff, wanted_columns, Slot};
@@ -107,6 +112,13 @@ impl TableState {
         let ncols = self.source.columns.len();
         if self.buf.cols.len() != ncols {
             self.buf = RowBuffer::new(ncols, BATCH_ROWS);
+        }
+        if key_changed(ev) {
+            // The old key's row ends here: a `d` row with the before-image,
+            // then the update's row, both at the update's position.
+            let delete = ChangeEvent { op: Op::Delete, after: None, ..ev.clone() };
+            self.buf.push(&delete, ncols);
+            self.rows += 1;
         }
         self.buf.push(ev, ncols);
         self.rows += 1;
@@ -238,6 +250,14 @@ impl TableState {
         self.before_first = None;
         Ok(())
     }
+}
+
+/// Whether an update moved its row to another key (the source sent the old
+/// key in `before` and it differs from the new one).
+fn key_changed(ev: &ChangeEvent) -> bool {
+    let (Op::Update, Some(before), Some(after)) = (ev.op, &ev.before, &ev.after) else { return false };
+    let mut keys = ev.table.key_indexes().peekable();
+    keys.peek().is_some() && keys.any(|i| before.get(i) != after.get(i))
 }
 
 /// The table's Arrow schema (with field ids) and where each field's values
