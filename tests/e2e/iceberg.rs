@@ -6,7 +6,7 @@
 //! deletes from PostgreSQL and from MariaDB, the change log replayed per key
 //! equal to the source table; kill -9 in a busy run (no duplicates, nothing
 //! missing) and a crash at each step of a commit; ALTER TABLE mid-stream; the PostgreSQL and MySQL type corpora
-//! with their Iceberg types, checked by hand against the source types; a
+//! (golden files) with their Iceberg types and values, checked by hand against the source types; a
 //! warehouse on a local S3 server (moto).
 
 use std::collections::BTreeMap;
@@ -601,4 +601,104 @@ async fn iceberg_mariadb_changes_and_types_replay_to_the_source() {
         .collect();
     assert_eq!(got.len(), want.len(), "replayed {} rows, source has {}", got.len(), want.len());
     assert_eq!(got, want, "the replayed change log differs from the source");
+}
+
+#[tokio::test]
+async fn iceberg_mysql_type_corpus_arrives_with_iceberg_types() {
+    let mut db = MyDb::create("OUTFLOW_TEST_MYSQL_URL", "ice_types").await;
+    let sql = std::fs::read_to_string(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/golden/mysql_types.sql"))
+        .unwrap();
+    let split = sql.find("\nSET sql_mode").expect("the golden SQL sets sql_mode before its rows");
+    db.exec(&sql[..split]).await;
+    let (url, name) = (db.url(), db.name.clone());
+    let mut root = PathBuf::new();
+    let outflow = Outflow::raw(|d: &Path| {
+        root = d.to_path_buf();
+        format!(
+            "[source]\nkind = \"mysql\"\nurl = {}\ntables = [\"{name}.types\"]\nserver_id = {}\n[state]\ndir = {}\n{}",
+            toml_str(&url),
+            server_id(),
+            toml_str(&d.join("state").to_string_lossy()),
+            iceberg_sink(d),
+        )
+    });
+    outflow.run_until_caught_up().await.assert_success();
+    for statement in sql[split..].split(";\n").map(str::trim).filter(|s| !s.is_empty() && !s.starts_with("--")) {
+        db.exec(statement).await;
+    }
+    outflow.run_until_caught_up().await.assert_success();
+
+    let catalog = read_catalog(&root);
+    let table_name = format!("{name}.types");
+    let types = column_types(&catalog, &table_name);
+    // Checked by hand against the column definitions in mysql_types.sql.
+    for (column, iceberg) in [
+        ("ti", "int"),
+        ("tiu", "int"),
+        ("si", "int"),
+        ("siu", "int"),
+        ("mi", "int"),
+        ("miu", "long"),
+        ("i", "int"),
+        ("iu", "long"),
+        ("bi", "long"),
+        ("biu", "decimal(20, 0)"),
+        ("dec1", "decimal(30, 10)"),
+        ("dec0", "decimal(5, 0)"),
+        ("f", "float"),
+        ("d", "double"),
+        ("b1", "boolean"),
+        ("b12", "string"),
+        ("bo", "int"),
+        ("e", "string"),
+        ("st", "string"),
+        ("y", "int"),
+        ("dt", "date"),
+        ("tm", "long"),
+        ("tm3", "long"),
+        ("tm6", "long"),
+        ("dtm", "timestamp"),
+        ("dtm6", "timestamp"),
+        ("ts", "timestamptz"),
+        ("ts6", "timestamptz"),
+        ("c", "string"),
+        ("vc", "string"),
+        ("tx", "string"),
+        ("l1", "string"),
+        ("bn", "binary"),
+        ("vb", "binary"),
+        ("bl", "binary"),
+        ("js", "string"),
+        ("g", "binary"),
+    ] {
+        assert_eq!(types.get(column).map(String::as_str), Some(iceberg), "column {column}: {types:?}");
+    }
+    let log = change_log(&catalog, &table_name);
+    assert_eq!(log.len(), 3);
+    let row = log.iter().find(|r| r["id"] == json!(1)).expect("row 1");
+    let expected = json!({
+        "ti": -128, "tiu": 255, "si": -32768, "siu": 65535, "mi": -8388608, "miu": 16777215,
+        "i": -2147483648i64, "iu": 4294967295u64, "bi": i64::MIN, "biu": "18446744073709551615",
+        "dec1": "-12345678901234567890.0123456789", "dec0": "99999", "f": 1.5, "d": -2.25e300,
+        "e": "medium", "st": "a,c", "y": 2024,
+        "dt": 19724,                        // 2024-01-02
+        "tm": -3_020_399_000_000i64,         // -838:59:59
+        "tm3": 45_296_789_000i64,            // 12:34:56.789
+        "tm6": -3_723_000_004i64,            // -01:02:03.000004
+        "dtm": 1_704_164_645_000_000i64,     // 2024-01-02 03:04:05
+        "dtm6": -1,                          // 1969-12-31 23:59:59.999999
+        "ts6": 2_147_483_647_999_999i64,     // 2038-01-19 03:14:07.999999 UTC
+        "c": "ab", "vc": "héllo ☃ 😀", "l1": "café",
+        "bn": "00010203", "vb": "ff00", "bl": "deadbeef",
+        "b1": true, "b12": "101010101010", "bo": 1,
+        "ts": 1_704_164_645_000_000i64,
+        "g": "000000000101000000000000000000f03f0000000000000040",
+    });
+    let mut differ = Vec::new();
+    for (column, want) in expected.as_object().unwrap() {
+        if &row[column] != want {
+            differ.push(format!("{column}: {} (expected {want})", row[column]));
+        }
+    }
+    assert!(differ.is_empty(), "row 1 differs:\n{}", differ.join("\n"));
 }
