@@ -2,12 +2,13 @@
 //! and a local warehouse, and an independent reader — pyiceberg's
 //! SqlCatalog on the same file, through `tests/readers/iceberg_read.py` in
 //! the venv `scripts/python-env.sh` sets up (`OUTFLOW_TEST_PYTHON`) — scans
-//! the tables back as a user would. Scenarios: random inserts, updates and
-//! deletes from PostgreSQL and from MariaDB, the change log replayed per key
-//! equal to the source table; kill -9 in a busy run (no duplicates, nothing
-//! missing) and a crash at each step of a commit; ALTER TABLE mid-stream; the PostgreSQL and MySQL type corpora
-//! (golden files) with their Iceberg types and values, checked by hand against the source types; a
-//! warehouse on a local S3 server (moto).
+//! the tables back as a user would. Scenarios: random inserts, updates
+//! (key changes included) and deletes from PostgreSQL and from MariaDB, the
+//! change log replayed per key equal to the source table; kill -9 in a busy
+//! run (no duplicates, nothing missing) and a crash at each step of a
+//! commit; ALTER TABLE mid-stream; the PostgreSQL and MySQL golden type
+//! corpora with their Iceberg types and values, checked by hand against the
+//! source types; a warehouse on a local S3 server (moto).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
