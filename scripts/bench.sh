@@ -21,6 +21,8 @@
 # the default settings) on a throwaway tansu broker this script starts on
 # 127.0.0.1:56493 (from the test venv, scripts/python-env.sh); rows/s are
 # messages/s, counted once every delivery report is in.
+# BENCH_SINKS="iceberg" drains it into an Iceberg sink (SQLite catalog and
+# warehouse under $WORK/iceberg, mode append, default commit_interval).
 # BENCH_SINKS="postgres" applies it to a PostgreSQL target (database
 # bench_target on the same server, the `kind = "postgres"` apply sink), with
 # BENCH_UPDATE_PCT (default 30 when postgres is among the sinks, else 0)
@@ -65,8 +67,8 @@ if [[ "$SOURCE" == mysql ]]; then WORK="${OUTFLOW_BENCH_DIR:-/tmp/outflow-bench-
 SINKS="${BENCH_SINKS:-jsonl}"
 for kind in $SINKS; do
     case "$kind" in
-        jsonl | parquet | kafka | postgres) ;;
-        *) echo "BENCH_SINKS: unknown sink kind $kind (jsonl, parquet, kafka, postgres)" >&2; exit 2 ;;
+        jsonl | parquet | kafka | postgres | iceberg) ;;
+        *) echo "BENCH_SINKS: unknown sink kind $kind (jsonl, parquet, kafka, postgres, iceberg)" >&2; exit 2 ;;
     esac
 done
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/outflow/target}"
@@ -291,6 +293,10 @@ partitions = 3" ;;
         postgres) sink="name = \"null\"
 kind = \"postgres\"
 url = \"postgres://postgres@127.0.0.1:$PORT/bench_target\"" ;;
+        iceberg) sink="name = \"null\"
+kind = \"iceberg\"
+catalog = \"$WORK/iceberg/catalog.db\"
+warehouse = \"$WORK/iceberg/warehouse\"" ;;
     esac
     cat >"$WORK/outflow-$kind.toml" <<EOF2
 name = "bench"
@@ -371,6 +377,9 @@ if [[ " $SINKS " == *" postgres "* ]]; then
     else
         echo "postgres target equals the source (rows and md5 of every row)"
     fi
+fi
+if [[ -n "${OUT_S[iceberg]:-}" ]]; then
+    printf 'iceberg output: %s\n' "$(du -sh "$WORK/iceberg" | cut -f1)"
 fi
 if [[ -n "${OUT_S[jsonl]:-}" && -n "${OUT_S[parquet]:-}" ]]; then
     printf 'ratio parquet/jsonl: %s\n' "$(awk -v a="${OUT_S[jsonl]}" -v b="${OUT_S[parquet]}" 'BEGIN { printf "%.2f", a / b }')"

@@ -234,6 +234,7 @@ fn build_sink(cfg: &SinkConfig, ctx: SinkContext, checkpoint: Option<&serde_json
         SinkConfig::Kafka(c) => Box::new(c.build(ctx, checkpoint)?),
         SinkConfig::Parquet(c) => Box::new(c.build(ctx, checkpoint)?),
         SinkConfig::Postgres(c) => Box::new(c.build(ctx, checkpoint)?),
+        SinkConfig::Iceberg(c) => Box::new(c.build(ctx, checkpoint)?),
     })
 }
 

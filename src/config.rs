@@ -174,6 +174,7 @@ pub enum SinkConfig {
     Kafka(outflow_sinks::kafka::KafkaConfig),
     Parquet(outflow_sinks::parquet::ParquetConfig),
     Postgres(outflow_sinks::postgres::PostgresConfig),
+    Iceberg(outflow_sinks::iceberg::IcebergConfig),
 }
 
 impl SinkConfig {
@@ -183,6 +184,7 @@ impl SinkConfig {
             SinkConfig::Kafka(c) => &c.name,
             SinkConfig::Parquet(c) => &c.name,
             SinkConfig::Postgres(c) => &c.name,
+            SinkConfig::Iceberg(c) => &c.name,
         }
     }
 
@@ -192,6 +194,7 @@ impl SinkConfig {
             SinkConfig::Kafka(_) => "kafka",
             SinkConfig::Parquet(_) => "parquet",
             SinkConfig::Postgres(_) => "postgres",
+            SinkConfig::Iceberg(_) => "iceberg",
         }
     }
 }
@@ -350,6 +353,21 @@ mod tests {
         assert_eq!(c.source.slot, "outflow");
         assert_eq!(c.state.dir, PathBuf::from("./outflow-state"));
         assert_eq!(c.sinks[0].name(), "events");
+    }
+
+    #[test]
+    fn iceberg_sink_config_has_defaults_and_only_the_append_mode() {
+        let iceberg = "kind = \"iceberg\"\n catalog = \"lake/catalog.db\"\n warehouse = \"lake/wh\"";
+        let text = MINIMAL.replace("kind = \"jsonl\"\n        path = \"out.jsonl\"", iceberg);
+        let c = Config::parse(&text, "test").unwrap();
+        assert_eq!(c.sinks[0].kind(), "iceberg");
+        let SinkConfig::Iceberg(ice) = &c.sinks[0] else { panic!("{:?}", c.sinks[0]) };
+        assert_eq!(ice.mode, outflow_sinks::iceberg::Mode::Append);
+        assert_eq!(ice.catalog_name, "outflow");
+        assert_eq!(ice.commit_interval.0, std::time::Duration::from_secs(60));
+        let upsert = text.replace("catalog =", "mode = \"upsert\"\n catalog =");
+        let err = Config::parse(&upsert, "test").unwrap_err().to_string();
+        assert!(err.contains("unknown variant `upsert`, expected `append`"), "{err}");
     }
 
     #[test]

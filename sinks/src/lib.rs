@@ -2,6 +2,7 @@
 //! PostgreSQL or MySQL wire protocols.
 
 pub mod format;
+pub mod iceberg;
 pub mod jsonl;
 pub mod kafka;
 pub mod parquet;

@@ -15,6 +15,7 @@ mod check;
 mod durability;
 mod fanout;
 mod harness;
+mod iceberg;
 mod kafka;
 mod mysql_harness;
 mod mysql_snapshot;

@@ -412,9 +412,9 @@ async fn parquet_files_roll_by_rows_and_by_time() {
 }
 
 /// A moto S3 server on a free loopback port, stopped on drop.
-struct Moto {
+pub(crate) struct Moto {
     child: std::process::Child,
-    endpoint: String,
+    pub(crate) endpoint: String,
 }
 
 impl Drop for Moto {
@@ -424,7 +424,7 @@ impl Drop for Moto {
     }
 }
 
-async fn start_moto() -> Moto {
+pub(crate) async fn start_moto() -> Moto {
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let child = std::process::Command::new(python())
         .args(["-m", "moto.server", "-H", "127.0.0.1", "-p", &port.to_string()])

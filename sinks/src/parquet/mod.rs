@@ -24,6 +24,7 @@
 //! written out to their files (which stay open and uncommitted).
 
 mod manifest;
+pub mod rows;
 mod store;
 mod table;
 pub mod types;

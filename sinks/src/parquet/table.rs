@@ -17,22 +17,19 @@ use std::time::Instant;
 
 use ::parquet::arrow::ArrowWriter;
 use ::parquet::file::properties::WriterProperties;
-use arrow_array::builder::{BooleanBuilder, ListBuilder, StringBuilder, TimestampMicrosecondBuilder, UInt64Builder};
 use arrow_array::{ArrayRef, RecordBatch};
-use arrow_schema::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use arrow_schema::{Field, Schema, SchemaRef};
 use outflow_decoders::value::civil_from_days;
-use outflow_decoders::{ChangeEvent, Op, Position, TableSchema, Value};
+use outflow_decoders::{ChangeEvent, Position, TableSchema, Value};
 
 use super::manifest::CommittedFile;
+use super::rows::{RowBuffer, META_COLUMNS};
 use super::store::Store;
-use super::types::{build_array, column_field, kind_of, value_size, Kind};
+use super::types::{build_array, column_field, kind_of, Kind};
 use crate::SinkError;
 
 /// Rows buffered per partition before they become a record batch.
 pub const BATCH_ROWS: usize = 8192;
-
-/// The metadata columns every file ends with.
-pub const META_COLUMNS: [&str; 6] = ["_op", "_position", "_tx", "_source_ts", "_snapshot", "_unchanged"];
 
 pub struct TableWriter {
     /// `schema.table`, also the table's directory.
@@ -57,19 +54,6 @@ struct Part {
     file: Option<OpenFile>,
 }
 
-#[derive(Default)]
-struct RowBuffer {
-    cols: Vec<Vec<Value>>,
-    op: Vec<&'static str>,
-    position: Vec<String>,
-    tx: Vec<Option<u64>>,
-    ts: Vec<i64>,
-    snapshot: Vec<bool>,
-    /// Per row, the indexes of columns whose value the source did not send.
-    unchanged: Vec<Vec<u16>>,
-    bytes: usize,
-}
-
 struct OpenFile {
     name: String,
     dest: String,
@@ -90,14 +74,7 @@ impl TableWriter {
     pub fn new(schema: Arc<TableSchema>, mysql: bool) -> TableWriter {
         let kinds: Vec<Kind> = schema.columns.iter().map(|c| kind_of(c, mysql)).collect();
         let mut fields: Vec<Field> = schema.columns.iter().zip(&kinds).map(|(c, k)| column_field(c, k)).collect();
-        fields.extend([
-            Field::new("_op", DataType::Utf8, false),
-            Field::new("_position", DataType::Utf8, false),
-            Field::new("_tx", DataType::UInt64, true),
-            Field::new("_source_ts", DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())), false),
-            Field::new("_snapshot", DataType::Boolean, false),
-            Field::new("_unchanged", DataType::List(Arc::new(Field::new("item", DataType::Utf8, true))), false),
-        ]);
+        fields.extend(RowBuffer::meta_fields());
         let mut meta = std::collections::HashMap::new();
         meta.insert("outflow.table".to_string(), schema.id.to_string());
         meta.insert("outflow.schema_version".to_string(), schema.version.to_string());
@@ -133,35 +110,13 @@ impl TableWriter {
             buf: RowBuffer::default(),
             file: None,
         });
-        let buf = &mut part.buf;
-        if buf.cols.len() != ncols {
-            buf.cols = (0..ncols).map(|_| Vec::with_capacity(BATCH_ROWS)).collect();
+        if part.buf.cols.len() != ncols {
+            part.buf = RowBuffer::new(ncols, BATCH_ROWS);
         }
-        let row = match ev.op {
-            Op::Delete => ev.before.as_ref(),
-            Op::Truncate => None,
-            _ => ev.after.as_ref().or(ev.before.as_ref()),
-        };
-        let mut unchanged = Vec::new();
-        for (i, col) in buf.cols.iter_mut().enumerate() {
-            let v = row.and_then(|r| r.get(i)).cloned().unwrap_or(Value::Null);
-            if matches!(v, Value::Unchanged) {
-                unchanged.push(i as u16);
-            }
-            buf.bytes += value_size(&v);
-            col.push(v);
-        }
-        let position = ev.position.to_string();
-        buf.bytes += position.len() + 64 + unchanged.len() * 2;
-        buf.op.push(ev.op.code());
-        buf.position.push(position);
-        buf.tx.push(ev.source.tx_id);
-        buf.ts.push(ev.source.commit_ts_us);
-        buf.snapshot.push(ev.source.snapshot || ev.op == Op::Read);
-        buf.unchanged.push(unchanged);
+        part.buf.push(ev, ncols);
         self.rows += 1;
         self.last_position = Some(ev.position.clone());
-        if part.buf.op.len() >= BATCH_ROWS {
+        if part.buf.len() >= BATCH_ROWS {
             let (key, version) = (self.key.clone(), self.schema.version);
             write_buffer(part, &self.arrow, &self.kinds, &self.schema, (&key, version), files, next_file)?;
         }
@@ -245,7 +200,7 @@ fn write_buffer(
     next_file: &mut u64,
 ) -> Result<(), SinkError> {
     let buf = std::mem::take(&mut part.buf);
-    let rows = buf.op.len();
+    let rows = buf.len();
     if rows == 0 {
         return Ok(());
     }
@@ -260,31 +215,7 @@ fn write_buffer(
         })?;
         arrays.push(array);
     }
-    let mut op = StringBuilder::with_capacity(rows, rows);
-    let mut position = StringBuilder::with_capacity(rows, rows * 20);
-    let mut tx = UInt64Builder::with_capacity(rows);
-    let mut ts = TimestampMicrosecondBuilder::with_capacity(rows).with_timezone("UTC");
-    let mut snapshot = BooleanBuilder::with_capacity(rows);
-    let mut unchanged = ListBuilder::new(StringBuilder::new());
-    for i in 0..rows {
-        op.append_value(buf.op[i]);
-        position.append_value(&buf.position[i]);
-        tx.append_option(buf.tx[i]);
-        ts.append_value(buf.ts[i]);
-        snapshot.append_value(buf.snapshot[i]);
-        for &c in &buf.unchanged[i] {
-            unchanged.values().append_value(&schema.columns[c as usize].name);
-        }
-        unchanged.append(true);
-    }
-    arrays.push(Arc::new(op.finish()));
-    arrays.push(Arc::new(position.finish()));
-    arrays.push(Arc::new(tx.finish()));
-    arrays.push(Arc::new(ts.finish()));
-    arrays.push(Arc::new(snapshot.finish()));
-    let unchanged = unchanged.finish();
-    // ListBuilder names its child "item" and makes it nullable, as declared.
-    arrays.push(Arc::new(unchanged));
+    arrays.extend(buf.meta_arrays(schema));
     let batch = RecordBatch::try_new(arrow.clone(), arrays)
         .map_err(|e| SinkError::Data(format!("cannot assemble a record batch for {}: {e}", schema.id)))?;
 
@@ -311,7 +242,7 @@ fn write_buffer(
     f.writer.write(&batch).map_err(|e| parquet_err(&f.name, e))?;
     f.rows += rows as u64;
     f.last_position = buf.position[rows - 1].clone();
-    part.buf.cols = (0..kinds.len()).map(|_| Vec::with_capacity(BATCH_ROWS)).collect();
+    part.buf = RowBuffer::new(kinds.len(), BATCH_ROWS);
     Ok(())
 }
 
