@@ -118,12 +118,29 @@ impl Catalog {
     /// one to that table list.
     pub async fn ensure_publication(&self, name: &str, tables: &[(String, String)]) -> Result<()> {
         let list = tables.iter().map(|(s, t)| format!("{}.{}", ident(s), ident(t))).collect::<Vec<_>>().join(", ");
-        let exists = self
+        // Every kind of change, reported under the partitioned table: a
+        // publication made by hand with fewer would silently drop changes.
+        let complete = self
             .client
-            .query_opt("SELECT 1 FROM pg_publication WHERE pubname = $1", &[&name])
+            .query_opt(
+                "SELECT pubinsert AND pubupdate AND pubdelete AND pubtruncate AND pubviaroot FROM pg_publication WHERE pubname = $1",
+                &[&name],
+            )
             .await
             .map_err(|e| sql_error("reading pg_publication", &e))?
-            .is_some();
+            .map(|r| r.get::<_, bool>(0));
+        if complete == Some(false) {
+            let sql = format!(
+                "ALTER PUBLICATION {} SET (publish = 'insert, update, delete, truncate', publish_via_partition_root = true)",
+                ident(name)
+            );
+            self.client
+                .batch_execute(&sql)
+                .await
+                .map_err(|e| privilege_hint(sql_error("updating the publication", &e)))?;
+            tracing::info!(publication = name, "set the publication to publish every change");
+        }
+        let exists = complete.is_some();
         if !exists {
             let sql =
                 format!("CREATE PUBLICATION {} FOR TABLE {list} WITH (publish_via_partition_root = true)", ident(name));
