@@ -120,15 +120,27 @@ impl Catalog {
         let list = tables.iter().map(|(s, t)| format!("{}.{}", ident(s), ident(t))).collect::<Vec<_>>().join(", ");
         // Every kind of change, reported under the partitioned table: a
         // publication made by hand with fewer would silently drop changes.
-        let complete = self
+        let found = self
             .client
             .query_opt(
-                "SELECT pubinsert AND pubupdate AND pubdelete AND pubtruncate AND pubviaroot FROM pg_publication WHERE pubname = $1",
+                "SELECT pubinsert AND pubupdate AND pubdelete AND pubtruncate AND pubviaroot, puballtables \
+                 FROM pg_publication WHERE pubname = $1",
                 &[&name],
             )
             .await
             .map_err(|e| sql_error("reading pg_publication", &e))?
-            .map(|r| r.get::<_, bool>(0));
+            .map(|r| (r.get::<_, bool>(0), r.get::<_, bool>(1)));
+        if let Some((_, true)) = found {
+            // Its table list cannot be set, and it would stream every table.
+            return Err(Error::fatal(
+                format!("publication {name:?} is defined FOR ALL TABLES, not for the configured tables"),
+                format!(
+                    "set [source] publication to a name no publication has (outflow creates it), or DROP PUBLICATION {};",
+                    ident(name)
+                ),
+            ));
+        }
+        let complete = found.map(|(complete, _)| complete);
         if complete == Some(false) {
             let sql = format!(
                 "ALTER PUBLICATION {} SET (publish = 'insert, update, delete, truncate', publish_via_partition_root = true)",
