@@ -11,12 +11,12 @@ use outflow_decoders::TableId;
 use outflow_sinks::{Sink, SinkContext};
 use tokio_util::sync::CancellationToken;
 
-use crate::config::{Config, SinkConfig, SnapshotMode};
+use crate::config::{Config, SinkConfig, SnapshotMode, SourceKind};
 use crate::error::{Error, Result};
 use crate::pipeline::{spawn_sink, SinkHandle, SinkStart};
 use crate::snapshot::SnapshotPlan;
 use crate::source::{Purpose, Source};
-use crate::state::{StateDir, TableSnapshot};
+use crate::state::{SourceIdentity, StateDir, TableSnapshot};
 
 #[derive(Debug, Parser)]
 #[command(name = "outflow", version, about = "Change-data-capture from PostgreSQL to JSONL, Kafka and Parquet")]
@@ -155,20 +155,15 @@ async fn run(config_path: &Path, until_caught_up: bool) -> Result<()> {
     let identity = state.source_identity()?;
     let has_offsets = starts.iter().any(|(o, _)| o.is_some());
 
+    // A directory of another source is refused before anything is created
+    // on this one (PostgreSQL: the publication and the slot).
+    if let (Some(known), SourceKind::Postgres) = (&identity, config.source.kind) {
+        check_identity(&state, known, &crate::pg::source::probe_identity(&config.source).await?)?;
+    }
     let mut source = Source::prepare(&config.source, Purpose::Run { has_offsets }).await?;
     let this = source.identity();
-    match identity {
-        Some(known) if known != this => {
-            return Err(Error::fatal(
-                format!(
-                    "state directory {} belongs to another source (system {} database {:?} slot {:?}), not this one (system {} database {:?} slot {:?})",
-                    state.path().display(), known.system_identifier, known.database, known.slot,
-                    this.system_identifier, this.database, this.slot
-                ),
-                "point [state] dir at this source's own directory",
-            ))
-        }
-        Some(_) => {}
+    match &identity {
+        Some(known) => check_identity(&state, known, &this)?,
         None => state.write_source_identity(&this)?,
     }
 
@@ -211,6 +206,21 @@ async fn run(config_path: &Path, until_caught_up: bool) -> Result<()> {
     source.stream(&mut handles, Some(&state), until_caught_up, stop).await?;
     report_done(&handles);
     Ok(())
+}
+
+/// Refuses a state directory that belongs to another source.
+fn check_identity(state: &StateDir, known: &SourceIdentity, this: &SourceIdentity) -> Result<()> {
+    if known == this {
+        return Ok(());
+    }
+    Err(Error::fatal(
+        format!(
+            "state directory {} belongs to another source ({} system {} database {:?} slot {:?}), not this one ({} system {} database {:?} slot {:?})",
+            state.path().display(), known.kind, known.system_identifier, known.database, known.slot,
+            this.kind, this.system_identifier, this.database, this.slot
+        ),
+        "point [state] dir at this source's own directory (nothing was changed in either)",
+    ))
 }
 
 async fn tail(config_path: &Path, until_caught_up: bool) -> Result<()> {

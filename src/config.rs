@@ -212,7 +212,7 @@ impl Config {
 
     pub fn parse(text: &str, origin: &str) -> Result<Config> {
         let expanded = expand_env(text)?;
-        let config: Config = toml::from_str(&expanded).map_err(|e| config_error(origin, &e))?;
+        let config: Config = toml::from_str(&expanded).map_err(|e| config_error(origin, text, &expanded, &e))?;
         config.validate()?;
         Ok(config)
     }
@@ -253,6 +253,12 @@ impl Config {
                 "remove wal_warn_bytes: MySQL keeps binlogs by age (binlog_expire_logs_seconds), not per consumer",
             ));
         }
+        // The URL is parsed now, so a malformed one is a config error before
+        // anything is created (state directory, slot, publication).
+        match self.source.kind {
+            SourceKind::Postgres => crate::pg::params::PgParams::from_url(&self.source.url).map(|_| ())?,
+            SourceKind::Mysql => crate::mysql::catalog::parse_url(&self.source.url).map(|_| ())?,
+        }
         if let Some(admin) = &self.admin {
             admin.addr()?;
         }
@@ -275,6 +281,19 @@ impl Config {
                 format!("two [[sink]] entries are named {:?}", w[0]),
                 "give every sink a unique name: its offsets are stored under it",
             ));
+        }
+        for sink in &self.sinks {
+            // What each sink would refuse in `build()`, checked before the
+            // source is touched, as a config error.
+            let checked = match sink {
+                SinkConfig::Jsonl(_) => Ok(()),
+                SinkConfig::Kafka(c) => c.validate(),
+                SinkConfig::Parquet(c) => c.validate(),
+                SinkConfig::Postgres(c) => c.validate(),
+            };
+            checked.map_err(|e| {
+                Error::config(e.to_string(), format!("fix the [[sink]] named {:?} in the config", sink.name()))
+            })?;
         }
         for name in names {
             if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
@@ -312,13 +331,56 @@ fn expand_env(text: &str) -> Result<String> {
     Ok(out)
 }
 
-/// Turns a toml/serde error into one line, suggesting the nearest key for
-/// unknown fields.
-fn config_error(origin: &str, e: &toml::de::Error) -> Error {
-    let message = e.message().trim().to_string();
+/// Turns a toml/serde error into one line naming the line it is about (as
+/// written, before `${VAR}` expansion, so no secret is shown), suggesting the
+/// nearest key for unknown fields.
+fn config_error(origin: &str, written: &str, expanded: &str, e: &toml::de::Error) -> Error {
+    let message = e.message().trim().replace('\n', " ");
     let hint =
         unknown_field_hint(&message).unwrap_or_else(|| "see the configuration reference in README.md".to_string());
-    Error::config(format!("invalid config {origin}: {message}"), hint)
+    // Expansion happens inside lines, so line numbers agree in both texts.
+    let line_of = |at: usize| expanded.as_bytes()[..at.min(expanded.len())].iter().filter(|b| **b == b'\n').count();
+    let place = e
+        .span()
+        .map(|span| {
+            let (first, last) = (line_of(span.start), line_of(span.end));
+            // A value inside a `[[sink]]` is reported for the whole table
+            // (its `kind` picks the type, which loses the place): take the
+            // table's line that holds the value the message quotes, when
+            // only one does.
+            let lines: Vec<usize> = quoted_value(&message)
+                .map(|v| (first..=last).filter(|&n| written.lines().nth(n).is_some_and(|l| assigns(l, &v))).collect())
+                .unwrap_or_default();
+            if lines.len() == 1 {
+                lines[0]
+            } else {
+                first
+            }
+        })
+        .and_then(|line| written.lines().nth(line).map(|text| (line + 1, text.trim())))
+        .map(|(number, text)| {
+            let text: String = text.chars().take(80).collect();
+            format!(", line {number} `{text}`")
+        })
+        .unwrap_or_default();
+    Error::config(format!("invalid config {origin}{place}: {message}"), hint)
+}
+
+/// The value a serde message quotes: `"1 fortnight" is not ...`, `invalid
+/// type: string "x"`, `invalid value: integer `-5``, `-1 is negative`.
+fn quoted_value(message: &str) -> Option<String> {
+    if let Some((_, rest)) = message.split_once('"') {
+        return rest.split_once('"').map(|(v, _)| format!("\"{v}\""));
+    }
+    if let Some((_, rest)) = message.split_once("integer `") {
+        return rest.split_once('`').map(|(v, _)| v.to_string());
+    }
+    message.split_once(" is negative").map(|(v, _)| v.to_string())
+}
+
+/// Whether `line` is `key = value` with exactly `value`.
+fn assigns(line: &str, value: &str) -> bool {
+    line.split_once('=').is_some_and(|(_, v)| v.split('#').next().unwrap_or("").trim() == value)
 }
 
 /// serde says "unknown field `slott`, expected one of `kind`, `url`, ...":
@@ -433,6 +495,25 @@ mod tests {
         assert!(Config::parse(&MINIMAL.replace("tables =", "wal_warn_bytes = \"lots\"\n tables ="), "test").is_err());
         let mysql = MINIMAL.replace("\"postgres\"", "\"mysql\"").replace("tables =", "wal_warn_bytes = 5\n tables =");
         assert!(Config::parse(&mysql, "test").is_err());
+    }
+
+    #[test]
+    fn value_errors_name_their_line_as_written() {
+        std::env::set_var("OUTFLOW_TEST_CFG_SECRET", "hunter2");
+        let text = MINIMAL.replace("postgres://u@", "postgres://u:${OUTFLOW_TEST_CFG_SECRET}@")
+            + "[snapshot]\nchunk_size = \"lots\"\n";
+        let err = Config::parse(&text, "t.toml").unwrap_err();
+        assert!(err.message.contains("line 11 `chunk_size = \"lots\"`"), "{}", err.message);
+        // A value of a sink (an internally tagged table) is found by its text.
+        let text = format!("{MINIMAL}roll_bytes = -1\n").replace("\"jsonl\"", "\"parquet\"");
+        let err = Config::parse(&text, "t.toml").unwrap_err();
+        assert!(err.message.contains("`roll_bytes = -1`: -1 is negative"), "{}", err.message);
+        // The line is shown as written: no expanded secret.
+        let text = MINIMAL
+            .replace("postgres://u@", "postgres://u:${OUTFLOW_TEST_CFG_SECRET}@")
+            .replace("tables = [\"public.orders\"]", "tables = 5");
+        let err = Config::parse(&text, "t.toml").unwrap_err();
+        assert!(!err.message.contains("hunter2"), "{}", err.message);
     }
 
     #[test]

@@ -341,10 +341,13 @@ impl Worker {
 }
 
 fn sink_error(name: &str, e: outflow_sinks::SinkError) -> Error {
-    Error::fatal(
-        format!("sink {name:?} failed: {e}"),
-        "fix the sink's destination; outflow resumes from its last committed offset",
-    )
+    let full = matches!(&e, outflow_sinks::SinkError::Io { source, .. } if source.raw_os_error() == Some(libc::ENOSPC));
+    let hint = if full {
+        "free space on the sink's file system and run again; outflow resumes from its last committed offset (what was written after it is replaced)"
+    } else {
+        "fix the sink's destination; outflow resumes from its last committed offset"
+    };
+    Error::fatal(format!("sink {name:?} failed: {e}"), hint)
 }
 
 impl SinkHandle {

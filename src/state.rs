@@ -265,10 +265,36 @@ fn read_lock_info(path: &Path) -> Option<LockInfo> {
 }
 
 fn corrupt(path: &Path, why: &str) -> Error {
-    Error::fatal(
-        format!("state file {} is corrupt: {why}", path.display()),
-        "restore it from a backup, or remove it to start that sink over (it will replay from the slot)",
-    )
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+    let in_dir = |dir: &str| path.parent().and_then(|p| p.file_name()).is_some_and(|d| d == dir);
+    // What removing the file costs differs per file.
+    let hint = if in_dir("sinks") {
+        "restore it from a backup, or remove it to start that sink over (it takes a new snapshot, then streams from the slot or binlog)"
+    } else if in_dir("schemas") {
+        "restore it from a backup, or remove it (it only holds the table's schema history; it starts again)"
+    } else if name == "source.json" {
+        "restore it from a backup, or remove it if this directory belongs to the configured source (it is written again)"
+    } else {
+        "restore it from a backup, or remove it"
+    };
+    Error::fatal(format!("state file {} is corrupt: {why}", path.display()), hint)
+}
+
+/// Parses the bytes of the state file at `path` (named in errors). An
+/// empty or cut-off file is corrupt, never "no state". Pure: the fuzz
+/// target `state` runs every state file type through it.
+pub fn parse_state<T: DeserializeOwned>(path: &Path, bytes: &[u8]) -> Result<T> {
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Err(corrupt(path, &format!("it is empty ({} bytes)", bytes.len())));
+    }
+    serde_json::from_slice(bytes).map_err(|e| corrupt(path, &e.to_string()))
+}
+
+/// A sink offset file as `run` reads it: the JSON, then its position.
+pub fn parse_sink_offset(path: &Path, bytes: &[u8]) -> Result<(SinkOffset, Position)> {
+    let offset: SinkOffset = parse_state(path, bytes)?;
+    let position = offset.position(path)?;
+    Ok((offset, position))
 }
 
 /// Reads a JSON state file; a missing file is `None`, an unreadable or
@@ -284,7 +310,7 @@ pub fn read_json<T: DeserializeOwned>(path: &Path) -> Result<Option<T>> {
             ))
         }
     };
-    serde_json::from_slice(&bytes).map(Some).map_err(|e| corrupt(path, &e.to_string()))
+    parse_state(path, &bytes).map(Some)
 }
 
 /// Writes `value` to `path` atomically: temp file, fsync, rename, fsync dir.
@@ -360,6 +386,21 @@ mod tests {
         let err = state.sink_offset("a").unwrap_err();
         assert!(err.message.contains(&path.display().to_string()), "{}", err.message);
         assert_eq!(fs::read(&path).unwrap(), b"{\"position\": garbage");
+    }
+
+    #[test]
+    fn empty_and_cut_off_files_are_corrupt_and_named() {
+        let path = Path::new("state/sinks/events.json");
+        for bytes in [&b""[..], b"\n", b"{\"position\": \"lsn:0/10\", \"ev"] {
+            let err = parse_state::<SinkOffset>(path, bytes).unwrap_err();
+            assert!(err.message.contains("state/sinks/events.json is corrupt"), "{}", err.message);
+            assert!(err.hint().unwrap().contains("start that sink over"), "{:?}", err.hint());
+        }
+        let err = parse_state::<SourceIdentity>(Path::new("state/source.json"), b"").unwrap_err();
+        assert!(err.message.contains("empty"), "{}", err.message);
+        assert!(err.hint().unwrap().contains("written again"), "{:?}", err.hint());
+        let bad_position = br#"{"position": "lsn:zz", "events": 0, "committed_at": "x"}"#;
+        assert!(parse_sink_offset(path, bad_position).is_err());
     }
 
     #[test]

@@ -118,12 +118,41 @@ impl Catalog {
     /// one to that table list.
     pub async fn ensure_publication(&self, name: &str, tables: &[(String, String)]) -> Result<()> {
         let list = tables.iter().map(|(s, t)| format!("{}.{}", ident(s), ident(t))).collect::<Vec<_>>().join(", ");
-        let exists = self
+        // Every kind of change, reported under the partitioned table: a
+        // publication made by hand with fewer would silently drop changes.
+        let found = self
             .client
-            .query_opt("SELECT 1 FROM pg_publication WHERE pubname = $1", &[&name])
+            .query_opt(
+                "SELECT pubinsert AND pubupdate AND pubdelete AND pubtruncate AND pubviaroot, puballtables \
+                 FROM pg_publication WHERE pubname = $1",
+                &[&name],
+            )
             .await
             .map_err(|e| sql_error("reading pg_publication", &e))?
-            .is_some();
+            .map(|r| (r.get::<_, bool>(0), r.get::<_, bool>(1)));
+        if let Some((_, true)) = found {
+            // Its table list cannot be set, and it would stream every table.
+            return Err(Error::fatal(
+                format!("publication {name:?} is defined FOR ALL TABLES, not for the configured tables"),
+                format!(
+                    "set [source] publication to a name no publication has (outflow creates it), or DROP PUBLICATION {};",
+                    ident(name)
+                ),
+            ));
+        }
+        let complete = found.map(|(complete, _)| complete);
+        if complete == Some(false) {
+            let sql = format!(
+                "ALTER PUBLICATION {} SET (publish = 'insert, update, delete, truncate', publish_via_partition_root = true)",
+                ident(name)
+            );
+            self.client
+                .batch_execute(&sql)
+                .await
+                .map_err(|e| privilege_hint(sql_error("updating the publication", &e)))?;
+            tracing::info!(publication = name, "set the publication to publish every change");
+        }
+        let exists = complete.is_some();
         if !exists {
             let sql =
                 format!("CREATE PUBLICATION {} FOR TABLE {list} WITH (publish_via_partition_root = true)", ident(name));

@@ -162,6 +162,16 @@ impl ReplicationConn {
                             format!("database {:?} does not exist on {}", params.dbname, self.display),
                             "fix the database name in [source] url",
                         ),
+                        "42501" => Error::fatal(
+                            format!(
+                                "user {:?} lacks the REPLICATION privilege on {}: {}",
+                                params.user, self.display, e.message
+                            ),
+                            format!(
+                                "ALTER ROLE {} WITH REPLICATION; (on managed services, grant their replication role)",
+                                super::catalog::ident(&params.user)
+                            ),
+                        ),
                         _ => server_error("replication connection startup failed", &e),
                     });
                 }

@@ -474,6 +474,19 @@ impl PgSource {
     }
 }
 
+/// Which server, database and slot `cfg` points at, read without
+/// creating anything (to compare with a state directory's `source.json`).
+pub async fn probe_identity(cfg: &SourceConfig) -> Result<crate::state::SourceIdentity> {
+    let params = PgParams::from_url(&cfg.url)?;
+    let catalog = Catalog::connect(&params).await?;
+    Ok(crate::state::SourceIdentity {
+        kind: "postgres".into(),
+        system_identifier: catalog.system_identifier().await?,
+        database: params.dbname.clone(),
+        slot: cfg.slot.clone(),
+    })
+}
+
 /// A run id for watermarks: differs between runs (pid, clock, random hasher keys).
 fn rand_seed() -> u64 {
     use std::hash::{BuildHasher, Hasher};

@@ -565,6 +565,19 @@ impl RunningOutflow {
         std::fs::read_to_string(&self.stderr_path).unwrap_or_default()
     }
 
+    /// Waits (up to `timeout`) for the process to exit on its own.
+    pub async fn wait_exit(mut self, timeout: Duration) -> Outcome {
+        let status = tokio::time::timeout(timeout, self.child.wait())
+            .await
+            .unwrap_or_else(|_| panic!("outflow did not exit within {timeout:?}; stderr:\n{}", self.stderr()))
+            .expect("waiting for outflow");
+        Outcome {
+            code: status.code(),
+            stdout: std::fs::read_to_string(&self.stdout_path).unwrap_or_default(),
+            stderr: self.stderr(),
+        }
+    }
+
     /// SIGKILL, no chance to clean up; waits until the process is gone.
     pub async fn kill9(&mut self) {
         self.child.start_kill().expect("sending SIGKILL");

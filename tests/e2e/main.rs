@@ -3,19 +3,27 @@
 //! read back by an independent reader. Run through `scripts/test.sh`.
 //!
 //! One test binary (fast to link, one process), one module per area, e.g.
-//! `admin` (the HTTP server's health, status and metrics), `bad_input` (user
-//! mistakes give one clear error line, never a panic) and `pg_stream`
+//! `admin` (the HTTP server's health, status and metrics), `bad_input` and
+//! `bad_config`/`bad_state`/`bad_source`/`bad_mysql`/`bad_disk` (the
+//! bad-input matrix: each bad input gives its error line and hint and exit
+//! code, with the state intact) and `pg_stream`
 //! (PostgreSQL changes arrive complete, ordered and rendered the Debezium
 //! way).
 
 mod admin;
+mod bad_config;
+mod bad_disk;
 mod bad_input;
+mod bad_mysql;
+mod bad_source;
+mod bad_state;
 mod chaos;
 mod check;
 mod durability;
 mod fanout;
 mod harness;
 mod iceberg;
+mod intact;
 mod kafka;
 mod mysql_harness;
 mod mysql_snapshot;

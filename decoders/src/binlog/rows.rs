@@ -372,7 +372,9 @@ fn date_value(year: i64, month: u32, day: u32, micros_of_day: i64) -> Value {
 fn text_or_bytes(bytes: &[u8], charset: u16) -> Value {
     match charset {
         BINARY_CHARSET => Value::Bytes(bytes.to_vec()),
-        5 | 8 | 15 | 31 | 47 | 48 | 49 | 94 => Value::Text(bytes.iter().map(|b| cp1252(*b)).collect()),
+        // The latin1 collations' ids, MariaDB's NO PAD ones (1032
+        // latin1_swedish_nopad_ci, 1071 latin1_nopad_bin) included.
+        5 | 8 | 15 | 31 | 47 | 48 | 49 | 94 | 1032 | 1071 => Value::Text(bytes.iter().map(|b| cp1252(*b)).collect()),
         _ => Value::Text(match std::str::from_utf8(bytes) {
             Ok(s) => s.to_owned(),
             Err(_) => String::from_utf8_lossy(bytes).into_owned(),

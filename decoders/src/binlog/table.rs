@@ -14,11 +14,14 @@
 //!   character columns (BLOB/TEXT included: charset 63 means binary), and
 //!   ENUM/SET charsets in their own list; each list is consumed in column
 //!   order, skipping columns it does not cover.
+//! - ENUM/SET label lists are parsed here, bounded by the bytes present
+//!   (a count as sent could ask mysql_common for any allocation).
 //! - A TableMap carries no NOT NULL information beyond its null bitmask and
 //!   no declared display widths: `TINYINT(1)` and `BOOL` look the same.
 
 use mysql_common::binlog::events::{OptionalMetaExtractor, OptionalMetadataField, TableMapEvent};
 use mysql_common::constants::ColumnType;
+use mysql_common::proto::MySerialize;
 
 use crate::model::{numeric_typmod, ColumnSchema, TableId, TableSchema};
 use crate::DecodeError;
@@ -67,18 +70,17 @@ pub fn shape_from_table_map(tme: &TableMapEvent<'_>) -> Result<TableShape, Decod
     }
     let (mut enum_labels, mut set_labels) = (Vec::new(), Vec::new());
     for field in tme.iter_optional_meta() {
+        // The label lists are read by hand (see `label_lists`); mysql_common
+        // only hands over their raw bytes here.
+        let mut raw = Vec::new();
         match field.map_err(|e| bad(&id, e.to_string()))? {
             OptionalMetadataField::EnumStrValue(values) => {
-                for v in values.iter_values() {
-                    let v = v.map_err(|e| bad(&id, e.to_string()))?;
-                    enum_labels.push(v.values().iter().map(|l| l.value().into_owned()).collect::<Vec<_>>());
-                }
+                values.serialize(&mut raw);
+                enum_labels.extend(label_lists(&raw).map_err(|e| bad(&id, format!("ENUM labels: {e}")))?);
             }
             OptionalMetadataField::SetStrValue(values) => {
-                for v in values.iter_values() {
-                    let v = v.map_err(|e| bad(&id, e.to_string()))?;
-                    set_labels.push(v.values().iter().map(|l| l.value().into_owned()).collect::<Vec<_>>());
-                }
+                values.serialize(&mut raw);
+                set_labels.extend(label_lists(&raw).map_err(|e| bad(&id, format!("SET labels: {e}")))?);
             }
             _ => {}
         }
@@ -124,6 +126,59 @@ pub fn shape_from_table_map(tme: &TableMapEvent<'_>) -> Result<TableShape, Decod
         codecs.push(ColumnCodec { ty, meta, unsigned, charset, labels });
     }
     Ok(TableShape { id, columns, codecs })
+}
+
+/// The ENUM_STR_VALUE / SET_STR_VALUE optional metadata: per ENUM (SET)
+/// column, a length-encoded label count, then each label as a
+/// length-encoded string.
+///
+/// Hand-written, not mysql_common's `iter_values`: that one reserves
+/// `Vec::with_capacity(count)` from the count as sent, so an absurd count
+/// panicked ("capacity overflow", found by the binlog fuzz target). Here a
+/// count larger than the bytes left (each label takes at least its length
+/// byte) is an error, and nothing is reserved from it.
+pub(super) fn label_lists(mut raw: &[u8]) -> Result<Vec<Vec<String>>, String> {
+    let mut lists = Vec::new();
+    while !raw.is_empty() {
+        let count = lenenc_int(&mut raw)?;
+        if count > raw.len() as u64 {
+            return Err(format!("{count} labels announced, {} bytes left", raw.len()));
+        }
+        let mut labels = Vec::new();
+        for _ in 0..count {
+            let len = lenenc_int(&mut raw)?;
+            if len > raw.len() as u64 {
+                return Err(format!("a {len}-byte label, {} bytes left", raw.len()));
+            }
+            let (label, rest) = raw.split_at(len as usize);
+            labels.push(String::from_utf8_lossy(label).into_owned());
+            raw = rest;
+        }
+        lists.push(labels);
+    }
+    Ok(lists)
+}
+
+/// A MySQL length-encoded integer (1, 3, 4 or 9 bytes), advancing `raw`.
+fn lenenc_int(raw: &mut &[u8]) -> Result<u64, String> {
+    let (&first, rest) = raw.split_first().ok_or("a length is missing")?;
+    let width = match first {
+        0..=0xfa => {
+            *raw = rest;
+            return Ok(u64::from(first));
+        }
+        0xfc => 2,
+        0xfd => 3,
+        0xfe => 8,
+        _ => return Err(format!("{first:#x} does not start a length")),
+    };
+    if rest.len() < width {
+        return Err("a length is cut short".into());
+    }
+    let mut bytes = [0u8; 8];
+    bytes[..width].copy_from_slice(&rest[..width]);
+    *raw = &rest[width..];
+    Ok(u64::from_le_bytes(bytes))
 }
 
 /// Metadata byte counts the value decoder indexes into.

@@ -92,3 +92,33 @@ fn fuzz_regression_empty_row_images_are_an_error_not_a_loop() {
     let data = include_bytes!("../../../fuzz/regressions/binlog/empty-row-image-loop");
     assert!(decode_bytes(data).is_err());
 }
+
+/// Fuzz finding (binlog target): a TableMap whose optional metadata
+/// announces an absurd ENUM label count made mysql_common reserve that many
+/// labels up front and panic ("capacity overflow"). The label lists are
+/// parsed by hand now, bounded by the bytes present: an error.
+#[test]
+fn fuzz_regression_absurd_enum_label_count_is_an_error() {
+    let data = include_bytes!("../../../fuzz/regressions/binlog/enum-labels-capacity-overflow");
+    assert!(decode_bytes(data).is_err());
+}
+
+/// The hand-written ENUM/SET label reader: real lists decode, and every
+/// count or length beyond the bytes present is an error.
+#[test]
+fn enum_and_set_label_lists_are_bounded_by_their_bytes() {
+    use super::table::label_lists;
+    // Two columns: ('small','large') and ('a').
+    let raw = b"\x02\x05small\x05large\x01\x01a";
+    assert_eq!(label_lists(raw).unwrap(), vec![vec!["small".to_string(), "large".to_string()], vec!["a".to_string()]]);
+    assert_eq!(label_lists(b"").unwrap(), Vec::<Vec<String>>::new());
+    // A 2-byte length (0xfc) for a 300-byte label.
+    let mut long = vec![1u8, 0xfc, 0x2c, 0x01];
+    long.extend(std::iter::repeat_n(b'x', 300));
+    assert_eq!(label_lists(&long).unwrap()[0][0].len(), 300);
+    // An 8-byte count of 2^63 labels, a label longer than the input, cut-off lengths.
+    assert!(label_lists(b"\xfe\x00\x00\x00\x00\x00\x00\x00\x80\x01a").is_err());
+    assert!(label_lists(b"\x01\x09abc").is_err());
+    assert!(label_lists(b"\x01\xfd\x01").is_err());
+    assert!(label_lists(b"\xff").is_err());
+}

@@ -109,6 +109,12 @@ fn default_placeholder() -> String {
 const OWNED: &[&str] = &["bootstrap.servers", "metadata.broker.list", "enable.idempotence", "partitioner"];
 
 impl KafkaConfig {
+    /// The settings checks `build()` makes, without connecting: for config
+    /// validation before anything runs.
+    pub fn validate(&self) -> Result<(), SinkError> {
+        self.check().map(|_| ())
+    }
+
     pub(crate) fn check(&self) -> Result<TopicTemplate, SinkError> {
         let bad = |what: String| SinkError::Data(format!("sink {:?}: {what}", self.name));
         if self.brokers.trim().is_empty() {

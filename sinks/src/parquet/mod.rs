@@ -130,10 +130,12 @@ impl<'de> Deserialize<'de> for ByteSize {
         #[serde(untagged)]
         enum Raw {
             N(u64),
+            Negative(i64),
             S(String),
         }
         match Raw::deserialize(d)? {
             Raw::N(n) => Ok(ByteSize(n)),
+            Raw::Negative(n) => Err(serde::de::Error::custom(format!("{n} is negative; a size is at least 0"))),
             Raw::S(s) => parse_size(&s).map(ByteSize).ok_or_else(|| {
                 serde::de::Error::custom(format!(
                     "{s:?} is not a size; write e.g. \"256MB\", \"1GiB\" or a number of bytes"
@@ -171,10 +173,12 @@ impl<'de> Deserialize<'de> for Interval {
         #[serde(untagged)]
         enum Raw {
             N(u64),
+            Negative(i64),
             S(String),
         }
         match Raw::deserialize(d)? {
             Raw::N(n) => Ok(Interval(Duration::from_secs(n))),
+            Raw::Negative(n) => Err(serde::de::Error::custom(format!("{n} is negative; a duration is at least 0"))),
             Raw::S(s) => parse_interval(&s).map(Interval).ok_or_else(|| {
                 serde::de::Error::custom(format!("{s:?} is not a duration; write e.g. \"30s\", \"5m\" or \"1h\""))
             }),
@@ -231,6 +235,16 @@ pub struct ParquetSink {
 }
 
 impl ParquetConfig {
+    /// The settings checks `build()` makes, without opening the store.
+    pub fn validate(&self) -> Result<(), SinkError> {
+        if let (Compression::Zstd, Some(level)) = (self.compression, self.compression_level) {
+            ZstdLevel::try_new(level).map_err(|e| {
+                SinkError::Data(format!("sink {:?}: compression_level = {level}: {e}; use 1..=22", self.name))
+            })?;
+        }
+        Ok(())
+    }
+
     /// Opens the store and recovers: completes an interrupted commit, deletes
     /// uncommitted files, and loads the per-table positions to skip.
     pub fn build(&self, ctx: SinkContext, checkpoint: Option<&Checkpoint>) -> Result<ParquetSink, SinkError> {

@@ -71,14 +71,20 @@ fn default_batch_rows() -> usize {
 }
 
 impl PostgresConfig {
-    /// Connects, makes sure the offsets table exists and reads this sink's row.
-    pub fn build(&self, ctx: SinkContext, _checkpoint: Option<&Json>) -> Result<PostgresSink, SinkError> {
+    /// The settings checks `build()` makes, without connecting.
+    pub fn validate(&self) -> Result<(), SinkError> {
         if self.batch_rows == 0 {
             return Err(SinkError::fatal(
                 format!("sink {:?}: batch_rows must be at least 1", self.name),
                 "e.g. batch_rows = 50000",
             ));
         }
+        Ok(())
+    }
+
+    /// Connects, makes sure the offsets table exists and reads this sink's row.
+    pub fn build(&self, ctx: SinkContext, _checkpoint: Option<&Json>) -> Result<PostgresSink, SinkError> {
+        self.validate()?;
         if tokio::runtime::Handle::try_current().is_ok() {
             std::thread::scope(|s| s.spawn(|| self.build_blocking(ctx)).join())
                 .unwrap_or_else(|_| Err(SinkError::Data("the postgres sink's setup thread panicked".into())))
