@@ -146,11 +146,16 @@ impl PgSource {
         stop: CancellationToken,
     ) -> Result<()> {
         let target = if until_caught_up { Some(self.catalog.wal_insert_end().await?) } else { None };
-        self.start_replication(sinks).await?;
+        // The server may restart between this run's setup and here (the
+        // sinks' start takes a while): a lost connection is retried below.
+        let started = self.start_replication(sinks).await;
         let retention =
             tokio::spawn(super::retention::watch(self.params.clone(), self.slot.clone(), self.wal_warn_bytes));
 
-        let mut result = self.pump(sinks, state, target, &stop).await;
+        let mut result = match started {
+            Ok(()) => self.pump(sinks, state, target, &stop).await,
+            Err(e) => Err(e),
+        };
         // A lost connection (server restart, network) is retried with backoff
         // while the sinks keep their place: they skip what the server resends.
         // A snapshot in flight is not: its chunks are tied to the old stream.
