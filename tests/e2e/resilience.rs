@@ -3,8 +3,8 @@
 //! server, PostgreSQL and MariaDB), and SIGTERM during a snapshot and during
 //! busy streaming, and a real restart of a PostgreSQL server of the test's
 //! own (`pg_ctl restart`) and of a MariaDB of its own (both from
-//! [`crate::own_servers`]), and a fast shutdown of that PostgreSQL while a
-//! Parquet sink holds rows in an open file. Each ends with every change
+//! [`crate::own_servers`]), also while a run starts, and a fast shutdown of
+//! that PostgreSQL while a Parquet sink holds rows in an open file. Each ends with every change
 //! exactly once in the sink.
 
 use std::process::Stdio;
@@ -16,6 +16,7 @@ use serde_json::Value;
 
 use crate::durability::{assert_exactly_once_in_order, created_ids};
 use crate::harness::{changes, env_var, wait_for, write_rows, Outflow, TestDb, RUN_TIMEOUT, SHORT};
+use crate::kafka::{brokers, records, signal_broker, unique_name, ContinueBroker};
 use crate::mysql_harness::{MyDb, MyOutflow};
 use crate::own_servers::{OwnMariaDb, OwnPg};
 use crate::parquet::read_lake;
@@ -288,6 +289,57 @@ async fn a_postgres_fast_shutdown_is_not_held_up_by_a_parquet_file_waiting_to_ro
     .await;
     tokio::time::timeout(STOP_WITHIN, run.sigterm_and_wait()).await.expect("exit after SIGTERM").assert_success();
     assert_exactly_once_in_order(&ids(&read_lake(&lake, &[])), 100);
+}
+
+/// A restart between the source's setup and its first START_REPLICATION —
+/// here while the Kafka sink waits for a frozen broker — is retried like a
+/// lost connection instead of ending the run (found by the chaos run).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_postgres_restart_while_the_sinks_start_is_retried() {
+    let pg = OwnPg::start();
+    let (client, conn) = tokio_postgres::connect(&pg.url(), tokio_postgres::NoTls).await.expect("connect");
+    tokio::spawn(conn);
+    client.batch_execute("CREATE TABLE t (id bigint PRIMARY KEY, payload text)").await.unwrap();
+    let (url, name) = (pg.url(), unique_name("starting"));
+    let outflow = Outflow::raw(|dir| {
+        format!(
+            "name = {name:?}\n[source]\nkind = \"postgres\"\nurl = {url:?}\ntables = [\"public.t\"]\nslot = \"starting\"\n\
+             [state]\ndir = {:?}\n[[sink]]\nname = \"bus\"\nkind = \"kafka\"\nbrokers = {:?}\n",
+            dir.join("state"),
+            brokers()
+        )
+    });
+    outflow.run_until_caught_up().await.assert_success();
+    client.batch_execute("INSERT INTO t SELECT g, 'x' FROM generate_series(1, 100) g").await.unwrap();
+    drop(client);
+
+    signal_broker(libc::SIGSTOP);
+    let resume = ContinueBroker;
+    let mut run = outflow.spawn_run();
+    wait_for(SHORT, "outflow's replication connection, not streaming yet", || async {
+        let (client, conn) = tokio_postgres::connect(&pg.url(), tokio_postgres::NoTls).await.expect("connect");
+        tokio::spawn(conn);
+        let prepared = "SELECT (SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'walsender') = 1 \
+                        AND NOT EXISTS (SELECT 1 FROM pg_replication_slots WHERE active)";
+        client.query_one(prepared, &[]).await.is_ok_and(|r| r.get::<_, bool>(0))
+    })
+    .await;
+    tokio::task::block_in_place(|| pg.restart());
+    drop(resume);
+    let deadline = std::time::Instant::now() + RUN_TIMEOUT;
+    while offset(&outflow.state_dir(), "bus")["events"] != 100 {
+        assert!(run.is_running(), "the run ended after the restart:\n{}", run.stderr());
+        assert!(std::time::Instant::now() < deadline, "the rows were not committed after the restart");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::timeout(STOP_WITHIN, run.sigterm_and_wait()).await.expect("exit after SIGTERM").assert_success();
+    let mut ids: Vec<i64> = records(&format!("{name}.public.t"))
+        .iter()
+        .filter(|r| r["value"]["op"] == "c")
+        .map(|r| r["value"]["after"]["id"].as_i64().unwrap())
+        .collect();
+    ids.sort();
+    assert_exactly_once_in_order(&ids, 100);
 }
 
 #[tokio::test]
