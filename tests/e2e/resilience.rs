@@ -383,3 +383,68 @@ async fn a_mariadb_restart_mid_run_resumes_without_loss_or_duplicates() {
     tokio::time::timeout(STOP_WITHIN, run.sigterm_and_wait()).await.expect("exit after SIGTERM").assert_success();
     assert_exactly_once_in_order(&created_ids(&outflow.events()), 5000);
 }
+
+/// The MariaDB side of the same: a restart after the source's setup, while
+/// the Kafka sink waits for a frozen broker, is retried (the binlog end is
+/// read again on a new connection) instead of ending the run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mariadb_restart_while_the_sinks_start_is_retried() {
+    let mut server = OwnMariaDb::start();
+    server.wait_ready().await;
+    let admin = server.root_url();
+    let mut conn = mysql_async::Conn::new(mysql_async::Opts::from_url(&admin).unwrap()).await.unwrap();
+    conn.query_drop("CREATE DATABASE app; CREATE TABLE app.t (id BIGINT PRIMARY KEY, payload VARCHAR(100))")
+        .await
+        .unwrap();
+    let (url, name) = (server.url("app"), unique_name("mystarting"));
+    let outflow = Outflow::raw(|dir| {
+        format!(
+            "name = {name:?}\n[source]\nkind = \"mysql\"\nurl = {url:?}\ntables = [\"app.t\"]\nserver_id = 4712\n\
+             [state]\ndir = {:?}\n[[sink]]\nname = \"bus\"\nkind = \"kafka\"\nbrokers = {:?}\n",
+            dir.join("state"),
+            brokers()
+        )
+    });
+    outflow.run_until_caught_up().await.assert_success();
+    conn.query_drop("INSERT INTO app.t SELECT seq, 'x' FROM app.seq_1_to_100").await.unwrap();
+
+    signal_broker(libc::SIGSTOP);
+    let resume = ContinueBroker;
+    let mut run = outflow.spawn_run();
+    let deadline = std::time::Instant::now() + SHORT;
+    loop {
+        // outflow's catalog connection is open; no binlog dump yet.
+        let (others, dumps): (i64, i64) = conn
+            .query_first(
+                "SELECT COALESCE(SUM(command <> 'Binlog Dump'), 0), COALESCE(SUM(command = 'Binlog Dump'), 0) \
+                 FROM information_schema.processlist WHERE id <> CONNECTION_ID() AND user = 'root'",
+            )
+            .await
+            .unwrap()
+            .unwrap();
+        // (The previous run's dump thread may linger a moment.)
+        if others >= 1 && dumps == 0 {
+            break;
+        }
+        assert!(run.is_running(), "the run ended:\n{}", run.stderr());
+        assert!(std::time::Instant::now() < deadline, "outflow did not connect");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    drop(conn);
+    server.restart().await;
+    drop(resume);
+    let deadline = std::time::Instant::now() + RUN_TIMEOUT;
+    while offset(&outflow.state_dir(), "bus")["events"] != 100 {
+        assert!(run.is_running(), "the run ended after the restart:\n{}", run.stderr());
+        assert!(std::time::Instant::now() < deadline, "the rows were not committed after the restart");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::timeout(STOP_WITHIN, run.sigterm_and_wait()).await.expect("exit after SIGTERM").assert_success();
+    let mut ids: Vec<i64> = records(&format!("{name}.app.t"))
+        .iter()
+        .filter(|r| r["value"]["op"] == "c")
+        .map(|r| r["value"]["after"]["id"].as_i64().unwrap())
+        .collect();
+    ids.sort();
+    assert_exactly_once_in_order(&ids, 100);
+}
