@@ -321,6 +321,11 @@ fn connect_error(params: &PgParams, e: &tokio_postgres::Error) -> Error {
                 format!("database {:?} does not exist on {display}", params.dbname),
                 "fix the database name in [source] url",
             ),
+            // Shutting down, starting up: a later attempt may succeed.
+            code if connection_lost(code) => {
+                Error::transient(format!("cannot connect to postgres at {display}: {} (sqlstate {code})", db.message()))
+                    .with_hint("wait for the server to accept connections")
+            }
             _ => {
                 Error::fatal(format!("cannot connect to postgres at {display}: {}", db.message()), "see the server log")
             }

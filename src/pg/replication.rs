@@ -162,6 +162,10 @@ impl ReplicationConn {
                             format!("database {:?} does not exist on {}", params.dbname, self.display),
                             "fix the database name in [source] url",
                         ),
+                        code if connection_lost(code) => Error::transient(format!(
+                            "cannot connect to postgres at {}: {} (sqlstate {code})",
+                            self.display, e.message
+                        )),
                         _ => server_error("replication connection startup failed", &e),
                     });
                 }
