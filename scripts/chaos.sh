@@ -1,21 +1,43 @@
 #!/usr/bin/env bash
-# The chaos run (issue 9): the e2e scenario `chaos` with more fault rounds.
-# A writer commits a known history into PostgreSQL while one outflow fans out
-# into JSONL, Parquet and Kafka; kill -9, cut replication connections and a
-# frozen broker are injected at random; every sink is read back by its
-# independent reader and checked per key (missing, duplicated, reordered,
-# wrong value). Prints the markdown report and keeps it in
+# The chaos run (issue 9): the e2e scenarios `chaos_postgres_*` and
+# `chaos_mariadb_*` with more fault rounds. For each source a writer commits
+# a known history into a database server of the test's own while one outflow
+# fans out into JSONL, Parquet, Kafka and the PostgreSQL apply sink; kill -9,
+# replication connections killed by the server, connections cut at a TCP
+# proxy, a frozen broker and database restarts (clean and crash) are
+# injected at random; every sink is read back by its independent reader and
+# checked (per key: missing, duplicated, reordered, wrong value; the apply
+# sink's tables row for row). Prints the markdown report and keeps it in
 # target/chaos-report.md.
 #
-#   scripts/chaos.sh [ROUNDS]      (default 40; CI runs the same test with 6)
+#   scripts/chaos.sh [ROUNDS]      (per source; default 40; CI runs the same tests with 5)
+#
+# Starts the shared test servers if they are not running (like
+# scripts/test-services.sh up) and leaves them running; with OUTFLOW_TEST_*
+# already set (`eval "$(scripts/test-services.sh env)"`) it uses those.
 set -euo pipefail
 # shellcheck source=scripts/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$REPO"
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/outflow/target}"
+if [[ -z "${OUTFLOW_TEST_PG_URL:-}" ]]; then
+    scripts/test-services.sh up
+    eval "$(scripts/test-services.sh env)"
+fi
+OUTFLOW_TEST_PYTHON="${OUTFLOW_TEST_PYTHON:-$(scripts/python-env.sh)}"
+export OUTFLOW_TEST_PYTHON
 mkdir -p target
 export OUTFLOW_CHAOS_ROUNDS="${1:-40}"
-export OUTFLOW_CHAOS_REPORT="$REPO/target/chaos-report.md"
-rm -f "$OUTFLOW_CHAOS_REPORT"
-log "chaos: $OUTFLOW_CHAOS_ROUNDS fault rounds"
-scripts/test.sh --test e2e chaos -- --nocapture
-cat "$OUTFLOW_CHAOS_REPORT"
+export OUTFLOW_CHAOS_REPORT_DIR="$REPO/target/chaos"
+rm -rf "$OUTFLOW_CHAOS_REPORT_DIR"
+mkdir -p "$OUTFLOW_CHAOS_REPORT_DIR"
+log "chaos: $OUTFLOW_CHAOS_ROUNDS fault rounds per source"
+started=$SECONDS
+cargo test --test e2e chaos_ -- --nocapture --test-threads=2
+{
+    printf 'Chaos run: %s fault rounds per source, %d s.\n\n' "$OUTFLOW_CHAOS_ROUNDS" $((SECONDS - started))
+    cat "$OUTFLOW_CHAOS_REPORT_DIR"/chaos-postgresql.md
+    printf '\n'
+    cat "$OUTFLOW_CHAOS_REPORT_DIR"/chaos-mariadb.md
+} >target/chaos-report.md
+cat target/chaos-report.md

@@ -7,6 +7,9 @@
 # mean, and checks that every row written was delivered exactly once.
 #
 #   scripts/soak.sh [SECONDS] [RATE]
+#
+# Starts the shared test servers if they are not running and leaves them
+# running; with OUTFLOW_TEST_* already set it uses those.
 set -euo pipefail
 # shellcheck source=scripts/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -18,8 +21,10 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/outflow/target}"
 cargo build --release --quiet --bin outflow
 OUTFLOW="$CARGO_TARGET_DIR/release/outflow"
 
-scripts/test-services.sh up
-eval "$(scripts/test-services.sh env)"
+if [[ -z "${OUTFLOW_TEST_PG_URL:-}" ]]; then
+    scripts/test-services.sh up
+    eval "$(scripts/test-services.sh env)"
+fi
 base="${OUTFLOW_TEST_PG_URL%/*}"
 url="$base/outflow_soak"
 work="$(mktemp -d /tmp/outflow-soak.XXXXXX)"

@@ -12,6 +12,11 @@
 //!    directory, and only then publishes the position as durable. The
 //!    position is the last item written, or less when the sink says its
 //!    commits trail its writes (`Sink::durable`, Parquet's rolled files).
+//!    A source can ask for everything written to become durable at the next
+//!    transaction boundary ([`ask_durable_now`]: Parquet closes its open
+//!    files), when the server waits for a confirmation, e.g. while shutting
+//!    down: a PostgreSQL walsender holds a fast shutdown until the client
+//!    confirms all it sent, which would otherwise wait for the next roll.
 //!
 //! The source reads the minimum durable position over all sinks and
 //! acknowledges only that to the database.
@@ -69,6 +74,8 @@ pub struct SinkHandle {
     join: Option<JoinHandle<Result<()>>>,
     /// The worker waits for a batch (it is not writing or committing).
     idle: Arc<AtomicBool>,
+    /// Set by [`ask_durable_now`]; the worker clears it when it commits.
+    durable_asked: Arc<AtomicBool>,
     /// The source stopped feeding this sink (see the module doc), and when.
     detached: Option<String>,
     state: Option<Arc<StateDir>>,
@@ -114,6 +121,8 @@ pub fn spawn_sink(
     let label = SinkLabel { sink: name.clone() };
     let idle = Arc::new(AtomicBool::new(true));
     let worker_idle = idle.clone();
+    let durable_asked = Arc::new(AtomicBool::new(false));
+    let worker_durable_asked = durable_asked.clone();
     let handle_state = state.clone();
     // Carried over from the stored offset until a newer commit is durable.
     let last_commit_ts_us =
@@ -136,6 +145,7 @@ pub fn spawn_sink(
                 label,
                 bytes: 0,
                 idle: worker_idle,
+                durable_asked: worker_durable_asked,
             };
             let result = worker.run(sink.as_mut(), &mut rx, &runtime, commit_interval);
             if let Err(e) = &result {
@@ -145,7 +155,16 @@ pub fn spawn_sink(
             result
         })
         .expect("spawning a sink thread");
-    SinkHandle { name, tx: Some(tx), durable, join: Some(join), idle, detached: None, state: handle_state }
+    SinkHandle {
+        name,
+        tx: Some(tx),
+        durable,
+        join: Some(join),
+        idle,
+        durable_asked,
+        detached: None,
+        state: handle_state,
+    }
 }
 
 struct Worker {
@@ -173,6 +192,8 @@ struct Worker {
     bytes: u64,
     /// Set while waiting for a batch, for [`rejoin_ready`].
     idle: Arc<AtomicBool>,
+    /// [`ask_durable_now`] was called: commit everything at the next boundary.
+    durable_asked: Arc<AtomicBool>,
 }
 
 impl Worker {
@@ -199,7 +220,13 @@ impl Worker {
                 Ok(None) => return self.commit(sink, true),
                 Err(_elapsed) => {}
             }
-            if Instant::now() >= next_commit && !self.group_open {
+            if self.group_open {
+                continue;
+            }
+            if self.durable_asked.swap(false, Ordering::SeqCst) {
+                self.commit(sink, true)?;
+                next_commit = Instant::now() + commit_interval;
+            } else if Instant::now() >= next_commit {
                 self.commit(sink, false)?;
                 next_commit = Instant::now() + commit_interval;
             }
@@ -292,14 +319,16 @@ impl Worker {
         }
     }
 
-    /// Flushes the sink (`last`: the stream ended, everything must become
-    /// durable) and stores the position its durable data reaches.
-    fn commit(&mut self, sink: &mut dyn Sink, last: bool) -> Result<()> {
-        if self.written == self.durable || (self.group_open && !last) {
+    /// Flushes the sink (`everything`: the stream ended or a source asked,
+    /// everything written must become durable) and stores the position its
+    /// durable data reaches.
+    fn commit(&mut self, sink: &mut dyn Sink, everything: bool) -> Result<()> {
+        if self.written == self.durable || (self.group_open && !everything) {
             return Ok(());
         }
         let started = Instant::now();
-        let checkpoint = if last { sink.finish() } else { sink.flush() }.map_err(|e| sink_error(&self.name, e))?;
+        let checkpoint =
+            if everything { sink.finish() } else { sink.flush() }.map_err(|e| sink_error(&self.name, e))?;
         failpoints::hit("sink.after_flush");
         self.count_bytes(sink);
         let position = match sink.durable() {
@@ -376,6 +405,17 @@ impl SinkHandle {
             .await
             .map_err(|e| Error::fatal(format!("sink thread failed: {e}"), "this is a bug; please report it"))?
             .unwrap_or_else(|_| Err(Error::fatal("a sink thread panicked", "this is a bug; please report it")))
+    }
+}
+
+/// Asks every sink to make all it has written durable at its next
+/// transaction boundary (instead of at its next roll), so the minimum durable
+/// position reaches what was handed over: for a server that waits for the
+/// client to confirm everything it sent (a PostgreSQL walsender while the
+/// server shuts down).
+pub fn ask_durable_now(sinks: &[SinkHandle]) {
+    for s in sinks {
+        s.durable_asked.store(true, Ordering::SeqCst);
     }
 }
 

@@ -101,7 +101,24 @@ impl MysqlSource {
         until_caught_up: bool,
         stop: CancellationToken,
     ) -> Result<()> {
-        let end = self.catalog.current_end().await?;
+        // The server may restart between this run's setup and here (the
+        // sinks' start takes a while): a lost connection is retried.
+        let mut attempt = 0u32;
+        let end = loop {
+            match self.catalog.current_end().await {
+                Ok(end) => break end,
+                Err(e) if e.class == ErrorClass::Transient && !stop.is_cancelled() => {
+                    attempt += 1;
+                    let wait = reconnect_delay(attempt);
+                    tracing::warn!(error = %e.message, retry_in_ms = wait.as_millis() as u64, attempt, "mysql connection lost before streaming; reconnecting");
+                    tokio::time::sleep(wait).await;
+                    if let Ok(conn) = mysql_async::Conn::new(self.catalog.opts.clone()).await {
+                        self.catalog.conn = conn;
+                    }
+                }
+                Err(e) => return Err(e),
+            }
+        };
         let target = until_caught_up.then(|| end.clone());
         let saved = min_durable(sinks);
         let start = match &saved {

@@ -7,6 +7,7 @@ use outflow_decoders::pg_type_registry::PgType;
 use tokio_postgres::{Client, NoTls};
 
 use super::params::PgParams;
+use super::replication::connection_lost;
 use super::tls;
 use crate::error::{Error, Result};
 
@@ -311,7 +312,17 @@ fn record_end(insert: u64, block: u64, segment: u64) -> u64 {
 
 #[cfg(test)]
 mod tests {
-    use super::record_end;
+    use super::{connection_lost, record_end};
+
+    #[test]
+    fn a_server_going_away_is_a_lost_connection_a_dropped_database_is_not() {
+        for code in ["57P01", "57P02", "57P03", "57P05", "08006", "08003"] {
+            assert!(connection_lost(code), "{code}");
+        }
+        for code in ["57P04", "42P01", "55006", "42501"] {
+            assert!(!connection_lost(code), "{code}");
+        }
+    }
 
     #[test]
     fn insert_positions_after_page_headers_become_record_ends() {
@@ -339,6 +350,11 @@ fn connect_error(params: &PgParams, e: &tokio_postgres::Error) -> Error {
                 format!("database {:?} does not exist on {display}", params.dbname),
                 "fix the database name in [source] url",
             ),
+            // Shutting down, starting up: a later attempt may succeed.
+            code if connection_lost(code) => {
+                Error::transient(format!("cannot connect to postgres at {display}: {} (sqlstate {code})", db.message()))
+                    .with_hint("wait for the server to accept connections")
+            }
             _ => {
                 Error::fatal(format!("cannot connect to postgres at {display}: {}", db.message()), "see the server log")
             }
@@ -348,8 +364,15 @@ fn connect_error(params: &PgParams, e: &tokio_postgres::Error) -> Error {
         .with_hint("check the host and port in [source] url and that the server is running")
 }
 
+/// A failed query as our error: transient when the connection went away
+/// (also when the server said so, e.g. while restarting: see
+/// [`connection_lost`]), so the stream reconnects; fatal with the server's
+/// text otherwise.
 pub fn sql_error(what: &str, e: &tokio_postgres::Error) -> Error {
     match e.as_db_error() {
+        Some(db) if connection_lost(db.code().code()) => {
+            Error::transient(format!("{what} failed: {} (sqlstate {})", db.message(), db.code().code()))
+        }
         Some(db) => Error::fatal(
             format!("{what} failed: {} (sqlstate {})", db.message(), db.code().code()),
             db.hint().unwrap_or("see the postgres server log").to_string(),

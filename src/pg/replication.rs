@@ -172,6 +172,10 @@ impl ReplicationConn {
                                 super::catalog::ident(&params.user)
                             ),
                         ),
+                        code if connection_lost(code) => Error::transient(format!(
+                            "cannot connect to postgres at {}: {} (sqlstate {code})",
+                            self.display, e.message
+                        )),
                         _ => server_error("replication connection startup failed", &e),
                     });
                 }
@@ -440,9 +444,17 @@ pub fn server_error(what: &str, e: &ServerError) -> Error {
     Error::fatal(format!("{what}: {} (sqlstate {})", e.message, e.code), hint)
 }
 
+/// Whether an SQLSTATE means the connection (not the request) failed, so a
+/// new connection may succeed: 57P01 admin shutdown (a server stopping or
+/// restarting, or the backend terminated), 57P02 crash shutdown, 57P03
+/// cannot connect now (starting up), 57P05 idle session timeout, and class
+/// 08 (connection exception). Not 57P04 (the database was dropped).
+pub fn connection_lost(code: &str) -> bool {
+    matches!(code, "57P01" | "57P02" | "57P03" | "57P05") || code.starts_with("08")
+}
+
 fn stream_error(e: &ServerError) -> Error {
-    // 57P01 admin shutdown, 57P02/57P03 crash/cannot connect now, 08*: connection problems.
-    if e.code.starts_with("57P") || e.code.starts_with("08") {
+    if connection_lost(&e.code) {
         Error::transient(format!("postgres ended the replication stream: {} (sqlstate {})", e.message, e.code))
     } else {
         server_error("postgres ended the replication stream", e)

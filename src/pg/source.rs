@@ -12,6 +12,12 @@
 //! a commit or keepalive at or past it has been handed to the sinks; while
 //! idle it asks the server for keepalives so it notices promptly.
 //!
+//! A keepalive that asks for a reply means the server waits for our
+//! confirmation — while it shuts down, a walsender stays until everything it
+//! sent is confirmed, and a fast shutdown waits for it — so it also asks the
+//! sinks to make everything durable now ([`ask_durable_now`]) rather than at
+//! their next roll.
+//!
 //! A lost connection is retried with exponential backoff (transient errors
 //! only, not during a snapshot), streaming again from the minimum durable
 //! position over the sinks, which skip what they already have; re-attaching
@@ -37,7 +43,8 @@ use crate::error::{Error, ErrorClass, Result};
 use crate::health::{health, Phase};
 use crate::metrics::metrics;
 use crate::pipeline::{
-    any_detached, finish_all, min_durable, reattach, reconnect_delay, rejoin_ready, send_all, Flow, SinkHandle,
+    any_detached, ask_durable_now, finish_all, min_durable, reattach, reconnect_delay, rejoin_ready, send_all, Flow,
+    SinkHandle,
 };
 use crate::snapshot::{receive, SnapshotPlan, Snapshots};
 use crate::state::StateDir;
@@ -139,11 +146,16 @@ impl PgSource {
         stop: CancellationToken,
     ) -> Result<()> {
         let target = if until_caught_up { Some(self.catalog.wal_insert_end().await?) } else { None };
-        self.start_replication(sinks).await?;
+        // The server may restart between this run's setup and here (the
+        // sinks' start takes a while): a lost connection is retried below.
+        let started = self.start_replication(sinks).await;
         let retention =
             tokio::spawn(super::retention::watch(self.params.clone(), self.slot.clone(), self.wal_warn_bytes));
 
-        let mut result = self.pump(sinks, state, target, &stop).await;
+        let mut result = match started {
+            Ok(()) => self.pump(sinks, state, target, &stop).await,
+            Err(e) => Err(e),
+        };
         // A lost connection (server restart, network) is retried with backoff
         // while the sinks keep their place: they skip what the server resends.
         // A snapshot in flight is not: its chunks are tied to the old stream.
@@ -383,6 +395,11 @@ impl PgSource {
                         reached |= target.is_some_and(|t| wal_end >= t);
                     }
                     if reply_requested {
+                        // The server waits for our confirmation (at shutdown a
+                        // walsender stays until all it sent is confirmed, holding
+                        // up a fast shutdown): sinks that commit in larger units
+                        // (Parquet files) make what they have durable now.
+                        ask_durable_now(sinks);
                         self.conn.send_status(acked, false).await?;
                     }
                 }

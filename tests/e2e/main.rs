@@ -29,6 +29,7 @@ mod mysql_harness;
 mod mysql_snapshot;
 mod mysql_stream;
 mod offsets;
+mod own_servers;
 mod parquet;
 mod parquet_mysql;
 mod pg_apply;

@@ -3,8 +3,8 @@
 //! parallel): [`Proxy::cut_at`] ends every open connection at once, as a
 //! broken network or a restarting server would, when the bytes sent by the
 //! server reach a given total, so a cut lands in the middle of a large
-//! transaction deterministically. New connections are
-//! accepted again right away.
+//! transaction deterministically, or at once ([`Proxy::cut_now`]). New
+//! connections are accepted again right away.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -81,6 +81,11 @@ impl Proxy {
     /// through the proxy (counted since it started).
     pub fn cut_at(&self, total: u64) {
         self.shared.cut_at.store(total, Ordering::SeqCst);
+    }
+
+    /// Ends every open connection now (the next ones are accepted again).
+    pub fn cut_now(&self) {
+        self.shared.cut();
     }
 
     /// How many cuts happened.

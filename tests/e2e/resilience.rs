@@ -2,8 +2,10 @@
 //! middle of a large transaction (a TCP proxy between outflow and the test
 //! server, PostgreSQL and MariaDB), and SIGTERM during a snapshot and during
 //! busy streaming, and a real restart of a PostgreSQL server of the test's
-//! own (`pg_ctl restart`) and of a MariaDB of its own. Each ends with every
-//! change exactly once in the JSONL sink.
+//! own (`pg_ctl restart`) and of a MariaDB of its own (both from
+//! [`crate::own_servers`]), also while a run starts, and a fast shutdown of
+//! that PostgreSQL while a Parquet sink holds rows in an open file. Each ends with every change
+//! exactly once in the sink.
 
 use std::process::Stdio;
 use std::time::Duration;
@@ -14,7 +16,10 @@ use serde_json::Value;
 
 use crate::durability::{assert_exactly_once_in_order, created_ids};
 use crate::harness::{changes, env_var, wait_for, write_rows, Outflow, TestDb, RUN_TIMEOUT, SHORT};
+use crate::kafka::{brokers, records, signal_broker, unique_name, ContinueBroker};
 use crate::mysql_harness::{MyDb, MyOutflow};
+use crate::own_servers::{OwnMariaDb, OwnPg};
+use crate::parquet::read_lake;
 use crate::proxy::Proxy;
 
 /// How long a clean shutdown may take after SIGTERM.
@@ -193,73 +198,6 @@ async fn mysql_a_network_cut_mid_stream_resumes_without_loss_or_duplicates() {
     assert_exactly_once_in_order(&ids, 100_200);
 }
 
-/// A PostgreSQL server of one test's own (initdb into a temp directory, a
-/// free loopback port, `wal_level=logical`), so the test can restart it
-/// without disturbing the shared servers. Stopped on drop.
-struct OwnPg {
-    dir: tempfile::TempDir,
-    port: u16,
-}
-
-impl OwnPg {
-    fn pg(&self, tool: &str, args: &[&str]) {
-        let out = pg_tool(tool).args(args).stdin(Stdio::null()).output().expect("running a PostgreSQL tool");
-        assert!(out.status.success(), "{tool} {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-    }
-
-    fn data(&self) -> String {
-        self.dir.path().join("data").to_string_lossy().into_owned()
-    }
-
-    fn start() -> OwnPg {
-        let dir = tempfile::tempdir().unwrap();
-        // SAFETY: geteuid has no preconditions.
-        if unsafe { libc::geteuid() } == 0 {
-            let out = std::process::Command::new("chown").arg("postgres").arg(dir.path()).output().unwrap();
-            assert!(out.status.success(), "chown: {}", String::from_utf8_lossy(&out.stderr));
-        }
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let pg = OwnPg { dir, port };
-        pg.pg("initdb", &["-D", &pg.data(), "-A", "trust", "-U", "postgres"]);
-        pg.pg_ctl("start");
-        pg
-    }
-
-    fn pg_ctl(&self, action: &str) {
-        let log = self.dir.path().join("server.log").to_string_lossy().into_owned();
-        let opts = format!(
-            "-p {} -c listen_addresses=127.0.0.1 -c unix_socket_directories={} -c wal_level=logical -c fsync=off",
-            self.port,
-            self.dir.path().display()
-        );
-        self.pg("pg_ctl", &["-D", &self.data(), "-l", &log, "-w", "-t", "60", "-m", "fast", "-o", &opts, action]);
-    }
-
-    fn url(&self) -> String {
-        format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
-    }
-}
-
-impl Drop for OwnPg {
-    fn drop(&mut self) {
-        let _ = pg_tool("pg_ctl").args(["-D", &self.data(), "-m", "immediate", "stop"]).stdin(Stdio::null()).output();
-    }
-}
-
-/// A PostgreSQL tool from `OUTFLOW_TEST_PG_BIN`, run as `postgres` when we
-/// are root (PostgreSQL refuses to run as root).
-fn pg_tool(tool: &str) -> std::process::Command {
-    let bin = format!("{}/{tool}", env_var("OUTFLOW_TEST_PG_BIN"));
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } == 0 {
-        let mut c = std::process::Command::new("runuser");
-        c.args(["-u", "postgres", "--", &bin]);
-        c
-    } else {
-        std::process::Command::new(bin)
-    }
-}
-
 #[tokio::test]
 async fn a_postgres_restart_mid_run_resumes_without_loss_or_duplicates() {
     let pg = OwnPg::start();
@@ -283,7 +221,7 @@ async fn a_postgres_restart_mid_run_resumes_without_loss_or_duplicates() {
     })
     .await;
     drop(client);
-    pg.pg_ctl("restart");
+    pg.restart();
     let (client, conn) = tokio_postgres::connect(&pg.url(), tokio_postgres::NoTls).await.expect("reconnect");
     tokio::spawn(conn);
     for i in 0..20 {
@@ -302,85 +240,106 @@ async fn a_postgres_restart_mid_run_resumes_without_loss_or_duplicates() {
     assert_exactly_once_in_order(&created_ids(&outflow.events()), 10_000);
 }
 
-/// A MariaDB server of one test's own (binlog as outflow needs it), so the
-/// test can restart it. Killed on drop.
-struct OwnMariaDb {
-    dir: tempfile::TempDir,
-    port: u16,
-    server: Option<std::process::Child>,
+/// A fast shutdown waits for every walsender until its client has confirmed
+/// all it was sent, and a Parquet sink makes rows durable only when its file
+/// rolls (here after an hour). Asked for a reply by the server, outflow has
+/// the sinks commit what they hold, so the restart takes seconds, not a roll
+/// interval (found by the chaos run, where `pg_ctl restart` timed out).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_postgres_fast_shutdown_is_not_held_up_by_a_parquet_file_waiting_to_roll() {
+    let pg = OwnPg::start();
+    let (client, conn) = tokio_postgres::connect(&pg.url(), tokio_postgres::NoTls).await.expect("connect");
+    tokio::spawn(conn);
+    client.batch_execute("CREATE TABLE t (id bigint PRIMARY KEY, payload text)").await.unwrap();
+    let url = pg.url();
+    let outflow = Outflow::raw(|dir| {
+        format!(
+            "[source]\nkind = \"postgres\"\nurl = {url:?}\ntables = [\"public.t\"]\nslot = \"shutdown\"\n\
+             [state]\ndir = {:?}\n[[sink]]\nname = \"lake\"\nkind = \"parquet\"\npath = {:?}\nroll_interval = \"1h\"\n",
+            dir.join("state"),
+            dir.join("lake")
+        )
+    });
+    let lake = outflow.state_dir().with_file_name("lake").to_string_lossy().into_owned();
+    outflow.run_until_caught_up().await.assert_success();
+    let run = outflow.spawn_run();
+    client.batch_execute("INSERT INTO t SELECT g, 'x' FROM generate_series(1, 100) g").await.unwrap();
+    let end: String = client.query_one("SELECT pg_current_wal_lsn()::text", &[]).await.unwrap().get(0);
+    wait_for(SHORT, "the walsender to send the rows", || async {
+        let sent = "SELECT coalesce(bool_or(sent_lsn >= $1::text::pg_lsn), false) FROM pg_stat_replication";
+        client.query_one(sent, &[&end]).await.is_ok_and(|r| r.get::<_, bool>(0))
+    })
+    .await;
+    drop(client);
+    // pg_ctl fails if the server has not stopped within 20 s.
+    tokio::task::block_in_place(|| pg.restart_within(20));
+    let ids = |lake: &Value| -> Vec<i64> {
+        let rows = lake["tables"]["public.t"]["rows"].as_array().cloned().unwrap_or_default();
+        let mut ids: Vec<i64> = rows.iter().map(|r| r["id"].as_i64().unwrap()).collect();
+        ids.sort();
+        ids
+    };
+    assert_exactly_once_in_order(&ids(&read_lake(&lake, &[])), 100);
+    wait_for(SHORT, "outflow to stream again", || async {
+        let (client, conn) = tokio_postgres::connect(&pg.url(), tokio_postgres::NoTls).await.expect("connect");
+        tokio::spawn(conn);
+        let active = "SELECT 1 FROM pg_replication_slots WHERE slot_name = 'shutdown' AND active";
+        client.query(active, &[]).await.is_ok_and(|r| r.len() == 1)
+    })
+    .await;
+    tokio::time::timeout(STOP_WITHIN, run.sigterm_and_wait()).await.expect("exit after SIGTERM").assert_success();
+    assert_exactly_once_in_order(&ids(&read_lake(&lake, &[])), 100);
 }
 
-impl OwnMariaDb {
-    fn start() -> OwnMariaDb {
-        let dir = tempfile::tempdir().unwrap();
-        let out = std::process::Command::new("mariadb-install-db")
-            .args(["--no-defaults", "--user=root", "--skip-test-db", "--auth-root-authentication-method=normal"])
-            .arg(format!("--datadir={}", dir.path().join("data").display()))
-            .output()
-            .expect("running mariadb-install-db");
-        assert!(out.status.success(), "mariadb-install-db: {}", String::from_utf8_lossy(&out.stderr));
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let mut db = OwnMariaDb { dir, port, server: None };
-        db.launch();
-        db
-    }
+/// A restart between the source's setup and its first START_REPLICATION —
+/// here while the Kafka sink waits for a frozen broker — is retried like a
+/// lost connection instead of ending the run (found by the chaos run).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_postgres_restart_while_the_sinks_start_is_retried() {
+    let pg = OwnPg::start();
+    let (client, conn) = tokio_postgres::connect(&pg.url(), tokio_postgres::NoTls).await.expect("connect");
+    tokio::spawn(conn);
+    client.batch_execute("CREATE TABLE t (id bigint PRIMARY KEY, payload text)").await.unwrap();
+    let (url, name) = (pg.url(), unique_name("starting"));
+    let outflow = Outflow::raw(|dir| {
+        format!(
+            "name = {name:?}\n[source]\nkind = \"postgres\"\nurl = {url:?}\ntables = [\"public.t\"]\nslot = \"starting\"\n\
+             [state]\ndir = {:?}\n[[sink]]\nname = \"bus\"\nkind = \"kafka\"\nbrokers = {:?}\n",
+            dir.join("state"),
+            brokers()
+        )
+    });
+    outflow.run_until_caught_up().await.assert_success();
+    client.batch_execute("INSERT INTO t SELECT g, 'x' FROM generate_series(1, 100) g").await.unwrap();
+    drop(client);
 
-    fn launch(&mut self) {
-        let d = self.dir.path();
-        let child = std::process::Command::new("mariadbd")
-            .args(["--no-defaults", "--user=root", "--bind-address=127.0.0.1", "--server-id=7", "--skip-name-resolve"])
-            .args(["--innodb-buffer-pool-size=32M", "--default-time-zone=+00:00", "--log-bin=mysql-bin"])
-            .args(["--binlog-format=ROW", "--binlog-row-image=FULL", "--binlog-row-metadata=FULL"])
-            .args(["--character-set-server=utf8mb4", "--collation-server=utf8mb4_general_ci"])
-            .arg(format!("--datadir={}", d.join("data").display()))
-            .arg(format!("--socket={}", d.join("mysqld.sock").display()))
-            .arg(format!("--pid-file={}", d.join("mysqld.pid").display()))
-            .arg(format!("--log-error={}", d.join("error.log").display()))
-            .arg(format!("--port={}", self.port))
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("starting mariadbd");
-        self.server = Some(child);
+    signal_broker(libc::SIGSTOP);
+    let resume = ContinueBroker;
+    let mut run = outflow.spawn_run();
+    wait_for(SHORT, "outflow's replication connection, not streaming yet", || async {
+        let (client, conn) = tokio_postgres::connect(&pg.url(), tokio_postgres::NoTls).await.expect("connect");
+        tokio::spawn(conn);
+        let prepared = "SELECT (SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'walsender') = 1 \
+                        AND NOT EXISTS (SELECT 1 FROM pg_replication_slots WHERE active)";
+        client.query_one(prepared, &[]).await.is_ok_and(|r| r.get::<_, bool>(0))
+    })
+    .await;
+    tokio::task::block_in_place(|| pg.restart());
+    drop(resume);
+    let deadline = std::time::Instant::now() + RUN_TIMEOUT;
+    while offset(&outflow.state_dir(), "bus")["events"] != 100 {
+        assert!(run.is_running(), "the run ended after the restart:\n{}", run.stderr());
+        assert!(std::time::Instant::now() < deadline, "the rows were not committed after the restart");
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
-
-    /// Stops the server (a clean shutdown) and starts it again on the same data.
-    async fn restart(&mut self) {
-        let out = std::process::Command::new("mariadb-admin")
-            .args(["--no-defaults", "-uroot", "shutdown"])
-            .arg(format!("--socket={}", self.dir.path().join("mysqld.sock").display()))
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "shutdown: {}", String::from_utf8_lossy(&out.stderr));
-        if let Some(mut c) = self.server.take() {
-            let _ = c.wait();
-        }
-        self.launch();
-        self.wait_ready().await;
-    }
-
-    async fn wait_ready(&self) {
-        let url = self.root_url();
-        wait_for(SHORT, "mariadbd to accept connections", || {
-            let url = url.clone();
-            async move { mysql_async::Conn::new(mysql_async::Opts::from_url(&url).unwrap()).await.is_ok() }
-        })
-        .await;
-    }
-
-    fn root_url(&self) -> String {
-        format!("mysql://root@127.0.0.1:{}?prefer_socket=false", self.port)
-    }
-}
-
-impl Drop for OwnMariaDb {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.server.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
+    tokio::time::timeout(STOP_WITHIN, run.sigterm_and_wait()).await.expect("exit after SIGTERM").assert_success();
+    let mut ids: Vec<i64> = records(&format!("{name}.public.t"))
+        .iter()
+        .filter(|r| r["value"]["op"] == "c")
+        .map(|r| r["value"]["after"]["id"].as_i64().unwrap())
+        .collect();
+    ids.sort();
+    assert_exactly_once_in_order(&ids, 100);
 }
 
 #[tokio::test]
@@ -392,7 +351,7 @@ async fn a_mariadb_restart_mid_run_resumes_without_loss_or_duplicates() {
     conn.query_drop("CREATE DATABASE app; CREATE TABLE app.t (id BIGINT PRIMARY KEY, payload VARCHAR(100))")
         .await
         .unwrap();
-    let url = format!("mysql://root@127.0.0.1:{}/app?prefer_socket=false", server.port);
+    let url = server.url("app");
     let outflow = Outflow::raw(|dir| {
         format!(
             "[source]\nkind = \"mysql\"\nurl = {url:?}\ntables = [\"app.t\"]\nserver_id = 4711\n\
@@ -423,4 +382,69 @@ async fn a_mariadb_restart_mid_run_resumes_without_loss_or_duplicates() {
     assert!(run.stderr().contains("reconnect"), "outflow reconnected: {}", run.stderr());
     tokio::time::timeout(STOP_WITHIN, run.sigterm_and_wait()).await.expect("exit after SIGTERM").assert_success();
     assert_exactly_once_in_order(&created_ids(&outflow.events()), 5000);
+}
+
+/// The MariaDB side of the same: a restart after the source's setup, while
+/// the Kafka sink waits for a frozen broker, is retried (the binlog end is
+/// read again on a new connection) instead of ending the run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mariadb_restart_while_the_sinks_start_is_retried() {
+    let mut server = OwnMariaDb::start();
+    server.wait_ready().await;
+    let admin = server.root_url();
+    let mut conn = mysql_async::Conn::new(mysql_async::Opts::from_url(&admin).unwrap()).await.unwrap();
+    conn.query_drop("CREATE DATABASE app; CREATE TABLE app.t (id BIGINT PRIMARY KEY, payload VARCHAR(100))")
+        .await
+        .unwrap();
+    let (url, name) = (server.url("app"), unique_name("mystarting"));
+    let outflow = Outflow::raw(|dir| {
+        format!(
+            "name = {name:?}\n[source]\nkind = \"mysql\"\nurl = {url:?}\ntables = [\"app.t\"]\nserver_id = 4712\n\
+             [state]\ndir = {:?}\n[[sink]]\nname = \"bus\"\nkind = \"kafka\"\nbrokers = {:?}\n",
+            dir.join("state"),
+            brokers()
+        )
+    });
+    outflow.run_until_caught_up().await.assert_success();
+    conn.query_drop("INSERT INTO app.t SELECT seq, 'x' FROM app.seq_1_to_100").await.unwrap();
+
+    signal_broker(libc::SIGSTOP);
+    let resume = ContinueBroker;
+    let mut run = outflow.spawn_run();
+    let deadline = std::time::Instant::now() + SHORT;
+    loop {
+        // outflow's catalog connection is open; no binlog dump yet.
+        let (others, dumps): (i64, i64) = conn
+            .query_first(
+                "SELECT COALESCE(SUM(command <> 'Binlog Dump'), 0), COALESCE(SUM(command = 'Binlog Dump'), 0) \
+                 FROM information_schema.processlist WHERE id <> CONNECTION_ID() AND user = 'root'",
+            )
+            .await
+            .unwrap()
+            .unwrap();
+        // (The previous run's dump thread may linger a moment.)
+        if others >= 1 && dumps == 0 {
+            break;
+        }
+        assert!(run.is_running(), "the run ended:\n{}", run.stderr());
+        assert!(std::time::Instant::now() < deadline, "outflow did not connect");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    drop(conn);
+    server.restart().await;
+    drop(resume);
+    let deadline = std::time::Instant::now() + RUN_TIMEOUT;
+    while offset(&outflow.state_dir(), "bus")["events"] != 100 {
+        assert!(run.is_running(), "the run ended after the restart:\n{}", run.stderr());
+        assert!(std::time::Instant::now() < deadline, "the rows were not committed after the restart");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::timeout(STOP_WITHIN, run.sigterm_and_wait()).await.expect("exit after SIGTERM").assert_success();
+    let mut ids: Vec<i64> = records(&format!("{name}.app.t"))
+        .iter()
+        .filter(|r| r["value"]["op"] == "c")
+        .map(|r| r["value"]["after"]["id"].as_i64().unwrap())
+        .collect();
+    ids.sort();
+    assert_exactly_once_in_order(&ids, 100);
 }
