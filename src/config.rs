@@ -290,6 +290,7 @@ impl Config {
                 SinkConfig::Kafka(c) => c.validate(),
                 SinkConfig::Parquet(c) => c.validate(),
                 SinkConfig::Postgres(c) => c.validate(),
+                SinkConfig::Iceberg(c) => c.validate(),
             };
             checked.map_err(|e| {
                 Error::config(e.to_string(), format!("fix the [[sink]] named {:?} in the config", sink.name()))

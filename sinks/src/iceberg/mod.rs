@@ -161,6 +161,24 @@ fn ice_error(what: &str, e: &iceberg::Error) -> SinkError {
 }
 
 impl IcebergConfig {
+    /// What `build` would refuse in the settings alone (checked before the
+    /// source is touched): the compression level and the warehouse's scheme.
+    pub fn validate(&self) -> Result<(), SinkError> {
+        if let Some(level) = self.compression_level {
+            ZstdLevel::try_new(level).map_err(|e| {
+                SinkError::Data(format!("sink {:?}: compression_level = {level}: {e}; use 1..=22", self.name))
+            })?;
+        }
+        match self.warehouse.split_once("://") {
+            None | Some(("file" | "s3" | "s3a" | "gs" | "az" | "abfss" | "https", _)) => Ok(()),
+            Some((scheme, _)) => Err(SinkError::Data(format!(
+                "sink {:?}: warehouse {:?}: {scheme}:// is not a supported storage; use a local directory or an \
+                 s3://, gs:// or az:// URL",
+                self.name, self.warehouse
+            ))),
+        }
+    }
+
     /// Opens the catalog and reads back how far every table of this sink got.
     pub fn build(&self, ctx: SinkContext, _checkpoint: Option<&Checkpoint>) -> Result<IcebergSink, SinkError> {
         if tokio::runtime::Handle::try_current().is_ok() {
