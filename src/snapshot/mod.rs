@@ -397,14 +397,14 @@ pub fn worth_splitting(progress: &TableSnapshot, estimated_rows: u64, chunk_size
         && estimated_rows >= chunk_size.saturating_mul(4).saturating_mul(workers as u64)
 }
 
+/// Ranges worth having for a table of `rows` rows: four chunks each at least.
+pub fn ranges_wanted(rows: u64, chunk_size: u64) -> usize {
+    (rows / chunk_size.max(1) / 4).clamp(1, 64) as usize
+}
+
 /// Key ranges ending at `uppers` (ascending boundary keys) and one open range after them.
 pub fn ranges_between(uppers: Vec<KeyText>) -> Vec<KeyRange> {
-    uppers
-        .into_iter()
-        .map(Some)
-        .chain([None])
-        .map(|upper| KeyRange { upper, last_key: None, done: false })
-        .collect()
+    uppers.into_iter().map(Some).chain([None]).map(|upper| KeyRange { upper, last_key: None, done: false }).collect()
 }
 
 /// The key a range's next chunk starts after: its own last key, else the
@@ -595,7 +595,10 @@ mod tests {
         };
         // The second range's chunk is emitted first.
         let p = windows.advance_range(&table, base.clone(), update(1, 1, "600", false), 100);
-        assert_eq!((p.rows, p.done, p.ranges[0].last_key.clone(), p.ranges[1].last_key.clone()), (100, false, None, key("600")));
+        assert_eq!(
+            (p.rows, p.done, p.ranges[0].last_key.clone(), p.ranges[1].last_key.clone()),
+            (100, false, None, key("600"))
+        );
         let p = windows.advance_range(&table, base.clone(), update(1, 0, "100", true), 100);
         assert_eq!((p.rows, p.done), (200, false), "done only once every range is");
         let p = windows.advance_range(&table, base.clone(), update(1, 1, "700", true), 50);

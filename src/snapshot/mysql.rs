@@ -50,7 +50,8 @@ use outflow_decoders::{
 use tokio::sync::{mpsc, oneshot};
 
 use super::{
-    range_start, ranges_between, stored_ranges, worth_splitting, Chunk, Parallel, RangeUpdate, ReaderEvent,
+    range_start, ranges_between, ranges_wanted, stored_ranges, worth_splitting, Chunk, Parallel, RangeUpdate,
+    ReaderEvent,
 };
 use crate::error::{Error, Result};
 use crate::mysql::catalog::sql_error;
@@ -149,7 +150,7 @@ pub async fn snapshot_table(
     let mut ranges = stored_ranges(&progress);
     let mut extra = Vec::new();
     if worth_splitting(&progress, estimate, cfg.chunk_size, 2) {
-        extra = parallel.take((estimate / cfg.chunk_size.max(1) / 4).clamp(1, 64) as usize - 1);
+        extra = parallel.take(ranges_wanted(estimate, cfg.chunk_size) - 1);
         if !extra.is_empty() {
             let uppers = reader.boundaries(&key_order, &qualified, estimate, extra.len() + 1).await?;
             ranges = ranges_between(uppers);
@@ -905,9 +906,9 @@ mod tests {
         );
         // A key range's upper bound is inclusive.
         let sql = keyed_chunk_sql("`a`", "`d`.`t`", &columns, &[0, 1], true, true, 10);
-        assert!(sql.ends_with(
-            "AND ((`a` < ?) OR (`a` = ? AND `b` <= CAST(? AS DECIMAL(5,2)))) ORDER BY `a`, `b` LIMIT 10"
-        ));
+        assert!(
+            sql.ends_with("AND ((`a` < ?) OR (`a` = ? AND `b` <= CAST(? AS DECIMAL(5,2)))) ORDER BY `a`, `b` LIMIT 10")
+        );
         let params = key_params(&columns, &[0, 1], &[Some("7".into()), Some("1.50".into())]).unwrap();
         assert_eq!(params, vec![MyValue::Int(7), MyValue::Int(7), MyValue::Bytes(b"1.50".to_vec())]);
     }

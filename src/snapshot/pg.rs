@@ -22,8 +22,8 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_postgres::SimpleQueryMessage;
 
 use super::{
-    range_start, ranges_between, stored_ranges, watermark, worth_splitting, Chunk, Parallel, RangeUpdate, ReaderEvent,
-    WATERMARK_PREFIX,
+    range_start, ranges_between, ranges_wanted, stored_ranges, watermark, worth_splitting, Chunk, Parallel,
+    RangeUpdate, ReaderEvent, WATERMARK_PREFIX,
 };
 use crate::error::{Error, Result};
 use crate::pg::catalog::{ident, sql_error, Catalog};
@@ -97,11 +97,6 @@ pub async fn snapshot_table(
     Ok(())
 }
 
-/// Ranges for a table of `rows` rows: enough for four chunks each.
-fn ranges_wanted(rows: u64, chunk_size: u64) -> usize {
-    (rows / chunk_size.max(1) / 4).clamp(1, 64) as usize
-}
-
 static NEXT_READER: AtomicU64 = AtomicU64::new(1);
 
 /// What the workers reading one table share.
@@ -147,7 +142,12 @@ impl Worker {
     /// when the table changed shape under the snapshot (ALTER TABLE since it
     /// was described): the chunk's window then closes with no rows and
     /// unchanged progress, and [`Worker::send`] describes the table again.
-    async fn read(&mut self, reader: &TableReader<'_>, id: u64, sql: &str) -> Result<Option<(Vec<Row>, Option<KeyText>)>> {
+    async fn read(
+        &mut self,
+        reader: &TableReader<'_>,
+        id: u64,
+        sql: &str,
+    ) -> Result<Option<(Vec<Row>, Option<KeyText>)>> {
         let in_progress = emit_watermark(&self.catalog, &watermark(reader.run, false, id, reader.table), false).await?;
         wait_until_visible(&self.catalog, &in_progress).await?;
         let read = read_rows(&self.catalog, sql, &self.columns).await?;
@@ -188,7 +188,14 @@ impl Worker {
         }
     }
 
-    fn chunk(&self, id: u64, rows: Vec<Row>, keyed: bool, progress: TableSnapshot, range: Option<RangeUpdate>) -> Chunk {
+    fn chunk(
+        &self,
+        id: u64,
+        rows: Vec<Row>,
+        keyed: bool,
+        progress: TableSnapshot,
+        range: Option<RangeUpdate>,
+    ) -> Chunk {
         let (emitted, _) = oneshot::channel();
         Chunk { id, table: self.schema.clone(), rows, keyed, progress, range, high: None, binlog: None, emitted }
     }
@@ -283,7 +290,8 @@ async fn range_boundaries(worker: &Worker, qualified: &str, rows: u64, n: usize)
     let key_list = keys.iter().map(|&i| ident(&worker.columns[i].schema.name)).collect::<Vec<_>>().join(", ");
     let mut uppers = Vec::new();
     for i in 1..n as u64 {
-        let sql = format!("SELECT {key_list} FROM {qualified} ORDER BY {key_list} OFFSET {} LIMIT 1", rows * i / n as u64);
+        let sql =
+            format!("SELECT {key_list} FROM {qualified} ORDER BY {key_list} OFFSET {} LIMIT 1", rows * i / n as u64);
         let messages = worker
             .catalog
             .client()

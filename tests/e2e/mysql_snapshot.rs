@@ -224,7 +224,8 @@ async fn mysql_composite_text_decimal_keyless_and_empty_tables_are_read_whole() 
     db.exec("INSERT INTO keyless SELECT seq, 'w' FROM seq_1_to_1234").await;
     db.exec("CREATE TABLE empty (id INT PRIMARY KEY)").await;
     // The server orders an ENUM by definition position, not by label.
-    db.exec("CREATE TABLE enum_key (e ENUM('zebra', 'apple', 'it''s', 'mango') NOT NULL, n INT, PRIMARY KEY (e, n))").await;
+    db.exec("CREATE TABLE enum_key (e ENUM('zebra', 'apple', 'it''s', 'mango') NOT NULL, n INT, PRIMARY KEY (e, n))")
+        .await;
     db.exec("INSERT INTO enum_key SELECT ELT(1 + seq % 4, 'zebra', 'apple', 'it''s', 'mango'), seq FROM seq_1_to_1000")
         .await;
     let of = MyOutflow::new(&db).section("[snapshot]\nchunk_size = 100\nparallelism = 3");
