@@ -481,6 +481,11 @@ mod tests {
         assert!(Config::parse(&format!("{MINIMAL}\n[admin]\nready_max_lag = \"1s\"\n"), "test").is_err());
         let bad_lag = format!("{MINIMAL}\n[admin]\nlisten = \"127.0.0.1:1\"\nready_max_lag = \"soon\"\n");
         assert!(Config::parse(&bad_lag, "test").is_err());
+        // Minutes and hours past u64 seconds: an error, not an overflow.
+        for huge in ["1000000000000000000m", "10000000000000000h"] {
+            let text = format!("{MINIMAL}\n[admin]\nlisten = \"127.0.0.1:1\"\nready_max_lag = \"{huge}\"\n");
+            assert!(Config::parse(&text, "test").unwrap_err().message.contains("not a duration"));
+        }
 
         let err =
             Config::parse(&format!("{MINIMAL}\n[admin]\nlisten = \"127.0.0.1:1\"\nlisen = 1\n"), "test").unwrap_err();

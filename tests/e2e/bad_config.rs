@@ -151,6 +151,8 @@ bad_config! {
         |c| with_sink(c, "[[sink]]\nname = \"events\"\nkind = \"parquet\"\npath = \"lake\"\nroll_bytes = -1") => ["roll_bytes", "negative"];
     config_parquet_roll_interval_not_a_duration:
         |c| with_sink(c, "[[sink]]\nname = \"events\"\nkind = \"parquet\"\npath = \"lake\"\nroll_interval = \"1 fortnight\"") => ["roll_interval", "fortnight"];
+    config_parquet_roll_interval_overflowing:
+        |c| with_sink(c, "[[sink]]\nname = \"events\"\nkind = \"parquet\"\npath = \"lake\"\nroll_interval = \"1000000000000000000m\"") => ["roll_interval", "not a duration"];
     config_parquet_compression_level_out_of_range:
         |c| with_sink(c, "[[sink]]\nname = \"events\"\nkind = \"parquet\"\npath = \"lake\"\ncompression_level = 99") => ["compression_level = 99"];
     config_postgres_sink_zero_batch_rows:

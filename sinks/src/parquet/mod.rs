@@ -194,8 +194,10 @@ fn parse_interval(s: &str) -> Option<Duration> {
     Some(match unit.trim() {
         "ms" => Duration::from_millis(n),
         "" | "s" => Duration::from_secs(n),
-        "m" => Duration::from_secs(n * 60),
-        "h" => Duration::from_secs(n * 3600),
+        // Checked: "1000000000000000000m" overflowed (a panic in debug
+        // builds, a wrapped duration in release ones).
+        "m" => Duration::from_secs(n.checked_mul(60)?),
+        "h" => Duration::from_secs(n.checked_mul(3600)?),
         _ => return None,
     })
 }
