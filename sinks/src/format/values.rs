@@ -274,11 +274,27 @@ fn flat(out: &mut Vec<u8>, v: &Value, ct: &ColType, style: &ValueStyle) {
 /// `\u00XX`; everything else, DEL and non-ASCII included, as UTF-8.
 pub fn write_json_str(out: &mut Vec<u8>, s: &str) {
     const HEX: &[u8; 16] = b"0123456789ABCDEF";
+    // Bytes that need an escape: controls, '"' and '\\' (a table lookup per
+    // byte; this loop is the hottest of JSON rendering).
+    const ESCAPE: [bool; 256] = {
+        let mut t = [false; 256];
+        let mut i = 0;
+        while i < 0x20 {
+            t[i] = true;
+            i += 1;
+        }
+        t[b'"' as usize] = true;
+        t[b'\\' as usize] = true;
+        t
+    };
     out.reserve(s.len() + 2);
     out.push(b'"');
     let b = s.as_bytes();
     let mut start = 0;
     for (i, &c) in b.iter().enumerate() {
+        if !ESCAPE[c as usize] {
+            continue;
+        }
         let esc: &[u8] = match c {
             b'"' => b"\\\"",
             b'\\' => b"\\\\",
@@ -287,8 +303,7 @@ pub fn write_json_str(out: &mut Vec<u8>, s: &str) {
             b'\t' => b"\\t",
             0x08 => b"\\b",
             0x0c => b"\\f",
-            0..=0x1f => &[b'\\', b'u', b'0', b'0', HEX[(c >> 4) as usize], HEX[(c & 15) as usize]],
-            _ => continue,
+            _ => &[b'\\', b'u', b'0', b'0', HEX[(c >> 4) as usize], HEX[(c & 15) as usize]],
         };
         out.extend_from_slice(&b[start..i]);
         out.extend_from_slice(esc);
@@ -298,8 +313,13 @@ pub fn write_json_str(out: &mut Vec<u8>, s: &str) {
     out.push(b'"');
 }
 
+/// `n` (0..=99) as two digits.
+fn push_2(out: &mut Vec<u8>, n: i64) {
+    out.extend_from_slice(&[b'0' + (n / 10) as u8, b'0' + (n % 10) as u8]);
+}
+
 fn write_int(out: &mut Vec<u8>, i: i64) {
-    let _ = write!(out, "{i}");
+    out.extend_from_slice(itoa::Buffer::new().format(i).as_bytes());
 }
 
 fn write_base64(out: &mut Vec<u8>, bytes: &[u8]) {
@@ -411,9 +431,13 @@ fn write_date(out: &mut Vec<u8>, days: i64) {
     } else if y < 0 {
         let _ = write!(out, "-{:04}", -y);
     } else {
-        let _ = write!(out, "{y:04}");
+        push_2(out, y as i64 / 100);
+        push_2(out, y as i64 % 100);
     }
-    let _ = write!(out, "-{m:02}-{d:02}");
+    out.push(b'-');
+    push_2(out, m as i64);
+    out.push(b'-');
+    push_2(out, d as i64);
 }
 
 /// `HH:MM:SS` plus a fraction: exactly `digits` digits when given (none for
@@ -421,7 +445,16 @@ fn write_date(out: &mut Vec<u8>, days: i64) {
 fn write_time_of_day(out: &mut Vec<u8>, micros: i64, digits: Option<u32>) {
     let secs = micros.div_euclid(1_000_000);
     let frac = micros.rem_euclid(1_000_000);
-    let _ = write!(out, "{:02}:{:02}:{:02}", secs / 3600, secs / 60 % 60, secs % 60);
+    let hours = secs / 3600;
+    if hours < 100 {
+        push_2(out, hours);
+    } else {
+        let _ = write!(out, "{hours}");
+    }
+    out.push(b':');
+    push_2(out, secs / 60 % 60);
+    out.push(b':');
+    push_2(out, secs % 60);
     match digits {
         Some(0) => {}
         Some(n) => {
