@@ -398,9 +398,12 @@ impl PgSource {
                         // The server waits for our confirmation (at shutdown a
                         // walsender stays until all it sent is confirmed, holding
                         // up a fast shutdown): sinks that commit in larger units
-                        // (Parquet files) make what they have durable now.
+                        // (Parquet files) make what they have durable now. The
+                        // reply carries what is durable now: while the server asks
+                        // again at once, replication messages are always ready and
+                        // the durable-change branch above would never run.
                         ask_durable_now(sinks);
-                        self.conn.send_status(acked, false).await?;
+                        acked = self.report(sinks, acked).await?;
                     }
                 }
             }

@@ -10,8 +10,8 @@
 //! reordered and wrong-valued events per change-log sink, and rows missing,
 //! extra and wrong-valued in the apply sink's target; all must be zero.
 //!
-//! Faults come in shuffled cycles of all five kinds, so any five rounds
-//! inject each kind once. CI runs the reduced form (`OUTFLOW_CHAOS_ROUNDS`,
+//! Faults come in shuffled cycles of all five kinds: each cycle of five rounds
+//! injects each kind once. CI runs the reduced form (`OUTFLOW_CHAOS_ROUNDS`,
 //! default 5 per source); `scripts/chaos.sh` runs more rounds and collects
 //! the markdown reports each test writes to `OUTFLOW_CHAOS_REPORT_DIR`.
 
