@@ -121,11 +121,22 @@ async fn tail_prints_changes_and_leaves_no_slot_behind() {
     db.cleanup().await;
 }
 
-/// How many of `tail`'s temporary slots exist (only active ones if asked).
-async fn tail_slots(db: &TestDb, active_only: bool) -> i64 {
-    let filter = if active_only { " AND active" } else { "" };
-    db.query(&format!("SELECT count(*) FROM pg_replication_slots WHERE slot_name LIKE 'outflow_tail_%'{filter}")).await
-        [0]
+/// How many of `tail`'s temporary slots this database has (only those
+/// streaming if asked). A slot is active while it is still being created —
+/// waiting for the server's running transactions, which under load can end
+/// after an insert the test makes — so "streaming" means its walsender has
+/// started replication, past the slot's consistent point.
+async fn tail_slots(db: &TestDb, streaming_only: bool) -> i64 {
+    let filter = if streaming_only {
+        " AND active_pid IN (SELECT pid FROM pg_stat_replication WHERE state = 'streaming')"
+    } else {
+        ""
+    };
+    db.query(&format!(
+        "SELECT count(*) FROM pg_replication_slots WHERE slot_name LIKE 'outflow_tail_%' \
+         AND database = current_database(){filter}"
+    ))
+    .await[0]
     .get(0)
 }
 
