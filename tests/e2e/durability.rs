@@ -137,7 +137,7 @@ async fn tail_slots(db: &TestDb, streaming_only: bool) -> i64 {
          AND database = current_database(){filter}"
     ))
     .await[0]
-    .get(0)
+        .get(0)
 }
 
 #[tokio::test]
