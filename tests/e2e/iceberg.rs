@@ -21,6 +21,7 @@ use serde_json::{json, Value};
 
 use crate::harness::{env_var, wait_for, Outflow, TestDb, SHORT};
 use crate::mysql_harness::{server_id, MyDb};
+use crate::pg_apply::{busy_transaction, random_statement};
 
 fn toml_str(s: &str) -> String {
     toml::Value::String(s.to_string()).to_string()
@@ -138,29 +139,6 @@ async fn assert_replay_equals_source(db: &TestDb, catalog: &Value, name: &str) {
     assert_eq!(got, want, "{name}: the replayed change log differs from the source");
 }
 
-/// One random statement against `items (id int primary key, v text, n numeric(12,2))`.
-fn random_statement(rng: &mut StdRng, next_id: &mut i32) -> String {
-    let id = rng.random_range(1..=(*next_id).max(1));
-    match rng.random_range(0..11) {
-        10 => format!("UPDATE items SET id = {} WHERE id = {id};", {
-            *next_id += 1;
-            *next_id
-        }),
-        0..=3 => {
-            *next_id += 1;
-            format!(
-                "INSERT INTO items VALUES ({}, 'v{}', {}.{:02});",
-                *next_id,
-                rng.random::<u32>(),
-                rng.random_range(-999..999),
-                rng.random_range(0..100)
-            )
-        }
-        4..=7 => format!("UPDATE items SET v = 'u{}', n = n + 1 WHERE id = {id};", rng.random::<u16>()),
-        _ => format!("DELETE FROM items WHERE id = {id};"),
-    }
-}
-
 #[tokio::test]
 async fn iceberg_random_changes_replay_to_the_source_table() {
     let db = TestDb::create("ice_random").await;
@@ -202,19 +180,6 @@ async fn iceberg_random_changes_replay_to_the_source_table() {
     outflow.run_until_caught_up().await.assert_success();
     assert_replay_equals_source(&db, &read_catalog(&root), "public.items").await;
     db.cleanup().await;
-}
-
-/// One transaction of 50 random `items` statements, each with an insert
-/// into the keyless `appended` table.
-fn busy_transaction(rng: &mut StdRng, next_id: &mut i32, seq: &mut i32) -> String {
-    let mut tx = String::from("BEGIN;");
-    for _ in 0..50 {
-        tx.push_str(&random_statement(rng, next_id));
-        *seq += 1;
-        tx.push_str(&format!("INSERT INTO appended VALUES ({}, 'p{}');", *seq, *seq));
-    }
-    tx.push_str("COMMIT;");
-    tx
 }
 
 /// Rows of `appended` committed so far, read by pyiceberg.

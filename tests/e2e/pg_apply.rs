@@ -62,7 +62,7 @@ async fn assert_same_rows(source: &TestDb, target: &TestDb, table: &str, order: 
 }
 
 /// One random statement against `items (id int primary key, v text, n numeric(12,2))`.
-fn random_statement(rng: &mut StdRng, next_id: &mut i32) -> String {
+pub(crate) fn random_statement(rng: &mut StdRng, next_id: &mut i32) -> String {
     let id = rng.random_range(1..=(*next_id).max(1));
     match rng.random_range(0..10) {
         0..=3 => {
@@ -137,7 +137,7 @@ async fn pg_apply_random_changes_leave_the_target_equal_to_the_source() {
 
 /// One transaction of 50 random `items` statements, each with an insert
 /// into the keyless `appended` table.
-fn busy_transaction(rng: &mut StdRng, next_id: &mut i32, seq: &mut i32) -> String {
+pub(crate) fn busy_transaction(rng: &mut StdRng, next_id: &mut i32, seq: &mut i32) -> String {
     let mut tx = String::from("BEGIN;");
     for _ in 0..50 {
         tx.push_str(&random_statement(rng, next_id));
