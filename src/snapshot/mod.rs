@@ -427,6 +427,45 @@ impl Parallel {
     }
 }
 
+/// The chunks a reader has sent and not yet seen emitted. A reader reads
+/// its next chunk while the stream side emits the one before (at most one
+/// in flight), so the database and outflow work at the same time.
+#[derive(Default)]
+pub struct InFlight(std::collections::VecDeque<oneshot::Receiver<()>>);
+
+impl InFlight {
+    /// Hands `chunk` to the stream side. False when the stream side stopped
+    /// (the snapshot resumes in the next run).
+    pub async fn send(&mut self, out: &mpsc::Sender<ReaderEvent>, mut chunk: Chunk) -> bool {
+        let (emitted, wait) = oneshot::channel();
+        chunk.emitted = emitted;
+        self.0.push_back(wait);
+        out.send(ReaderEvent::Chunk(chunk)).await.is_ok()
+    }
+
+    /// Waits until at most the last chunk sent is still to be emitted;
+    /// false if an earlier one never was.
+    pub async fn settle(&mut self) -> bool {
+        self.wait_until(1).await
+    }
+
+    /// Waits until every chunk sent is emitted; false if one never was.
+    pub async fn drain(&mut self) -> bool {
+        self.wait_until(0).await
+    }
+
+    async fn wait_until(&mut self, left: usize) -> bool {
+        while self.0.len() > left {
+            if let Some(oldest) = self.0.pop_front() {
+                if oldest.await.is_err() {
+                    return false;
+                }
+            }
+        }
+        true
+    }
+}
+
 /// The key columns' values of `row` as one comparable string.
 fn key_string(table: &TableSchema, row: &Row) -> String {
     let mut s = String::new();

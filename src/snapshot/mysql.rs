@@ -50,7 +50,7 @@ use outflow_decoders::{
 use tokio::sync::{mpsc, oneshot};
 
 use super::{
-    range_start, ranges_between, ranges_wanted, stored_ranges, worth_splitting, Chunk, Parallel, RangeUpdate,
+    range_start, ranges_between, ranges_wanted, stored_ranges, worth_splitting, Chunk, InFlight, Parallel, RangeUpdate,
     ReaderEvent,
 };
 use crate::error::{Error, Result};
@@ -213,6 +213,7 @@ impl Keyed {
     /// the stream side stopped.
     async fn read(&self, mut reader: Reader<'_>) -> Result<bool> {
         let chunk_size = reader.cfg.chunk_size;
+        let mut in_flight = InFlight::default();
         loop {
             let Some(index) = self.todo.lock().unwrap_or_else(|e| e.into_inner()).pop() else { break };
             let mut range = self.ranges[index].clone();
@@ -245,11 +246,15 @@ impl Keyed {
                 range.done = (rows.len() as u64) < chunk_size;
                 let n = rows.len() as u64;
                 let update = RangeUpdate { reader: self.reader, index, range: range.clone() };
-                if !send_chunk(reader.cfg, &reader.schema, reader.out, id, rows, &self.base, Some(update), high).await {
+                let chunk = new_chunk(reader.cfg, &reader.schema, id, rows, &self.base, Some(update), high);
+                if !(in_flight.send(reader.out, chunk).await && in_flight.settle().await) {
                     return Ok(false);
                 }
                 self.bar.lock().unwrap_or_else(|e| e.into_inner()).advance(n);
             }
+        }
+        if !in_flight.drain().await {
+            return Ok(false);
         }
         let _ = reader.conn.disconnect().await;
         Ok(true)
@@ -388,6 +393,7 @@ impl Reader<'_> {
         let Reader { cfg, conn, table, schema, columns, out } = self;
         let mut rows: Vec<Row> = Vec::new();
         let mut seen = 0u64;
+        let mut in_flight = InFlight::default();
         {
             let mut result = conn
                 .exec_iter(sql.as_str(), Params::Empty)
@@ -400,12 +406,13 @@ impl Reader<'_> {
                 }
                 rows.push(convert_row(columns, row)?);
                 if rows.len() as u64 >= cfg.chunk_size {
-                    let chunk = std::mem::take(&mut rows);
-                    progress.rows += chunk.len() as u64;
+                    let rows_read = std::mem::take(&mut rows);
+                    progress.rows += rows_read.len() as u64;
                     progress.resume = Some(seen);
-                    bar.advance(chunk.len() as u64);
+                    bar.advance(rows_read.len() as u64);
                     let id = NEXT_CHUNK.fetch_add(1, Ordering::Relaxed);
-                    if !send_chunk(cfg, schema, out, id, chunk, progress, None, high.clone()).await {
+                    let chunk = new_chunk(cfg, schema, id, rows_read, progress, None, high.clone());
+                    if !(in_flight.send(out, chunk).await && in_flight.settle().await) {
                         return Ok(false);
                     }
                 }
@@ -417,24 +424,21 @@ impl Reader<'_> {
         progress.done = true;
         bar.advance(rows.len() as u64);
         let id = NEXT_CHUNK.fetch_add(1, Ordering::Relaxed);
-        Ok(send_chunk(self.cfg, &self.schema, self.out, id, rows, progress, None, high).await)
+        let last = new_chunk(self.cfg, &self.schema, id, rows, progress, None, high);
+        Ok(in_flight.send(self.out, last).await && in_flight.drain().await)
     }
 }
 
-/// Hands a chunk to the stream side and waits until it is emitted; false
-/// when the stream side stopped.
-#[allow(clippy::too_many_arguments)]
-async fn send_chunk(
+/// A chunk whose rows are consistent with the binlog position `high`.
+fn new_chunk(
     cfg: &ReaderConfig,
     schema: &Arc<TableSchema>,
-    out: &mpsc::Sender<ReaderEvent>,
     id: u64,
     rows: Vec<Row>,
     progress: &TableSnapshot,
     range: Option<RangeUpdate>,
     high: MysqlAnchor,
-) -> bool {
-    let (emitted, wait) = oneshot::channel();
+) -> Chunk {
     let binlog = match &high {
         MysqlAnchor::File { name, pos } => Some(BinlogSource {
             file: name.clone(),
@@ -446,7 +450,8 @@ async fn send_chunk(
         }),
         MysqlAnchor::Gtid(_) => None,
     };
-    let chunk = Chunk {
+    let (emitted, _) = oneshot::channel();
+    Chunk {
         id,
         table: schema.clone(),
         rows,
@@ -456,8 +461,7 @@ async fn send_chunk(
         high: Some(Position::mysql(high)),
         binlog,
         emitted,
-    };
-    out.send(ReaderEvent::Chunk(chunk)).await.is_ok() && wait.await.is_ok()
+    }
 }
 
 /// The table's columns as the binlog decoder would describe them, and the
