@@ -22,7 +22,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_postgres::SimpleQueryMessage;
 
 use super::{
-    range_start, ranges_between, ranges_wanted, stored_ranges, watermark, worth_splitting, Chunk, Parallel,
+    range_start, ranges_between, ranges_wanted, stored_ranges, watermark, worth_splitting, Chunk, InFlight, Parallel,
     RangeUpdate, ReaderEvent, WATERMARK_PREFIX,
 };
 use crate::error::{Error, Result};
@@ -66,12 +66,20 @@ pub async fn snapshot_table(
 
     let mut extra = Vec::new();
     let mut ranges = stored_ranges(&progress);
-    let mut estimate = estimate;
-    if estimate == 0 && worth_splitting(&progress, u64::MAX, chunk_size, 2) {
-        estimate = count_rows(&first.catalog, &reader.qualified).await?;
-    }
+    // A table never analyzed has no estimate: it is counted, but only once
+    // free reader slots say a split could be used.
+    let unknown = estimate == 0;
+    let mut estimate = if unknown { u64::MAX } else { estimate };
     if worth_splitting(&progress, estimate, chunk_size, 2) {
-        extra = parallel.take(ranges_wanted(estimate, chunk_size).saturating_sub(1));
+        extra = parallel.take(ranges_wanted(estimate, chunk_size) - 1);
+        if unknown && !extra.is_empty() {
+            estimate = count_rows(&first.catalog, &reader.qualified).await?;
+            let wanted = match worth_splitting(&progress, estimate, chunk_size, 2) {
+                true => ranges_wanted(estimate, chunk_size) - 1,
+                false => 0,
+            };
+            extra.truncate(wanted);
+        }
         if !extra.is_empty() {
             let uppers = range_boundaries(&first, &reader.qualified, estimate, extra.len() + 1).await?;
             ranges = ranges_between(uppers);
@@ -116,7 +124,7 @@ struct Worker {
     schema: Arc<TableSchema>,
     columns: Vec<Column>,
     select_list: String,
-    in_flight: Option<oneshot::Receiver<()>>,
+    in_flight: InFlight,
     /// The table changed shape since it was described (see [`Worker::read`]).
     reshaped: bool,
 }
@@ -135,7 +143,7 @@ impl Worker {
             .map_err(|e| sql_error("setting up the snapshot session", &e))?;
         let (schema, columns) = describe(&catalog, table).await?;
         let select_list = select_list(&columns);
-        Ok(Worker { catalog, schema, columns, select_list, in_flight: None, reshaped: false })
+        Ok(Worker { catalog, schema, columns, select_list, in_flight: InFlight::default(), reshaped: false })
     }
 
     /// Writes the chunk's low watermark and reads it with `sql`. No rows
@@ -155,22 +163,19 @@ impl Worker {
         Ok(read)
     }
 
-    /// Sends a chunk and writes its high watermark. False when the stream
-    /// side stopped (the snapshot resumes in the next run).
-    async fn send(&mut self, reader: &TableReader<'_>, mut chunk: Chunk) -> Result<bool> {
-        let (emitted, wait) = oneshot::channel();
-        chunk.emitted = emitted;
+    /// Sends a chunk and writes its high watermark, then waits until the
+    /// chunk before it is emitted. False when the stream side stopped (the
+    /// snapshot resumes in the next run).
+    async fn send(&mut self, reader: &TableReader<'_>, chunk: Chunk) -> Result<bool> {
         let id = chunk.id;
         let rows = chunk.rows.len() as u64;
-        if reader.out.send(ReaderEvent::Chunk(chunk)).await.is_err() {
+        if !self.in_flight.send(reader.out, chunk).await {
             return Ok(false);
         }
         emit_watermark(&self.catalog, &watermark(reader.run, true, id, reader.table), true).await?;
         reader.bar.lock().unwrap_or_else(|e| e.into_inner()).advance(rows);
-        if let Some(previous) = self.in_flight.replace(wait) {
-            if previous.await.is_err() {
-                return Ok(false);
-            }
+        if !self.in_flight.settle().await {
+            return Ok(false);
         }
         if self.reshaped {
             tracing::info!(table = %reader.table, "table changed during its snapshot; reading it with its new columns");
@@ -178,14 +183,6 @@ impl Worker {
             self.select_list = select_list(&self.columns);
         }
         Ok(true)
-    }
-
-    /// Waits until the last chunk sent is emitted; false if it never was.
-    async fn drain(&mut self) -> bool {
-        match self.in_flight.take() {
-            Some(last) => last.await.is_ok(),
-            None => true,
-        }
     }
 
     fn chunk(
@@ -243,7 +240,7 @@ impl TableReader<'_> {
                 }
             }
         }
-        Ok(worker.drain().await)
+        Ok(worker.in_flight.drain().await)
     }
 
     /// A table without a key, by `ctid` page ranges.
@@ -271,7 +268,7 @@ impl TableReader<'_> {
                 return Ok(());
             }
         }
-        if worker.drain().await {
+        if worker.in_flight.drain().await {
             self.bar.into_inner().unwrap_or_else(|e| e.into_inner()).finish();
             tracing::info!(table = %self.table, rows = progress.rows, "snapshot done");
         }
@@ -478,14 +475,12 @@ async fn read_rows(
         Err(e) => return Err(sql_error("reading a snapshot chunk", &e)),
     };
     let mut rows = Vec::new();
-    let mut last_key = None;
+    let mut last = None;
     for m in messages {
         let SimpleQueryMessage::Row(r) = m else { continue };
         let mut row = Vec::with_capacity(columns.len());
-        let mut key = Vec::new();
         for (i, c) in columns.iter().enumerate() {
-            let v = r.get(i);
-            row.push(match v {
+            row.push(match r.get(i) {
                 None => Value::Null,
                 Some(t) => parse_text(&c.ty, t).map_err(|e| {
                     Error::fatal(
@@ -497,13 +492,13 @@ async fn read_rows(
                     )
                 })?,
             });
-            if c.schema.key {
-                key.push(v.map(str::to_string));
-            }
         }
         rows.push(row);
-        last_key = Some(key);
+        last = Some(r);
     }
+    let last_key = last.map(|r| {
+        columns.iter().enumerate().filter(|(_, c)| c.schema.key).map(|(i, _)| r.get(i).map(str::to_string)).collect()
+    });
     Ok(Some((rows, last_key)))
 }
 
