@@ -27,11 +27,12 @@ fn split_era(text: &str) -> (&str, bool) {
     }
 }
 
+/// 1 to 18 ASCII digits (no sign) as a number.
 fn digits(s: &str) -> Option<i64> {
-    if s.is_empty() || s.len() > 18 || !s.bytes().all(|c| c.is_ascii_digit()) {
+    if s.is_empty() || s.len() > 18 {
         return None;
     }
-    s.parse().ok()
+    s.bytes().try_fold(0i64, |n, c| c.is_ascii_digit().then(|| n * 10 + i64::from(c - b'0')))
 }
 
 /// `Y-MM-DD` (any number of year digits) → days since 1970-01-01.
