@@ -7,8 +7,10 @@
 //! table's database) and values render as that connector renders them.
 //!
 //! This is the hot path of every JSON sink: events are appended to a reused
-//! byte buffer field by field; no JSON DOM is built.
+//! byte buffer field by field; no JSON DOM is built. The rows of a snapshot
+//! chunk share one source block, which is rendered once per chunk.
 
+use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use outflow_decoders::{ChangeEvent, LogicalMessage, Op, Row, SourceInfo, TableSchema};
@@ -23,17 +25,26 @@ pub struct EventWriter {
     format: Format,
     style: ValueStyle,
     ctx: SinkContext,
+    /// The last snapshot read's source block, for the next rows of its chunk.
+    snapshot_source: Option<RenderedSource>,
+}
+
+struct RenderedSource {
+    /// Held so that the pointer compared stays this table's.
+    table: Arc<TableSchema>,
+    source: SourceInfo,
+    json: Vec<u8>,
 }
 
 const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), "-outflow");
 
 impl EventWriter {
     pub fn new(format: Format, style: ValueStyle, ctx: SinkContext) -> Self {
-        EventWriter { format, style, ctx }
+        EventWriter { format, style, ctx, snapshot_source: None }
     }
 
     /// Appends one event as a single JSON line (with the trailing newline).
-    pub fn write_change(&self, out: &mut Vec<u8>, ev: &ChangeEvent) {
+    pub fn write_change(&mut self, out: &mut Vec<u8>, ev: &ChangeEvent) {
         match self.format {
             Format::Debezium => self.write_envelope(out, ev),
             Format::Json => self.write_flat(out, ev),
@@ -55,13 +66,17 @@ impl EventWriter {
         out.extend_from_slice(b"\"}}\n");
     }
 
-    fn write_envelope(&self, out: &mut Vec<u8>, ev: &ChangeEvent) {
+    fn write_envelope(&mut self, out: &mut Vec<u8>, ev: &ChangeEvent) {
         out.extend_from_slice(b"{\"before\":");
         self.write_row(out, &ev.table, ev.before.as_ref());
         out.extend_from_slice(b",\"after\":");
         self.write_row(out, &ev.table, ev.after.as_ref());
         out.extend_from_slice(b",\"source\":");
-        self.write_source(out, &ev.source, &ev.table.id.schema, &ev.table.id.name);
+        if ev.op == Op::Read {
+            self.write_snapshot_source(out, ev);
+        } else {
+            self.write_source(out, &ev.source, &ev.table.id.schema, &ev.table.id.name);
+        }
         out.extend_from_slice(b",\"transaction\":null,\"op\":\"");
         out.extend_from_slice(ev.op.code().as_bytes());
         let now_us = now_us();
@@ -94,6 +109,22 @@ impl EventWriter {
             }
         }
         out.push(b'}');
+    }
+
+    /// A snapshot read's source block: the one rendered for the row before
+    /// when it is the same table and source (the rest of its chunk).
+    fn write_snapshot_source(&mut self, out: &mut Vec<u8>, ev: &ChangeEvent) {
+        if let Some(last) = &self.snapshot_source {
+            if Arc::ptr_eq(&last.table, &ev.table) && last.source == ev.source {
+                out.extend_from_slice(&last.json);
+                return;
+            }
+        }
+        let mut json = self.snapshot_source.take().map(|last| last.json).unwrap_or_default();
+        json.clear();
+        self.write_source(&mut json, &ev.source, &ev.table.id.schema, &ev.table.id.name);
+        out.extend_from_slice(&json);
+        self.snapshot_source = Some(RenderedSource { table: ev.table.clone(), source: ev.source.clone(), json });
     }
 
     fn write_source(&self, out: &mut Vec<u8>, s: &SourceInfo, schema: &str, table: &str) {
@@ -224,4 +255,57 @@ fn now_us() -> i64 {
 
 fn now_ms() -> i64 {
     now_us() / 1000
+}
+
+#[cfg(test)]
+mod tests {
+    use outflow_decoders::{ColumnSchema, Position, TableId, Value};
+
+    use super::*;
+
+    fn table(name: &str) -> Arc<TableSchema> {
+        let id = ColumnSchema {
+            name: "id".into(),
+            type_name: "int8".into(),
+            type_id: 20,
+            type_modifier: -1,
+            nullable: false,
+            key: true,
+        };
+        Arc::new(TableSchema { id: TableId::new("public", name), version: 1, columns: vec![id] })
+    }
+
+    fn read(table: &Arc<TableSchema>, lsn: u64, id: i64) -> ChangeEvent {
+        ChangeEvent {
+            op: Op::Read,
+            table: table.clone(),
+            before: None,
+            after: Some(vec![Value::Int(id)]),
+            source: SourceInfo { commit_ts_us: 1_000_000, lsn: Some(lsn), snapshot: true, ..SourceInfo::default() },
+            position: Position::Pg { lsn, index: id as u32 },
+        }
+    }
+
+    fn source_of(writer: &mut EventWriter, ev: &ChangeEvent) -> serde_json::Value {
+        let mut out = Vec::new();
+        writer.write_change(&mut out, ev);
+        let line: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        line["source"].clone()
+    }
+
+    /// A snapshot row's source block is reused only for the same table and
+    /// source; each row's own source block is what rendering it alone gives.
+    #[test]
+    fn snapshot_rows_get_their_own_source_block() {
+        let ctx = SinkContext { pipeline: "p".into(), connector: "postgresql", db: "d".into() };
+        let (a, b) = (table("a"), table("b"));
+        let events = [read(&a, 16, 1), read(&a, 16, 2), read(&b, 16, 3), read(&b, 32, 4), read(&a, 32, 5)];
+        let mut writer = EventWriter::new(Format::Debezium, ValueStyle::default(), ctx.clone());
+        for ev in &events {
+            let alone = source_of(&mut EventWriter::new(Format::Debezium, ValueStyle::default(), ctx.clone()), ev);
+            assert_eq!(source_of(&mut writer, ev), alone);
+            assert_eq!(alone["table"], ev.table.id.name.as_str());
+            assert_eq!(alone["lsn"], ev.source.lsn.unwrap());
+        }
+    }
 }

@@ -106,9 +106,15 @@ impl ColType {
 
 /// Appends the Debezium JSON for `v` to `out`.
 pub fn write_debezium_value(out: &mut Vec<u8>, v: &Value, col: &ColumnSchema, style: &ValueStyle) {
-    let ct = col_type(col);
+    // The commonest values render the same whatever the declared type.
+    let ct = match v {
+        Value::Null | Value::Bool(_) | Value::Int(_) | Value::Decimal(_) | Value::Text(_) => UNTYPED,
+        _ => col_type(col),
+    };
     debezium(out, v, &ct, style);
 }
+
+const UNTYPED: ColType = ColType { kind: Kind::Other, is_array: false, precision: None };
 
 fn debezium(out: &mut Vec<u8>, v: &Value, ct: &ColType, style: &ValueStyle) {
     match v {
