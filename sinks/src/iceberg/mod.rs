@@ -44,9 +44,12 @@
 //! The catalog and writers are async; the sink owns a current-thread tokio
 //! runtime and blocks on it from its own thread.
 
+mod commit;
+mod read;
 mod schema;
 mod storage;
 mod table;
+mod upsert;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -62,6 +65,7 @@ use outflow_decoders::{ChangeEvent, Position, StreamItem};
 use serde::Deserialize;
 use serde_json::Value as Json;
 
+use self::commit::Cas;
 use self::schema::{new_schema, wanted_columns};
 use self::table::{TableState, WriteSettings};
 use crate::parquet::{ByteSize, Interval};
@@ -73,6 +77,8 @@ const SUMMARY_SINK: &str = "outflow.sink";
 const SUMMARY_TABLE: &str = "outflow.table";
 const SUMMARY_POSITION: &str = "outflow.position";
 const SUMMARY_SNAPSHOT: &str = "outflow.snapshot";
+/// Table property naming the mode a table was created for.
+const PROPERTY_MODE: &str = "outflow.mode";
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -97,7 +103,8 @@ pub struct IcebergConfig {
     /// MySQL its database).
     #[serde(default)]
     pub namespace: Option<String>,
-    /// `append`: every change is a row (a change log).
+    /// `append`: every change is a row (a change log); `upsert`: the table
+    /// holds the current row per key.
     #[serde(default)]
     pub mode: Mode,
     /// How often tables with new rows are committed (one snapshot per table
@@ -127,12 +134,24 @@ fn default_target_file_size() -> ByteSize {
 pub enum Mode {
     #[default]
     Append,
+    Upsert,
+}
+
+impl Mode {
+    fn as_str(self) -> &'static str {
+        match self {
+            Mode::Append => "append",
+            Mode::Upsert => "upsert",
+        }
+    }
 }
 
 pub struct IcebergSink {
     name: String,
     namespace: Option<String>,
     catalog: SqlCatalog,
+    /// Upsert mode: the catalog row swap of hand-built commits.
+    cas: Option<Cas>,
     rt: tokio::runtime::Runtime,
     settings: WriteSettings,
     commit_interval: std::time::Duration,
@@ -233,17 +252,23 @@ impl IcebergConfig {
                 )
             })?;
         let recovered = rt.block_on(recover(&catalog, &self.name))?;
+        let cas = match self.mode {
+            Mode::Upsert => Some(rt.block_on(Cas::open(&catalog_path, &self.catalog_name))?),
+            Mode::Append => None,
+        };
         let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
         let mut sink = IcebergSink {
             name: self.name.clone(),
             namespace: self.namespace.clone(),
             catalog,
+            cas,
             rt,
             settings: WriteSettings {
                 props,
                 target_file_size: self.target_file_size.0.max(1 << 20) as usize,
                 file_prefix: format!("outflow-{nanos:x}-{}", std::process::id()),
                 mysql: ctx.connector == "mysql",
+                mode: self.mode,
             },
             commit_interval: self.commit_interval.0,
             tables: BTreeMap::new(),
@@ -337,6 +362,28 @@ async fn recover(catalog: &SqlCatalog, sink: &str) -> Result<Vec<Recovered>, Sin
     Ok(out)
 }
 
+/// Refuses a table created for the other mode (its rows mean something else).
+fn check_mode(table: &Table, mode: Mode) -> Result<(), SinkError> {
+    let created = table.metadata().properties().get(PROPERTY_MODE).map_or("append", String::as_str);
+    if created != mode.as_str() {
+        return Err(SinkError::fatal(
+            format!(
+                "iceberg table {} was created by mode = \"{created}\", but the sink's mode is \"{}\"",
+                table.identifier(),
+                mode.as_str()
+            ),
+            "keep the mode the table was created with, or give the sink another namespace (or catalog) for the other mode",
+        ));
+    }
+    if mode == Mode::Upsert && table.metadata().format_version() != iceberg::spec::FormatVersion::V2 {
+        return Err(SinkError::fatal(
+            format!("iceberg table {} is not format version 2, which upsert mode writes", table.identifier()),
+            "let outflow create the table (it creates format version 2 tables)",
+        ));
+    }
+    Ok(())
+}
+
 /// The latest snapshot in the table's history that this sink committed.
 fn last_commit(table: &Table, sink: &str) -> Result<Option<Recovered>, SinkError> {
     let meta = table.metadata();
@@ -399,20 +446,28 @@ impl IcebergSink {
                 catalog.create_namespace(ns, HashMap::new()).await.map_err(|e| ice_error(&what, &e))?;
             }
             if catalog.table_exists(&ident).await.map_err(|e| ice_error(&what, &e))? {
-                return catalog.load_table(&ident).await.map_err(|e| ice_error(&what, &e));
+                let table = catalog.load_table(&ident).await.map_err(|e| ice_error(&what, &e))?;
+                check_mode(&table, settings.mode)?;
+                return Ok(table);
             }
-            let schema = new_schema(&wanted_columns(&ev.table.columns, settings.mysql))?;
+            let schema = new_schema(&wanted_columns(&ev.table.columns, settings.mysql, settings.mode))?;
             let creation = TableCreation::builder()
                 .name(ident.name().to_string())
                 .schema(schema)
-                .properties([("outflow.source_table".to_string(), key.to_string())])
+                .properties([
+                    ("outflow.source_table".to_string(), key.to_string()),
+                    (PROPERTY_MODE.to_string(), settings.mode.as_str().to_string()),
+                ])
                 .build();
             tracing::info!(table = %key, iceberg = %ident, "iceberg: creating table");
             catalog.create_table(ns, creation).await.map_err(|e| ice_error(&what, &e))
         })?;
-        let mut state = TableState::new(key.to_string(), table, ev.table.clone(), self.settings.mysql)?;
+        let mut state = TableState::new(key.to_string(), table, ev.table.clone(), &self.settings)?;
         // A table created by an earlier run may hold another shape.
         self.rt.block_on(state.evolve(ev.table.clone(), &self.catalog, &self.settings))?;
+        if state.upsert.is_some() {
+            self.rt.block_on(state.rebuild_index())?;
+        }
         self.idents.insert(ident, key.to_string());
         self.tables.insert(key.to_string(), state);
         Ok(())
@@ -435,7 +490,7 @@ impl IcebergSink {
             if let Some(progress) = record.get(key) {
                 summary.insert(SUMMARY_SNAPSHOT.to_string(), progress.to_string());
             }
-            self.rt.block_on(t.commit(&self.catalog, summary, &self.settings))?;
+            self.rt.block_on(t.commit(&self.catalog, self.cas.as_ref(), summary, &self.settings))?;
             self.committed.insert(key.clone(), position.clone());
         }
         Ok(())
