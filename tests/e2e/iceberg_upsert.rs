@@ -108,12 +108,8 @@ async fn iceberg_upsert_random_changes_over_several_runs_equal_the_source() {
     );
     // The keyless table is append-only (PostgreSQL refuses its updates and
     // deletes without a replica identity): every insert once.
-    let mut notes: Vec<i64> = table(&catalog, "public.notes")["rows"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| r["at"].as_i64().unwrap())
-        .collect();
+    let mut notes: Vec<i64> =
+        table(&catalog, "public.notes")["rows"].as_array().unwrap().iter().map(|r| r["at"].as_i64().unwrap()).collect();
     notes.sort();
     let want: Vec<i64> = (1..=20).chain(100..103).collect();
     assert_eq!(notes, want, "notes: every insert once");
@@ -318,7 +314,8 @@ async fn iceberg_upsert_keeps_toasted_values_an_update_left_unchanged() {
     let got: Vec<(i64, String, String)> = current_rows(&read_catalog(&root), "public.docs", "id")
         .iter()
         .map(|r| {
-            let text = |c: &str| r[c].as_str().unwrap_or_else(|| panic!("{c} of row {} is {}", r["id"], r[c])).to_string();
+            let text =
+                |c: &str| r[c].as_str().unwrap_or_else(|| panic!("{c} of row {} is {}", r["id"], r[c])).to_string();
             (r["id"].as_i64().unwrap(), text("title"), text("body"))
         })
         .collect();

@@ -1,23 +1,38 @@
-//! `kind = "iceberg"`: change logs as Apache Iceberg tables (one per source
-//! table) in a SQL catalog on SQLite with a warehouse on local disk,
-//! exactly-once, readable by pyiceberg, Spark, Trino, DuckDB.
+//! `kind = "iceberg"`: source tables as Apache Iceberg tables (one per
+//! source table) in a SQL catalog on SQLite with a warehouse on local disk
+//! or object storage, exactly-once, readable by pyiceberg, Spark, Trino,
+//! DuckDB.
 //!
 //! Each source table `schema.table` becomes the Iceberg table
 //! `<namespace>.<table>` (namespace: the sink's `namespace`, else the source
 //! schema, for MySQL its database), created on its first change with the
-//! source's columns ([`schema`] maps the types) followed by the change-log
-//! columns `_op`, `_position`, `_tx`, `_source_ts`, `_snapshot` and
-//! `_unchanged` (the Parquet sink's, see [`crate::parquet::rows`]): one row
-//! per change, the after-image (the before-image for deletes, all null for
-//! truncates). Added and dropped source columns become Iceberg schema
-//! updates before rows of the new shape are written ([`table`]).
+//! source's columns ([`schema`] maps the types) and, by `mode`:
+//!
+//! - `append` (a change log): the change-log columns `_op`, `_position`,
+//!   `_tx`, `_source_ts`, `_snapshot` and `_unchanged` (the Parquet sink's,
+//!   see [`crate::parquet::rows`]): one row per change, the after-image (the
+//!   before-image for deletes, all null for truncates).
+//! - `upsert` (the current row per key): `_position` and `_source_ts` of
+//!   each row's last change; key columns are the schema's identifier fields.
+//!   Replaced and deleted rows are removed with position deletes
+//!   ([`upsert`]), committed by a hand-built snapshot ([`commit`]: iceberg
+//!   0.10.1 can only `fast_append` data files). Keyless tables are
+//!   append-only. The sink keeps every keyed table's key → row position
+//!   index in memory (~90 MB per million rows), rebuilt from the table on
+//!   start.
+//!
+//! A table records the mode it was created for (property `outflow.mode`);
+//! a sink of the other mode refuses it. Added and dropped source columns
+//! become Iceberg schema updates before rows of the new shape are written
+//! ([`table`]).
 //!
 //! Exactly-once. Rows go to Parquet data files as they arrive; every
-//! `commit_interval` (and when the stream ends) each table with new rows is
-//! committed with one `fast_append` whose snapshot summary holds
-//! `outflow.position`: the stream position through which the table is
-//! complete, and `outflow.snapshot`: the table's snapshot progress. Data and
-//! offset are one atomic catalog commit. Iceberg has no multi-table commit,
+//! `commit_interval` (and when the stream ends) each table with new changes
+//! is committed as one snapshot (`fast_append`, or the upsert commit with
+//! its deletes) whose summary holds `outflow.position`: the stream position
+//! through which the table is complete, and `outflow.snapshot`: the table's
+//! snapshot progress. Data, deletes and offset are one atomic catalog
+//! commit. Iceberg has no multi-table commit,
 //! so a crash can fall between two tables' commits; on start the sink reads
 //! every table's latest outflow snapshot summary and skips, per table, the
 //! changes at or before that table's position, which makes the replay from
@@ -38,8 +53,8 @@
 //! iceberg 0.10.1 ships only local and in-memory storage, so object stores
 //! go through `object_store`, like the Parquet sink's).
 //!
-//! Limits: mode `append` only (upsert needs delete files, which iceberg
-//! 0.10.1 cannot commit); no partitioning.
+//! Limits: no partitioning; upsert tables follow one key (a change of the
+//! key columns or their types stops the sink).
 //!
 //! The catalog and writers are async; the sink owns a current-thread tokio
 //! runtime and blocks on it from its own thread.

@@ -101,17 +101,22 @@ pub struct Wanted {
 /// source's columns, then the metadata columns. Change-log tables (`append`)
 /// have every column optional (a delete's before-image may hold only the
 /// key) and all of [`META_COLUMNS`]; current-row tables (`upsert`) have
-/// their key columns required and only `_position` and `_source_ts` (of the
-/// row's last change).
+/// their key columns required (unless the key is the whole row, which may
+/// hold nulls) and only `_position` and `_source_ts` (of the row's last
+/// change).
 pub fn wanted_columns(columns: &[ColumnSchema], mysql: bool, mode: Mode) -> Vec<Wanted> {
     let mut scratch = 0;
     let upsert = mode == Mode::Upsert;
+    // Every column flagged as key is PostgreSQL's REPLICA IDENTITY FULL (or
+    // a key over all columns): its columns may hold nulls. A proper key
+    // (primary key or replica identity index) never does.
+    let whole_row = columns.iter().all(|c| c.key);
     let mut out: Vec<Wanted> = columns
         .iter()
         .map(|c| Wanted {
             name: c.name.clone(),
             ty: iceberg_type(&build_kind(kind_of(c, mysql)), &mut scratch),
-            required: upsert && c.key,
+            required: upsert && c.key && (!c.nullable || !whole_row),
             key: upsert && c.key,
         })
         .collect();
@@ -138,15 +143,17 @@ pub const UPSERT_META: [&str; 2] = ["_position", "_source_ts"];
 
 /// A fresh Iceberg schema for a new table (field ids 1.. in column order,
 /// nested ids after them). Key columns become the schema's identifier
-/// fields when Iceberg allows them all (primitive, not floating point).
+/// fields when Iceberg allows them all (required, primitive, not floating
+/// point).
 pub fn new_schema(wanted: &[Wanted]) -> Result<Schema, SinkError> {
     let mut next_id = wanted.len() as i32;
     let fields = wanted.iter().enumerate().map(|(i, w)| {
         let ty = renumber(&w.ty, &mut next_id);
         Arc::new(NestedField::new(i as i32 + 1, w.name.clone(), ty, w.required))
     });
-    let identifiable =
-        |w: &Wanted| matches!(&w.ty, Type::Primitive(p) if !matches!(p, PrimitiveType::Float | PrimitiveType::Double));
+    let identifiable = |w: &Wanted| {
+        w.required && matches!(&w.ty, Type::Primitive(p) if !matches!(p, PrimitiveType::Float | PrimitiveType::Double))
+    };
     let keys: Vec<i32> = wanted.iter().enumerate().filter(|(_, w)| w.key).map(|(i, _)| i as i32 + 1).collect();
     let identifiers = if wanted.iter().filter(|w| w.key).all(identifiable) { keys } else { Vec::new() };
     Schema::builder()

@@ -1,6 +1,8 @@
 //! One Iceberg table's uncommitted output: buffered rows, the open data
 //! file writer, data files closed but not yet committed, and the commit
 //! (one `fast_append` whose snapshot summary carries the table's offset).
+//! Upsert tables ([`super::upsert`]) share the writer, the schema changes
+//! and the counters, and add their key index and their own commit.
 //!
 //! An update that changes the row's key is written as two rows at the
 //! update's position: `d` with the before-image (the old key), then `u`, so

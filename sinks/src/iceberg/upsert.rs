@@ -69,7 +69,7 @@ pub struct Loc {
 }
 
 enum Pending {
-    Upsert(ChangeEvent),
+    Upsert(Box<ChangeEvent>),
     Delete,
 }
 
@@ -239,7 +239,7 @@ impl Upsert {
                         }
                     }
                 }
-                self.put(key, Pending::Upsert(ev));
+                self.put(key, Pending::Upsert(Box::new(ev)));
             }
             (Op::Delete, Some(before), _) => {
                 let key = self.key_of(before)?;
@@ -270,7 +270,7 @@ impl Upsert {
             let prev = self.index.remove(&key);
             self.deletes.extend(prev);
             if let Pending::Upsert(ev) = p {
-                out.push((key, ev, prev));
+                out.push((key, *ev, prev));
             }
         }
         out
