@@ -72,7 +72,7 @@ pub(crate) fn read_catalog(root: &Path) -> Value {
 }
 
 /// Same, with reader flags (`--s3-endpoint URL`).
-fn read_catalog_with(root: &Path, extra: &[&str]) -> Value {
+pub(crate) fn read_catalog_with(root: &Path, extra: &[&str]) -> Value {
     let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/readers/iceberg_read.py");
     let out = std::process::Command::new(env_var("OUTFLOW_TEST_PYTHON"))
         .arg(&script)

@@ -382,3 +382,105 @@ async fn iceberg_upsert_follows_an_added_column_and_a_truncate() {
     assert_eq!(view, vec!["5|updated|0.00".to_string(), "6|later|1.00".to_string()]);
     db.cleanup().await;
 }
+
+#[tokio::test]
+async fn iceberg_upsert_composite_keys_of_many_types_survive_a_restart() {
+    let db = TestDb::create("iceu_keys").await;
+    db.execute(
+        "CREATE TABLE kv (k1 text, k2 numeric(10,2), k3 timestamptz, k4 uuid, k5 bytea, k6 date, v int,
+           PRIMARY KEY (k1, k2, k3, k4, k5, k6));
+         INSERT INTO kv SELECT 'k' || g, g / 3.0, '2024-01-01 00:00:00+00'::timestamptz + g * interval '1 hour 1.5 s',
+           md5(g::text)::uuid, decode(lpad(to_hex(g), 4, '0'), 'hex'), date '2020-02-29' + g, g
+           FROM generate_series(1, 60) g;",
+    )
+    .await;
+    let (outflow, root) = pg_to_iceberg_mode(&db, &["public.kv"], "upsert");
+    outflow.run_until_caught_up().await.assert_success();
+    db.wait_for_slot_idle().await;
+    // The second run finds run 1's rows by keys read back from its files.
+    db.execute(
+        "UPDATE kv SET v = v + 1000; DELETE FROM kv WHERE v % 7 = 0;
+         UPDATE kv SET k1 = k1 || '-moved' WHERE v % 5 = 0;",
+    )
+    .await;
+    db.wait_for_slot_idle().await;
+    outflow.run_until_caught_up().await.assert_success();
+    let want: Vec<(String, i64)> = db
+        .query("SELECT k1, v FROM kv ORDER BY v")
+        .await
+        .iter()
+        .map(|r| (r.get(0), i64::from(r.get::<_, i32>(1))))
+        .collect();
+    let catalog = read_catalog(&root);
+    let mut got: Vec<(String, i64)> = table(&catalog, "public.kv")["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (r["k1"].as_str().unwrap().to_string(), r["v"].as_i64().unwrap()))
+        .collect();
+    got.sort_by_key(|(_, v)| *v);
+    assert_eq!(
+        got.len(),
+        want.len(),
+        "{} rows in iceberg, {} in the source (replaced rows left behind)",
+        got.len(),
+        want.len()
+    );
+    assert_eq!(got, want);
+    let mut ids: Vec<i64> = table(&catalog, "public.kv")["identifier_field_ids"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_i64().unwrap())
+        .collect();
+    ids.sort();
+    assert_eq!(ids, vec![1, 2, 3, 4, 5, 6], "the key columns are the identifier fields");
+    db.cleanup().await;
+}
+
+#[tokio::test]
+async fn iceberg_upsert_warehouse_on_a_local_s3_server() {
+    let moto = crate::parquet::start_moto().await;
+    let create = std::process::Command::new(crate::harness::env_var("OUTFLOW_TEST_PYTHON"))
+        .args(["-c", "import sys, boto3; boto3.client('s3', endpoint_url=sys.argv[1], region_name='us-east-1', aws_access_key_id='test', aws_secret_access_key='test').create_bucket(Bucket='lake')", &moto.endpoint])
+        .output()
+        .unwrap();
+    assert!(create.status.success(), "creating the bucket: {}", String::from_utf8_lossy(&create.stderr));
+    let db = TestDb::create("iceu_s3").await;
+    db.execute(
+        "CREATE TABLE items (id int PRIMARY KEY, v text, n numeric(12,2));
+         INSERT INTO items SELECT g, 'seed' || g, g / 7.0 FROM generate_series(1, 100) g;",
+    )
+    .await;
+    let (url, slot) = (db.url(), db.name().to_string());
+    let mut root = PathBuf::new();
+    let outflow = crate::harness::Outflow::raw(|dir: &Path| {
+        root = dir.to_path_buf();
+        format!(
+            "[source]\nkind = \"postgres\"\nurl = {}\ntables = [\"public.items\"]\nslot = {}\n[state]\ndir = {}\n\
+             [[sink]]\nname = \"lake\"\nkind = \"iceberg\"\nmode = \"upsert\"\ncatalog = {}\nwarehouse = \"s3://lake/warehouse\"\n\
+             [sink.storage_options]\nendpoint = {}\nregion = \"us-east-1\"\naccess_key_id = \"test\"\n\
+             secret_access_key = \"test\"\nallow_http = \"true\"\n",
+            toml_str(&url),
+            toml_str(&slot),
+            toml_str(&dir.join("state").to_string_lossy()),
+            toml_str(&dir.join("catalog.db").to_string_lossy()),
+            toml_str(&moto.endpoint),
+        )
+    });
+    outflow.run_until_caught_up().await.assert_success();
+    let mut rng = StdRng::seed_from_u64(114);
+    let mut next_id = 100;
+    for _ in 0..2 {
+        db.wait_for_slot_idle().await;
+        for _ in 0..5 {
+            db.execute(&random_transaction(&mut rng, &mut next_id)).await;
+        }
+        db.wait_for_slot_idle().await;
+        outflow.run_until_caught_up().await.assert_success();
+    }
+    let catalog = crate::iceberg::read_catalog_with(&root, &["--s3-endpoint", &moto.endpoint]);
+    assert_items_equal(&db, &catalog).await;
+    assert!(!root.join("warehouse").exists(), "nothing went to local disk");
+    db.cleanup().await;
+}
