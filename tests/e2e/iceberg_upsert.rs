@@ -283,7 +283,8 @@ async fn iceberg_upsert_keeps_toasted_values_an_update_left_unchanged() {
     db.wait_for_slot_idle().await;
     // Updates that leave the TOASTed body alone: pgoutput does not resend it.
     // Row 1 and 2's bodies come from the data file run 1 wrote, row 4's from
-    // the same batch, row 3's from a file written earlier in the same run.
+    // the same batch, row 3's from a file written earlier in the same run,
+    // then from its old key's row when an update moves it to 30.
     db.execute(
         "UPDATE docs SET title = 'changed' WHERE id = 1;
          BEGIN; UPDATE docs SET title = 'x' WHERE id = 2; UPDATE docs SET title = 'y' WHERE id = 2; COMMIT;
@@ -301,6 +302,12 @@ async fn iceberg_upsert_keeps_toasted_values_an_update_left_unchanged() {
     db.execute("UPDATE docs SET title = 'second' WHERE id = 3;").await;
     wait_for(SHORT, "the second update of row 3 committed", || async {
         current_rows(&read_catalog(&root), "public.docs", "id").iter().any(|r| r["title"] == "second")
+    })
+    .await;
+    // A key change leaves the body unchanged too: it comes from the old key's row.
+    db.execute("UPDATE docs SET id = 30, title = 'moved' WHERE id = 3;").await;
+    wait_for(SHORT, "row 3 moved to 30", || async {
+        current_rows(&read_catalog(&root), "public.docs", "id").iter().any(|r| r["id"] == 30)
     })
     .await;
     run.sigterm_and_wait().await.assert_success();

@@ -69,7 +69,10 @@ pub struct Loc {
 }
 
 enum Pending {
-    Upsert(Box<ChangeEvent>),
+    /// The new row image, and the key whose live row holds the values the
+    /// image left unchanged (its own, or the old key of an update that
+    /// moved the row).
+    Upsert(Box<ChangeEvent>, Key),
     Delete,
 }
 
@@ -221,25 +224,32 @@ impl Upsert {
         match (ev.op, &ev.before, &ev.after) {
             (Op::Create | Op::Read | Op::Update, before, Some(after)) => {
                 let key = self.key_of(after)?;
-                if let (Op::Update, Some(before)) = (ev.op, before) {
-                    let old = self.key_of(before)?;
-                    if old != key {
-                        self.put(old, Pending::Delete);
-                    }
-                }
+                // The key an update moved the row from.
+                let moved_from = match (ev.op, before) {
+                    (Op::Update, Some(before)) => Some(self.key_of(before)?).filter(|old| *old != key),
+                    _ => None,
+                };
                 let mut ev = ev.clone();
+                let mut fill_from = moved_from.clone().unwrap_or_else(|| key.clone());
                 let row = ev.after.as_mut().expect("matched above");
                 if row.iter().any(|v| matches!(v, Value::Unchanged)) {
-                    if let Some(Pending::Upsert(prev)) = self.by_key.get(&key).map(|&i| &self.entries[i].1) {
-                        let prev = prev.after.as_ref().expect("upserts carry their row");
-                        for (v, p) in row.iter_mut().zip(prev) {
+                    // The row's previous image in this batch, if any; what
+                    // it left unchanged too comes from where it said.
+                    let earlier = self.by_key.get(&fill_from).map(|&i| &self.entries[i].1);
+                    if let Some(Pending::Upsert(prev, prev_from)) = earlier {
+                        let image = prev.after.as_ref().expect("upserts carry their row");
+                        for (v, p) in row.iter_mut().zip(image) {
                             if matches!(v, Value::Unchanged) {
                                 *v = p.clone();
                             }
                         }
+                        fill_from = prev_from.clone();
                     }
                 }
-                self.put(key, Pending::Upsert(Box::new(ev)));
+                if let Some(old) = moved_from {
+                    self.put(old, Pending::Delete);
+                }
+                self.put(key, Pending::Upsert(Box::new(ev), fill_from));
             }
             (Op::Delete, Some(before), _) => {
                 let key = self.key_of(before)?;
@@ -261,16 +271,24 @@ impl Upsert {
     }
 
     /// Applies the pending changes to the index: every key loses its live
-    /// row (noted for deletion); returns the rows to write, each with where
-    /// its key's previous row was.
+    /// row (noted for deletion); returns the rows to write, each with the
+    /// live row its unchanged values come from.
     fn take(&mut self) -> Vec<(Key, ChangeEvent, Option<Loc>)> {
         self.by_key.clear();
+        // Looked up before any key of the batch loses its row.
+        let sources: Vec<Option<Loc>> = self
+            .entries
+            .iter()
+            .map(|(_, p)| match p {
+                Pending::Upsert(_, from) => self.index.get(from).copied(),
+                Pending::Delete => None,
+            })
+            .collect();
         let mut out = Vec::new();
-        for (key, p) in self.entries.drain(..) {
-            let prev = self.index.remove(&key);
-            self.deletes.extend(prev);
-            if let Pending::Upsert(ev) = p {
-                out.push((key, *ev, prev));
+        for ((key, p), source) in self.entries.drain(..).zip(sources) {
+            self.deletes.extend(self.index.remove(&key));
+            if let Pending::Upsert(ev, _) = p {
+                out.push((key, *ev, source));
             }
         }
         out
@@ -648,6 +666,38 @@ mod tests {
         u.truncate();
         assert_eq!(u.live_rows(), 0);
         assert!(u.truncated);
+    }
+
+    #[test]
+    fn an_update_that_moves_the_row_takes_unchanged_values_from_the_old_key() {
+        let mut u = upsert();
+        u.add(&ev(Op::Read, None, Some(vec![int(1), int(10)]))).unwrap();
+        u.add(&ev(Op::Read, None, Some(vec![int(5), int(50)]))).unwrap();
+        let keys = u.take().into_iter().map(|(k, _, _)| k).collect();
+        u.written(keys, "file:///wh/a.parquet", 0);
+        // 1 → 2 → 3 with the value unchanged: from 1's live row; 5 → 6 after
+        // an update in the batch: from that update's image.
+        u.add(&ev(Op::Update, Some(vec![int(1), Value::Null]), Some(vec![int(2), Value::Unchanged]))).unwrap();
+        u.add(&ev(Op::Update, Some(vec![int(2), Value::Null]), Some(vec![int(3), Value::Unchanged]))).unwrap();
+        u.add(&ev(Op::Update, None, Some(vec![int(5), int(55)]))).unwrap();
+        u.add(&ev(Op::Update, Some(vec![int(5), Value::Null]), Some(vec![int(6), Value::Unchanged]))).unwrap();
+        let rows: Vec<(Value, Value, Option<Loc>)> = u
+            .take()
+            .into_iter()
+            .map(|(_, ev, from)| {
+                let after = ev.after.unwrap();
+                (after[0].clone(), after[1].clone(), from)
+            })
+            .collect();
+        assert_eq!(
+            rows,
+            vec![
+                (int(3), Value::Unchanged, Some(Loc { file: 0, pos: 0 })),
+                (int(6), int(55), Some(Loc { file: 0, pos: 1 }))
+            ]
+        );
+        let deletes: Vec<u64> = u.take_deletes().into_iter().map(|(_, pos)| pos).collect();
+        assert_eq!(deletes, vec![0, 1], "the old keys' rows are deleted");
     }
 
     #[test]
