@@ -280,3 +280,26 @@ fn upsert_mode_refuses_a_change_log_table() {
     let err = sink.write(&[change(&t, Op::Create, 20, 2), commit(20)]).unwrap_err().to_string();
     assert!(err.contains("was created by mode = \"append\""), "{err}");
 }
+
+#[test]
+fn upsert_changes_to_rows_written_earlier_in_the_same_commit_replace_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = table("t", 1, false);
+    let mut sink = upsert_config(dir.path()).build(ctx(), None).unwrap();
+    // More keys than one batch: the first batch is written to the open data
+    // file before the changes below arrive, all in one commit.
+    let n = super::table::BATCH_ROWS as i32 + 10;
+    let mut items: Vec<StreamItem> =
+        (1..=n).map(|id| row_event(&t, Op::Read, 10, None, Some(text_row(id, &format!("body {id}"))))).collect();
+    items.push(row_event(&t, Op::Update, 20, None, Some(vec![Value::Int(1), Value::Unchanged])));
+    items.push(row_event(&t, Op::Update, 21, None, Some(text_row(2, "changed"))));
+    items.push(row_event(&t, Op::Delete, 22, Some(vec![Value::Int(3), Value::Null]), None));
+    items.push(commit(22));
+    sink.write(&items).unwrap();
+    sink.finish().unwrap();
+    let rows = current_rows(&sink, "t");
+    assert_eq!(rows.len(), n as usize - 1, "one row per key, 3 deleted");
+    assert_eq!(rows[0], (1, Some("body 1".to_string())), "the unchanged value read back from the open file");
+    assert_eq!(rows[1], (2, Some("changed".to_string())));
+    assert_eq!(rows[2].0, 4);
+}

@@ -21,10 +21,10 @@
 //! keys read back from data files after a restart render identically.
 //!
 //! A PostgreSQL TOAST value the source did not resend (`Value::Unchanged`)
-//! is taken from an earlier image of the key in the same batch, else from
-//! the key's live row, read back from its data file at its position. Only
-//! when the key has no live row (the row never reached the table) does the
-//! column stay null, logged.
+//! is taken from an earlier image of the row in the same batch, else from
+//! its live row, read back from its data file at its position (for an
+//! update that changed the key: the old key's row). Only when there is no
+//! such row (it never reached the table) does the column stay null, logged.
 //!
 //! Memory: the index holds every live key of every keyed table: about 80
 //! bytes plus the rendered key (an int key renders to 5-12 bytes) per row,
