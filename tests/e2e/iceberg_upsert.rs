@@ -253,8 +253,10 @@ async fn iceberg_upsert_crash_at_each_step_of_a_commit_is_exactly_once() {
     let (outflow, root) = pg_to_iceberg_mode(&db, &["public.items", "public.appended"], "upsert");
     outflow.run_until_caught_up().await.assert_success();
     let (mut rng, mut next_id, mut seq) = (StdRng::seed_from_u64(113), 0, 0);
-    // sink.after_flush: the tables hold the commit, the state directory does not know.
-    for point in ["sink.after_write", "sink.after_flush", "sink.after_offset"] {
+    // iceberg.before_swap: a commit's files and metadata are written, the
+    // catalog does not point at them (orphans). sink.after_flush: the tables
+    // hold the commit, the state directory does not know.
+    for point in ["sink.after_write", "iceberg.before_swap", "sink.after_flush", "sink.after_offset"] {
         for _ in 0..4 {
             db.execute(&busy_transaction(&mut rng, &mut next_id, &mut seq)).await;
         }

@@ -227,6 +227,7 @@ pub async fn commit(
         .metadata;
     let location = MetadataLocation::from_str(current).map_err(err)?.with_next_version().with_new_metadata(&next);
     next.write_to(file_io, &location).await.map_err(err)?;
+    crate::failpoints::hit("iceberg.before_swap");
     if !cas.swap(ident, current, &location.to_string()).await? {
         return Err(SinkError::fatal(
             format!("cannot commit to iceberg table {ident}: another writer committed to it since outflow loaded it"),
