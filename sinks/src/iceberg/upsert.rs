@@ -229,7 +229,15 @@ impl Upsert {
                     (Op::Update, Some(before)) => Some(self.key_of(before)?).filter(|old| *old != key),
                     _ => None,
                 };
-                let mut ev = ev.clone();
+                // Only the new image is kept.
+                let mut ev = ChangeEvent {
+                    op: ev.op,
+                    table: ev.table.clone(),
+                    before: None,
+                    after: ev.after.clone(),
+                    source: ev.source.clone(),
+                    position: ev.position.clone(),
+                };
                 let mut fill_from = moved_from.clone().unwrap_or_else(|| key.clone());
                 let row = ev.after.as_mut().expect("matched above");
                 if row.iter().any(|v| matches!(v, Value::Unchanged)) {
@@ -489,7 +497,7 @@ impl TableState {
         for file in std::mem::take(&mut self.pending) {
             // Unreferenced either way; removing them only saves space.
             if let Err(e) = self.table.file_io().delete(file.file_path()).await {
-                tracing::debug!(table = %self.key, error = %one_line_err(&e), "iceberg: cannot remove a truncated data file");
+                tracing::debug!(table = %self.key, error = %super::one_line(&e), "iceberg: cannot remove a truncated data file");
             }
         }
         Ok(())
@@ -567,10 +575,6 @@ impl TableState {
             "iceberg: rebuilt the upsert index");
         Ok(())
     }
-}
-
-fn one_line_err(e: &iceberg::Error) -> String {
-    super::one_line(e)
 }
 
 /// An unchanged value of row `row`, column `column` (source index), to be
