@@ -121,12 +121,15 @@ async fn iceberg_upsert_mariadb_random_changes_equal_the_source() {
     let mut db = MyDb::create("OUTFLOW_TEST_MYSQL_URL", "iceu").await;
     db.exec("CREATE TABLE items (id int PRIMARY KEY, s varchar(40), d decimal(12,3), b blob)").await;
     db.exec("INSERT INTO items SELECT seq, CONCAT('seed', seq), seq / 7, x'00ff' FROM seq_1_to_100").await;
+    db.exec("CREATE TABLE notes (note varchar(20), at int)").await;
+    db.exec("INSERT INTO notes SELECT CONCAT('n', seq), seq FROM seq_1_to_10").await;
     let (url, name) = (db.url(), db.name.clone());
     let mut root = PathBuf::new();
     let outflow = crate::harness::Outflow::raw(|d: &Path| {
         root = d.to_path_buf();
         format!(
-            "[source]\nkind = \"mysql\"\nurl = {}\ntables = [\"{name}.items\"]\nserver_id = {}\n[state]\ndir = {}\n{}",
+            "[source]\nkind = \"mysql\"\nurl = {}\ntables = [\"{name}.items\", \"{name}.notes\"]\nserver_id = {}\n\
+             [state]\ndir = {}\n{}",
             toml_str(&url),
             server_id(),
             toml_str(&d.join("state").to_string_lossy()),
@@ -163,6 +166,10 @@ async fn iceberg_upsert_mariadb_random_changes_equal_the_source() {
             }
             db.exec("COMMIT").await;
         }
+        // A keyless table: its updates and deletes cannot be matched to a row.
+        db.exec("UPDATE notes SET at = at + 100 WHERE at <= 3").await;
+        db.exec("DELETE FROM notes WHERE at = 5").await;
+        db.exec(&format!("INSERT INTO notes VALUES ('later', {})", 20 + next_id % 2)).await;
         outflow.run_until_caught_up().await.assert_success();
     }
     use mysql_async::prelude::Queryable;
@@ -175,6 +182,16 @@ async fn iceberg_upsert_mariadb_random_changes_equal_the_source() {
         .collect();
     assert_eq!(got.len(), want.len(), "{} rows in iceberg, {} in the source", got.len(), want.len());
     assert_eq!(got, want, "the iceberg table differs from the source");
+    // The keyless table is append-only: the inserts as inserted, nothing else.
+    let mut notes: Vec<i64> = table(&catalog, &format!("{name}.notes"))["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["at"].as_i64().unwrap())
+        .collect();
+    notes.sort();
+    assert_eq!(notes.len(), 12, "10 seeded and 2 later inserts: {notes:?}");
+    assert_eq!(notes[..10], (1..=10).collect::<Vec<i64>>(), "updates and deletes are not applied");
 }
 
 /// Metadata files of `public.items` so far (one per commit, plus creation).
