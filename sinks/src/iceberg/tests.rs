@@ -303,3 +303,23 @@ fn upsert_changes_to_rows_written_earlier_in_the_same_commit_replace_them() {
     assert_eq!(rows[1], (2, Some("changed".to_string())));
     assert_eq!(rows[2].0, 4);
 }
+
+#[test]
+fn an_upsert_commit_fails_if_another_writer_committed_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = table("t", 1, false);
+    let mut first = upsert_config(dir.path()).build(ctx(), None).unwrap();
+    first.write(&[row_event(&t, Op::Read, 10, None, Some(text_row(1, "seed"))), commit(10)]).unwrap();
+    first.finish().unwrap();
+    let mut second = upsert_config(dir.path()).build(ctx(), None).unwrap();
+    second.write(&[row_event(&t, Op::Update, 20, None, Some(text_row(1, "second"))), commit(20)]).unwrap();
+    first.write(&[row_event(&t, Op::Update, 21, None, Some(text_row(1, "first"))), commit(21)]).unwrap();
+    first.finish().unwrap();
+    let err = second.finish().unwrap_err().to_string();
+    assert!(err.contains("another writer committed to it"), "{err}");
+    assert_eq!(
+        current_rows(&first, "t"),
+        vec![(1, Some("first".to_string()))],
+        "nothing of the failed commit is visible"
+    );
+}
