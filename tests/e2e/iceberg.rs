@@ -8,7 +8,8 @@
 //! run (no duplicates, nothing missing) and a crash at each step of a
 //! commit; ALTER TABLE mid-stream; the PostgreSQL and MySQL golden type
 //! corpora with their Iceberg types and values, checked by hand against the
-//! source types; a warehouse on a local S3 server (moto).
+//! source types; a warehouse on a local S3 server (moto). `mode = "upsert"`
+//! has its own scenarios in `iceberg_upsert.rs`, on these helpers.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

@@ -1,4 +1,4 @@
-"""Independent reader for the Iceberg sink's tables, used by tests/e2e/iceberg.rs.
+"""Independent reader for the Iceberg sink's tables, used by tests/e2e/iceberg.rs and iceberg_upsert.rs.
 
     python iceberg_read.py CATALOG_DB CATALOG_NAME [--s3-endpoint URL]
 
