@@ -18,7 +18,7 @@
 //!   ([`upsert`]), committed by a hand-built snapshot ([`commit`]: iceberg
 //!   0.10.1 can only `fast_append` data files). Keyless tables are
 //!   append-only. The sink keeps every keyed table's key → row position
-//!   index in memory (~90 MB per million rows), rebuilt from the table on
+//!   index in memory (~100 MB per million rows), rebuilt from the table on
 //!   start.
 //!
 //! A table records the mode it was created for (property `outflow.mode`);

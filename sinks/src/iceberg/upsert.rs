@@ -26,9 +26,11 @@
 //! update that changed the key: the old key's row). Only when there is no
 //! such row (it never reached the table) does the column stay null, logged.
 //!
-//! Memory: the index holds every live key of every keyed table: about 80
-//! bytes plus the rendered key (an int key renders to 5-12 bytes) per row,
-//! so ~90 MB per million rows. It is rebuilt on start from the table
+//! Memory: the index holds every live key of every keyed table: a hash
+//! table entry (32 bytes, 1.1-2x that with the table's slack) and the
+//! rendered key on the heap (an int key renders to 5-12 bytes, a 32-byte
+//! allocation) per row, so 70-130 bytes, ~100 MB per million rows. It is
+//! rebuilt on start from the table
 //! ([`TableState::rebuild_index`]): every live data file's key columns are
 //! read, minus the positions its delete files list.
 //!
@@ -552,6 +554,10 @@ impl TableState {
                 deleted.entry(path).or_default().extend(positions);
             }
         }
+        // Sized once: growing a large map holds its old and new table at once.
+        let rows: u64 = files.data.iter().map(|f| f.record_count()).sum();
+        let gone: u64 = deleted.values().map(|d| d.len() as u64).sum();
+        self.upsert_mut().index.reserve(rows.saturating_sub(gone) as usize);
         let mut duplicates = 0u64;
         for file in &files.data {
             let columns = read::read_columns(&self.table, file.file_path(), &ids, &types, None).await?;
