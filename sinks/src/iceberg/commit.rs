@@ -124,10 +124,12 @@ pub async fn write_position_deletes(
     let positions = Int64Array::from_iter_values(entries.iter().map(|(_, pos)| *pos as i64));
     let batch = RecordBatch::try_new(arrow, vec![Arc::new(paths), Arc::new(positions)])
         .map_err(|e| SinkError::Data(format!("{what}: {e}")))?;
-    // One row group and exact path bounds: readers index a delete file by
-    // the paths its bounds name.
+    // One row group, one dictionary of paths (pyiceberg 0.12 lists a delete
+    // file's paths from the first chunk's dictionary) and exact path bounds
+    // (readers index a delete file by the paths its bounds name).
     let props = WriterProperties::builder()
         .set_max_row_group_row_count(None)
+        .set_dictionary_page_size_limit(256 << 20)
         .set_statistics_truncate_length(None)
         .set_created_by(format!("outflow {}", env!("CARGO_PKG_VERSION")))
         .build();
