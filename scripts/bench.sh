@@ -22,7 +22,8 @@
 # 127.0.0.1:56493 (from the test venv, scripts/python-env.sh); rows/s are
 # messages/s, counted once every delivery report is in.
 # BENCH_SINKS="iceberg" drains it into an Iceberg sink (SQLite catalog and
-# warehouse under $WORK/iceberg, mode append, default commit_interval).
+# warehouse under $WORK/iceberg, default commit_interval) in mode
+# BENCH_ICEBERG_MODE (default append; upsert keeps the current row per key).
 # BENCH_SINKS="postgres" applies it to a PostgreSQL target (database
 # bench_target on the same server, the `kind = "postgres"` apply sink), with
 # BENCH_UPDATE_PCT (default 30 when postgres is among the sinks, else 0)
@@ -296,7 +297,8 @@ url = \"postgres://postgres@127.0.0.1:$PORT/bench_target\"" ;;
         iceberg) sink="name = \"null\"
 kind = \"iceberg\"
 catalog = \"$WORK/iceberg/catalog.db\"
-warehouse = \"$WORK/iceberg/warehouse\"" ;;
+warehouse = \"$WORK/iceberg/warehouse\"
+mode = \"${BENCH_ICEBERG_MODE:-append}\"" ;;
     esac
     cat >"$WORK/outflow-$kind.toml" <<EOF2
 name = "bench"

@@ -419,7 +419,7 @@ mod tests {
     }
 
     #[test]
-    fn iceberg_sink_config_has_defaults_and_only_the_append_mode() {
+    fn iceberg_sink_config_has_defaults_and_the_append_and_upsert_modes() {
         let iceberg = "kind = \"iceberg\"\n catalog = \"lake/catalog.db\"\n warehouse = \"lake/wh\"";
         let text = MINIMAL.replace("kind = \"jsonl\"\n        path = \"out.jsonl\"", iceberg);
         let c = Config::parse(&text, "test").unwrap();
@@ -429,8 +429,11 @@ mod tests {
         assert_eq!(ice.catalog_name, "outflow");
         assert_eq!(ice.commit_interval.0, std::time::Duration::from_secs(60));
         let upsert = text.replace("catalog =", "mode = \"upsert\"\n catalog =");
-        let err = Config::parse(&upsert, "test").unwrap_err().to_string();
-        assert!(err.contains("unknown variant `upsert`, expected `append`"), "{err}");
+        let SinkConfig::Iceberg(ice) = &Config::parse(&upsert, "test").unwrap().sinks[0] else { panic!() };
+        assert_eq!(ice.mode, outflow_sinks::iceberg::Mode::Upsert);
+        let merge = text.replace("catalog =", "mode = \"merge\"\n catalog =");
+        let err = Config::parse(&merge, "test").unwrap_err().to_string();
+        assert!(err.contains("unknown variant `merge`, expected `append` or `upsert`"), "{err}");
     }
 
     #[test]

@@ -6,7 +6,7 @@ pub mod check;
 pub mod cli;
 pub mod config;
 pub mod error;
-pub mod failpoints;
+pub use outflow_sinks::failpoints;
 pub mod health;
 pub mod metrics;
 pub mod mysql;

@@ -1,6 +1,7 @@
 //! outflow sinks and output formats. Knows the event model, nothing about
 //! PostgreSQL or MySQL wire protocols.
 
+pub mod failpoints;
 pub mod format;
 pub mod iceberg;
 pub mod jsonl;

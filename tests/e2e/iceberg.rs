@@ -8,7 +8,8 @@
 //! run (no duplicates, nothing missing) and a crash at each step of a
 //! commit; ALTER TABLE mid-stream; the PostgreSQL and MySQL golden type
 //! corpora with their Iceberg types and values, checked by hand against the
-//! source types; a warehouse on a local S3 server (moto).
+//! source types; a warehouse on a local S3 server (moto). `mode = "upsert"`
+//! has its own scenarios in `iceberg_upsert.rs`, on these helpers.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -23,14 +24,19 @@ use crate::harness::{env_var, wait_for, Outflow, TestDb, SHORT};
 use crate::mysql_harness::{server_id, MyDb};
 use crate::pg_apply::{busy_transaction, random_statement};
 
-fn toml_str(s: &str) -> String {
+pub(crate) fn toml_str(s: &str) -> String {
     toml::Value::String(s.to_string()).to_string()
 }
 
 /// The `[[sink]]` section of an Iceberg sink in `dir`.
 fn iceberg_sink(dir: &Path) -> String {
+    iceberg_sink_mode(dir, "append")
+}
+
+/// The `[[sink]]` section of an Iceberg sink in `dir` with `mode`.
+pub(crate) fn iceberg_sink_mode(dir: &Path, mode: &str) -> String {
     format!(
-        "[[sink]]\nname = \"lake\"\nkind = \"iceberg\"\ncatalog = {}\nwarehouse = {}\ncommit_interval = \"1s\"\n",
+        "[[sink]]\nname = \"lake\"\nkind = \"iceberg\"\nmode = \"{mode}\"\ncatalog = {}\nwarehouse = {}\ncommit_interval = \"1s\"\n",
         toml_str(&dir.join("catalog.db").to_string_lossy()),
         toml_str(&dir.join("warehouse").to_string_lossy()),
     )
@@ -38,6 +44,11 @@ fn iceberg_sink(dir: &Path) -> String {
 
 /// A PostgreSQL source → Iceberg setup (the catalog is `<tempdir>/catalog.db`).
 fn pg_to_iceberg(db: &TestDb, tables: &[&str]) -> (Outflow, PathBuf) {
+    pg_to_iceberg_mode(db, tables, "append")
+}
+
+/// Same, with the sink's `mode`.
+pub(crate) fn pg_to_iceberg_mode(db: &TestDb, tables: &[&str], mode: &str) -> (Outflow, PathBuf) {
     let (url, slot) = (db.url(), db.name().to_string());
     let tables: Vec<String> = tables.iter().map(|t| toml_str(t)).collect();
     let mut root = PathBuf::new();
@@ -50,19 +61,19 @@ fn pg_to_iceberg(db: &TestDb, tables: &[&str]) -> (Outflow, PathBuf) {
             tables.join(", "),
             toml_str(&slot),
             toml_str(&dir.join("state").to_string_lossy()),
-            iceberg_sink(dir),
+            iceberg_sink_mode(dir, mode),
         )
     });
     (outflow, root)
 }
 
 /// Every table of the catalog in `root`, read with pyiceberg.
-fn read_catalog(root: &Path) -> Value {
+pub(crate) fn read_catalog(root: &Path) -> Value {
     read_catalog_with(root, &[])
 }
 
 /// Same, with reader flags (`--s3-endpoint URL`).
-fn read_catalog_with(root: &Path, extra: &[&str]) -> Value {
+pub(crate) fn read_catalog_with(root: &Path, extra: &[&str]) -> Value {
     let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/readers/iceberg_read.py");
     let out = std::process::Command::new(env_var("OUTFLOW_TEST_PYTHON"))
         .arg(&script)
@@ -75,7 +86,7 @@ fn read_catalog_with(root: &Path, extra: &[&str]) -> Value {
     serde_json::from_slice(&out.stdout).expect("reader prints JSON")
 }
 
-fn table<'a>(catalog: &'a Value, name: &str) -> &'a Value {
+pub(crate) fn table<'a>(catalog: &'a Value, name: &str) -> &'a Value {
     let t = &catalog["tables"][name];
     assert!(t.is_object(), "no table {name} in the catalog: {}", catalog["tables"]);
     t
@@ -110,7 +121,7 @@ fn replay(log: &[Value], key: &str) -> BTreeMap<i64, Value> {
     state
 }
 
-fn column_types(catalog: &Value, name: &str) -> BTreeMap<String, String> {
+pub(crate) fn column_types(catalog: &Value, name: &str) -> BTreeMap<String, String> {
     table(catalog, name)["schema"]
         .as_array()
         .expect("schema")

@@ -23,6 +23,7 @@ mod durability;
 mod fanout;
 mod harness;
 mod iceberg;
+mod iceberg_upsert;
 mod intact;
 mod kafka;
 mod mysql_harness;

@@ -1,13 +1,15 @@
-"""Independent reader for the Iceberg sink's tables, used by tests/e2e/iceberg.rs.
+"""Independent reader for the Iceberg sink's tables, used by tests/e2e/iceberg.rs and iceberg_upsert.rs.
 
     python iceberg_read.py CATALOG_DB CATALOG_NAME [--s3-endpoint URL]
 
 Opens the SQLite catalog with pyiceberg's SqlCatalog (the same JDBC-style
 tables the sink commits to) and prints one JSON object:
 {"tables": {"<namespace>.<table>": {"schema": [{"id", "name", "type",
-"required"}], "rows": [...], "snapshots": [{"id", "summary"}]}}}.
+"required"}], "identifier_field_ids": [...], "format_version": N,
+"properties": {...}, "rows": [...], "snapshots": [{"id", "summary"}]}}}.
 Every table of every namespace is scanned the way a user would
-(`table.scan().to_arrow()`). Values are printed exactly and JSON-safely with
+(`table.scan().to_arrow()`, which applies position deletes: an upsert table
+prints its current rows). Values are printed exactly and JSON-safely with
 the Parquet reader's conversion: temporal values as their integer storage,
 decimals as strings, binary and uuid as hex.
 """
@@ -47,7 +49,14 @@ def main():
                 {"id": s.snapshot_id, "summary": s.summary.additional_properties if s.summary else {}}
                 for s in table.snapshots()
             ]
-            out["tables"][".".join(ident)] = {"schema": schema, "rows": rows, "snapshots": snapshots}
+            out["tables"][".".join(ident)] = {
+                "schema": schema,
+                "identifier_field_ids": list(table.schema().identifier_field_ids),
+                "format_version": table.format_version,
+                "properties": dict(table.properties),
+                "rows": rows,
+                "snapshots": snapshots,
+            }
     json.dump(out, sys.stdout)
 
 

@@ -1,23 +1,38 @@
-//! `kind = "iceberg"`: change logs as Apache Iceberg tables (one per source
-//! table) in a SQL catalog on SQLite with a warehouse on local disk,
-//! exactly-once, readable by pyiceberg, Spark, Trino, DuckDB.
+//! `kind = "iceberg"`: source tables as Apache Iceberg tables (one per
+//! source table) in a SQL catalog on SQLite with a warehouse on local disk
+//! or object storage, exactly-once, readable by pyiceberg, Spark, Trino,
+//! DuckDB.
 //!
 //! Each source table `schema.table` becomes the Iceberg table
 //! `<namespace>.<table>` (namespace: the sink's `namespace`, else the source
 //! schema, for MySQL its database), created on its first change with the
-//! source's columns ([`schema`] maps the types) followed by the change-log
-//! columns `_op`, `_position`, `_tx`, `_source_ts`, `_snapshot` and
-//! `_unchanged` (the Parquet sink's, see [`crate::parquet::rows`]): one row
-//! per change, the after-image (the before-image for deletes, all null for
-//! truncates). Added and dropped source columns become Iceberg schema
-//! updates before rows of the new shape are written ([`table`]).
+//! source's columns ([`schema`] maps the types) and, by `mode`:
+//!
+//! - `append` (a change log): the change-log columns `_op`, `_position`,
+//!   `_tx`, `_source_ts`, `_snapshot` and `_unchanged` (the Parquet sink's,
+//!   see [`crate::parquet::rows`]): one row per change, the after-image (the
+//!   before-image for deletes, all null for truncates).
+//! - `upsert` (the current row per key): `_position` and `_source_ts` of
+//!   each row's last change; key columns are the schema's identifier fields.
+//!   Replaced and deleted rows are removed with position deletes
+//!   ([`upsert`]), committed by a hand-built snapshot ([`commit`]: iceberg
+//!   0.10.1 can only `fast_append` data files). Keyless tables are
+//!   append-only. The sink keeps every keyed table's key → row position
+//!   index in memory (~100 MB per million rows), rebuilt from the table on
+//!   start.
+//!
+//! A table records the mode it was created for (property `outflow.mode`);
+//! a sink of the other mode refuses it. Added and dropped source columns
+//! become Iceberg schema updates before rows of the new shape are written
+//! ([`table`]).
 //!
 //! Exactly-once. Rows go to Parquet data files as they arrive; every
-//! `commit_interval` (and when the stream ends) each table with new rows is
-//! committed with one `fast_append` whose snapshot summary holds
-//! `outflow.position`: the stream position through which the table is
-//! complete, and `outflow.snapshot`: the table's snapshot progress. Data and
-//! offset are one atomic catalog commit. Iceberg has no multi-table commit,
+//! `commit_interval` (and when the stream ends) each table with new changes
+//! is committed as one snapshot (`fast_append`, or the upsert commit with
+//! its deletes) whose summary holds `outflow.position`: the stream position
+//! through which the table is complete, and `outflow.snapshot`: the table's
+//! snapshot progress. Data, deletes and offset are one atomic catalog
+//! commit. Iceberg has no multi-table commit,
 //! so a crash can fall between two tables' commits; on start the sink reads
 //! every table's latest outflow snapshot summary and skips, per table, the
 //! changes at or before that table's position, which makes the replay from
@@ -38,15 +53,18 @@
 //! iceberg 0.10.1 ships only local and in-memory storage, so object stores
 //! go through `object_store`, like the Parquet sink's).
 //!
-//! Limits: mode `append` only (upsert needs delete files, which iceberg
-//! 0.10.1 cannot commit); no partitioning.
+//! Limits: no partitioning; upsert tables follow one key (a change of the
+//! key columns or their types stops the sink).
 //!
 //! The catalog and writers are async; the sink owns a current-thread tokio
 //! runtime and blocks on it from its own thread.
 
+mod commit;
+mod read;
 mod schema;
 mod storage;
 mod table;
+mod upsert;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -62,6 +80,7 @@ use outflow_decoders::{ChangeEvent, Position, StreamItem};
 use serde::Deserialize;
 use serde_json::Value as Json;
 
+use self::commit::Cas;
 use self::schema::{new_schema, wanted_columns};
 use self::table::{TableState, WriteSettings};
 use crate::parquet::{ByteSize, Interval};
@@ -73,6 +92,8 @@ const SUMMARY_SINK: &str = "outflow.sink";
 const SUMMARY_TABLE: &str = "outflow.table";
 const SUMMARY_POSITION: &str = "outflow.position";
 const SUMMARY_SNAPSHOT: &str = "outflow.snapshot";
+/// Table property naming the mode a table was created for.
+const PROPERTY_MODE: &str = "outflow.mode";
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -97,7 +118,8 @@ pub struct IcebergConfig {
     /// MySQL its database).
     #[serde(default)]
     pub namespace: Option<String>,
-    /// `append`: every change is a row (a change log).
+    /// `append`: every change is a row (a change log); `upsert`: the table
+    /// holds the current row per key.
     #[serde(default)]
     pub mode: Mode,
     /// How often tables with new rows are committed (one snapshot per table
@@ -127,12 +149,24 @@ fn default_target_file_size() -> ByteSize {
 pub enum Mode {
     #[default]
     Append,
+    Upsert,
+}
+
+impl Mode {
+    fn as_str(self) -> &'static str {
+        match self {
+            Mode::Append => "append",
+            Mode::Upsert => "upsert",
+        }
+    }
 }
 
 pub struct IcebergSink {
     name: String,
     namespace: Option<String>,
     catalog: SqlCatalog,
+    /// Upsert mode: the catalog row swap of hand-built commits.
+    cas: Option<Cas>,
     rt: tokio::runtime::Runtime,
     settings: WriteSettings,
     commit_interval: std::time::Duration,
@@ -233,17 +267,23 @@ impl IcebergConfig {
                 )
             })?;
         let recovered = rt.block_on(recover(&catalog, &self.name))?;
+        let cas = match self.mode {
+            Mode::Upsert => Some(rt.block_on(Cas::open(&catalog_path, &self.catalog_name))?),
+            Mode::Append => None,
+        };
         let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
         let mut sink = IcebergSink {
             name: self.name.clone(),
             namespace: self.namespace.clone(),
             catalog,
+            cas,
             rt,
             settings: WriteSettings {
                 props,
                 target_file_size: self.target_file_size.0.max(1 << 20) as usize,
                 file_prefix: format!("outflow-{nanos:x}-{}", std::process::id()),
                 mysql: ctx.connector == "mysql",
+                mode: self.mode,
             },
             commit_interval: self.commit_interval.0,
             tables: BTreeMap::new(),
@@ -337,6 +377,28 @@ async fn recover(catalog: &SqlCatalog, sink: &str) -> Result<Vec<Recovered>, Sin
     Ok(out)
 }
 
+/// Refuses a table created for the other mode (its rows mean something else).
+fn check_mode(table: &Table, mode: Mode) -> Result<(), SinkError> {
+    let created = table.metadata().properties().get(PROPERTY_MODE).map_or("append", String::as_str);
+    if created != mode.as_str() {
+        return Err(SinkError::fatal(
+            format!(
+                "iceberg table {} was created by mode = \"{created}\", but the sink's mode is \"{}\"",
+                table.identifier(),
+                mode.as_str()
+            ),
+            "keep the mode the table was created with, or give the sink another namespace (or catalog) for the other mode",
+        ));
+    }
+    if mode == Mode::Upsert && table.metadata().format_version() != iceberg::spec::FormatVersion::V2 {
+        return Err(SinkError::fatal(
+            format!("iceberg table {} is not format version 2, which upsert mode writes", table.identifier()),
+            "let outflow create the table (it creates format version 2 tables)",
+        ));
+    }
+    Ok(())
+}
+
 /// The latest snapshot in the table's history that this sink committed.
 fn last_commit(table: &Table, sink: &str) -> Result<Option<Recovered>, SinkError> {
     let meta = table.metadata();
@@ -399,20 +461,28 @@ impl IcebergSink {
                 catalog.create_namespace(ns, HashMap::new()).await.map_err(|e| ice_error(&what, &e))?;
             }
             if catalog.table_exists(&ident).await.map_err(|e| ice_error(&what, &e))? {
-                return catalog.load_table(&ident).await.map_err(|e| ice_error(&what, &e));
+                let table = catalog.load_table(&ident).await.map_err(|e| ice_error(&what, &e))?;
+                check_mode(&table, settings.mode)?;
+                return Ok(table);
             }
-            let schema = new_schema(&wanted_columns(&ev.table.columns, settings.mysql))?;
+            let schema = new_schema(&wanted_columns(&ev.table.columns, settings.mysql, settings.mode))?;
             let creation = TableCreation::builder()
                 .name(ident.name().to_string())
                 .schema(schema)
-                .properties([("outflow.source_table".to_string(), key.to_string())])
+                .properties([
+                    ("outflow.source_table".to_string(), key.to_string()),
+                    (PROPERTY_MODE.to_string(), settings.mode.as_str().to_string()),
+                ])
                 .build();
             tracing::info!(table = %key, iceberg = %ident, "iceberg: creating table");
             catalog.create_table(ns, creation).await.map_err(|e| ice_error(&what, &e))
         })?;
-        let mut state = TableState::new(key.to_string(), table, ev.table.clone(), self.settings.mysql)?;
+        let mut state = TableState::new(key.to_string(), table, ev.table.clone(), &self.settings)?;
         // A table created by an earlier run may hold another shape.
         self.rt.block_on(state.evolve(ev.table.clone(), &self.catalog, &self.settings))?;
+        if state.upsert.is_some() {
+            self.rt.block_on(state.rebuild_index())?;
+        }
         self.idents.insert(ident, key.to_string());
         self.tables.insert(key.to_string(), state);
         Ok(())
@@ -435,7 +505,7 @@ impl IcebergSink {
             if let Some(progress) = record.get(key) {
                 summary.insert(SUMMARY_SNAPSHOT.to_string(), progress.to_string());
             }
-            self.rt.block_on(t.commit(&self.catalog, summary, &self.settings))?;
+            self.rt.block_on(t.commit(&self.catalog, self.cas.as_ref(), summary, &self.settings))?;
             self.committed.insert(key.clone(), position.clone());
         }
         Ok(())

@@ -32,6 +32,7 @@ use arrow_schema::{DataType, SchemaRef as ArrowSchemaRef};
 use iceberg::spec::{ListType, NestedField, PrimitiveType, Schema, StructType, Type};
 use outflow_decoders::{ColumnSchema, TableSchema, Value};
 
+use super::Mode;
 use crate::parquet::rows::{RowBuffer, META_COLUMNS};
 use crate::parquet::types::{build_array, kind_of, Kind};
 use crate::SinkError;
@@ -86,26 +87,37 @@ pub fn iceberg_type(kind: &Kind, next_id: &mut i32) -> Type {
     }
 }
 
-/// One column the table should have: its name, Iceberg type and whether it
-/// is required.
+/// One column the table should have: its name, Iceberg type, whether it
+/// is required and whether it is part of the row's key (upsert tables).
 #[derive(Debug, Clone)]
 pub struct Wanted {
     pub name: String,
     pub ty: Type,
     pub required: bool,
+    pub key: bool,
 }
 
-/// The columns a change-log table of this source shape should have, in
-/// order: the source's columns (all optional: a delete's before-image may
-/// hold only the key), then the metadata columns.
-pub fn wanted_columns(columns: &[ColumnSchema], mysql: bool) -> Vec<Wanted> {
+/// The columns a table of this source shape should have, in order: the
+/// source's columns, then the metadata columns. Change-log tables (`append`)
+/// have every column optional (a delete's before-image may hold only the
+/// key) and all of [`META_COLUMNS`]; current-row tables (`upsert`) have
+/// their key columns required (unless the key is the whole row, which may
+/// hold nulls) and only `_position` and `_source_ts` (of the row's last
+/// change).
+pub fn wanted_columns(columns: &[ColumnSchema], mysql: bool, mode: Mode) -> Vec<Wanted> {
     let mut scratch = 0;
+    let upsert = mode == Mode::Upsert;
+    // Every column flagged as key is PostgreSQL's REPLICA IDENTITY FULL (or
+    // a key over all columns): its columns may hold nulls. A proper key
+    // (primary key or replica identity index) never does.
+    let whole_row = columns.iter().all(|c| c.key);
     let mut out: Vec<Wanted> = columns
         .iter()
         .map(|c| Wanted {
             name: c.name.clone(),
             ty: iceberg_type(&build_kind(kind_of(c, mysql)), &mut scratch),
-            required: false,
+            required: upsert && c.key && (!c.nullable || !whole_row),
+            key: upsert && c.key,
         })
         .collect();
     let string = Type::Primitive(PrimitiveType::String);
@@ -118,20 +130,35 @@ pub fn wanted_columns(columns: &[ColumnSchema], mysql: bool) -> Vec<Wanted> {
         ("_unchanged", Type::List(ListType::new(Arc::new(NestedField::list_element(0, string, false)))), false),
     ];
     debug_assert_eq!(meta.len(), META_COLUMNS.len());
-    out.extend(meta.into_iter().map(|(name, ty, required)| Wanted { name: name.into(), ty, required }));
+    out.extend(
+        meta.into_iter()
+            .filter(|(name, _, _)| !upsert || UPSERT_META.contains(name))
+            .map(|(name, ty, required)| Wanted { name: name.into(), ty, required, key: false }),
+    );
     out
 }
 
+/// The metadata columns of an upsert table.
+pub const UPSERT_META: [&str; 2] = ["_position", "_source_ts"];
+
 /// A fresh Iceberg schema for a new table (field ids 1.. in column order,
-/// nested ids after them).
+/// nested ids after them). Key columns become the schema's identifier
+/// fields when Iceberg allows them all (required, primitive, not floating
+/// point).
 pub fn new_schema(wanted: &[Wanted]) -> Result<Schema, SinkError> {
     let mut next_id = wanted.len() as i32;
     let fields = wanted.iter().enumerate().map(|(i, w)| {
         let ty = renumber(&w.ty, &mut next_id);
         Arc::new(NestedField::new(i as i32 + 1, w.name.clone(), ty, w.required))
     });
+    let identifiable = |w: &Wanted| {
+        w.required && matches!(&w.ty, Type::Primitive(p) if !matches!(p, PrimitiveType::Float | PrimitiveType::Double))
+    };
+    let keys: Vec<i32> = wanted.iter().enumerate().filter(|(_, w)| w.key).map(|(i, _)| i as i32 + 1).collect();
+    let identifiers = if wanted.iter().filter(|w| w.key).all(identifiable) { keys } else { Vec::new() };
     Schema::builder()
         .with_fields(fields)
+        .with_identifier_field_ids(identifiers)
         .build()
         .map_err(|e| SinkError::Data(format!("cannot build an iceberg schema: {}", super::one_line(&e))))
 }

@@ -1,6 +1,8 @@
 //! One Iceberg table's uncommitted output: buffered rows, the open data
 //! file writer, data files closed but not yet committed, and the commit
 //! (one `fast_append` whose snapshot summary carries the table's offset).
+//! Upsert tables ([`super::upsert`]) share the writer, the schema changes
+//! and the counters, and add their key index and their own commit.
 //!
 //! An update that changes the row's key is written as two rows at the
 //! update's position: `d` with the before-image (the old key), then `u`, so
@@ -32,8 +34,10 @@ use iceberg::Catalog;
 use outflow_decoders::{ChangeEvent, Op, Position, TableSchema};
 use parquet::file::properties::WriterProperties;
 
+use super::commit::Cas;
 use super::schema::{plan, record_batch, schema_diff, wanted_columns, Slot};
-use super::{ice_error, one_line};
+use super::upsert::{key_columns, Upsert};
+use super::{ice_error, one_line, Mode};
 use crate::parquet::rows::RowBuffer;
 use crate::SinkError;
 
@@ -50,6 +54,7 @@ pub struct WriteSettings {
     /// so a new run never overwrites a file an earlier run committed).
     pub file_prefix: String,
     pub mysql: bool,
+    pub mode: Mode,
 }
 
 pub struct TableState {
@@ -57,25 +62,35 @@ pub struct TableState {
     pub key: String,
     pub table: Table,
     /// The source shape rows are buffered in.
-    source: Arc<TableSchema>,
-    arrow: ArrowSchemaRef,
-    slots: Vec<Slot>,
-    buf: RowBuffer,
-    writer: Option<Writer>,
-    pending: Vec<DataFile>,
+    pub(super) source: Arc<TableSchema>,
+    pub(super) arrow: ArrowSchemaRef,
+    pub(super) slots: Vec<Slot>,
+    pub(super) buf: RowBuffer,
+    pub(super) writer: Option<Writer>,
+    /// The path of the open writer's current file (upsert tables).
+    pub(super) open_file: Option<String>,
+    pub(super) pending: Vec<DataFile>,
+    /// `mode = "upsert"`: the key index and the changes not yet applied.
+    pub(super) upsert: Option<Upsert>,
     /// Rows not yet committed, and when the first of them arrived.
     pub rows: u64,
     pub since: Option<Instant>,
     /// The stream position just before the first uncommitted row.
     pub before_first: Option<Position>,
     /// Files written so far (for unique names across writers of one run).
-    files: u64,
+    pub(super) files: u64,
     pub bytes: u64,
 }
 
 impl TableState {
-    pub fn new(key: String, table: Table, source: Arc<TableSchema>, mysql: bool) -> Result<TableState, SinkError> {
-        let (arrow, slots) = shape(&table, &source, mysql)?;
+    pub fn new(
+        key: String,
+        table: Table,
+        source: Arc<TableSchema>,
+        settings: &WriteSettings,
+    ) -> Result<TableState, SinkError> {
+        let (arrow, slots) = shape(&table, &source, settings.mysql)?;
+        let upsert = (settings.mode == Mode::Upsert).then(|| Upsert::new(key_columns(&source, &arrow, &slots)));
         Ok(TableState {
             key,
             table,
@@ -84,7 +99,9 @@ impl TableState {
             slots,
             buf: RowBuffer::default(),
             writer: None,
+            open_file: None,
             pending: Vec::new(),
+            upsert,
             rows: 0,
             since: None,
             before_first: None,
@@ -109,19 +126,29 @@ impl TableState {
             self.since = Some(Instant::now());
             self.before_first = before.cloned();
         }
-        let ncols = self.source.columns.len();
-        if self.buf.cols.len() != ncols {
-            self.buf = RowBuffer::new(ncols, BATCH_ROWS);
+        if self.upsert.is_some() {
+            self.rows += 1;
+            return self.add_upsert(ev, settings).await;
         }
         if key_changed(ev) {
             // The old key's row ends here: a `d` row with the before-image,
             // then the update's row, both at the update's position.
             let delete = ChangeEvent { op: Op::Delete, after: None, ..ev.clone() };
-            self.buf.push(&delete, ncols);
-            self.rows += 1;
+            self.push_row(&delete, settings).await?;
+        }
+        self.push_row(ev, settings).await
+    }
+
+    /// Buffers one change as a row, written once [`BATCH_ROWS`] are buffered.
+    pub(super) async fn push_row(&mut self, ev: &ChangeEvent, settings: &WriteSettings) -> Result<(), SinkError> {
+        let ncols = self.source.columns.len();
+        if self.buf.cols.len() != ncols {
+            self.buf = RowBuffer::new(ncols, BATCH_ROWS);
         }
         self.buf.push(ev, ncols);
-        self.rows += 1;
+        if self.upsert.is_none() {
+            self.rows += 1;
+        }
         if self.buf.len() >= BATCH_ROWS {
             self.write_buffer(settings).await?;
         }
@@ -141,7 +168,7 @@ impl TableState {
         writer.write(batch).await.map_err(|e| ice_error(&format!("cannot write a data file of {}", self.key), &e))
     }
 
-    async fn open_writer(&mut self, settings: &WriteSettings) -> Result<Writer, SinkError> {
+    pub(super) async fn open_writer(&mut self, settings: &WriteSettings) -> Result<Writer, SinkError> {
         let metadata = self.table.metadata();
         let locations = DefaultLocationGenerator::new(metadata)
             .map_err(|e| ice_error(&format!("cannot place data files of {}", self.key), &e))?;
@@ -167,8 +194,9 @@ impl TableState {
 
     /// Writes the buffered rows and closes the open files; they wait in
     /// `pending` for the next commit.
-    async fn close_files(&mut self, settings: &WriteSettings) -> Result<(), SinkError> {
+    pub(super) async fn close_files(&mut self, settings: &WriteSettings) -> Result<(), SinkError> {
         self.write_buffer(settings).await?;
+        self.open_file = None;
         if let Some(mut w) = self.writer.take() {
             let files =
                 w.close().await.map_err(|e| ice_error(&format!("cannot close a data file of {}", self.key), &e))?;
@@ -186,8 +214,11 @@ impl TableState {
         catalog: &dyn Catalog,
         settings: &WriteSettings,
     ) -> Result<(), SinkError> {
+        if self.upsert.is_some() {
+            self.apply_upserts(settings).await?;
+        }
         self.close_files(settings).await?;
-        let wanted = wanted_columns(&source.columns, settings.mysql);
+        let wanted = wanted_columns(&source.columns, settings.mysql, settings.mode);
         let (drop, add) = schema_diff(self.table.metadata().current_schema(), &wanted);
         if !drop.is_empty() {
             tracing::info!(table = %self.key, columns = ?drop, "iceberg: dropping columns");
@@ -204,6 +235,9 @@ impl TableState {
             self.commit_schema(action.apply(tx), catalog).await?;
         }
         let (arrow, slots) = shape(&self.table, &source, settings.mysql)?;
+        if let Some(up) = self.upsert.as_mut() {
+            up.reshape(key_columns(&source, &arrow, &slots), &self.key)?;
+        }
         self.arrow = arrow;
         self.slots = slots;
         self.source = source;
@@ -223,13 +257,20 @@ impl TableState {
     }
 
     /// Commits everything written since the last commit as one snapshot
-    /// whose summary carries `summary` (the sink's offset for this table).
+    /// whose summary carries `summary` (the sink's offset for this table):
+    /// upsert tables through [`TableState::commit_upsert`], change-log
+    /// tables with `fast_append`.
     pub async fn commit(
         &mut self,
         catalog: &dyn Catalog,
+        cas: Option<&Cas>,
         summary: HashMap<String, String>,
         settings: &WriteSettings,
     ) -> Result<(), SinkError> {
+        if self.upsert.is_some() {
+            let cas = cas.expect("upsert sinks open the catalog for commits");
+            return self.commit_upsert(catalog, cas, summary, settings).await;
+        }
         self.close_files(settings).await?;
         if self.pending.is_empty() {
             return Ok(());

@@ -6,7 +6,7 @@
 use std::sync::Arc;
 
 use arrow_array::cast::AsArray;
-use arrow_array::RecordBatch;
+use arrow_array::{Array, RecordBatch};
 use futures::TryStreamExt;
 use iceberg::spec::{PrimitiveType, Type};
 use outflow_decoders::{ChangeEvent, ColumnSchema, Op, Position, SourceInfo, StreamItem, TableId, TableSchema, Value};
@@ -161,4 +161,165 @@ fn an_added_column_reaches_the_table_schema() {
     }
     extra.sort();
     assert_eq!(extra, vec![None, Some(20)]);
+}
+
+fn upsert_config(dir: &std::path::Path) -> IcebergConfig {
+    let mut c = config(dir, 3600);
+    c.mode = Mode::Upsert;
+    c
+}
+
+fn row_event(
+    schema: &Arc<TableSchema>,
+    op: Op,
+    lsn: u64,
+    before: Option<Vec<Value>>,
+    after: Option<Vec<Value>>,
+) -> StreamItem {
+    StreamItem::Change(ChangeEvent {
+        op,
+        table: schema.clone(),
+        before,
+        after,
+        source: SourceInfo { commit_ts_us: 1_700_000_000_000_000, tx_id: Some(7), ..Default::default() },
+        position: Position::Pg { lsn, index: 1 },
+    })
+}
+
+fn text_row(id: i32, body: &str) -> Vec<Value> {
+    vec![Value::Int(id.into()), Value::Text(body.into())]
+}
+
+/// `(id, body)` of every row iceberg's own scan returns (position deletes applied).
+fn current_rows(sink: &IcebergSink, name: &str) -> Vec<(i32, Option<String>)> {
+    let mut out = Vec::new();
+    for b in read(sink, name) {
+        let id = b.column_by_name("id").unwrap().as_primitive::<arrow_array::types::Int32Type>();
+        let body = b.column_by_name("body").unwrap().as_string::<i32>();
+        assert!(b.column_by_name("_op").is_none(), "upsert tables have no change-log columns");
+        for i in 0..b.num_rows() {
+            out.push((id.value(i), body.is_valid(i).then(|| body.value(i).to_string())));
+        }
+    }
+    out.sort();
+    out
+}
+
+#[test]
+fn upsert_tables_hold_the_current_row_per_key_across_commits_and_restarts() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = table("t", 1, false);
+    let mut sink = upsert_config(dir.path()).build(ctx(), None).unwrap();
+    let mut items: Vec<StreamItem> =
+        (1..=5).map(|id| row_event(&t, Op::Read, 10, None, Some(text_row(id, "seed")))).collect();
+    items.push(commit(10));
+    sink.write(&items).unwrap();
+    sink.finish().unwrap();
+    assert_eq!(current_rows(&sink, "t").len(), 5);
+
+    // Updated twice in one commit, deleted, moved to another key, TOAST left unchanged.
+    sink.write(&[
+        row_event(&t, Op::Update, 20, None, Some(text_row(1, "one"))),
+        row_event(&t, Op::Update, 21, None, Some(text_row(1, "uno"))),
+        row_event(&t, Op::Delete, 22, Some(vec![Value::Int(2), Value::Null]), None),
+        row_event(&t, Op::Update, 23, Some(text_row(3, "seed")), Some(text_row(30, "moved"))),
+        row_event(&t, Op::Update, 24, None, Some(vec![Value::Int(4), Value::Unchanged])),
+        row_event(&t, Op::Create, 25, None, Some(text_row(6, "new"))),
+        row_event(&t, Op::Delete, 26, Some(vec![Value::Int(6), Value::Null]), None),
+        commit(26),
+    ])
+    .unwrap();
+    sink.finish().unwrap();
+    let want = vec![
+        (1, Some("uno".to_string())),
+        (4, Some("seed".to_string())),
+        (5, Some("seed".to_string())),
+        (30, Some("moved".to_string())),
+    ];
+    assert_eq!(current_rows(&sink, "t"), want);
+    drop(sink);
+
+    // A new run rebuilds the index from the table: its changes replace run 1's rows.
+    let mut sink = upsert_config(dir.path()).build(ctx(), None).unwrap();
+    sink.write(&[
+        row_event(&t, Op::Update, 20, None, Some(text_row(1, "replayed, skipped"))),
+        row_event(&t, Op::Update, 30, None, Some(vec![Value::Int(5), Value::Unchanged])),
+        row_event(&t, Op::Update, 31, None, Some(text_row(30, "again"))),
+        row_event(&t, Op::Delete, 32, Some(vec![Value::Int(4), Value::Null]), None),
+        commit(32),
+    ])
+    .unwrap();
+    sink.finish().unwrap();
+    let want = vec![(1, Some("uno".to_string())), (5, Some("seed".to_string())), (30, Some("again".to_string()))];
+    assert_eq!(current_rows(&sink, "t"), want);
+
+    // A truncate empties the table; rows after it arrive.
+    sink.write(&[
+        row_event(&t, Op::Update, 40, None, Some(text_row(1, "gone"))),
+        row_event(&t, Op::Truncate, 41, None, None),
+        row_event(&t, Op::Create, 42, None, Some(text_row(7, "after"))),
+        commit(42),
+    ])
+    .unwrap();
+    sink.finish().unwrap();
+    assert_eq!(current_rows(&sink, "t"), vec![(7, Some("after".to_string()))]);
+    drop(sink);
+    let sink = upsert_config(dir.path()).build(ctx(), None).unwrap();
+    assert_eq!(sink.committed.get("public.t"), Some(&Position::pg(43)));
+}
+
+#[test]
+fn upsert_mode_refuses_a_change_log_table() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = table("t", 1, false);
+    let mut sink = config(dir.path(), 0).build(ctx(), None).unwrap();
+    sink.write(&[change(&t, Op::Create, 10, 1), commit(10)]).unwrap();
+    sink.finish().unwrap();
+    drop(sink);
+    let mut sink = upsert_config(dir.path()).build(ctx(), None).unwrap();
+    let err = sink.write(&[change(&t, Op::Create, 20, 2), commit(20)]).unwrap_err().to_string();
+    assert!(err.contains("was created by mode = \"append\""), "{err}");
+}
+
+#[test]
+fn upsert_changes_to_rows_written_earlier_in_the_same_commit_replace_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = table("t", 1, false);
+    let mut sink = upsert_config(dir.path()).build(ctx(), None).unwrap();
+    // More keys than one batch: the first batch is written to the open data
+    // file before the changes below arrive, all in one commit.
+    let n = super::table::BATCH_ROWS as i32 + 10;
+    let mut items: Vec<StreamItem> =
+        (1..=n).map(|id| row_event(&t, Op::Read, 10, None, Some(text_row(id, &format!("body {id}"))))).collect();
+    items.push(row_event(&t, Op::Update, 20, None, Some(vec![Value::Int(1), Value::Unchanged])));
+    items.push(row_event(&t, Op::Update, 21, None, Some(text_row(2, "changed"))));
+    items.push(row_event(&t, Op::Delete, 22, Some(vec![Value::Int(3), Value::Null]), None));
+    items.push(commit(22));
+    sink.write(&items).unwrap();
+    sink.finish().unwrap();
+    let rows = current_rows(&sink, "t");
+    assert_eq!(rows.len(), n as usize - 1, "one row per key, 3 deleted");
+    assert_eq!(rows[0], (1, Some("body 1".to_string())), "the unchanged value read back from the open file");
+    assert_eq!(rows[1], (2, Some("changed".to_string())));
+    assert_eq!(rows[2].0, 4);
+}
+
+#[test]
+fn an_upsert_commit_fails_if_another_writer_committed_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = table("t", 1, false);
+    let mut first = upsert_config(dir.path()).build(ctx(), None).unwrap();
+    first.write(&[row_event(&t, Op::Read, 10, None, Some(text_row(1, "seed"))), commit(10)]).unwrap();
+    first.finish().unwrap();
+    let mut second = upsert_config(dir.path()).build(ctx(), None).unwrap();
+    second.write(&[row_event(&t, Op::Update, 20, None, Some(text_row(1, "second"))), commit(20)]).unwrap();
+    first.write(&[row_event(&t, Op::Update, 21, None, Some(text_row(1, "first"))), commit(21)]).unwrap();
+    first.finish().unwrap();
+    let err = second.finish().unwrap_err().to_string();
+    assert!(err.contains("another writer committed to it"), "{err}");
+    assert_eq!(
+        current_rows(&first, "t"),
+        vec![(1, Some("first".to_string()))],
+        "nothing of the failed commit is visible"
+    );
 }

@@ -8,7 +8,13 @@
 //!
 //! Points: `sink.after_write` (batch written, not flushed),
 //! `sink.after_flush` (data durable, offset not yet stored),
-//! `sink.after_offset` (offset stored, not yet acknowledged to the source).
+//! `sink.after_offset` (offset stored, not yet acknowledged to the source)
+//! (all three in the binary's pipeline), and inside sinks
+//! `iceberg.before_swap` (an upsert commit's files and metadata written,
+//! the catalog not yet pointing at them).
+//!
+//! It lives in the sinks crate so that sinks can name points on their own
+//! durable path; the binary re-exports it.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
