@@ -5,12 +5,24 @@
 //! text): an insert/update/snapshot read is an upsert, a delete a delete; an
 //! update that changes the key is a delete of the old key plus an upsert of
 //! the new one. A PostgreSQL TOAST value the source did not send
-//! (`Value::Unchanged`) is filled from an earlier upsert of the same key in
-//! the batch when there is one; otherwise the row is marked (`_unch`, the
-//! column indexes) and its merge keeps the target's value for that column.
+//! (`Value::Unchanged`) is filled from the row's earlier image in the batch
+//! (for an update that changed the key: the old key's image) when there is
+//! one; otherwise the row is marked (`_unch`, the column indexes) and its
+//! merge takes that column from the target: from the row's own key, or, for
+//! a row an update moved to another key, from the old key's row (staged as
+//! `_op = 'm'` with the old key in `_from_<key column position>`). An image
+//! that still leaves values to the target passes on where they are, so a
+//! chain of key changes in one batch reads the first old key. When the old
+//! key's row is not in the target either (it never reached it), the moved
+//! row is inserted with those columns NULL, and a warning gives the count.
 //!
 //! The batch goes into a temporary staging table with `COPY`, then one
-//! round trip runs the merge: `DELETE ... USING` for the deletes,
+//! round trip runs the merge: first, for moved rows, a count of those whose
+//! old row is missing and an `INSERT ... SELECT` from the staging table
+//! joined to the old keys' target rows, before any row of the batch is
+//! deleted or replaced, so the old values are still there (`ON CONFLICT`:
+//! the new key may hold a row the batch deletes or moves away, as in a swap
+//! of keys); then `DELETE ... USING` for the deletes,
 //! `INSERT ... SELECT ... ON CONFLICT (key) DO UPDATE` for complete rows,
 //! and `UPDATE ... FROM` with a `CASE` per column for rows with unchanged
 //! values. Every key occurs once in the staging table, so `ON CONFLICT`
@@ -43,7 +55,10 @@ pub fn target_columns(dialect: SourceDialect, schema: &TableSchema) -> Vec<(Stri
 }
 
 enum Pending {
-    Upsert(Row),
+    /// The new row image, and the old row (key columns set) of an update
+    /// that moved it to another key when the values the image left
+    /// unchanged are in that key's target row (None: in its own).
+    Upsert(Row, Option<Row>),
     Delete(Row),
 }
 
@@ -55,6 +70,8 @@ pub struct Batch {
     pub deletes: bool,
     pub upserts: bool,
     pub unchanged: bool,
+    /// Rows moved to another key that take unchanged values from the old key's target row.
+    pub moves: bool,
 }
 
 pub struct TableState {
@@ -131,24 +148,35 @@ impl TableState {
         match ev.op {
             Op::Create | Op::Read | Op::Update => {
                 let Some(after) = &ev.after else { return false };
-                if let Some(before) = ev.before.as_ref().filter(|_| ev.op == Op::Update) {
+                let key = self.key_of(after);
+                // The old key and row of an update that moved the row to another key.
+                let mut moved = None;
+                if let (Op::Update, Some(before)) = (ev.op, &ev.before) {
                     let old = self.key_of(before);
-                    if old != self.key_of(after) {
-                        self.put(old, Pending::Delete(before.clone()));
+                    if old != key {
+                        moved = Some((old, before));
                     }
                 }
-                let key = self.key_of(after);
                 let mut row = after.clone();
+                let mut from = None;
                 if row.iter().any(|v| matches!(v, Value::Unchanged)) {
-                    if let Some(Pending::Upsert(prev)) = self.by_key.get(&key).map(|&i| &self.entries[i]) {
+                    from = moved.as_ref().map(|(_, before)| (*before).clone());
+                    let earlier = moved.as_ref().map_or(&key, |(old, _)| old);
+                    if let Some(Pending::Upsert(prev, prev_from)) = self.by_key.get(earlier).map(|&i| &self.entries[i])
+                    {
                         for (v, p) in row.iter_mut().zip(prev) {
                             if matches!(v, Value::Unchanged) {
                                 *v = p.clone();
                             }
                         }
+                        // What the earlier image left unchanged is where it said.
+                        from = prev_from.clone().or(from);
                     }
                 }
-                self.put(key, Pending::Upsert(row));
+                if let Some((old, before)) = moved {
+                    self.put(old, Pending::Delete(before.clone()));
+                }
+                self.put(key, Pending::Upsert(row, from));
             }
             Op::Delete => {
                 let Some(before) = &ev.before else { return false };
@@ -182,7 +210,7 @@ impl TableState {
 
     /// Renders and empties the buffer.
     pub fn take_batch(&mut self) -> Batch {
-        let mut b = Batch { copy: Vec::new(), rows: 0, deletes: false, upserts: false, unchanged: false };
+        let mut b = Batch { copy: Vec::new(), rows: 0, deletes: false, upserts: false, unchanged: false, moves: false };
         let width = self.columns.len();
         if !self.keyed() {
             for row in self.appends.drain(..) {
@@ -198,27 +226,35 @@ impl TableState {
                 Pending::Delete(row) => {
                     b.deletes = true;
                     b.copy.extend_from_slice(b"d\t\\N\t");
+                    write_old_key(&mut b.copy, &self.keys, None, &mut self.scratch);
                     let mut key_only = vec![Value::Null; width];
                     for &k in &self.keys {
                         key_only[k] = row.get(k).cloned().unwrap_or(Value::Null);
                     }
                     write_row(&mut b.copy, &key_only, width, &mut self.scratch);
                 }
-                Pending::Upsert(row) => {
+                Pending::Upsert(row, from) => {
                     let unchanged: Vec<usize> =
                         (0..width).filter(|&i| matches!(row.get(i), Some(Value::Unchanged))).collect();
-                    b.copy.extend_from_slice(b"u\t");
+                    let from = from.filter(|_| !unchanged.is_empty());
                     if unchanged.is_empty() {
                         b.upserts = true;
-                        b.copy.extend_from_slice(b"\\N");
+                        b.copy.extend_from_slice(b"u\t\\N");
                     } else {
-                        b.unchanged = true;
+                        if from.is_some() {
+                            b.moves = true;
+                            b.copy.extend_from_slice(b"m\t");
+                        } else {
+                            b.unchanged = true;
+                            b.copy.extend_from_slice(b"u\t");
+                        }
                         let list: Vec<String> = unchanged.iter().map(|i| i.to_string()).collect();
                         b.copy.push(b'{');
                         b.copy.extend_from_slice(list.join(",").as_bytes());
                         b.copy.push(b'}');
                     }
                     b.copy.push(b'\t');
+                    write_old_key(&mut b.copy, &self.keys, from.as_ref(), &mut self.scratch);
                     write_row(&mut b.copy, &row, width, &mut self.scratch);
                 }
             }
@@ -226,12 +262,22 @@ impl TableState {
         b
     }
 
+    /// The staging column holding the old key's value of key column `k`
+    /// (named by position: a name derived from the column's could pass
+    /// PostgreSQL's 63-byte limit).
+    fn old_key_column(&self, k: usize) -> String {
+        format!("_from_{k}")
+    }
+
     /// `CREATE TEMP TABLE` for the staging table.
     pub fn create_stage_sql(&self) -> String {
+        let from: Vec<String> =
+            self.keys.iter().map(|&k| format!("{} {}", self.old_key_column(k), self.columns[k].1)).collect();
         let cols: Vec<String> = self.columns.iter().map(|(n, t)| format!("{} {t}", ident(n))).collect();
         format!(
-            "CREATE TEMP TABLE IF NOT EXISTS {} (_op \"char\", _unch int[], {}) ON COMMIT DROP",
+            "CREATE TEMP TABLE IF NOT EXISTS {} (_op \"char\", _unch int[], {}, {}) ON COMMIT DROP",
             self.stage,
+            from.join(", "),
             cols.join(", ")
         )
     }
@@ -241,14 +287,17 @@ impl TableState {
     }
 
     pub fn copy_stage_sql(&self) -> String {
-        format!("COPY {} (_op, _unch, {}) FROM STDIN", self.stage, self.column_list())
+        let from: Vec<String> = self.keys.iter().map(|&k| self.old_key_column(k)).collect();
+        format!("COPY {} (_op, _unch, {}, {}) FROM STDIN", self.stage, from.join(", "), self.column_list())
     }
 
     pub fn copy_target_sql(&self) -> String {
         format!("COPY {} ({}) FROM STDIN", self.target, self.column_list())
     }
 
-    /// The merge statements for a staged batch, as one multi-statement string.
+    /// The merge statements for a staged batch, as one multi-statement
+    /// string. With moved rows it starts with a query whose one value is
+    /// how many of them found no old row in the target.
     pub fn merge_sql(&self, b: &Batch) -> String {
         let key_match: Vec<String> = self
             .keys
@@ -261,7 +310,45 @@ impl TableState {
         let key_match = key_match.join(" AND ");
         let cols = self.column_list();
         let non_key: Vec<usize> = (0..self.columns.len()).filter(|i| !self.keys.contains(i)).collect();
+        let key_cols: Vec<String> = self.keys.iter().map(|&k| ident(&self.columns[k].0)).collect();
+        let on_conflict = if non_key.is_empty() {
+            format!("ON CONFLICT ({}) DO NOTHING", key_cols.join(", "))
+        } else {
+            let sets: Vec<String> = non_key
+                .iter()
+                .map(|&i| {
+                    let c = ident(&self.columns[i].0);
+                    format!("{c} = EXCLUDED.{c}")
+                })
+                .collect();
+            format!("ON CONFLICT ({}) DO UPDATE SET {}", key_cols.join(", "), sets.join(", "))
+        };
         let mut sql = String::new();
+        if b.moves {
+            let from_match: Vec<String> = self
+                .keys
+                .iter()
+                .map(|&k| format!("o.{} = s.{}", ident(&self.columns[k].0), self.old_key_column(k)))
+                .collect();
+            let from_match = from_match.join(" AND ");
+            let values: Vec<String> = (0..self.columns.len())
+                .map(|i| {
+                    let c = ident(&self.columns[i].0);
+                    format!("CASE WHEN {i} = ANY(s._unch) THEN o.{c} ELSE s.{c} END")
+                })
+                .collect();
+            sql.push_str(&format!(
+                "SELECT count(*) FROM {} s WHERE s._op = 'm' AND NOT EXISTS (SELECT FROM {} o WHERE {from_match});\n",
+                self.stage, self.target
+            ));
+            sql.push_str(&format!(
+                "INSERT INTO {} ({cols}) SELECT {} FROM {} s LEFT JOIN {} o ON {from_match} WHERE s._op = 'm' {on_conflict};\n",
+                self.target,
+                values.join(", "),
+                self.stage,
+                self.target
+            ));
+        }
         if b.deletes {
             sql.push_str(&format!(
                 "DELETE FROM {} t USING {} s WHERE s._op = 'd' AND {key_match};\n",
@@ -269,24 +356,9 @@ impl TableState {
             ));
         }
         if b.upserts {
-            let key_cols: Vec<String> = self.keys.iter().map(|&k| ident(&self.columns[k].0)).collect();
-            let action = if non_key.is_empty() {
-                "DO NOTHING".to_string()
-            } else {
-                let sets: Vec<String> = non_key
-                    .iter()
-                    .map(|&i| {
-                        let c = ident(&self.columns[i].0);
-                        format!("{c} = EXCLUDED.{c}")
-                    })
-                    .collect();
-                format!("DO UPDATE SET {}", sets.join(", "))
-            };
             sql.push_str(&format!(
-                "INSERT INTO {} ({cols}) SELECT {cols} FROM {} WHERE _op = 'u' AND _unch IS NULL ON CONFLICT ({}) {action};\n",
-                self.target,
-                self.stage,
-                key_cols.join(", ")
+                "INSERT INTO {} ({cols}) SELECT {cols} FROM {} WHERE _op = 'u' AND _unch IS NULL {on_conflict};\n",
+                self.target, self.stage
             ));
         }
         if b.unchanged && !non_key.is_empty() {
@@ -306,6 +378,15 @@ impl TableState {
         }
         sql.push_str(&format!("TRUNCATE {};", self.stage));
         sql
+    }
+}
+
+/// Appends the staging fields of the old key a row moved from (`\N` each
+/// when it did not move), each followed by a tab.
+fn write_old_key(out: &mut Vec<u8>, keys: &[usize], from: Option<&Row>, scratch: &mut String) {
+    for &k in keys {
+        write_copy_field(out, from.and_then(|row| row.get(k)).unwrap_or(&Value::Null), scratch);
+        out.push(b'\t');
     }
 }
 
@@ -359,7 +440,7 @@ mod tests {
         t.add(&ev(Op::Update, None, Some(vec![Value::Int(3), Value::Unchanged])));
         let b = t.take_batch();
         let text = String::from_utf8(b.copy).unwrap();
-        assert_eq!(text, "u\t\\N\t1\t10\nd\t\\N\t2\t\\N\nu\t{1}\t3\t\\N\n");
+        assert_eq!(text, "u\t\\N\t\\N\t1\t10\nd\t\\N\t\\N\t2\t\\N\nu\t{1}\t\\N\t3\t\\N\n");
         assert!(b.deletes && b.upserts && b.unchanged);
         assert_eq!(t.pending(), 0);
     }
@@ -369,6 +450,36 @@ mod tests {
         let mut t = state();
         t.add(&ev(Op::Update, Some(vec![Value::Int(1), Value::Int(5)]), Some(vec![Value::Int(2), Value::Int(5)])));
         let text = String::from_utf8(t.take_batch().copy).unwrap();
-        assert_eq!(text, "d\t\\N\t1\t\\N\nu\t\\N\t2\t5\n");
+        assert_eq!(text, "d\t\\N\t\\N\t1\t\\N\nu\t\\N\t\\N\t2\t5\n");
+    }
+
+    #[test]
+    fn a_moved_row_takes_unchanged_values_from_its_old_key() {
+        let mut t = state();
+        let old = |id| Some(vec![Value::Int(id), Value::Null]);
+        let new = |id| Some(vec![Value::Int(id), Value::Unchanged]);
+        // 1 is only in the target, moved twice: both moves read its row.
+        t.add(&ev(Op::Update, old(1), new(2)));
+        t.add(&ev(Op::Update, old(2), new(3)));
+        // 4 is inserted in this batch, then moved: its image fills the value.
+        t.add(&ev(Op::Create, None, Some(vec![Value::Int(4), Value::Int(40)])));
+        t.add(&ev(Op::Update, old(4), new(5)));
+        // 6 is updated in place, then moved: the value is still target row 6's.
+        t.add(&ev(Op::Update, None, new(6)));
+        t.add(&ev(Op::Update, old(6), new(7)));
+        let b = t.take_batch();
+        assert!(b.moves && b.deletes && b.upserts && !b.unchanged);
+        let sql = t.merge_sql(&b);
+        let text = String::from_utf8(b.copy).unwrap();
+        assert_eq!(
+            text,
+            "d\t\\N\t\\N\t1\t\\N\nd\t\\N\t\\N\t2\t\\N\nm\t{1}\t1\t3\t\\N\n\
+             d\t\\N\t\\N\t4\t\\N\nu\t\\N\t\\N\t5\t40\nd\t\\N\t\\N\t6\t\\N\nm\t{1}\t6\t7\t\\N\n"
+        );
+        // The old rows are read before the batch deletes or replaces any row.
+        let at = |part: &str| sql.find(part).unwrap_or_else(|| panic!("{part:?} not in {sql}"));
+        assert!(at("SELECT count(*)") < at("LEFT JOIN \"public\".\"t\" o ON o.\"id\" = s._from_0"));
+        assert!(at("LEFT JOIN") < at("DELETE FROM"));
+        assert!(at("DELETE FROM") < at("_unch IS NULL"));
     }
 }

@@ -38,7 +38,7 @@ use outflow_decoders::{ChangeEvent, Op, Position, StreamItem, TableId, TableSche
 use serde::Deserialize;
 use serde_json::{json, Value as Json};
 use tokio_postgres::error::SqlState;
-use tokio_postgres::{Client, NoTls};
+use tokio_postgres::{Client, NoTls, SimpleQueryMessage};
 
 use apply::{ident, TableState};
 use types::SourceDialect;
@@ -441,7 +441,22 @@ impl PostgresSink {
         }
         let merge = st.merge_sql(&batch);
         self.copy(&what, &st.copy_stage_sql(), batch.copy)?;
-        self.batch(&what, &merge)
+        if !batch.moves {
+            return self.batch(&what, &merge);
+        }
+        let replies = self.block_on(self.client.simple_query(&merge)).map_err(|e| pg_error(&what, &e))?;
+        let missing = replies
+            .iter()
+            .find_map(|m| match m {
+                SimpleQueryMessage::Row(row) => row.get(0).and_then(|n| n.parse::<u64>().ok()),
+                _ => None,
+            })
+            .unwrap_or(0);
+        if missing > 0 {
+            tracing::warn!(sink = %self.name, table = %st.schema.id, rows = missing,
+                "updates moved rows to another key and left TOASTed values unchanged, but the old key's row is not in the target: written as null");
+        }
+        Ok(())
     }
 
     fn copy(&mut self, what: &str, sql: &str, data: Vec<u8>) -> Result<(), SinkError> {
