@@ -117,6 +117,7 @@ impl Sink for JsonlSink {
     /// Renders the whole batch into one buffer and writes it with one call.
     fn write(&mut self, items: &[StreamItem]) -> Result<(), SinkError> {
         self.line.clear();
+        self.writer.start_batch();
         for item in items {
             match item {
                 StreamItem::Change(ev) => self.writer.write_change(&mut self.line, ev),

@@ -121,9 +121,7 @@ fn debezium(out: &mut Vec<u8>, v: &Value, ct: &ColType, style: &ValueStyle) {
         Value::Null => out.extend_from_slice(b"null"),
         Value::Bool(b) => out.extend_from_slice(if *b { b"true" } else { b"false" }),
         Value::Int(i) => write_int(out, *i),
-        Value::UInt(u) => {
-            let _ = write!(out, "{u}");
-        }
+        Value::UInt(u) => out.extend_from_slice(itoa::Buffer::new().format(*u).as_bytes()),
         Value::Float32(f) => write_java_float(out, *f as f64, true),
         Value::Float64(f) => write_java_float(out, *f, false),
         Value::Decimal(d) => write_json_str(
@@ -464,7 +462,9 @@ fn write_time_of_day(out: &mut Vec<u8>, micros: i64, digits: Option<u32>) {
     match digits {
         Some(0) => {}
         Some(n) => {
-            let _ = write!(out, ".{:0w$}", frac / 10_i64.pow(6 - n.min(6)), w = n.min(6) as usize);
+            let n = n.min(6);
+            out.push(b'.');
+            push_digits(out, frac / 10_i64.pow(6 - n), n);
         }
         None if frac == 0 => {}
         None => {
@@ -474,8 +474,16 @@ fn write_time_of_day(out: &mut Vec<u8>, micros: i64, digits: Option<u32>) {
                 f /= 10;
                 w -= 1;
             }
-            let _ = write!(out, ".{f:0w$}");
+            out.push(b'.');
+            push_digits(out, f, w);
         }
+    }
+}
+
+/// `n` (0 <= n < 10^width) as exactly `width` digits, zero-padded.
+fn push_digits(out: &mut Vec<u8>, n: i64, width: u32) {
+    for i in (0..width).rev() {
+        out.push(b'0' + (n / 10_i64.pow(i) % 10) as u8);
     }
 }
 

@@ -600,6 +600,7 @@ impl KafkaSink {
 
 impl Sink for KafkaSink {
     fn write(&mut self, items: &[StreamItem]) -> Result<(), SinkError> {
+        self.writer.start_batch();
         for item in items {
             let Some(position) = item.position() else { continue };
             if self.recovered.as_ref().is_some_and(|r| position <= r) {
