@@ -10,8 +10,10 @@
 #   1. pg_recvlogical (pgoutput, proto 1) to /dev/null, up to the backlog's end;
 #   2. outflow run --until-caught-up into a JSONL sink on /dev/null;
 # and prints rows/s for both, the ratio, and outflow's peak RSS.
-# Then (BENCH_SNAPSHOT=1, the default) the whole table is read once by
-# `COPY ... TO STDOUT` and once by an outflow snapshot (mode initial_only).
+# Then (BENCH_SNAPSHOT=1, the default) the whole table, vacuumed and analyzed,
+# is read by `COPY ... TO STDOUT` and by an outflow snapshot (mode
+# initial_only), alternately for BENCH_SNAPSHOT_ROUNDS rounds (default 3),
+# with the median ratio.
 # The server is stopped and its data removed at the end.
 #
 # BENCH_SINKS="jsonl parquet" also drains the same backlog (through its own
@@ -44,7 +46,8 @@
 #   3. outflow run --until-caught-up (kind = "mysql") into JSONL on /dev/null;
 # and prints rows/s of each, outflow's ratio to both and its peak RSS.
 # BENCH_SINKS does not apply (JSONL only). BENCH_SNAPSHOT=1 (default) adds the
-# snapshot case: `mariadb --quick -e 'SELECT * FROM orders'` vs outflow initial_only.
+# snapshot case: `mariadb --quick -e 'SELECT * FROM orders'` vs outflow
+# initial_only, alternately for BENCH_SNAPSHOT_ROUNDS rounds (default 3).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -101,6 +104,43 @@ OUTFLOW="$CARGO_TARGET_DIR/release/outflow"
 now() { date +%s.%N; }
 rate() { awk -v n="$1" -v s="$2" 'BEGIN { printf "%.0f", n / s }'; }
 elapsed() { awk -v a="$1" -v b="$2" 'BEGIN { print b - a }'; }
+
+# snapshot_rounds LABEL ROWS CONFIG: the snapshot case. BENCH_SNAPSHOT_ROUNDS
+# (default 3) rounds, each reading the whole table once with the reference
+# (the function snapshot_reference) and then once with outflow initial_only
+# (CONFIG, its state directory $WORK/state-snapshot emptied and the function
+# snapshot_reset run first), alternately so that both see the same machine.
+# Prints every round and the median ratio; fails unless every outflow run
+# delivered ROWS rows.
+snapshot_rounds() {
+    local label="$1" rows="$2" config="$3" rounds="${BENCH_SNAPSHOT_ROUNDS:-3}" t0 t1 ref_s snap_s rss_mb events
+    local ratios=()
+    printf '\n%-8s %-28s %10s %12s %10s\n' "snapshot" "tool" "seconds" "rows/s" "peak RSS"
+    for round in $(seq 1 "$rounds"); do
+        t0=$(now)
+        snapshot_reference
+        t1=$(now)
+        ref_s=$(elapsed "$t0" "$t1")
+        rm -rf "$WORK/state-snapshot"
+        snapshot_reset
+        t0=$(now)
+        /usr/bin/time -f "%M" -o "$WORK/rss" "$OUTFLOW" run -c "$config" 2>"$WORK/outflow.log" \
+            || { cat "$WORK/outflow.log" >&2; exit 1; }
+        t1=$(now)
+        snap_s=$(elapsed "$t0" "$t1")
+        rss_mb=$(($(tail -n 1 "$WORK/rss") / 1024))
+        events=$(grep -o '"events": [0-9]*' "$WORK/state-snapshot/sinks/null.json" | grep -o '[0-9]*$')
+        if [[ "$events" != "$rows" ]]; then
+            echo "error: the snapshot delivered $events rows, expected $rows" >&2
+            exit 1
+        fi
+        printf '%-8s %-28s %10.2f %12s %10s\n' "$round" "$label" "$ref_s" "$(rate "$rows" "$ref_s")" "-"
+        printf '%-8s %-28s %10.2f %12s %7s MB\n' "$round" "outflow initial_only" "$snap_s" "$(rate "$rows" "$snap_s")" "$rss_mb"
+        ratios+=("$(awk -v a="$ref_s" -v b="$snap_s" 'BEGIN { printf "%.2f", a / b }')")
+    done
+    printf 'ratio outflow/%s per round: %s; median %s\n' "${label%% *}" "${ratios[*]}" \
+        "$(printf '%s\n' "${ratios[@]}" | sort -n | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }')"
+}
 
 # The MariaDB case (scripts/bench.sh mysql ...): see the header.
 bench_mysql() {
@@ -209,33 +249,18 @@ EOF2
     exit 0
 }
 
-# MariaDB snapshot case: the whole table read by `mariadb --quick` vs an
-# outflow snapshot (mode initial_only, default parallelism) into JSONL.
+# MariaDB snapshot case: the whole table (analyzed first) read by
+# `mariadb --quick` vs an outflow snapshot (mode initial_only, default
+# parallelism) into JSONL, in alternating rounds (snapshot_rounds).
 bench_mysql_snapshot() {
-    local total="$1" my=(mariadb --no-defaults --socket="$WORK/mysqld.sock" -uroot) t0 t1 sel_s snap_s rss_mb events
-    echo "snapshot: mariadb --quick SELECT of $total rows..." >&2
-    t0=$(now)
-    "${my[@]}" --quick bench -e "SELECT * FROM orders" >/dev/null
-    t1=$(now)
-    sel_s=$(elapsed "$t0" "$t1")
+    local total="$1" my=(mariadb --no-defaults --socket="$WORK/mysqld.sock" -uroot)
+    "${my[@]}" bench -e "ANALYZE TABLE orders" >/dev/null
     sed -e "s#dir = \"$WORK/state\"#dir = \"$WORK/state-snapshot\"#" "$WORK/outflow-mysql.toml" >"$WORK/outflow-mysql-snapshot.toml"
     printf '[snapshot]\nmode = "initial_only"\n' >>"$WORK/outflow-mysql-snapshot.toml"
-    echo "snapshot: outflow initial_only..." >&2
-    t0=$(now)
-    /usr/bin/time -f "%M" -o "$WORK/rss" "$OUTFLOW" run -c "$WORK/outflow-mysql-snapshot.toml" 2>"$WORK/outflow.log" \
-        || { cat "$WORK/outflow.log" >&2; exit 1; }
-    t1=$(now)
-    snap_s=$(elapsed "$t0" "$t1")
-    rss_mb=$(($(tail -n 1 "$WORK/rss") / 1024))
-    events=$(grep -o '"events": [0-9]*' "$WORK/state-snapshot/sinks/null.json" | grep -o '[0-9]*$')
-    printf '\n%-28s %10s %12s %10s\n' "snapshot" "seconds" "rows/s" "peak RSS"
-    printf '%-28s %10.2f %12s %10s\n' "mariadb --quick SELECT" "$sel_s" "$(rate "$total" "$sel_s")" "-"
-    printf '%-28s %10.2f %12s %7s MB\n' "outflow initial_only" "$snap_s" "$(rate "$total" "$snap_s")" "$rss_mb"
-    printf 'ratio outflow/SELECT: %s\n' "$(awk -v a="$sel_s" -v b="$snap_s" 'BEGIN { printf "%.2f", a / b }')"
-    if [[ "$events" != "$total" ]]; then
-        echo "error: the snapshot delivered $events rows, expected $total" >&2
-        exit 1
-    fi
+    snapshot_reference() { "${my[@]}" --quick bench -e "SELECT * FROM orders" >/dev/null; }
+    snapshot_reset() { :; }
+    echo "snapshot: mariadb --quick SELECT vs outflow initial_only, $total rows..." >&2
+    snapshot_rounds "mariadb --quick SELECT" "$total" "$WORK/outflow-mysql-snapshot.toml"
 }
 if [[ "$SOURCE" == mysql ]]; then
     bench_mysql
@@ -388,15 +413,13 @@ if [[ -n "${OUT_S[jsonl]:-}" && -n "${OUT_S[parquet]:-}" ]]; then
     printf 'parquet output: %s\n' "$(du -sh "$WORK/lake" | cut -f1)"
 fi
 
-# Snapshot case: the whole table read by COPY vs outflow's watermark snapshot
-# (mode initial_only, default parallelism) into JSONL on /dev/null.
+# Snapshot case: the whole table (vacuumed and analyzed first, as a table in
+# service is) read by COPY vs outflow's watermark snapshot (mode
+# initial_only, default parallelism) into JSONL on /dev/null, in alternating
+# rounds (snapshot_rounds).
 if [[ "${BENCH_SNAPSHOT:-1}" == 1 ]]; then
+    psql_b -c "VACUUM ANALYZE orders"
     SNAP_ROWS=$(psql_b -At -c "SELECT count(*) FROM orders")
-    echo "snapshot: COPY of $SNAP_ROWS rows..." >&2
-    t0=$(now)
-    psql_b -c "COPY (SELECT * FROM orders) TO STDOUT" >/dev/null
-    t1=$(now)
-    COPY_S=$(awk -v a="$t0" -v b="$t1" 'BEGIN { print b - a }')
     cat >"$WORK/outflow-snapshot.toml" <<EOF2
 name = "bench"
 [source]
@@ -414,20 +437,12 @@ name = "null"
 kind = "jsonl"
 path = "/dev/null"
 EOF2
-    echo "snapshot: outflow initial_only..." >&2
-    t0=$(now)
-    /usr/bin/time -f "%M" -o "$WORK/rss" "$OUTFLOW" run -c "$WORK/outflow-snapshot.toml" 2>"$WORK/outflow.log" \
-        || { cat "$WORK/outflow.log" >&2; exit 1; }
-    t1=$(now)
-    SNAP_S=$(awk -v a="$t0" -v b="$t1" 'BEGIN { print b - a }')
-    SNAP_EVENTS=$(grep -o '"events": [0-9]*' "$WORK/state-snapshot/sinks/null.json" | grep -o '[0-9]*$')
-    printf '\n%-24s %10s %12s %10s\n' "snapshot" "seconds" "rows/s" "peak RSS"
-    printf '%-24s %10.2f %12s %10s\n' "COPY to /dev/null" "$COPY_S" "$(rate "$SNAP_ROWS" "$COPY_S")" "-"
-    printf '%-24s %10.2f %12s %7s MB\n' "outflow initial_only" "$SNAP_S" "$(rate "$SNAP_ROWS" "$SNAP_S")" "$(($(tail -n 1 "$WORK/rss") / 1024))"
-    printf 'ratio outflow/COPY: %s\n' "$(awk -v a="$COPY_S" -v b="$SNAP_S" 'BEGIN { printf "%.2f", a / b }')"
-    if [[ "$SNAP_EVENTS" != "$SNAP_ROWS" ]]; then
-        echo "error: the snapshot delivered $SNAP_EVENTS rows, expected $SNAP_ROWS" >&2
-        status=1
-    fi
+    snapshot_reference() { psql_b -c "COPY (SELECT * FROM orders) TO STDOUT" >/dev/null; }
+    snapshot_reset() {
+        psql_b -At -c "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots
+                       WHERE slot_name = 'outflow_bench_snapshot'" >/dev/null
+    }
+    echo "snapshot: COPY vs outflow initial_only, $SNAP_ROWS rows..." >&2
+    snapshot_rounds "COPY to /dev/null" "$SNAP_ROWS" "$WORK/outflow-snapshot.toml"
 fi
 exit "$status"
