@@ -22,7 +22,7 @@ use serde_json::{json, Value};
 
 use crate::harness::{env_var, wait_for, Outflow, TestDb, SHORT};
 use crate::mysql_harness::{server_id, MyDb};
-use crate::pg_apply::{busy_transaction, random_statement};
+use crate::pg_apply::{busy_transaction, random_statement, BusyWriter};
 
 pub(crate) fn toml_str(s: &str) -> String {
     toml::Value::String(s.to_string()).to_string()
@@ -223,17 +223,7 @@ async fn iceberg_kill9_in_a_busy_run_then_completion_is_exactly_once() {
     db.wait_for_slot_streaming().await;
 
     let load = db.connect().await;
-    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let stopped = stop.clone();
-    let writer = tokio::spawn(async move {
-        let (mut rng, mut next_id, mut seq) = (StdRng::seed_from_u64(91), 0, 0);
-        while !stopped.load(std::sync::atomic::Ordering::SeqCst) {
-            load.batch_execute(&busy_transaction(&mut rng, &mut next_id, &mut seq)).await.expect("load");
-            // Pacing, not waiting: lets the pipeline's timed commits land between transactions.
-            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-        }
-        (rng, next_id, seq)
-    });
+    let writer = BusyWriter::start(load, 91);
     // Kill once a few commits are in, with more on their way.
     let deadline = std::time::Instant::now() + SHORT;
     while appended_versions(&root) < 4 {
@@ -241,9 +231,8 @@ async fn iceberg_kill9_in_a_busy_run_then_completion_is_exactly_once() {
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
     run.kill9().await;
-    stop.store(true, std::sync::atomic::Ordering::SeqCst);
     let partial = appended_rows(&root);
-    let (mut rng, mut next_id, mut seq) = writer.await.expect("load task");
+    let (mut rng, mut next_id, mut seq) = writer.stop().await;
     assert!(partial > 0 && partial < seq as usize, "kill -9 came mid-run: {partial} of {seq} rows committed");
     for _ in 0..5 {
         db.execute(&busy_transaction(&mut rng, &mut next_id, &mut seq)).await;

@@ -19,7 +19,7 @@ use serde_json::{json, Value};
 use crate::harness::{wait_for, TestDb, SHORT};
 use crate::iceberg::{column_types, iceberg_sink_mode, pg_to_iceberg_mode, read_catalog, table, toml_str};
 use crate::mysql_harness::{server_id, MyDb};
-use crate::pg_apply::{busy_transaction, random_statement};
+use crate::pg_apply::{busy_transaction, random_statement, BusyWriter};
 
 /// The rows pyiceberg reads from `name`, sorted by `key`; fails if a key
 /// occurs twice.
@@ -232,24 +232,14 @@ async fn iceberg_upsert_kill9_in_a_busy_run_then_completion_is_exactly_once() {
     let mut run = outflow.spawn_run();
     db.wait_for_slot_streaming().await;
     let load = db.connect().await;
-    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let stopped = stop.clone();
-    let writer = tokio::spawn(async move {
-        let (mut rng, mut next_id, mut seq) = (StdRng::seed_from_u64(191), 0, 0);
-        while !stopped.load(std::sync::atomic::Ordering::SeqCst) {
-            load.batch_execute(&busy_transaction(&mut rng, &mut next_id, &mut seq)).await.expect("load");
-            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-        }
-        (rng, next_id, seq)
-    });
+    let writer = BusyWriter::start(load, 191);
     let deadline = std::time::Instant::now() + SHORT;
     while items_versions(&root) < 4 {
         assert!(std::time::Instant::now() < deadline, "no commits within {SHORT:?}:\n{}", run.stderr());
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
     run.kill9().await;
-    stop.store(true, std::sync::atomic::Ordering::SeqCst);
-    let (mut rng, mut next_id, mut seq) = writer.await.expect("load task");
+    let (mut rng, mut next_id, mut seq) = writer.stop().await;
     for _ in 0..5 {
         db.execute(&busy_transaction(&mut rng, &mut next_id, &mut seq)).await;
     }

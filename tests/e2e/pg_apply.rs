@@ -149,6 +149,36 @@ pub(crate) fn busy_transaction(rng: &mut StdRng, next_id: &mut i32, seq: &mut i3
     tx
 }
 
+/// `busy_transaction`s from their own connection until stopped, paced 20 ms
+/// apart: not waiting, but under back-to-back transactions a pipeline's
+/// timed commit rarely lands between two of them.
+pub(crate) struct BusyWriter {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    task: tokio::task::JoinHandle<(StdRng, i32, i32)>,
+}
+
+impl BusyWriter {
+    pub(crate) fn start(load: tokio_postgres::Client, seed: u64) -> Self {
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let stopped = stop.clone();
+        let task = tokio::spawn(async move {
+            let (mut rng, mut next_id, mut seq) = (StdRng::seed_from_u64(seed), 0, 0);
+            while !stopped.load(std::sync::atomic::Ordering::SeqCst) {
+                load.batch_execute(&busy_transaction(&mut rng, &mut next_id, &mut seq)).await.expect("load");
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
+            (rng, next_id, seq)
+        });
+        BusyWriter { stop, task }
+    }
+
+    /// Stops writing; the generator's state, to go on where it stopped.
+    pub(crate) async fn stop(self) -> (StdRng, i32, i32) {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        self.task.await.expect("load task")
+    }
+}
+
 const BUSY_DDL: &str = "CREATE TABLE items (id int PRIMARY KEY, v text, n numeric(12,2));
      CREATE TABLE appended (seq int, payload text);";
 
@@ -175,18 +205,7 @@ async fn pg_apply_kill9_in_a_busy_run_then_completion_is_exactly_once() {
 
     // Load keeps coming from another connection while outflow is killed.
     let load = source.connect().await;
-    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let stopped = stop.clone();
-    let writer = tokio::spawn(async move {
-        let (mut rng, mut next_id, mut seq) = (StdRng::seed_from_u64(9), 0, 0);
-        while !stopped.load(std::sync::atomic::Ordering::SeqCst) {
-            load.batch_execute(&busy_transaction(&mut rng, &mut next_id, &mut seq)).await.expect("load");
-            // Pacing, not waiting: under back-to-back transactions the
-            // pipeline's timed commit rarely lands between two of them.
-            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-        }
-        (rng, next_id, seq)
-    });
+    let writer = BusyWriter::start(load, 9);
     let deadline = std::time::Instant::now() + SHORT;
     loop {
         let done = target.client().query_one("SELECT count(*) FROM appended", &[]).await;
@@ -198,8 +217,7 @@ async fn pg_apply_kill9_in_a_busy_run_then_completion_is_exactly_once() {
     }
     run.kill9().await;
     let partial: i64 = target.query("SELECT count(*) FROM appended").await[0].get(0);
-    stop.store(true, std::sync::atomic::Ordering::SeqCst);
-    let (mut rng, mut next_id, mut seq) = writer.await.expect("load task");
+    let (mut rng, mut next_id, mut seq) = writer.stop().await;
     assert!(partial < seq as i64, "kill -9 came after everything was applied ({partial} rows)");
     for _ in 0..5 {
         source.execute(&busy_transaction(&mut rng, &mut next_id, &mut seq)).await;
