@@ -44,6 +44,8 @@ url = "$url"
 tables = ["public.t"]
 slot = "outflow_soak"
 publication = "outflow_soak"
+[snapshot]
+mode = "never"
 [state]
 dir = "$work/state"
 [[sink]]
@@ -55,8 +57,16 @@ printf "INSERT INTO t (n, payload) VALUES (1, repeat('x', 200));\nUPDATE t SET n
 
 "$OUTFLOW" run -c "$work/outflow.toml" 2>"$work/outflow.log" &
 pid=$!
-wait_until 30 "the slot" "$PG_BIN/psql" -X -qAt "$url" -c "SELECT 1 FROM pg_replication_slots WHERE slot_name = 'outflow_soak' AND active" \
-    || die "outflow did not start: $(cat "$work/outflow.log")"
+# Streaming, not merely active: a slot is active while it is still being
+# created, and a transaction committed before its consistent point reaches
+# the sink only through a snapshot (as `r`, which the counts below leave out).
+# (psql exits 0 on an empty result, so the check compares its output.)
+streaming() {
+    [[ "$("$PG_BIN/psql" -X -qAt "$url" -c "SELECT count(*) FROM pg_stat_replication r
+        JOIN pg_replication_slots s ON s.active_pid = r.pid
+        WHERE s.slot_name = 'outflow_soak' AND r.state = 'streaming'")" == 1 ]]
+}
+wait_until 30 "the slot streaming" streaming || die "outflow did not start: $(cat "$work/outflow.log")"
 log "soak: ${secs}s at ${rate} tx/s (2 statements each), sampling every second"
 "$PG_BIN/pgbench" -n -f "$work/load.sql" -R "$rate" -T "$secs" -c 2 "$url" >"$work/pgbench.log" 2>&1 &
 bench=$!
