@@ -207,8 +207,10 @@ async fn composite_text_keyless_empty_and_toasted_tables_are_read_whole() {
 async fn a_snapshot_holds_no_lock_that_blocks_ddl() {
     let db = TestDb::create("snap_lock").await;
     db.execute("CREATE TABLE t (id bigint PRIMARY KEY, v text)").await;
-    db.execute("INSERT INTO t SELECT g, repeat('x', 100) FROM generate_series(1, 100000) g").await;
-    let outflow = Outflow::new(&db, &["public.t"]).section("[snapshot]\nchunk_size = 1000");
+    // Big enough, in small chunks on one reader, that the snapshot is still
+    // running when its first rows are out.
+    db.execute("INSERT INTO t SELECT g, repeat('x', 100) FROM generate_series(1, 300000) g").await;
+    let outflow = Outflow::new(&db, &["public.t"]).section("[snapshot]\nchunk_size = 500\nparallelism = 1");
     let run = outflow.spawn_run();
     wait_for(SHORT, "the snapshot to start", || async { !outflow.events_so_far().is_empty() }).await;
     let other = db.connect().await;
