@@ -29,7 +29,11 @@ mariadb_start_one() {
             --auth-root-authentication-method=normal >"$dir/install.log" 2>&1 ||
             die "mariadb-install-db for $name failed; see $dir/install.log"
     fi
-    local args=(--no-defaults --datadir="$dir/data" --socket="$dir/mysqld.sock" --port="$port"
+    # Each server its own tmpdir: a starting server deletes the `#sql*` temp
+    # files it finds there, other servers' included (an information_schema
+    # query failed with "Error on delete of '/tmp/#sql-temptable-...'").
+    mkdir -p "$dir/tmp"
+    local args=(--no-defaults --datadir="$dir/data" --tmpdir="$dir/tmp" --socket="$dir/mysqld.sock" --port="$port"
         --bind-address=127.0.0.1 --pid-file="$dir/mysqld.pid" --log-error="$dir/error.log" --user=root
         --server-id="$id" --skip-name-resolve --innodb-buffer-pool-size=32M --innodb-log-file-size=48M
         --character-set-server=utf8mb4 --collation-server=utf8mb4_general_ci --default-time-zone=+00:00

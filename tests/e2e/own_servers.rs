@@ -128,12 +128,16 @@ impl OwnMariaDb {
 
     fn launch(&mut self) {
         let d = self.dir.path();
+        // Its own tmpdir: a starting server deletes the `#sql*` temp files it
+        // finds there, other servers' included.
+        std::fs::create_dir_all(d.join("tmp")).expect("the server's tmpdir");
         let child = std::process::Command::new("mariadbd")
             .args(["--no-defaults", "--user=root", "--bind-address=127.0.0.1", "--server-id=7", "--skip-name-resolve"])
             .args(["--innodb-buffer-pool-size=32M", "--default-time-zone=+00:00", "--log-bin=mysql-bin"])
             .args(["--binlog-format=ROW", "--binlog-row-image=FULL", "--binlog-row-metadata=FULL"])
             .args(["--character-set-server=utf8mb4", "--collation-server=utf8mb4_general_ci"])
             .arg(format!("--datadir={}", d.join("data").display()))
+            .arg(format!("--tmpdir={}", d.join("tmp").display()))
             .arg(format!("--socket={}", d.join("mysqld.sock").display()))
             .arg(format!("--pid-file={}", d.join("mysqld.pid").display()))
             .arg(format!("--log-error={}", d.join("error.log").display()))
