@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
-use outflow_decoders::TableId;
+use outflow_model::TableId;
 use outflow_sinks::{Sink, SinkContext};
 use tokio_util::sync::CancellationToken;
 

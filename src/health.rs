@@ -15,7 +15,7 @@ use std::collections::VecDeque;
 use std::sync::{Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
 
-use outflow_decoders::{Position, StreamItem};
+use outflow_model::{Position, StreamItem};
 use tokio::sync::watch;
 
 use crate::metrics::{metrics, SinkLabel};

@@ -6,8 +6,8 @@
 
 use std::path::Path;
 
-use outflow_decoders::position::format_lsn;
-use outflow_decoders::Position;
+use outflow_model::position::format_lsn;
+use outflow_model::Position;
 
 use crate::config::{Config, SourceKind};
 use crate::error::{Error, Result};
@@ -135,7 +135,7 @@ async fn check_replayable(config: &Config, target: &Position) -> Result<()> {
     let catalog = Catalog::connect(&params).await?;
     let lsn = target.pg_ack_lsn();
     if let Some(slot) = catalog.slot(&config.source.slot).await? {
-        let confirmed = slot.confirmed_flush_lsn.as_deref().map(outflow_decoders::position::parse_lsn);
+        let confirmed = slot.confirmed_flush_lsn.as_deref().map(outflow_model::position::parse_lsn);
         if let Some(Ok(confirmed)) = confirmed {
             if lsn < confirmed {
                 return Err(Error::fatal(

@@ -49,7 +49,7 @@ use std::time::{Duration, Instant};
 use std::borrow::Cow;
 use std::collections::{BTreeMap, VecDeque};
 
-use outflow_decoders::{Position, SnapshotProgress, StreamItem};
+use outflow_model::{Position, SnapshotProgress, StreamItem};
 use outflow_sinks::{Durable, Sink};
 use tokio::sync::mpsc::error::TrySendError;
 use tokio::sync::{mpsc, watch};
@@ -284,7 +284,7 @@ impl Worker {
 
     /// Adds the batch's events to the per-table, per-op counters.
     fn count(&self, items: &[StreamItem]) {
-        let mut counts: Vec<(&outflow_decoders::TableId, &'static str, u64)> = Vec::new();
+        let mut counts: Vec<(&outflow_model::TableId, &'static str, u64)> = Vec::new();
         let mut messages = 0;
         for item in items {
             match item {
@@ -535,10 +535,10 @@ fn publish_detached(sinks: &[SinkHandle]) {
 }
 
 fn count_snapshot_rows(items: &[StreamItem]) {
-    let mut table: Option<(&outflow_decoders::TableId, u64)> = None;
+    let mut table: Option<(&outflow_model::TableId, u64)> = None;
     for item in items {
         if let StreamItem::Change(ev) = item {
-            if ev.op == outflow_decoders::Op::Read {
+            if ev.op == outflow_model::Op::Read {
                 match &mut table {
                     Some((t, n)) if **t == ev.table.id => *n += 1,
                     _ => {
@@ -552,7 +552,7 @@ fn count_snapshot_rows(items: &[StreamItem]) {
     flush_rows(table);
 }
 
-fn flush_rows(rows: Option<(&outflow_decoders::TableId, u64)>) {
+fn flush_rows(rows: Option<(&outflow_model::TableId, u64)>) {
     if let Some((t, n)) = rows {
         metrics().snapshot_rows.get_or_create(&TableLabel { table: t.to_string() }).inc_by(n);
     }

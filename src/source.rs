@@ -12,7 +12,7 @@ use crate::pg::source::PgSource;
 use crate::pipeline::SinkHandle;
 use crate::snapshot::SnapshotPlan;
 use crate::state::{SourceIdentity, StateDir};
-use outflow_decoders::TableId;
+use outflow_model::TableId;
 
 /// What the source is being prepared for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

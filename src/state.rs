@@ -21,7 +21,7 @@ use std::io::Write;
 use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
 
-use outflow_decoders::{KeyRange, Position};
+use outflow_model::{KeyRange, Position};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 

@@ -19,7 +19,7 @@
 
 use std::path::Path;
 
-use outflow_decoders::{Position, TableId};
+use outflow_model::{Position, TableId};
 use serde_json::{json, Map, Value};
 
 use crate::cli::least_progress;

@@ -26,3 +26,9 @@ impl DecodeError {
         DecodeError::Invalid { what, detail: detail.into() }
     }
 }
+
+impl From<outflow_model::PositionError> for DecodeError {
+    fn from(e: outflow_model::PositionError) -> Self {
+        DecodeError::Invalid { what: e.what, detail: e.detail }
+    }
+}

@@ -1,6 +1,6 @@
-//! Pure decoding for outflow: the change-event model every source produces and
-//! every sink consumes, the pgoutput protocol parser, PostgreSQL text values,
-//! and MySQL/MariaDB binlog events.
+//! Pure decoding for outflow: the pgoutput protocol parser, PostgreSQL text
+//! and binary values, and MySQL/MariaDB binlog events, all producing the
+//! types of `outflow-model`.
 //!
 //! Nothing in this crate does I/O or depends on an async runtime. Every parser
 //! takes bytes and returns `Result<_, DecodeError>`; none panics on bad input
@@ -9,15 +9,9 @@
 
 pub mod binlog;
 pub mod error;
-pub mod model;
 pub mod pg_decoder;
 pub mod pg_type_registry;
 pub mod pgoutput;
 pub mod pgtypes;
-pub mod position;
-pub mod value;
 
 pub use error::DecodeError;
-pub use model::*;
-pub use position::Position;
-pub use value::Value;

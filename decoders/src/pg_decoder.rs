@@ -67,9 +67,9 @@ use std::sync::Arc;
 use crate::pg_type_registry::{PgType, TypeRegistry};
 use crate::pgoutput::{self, OldTuple, PgMessage, ReplicaIdentity, TupleValue};
 use crate::pgtypes;
-use crate::{
-    ChangeEvent, ColumnSchema, DecodeError, LogicalMessage, Op, Position, Row, SourceInfo, StreamItem, TableId,
-    TableSchema, Value,
+use crate::DecodeError;
+use outflow_model::{
+    ChangeEvent, ColumnSchema, LogicalMessage, Op, Position, Row, SourceInfo, StreamItem, TableId, TableSchema, Value,
 };
 
 #[derive(Debug, Clone)]
@@ -175,15 +175,15 @@ impl PgDecoder {
                 let tx = self.tx.ok_or_else(|| {
                     DecodeError::State(format!(
                         "commit at {} without a begin",
-                        crate::position::format_lsn(c.commit_lsn)
+                        outflow_model::position::format_lsn(c.commit_lsn)
                     ))
                 })?;
                 if c.commit_lsn != tx.final_lsn {
                     return Err(DecodeError::State(format!(
                         "commit at {} ends transaction {} announced to commit at {}",
-                        crate::position::format_lsn(c.commit_lsn),
+                        outflow_model::position::format_lsn(c.commit_lsn),
                         tx.xid,
-                        crate::position::format_lsn(tx.final_lsn)
+                        outflow_model::position::format_lsn(tx.final_lsn)
                     )));
                 }
                 self.tx = None;
@@ -301,7 +301,10 @@ impl PgDecoder {
     /// The next event position of the open transaction, and its source info.
     fn next_in_tx(&mut self, wal_start: u64, what: &str) -> Result<(Position, SourceInfo), DecodeError> {
         let tx = self.tx.as_mut().ok_or_else(|| {
-            DecodeError::State(format!("{what} at {} outside a transaction", crate::position::format_lsn(wal_start)))
+            DecodeError::State(format!(
+                "{what} at {} outside a transaction",
+                outflow_model::position::format_lsn(wal_start)
+            ))
         })?;
         tx.index = tx
             .index

@@ -11,7 +11,7 @@ use std::fs::{File, OpenOptions};
 use std::io::{self, Seek, SeekFrom, Write};
 use std::path::PathBuf;
 
-use outflow_decoders::StreamItem;
+use outflow_model::StreamItem;
 use serde::Deserialize;
 use serde_json::json;
 

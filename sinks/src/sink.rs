@@ -9,7 +9,7 @@
 //!
 //! Sinks run on their own thread, so `write` and `flush` are blocking calls.
 
-use outflow_decoders::{Position, StreamItem};
+use outflow_model::{Position, StreamItem};
 
 use crate::snapshot_marks::SnapshotRecord;
 use serde_json::Value as Json;

@@ -16,7 +16,7 @@
 
 use std::collections::BTreeMap;
 
-use outflow_decoders::{Position, SnapshotProgress, StreamItem};
+use outflow_model::{Position, SnapshotProgress, StreamItem};
 use serde_json::{json, Value as Json};
 
 /// Per table (`schema.table`), the progress of the last chunk committed.
@@ -64,7 +64,7 @@ impl SnapshotMarks {
 
 #[cfg(test)]
 mod tests {
-    use outflow_decoders::TableId;
+    use outflow_model::TableId;
 
     use super::*;
 

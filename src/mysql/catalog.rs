@@ -13,8 +13,8 @@
 use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, Opts, Row};
 use outflow_decoders::binlog::TableFilter;
-use outflow_decoders::position::{GtidSet, MysqlAnchor};
-use outflow_decoders::TableId;
+use outflow_model::position::{GtidSet, MysqlAnchor};
+use outflow_model::TableId;
 
 use crate::error::{Error, Result};
 

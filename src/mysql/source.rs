@@ -38,8 +38,8 @@ use mysql_async::prelude::Queryable;
 use mysql_async::BinlogStream;
 use mysql_async::BinlogStreamRequest;
 use outflow_decoders::binlog::{BinlogDecoder, TableFilter};
-use outflow_decoders::position::{MysqlAnchor, MysqlPos};
-use outflow_decoders::{Position, StreamItem, TableId, TableSchema};
+use outflow_model::position::{MysqlAnchor, MysqlPos};
+use outflow_model::{Position, StreamItem, TableId, TableSchema};
 use tokio_util::sync::CancellationToken;
 
 use super::catalog::{purged, sql_error, Catalog};

@@ -4,8 +4,8 @@
 //! over the binlog files between), in transactions for GTID positions (summed
 //! over domains).
 
-use outflow_decoders::position::{GtidSet, MysqlAnchor, MysqlPos};
-use outflow_decoders::Position;
+use outflow_model::position::{GtidSet, MysqlAnchor, MysqlPos};
+use outflow_model::Position;
 use serde_json::json;
 
 use super::catalog::{display, parse_url, Catalog};

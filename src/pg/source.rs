@@ -31,8 +31,8 @@ use std::time::Duration;
 
 use outflow_decoders::pg_decoder::PgDecoder;
 use outflow_decoders::pgoutput;
-use outflow_decoders::position::format_lsn;
-use outflow_decoders::{Position, StreamItem, TableId};
+use outflow_model::position::format_lsn;
+use outflow_model::{Position, StreamItem, TableId};
 use tokio_util::sync::CancellationToken;
 
 use super::catalog::{Catalog, SlotInfo};
@@ -582,7 +582,7 @@ fn decode_error(lsn: u64, e: &outflow_decoders::DecodeError) -> Error {
     )
 }
 
-fn schema_json(schema: &outflow_decoders::TableSchema) -> serde_json::Value {
+fn schema_json(schema: &outflow_model::TableSchema) -> serde_json::Value {
     serde_json::json!({
         "version": schema.version,
         "recorded_at": crate::state::now_rfc3339(),

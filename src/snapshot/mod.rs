@@ -58,7 +58,7 @@ use std::collections::{HashMap, HashSet};
 use std::fmt::Write as _;
 use std::sync::Arc;
 
-use outflow_decoders::{
+use outflow_model::{
     BinlogSource, ChangeEvent, KeyRange, KeyText, LogicalMessage, Op, Position, Row, SnapshotProgress, SourceInfo,
     StreamItem, TableId, TableSchema,
 };
@@ -542,7 +542,7 @@ pub async fn receive(snapshots: &mut Option<Snapshots>) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use outflow_decoders::Value;
+    use outflow_model::Value;
 
     #[test]
     fn integer_keys_split_into_equal_widths() {
@@ -557,7 +557,7 @@ mod tests {
     }
 
     fn schema() -> Arc<TableSchema> {
-        let col = |name: &str, key: bool| outflow_decoders::ColumnSchema {
+        let col = |name: &str, key: bool| outflow_model::ColumnSchema {
             name: name.into(),
             type_name: "int".into(),
             type_id: 3,
@@ -573,10 +573,7 @@ mod tests {
     }
 
     fn at(sub: u32) -> Position {
-        Position::mysql(outflow_decoders::position::MysqlAnchor::File {
-            name: "mysql-bin.000001".into(),
-            pos: sub as u64,
-        })
+        Position::mysql(outflow_model::position::MysqlAnchor::File { name: "mysql-bin.000001".into(), pos: sub as u64 })
     }
 
     #[tokio::test]

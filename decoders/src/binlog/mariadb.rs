@@ -13,8 +13,8 @@
 //! Every length is checked against the bytes present: bad input is a
 //! `DecodeError`, never a panic.
 
-use crate::position::Gtid;
 use crate::DecodeError;
+use outflow_model::position::Gtid;
 
 pub const ANNOTATE_ROWS_EVENT: u8 = 160;
 pub const BINLOG_CHECKPOINT_EVENT: u8 = 161;

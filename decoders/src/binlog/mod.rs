@@ -37,9 +37,10 @@ use std::sync::Arc;
 use mysql_common::binlog::consts::EventType;
 use mysql_common::binlog::events::{Event, EventData, QueryEvent, RotateEvent, RowsEventData, TableMapEvent, XidEvent};
 
-use crate::model::{BinlogSource, ChangeEvent, Op, SourceInfo, TableId, TableSchema};
-use crate::position::{Gtid, GtidSet, MysqlAnchor, MysqlPos};
-use crate::{DecodeError, Position, StreamItem};
+use crate::DecodeError;
+use outflow_model::position::{Gtid, GtidSet, MysqlAnchor, MysqlPos};
+use outflow_model::{BinlogSource, ChangeEvent, Op, SourceInfo, TableId, TableSchema};
+use outflow_model::{Position, StreamItem};
 use rows::Present;
 use table::TableShape;
 

@@ -25,9 +25,10 @@ use mysql_common::binlog::misc::my_datetime_packed_from_binary;
 use mysql_common::constants::ColumnType;
 
 use super::table::{ColumnCodec, TableShape, BINARY_CHARSET};
-use crate::model::Row;
-use crate::value::days_from_civil;
-use crate::{DecodeError, Value};
+use crate::DecodeError;
+use outflow_model::value::days_from_civil;
+use outflow_model::Row;
+use outflow_model::Value;
 
 /// A columns-present bitmap of `n` columns.
 pub struct Present {

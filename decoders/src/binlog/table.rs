@@ -23,8 +23,8 @@ use mysql_common::binlog::events::{OptionalMetaExtractor, OptionalMetadataField,
 use mysql_common::constants::ColumnType;
 use mysql_common::proto::MySerialize;
 
-use crate::model::{numeric_typmod, ColumnSchema, TableId, TableSchema};
 use crate::DecodeError;
+use outflow_model::{numeric_typmod, ColumnSchema, TableId, TableSchema};
 
 /// Charset number of `binary` (BLOB, BINARY, VARBINARY).
 pub const BINARY_CHARSET: u16 = 63;

@@ -6,7 +6,8 @@
 
 use super::{clip, oid, parse_text};
 use crate::pg_type_registry::PgType;
-use crate::{DecodeError, Value};
+use crate::DecodeError;
+use outflow_model::Value;
 
 /// PostgreSQL's MAXDIM: no array has more dimensions.
 const MAX_DIMS: usize = 6;

@@ -6,12 +6,13 @@
 //!
 //! Calendar arithmetic is the proleptic Gregorian calendar PostgreSQL uses,
 //! with astronomical year numbering (1 BC = year 0), done by hand in
-//! [`crate::value::days_from_civil`]: no date library is needed, and the
+//! [`outflow_model::value::days_from_civil`]: no date library is needed, and the
 //! common ones cannot represent 4713 BC or switch to the Julian calendar.
 
 use super::clip;
-use crate::value::days_from_civil;
-use crate::{DecodeError, Value};
+use crate::DecodeError;
+use outflow_model::value::days_from_civil;
+use outflow_model::Value;
 
 const MICROS_PER_DAY: i64 = 86_400_000_000;
 

@@ -28,7 +28,8 @@ pub mod datetime;
 pub mod oid;
 
 use crate::pg_type_registry::PgType;
-use crate::{DecodeError, Value};
+use crate::DecodeError;
+use outflow_model::Value;
 
 /// Parses one value in PostgreSQL text output format for a column of type `ty`.
 ///

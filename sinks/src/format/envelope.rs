@@ -13,7 +13,7 @@
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use outflow_decoders::{ChangeEvent, LogicalMessage, Op, Row, SourceInfo, TableSchema};
+use outflow_model::{ChangeEvent, LogicalMessage, Op, Row, SourceInfo, TableSchema};
 
 use super::mysql_values::write_mysql_value;
 use super::values::{write_debezium_value, write_flat_value, write_json_str, ValueStyle};
@@ -265,7 +265,7 @@ fn now_us() -> i64 {
 
 #[cfg(test)]
 mod tests {
-    use outflow_decoders::{ColumnSchema, Position, TableId, Value};
+    use outflow_model::{ColumnSchema, Position, TableId, Value};
 
     use super::*;
 

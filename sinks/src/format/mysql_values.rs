@@ -14,7 +14,7 @@
 //! - Deliberate difference: BIGINT UNSIGNED is the exact integer (Debezium's
 //!   precise mode emits base64 bytes without a schema to read them by).
 
-use outflow_decoders::{ColumnSchema, Value};
+use outflow_model::{ColumnSchema, Value};
 
 use super::values::{write_debezium_value, ValueStyle};
 

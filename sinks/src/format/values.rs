@@ -30,8 +30,8 @@
 use std::io::Write;
 
 use base64::Engine;
-use outflow_decoders::value::civil_from_days;
-use outflow_decoders::{ColumnSchema, Value};
+use outflow_model::value::civil_from_days;
+use outflow_model::{ColumnSchema, Value};
 
 /// Rendering options shared by both formats.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -76,7 +76,7 @@ use iceberg::io::{LocalFsStorageFactory, StorageFactory};
 use iceberg::table::Table;
 use iceberg::{Catalog, CatalogBuilder, NamespaceIdent, TableCreation, TableIdent};
 use iceberg_catalog_sql::{SqlBindStyle, SqlCatalog, SqlCatalogBuilder};
-use outflow_decoders::{ChangeEvent, Position, StreamItem};
+use outflow_model::{ChangeEvent, Position, StreamItem};
 use serde::Deserialize;
 use serde_json::Value as Json;
 

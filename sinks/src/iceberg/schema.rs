@@ -30,7 +30,7 @@ use arrow_array::cast::AsArray;
 use arrow_array::{Array, ArrayRef, Int64Array, ListArray, RecordBatch, StructArray};
 use arrow_schema::{DataType, SchemaRef as ArrowSchemaRef};
 use iceberg::spec::{ListType, NestedField, PrimitiveType, Schema, StructType, Type};
-use outflow_decoders::{ColumnSchema, TableSchema, Value};
+use outflow_model::{ColumnSchema, TableSchema, Value};
 
 use super::Mode;
 use crate::parquet::rows::{RowBuffer, META_COLUMNS};

@@ -31,7 +31,7 @@ use iceberg::writer::file_writer::rolling_writer::RollingFileWriterBuilder;
 use iceberg::writer::file_writer::ParquetWriterBuilder;
 use iceberg::writer::{IcebergWriter, IcebergWriterBuilder};
 use iceberg::Catalog;
-use outflow_decoders::{ChangeEvent, Op, Position, TableSchema};
+use outflow_model::{ChangeEvent, Op, Position, TableSchema};
 use parquet::file::properties::WriterProperties;
 
 use super::commit::Cas;

@@ -9,7 +9,7 @@ use arrow_array::cast::AsArray;
 use arrow_array::{Array, RecordBatch};
 use futures::TryStreamExt;
 use iceberg::spec::{PrimitiveType, Type};
-use outflow_decoders::{ChangeEvent, ColumnSchema, Op, Position, SourceInfo, StreamItem, TableId, TableSchema, Value};
+use outflow_model::{ChangeEvent, ColumnSchema, Op, Position, SourceInfo, StreamItem, TableId, TableSchema, Value};
 
 use super::schema::{build_kind, iceberg_type};
 use super::*;

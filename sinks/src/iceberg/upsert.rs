@@ -47,7 +47,7 @@ use arrow_cast::display::{ArrayFormatter, FormatOptions};
 use arrow_schema::DataType;
 use iceberg::writer::{CurrentFileStatus, IcebergWriter};
 use iceberg::Catalog;
-use outflow_decoders::{ChangeEvent, Op, Row, Value};
+use outflow_model::{ChangeEvent, Op, Row, Value};
 use parquet::arrow::PARQUET_FIELD_ID_META_KEY;
 
 use super::commit::{self, Cas, Delta};
@@ -101,7 +101,7 @@ pub struct KeyColumn {
 
 /// The key columns of a source shape in the table's Arrow schema.
 pub fn key_columns(
-    source: &outflow_decoders::TableSchema,
+    source: &outflow_model::TableSchema,
     arrow: &arrow_schema::Schema,
     slots: &[Slot],
 ) -> Vec<KeyColumn> {
@@ -595,7 +595,7 @@ struct Fill {
 mod tests {
     use std::sync::Arc;
 
-    use outflow_decoders::{ColumnSchema, Position, SourceInfo, TableId, TableSchema};
+    use outflow_model::{ColumnSchema, Position, SourceInfo, TableId, TableSchema};
 
     use super::*;
 

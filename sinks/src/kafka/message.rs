@@ -17,7 +17,7 @@
 //!   tombstone also carries `outflow.seq = 1`, so it sorts after the delete
 //!   it follows, which has the same position.
 
-use outflow_decoders::{ChangeEvent, Position};
+use outflow_model::{ChangeEvent, Position};
 
 use crate::format::values::{write_debezium_value, write_json_str, ValueStyle};
 

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use outflow_decoders::{ChangeEvent, ColumnSchema, Op, Position, SourceInfo, TableId, TableSchema, Value};
+use outflow_model::{ChangeEvent, ColumnSchema, Op, Position, SourceInfo, TableId, TableSchema, Value};
 
 use super::message::*;
 use crate::format::values::ValueStyle;

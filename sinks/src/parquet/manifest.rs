@@ -21,7 +21,7 @@
 
 use std::collections::BTreeMap;
 
-use outflow_decoders::Position;
+use outflow_model::Position;
 use serde::{Deserialize, Serialize};
 
 use super::store::Store;

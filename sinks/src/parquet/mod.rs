@@ -35,7 +35,7 @@ use std::time::Duration;
 
 use ::parquet::basic::{Compression as PqCompression, ZstdLevel};
 use ::parquet::file::properties::WriterProperties;
-use outflow_decoders::{Position, StreamItem};
+use outflow_model::{Position, StreamItem};
 use serde::Deserialize;
 use serde_json::json;
 
@@ -538,7 +538,7 @@ impl Sink for ParquetSink {
 fn now_rfc3339() -> String {
     let secs =
         std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0);
-    let (y, m, d) = outflow_decoders::value::civil_from_days(secs.div_euclid(86_400));
+    let (y, m, d) = outflow_model::value::civil_from_days(secs.div_euclid(86_400));
     let s = secs.rem_euclid(86_400);
     format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z", s / 3600, s / 60 % 60, s % 60)
 }

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use arrow_array::builder::{BooleanBuilder, ListBuilder, StringBuilder, TimestampMicrosecondBuilder, UInt64Builder};
 use arrow_array::ArrayRef;
 use arrow_schema::{DataType, Field, TimeUnit};
-use outflow_decoders::{ChangeEvent, Op, TableSchema, Value};
+use outflow_model::{ChangeEvent, Op, TableSchema, Value};
 
 use super::types::value_size;
 

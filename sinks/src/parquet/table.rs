@@ -19,8 +19,8 @@ use ::parquet::arrow::ArrowWriter;
 use ::parquet::file::properties::WriterProperties;
 use arrow_array::{ArrayRef, RecordBatch};
 use arrow_schema::{Field, Schema, SchemaRef};
-use outflow_decoders::value::civil_from_days;
-use outflow_decoders::{ChangeEvent, Position, TableSchema, Value};
+use outflow_model::value::civil_from_days;
+use outflow_model::{ChangeEvent, Position, TableSchema, Value};
 
 use super::manifest::CommittedFile;
 use super::rows::{RowBuffer, META_COLUMNS};

@@ -8,7 +8,7 @@ use ::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use arrow_array::cast::AsArray;
 use arrow_array::types::Int32Type;
 use arrow_array::{Array, RecordBatch};
-use outflow_decoders::{ChangeEvent, ColumnSchema, Op, Position, SourceInfo, StreamItem, TableId, TableSchema, Value};
+use outflow_model::{ChangeEvent, ColumnSchema, Op, Position, SourceInfo, StreamItem, TableId, TableSchema, Value};
 
 use super::*;
 

@@ -45,7 +45,7 @@ use arrow_array::builder::{
 use arrow_array::{ArrayRef, ListArray, StructArray};
 use arrow_buffer::{i256, NullBuffer, OffsetBuffer};
 use arrow_schema::{DataType, Field, Fields, TimeUnit};
-use outflow_decoders::{ColumnSchema, Value};
+use outflow_model::{ColumnSchema, Value};
 
 /// What an Arrow column holds; one variant per Arrow type the sink writes.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -35,7 +35,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use outflow_decoders::{ChangeEvent, Op, Row, TableSchema, Value};
+use outflow_model::{ChangeEvent, Op, Row, TableSchema, Value};
 
 use super::text::write_copy_field;
 use super::types::{target_type, SourceDialect};
@@ -402,7 +402,7 @@ fn write_row(out: &mut Vec<u8>, row: &Row, width: usize, scratch: &mut String) {
 
 #[cfg(test)]
 mod tests {
-    use outflow_decoders::{ColumnSchema, Position, SourceInfo, TableId};
+    use outflow_model::{ColumnSchema, Position, SourceInfo, TableId};
 
     use super::*;
 

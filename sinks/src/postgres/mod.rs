@@ -34,7 +34,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use futures::SinkExt;
-use outflow_decoders::{ChangeEvent, Op, Position, StreamItem, TableId, TableSchema};
+use outflow_model::{ChangeEvent, Op, Position, StreamItem, TableId, TableSchema};
 use serde::Deserialize;
 use serde_json::{json, Value as Json};
 use tokio_postgres::error::SqlState;

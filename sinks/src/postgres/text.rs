@@ -19,8 +19,8 @@
 
 use std::fmt::Write as _;
 
-use outflow_decoders::value::civil_from_days;
-use outflow_decoders::Value;
+use outflow_model::value::civil_from_days;
+use outflow_model::Value;
 
 const MICROS_PER_DAY: i64 = 86_400_000_000;
 

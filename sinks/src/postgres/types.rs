@@ -103,7 +103,7 @@ fn mysql_type(name: &str, typmod: i32) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use outflow_decoders::numeric_typmod;
+    use outflow_model::numeric_typmod;
 
     #[test]
     fn postgres_types_keep_their_modifiers() {

@@ -41,8 +41,8 @@ use std::time::Duration;
 
 use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, Opts, Params, Row as MyRow, Value as MyValue};
-use outflow_decoders::position::MysqlAnchor;
-use outflow_decoders::{BinlogSource, KeyRange, KeyText, Position, Row, TableId, TableSchema};
+use outflow_model::position::MysqlAnchor;
+use outflow_model::{BinlogSource, KeyRange, KeyText, Position, Row, TableId, TableSchema};
 use tokio::sync::{mpsc, oneshot};
 
 mod values;
@@ -505,7 +505,7 @@ async fn estimated_rows(conn: &mut Conn, table: &TableId) -> Result<u64> {
 
 #[cfg(test)]
 mod tests {
-    use outflow_decoders::{ColumnSchema, Value};
+    use outflow_model::{ColumnSchema, Value};
 
     use super::values::*;
     use super::*;

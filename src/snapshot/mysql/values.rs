@@ -6,8 +6,8 @@
 use mysql_async::consts::ColumnType;
 use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, Row as MyRow, Value as MyValue};
-use outflow_decoders::value::{civil_from_days, days_from_civil};
-use outflow_decoders::{numeric_typmod, ColumnSchema, Row, TableId, Value};
+use outflow_model::value::{civil_from_days, days_from_civil};
+use outflow_model::{numeric_typmod, ColumnSchema, Row, TableId, Value};
 
 use crate::error::{Error, Result};
 use crate::mysql::catalog::sql_error;

@@ -47,7 +47,19 @@ use std::fmt;
 use std::str::FromStr;
 use std::sync::Arc;
 
-use crate::DecodeError;
+/// A position's or GTID's text was not of the documented form.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid {what}: {detail}")]
+pub struct PositionError {
+    pub what: &'static str,
+    pub detail: String,
+}
+
+impl PositionError {
+    fn new(what: &'static str, detail: impl Into<String>) -> Self {
+        PositionError { what, detail: detail.into() }
+    }
+}
 
 /// Not `Copy`: other sources' positions carry names (binlog files, GTID
 /// sets); clone where a position must be kept.
@@ -95,10 +107,10 @@ impl fmt::Display for Gtid {
 }
 
 impl FromStr for Gtid {
-    type Err = DecodeError;
+    type Err = PositionError;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let bad = || DecodeError::invalid("gtid", format!("{s:?} is not of the form domain-server-seq"));
+        let bad = || PositionError::new("gtid", format!("{s:?} is not of the form domain-server-seq"));
         let mut parts = s.trim().splitn(3, '-');
         let mut next = || parts.next().ok_or_else(bad);
         let domain = next()?.parse().map_err(|_| bad())?;
@@ -188,7 +200,7 @@ impl fmt::Display for GtidSet {
 }
 
 impl FromStr for GtidSet {
-    type Err = DecodeError;
+    type Err = PositionError;
 
     /// Parses `0-1-5,1-2-9` (MariaDB's `@@gtid_binlog_pos` spelling); empty is the empty state.
     fn from_str(s: &str) -> Result<Self, Self::Err> {
@@ -275,8 +287,8 @@ pub fn format_lsn(lsn: u64) -> String {
 }
 
 /// Parses PostgreSQL's `XXX/XXXXXXXX` LSN notation.
-pub fn parse_lsn(s: &str) -> Result<u64, DecodeError> {
-    let bad = || DecodeError::invalid("lsn", format!("{s:?} is not of the form 0/16B3748"));
+pub fn parse_lsn(s: &str) -> Result<u64, PositionError> {
+    let bad = || PositionError::new("lsn", format!("{s:?} is not of the form 0/16B3748"));
     let (hi, lo) = s.split_once('/').ok_or_else(bad)?;
     let hi = u32::from_str_radix(hi, 16).map_err(|_| bad())?;
     let lo = u32::from_str_radix(lo, 16).map_err(|_| bad())?;
@@ -296,14 +308,14 @@ impl fmt::Display for Position {
 }
 
 impl FromStr for Position {
-    type Err = DecodeError;
+    type Err = PositionError;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         if s.starts_with("gtid:") || s.starts_with("file:") {
             return parse_mysql(s);
         }
         let Some(rest) = s.strip_prefix("lsn:") else {
-            return Err(DecodeError::invalid(
+            return Err(PositionError::new(
                 "position",
                 format!("{s:?}: expected lsn:0/16B3748[:INDEX], gtid:D-S-N[,...][:INDEX] or file:NAME:POS[:INDEX]"),
             ));
@@ -311,7 +323,7 @@ impl FromStr for Position {
         let (lsn, index) = match rest.split_once(':') {
             Some((lsn, index)) => {
                 let index =
-                    index.parse().map_err(|_| DecodeError::invalid("position", format!("{s:?}: bad event index")))?;
+                    index.parse().map_err(|_| PositionError::new("position", format!("{s:?}: bad event index")))?;
                 (lsn, index)
             }
             None => (rest, 0),
@@ -322,11 +334,11 @@ impl FromStr for Position {
 
 /// `gtid:SET[:INDEX[:SUB]]` or `file:NAME:POS[:INDEX[:SUB]]` (binlog names
 /// and GTID sets have no ':').
-fn parse_mysql(s: &str) -> Result<Position, DecodeError> {
-    let bad = |what: &str| DecodeError::invalid("position", format!("{s:?}: {what}"));
+fn parse_mysql(s: &str) -> Result<Position, PositionError> {
+    let bad = |what: &str| PositionError::new("position", format!("{s:?}: {what}"));
     let num = |t: &str, what: &str| t.parse::<u64>().map_err(|_| bad(what));
     let small = |t: &str, what: &str| u32::try_from(num(t, what)?).map_err(|_| bad("event index too large"));
-    let indexes = |rest: &[&str]| -> Result<(u32, u32), DecodeError> {
+    let indexes = |rest: &[&str]| -> Result<(u32, u32), PositionError> {
         match rest {
             [] => Ok((0, 0)),
             [index] => Ok((small(index, "bad event index")?, 0)),

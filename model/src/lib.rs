@@ -1,0 +1,17 @@
+//! outflow's data model: what every source produces and every sink consumes.
+//!
+//! - [`event`]: the ordered stream items (changes, transaction boundaries,
+//!   schema changes, snapshot progress) and table schemas;
+//! - [`value`]: column values, exactly as the database holds them;
+//! - [`position`]: totally ordered stream positions and their short text form.
+//!
+//! No I/O, no async runtime, no knowledge of any wire protocol: decoders
+//! build these types, sinks read them.
+
+pub mod event;
+pub mod position;
+pub mod value;
+
+pub use event::*;
+pub use position::{Position, PositionError};
+pub use value::Value;
