@@ -15,6 +15,8 @@
 # initial_only), alternately for BENCH_SNAPSHOT_ROUNDS rounds (default 3),
 # with the median ratio.
 # The server is stopped and its data removed at the end.
+# BENCH_OUTFLOW_BIN=PATH benchmarks that outflow binary instead of building
+# one (e.g. two builds of different commits, back to back).
 #
 # BENCH_SINKS="jsonl parquet" also drains the same backlog (through its own
 # slot) into a Parquet sink under $WORK/lake (local disk, zstd), and prints
@@ -97,9 +99,14 @@ stop_server() {
 }
 trap stop_server EXIT
 
-echo "building release..." >&2
-cargo build --release --quiet --bin outflow
-OUTFLOW="$CARGO_TARGET_DIR/release/outflow"
+if [[ -n "${BENCH_OUTFLOW_BIN:-}" ]]; then
+    [[ -x "$BENCH_OUTFLOW_BIN" ]] || { echo "BENCH_OUTFLOW_BIN=$BENCH_OUTFLOW_BIN is not an executable" >&2; exit 2; }
+    OUTFLOW="$BENCH_OUTFLOW_BIN"
+else
+    echo "building release..." >&2
+    cargo build --release --quiet --bin outflow
+    OUTFLOW="$CARGO_TARGET_DIR/release/outflow"
+fi
 
 now() { date +%s.%N; }
 rate() { awk -v n="$1" -v s="$2" 'BEGIN { printf "%.0f", n / s }'; }

@@ -10,7 +10,11 @@
 # sink's tables row for row). Prints the markdown report and keeps it in
 # target/chaos-report.md.
 #
-#   scripts/chaos.sh [ROUNDS]      (per source; default 40; CI runs the same tests with 5)
+#   scripts/chaos.sh [--seed N] [ROUNDS]   (per source; default 40; CI runs the same tests with 5)
+#
+# Each test prints its seed and puts it in the report; --seed N (or
+# OUTFLOW_CHAOS_SEED=N) replays the same fault order, pauses and writer
+# transactions.
 #
 # Starts the shared test servers if they are not running (like
 # scripts/test-services.sh up) and leaves them running; with OUTFLOW_TEST_*
@@ -27,6 +31,11 @@ fi
 OUTFLOW_TEST_PYTHON="${OUTFLOW_TEST_PYTHON:-$(scripts/python-env.sh)}"
 export OUTFLOW_TEST_PYTHON
 mkdir -p target
+if [[ "${1:-}" == "--seed" ]]; then
+    [[ "${2:-}" =~ ^[0-9]+$ ]] || die "--seed needs an unsigned integer, e.g. --seed 42"
+    export OUTFLOW_CHAOS_SEED="$2"
+    shift 2
+fi
 export OUTFLOW_CHAOS_ROUNDS="${1:-40}"
 export OUTFLOW_CHAOS_REPORT_DIR="$REPO/target/chaos"
 rm -rf "$OUTFLOW_CHAOS_REPORT_DIR"

@@ -158,7 +158,6 @@ async fn mysql_kill_9_mid_snapshot(name: &str, parallelism: usize) {
         let ranges = progress["ranges"].as_array().map_or(0, Vec::len);
         assert_eq!(ranges, parallelism, "the table is read as key ranges: {progress}");
     }
-    let _ = std::fs::remove_file(of.state_dir().join("lock"));
     of.run_until_caught_up().await.assert_success();
     let mut seen = BTreeMap::new();
     for e in of.events() {

@@ -5,6 +5,7 @@
 
 use serde_json::{json, Value};
 
+use crate::harness::{wait_for, RUN_TIMEOUT};
 use crate::mysql_harness::{clean_error, MyDb, MyOutflow};
 
 fn golden(name: &str) -> String {
@@ -126,16 +127,24 @@ async fn mysql_kill_9_mid_run_then_catch_up_delivers_every_row_once() {
     db.exec("CREATE TABLE t (id INT PRIMARY KEY, pad VARCHAR(100))").await;
     let of = MyOutflow::new(&db);
     of.run_until_caught_up().await.assert_success();
-    // One big multi-row transaction, then many small ones.
+    // One big multi-row transaction before the run, then small ones while it
+    // streams: the kill lands once the run has delivered rows and before the
+    // last transactions even exist, so it is mid-stream by construction.
     db.exec("INSERT INTO t SELECT seq, REPEAT('x', 100) FROM seq_1_to_20000").await;
-    for i in 0..200 {
+    let mut child = of.command(&["run"]).spawn().unwrap();
+    let lines = || std::fs::read(of.out_path()).map_or(0, |b| b.iter().filter(|&&c| c == b'\n').count());
+    wait_for(RUN_TIMEOUT, "the run to deliver rows of the big transaction", || async { lines() > 0 }).await;
+    for i in 0..100 {
         db.exec(&format!("INSERT INTO t VALUES ({}, 'y')", 30000 + i)).await;
     }
-    let mut child = of.command(&["run"]).spawn().unwrap();
-    tokio::time::sleep(std::time::Duration::from_millis(700)).await;
+    assert!(child.try_wait().unwrap().is_none(), "the run exited before the kill");
     child.start_kill().unwrap();
     let _ = child.wait().await;
-    let _ = std::fs::remove_file(of.state_dir().join("lock"));
+    let at_kill = lines();
+    assert!(at_kill > 0 && at_kill < 20200, "the kill landed mid-stream: {at_kill} rows out");
+    for i in 100..200 {
+        db.exec(&format!("INSERT INTO t VALUES ({}, 'y')", 30000 + i)).await;
+    }
     of.run_until_caught_up().await.assert_success();
     let mut ids: Vec<i64> = after_ids(&of.events()).into_iter().map(|(_, id)| id).collect();
     let n = ids.len();
@@ -228,7 +237,6 @@ async fn mysql_preflight_errors_name_the_fix() {
     // Purged position: rotate and purge, then point the sink at a state
     // older than the oldest binlog's GTID list (a replica's retention can hold
     // files back, so the test does not rely on PURGE alone).
-    let _ = std::fs::remove_file(of.state_dir().join("lock"));
     db.exec("FLUSH BINARY LOGS").await;
     db.exec("CREATE TABLE t (id INT PRIMARY KEY)").await;
     db.exec("INSERT INTO t VALUES (1)").await;

@@ -168,13 +168,14 @@ impl Writer {
         }
     }
 
-    /// Commits random transactions into `url` until [`Writer::stop`] is set.
-    pub async fn run(self, dialect: Dialect, url: String) {
+    /// Commits random transactions (drawn from `seed`) into `url` until
+    /// [`Writer::stop`] is set.
+    pub async fn run(self, dialect: Dialect, url: String, seed: u64) {
         let mut conn = Conn::connect(dialect, &url).await;
         let mut connected = self.generation.load(Ordering::SeqCst);
         let mut live: Vec<(i64, i64)> = Vec::new(); // (id, ver)
         let (mut next_id, mut next_ledger, mut big_done) = (1i64, 1i64, false);
-        let mut rng = rand::rngs::StdRng::from_os_rng();
+        let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
         while !self.stop.load(Ordering::Relaxed) {
             let gate = self.gate.lock().await;
             if self.generation.load(Ordering::SeqCst) != connected {

@@ -14,6 +14,11 @@
 //! injects each kind once. CI runs the reduced form (`OUTFLOW_CHAOS_ROUNDS`,
 //! default 5 per source); `scripts/chaos.sh` runs more rounds and collects
 //! the markdown reports each test writes to `OUTFLOW_CHAOS_REPORT_DIR`.
+//!
+//! Randomness comes from one seed per test, printed at the start and in the
+//! report: `OUTFLOW_CHAOS_SEED` (or `scripts/chaos.sh --seed N`) replays the
+//! same fault order, pauses and writer transactions. The moments the faults
+//! land relative to outflow's work still depend on the machine's timing.
 
 mod check;
 mod history;
@@ -90,10 +95,12 @@ async fn chaos(dialect: Dialect) {
     outflow.run_until_caught_up().await.assert_success();
     source.wait_released().await;
 
+    let seed = seed();
+    eprintln!("chaos {}: seed {seed} (replay with OUTFLOW_CHAOS_SEED={seed})", source.label());
     let writer = Writer::new();
-    let writing = tokio::spawn(writer.clone().run(dialect, source.writer_url()));
+    let writing = tokio::spawn(writer.clone().run(dialect, source.writer_url(), seed.wrapping_add(1)));
     let mut faults = Faults::default();
-    let mut rng = rand::rngs::StdRng::from_os_rng();
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
     let mut cycle: Vec<Fault> = Vec::new();
     let mut run = outflow.spawn_run();
     for _ in 0..rounds {
@@ -179,7 +186,7 @@ async fn chaos(dialect: Dialect) {
     let stored: serde_json::Value = serde_json::from_str(&stored).expect("the offset file is JSON");
     let stored_position = stored["position"].as_str().unwrap_or("(none)").to_string();
 
-    let report = report(&source, &faults, &history, &logs, &state, &row_position, &stored_position);
+    let report = report(&source, seed, &faults, &history, &logs, &state, &row_position, &stored_position);
     eprintln!("{report}");
     if let Ok(dir) = std::env::var("OUTFLOW_CHAOS_REPORT_DIR") {
         let path = Path::new(&dir).join(format!("chaos-{}.md", source.label().to_lowercase()));
@@ -199,8 +206,17 @@ async fn chaos(dialect: Dialect) {
     target.cleanup().await;
 }
 
+/// The run's seed: `OUTFLOW_CHAOS_SEED`, else one from the OS.
+fn seed() -> u64 {
+    match std::env::var("OUTFLOW_CHAOS_SEED") {
+        Ok(s) => s.trim().parse().unwrap_or_else(|_| panic!("OUTFLOW_CHAOS_SEED={s:?} is not an unsigned integer")),
+        Err(_) => rand::random(),
+    }
+}
+
 fn report(
     source: &ChaosSource,
+    seed: u64,
     f: &Faults,
     history: &history::History,
     logs: &[(&str, Errors)],
@@ -210,7 +226,8 @@ fn report(
 ) -> String {
     let label = source.label();
     let mut out = format!(
-        "| source | kill -9 | replication connection killed by the server | connections cut at the proxy | \
+        "Seed {seed} (`OUTFLOW_CHAOS_SEED={seed}` or `scripts/chaos.sh --seed {seed}` replays it).\n\n\
+         | source | kill -9 | replication connection killed by the server | connections cut at the proxy | \
          broker frozen | database restarts (clean / crash) | transactions | events written |\n\
          |---|---|---|---|---|---|---|---|\n\
          | {label} | {} | {} | {} | {} | {} / {} | {} | {} |\n\n\
