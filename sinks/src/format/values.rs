@@ -68,8 +68,8 @@ enum Kind {
     Timestamp,
     Bytea,
     VarBit,
-    /// Signed integers of 16 to 64 bits and dates: element types whose
-    /// arrays Debezium fills with the placeholder's bytes.
+    /// Signed integers of 16 to 64 bits: with dates, the element types
+    /// whose arrays Debezium fills with the placeholder's bytes.
     IntLike,
     /// A span of time (MySQL TIME): microseconds whatever its precision.
     Duration,
