@@ -67,12 +67,18 @@ impl Source {
 
     pub fn sink_context(&self, pipeline: &str) -> SinkContext {
         match self {
-            Source::Postgres(s) => {
-                SinkContext { pipeline: pipeline.to_string(), connector: "postgresql", db: s.params.dbname.clone() }
-            }
-            Source::Mysql(s) => {
-                SinkContext { pipeline: pipeline.to_string(), connector: "mysql", db: s.database.clone() }
-            }
+            Source::Postgres(s) => SinkContext {
+                pipeline: pipeline.to_string(),
+                connector: "postgresql",
+                dialect: outflow_model::Dialect::Postgres,
+                db: s.params.dbname.clone(),
+            },
+            Source::Mysql(s) => SinkContext {
+                pipeline: pipeline.to_string(),
+                connector: "mysql",
+                dialect: outflow_model::Dialect::Mysql,
+                db: s.database.clone(),
+            },
         }
     }
 

@@ -64,7 +64,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use crate::pg_type_registry::{PgType, TypeRegistry};
+use crate::pg_type_registry::{self, PgType, TypeRegistry};
 use crate::pgoutput::{self, OldTuple, PgMessage, ReplicaIdentity, TupleValue};
 use crate::pgtypes;
 use crate::DecodeError;
@@ -245,6 +245,7 @@ impl PgDecoder {
             .iter()
             .map(|c| ColumnSchema {
                 name: c.name.to_owned(),
+                ty: pg_type_registry::column_type(&self.types.resolve(c.type_oid), c.type_modifier),
                 type_name: self.types.type_name(c.type_oid),
                 type_id: c.type_oid,
                 type_modifier: c.type_modifier,

@@ -15,8 +15,15 @@
 //! Type *names* (for `ColumnSchema::type_name`) come from the static table for
 //! built-ins and from pgoutput's Type message (sent for every non-built-in
 //! column type before the Relation that uses it) for user types.
+//!
+//! [`column_type`] turns a resolved type and the column's typmod into the
+//! logical [`ColumnType`] sinks see. A domain is its base type with the
+//! column's own typmod (-1: PostgreSQL keeps a domain's modifier on the
+//! domain), so a domain over `numeric(12,2)` is an unconstrained decimal.
 
 use std::collections::HashMap;
+
+use outflow_model::ColumnType;
 
 /// What kind of value a PostgreSQL column holds, as far as decoding cares.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -134,6 +141,53 @@ impl TypeRegistry {
     }
 }
 
+/// The logical type of a column of type `ty` with modifier `typmod`
+/// (`atttypmod`, -1 for none; for arrays the element's).
+pub fn column_type(ty: &PgType, typmod: i32) -> ColumnType {
+    match ty {
+        PgType::Builtin(oid) => builtin_column_type(*oid, typmod),
+        PgType::Enum => ColumnType::Enum,
+        PgType::Array(elem) => ColumnType::Array(Box::new(column_type(elem, typmod))),
+        PgType::Other => ColumnType::Other,
+    }
+}
+
+fn builtin_column_type(oid: u32, typmod: i32) -> ColumnType {
+    let precision = u8::try_from(typmod).ok().filter(|p| *p <= 6);
+    let int = |bits, signed| ColumnType::Int { bits, signed };
+    match oid {
+        oid::BOOL => ColumnType::Bool,
+        oid::BYTEA => ColumnType::Bytes,
+        oid::INT2 => int(16, true),
+        oid::INT4 => int(32, true),
+        oid::INT8 => int(64, true),
+        oid::OID => int(32, false),
+        oid::FLOAT4 => ColumnType::Float32,
+        oid::FLOAT8 => ColumnType::Float64,
+        // numeric(p,s) is stored as ((p << 16) | s) + 4, the scale an 11-bit
+        // signed field (PostgreSQL 15 allows negative scales).
+        oid::NUMERIC if typmod >= 4 => {
+            let m = typmod - 4;
+            ColumnType::Decimal(Some((((m >> 16) & 0xffff) as u32, ((m & 0x7ff) ^ 0x400) - 0x400)))
+        }
+        oid::NUMERIC | oid::MONEY => ColumnType::Decimal(None),
+        oid::NAME | oid::TEXT => ColumnType::Text { max_chars: None },
+        // varchar(n) and char(n) are stored as n + 4.
+        oid::BPCHAR | oid::VARCHAR => ColumnType::Text { max_chars: u32::try_from(typmod - 4).ok() },
+        oid::DATE => ColumnType::Date,
+        oid::TIME => ColumnType::Time { precision },
+        oid::TIMETZ => ColumnType::TimeTz { precision },
+        oid::TIMESTAMP => ColumnType::Timestamp { precision },
+        oid::TIMESTAMPTZ => ColumnType::TimestampTz { precision },
+        oid::INTERVAL => ColumnType::Interval,
+        oid::UUID => ColumnType::Uuid,
+        oid::JSON | oid::JSONB => ColumnType::Json,
+        oid::BIT => ColumnType::Bits { length: u32::try_from(typmod).ok(), varying: false },
+        oid::VARBIT => ColumnType::Bits { length: u32::try_from(typmod).ok(), varying: true },
+        _ => ColumnType::Other,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -166,5 +220,22 @@ mod tests {
         assert_eq!(reg.resolve(16_384), PgType::Array(Box::new(PgType::Enum)));
         assert_eq!(reg.resolve(16_390), PgType::Builtin(25));
         assert_eq!(reg.type_name(16_385), "mood");
+    }
+
+    #[test]
+    fn logical_types_carry_modifiers() {
+        let reg = TypeRegistry::new();
+        let ty = |oid, typmod| column_type(&reg.resolve(oid), typmod);
+        assert_eq!(ty(1700, (10 << 16 | 3) + 4), ColumnType::Decimal(Some((10, 3))));
+        assert_eq!(ty(1700, (5 << 16 | 0x7fe) + 4), ColumnType::Decimal(Some((5, -2))));
+        assert_eq!(ty(1231, -1), ColumnType::Array(Box::new(ColumnType::Decimal(None))));
+        assert_eq!(ty(1043, 24), ColumnType::Text { max_chars: Some(20) });
+        assert_eq!(ty(25, -1), ColumnType::Text { max_chars: None });
+        assert_eq!(ty(1184, 3), ColumnType::TimestampTz { precision: Some(3) });
+        assert_eq!(ty(1083, -1), ColumnType::Time { precision: None });
+        assert_eq!(ty(1562, -1), ColumnType::Bits { length: None, varying: true });
+        assert_eq!(ty(26, -1), ColumnType::Int { bits: 32, signed: false });
+        assert_eq!(ty(869, -1), ColumnType::Other);
+        assert_eq!(column_type(&PgType::Enum, -1), ColumnType::Enum);
     }
 }

@@ -7,7 +7,9 @@
 
 use std::sync::Arc;
 
-use crate::{Position, Value};
+#[cfg(doc)]
+use crate::Dialect;
+use crate::{ColumnType, Position, Value};
 
 /// A table's identity as users write it: `schema.table`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -28,16 +30,27 @@ impl std::fmt::Display for TableId {
     }
 }
 
+/// One column of a table: its name, logical type, and the source's own
+/// description of its type.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ColumnSchema {
     pub name: String,
-    /// The source's type name (`numeric`, `timestamptz`, `_int4`, an enum's name...).
+    /// What the column holds; sinks decide how to write it from this alone.
+    pub ty: ColumnType,
+    /// The source's type name (`numeric`, `timestamptz`, `_int4`, an enum's
+    /// name; MySQL's `int unsigned`...), in the source's [`Dialect`]: for
+    /// display, the schema history, and DDL in a database of the same kind.
     pub type_name: String,
-    /// The source's type id (PostgreSQL type OID; 0 when the source has none).
+    /// The source's type id (PostgreSQL type OID; MySQL's binlog column
+    /// type), recorded in the schema history. Sinks do not render by it;
+    /// only the PostgreSQL apply sink copying a PostgreSQL source reads it,
+    /// to tell built-in types (which exist in its database) from user types.
     pub type_id: u32,
-    /// The type's modifier, -1 when none: PostgreSQL's atttypmod; for MySQL
-    /// the fractional-second precision of temporal types, BIT's width, and
-    /// DECIMAL(p,s) encoded as PostgreSQL encodes numeric(p,s) ([`numeric_typmod`]).
+    /// The source's type modifier, -1 when none: PostgreSQL's atttypmod; for
+    /// MySQL the fractional-second precision of temporal types, BIT's width,
+    /// and DECIMAL(p,s) encoded as PostgreSQL encodes numeric(p,s)
+    /// ([`numeric_typmod`]). Recorded in the schema history; what sinks need
+    /// of it is in `ty`.
     pub type_modifier: i32,
     pub nullable: bool,
     /// Part of the key the source identifies rows by (primary key or replica identity).

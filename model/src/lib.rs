@@ -2,6 +2,7 @@
 //!
 //! - [`event`]: the ordered stream items (changes, transaction boundaries,
 //!   schema changes, snapshot progress) and table schemas;
+//! - [`types`]: logical column types, the same whichever database declared them;
 //! - [`value`]: column values, exactly as the database holds them;
 //! - [`position`]: totally ordered stream positions and their short text form.
 //!
@@ -10,8 +11,10 @@
 
 pub mod event;
 pub mod position;
+pub mod types;
 pub mod value;
 
 pub use event::*;
 pub use position::{Position, PositionError};
+pub use types::{ColumnType, Dialect};
 pub use value::Value;

@@ -9,7 +9,7 @@
 //!
 //! Sinks run on their own thread, so `write` and `flush` are blocking calls.
 
-use outflow_model::{Position, StreamItem};
+use outflow_model::{Dialect, Position, StreamItem};
 
 use crate::snapshot_marks::SnapshotRecord;
 use serde_json::Value as Json;
@@ -73,10 +73,22 @@ pub enum Durable {
 pub struct SinkContext {
     /// The pipeline's logical name (Debezium's topic prefix, `source.name`).
     pub pipeline: String,
-    /// Debezium's connector name: `postgresql` or `mysql`.
+    /// Debezium's connector name (`postgresql` or `mysql`), for the
+    /// Debezium `source` block only: values render by their logical types.
     pub connector: &'static str,
+    /// The SQL dialect of the source's type names, for DDL that copies them
+    /// (see [`Dialect`]).
+    pub dialect: Dialect,
     /// The source database name.
     pub db: String,
+}
+
+#[cfg(test)]
+impl SinkContext {
+    /// A PostgreSQL pipeline's context, for tests.
+    pub(crate) fn for_tests(pipeline: &str, db: &str) -> SinkContext {
+        SinkContext { pipeline: pipeline.into(), connector: "postgresql", dialect: Dialect::Postgres, db: db.into() }
+    }
 }
 
 #[derive(Debug, Error)]

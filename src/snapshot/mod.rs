@@ -559,6 +559,7 @@ mod tests {
     fn schema() -> Arc<TableSchema> {
         let col = |name: &str, key: bool| outflow_model::ColumnSchema {
             name: name.into(),
+            ty: outflow_model::ColumnType::Int { bits: 32, signed: true },
             type_name: "int".into(),
             type_id: 3,
             type_modifier: -1,

@@ -15,7 +15,7 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use outflow_decoders::pg_type_registry::{PgType, TypeRegistry};
+use outflow_decoders::pg_type_registry::{column_type, PgType, TypeRegistry};
 use outflow_decoders::pgtypes::oid::{INT2, INT4, INT8};
 use outflow_decoders::pgtypes::parse_text;
 use outflow_model::{ColumnSchema, KeyRange, KeyText, Row, TableId, TableSchema, Value};
@@ -423,6 +423,7 @@ async fn describe(catalog: &Catalog, table: &TableId) -> Result<(Arc<TableSchema
         columns.push(Column {
             schema: ColumnSchema {
                 name: r.get(0),
+                ty: column_type(&ty, r.get(2)),
                 type_name,
                 type_id: oid,
                 type_modifier: r.get(2),

@@ -18,12 +18,17 @@
 //!   (a count as sent could ask mysql_common for any allocation).
 //! - A TableMap carries no NOT NULL information beyond its null bitmask and
 //!   no declared display widths: `TINYINT(1)` and `BOOL` look the same.
+//!
+//! [`logical_type`] is the one mapping of MySQL types to logical column
+//! types: the snapshot reader, which describes tables from
+//! `information_schema`, calls it too, so both describe a table alike.
 
 use mysql_common::binlog::events::{OptionalMetaExtractor, OptionalMetadataField, TableMapEvent};
 use mysql_common::constants::ColumnType;
 use mysql_common::proto::MySerialize;
 
 use crate::DecodeError;
+use outflow_model::types::ColumnType as LogicalType;
 use outflow_model::{numeric_typmod, ColumnSchema, TableId, TableSchema};
 
 /// Charset number of `binary` (BLOB, BINARY, VARBINARY).
@@ -117,6 +122,7 @@ pub fn shape_from_table_map(tme: &TableMapEvent<'_>) -> Result<TableShape, Decod
         let (type_name, modifier) = type_name(ty, &meta, unsigned, charset);
         columns.push(ColumnSchema {
             name,
+            ty: logical_type(ty, modifier, unsigned, charset == BINARY_CHARSET),
             type_name,
             type_id: ty as u32,
             type_modifier: modifier,
@@ -271,6 +277,55 @@ fn type_name(ty: ColumnType, meta: &[u8], unsigned: bool, charset: u16) -> (Stri
         (format!("{name} unsigned"), modifier)
     } else {
         (name.to_string(), modifier)
+    }
+}
+
+/// The logical type of a column of binlog type `ty` with the modifier
+/// [`type_name`] derives (fractional-second precision, BIT width, DECIMAL's
+/// precision and scale as [`numeric_typmod`]), signedness, and whether its
+/// charset is `binary`.
+pub fn logical_type(ty: ColumnType, modifier: i32, unsigned: bool, binary: bool) -> LogicalType {
+    use ColumnType::*;
+    let precision = u8::try_from(modifier).ok().filter(|p| *p <= 6);
+    let int = |bits| LogicalType::Int { bits, signed: !unsigned };
+    match ty {
+        MYSQL_TYPE_TINY => int(8),
+        MYSQL_TYPE_SHORT => int(16),
+        MYSQL_TYPE_INT24 => int(24),
+        MYSQL_TYPE_LONG => int(32),
+        MYSQL_TYPE_LONGLONG => int(64),
+        MYSQL_TYPE_YEAR => LogicalType::Int { bits: 16, signed: true },
+        MYSQL_TYPE_FLOAT => LogicalType::Float32,
+        MYSQL_TYPE_DOUBLE => LogicalType::Float64,
+        MYSQL_TYPE_NEWDECIMAL if modifier >= 4 => {
+            let m = modifier - 4;
+            LogicalType::Decimal(Some(((m >> 16) as u32, m & 0xffff)))
+        }
+        MYSQL_TYPE_NEWDECIMAL | MYSQL_TYPE_DECIMAL => LogicalType::Decimal(None),
+        MYSQL_TYPE_DATE | MYSQL_TYPE_NEWDATE => LogicalType::Date,
+        MYSQL_TYPE_TIME | MYSQL_TYPE_TIME2 => LogicalType::Duration { precision },
+        MYSQL_TYPE_DATETIME | MYSQL_TYPE_DATETIME2 => LogicalType::Timestamp { precision },
+        MYSQL_TYPE_TIMESTAMP | MYSQL_TYPE_TIMESTAMP2 => LogicalType::TimestampTz { precision },
+        MYSQL_TYPE_BIT if modifier == 1 => LogicalType::Bool,
+        MYSQL_TYPE_BIT => LogicalType::Bits { length: u32::try_from(modifier).ok(), varying: false },
+        MYSQL_TYPE_ENUM => LogicalType::Enum,
+        MYSQL_TYPE_SET => LogicalType::Set,
+        MYSQL_TYPE_STRING
+        | MYSQL_TYPE_VARCHAR
+        | MYSQL_TYPE_VAR_STRING
+        | MYSQL_TYPE_BLOB
+        | MYSQL_TYPE_TINY_BLOB
+        | MYSQL_TYPE_MEDIUM_BLOB
+        | MYSQL_TYPE_LONG_BLOB => {
+            if binary {
+                LogicalType::Bytes
+            } else {
+                LogicalType::Text { max_chars: None }
+            }
+        }
+        MYSQL_TYPE_JSON => LogicalType::Json,
+        MYSQL_TYPE_GEOMETRY => LogicalType::Geometry,
+        _ => LogicalType::Other,
     }
 }
 

@@ -1,5 +1,5 @@
 //! Scenario tests are in the e2e suite against a real MariaDB; here only what
-//! needs no server: filters.
+//! needs no server: filters, event parsing limits and type mapping.
 
 use super::*;
 
@@ -121,4 +121,24 @@ fn enum_and_set_label_lists_are_bounded_by_their_bytes() {
     assert!(label_lists(b"\x01\x09abc").is_err());
     assert!(label_lists(b"\x01\xfd\x01").is_err());
     assert!(label_lists(b"\xff").is_err());
+}
+
+#[test]
+fn mysql_types_have_logical_types() {
+    use mysql_common::constants::ColumnType::*;
+    use outflow_model::ColumnType as T;
+    use table::logical_type;
+    assert_eq!(logical_type(MYSQL_TYPE_LONGLONG, -1, true, false), T::Int { bits: 64, signed: false });
+    assert_eq!(logical_type(MYSQL_TYPE_INT24, -1, false, false), T::Int { bits: 24, signed: true });
+    assert_eq!(logical_type(MYSQL_TYPE_YEAR, -1, false, false), T::Int { bits: 16, signed: true });
+    let decimal = outflow_model::numeric_typmod(30, 10);
+    assert_eq!(logical_type(MYSQL_TYPE_NEWDECIMAL, decimal, true, false), T::Decimal(Some((30, 10))));
+    assert_eq!(logical_type(MYSQL_TYPE_TIME2, 3, false, false), T::Duration { precision: Some(3) });
+    assert_eq!(logical_type(MYSQL_TYPE_TIMESTAMP2, 0, false, false), T::TimestampTz { precision: Some(0) });
+    assert_eq!(logical_type(MYSQL_TYPE_DATETIME2, 6, false, false), T::Timestamp { precision: Some(6) });
+    assert_eq!(logical_type(MYSQL_TYPE_BIT, 1, false, false), T::Bool);
+    assert_eq!(logical_type(MYSQL_TYPE_BIT, 12, false, false), T::Bits { length: Some(12), varying: false });
+    assert_eq!(logical_type(MYSQL_TYPE_VARCHAR, -1, false, true), T::Bytes);
+    assert_eq!(logical_type(MYSQL_TYPE_BLOB, -1, false, false), T::Text { max_chars: None });
+    assert_eq!(logical_type(MYSQL_TYPE_GEOMETRY, -1, false, true), T::Geometry);
 }

@@ -4,7 +4,8 @@
 //!
 //! For `connector = "mysql"` the source block carries the MySQL connector's
 //! fields (`file`, `pos`, `row`, `server_id`, `gtid`, `thread`; `db` is the
-//! table's database) and values render as that connector renders them.
+//! table's database). Values render by their column's logical type, the
+//! same for every source (see `values`).
 //!
 //! This is the hot path of every JSON sink: events are appended to a reused
 //! byte buffer field by field; no JSON DOM is built. The rows of a snapshot
@@ -15,7 +16,6 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use outflow_model::{ChangeEvent, LogicalMessage, Op, Row, SourceInfo, TableSchema};
 
-use super::mysql_values::write_mysql_value;
 use super::values::{write_debezium_value, write_flat_value, write_json_str, ValueStyle};
 use super::Format;
 use crate::SinkContext;
@@ -105,18 +105,13 @@ impl EventWriter {
             return;
         };
         out.push(b'{');
-        let mysql = self.ctx.connector == "mysql";
         for (i, (col, v)) in table.columns.iter().zip(row).enumerate() {
             if i > 0 {
                 out.push(b',');
             }
             write_json_str(out, &col.name);
             out.push(b':');
-            if mysql {
-                write_mysql_value(out, v, col, &self.style);
-            } else {
-                write_debezium_value(out, v, col, &self.style);
-            }
+            write_debezium_value(out, v, col, &self.style);
         }
         out.push(b'}');
     }
@@ -265,13 +260,14 @@ fn now_us() -> i64 {
 
 #[cfg(test)]
 mod tests {
-    use outflow_model::{ColumnSchema, Position, TableId, Value};
+    use outflow_model::{ColumnSchema, ColumnType, Position, TableId, Value};
 
     use super::*;
 
     fn table(name: &str) -> Arc<TableSchema> {
         let id = ColumnSchema {
             name: "id".into(),
+            ty: ColumnType::Int { bits: 64, signed: true },
             type_name: "int8".into(),
             type_id: 20,
             type_modifier: -1,
@@ -303,7 +299,7 @@ mod tests {
     /// source; each row's own source block is what rendering it alone gives.
     #[test]
     fn snapshot_rows_get_their_own_source_block() {
-        let ctx = SinkContext { pipeline: "p".into(), connector: "postgresql", db: "d".into() };
+        let ctx = SinkContext::for_tests("p", "d");
         let (a, b) = (table("a"), table("b"));
         let events = [read(&a, 16, 1), read(&a, 16, 2), read(&b, 16, 3), read(&b, 32, 4), read(&a, 32, 5)];
         let mut writer = EventWriter::new(Format::Debezium, ValueStyle::default(), ctx.clone());

@@ -1,7 +1,6 @@
 //! Output formats: the Debezium JSON envelope (default) and flat JSON.
 
 pub mod envelope;
-pub mod mysql_values;
 pub mod values;
 
 use serde::Deserialize;

@@ -1,37 +1,46 @@
-//! Rendering one column value as JSON: the way Debezium 3.x's PostgreSQL
-//! connector emits it through Kafka's JSON converter (`schemas.enable=false`,
-//! `decimal.handling.mode=string`, `time.precision.mode=adaptive`,
-//! `interval.handling.mode=numeric`, `binary.handling.mode=bytes`), and the
-//! flat format for people (ISO-8601 text).
+//! Rendering one column value as JSON: the way Debezium 3.x emits it for
+//! PostgreSQL and MySQL through Kafka's JSON converter
+//! (`schemas.enable=false`, `decimal.handling.mode=string`,
+//! `time.precision.mode=adaptive` (PostgreSQL) / `adaptive_time_microseconds`
+//! (MySQL), `interval.handling.mode=numeric`, `binary.handling.mode=bytes`),
+//! and the flat format for people (ISO-8601 text).
 //!
-//! Debezium facts copied here were checked against the real connector
-//! (`/work/shared/tools/debezium-ref/pg`, see `tests/golden/README.md`):
+//! Debezium facts copied here were checked against the real Debezium
+//! (`/work/shared/tools/debezium-ref/pg` and `.../mariadb`, see
+//! `tests/golden/README.md` and `tests/golden/mysql_types.sql`):
 //! - date → days since epoch; time/timestamp → micros, or millis when the
 //!   declared precision is 0..=3; timestamptz → `2024-01-02T03:04:05.123456Z`
 //!   with as many fraction digits as the declared precision (6 when none);
 //!   timetz → UTC `04:41:12.5Z` with trailing fraction zeros cut;
 //!   interval → micros with a month of 30.4375 days;
 //!   timestamp `infinity` → pgjdbc's `9223372036825200000` (micros; /1000 for millis).
+//! - A duration ([`ColumnType::Duration`], MySQL TIME) → microseconds whatever
+//!   its precision (negative and > 24 h kept): Debezium's PostgreSQL and
+//!   MySQL renderings of TIME part because the types differ (a time of day,
+//!   a span), so the logical type carries the difference.
+//! - geometry → `{"wkb": base64 of the WKB, "srid": n}`, srid null when 0.
 //! - numeric `NaN`/`Infinity`/`-Infinity` → `"NAN"`, `"POSITIVE_INFINITY"`,
 //!   `"NEGATIVE_INFINITY"`; float NaN and infinities → `"NaN"`, `"Infinity"`, `"-Infinity"`;
 //!   finite floats print like Java's `Double.toString` / `Float.toString` (`-2.0`, `1.0E300`).
 //! - bit(1) → boolean; other bit strings → base64 of the value's
 //!   little-endian bytes with high zero bytes dropped (`java.util.BitSet`).
+//!   ENUM/SET → label text; YEAR → number.
 //! - TOAST placeholders: bytea → base64 of the placeholder's bytes; arrays of
 //!   int2/int4/int8/date → the placeholder's bytes as numbers; other arrays →
 //!   a one-element list holding the placeholder (rendered like an element).
+//! - Deliberate difference: BIGINT UNSIGNED is the exact integer (Debezium's
+//!   precise mode emits base64 bytes without a schema to read them by).
 //!
-//! Rendering depends on the declared type only where Debezium's does; the
-//! type is read from `ColumnSchema::type_name` (`pg_type.typname` such as
-//! `timestamptz`, `_int4` for arrays, or the SQL spelling) and
-//! `type_modifier` (the declared fractional-second precision, -1 for none).
+//! Rendering depends on the declared type only where Debezium's does; it is
+//! read from the column's logical type (`ColumnSchema::ty`), never from the
+//! source's type name.
 //! Hot path: everything appends to a byte buffer without building a DOM.
 
 use std::io::Write;
 
 use base64::Engine;
 use outflow_model::value::civil_from_days;
-use outflow_model::{ColumnSchema, Value};
+use outflow_model::{ColumnSchema, ColumnType, Value};
 
 /// Rendering options shared by both formats.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -56,14 +65,15 @@ const TS_NEG_INFINITY: i64 = -9_223_372_036_832_400_000;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Kind {
     Date,
-    Time,
     Timestamp,
-    TimestampTz,
     Bytea,
     VarBit,
-    /// int2/int4/int8/date: element types whose arrays Debezium fills with
-    /// the placeholder's bytes.
+    /// Signed integers of 16 to 64 bits: with dates, the element types
+    /// whose arrays Debezium fills with the placeholder's bytes.
     IntLike,
+    /// A span of time (MySQL TIME): microseconds whatever its precision.
+    Duration,
+    Geometry,
     Other,
 }
 
@@ -75,32 +85,25 @@ struct ColType {
 }
 
 fn col_type(col: &ColumnSchema) -> ColType {
-    let name = col.type_name.as_str();
-    let (is_array, base) = match name.strip_prefix('_') {
-        Some(b) => (true, b),
-        None => match name.strip_suffix("[]") {
-            Some(b) => (true, b),
-            None => (false, name),
-        },
-    };
-    let kind = match base {
-        "date" => Kind::Date,
-        "time" | "time without time zone" => Kind::Time,
-        "timestamp" | "timestamp without time zone" => Kind::Timestamp,
-        "timestamptz" | "timestamp with time zone" => Kind::TimestampTz,
-        "bytea" => Kind::Bytea,
-        "varbit" | "bit varying" => Kind::VarBit,
-        "int2" | "int4" | "int8" | "smallint" | "integer" | "bigint" => Kind::IntLike,
+    let kind = match col.ty.element() {
+        ColumnType::Date => Kind::Date,
+        ColumnType::Timestamp { .. } => Kind::Timestamp,
+        ColumnType::Bytes => Kind::Bytea,
+        ColumnType::Bits { varying: true, .. } => Kind::VarBit,
+        ColumnType::Int { bits: 16.., signed: true } => Kind::IntLike,
+        ColumnType::Duration { .. } => Kind::Duration,
+        ColumnType::Geometry => Kind::Geometry,
         _ => Kind::Other,
     };
-    let precision = u32::try_from(col.type_modifier).ok().filter(|p| *p <= 6);
-    ColType { kind, is_array, precision }
+    let is_array = matches!(col.ty, ColumnType::Array(_));
+    ColType { kind, is_array, precision: col.ty.precision().map(u32::from) }
 }
 
 impl ColType {
-    /// Debezium's adaptive mode: precision 0..=3 → milliseconds.
+    /// Debezium's adaptive mode: precision 0..=3 → milliseconds; spans
+    /// (MySQL TIME) always in microseconds.
     fn millis(&self) -> bool {
-        self.precision.is_some_and(|p| p <= 3)
+        self.kind != Kind::Duration && self.precision.is_some_and(|p| p <= 3)
     }
 }
 
@@ -134,6 +137,7 @@ fn debezium(out: &mut Vec<u8>, v: &Value, ct: &ColType, style: &ValueStyle) {
             },
         ),
         Value::Text(s) | Value::Json(s) | Value::Uuid(s) | Value::Enum(s) => write_json_str(out, s),
+        Value::Bytes(b) if ct.kind == Kind::Geometry && b.len() >= 4 => write_geometry(out, b),
         Value::Bytes(b) => write_base64(out, b),
         Value::Date(d) => write_int(out, *d as i64),
         Value::Time(us) => write_int(out, if ct.millis() { us.div_euclid(1000) } else { *us }),
@@ -271,6 +275,21 @@ fn flat(out: &mut Vec<u8>, v: &Value, ct: &ColType, style: &ValueStyle) {
         }
         Value::Unchanged => write_json_str(out, &style.unavailable_placeholder),
     }
+}
+
+/// Debezium's geometry struct: `{"wkb": base64 of the WKB, "srid": n}`,
+/// srid null when 0; `b` is the SRID (4 bytes, little-endian) then the WKB.
+fn write_geometry(out: &mut Vec<u8>, b: &[u8]) {
+    let srid = u32::from_le_bytes([b[0], b[1], b[2], b[3]]);
+    out.extend_from_slice(b"{\"wkb\":");
+    write_base64(out, &b[4..]);
+    out.extend_from_slice(b",\"srid\":");
+    if srid == 0 {
+        out.extend_from_slice(b"null");
+    } else {
+        out.extend_from_slice(itoa::Buffer::new().format(srid).as_bytes());
+    }
+    out.push(b'}');
 }
 
 /// Appends a JSON string literal. Escapes like Jackson (Debezium's JSON

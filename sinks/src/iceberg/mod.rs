@@ -223,7 +223,7 @@ impl IcebergConfig {
         }
     }
 
-    fn build_blocking(&self, ctx: SinkContext) -> Result<IcebergSink, SinkError> {
+    fn build_blocking(&self, _ctx: SinkContext) -> Result<IcebergSink, SinkError> {
         let (warehouse, storage) = self.storage()?;
         let catalog_path = absolute(&self.catalog);
         if let Some(dir) = catalog_path.parent() {
@@ -282,7 +282,6 @@ impl IcebergConfig {
                 props,
                 target_file_size: self.target_file_size.0.max(1 << 20) as usize,
                 file_prefix: format!("outflow-{nanos:x}-{}", std::process::id()),
-                mysql: ctx.connector == "mysql",
                 mode: self.mode,
             },
             commit_interval: self.commit_interval.0,
@@ -465,7 +464,7 @@ impl IcebergSink {
                 check_mode(&table, settings.mode)?;
                 return Ok(table);
             }
-            let schema = new_schema(&wanted_columns(&ev.table.columns, settings.mysql, settings.mode))?;
+            let schema = new_schema(&wanted_columns(&ev.table.columns, settings.mode))?;
             let creation = TableCreation::builder()
                 .name(ident.name().to_string())
                 .schema(schema)

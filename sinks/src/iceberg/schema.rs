@@ -1,8 +1,8 @@
 //! Source columns → Iceberg types, and buffered rows → record batches shaped
 //! exactly like the table's current Iceberg schema.
 //!
-//! The source type is read once, by the Parquet sink's [`kind_of`] (the one
-//! table of source type names for both sources); this file maps each
+//! The column's logical type is read once, by the Parquet sink's [`kind_of`]
+//! (the one table for both sinks); this file maps each
 //! [`Kind`] to the Iceberg type that holds it without loss:
 //!
 //! | kind | Iceberg | note |
@@ -104,7 +104,7 @@ pub struct Wanted {
 /// their key columns required (unless the key is the whole row, which may
 /// hold nulls) and only `_position` and `_source_ts` (of the row's last
 /// change).
-pub fn wanted_columns(columns: &[ColumnSchema], mysql: bool, mode: Mode) -> Vec<Wanted> {
+pub fn wanted_columns(columns: &[ColumnSchema], mode: Mode) -> Vec<Wanted> {
     let mut scratch = 0;
     let upsert = mode == Mode::Upsert;
     // Every column flagged as key is PostgreSQL's REPLICA IDENTITY FULL (or
@@ -115,7 +115,7 @@ pub fn wanted_columns(columns: &[ColumnSchema], mysql: bool, mode: Mode) -> Vec<
         .iter()
         .map(|c| Wanted {
             name: c.name.clone(),
-            ty: iceberg_type(&build_kind(kind_of(c, mysql)), &mut scratch),
+            ty: iceberg_type(&build_kind(kind_of(c)), &mut scratch),
             required: upsert && c.key && (!c.nullable || !whole_row),
             key: upsert && c.key,
         })
@@ -235,13 +235,13 @@ pub enum Slot {
 }
 
 /// The slots of every field of `arrow`, for rows of `source` shape.
-pub fn plan(arrow: &ArrowSchemaRef, source: &TableSchema, mysql: bool) -> Vec<Slot> {
+pub fn plan(arrow: &ArrowSchemaRef, source: &TableSchema) -> Vec<Slot> {
     arrow
         .fields()
         .iter()
         .map(|f| {
             if let Some(i) = source.columns.iter().position(|c| &c.name == f.name()) {
-                Slot::Source(i, build_kind(kind_of(&source.columns[i], mysql)))
+                Slot::Source(i, build_kind(kind_of(&source.columns[i])))
             } else if let Some(m) = META_COLUMNS.iter().position(|m| m == f.name()) {
                 Slot::Meta(m)
             } else {

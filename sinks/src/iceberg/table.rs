@@ -53,7 +53,6 @@ pub struct WriteSettings {
     /// Prefix of every data file this sink instance writes (unique per run,
     /// so a new run never overwrites a file an earlier run committed).
     pub file_prefix: String,
-    pub mysql: bool,
     pub mode: Mode,
 }
 
@@ -89,7 +88,7 @@ impl TableState {
         source: Arc<TableSchema>,
         settings: &WriteSettings,
     ) -> Result<TableState, SinkError> {
-        let (arrow, slots) = shape(&table, &source, settings.mysql)?;
+        let (arrow, slots) = shape(&table, &source)?;
         let upsert = (settings.mode == Mode::Upsert).then(|| Upsert::new(key_columns(&source, &arrow, &slots)));
         Ok(TableState {
             key,
@@ -218,7 +217,7 @@ impl TableState {
             self.apply_upserts(settings).await?;
         }
         self.close_files(settings).await?;
-        let wanted = wanted_columns(&source.columns, settings.mysql, settings.mode);
+        let wanted = wanted_columns(&source.columns, settings.mode);
         let (drop, add) = schema_diff(self.table.metadata().current_schema(), &wanted);
         if !drop.is_empty() {
             tracing::info!(table = %self.key, columns = ?drop, "iceberg: dropping columns");
@@ -234,7 +233,7 @@ impl TableState {
             });
             self.commit_schema(action.apply(tx), catalog).await?;
         }
-        let (arrow, slots) = shape(&self.table, &source, settings.mysql)?;
+        let (arrow, slots) = shape(&self.table, &source)?;
         if let Some(up) = self.upsert.as_mut() {
             up.reshape(key_columns(&source, &arrow, &slots), &self.key)?;
         }
@@ -303,7 +302,7 @@ fn key_changed(ev: &ChangeEvent) -> bool {
 
 /// The table's Arrow schema (with field ids) and where each field's values
 /// come from for rows of `source`'s shape.
-fn shape(table: &Table, source: &TableSchema, mysql: bool) -> Result<(ArrowSchemaRef, Vec<Slot>), SinkError> {
+fn shape(table: &Table, source: &TableSchema) -> Result<(ArrowSchemaRef, Vec<Slot>), SinkError> {
     let arrow = schema_to_arrow_schema(table.metadata().current_schema()).map_err(|e| {
         SinkError::Data(format!(
             "iceberg table {} has a schema outflow cannot write: {}",
@@ -312,6 +311,6 @@ fn shape(table: &Table, source: &TableSchema, mysql: bool) -> Result<(ArrowSchem
         ))
     })?;
     let arrow = Arc::new(arrow);
-    let slots = plan(&arrow, source, mysql);
+    let slots = plan(&arrow, source);
     Ok((arrow, slots))
 }

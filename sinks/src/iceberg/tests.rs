@@ -9,20 +9,24 @@ use arrow_array::cast::AsArray;
 use arrow_array::{Array, RecordBatch};
 use futures::TryStreamExt;
 use iceberg::spec::{PrimitiveType, Type};
-use outflow_model::{ChangeEvent, ColumnSchema, Op, Position, SourceInfo, StreamItem, TableId, TableSchema, Value};
+use outflow_model::{
+    ChangeEvent, ColumnSchema, ColumnType, Op, Position, SourceInfo, StreamItem, TableId, TableSchema, Value,
+};
 
 use super::schema::{build_kind, iceberg_type};
 use super::*;
 use crate::parquet::types::kind_of;
 
-fn col(name: &str, t: &str, typmod: i32, key: bool) -> ColumnSchema {
-    ColumnSchema { name: name.into(), type_name: t.into(), type_id: 0, type_modifier: typmod, nullable: !key, key }
+fn col(name: &str, ty: ColumnType, key: bool) -> ColumnSchema {
+    ColumnSchema { name: name.into(), ty, type_name: String::new(), type_id: 0, type_modifier: -1, nullable: !key, key }
 }
 
+const INT4: ColumnType = ColumnType::Int { bits: 32, signed: true };
+
 fn table(name: &str, version: u32, extra: bool) -> Arc<TableSchema> {
-    let mut columns = vec![col("id", "int4", -1, true), col("body", "text", -1, false)];
+    let mut columns = vec![col("id", INT4, true), col("body", ColumnType::Text { max_chars: None }, false)];
     if extra {
-        columns.push(col("extra", "int8", -1, false));
+        columns.push(col("extra", ColumnType::Int { bits: 64, signed: true }, false));
     }
     Arc::new(TableSchema { id: TableId::new("public", name), version, columns })
 }
@@ -61,7 +65,7 @@ fn config(dir: &std::path::Path, interval_secs: u64) -> IcebergConfig {
 }
 
 fn ctx() -> SinkContext {
-    SinkContext { pipeline: "test".into(), connector: "postgresql", db: "db".into() }
+    SinkContext::for_tests("test", "db")
 }
 
 /// Every row of `public.<name>`, read with iceberg's own scan.
@@ -89,29 +93,26 @@ fn ids(batches: &[RecordBatch]) -> Vec<(i32, String)> {
 
 #[test]
 fn source_types_map_to_lossless_iceberg_types() {
-    let ty = |c: ColumnSchema, mysql: bool| iceberg_type(&build_kind(kind_of(&c, mysql)), &mut 0);
+    let ty = |t: ColumnType| iceberg_type(&build_kind(kind_of(&col("a", t, false))), &mut 0);
     let prim = |p| Type::Primitive(p);
-    let numeric_12_4 = ((12 << 16) | 4) + 4;
+    assert_eq!(ty(ColumnType::Decimal(Some((12, 4)))), prim(PrimitiveType::Decimal { precision: 12, scale: 4 }));
+    assert_eq!(ty(ColumnType::Decimal(None)), prim(PrimitiveType::String));
+    assert_eq!(ty(ColumnType::TimestampTz { precision: None }), prim(PrimitiveType::Timestamptz));
+    assert_eq!(ty(ColumnType::Timestamp { precision: None }), prim(PrimitiveType::Timestamp));
+    // MySQL: TIMESTAMP is an instant, DATETIME a wall-clock time, TIME a duration.
+    assert_eq!(ty(ColumnType::TimestampTz { precision: Some(0) }), prim(PrimitiveType::Timestamptz));
+    assert_eq!(ty(ColumnType::Timestamp { precision: Some(0) }), prim(PrimitiveType::Timestamp));
+    assert_eq!(ty(ColumnType::Duration { precision: Some(0) }), prim(PrimitiveType::Long));
     assert_eq!(
-        ty(col("a", "numeric", numeric_12_4, false), false),
-        prim(PrimitiveType::Decimal { precision: 12, scale: 4 })
-    );
-    assert_eq!(ty(col("a", "numeric", -1, false), false), prim(PrimitiveType::String));
-    assert_eq!(ty(col("a", "timestamptz", -1, false), false), prim(PrimitiveType::Timestamptz));
-    assert_eq!(ty(col("a", "timestamp", -1, false), false), prim(PrimitiveType::Timestamp));
-    assert_eq!(ty(col("a", "timestamp", -1, false), true), prim(PrimitiveType::Timestamptz));
-    assert_eq!(ty(col("a", "datetime", -1, false), true), prim(PrimitiveType::Timestamp));
-    assert_eq!(ty(col("a", "time", -1, false), true), prim(PrimitiveType::Long));
-    assert_eq!(
-        ty(col("a", "bigint unsigned", -1, false), true),
+        ty(ColumnType::Int { bits: 64, signed: false }),
         prim(PrimitiveType::Decimal { precision: 20, scale: 0 })
     );
-    assert_eq!(ty(col("a", "int unsigned", -1, false), true), prim(PrimitiveType::Long));
-    assert_eq!(ty(col("a", "smallint", -1, false), true), prim(PrimitiveType::Int));
-    assert_eq!(ty(col("a", "uuid", -1, false), false), prim(PrimitiveType::Uuid));
-    assert_eq!(ty(col("a", "mood", -1, false), false), prim(PrimitiveType::String));
-    assert!(matches!(ty(col("a", "interval", -1, false), false), Type::Struct(_)));
-    match ty(col("a", "_int4", -1, false), false) {
+    assert_eq!(ty(ColumnType::Int { bits: 32, signed: false }), prim(PrimitiveType::Long));
+    assert_eq!(ty(ColumnType::Int { bits: 16, signed: true }), prim(PrimitiveType::Int));
+    assert_eq!(ty(ColumnType::Uuid), prim(PrimitiveType::Uuid));
+    assert_eq!(ty(ColumnType::Enum), prim(PrimitiveType::String));
+    assert!(matches!(ty(ColumnType::Interval), Type::Struct(_)));
+    match ty(ColumnType::Array(Box::new(INT4))) {
         Type::List(l) => assert_eq!(*l.element_field.field_type, prim(PrimitiveType::Int)),
         other => panic!("{other:?}"),
     }

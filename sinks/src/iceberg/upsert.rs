@@ -602,6 +602,7 @@ mod tests {
     fn schema() -> Arc<TableSchema> {
         let col = |name: &str, key: bool| ColumnSchema {
             name: name.into(),
+            ty: outflow_model::ColumnType::Int { bits: 32, signed: true },
             type_name: "int4".into(),
             type_id: 23,
             type_modifier: -1,

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use outflow_model::{ChangeEvent, ColumnSchema, Op, Position, SourceInfo, TableId, TableSchema, Value};
+use outflow_model::{ChangeEvent, ColumnSchema, ColumnType, Op, Position, SourceInfo, TableId, TableSchema, Value};
 
 use super::message::*;
 use crate::format::values::ValueStyle;
@@ -48,7 +48,19 @@ fn topic_templates() {
 }
 
 fn col(name: &str, type_name: &str, key: bool) -> ColumnSchema {
-    ColumnSchema { name: name.into(), type_name: type_name.into(), type_id: 0, type_modifier: -1, nullable: !key, key }
+    let ty = match type_name {
+        "int4" => ColumnType::Int { bits: 32, signed: true },
+        _ => ColumnType::Text { max_chars: None },
+    };
+    ColumnSchema {
+        name: name.into(),
+        ty,
+        type_name: type_name.into(),
+        type_id: 0,
+        type_modifier: -1,
+        nullable: !key,
+        key,
+    }
 }
 
 fn event(op: Op, columns: Vec<ColumnSchema>, row: Vec<Value>) -> ChangeEvent {

@@ -204,8 +204,6 @@ fn parse_interval(s: &str) -> Option<Duration> {
 
 pub struct ParquetSink {
     store: Store,
-    /// The source is MySQL/MariaDB (its type names map differently).
-    mysql: bool,
     props: WriterProperties,
     partition_by_date: bool,
     roll_rows: u64,
@@ -249,7 +247,7 @@ impl ParquetConfig {
 
     /// Opens the store and recovers: completes an interrupted commit, deletes
     /// uncommitted files, and loads the per-table positions to skip.
-    pub fn build(&self, ctx: SinkContext, checkpoint: Option<&Checkpoint>) -> Result<ParquetSink, SinkError> {
+    pub fn build(&self, _ctx: SinkContext, checkpoint: Option<&Checkpoint>) -> Result<ParquetSink, SinkError> {
         let hint = match checkpoint {
             None | Some(Checkpoint::Null) => None,
             Some(c) => Some(
@@ -295,7 +293,6 @@ impl ParquetConfig {
         Ok(ParquetSink {
             committed: latest.table_positions()?,
             store,
-            mysql: ctx.connector == "mysql",
             props,
             partition_by_date: self.partition_by == PartitionBy::Date,
             roll_rows: self.roll_rows.max(1),
@@ -455,10 +452,7 @@ impl Sink for ParquetSink {
                             self.tables.remove(&key);
                         }
                         let mut next = self.next_file;
-                        let t = self
-                            .tables
-                            .entry(key.clone())
-                            .or_insert_with(|| TableWriter::new(ev.table.clone(), self.mysql));
+                        let t = self.tables.entry(key.clone()).or_insert_with(|| TableWriter::new(ev.table.clone()));
                         let settings = FileSettings {
                             store: &self.store,
                             props: &self.props,

@@ -71,8 +71,8 @@ pub struct FileSettings<'a> {
 }
 
 impl TableWriter {
-    pub fn new(schema: Arc<TableSchema>, mysql: bool) -> TableWriter {
-        let kinds: Vec<Kind> = schema.columns.iter().map(|c| kind_of(c, mysql)).collect();
+    pub fn new(schema: Arc<TableSchema>) -> TableWriter {
+        let kinds: Vec<Kind> = schema.columns.iter().map(kind_of).collect();
         let mut fields: Vec<Field> = schema.columns.iter().zip(&kinds).map(|(c, k)| column_field(c, k)).collect();
         fields.extend(RowBuffer::meta_fields());
         let mut meta = std::collections::HashMap::new();

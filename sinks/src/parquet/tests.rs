@@ -8,13 +8,20 @@ use ::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use arrow_array::cast::AsArray;
 use arrow_array::types::Int32Type;
 use arrow_array::{Array, RecordBatch};
-use outflow_model::{ChangeEvent, ColumnSchema, Op, Position, SourceInfo, StreamItem, TableId, TableSchema, Value};
+use outflow_model::{
+    ChangeEvent, ColumnSchema, ColumnType, Op, Position, SourceInfo, StreamItem, TableId, TableSchema, Value,
+};
 
 use super::*;
 
 fn schema(version: u32, extra: bool) -> Arc<TableSchema> {
     let col = |name: &str, t: &str, key: bool| ColumnSchema {
         name: name.into(),
+        ty: match t {
+            "int4" => ColumnType::Int { bits: 32, signed: true },
+            "int8" => ColumnType::Int { bits: 64, signed: true },
+            _ => ColumnType::Text { max_chars: None },
+        },
         type_name: t.into(),
         type_id: 0,
         type_modifier: -1,
@@ -73,7 +80,7 @@ fn toml_like(text: &str) -> ParquetConfig {
 }
 
 fn ctx() -> SinkContext {
-    SinkContext { pipeline: "test".into(), connector: "postgresql", db: "db".into() }
+    SinkContext::for_tests("test", "db")
 }
 
 fn read_table(dir: &std::path::Path) -> Vec<RecordBatch> {

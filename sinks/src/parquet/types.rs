@@ -1,10 +1,7 @@
 //! Source column types → Arrow types, and buffered [`Value`]s → Arrow arrays.
 //!
-//! The mapping reads `ColumnSchema::type_name` (the source's own spelling,
-//! PostgreSQL's `int4`/`_numeric`/`timestamptz` or MySQL's `bigint unsigned`)
-//! and, for decimals, the PostgreSQL type modifier (`numeric(p,s)` is stored
-//! as `((p << 16) | s) + 4`) or a `(p,s)` suffix in the name. [`kind_of`] is
-//! one table: adding a source type is one match arm.
+//! The mapping reads the column's logical type (`ColumnSchema::ty`) only;
+//! [`kind_of`] is one table: a new logical type is one match arm.
 //!
 //! Decisions (also in the README):
 //! - `numeric(p,s)` → Decimal128(p,s) up to 38 digits, Decimal256(p,s) up to
@@ -24,11 +21,12 @@
 //! - anything else (enums, inet, ranges, xml, bit strings, extension types)
 //!   → Utf8 with the source's text.
 //! - MySQL/MariaDB: DECIMAL(p,s) → Decimal128/256(p,s) like numeric;
-//!   TIMESTAMP → Timestamp(µs, UTC) (it is an instant), DATETIME →
-//!   Timestamp(µs); TIME → Duration(µs) (signed, up to ±838 h, so not a time
-//!   of day); UNSIGNED integers → UInt of the same width; BIT(1) → Boolean
-//!   (BIT(n) → Utf8 of '0'/'1', like PostgreSQL bit strings); GEOMETRY → Binary
-//!   (the SRID then WKB, as the server stores it); ENUM/SET → Utf8 labels.
+//!   TIMESTAMP (an instant) → Timestamp(µs, UTC), DATETIME → Timestamp(µs);
+//!   TIME (a duration: signed, up to ±838 h) → Duration(µs); UNSIGNED
+//!   integers → UInt of the same width (MEDIUMINT's 24 bits → 32); BIT(1)
+//!   (a boolean) → Boolean, BIT(n) → Utf8 of '0'/'1' like PostgreSQL bit
+//!   strings; GEOMETRY → Binary (the SRID then WKB, as the server stores
+//!   it); ENUM/SET → Utf8 labels.
 //!
 //! Every column's field metadata carries `outflow.source_type`, the source's
 //! type name, so readers can tell `jsonb` from `json` or `inet` from `text`.
@@ -45,7 +43,7 @@ use arrow_array::builder::{
 use arrow_array::{ArrayRef, ListArray, StructArray};
 use arrow_buffer::{i256, NullBuffer, OffsetBuffer};
 use arrow_schema::{DataType, Field, Fields, TimeUnit};
-use outflow_model::{ColumnSchema, Value};
+use outflow_model::{ColumnSchema, ColumnType, Value};
 
 /// What an Arrow column holds; one variant per Arrow type the sink writes.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -77,78 +75,49 @@ pub const SOURCE_TYPE: &str = "outflow.source_type";
 const EXTENSION: &str = "ARROW:extension:name";
 const EXTENSION_META: &str = "ARROW:extension:metadata";
 
-/// The Arrow kind of a source column. `mysql`: the column comes from
-/// MySQL/MariaDB, whose names mean other things than PostgreSQL's: TIMESTAMP
-/// is an instant (UTC), TIME a signed duration (up to ±838 h).
-pub fn kind_of(col: &ColumnSchema, mysql: bool) -> Kind {
-    let name = col.type_name.to_ascii_lowercase();
-    if mysql {
-        match name.as_str() {
-            "timestamp" => return Kind::TimestampTz,
-            "time" => return Kind::Duration,
-            "geometry" => return Kind::Binary,
-            "bit" if col.type_modifier == 1 => return Kind::Bool,
-            "decimal unsigned" => return decimal_kind("decimal", col.type_modifier),
-            "float unsigned" => return Kind::Float32,
-            "double unsigned" => return Kind::Float64,
-            _ => {}
-        }
-    }
-    kind_of_name(&name, col.type_modifier)
+/// The Arrow kind of a source column, from its logical type.
+pub fn kind_of(col: &ColumnSchema) -> Kind {
+    kind_of_type(&col.ty)
 }
 
-fn kind_of_name(name: &str, typmod: i32) -> Kind {
-    if let Some(elem) = name.strip_prefix('_') {
-        return Kind::List(Box::new(kind_of_name(elem, typmod)));
-    }
-    if let Some(elem) = name.strip_suffix("[]") {
-        return Kind::List(Box::new(kind_of_name(elem, typmod)));
-    }
-    let base = name.split('(').next().unwrap_or(name).trim();
-    match base {
-        "bool" | "boolean" => Kind::Bool,
-        "tinyint" => Kind::Int(8),
-        "int2" | "smallint" | "year" => Kind::Int(16),
-        "int4" | "integer" | "int" | "mediumint" => Kind::Int(32),
-        "int8" | "bigint" => Kind::Int(64),
-        "tinyint unsigned" => Kind::UInt(8),
-        "smallint unsigned" => Kind::UInt(16),
-        "oid" | "mediumint unsigned" | "int unsigned" | "integer unsigned" => Kind::UInt(32),
-        "bigint unsigned" => Kind::UInt(64),
-        "float4" | "real" | "float" => Kind::Float32,
-        "float8" | "double precision" | "double" => Kind::Float64,
-        "numeric" | "decimal" => decimal_kind(name, typmod),
-        "bytea" | "blob" | "tinyblob" | "mediumblob" | "longblob" | "binary" | "varbinary" => Kind::Binary,
-        "date" => Kind::Date,
-        "time" => Kind::Time,
-        "timestamp" | "datetime" => Kind::Timestamp,
-        "timestamptz" => Kind::TimestampTz,
-        "interval" => Kind::Interval,
-        "uuid" => Kind::Uuid,
-        _ => Kind::Utf8,
-    }
-}
-
-/// Precision and scale from PostgreSQL's typmod or a `(p,s)` name suffix;
-/// Utf8 when unconstrained or beyond what Arrow decimals hold.
-fn decimal_kind(name: &str, typmod: i32) -> Kind {
-    let ps = if typmod >= 4 {
-        let t = typmod - 4;
-        // The scale is an 11-bit signed field (PostgreSQL 15 allows negative scales).
-        let scale = ((t & 0x7ff) ^ 0x400) - 0x400;
-        Some(((t >> 16) & 0xffff, scale))
-    } else {
-        name.split_once('(').and_then(|(_, rest)| {
-            let inner = rest.strip_suffix(')')?;
-            let (p, s) = inner.split_once(',').unwrap_or((inner, "0"));
-            Some((p.trim().parse().ok()?, s.trim().parse().ok()?))
-        })
-    };
-    match ps {
-        Some((p, s)) if (1..=76).contains(&p) && s <= p && s >= -127 => {
-            Kind::Decimal { precision: p as u8, scale: s as i8 }
+fn kind_of_type(ty: &ColumnType) -> Kind {
+    match ty {
+        ColumnType::Bool => Kind::Bool,
+        ColumnType::Int { bits, signed } => {
+            let width = match bits {
+                0..=8 => 8,
+                9..=16 => 16,
+                17..=32 => 32,
+                _ => 64,
+            };
+            if *signed {
+                Kind::Int(width)
+            } else {
+                Kind::UInt(width)
+            }
         }
-        _ => Kind::Utf8,
+        ColumnType::Float32 => Kind::Float32,
+        ColumnType::Float64 => Kind::Float64,
+        ColumnType::Decimal(Some((p, s))) if (1..=76).contains(p) && *s <= *p as i32 && *s >= -127 => {
+            Kind::Decimal { precision: *p as u8, scale: *s as i8 }
+        }
+        ColumnType::Bytes | ColumnType::Geometry => Kind::Binary,
+        ColumnType::Date => Kind::Date,
+        ColumnType::Time { .. } => Kind::Time,
+        ColumnType::Duration { .. } => Kind::Duration,
+        ColumnType::Timestamp { .. } => Kind::Timestamp,
+        ColumnType::TimestampTz { .. } => Kind::TimestampTz,
+        ColumnType::Interval => Kind::Interval,
+        ColumnType::Uuid => Kind::Uuid,
+        ColumnType::Array(elem) => Kind::List(Box::new(kind_of_type(elem))),
+        ColumnType::Decimal(_)
+        | ColumnType::Text { .. }
+        | ColumnType::TimeTz { .. }
+        | ColumnType::Json
+        | ColumnType::Enum
+        | ColumnType::Set
+        | ColumnType::Bits { .. }
+        | ColumnType::Other => Kind::Utf8,
     }
 }
 
@@ -210,8 +179,7 @@ pub fn column_field(col: &ColumnSchema, kind: &Kind) -> Field {
     let field = kind.field(&col.name);
     let mut meta = field.metadata().clone();
     meta.insert(SOURCE_TYPE.to_string(), col.type_name.clone());
-    let t = col.type_name.to_ascii_lowercase();
-    if matches!(t.as_str(), "json" | "jsonb") {
+    if col.ty == ColumnType::Json {
         meta.insert(EXTENSION.to_string(), "arrow.json".to_string());
         meta.insert(EXTENSION_META.to_string(), String::new());
     }
@@ -501,33 +469,33 @@ pub fn value_size(v: &Value) -> usize {
 mod tests {
     use super::*;
 
-    fn kind_of_pg(col: &ColumnSchema) -> Kind {
-        kind_of(col, false)
-    }
-
-    fn col(type_name: &str, typmod: i32) -> ColumnSchema {
-        ColumnSchema {
+    fn kind(ty: ColumnType) -> Kind {
+        kind_of(&ColumnSchema {
             name: "c".into(),
-            type_name: type_name.into(),
+            ty,
+            type_name: String::new(),
             type_id: 0,
-            type_modifier: typmod,
+            type_modifier: -1,
             nullable: true,
             key: false,
-        }
+        })
     }
 
     #[test]
     fn postgres_and_mysql_types_map_to_arrow() {
-        assert_eq!(kind_of_pg(&col("numeric", (10 << 16 | 3) + 4)).data_type(), DataType::Decimal128(10, 3));
-        assert_eq!(kind_of_pg(&col("numeric", (50 << 16 | 2) + 4)).data_type(), DataType::Decimal256(50, 2));
-        assert_eq!(kind_of_pg(&col("numeric", -1)), Kind::Utf8);
-        assert_eq!(kind_of_pg(&col("decimal(12,4)", -1)).data_type(), DataType::Decimal128(12, 4));
-        assert_eq!(kind_of_pg(&col("bigint unsigned", -1)).data_type(), DataType::UInt64);
+        assert_eq!(kind(ColumnType::Decimal(Some((10, 3)))).data_type(), DataType::Decimal128(10, 3));
+        assert_eq!(kind(ColumnType::Decimal(Some((50, 2)))).data_type(), DataType::Decimal256(50, 2));
+        assert_eq!(kind(ColumnType::Decimal(None)), Kind::Utf8);
+        assert_eq!(kind(ColumnType::Decimal(Some((12, 4)))).data_type(), DataType::Decimal128(12, 4));
+        assert_eq!(kind(ColumnType::Int { bits: 64, signed: false }).data_type(), DataType::UInt64);
+        assert_eq!(kind(ColumnType::Int { bits: 24, signed: false }).data_type(), DataType::UInt32);
         assert_eq!(
-            kind_of_pg(&col("_timestamptz", -1)).data_type(),
+            kind(ColumnType::Array(Box::new(ColumnType::TimestampTz { precision: None }))).data_type(),
             DataType::List(Arc::new(Kind::TimestampTz.field("item")))
         );
-        assert_eq!(kind_of_pg(&col("mood", -1)), Kind::Utf8);
+        assert_eq!(kind(ColumnType::Enum), Kind::Utf8);
+        assert_eq!(kind(ColumnType::Duration { precision: Some(3) }), Kind::Duration);
+        assert_eq!(kind(ColumnType::Bits { length: Some(1), varying: false }), Kind::Utf8);
     }
 
     #[test]

@@ -35,10 +35,10 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use outflow_model::{ChangeEvent, Op, Row, TableSchema, Value};
+use outflow_model::{ChangeEvent, Dialect, Op, Row, TableSchema, Value};
 
 use super::text::write_copy_field;
-use super::types::{target_type, SourceDialect};
+use super::types::target_type;
 
 /// Quotes an SQL identifier.
 pub fn ident(name: &str) -> String {
@@ -46,12 +46,8 @@ pub fn ident(name: &str) -> String {
 }
 
 /// The target columns of a source schema: (name, SQL type).
-pub fn target_columns(dialect: SourceDialect, schema: &TableSchema) -> Vec<(String, String)> {
-    schema
-        .columns
-        .iter()
-        .map(|c| (c.name.clone(), target_type(dialect, &c.type_name, c.type_id, c.type_modifier)))
-        .collect()
+pub fn target_columns(dialect: Dialect, schema: &TableSchema) -> Vec<(String, String)> {
+    schema.columns.iter().map(|c| (c.name.clone(), target_type(dialect, c))).collect()
 }
 
 enum Pending {
@@ -96,7 +92,7 @@ pub struct TableState {
 }
 
 impl TableState {
-    pub fn new(dialect: SourceDialect, schema: Arc<TableSchema>, target: String, stage: String) -> Self {
+    pub fn new(dialect: Dialect, schema: Arc<TableSchema>, target: String, stage: String) -> Self {
         let columns = target_columns(dialect, &schema);
         let keys = schema.key_indexes().collect();
         TableState {
@@ -409,6 +405,7 @@ mod tests {
     fn schema() -> Arc<TableSchema> {
         let col = |name: &str, key: bool| ColumnSchema {
             name: name.into(),
+            ty: outflow_model::ColumnType::Int { bits: 32, signed: true },
             type_name: "int4".into(),
             type_id: 23,
             type_modifier: -1,
@@ -427,7 +424,7 @@ mod tests {
     }
 
     fn state() -> TableState {
-        TableState::new(SourceDialect::Postgres, schema(), "\"public\".\"t\"".into(), "_s".into())
+        TableState::new(Dialect::Postgres, schema(), "\"public\".\"t\"".into(), "_s".into())
     }
 
     #[test]

@@ -34,14 +34,13 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use futures::SinkExt;
-use outflow_model::{ChangeEvent, Op, Position, StreamItem, TableId, TableSchema};
+use outflow_model::{ChangeEvent, Dialect, Op, Position, StreamItem, TableId, TableSchema};
 use serde::Deserialize;
 use serde_json::{json, Value as Json};
 use tokio_postgres::error::SqlState;
 use tokio_postgres::{Client, NoTls, SimpleQueryMessage};
 
 use apply::{ident, TableState};
-use types::SourceDialect;
 
 use crate::snapshot_marks::{SnapshotMarks, SnapshotRecord};
 use crate::{Checkpoint, Sink, SinkContext, SinkError};
@@ -135,7 +134,7 @@ impl PostgresConfig {
             shown,
             schema: self.schema.clone(),
             batch_rows: self.batch_rows,
-            dialect: SourceDialect::from_connector(ctx.connector),
+            dialect: ctx.dialect,
             client,
             rt: Some(rt),
             tables: HashMap::new(),
@@ -192,7 +191,7 @@ pub struct PostgresSink {
     shown: String,
     schema: Option<String>,
     batch_rows: usize,
-    dialect: SourceDialect,
+    dialect: Dialect,
     client: Client,
     rt: Option<tokio::runtime::Runtime>,
     tables: HashMap<TableId, TableState>,

@@ -526,6 +526,7 @@ mod tests {
         Column {
             schema: ColumnSchema {
                 name: name.into(),
+                ty: outflow_model::ColumnType::Other,
                 type_name: String::new(),
                 type_id: 0,
                 type_modifier: -1,

@@ -6,6 +6,8 @@
 use mysql_async::consts::ColumnType;
 use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, Row as MyRow, Value as MyValue};
+use outflow_decoders::binlog::table::logical_type;
+use outflow_model::types::ColumnType as LogicalType;
 use outflow_model::value::{civil_from_days, days_from_civil};
 use outflow_model::{numeric_typmod, ColumnSchema, Row, TableId, Value};
 
@@ -70,7 +72,7 @@ pub(super) async fn describe(conn: &mut Conn, table: &TableId) -> Result<(Vec<Co
     }
     let mut columns = Vec::with_capacity(rows.len());
     for (name, data_type, column_type, nullable, key, precision, scale, dt_precision, charset) in rows {
-        let (ty, type_name, modifier, kind) = column_type_of(
+        let (ty, type_name, modifier, kind, logical) = column_type_of(
             &data_type.to_lowercase(),
             &column_type.to_lowercase(),
             precision.unwrap_or(0),
@@ -87,6 +89,7 @@ pub(super) async fn describe(conn: &mut Conn, table: &TableId) -> Result<(Vec<Co
         columns.push(Column {
             schema: ColumnSchema {
                 name,
+                ty: logical,
                 type_name,
                 type_id: ty as u32,
                 type_modifier: modifier,
@@ -113,8 +116,9 @@ pub(super) async fn describe(conn: &mut Conn, table: &TableId) -> Result<(Vec<Co
     Ok((columns, order))
 }
 
-/// The binlog column type, type name and modifier `decoders/src/binlog/table.rs`
-/// derives from a TableMap for a column of this SQL type, and how to read it.
+/// The binlog column type, type name, modifier and logical type
+/// `decoders/src/binlog/table.rs` derives from a TableMap for a column of
+/// this SQL type, and how to read it.
 fn column_type_of(
     data_type: &str,
     column_type: &str,
@@ -122,7 +126,7 @@ fn column_type_of(
     scale: u64,
     dt_precision: u64,
     charset: Option<&str>,
-) -> Option<(ColumnType, String, i32, Kind)> {
+) -> Option<(ColumnType, String, i32, Kind, LogicalType)> {
     use ColumnType::*;
     let unsigned = column_type.contains("unsigned");
     let binary = charset.is_none_or(|c| c.eq_ignore_ascii_case("binary"));
@@ -162,7 +166,7 @@ fn column_type_of(
         _ => return None,
     };
     let name = if unsigned && numeric { format!("{name} unsigned") } else { name.to_string() };
-    Some((ty, name, modifier, kind))
+    Some((ty, name, modifier, kind, logical_type(ty, modifier, unsigned && numeric, binary)))
 }
 
 /// The labels of an `enum('a','it''s','a\\b')` column type (quotes doubled,
