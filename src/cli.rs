@@ -7,14 +7,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
-use outflow_model::TableId;
 use outflow_sinks::{Sink, SinkContext};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{Config, SinkConfig, SnapshotMode, SourceKind};
 use crate::error::{Error, Result};
 use crate::pipeline::{spawn_sink, SinkHandle, SinkStart};
-use crate::snapshot::SnapshotPlan;
+use crate::snapshot::{least_progress, SnapshotPlan};
 use crate::source::{Purpose, Source};
 use crate::state::{SourceIdentity, StateDir, TableSnapshot};
 
@@ -246,13 +245,6 @@ fn build_sink(cfg: &SinkConfig, ctx: SinkContext, checkpoint: Option<&serde_json
         SinkConfig::Postgres(c) => Box::new(c.build(ctx, checkpoint)?),
         SinkConfig::Iceberg(c) => Box::new(c.build(ctx, checkpoint)?),
     })
-}
-
-/// Where `table`'s snapshot resumes: the least advanced sink's progress (a
-/// sink without any is at the start).
-pub(crate) fn least_progress(sinks: &[&BTreeMap<String, TableSnapshot>], table: &TableId) -> TableSnapshot {
-    let name = table.to_string();
-    sinks.iter().map(|p| p.get(&name).cloned().unwrap_or_default()).min_by_key(|p| (p.done, p.rows)).unwrap_or_default()
 }
 
 /// Adds the progress a sink's own commit record holds to what its offset

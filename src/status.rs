@@ -22,11 +22,11 @@ use std::path::Path;
 use outflow_model::{Position, TableId};
 use serde_json::{json, Map, Value};
 
-use crate::cli::least_progress;
 use crate::config::{Config, SourceKind};
 use crate::error::Result;
 use crate::pg::catalog::Catalog;
 use crate::pg::params::PgParams;
+use crate::snapshot::least_progress;
 use crate::state::{format_rfc3339, SinkOffset, StateDir};
 
 pub async fn status(config_path: &Path, as_json: bool) -> Result<()> {

@@ -6,4 +6,5 @@ pub mod params;
 pub mod replication;
 pub mod retention;
 pub mod source;
+pub mod sql;
 pub mod tls;

@@ -54,7 +54,7 @@
 pub mod mysql;
 pub mod pg;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt::Write as _;
 use std::sync::Arc;
 
@@ -374,6 +374,13 @@ impl Windows {
         progress.done = progress.ranges.iter().all(|r| r.done);
         progress.clone()
     }
+}
+
+/// Where `table`'s snapshot resumes: the least advanced sink's progress (a
+/// sink without any is at the start).
+pub fn least_progress(sinks: &[&BTreeMap<String, TableSnapshot>], table: &TableId) -> TableSnapshot {
+    let name = table.to_string();
+    sinks.iter().map(|p| p.get(&name).cloned().unwrap_or_default()).min_by_key(|p| (p.done, p.rows)).unwrap_or_default()
 }
 
 /// The ranges a keyed table's snapshot goes on with: those stored, or one
