@@ -2,5 +2,6 @@
 //! streaming source, and the `status` report.
 
 pub mod catalog;
+pub mod snapshot;
 pub mod source;
 pub mod status;

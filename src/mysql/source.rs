@@ -23,7 +23,7 @@
 //! at start and stops once the decoder is past it between transactions (and
 //! any snapshot is complete).
 //!
-//! Snapshots (see `crate::snapshot::mysql`): between two transactions the
+//! Snapshots (see `snapshot/` in this folder): between two transactions the
 //! pump opens the windows readers asked for and emits every chunk whose
 //! consistent-read position the stream has passed (heartbeats carry the
 //! server's position, so an idle stream gets there too). A chunk's items get
@@ -43,6 +43,7 @@ use outflow_model::{Position, StreamItem, TableId, TableSchema};
 use tokio_util::sync::CancellationToken;
 
 use super::catalog::{purged, sql_error, Catalog};
+use super::snapshot::ReaderConfig;
 use crate::config::SourceConfig;
 use crate::error::{Error, ErrorClass, Result};
 use crate::health::{health, Phase};
@@ -50,7 +51,6 @@ use crate::metrics::metrics;
 use crate::pipeline::{
     any_detached, finish_all, min_durable, reattach, reconnect_delay, rejoin_ready, send_all, Flow, SinkHandle,
 };
-use crate::snapshot::mysql::ReaderConfig;
 use crate::snapshot::{receive, SnapshotPlan, Snapshots};
 use crate::state::{StateDir, TableSnapshot};
 
@@ -295,7 +295,7 @@ fn stream_error(e: mysql_async::Error, start: &MysqlAnchor) -> Error {
 fn spawn_reader(snapshots: &mut Snapshots, cfg: &ReaderConfig, table: TableId, progress: TableSnapshot) {
     let cfg = cfg.clone();
     snapshots.spawn(move |tx, parallel| async move {
-        crate::snapshot::mysql::snapshot_table(&cfg, table, progress, parallel, &tx).await
+        super::snapshot::snapshot_table(&cfg, table, progress, parallel, &tx).await
     });
 }
 

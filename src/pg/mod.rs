@@ -5,6 +5,7 @@ pub mod catalog;
 pub mod params;
 pub mod replication;
 pub mod retention;
+pub mod snapshot;
 pub mod source;
 pub mod sql;
 pub mod tls;

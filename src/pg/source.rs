@@ -438,7 +438,7 @@ impl PgSource {
         let (params, run, chunk_size) =
             (self.params.clone(), snapshots.windows.run().to_string(), snapshots.chunk_size);
         snapshots.spawn(move |tx, parallel| async move {
-            crate::snapshot::pg::snapshot_table(&params, &run, table, progress, chunk_size, parallel, &tx).await
+            super::snapshot::snapshot_table(&params, &run, table, progress, chunk_size, parallel, &tx).await
         });
     }
 

@@ -25,10 +25,10 @@
 //! watermark but which is not yet visible when the chunk's SELECT takes its
 //! snapshot — is closed on PostgreSQL by waiting, after the low watermark,
 //! until the transactions then in progress are visible (see
-//! [`pg`]); MySQL/MariaDB reads each chunk in a consistent snapshot whose
-//! exact binlog position the server reports (see [`mysql`]).
+//! [`crate::pg::snapshot`]); MySQL/MariaDB reads each chunk in a consistent snapshot whose
+//! exact binlog position the server reports (see [`crate::mysql::snapshot`]).
 //!
-//! The readers (per source, e.g. [`pg`]) send each chunk before writing its
+//! The readers (per source, e.g. [`crate::pg::snapshot`]) send each chunk before writing its
 //! high watermark; the PostgreSQL reader reads the next chunk while the
 //! stream side emits the previous one and waits for that before going
 //! further, so at most two chunks per reader (`parallelism` readers) are in
@@ -44,15 +44,12 @@
 //! emitted before it, in any interleaving. A resumed table goes on with its
 //! stored ranges; a table stored as one range (`last_key`) stays one.
 //!
-//! MySQL/MariaDB ([`mysql`]) writes nothing into the source: the reader asks
+//! MySQL/MariaDB ([`crate::mysql::snapshot`]) writes nothing into the source: the reader asks
 //! the stream side to open the chunk's window ([`ReaderEvent::Open`], opened
 //! between two transactions), reads the chunk in a consistent snapshot whose
 //! exact binlog position it learns, and the chunk carries that position as
 //! its `high`; the source emits it once its stream is past it
 //! ([`Windows::emit_reached`]).
-
-pub mod mysql;
-pub mod pg;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt::Write as _;

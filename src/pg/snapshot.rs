@@ -1,5 +1,5 @@
-//! PostgreSQL chunk reader for the snapshot algorithm (see the parent
-//! module). Watermarks are non-transactional logical decoding messages
+//! PostgreSQL chunk reader for the snapshot algorithm (see `src/snapshot/`
+//! for the shared part). Watermarks are non-transactional logical decoding messages
 //! (`pg_logical_emit_message(false, ...)`): they appear in the slot's stream
 //! at once, and no table has to be created in the source.
 //!
@@ -22,14 +22,14 @@ use outflow_model::{ColumnSchema, KeyRange, KeyText, Row, TableId, TableSchema, 
 use tokio::sync::{mpsc, oneshot};
 use tokio_postgres::SimpleQueryMessage;
 
-use super::{
-    interpolated_uppers, range_start, ranges_between, ranges_wanted, stored_ranges, watermark, worth_splitting, Chunk,
-    InFlight, Parallel, RangeUpdate, ReaderEvent, WATERMARK_PREFIX,
-};
 use crate::error::{Error, Result};
 use crate::pg::catalog::{ident, sql_error, Catalog};
 use crate::pg::params::PgParams;
 use crate::progress::RowProgress;
+use crate::snapshot::{
+    interpolated_uppers, range_start, ranges_between, ranges_wanted, stored_ranges, watermark, worth_splitting, Chunk,
+    InFlight, Parallel, RangeUpdate, ReaderEvent, WATERMARK_PREFIX,
+};
 use crate::state::TableSnapshot;
 
 static NEXT_CHUNK: AtomicU64 = AtomicU64::new(1);
