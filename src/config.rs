@@ -190,7 +190,9 @@ impl Config {
 
     pub fn parse(text: &str, origin: &str) -> Result<Config> {
         let expanded = expand_env(text)?;
-        let config: Config = toml::from_str(&expanded).map_err(|e| config_error(origin, text, &expanded, &e))?;
+        let config: Config = toml::from_str(&expanded).map_err(|e| {
+            misplaced_source_key(&expanded, &e).unwrap_or_else(|| config_error(origin, text, &expanded, &e))
+        })?;
         config.validate()?;
         Ok(config)
     }
@@ -285,6 +287,33 @@ fn expand_env(text: &str) -> Result<String> {
     }
     out.push_str(rest);
     Ok(out)
+}
+
+/// An unknown key in `[source]` that another source kind has (`server_id`
+/// with `kind = "postgres"`): says so, instead of suggesting a look-alike.
+/// The kinds and their keys are asked of serde, so nothing here lists them.
+fn misplaced_source_key(expanded: &str, e: &toml::de::Error) -> Option<Error> {
+    let key = e.message().strip_prefix("unknown field `")?.split('`').next()?;
+    let document: toml::Table = toml::from_str(expanded).ok()?;
+    let source = document.get("source")?.as_table()?;
+    let this = source.get("kind")?.as_str()?;
+    source.get(key)?;
+    let probe = |kind: &str| {
+        let table: toml::Table =
+            [("kind".to_string(), kind.into()), (key.to_string(), true.into())].into_iter().collect();
+        SourceConfig::deserialize(toml::Value::Table(table)).err().map(|e| e.message().to_string())
+    };
+    let unknown_here = |kind: &str| probe(kind).is_some_and(|m| m.starts_with("unknown field"));
+    if !unknown_here(this) {
+        return None;
+    }
+    // "unknown variant `?`, expected `postgres` or `mysql`"
+    let kinds = probe("?")?;
+    let other = kinds.split('`').skip(3).step_by(2).find(|k| *k != this && !unknown_here(k))?;
+    Some(Error::config(
+        format!("[source] {key} is a {other} setting, but kind = {this:?}"),
+        format!("remove {key}, or set kind = {other:?}"),
+    ))
 }
 
 /// Turns a toml/serde error into one line naming the line it is about (as
@@ -430,7 +459,9 @@ mod tests {
         let with_id = text.replace("tables =", "server_id = 77\n tables =");
         assert_eq!(mysql(&Config::parse(&with_id, "test").unwrap()).server_id, Some(77));
         assert!(Config::parse(&text.replace("tables =", "server_id = 0\n tables ="), "test").is_err());
-        assert!(Config::parse(&MINIMAL.replace("tables =", "server_id = 7\n tables ="), "test").is_err());
+        let err = Config::parse(&MINIMAL.replace("tables =", "server_id = 7\n tables ="), "test").unwrap_err();
+        assert_eq!(err.message, "[source] server_id is a mysql setting, but kind = \"postgres\"");
+        assert_eq!(err.hint().unwrap(), "remove server_id, or set kind = \"mysql\"");
     }
 
     #[test]
@@ -471,7 +502,8 @@ mod tests {
         assert_eq!(pg(&Config::parse(&text, "test").unwrap()).wal_warn_bytes(), 1000);
         assert!(Config::parse(&MINIMAL.replace("tables =", "wal_warn_bytes = \"lots\"\n tables ="), "test").is_err());
         let mysql = MINIMAL.replace("\"postgres\"", "\"mysql\"").replace("tables =", "wal_warn_bytes = 5\n tables =");
-        assert!(Config::parse(&mysql, "test").is_err());
+        let err = Config::parse(&mysql, "test").unwrap_err();
+        assert_eq!(err.message, "[source] wal_warn_bytes is a postgres setting, but kind = \"mysql\"");
     }
 
     #[test]
