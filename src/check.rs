@@ -1,6 +1,7 @@
 //! `outflow check`: a preflight of the config, the source server (each
-//! source's own `check.rs`) and the sinks. Every item prints ✓ or ✗; each ✗ carries the exact SQL or setting
-//! that fixes it. Exit code 1 when anything failed.
+//! source's own `check.rs`) and the sinks. Every item prints ✓ or ✗; each
+//! ✗ carries the exact SQL or setting that fixes it. Exit code 1 when
+//! anything failed.
 
 use std::path::Path;
 

@@ -33,25 +33,34 @@ fn default_name() -> String {
     "outflow".into()
 }
 
-/// `[source]`: which database to read, by `kind`. Each kind's settings and
-/// behaviour live in its own folder, behind [`SourceFactory`]; registering
-/// a source is one variant here and its arm in [`SourceConfig::factory`].
-#[derive(Debug, Clone, Deserialize)]
-#[serde(tag = "kind", rename_all = "lowercase")]
-pub enum SourceConfig {
+/// Declares [`SourceConfig`] from the registered sources, one line each:
+/// `Variant(config type)`, the variant's lowercase name being the `kind`.
+macro_rules! sources {
+    ($($(#[$doc:meta])* $variant:ident($config:ty),)*) => {
+        /// `[source]`: which database to read, by `kind`. Each kind's settings
+        /// and behaviour live in its own folder, behind [`SourceFactory`].
+        #[derive(Debug, Clone, Deserialize)]
+        #[serde(tag = "kind", rename_all = "lowercase")]
+        pub enum SourceConfig {
+            $($(#[$doc])* $variant($config),)*
+        }
+
+        impl SourceConfig {
+            /// The source kind's own handling of this config.
+            pub fn factory(&self) -> &dyn SourceFactory {
+                match self {
+                    $(SourceConfig::$variant(c) => c,)*
+                }
+            }
+        }
+    };
+}
+
+// The registered sources: a new one is a folder under `src/` and a line here.
+sources! {
     Postgres(crate::pg::config::PgConfig),
     /// MySQL and MariaDB.
     Mysql(crate::mysql::config::MysqlConfig),
-}
-
-impl SourceConfig {
-    /// The source kind's own handling of this config.
-    pub fn factory(&self) -> &dyn SourceFactory {
-        match self {
-            SourceConfig::Postgres(c) => c,
-            SourceConfig::Mysql(c) => c,
-        }
-    }
 }
 
 /// `[snapshot]`: how existing rows are read (see `src/snapshot/`).
@@ -293,7 +302,7 @@ fn expand_env(text: &str) -> Result<String> {
 /// with `kind = "postgres"`): says so, instead of suggesting a look-alike.
 /// The kinds and their keys are asked of serde, so nothing here lists them.
 fn misplaced_source_key(expanded: &str, e: &toml::de::Error) -> Option<Error> {
-    let key = e.message().strip_prefix("unknown field `")?.split('`').next()?;
+    let key = unknown_field(e.message())?;
     let document: toml::Table = toml::from_str(expanded).ok()?;
     let source = document.get("source")?.as_table()?;
     let this = source.get("kind")?.as_str()?;
@@ -329,13 +338,17 @@ fn config_error(origin: &str, written: &str, expanded: &str, e: &toml::de::Error
         .span()
         .map(|span| {
             let (first, last) = (line_of(span.start), line_of(span.end));
-            // A value inside a `[[sink]]` is reported for the whole table
-            // (its `kind` picks the type, which loses the place): take the
-            // table's line that holds the value the message quotes, when
-            // only one does.
-            let lines: Vec<usize> = quoted_value(&message)
-                .map(|v| (first..=last).filter(|&n| written.lines().nth(n).is_some_and(|l| assigns(l, &v))).collect())
-                .unwrap_or_default();
+            // A value inside `[source]` or a `[[sink]]` is reported for the
+            // whole table (its `kind` picks the type, which loses the
+            // place): take the table's line that holds the unknown key, or
+            // the value the message quotes, when only one does.
+            let holds = |n: usize, line: &dyn Fn(&str) -> bool| written.lines().nth(n).is_some_and(line);
+            let lines: Vec<usize> = match unknown_field(&message) {
+                Some(key) => (first..=last).filter(|&n| holds(n, &|l| sets_key(l, key))).collect(),
+                None => quoted_value(&message)
+                    .map(|v| (first..=last).filter(|&n| holds(n, &|l| assigns(l, &v))).collect())
+                    .unwrap_or_default(),
+            };
             if lines.len() == 1 {
                 lines[0]
             } else {
@@ -361,6 +374,16 @@ fn quoted_value(message: &str) -> Option<String> {
         return rest.split_once('`').map(|(v, _)| v.to_string());
     }
     message.split_once(" is negative").map(|(v, _)| v.to_string())
+}
+
+/// The key of serde's "unknown field `key`, expected ...".
+fn unknown_field(message: &str) -> Option<&str> {
+    message.strip_prefix("unknown field `")?.split('`').next()
+}
+
+/// Whether `line` is `key = ...`.
+fn sets_key(line: &str, key: &str) -> bool {
+    line.split_once('=').is_some_and(|(k, _)| k.trim() == key)
 }
 
 /// Whether `line` is `key = value` with exactly `value`.
@@ -440,6 +463,7 @@ mod tests {
         let err = Config::parse(&text, "test").unwrap_err();
         let shown = err.to_string();
         assert!(shown.contains("unknown field `slott`"), "{shown}");
+        assert!(shown.contains("line 5 `slott = \"x\"`"), "{shown}");
         assert!(err.hint().unwrap().contains("did you mean `slot`"), "{:?}", err.hint());
     }
 

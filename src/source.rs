@@ -5,8 +5,8 @@
 //!   commands need before or without streaming — validation, preflight
 //!   (`outflow check`), status (`outflow status`), offset validation
 //!   (`outflow offsets set`), and connecting. A source is registered by one
-//!   variant of [`crate::config::SourceConfig`] and its arm in
-//!   `SourceConfig::factory`.
+//!   line in `src/config.rs` (`sources! { ... }`), which makes its config a
+//!   variant of [`crate::config::SourceConfig`].
 //! - [`Source`], implemented by the connected source: reading the change
 //!   stream, acknowledging, snapshot readers. The driver (`src/stream.rs`)
 //!   owns everything around it once for every source: reconnects with
