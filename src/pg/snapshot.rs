@@ -18,7 +18,7 @@ use std::sync::{Arc, Mutex};
 use outflow_decoders::pg_type_registry::{PgType, TypeRegistry};
 use outflow_decoders::pgtypes::oid::{INT2, INT4, INT8};
 use outflow_decoders::pgtypes::parse_text;
-use outflow_model::{ColumnSchema, KeyRange, KeyText, Row, TableId, TableSchema, Value};
+use outflow_model::{ColumnSchema, KeyRange, KeyText, Row, SourceInfo, TableId, TableSchema, Value};
 use tokio::sync::{mpsc, oneshot};
 use tokio_postgres::SimpleQueryMessage;
 
@@ -195,7 +195,17 @@ impl Worker {
         range: Option<RangeUpdate>,
     ) -> Chunk {
         let (emitted, _) = oneshot::channel();
-        Chunk { id, table: self.schema.clone(), rows, keyed, progress, range, high: None, binlog: None, emitted }
+        Chunk {
+            id,
+            table: self.schema.clone(),
+            rows,
+            keyed,
+            progress,
+            range,
+            high: None,
+            source: SourceInfo::default(),
+            emitted,
+        }
     }
 }
 

@@ -56,8 +56,8 @@ use std::fmt::Write as _;
 use std::sync::Arc;
 
 use outflow_model::{
-    BinlogSource, ChangeEvent, KeyRange, KeyText, LogicalMessage, Op, Position, Row, SnapshotProgress, SourceInfo,
-    StreamItem, TableId, TableSchema,
+    ChangeEvent, KeyRange, KeyText, LogicalMessage, Op, Position, Row, SnapshotProgress, SourceInfo, StreamItem,
+    TableId, TableSchema,
 };
 use tokio::sync::{mpsc, oneshot};
 
@@ -109,8 +109,10 @@ pub struct Chunk {
     /// Sources without watermarks in their stream: the position the chunk's
     /// rows are consistent with; it is emitted once the stream is past it.
     pub high: Option<Position>,
-    /// Where the rows were read, for the events' `source` block (MySQL).
-    pub binlog: Option<BinlogSource>,
+    /// The events' `source` block as the reader knows it (e.g. where in
+    /// the binlog the rows were read); the stream side adds the snapshot
+    /// flag, the time and, at a watermark, its position.
+    pub source: SourceInfo,
     /// Told once the chunk is emitted (or dropped), so the reader goes on.
     pub emitted: oneshot::Sender<()>,
 }
@@ -241,7 +243,7 @@ impl Windows {
         for id in ready {
             let Some(chunk) = self.stash.remove(&id) else { continue };
             let changed = self.open.remove(&id).map(|w| w.changed).unwrap_or_default();
-            let source = SourceInfo { binlog: chunk.binlog.clone(), ..SourceInfo::default() };
+            let source = chunk.source.clone();
             self.emit(chunk, &changed, source, next, out);
         }
     }
@@ -303,7 +305,7 @@ impl Windows {
             next += 1;
             Position::Pg { lsn, index: next }
         };
-        let source = SourceInfo { lsn: Some(lsn), ..SourceInfo::default() };
+        let source = SourceInfo { lsn: Some(lsn), ..chunk.source.clone() };
         self.emit(chunk, &changed, source, &mut position, out);
         Ok(true)
     }
@@ -611,7 +613,7 @@ mod tests {
             progress,
             range: None,
             high: Some(at(200)),
-            binlog: None,
+            source: SourceInfo::default(),
             emitted,
         };
         tx.send(ReaderEvent::Chunk(chunk)).await.unwrap();

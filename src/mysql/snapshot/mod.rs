@@ -42,7 +42,7 @@ use std::time::Duration;
 use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, Opts, Params, Row as MyRow, Value as MyValue};
 use outflow_model::position::MysqlAnchor;
-use outflow_model::{BinlogSource, KeyRange, KeyText, Position, Row, TableId, TableSchema};
+use outflow_model::{BinlogSource, KeyRange, KeyText, Position, Row, SourceInfo, TableId, TableSchema};
 use tokio::sync::{mpsc, oneshot};
 
 mod values;
@@ -436,7 +436,7 @@ fn new_chunk(
         progress: progress.clone(),
         range,
         high: Some(Position::mysql(high)),
-        binlog,
+        source: SourceInfo { binlog, ..SourceInfo::default() },
         emitted,
     }
 }
