@@ -6,7 +6,7 @@
 //!   (`outflow check`), status (`outflow status`), offset validation
 //!   (`outflow offsets set`), and connecting. A source is registered by one
 //!   line in `src/config.rs` (`sources! { ... }`), which makes its config a
-//!   variant of [`crate::config::SourceConfig`].
+//!   variant of `SourceConfig`.
 //! - [`Source`], implemented by the connected source: reading the change
 //!   stream, acknowledging, snapshot readers. The driver (`src/stream.rs`)
 //!   owns everything around it once for every source: reconnects with

@@ -6,6 +6,7 @@
 pub mod catalog;
 pub mod check;
 pub mod config;
+pub mod factory;
 pub mod snapshot;
 pub mod source;
 pub mod status;

@@ -25,14 +25,15 @@
 //! watermark but which is not yet visible when the chunk's SELECT takes its
 //! snapshot — is closed on PostgreSQL by waiting, after the low watermark,
 //! until the transactions then in progress are visible (see
-//! [`crate::pg::snapshot`]); MySQL/MariaDB reads each chunk in a consistent snapshot whose
-//! exact binlog position the server reports (see [`crate::mysql::snapshot`]).
+//! `src/pg/snapshot.rs`); MySQL/MariaDB reads each chunk in a consistent
+//! snapshot whose exact binlog position the server reports (see
+//! `src/mysql/snapshot/`).
 //!
-//! The readers (per source, e.g. [`crate::pg::snapshot`]) send each chunk before writing its
-//! high watermark; the PostgreSQL reader reads the next chunk while the
-//! stream side emits the previous one and waits for that before going
-//! further, so at most two chunks per reader (`parallelism` readers) are in
-//! memory.
+//! The readers (one per source, in its folder: `src/pg/snapshot.rs`) send
+//! each chunk before writing its high watermark; the PostgreSQL reader
+//! reads the next chunk while the stream side emits the previous one and
+//! waits for that before going further, so at most two chunks per reader
+//! (`parallelism` readers) are in memory.
 //!
 //! Key ranges: a big keyed table that nothing has been read of yet is split
 //! at keys found by `ORDER BY key OFFSET n LIMIT 1` into as many ranges as
@@ -44,12 +45,12 @@
 //! emitted before it, in any interleaving. A resumed table goes on with its
 //! stored ranges; a table stored as one range (`last_key`) stays one.
 //!
-//! MySQL/MariaDB ([`crate::mysql::snapshot`]) writes nothing into the source: the reader asks
-//! the stream side to open the chunk's window ([`ReaderEvent::Open`], opened
-//! between two transactions), reads the chunk in a consistent snapshot whose
-//! exact binlog position it learns, and the chunk carries that position as
-//! its `high`; the source emits it once its stream is past it
-//! ([`Windows::emit_reached`]).
+//! MySQL/MariaDB (`src/mysql/snapshot/`) writes nothing into the source:
+//! the reader asks the stream side to open the chunk's window
+//! ([`ReaderEvent::Open`], opened between two transactions), reads the chunk
+//! in a consistent snapshot whose exact binlog position it learns, and the
+//! chunk carries that position as its `high`; the source emits it once its
+//! stream is past it ([`Windows::emit_reached`]).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt::Write as _;
