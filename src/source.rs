@@ -232,7 +232,7 @@ pub trait AnySource: Send {
 
 /// Where [`Source::read`] hands its items: the batch being filled for the
 /// sinks, with the driver's per-item work done on the way in (schema
-/// history, snapshot windows, watermarks).
+/// history, snapshot windows).
 pub struct Emit<'a> {
     pub(crate) batch: &'a mut Vec<StreamItem>,
     pub(crate) snapshots: &'a mut Option<Snapshots>,
@@ -243,22 +243,13 @@ pub struct Emit<'a> {
 impl<'a> Emit<'a> {
     /// Adds one item in stream order: a schema change is recorded in the
     /// state's schema history (with `ddl`, the statement behind it when the
-    /// source knows it), a change is noted in the open snapshot windows, and
-    /// one of this run's watermarks is consumed (at a high watermark the
-    /// chunk's group is added in its place).
-    pub async fn push(&mut self, item: StreamItem, ddl: Option<&str>) -> Result<()> {
+    /// source knows it), a change is noted in the open snapshot windows.
+    pub fn push(&mut self, item: StreamItem, ddl: Option<&str>) -> Result<()> {
         match &item {
             StreamItem::SchemaChange(schema) => self.record_schema(schema, ddl)?,
             StreamItem::Change(ev) => {
                 if let Some(s) = self.snapshots.as_mut() {
                     s.windows.on_change(ev);
-                }
-            }
-            StreamItem::Message(m) => {
-                if let Some(s) = self.snapshots.as_mut() {
-                    if s.windows.on_message(m, self.batch).await? {
-                        return Ok(());
-                    }
                 }
             }
             _ => {}

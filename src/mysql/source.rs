@@ -267,7 +267,7 @@ impl Source for MysqlSource {
                     StreamItem::SchemaChange(schema) => session.decoder.recent_ddl(&schema.id.schema),
                     _ => None,
                 };
-                out.push(item, ddl).await?;
+                out.push(item, ddl)?;
             }
             if out.full() || reached(target.as_ref(), &session.decoder) {
                 break;

@@ -15,3 +15,4 @@ pub mod source;
 pub mod sql;
 pub mod status;
 pub mod tls;
+pub mod watermark;

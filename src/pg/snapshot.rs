@@ -25,10 +25,11 @@ use tokio_postgres::SimpleQueryMessage;
 use crate::error::{Error, Result};
 use crate::pg::catalog::{ident, sql_error, Catalog};
 use crate::pg::params::PgParams;
+use crate::pg::watermark::{watermark, WATERMARK_PREFIX};
 use crate::progress::RowProgress;
 use crate::snapshot::{
-    interpolated_uppers, range_start, ranges_between, ranges_wanted, stored_ranges, watermark, worth_splitting, Chunk,
-    InFlight, Parallel, RangeUpdate, ReaderEvent, WATERMARK_PREFIX,
+    interpolated_uppers, range_start, ranges_between, ranges_wanted, stored_ranges, worth_splitting, Chunk, InFlight,
+    Parallel, RangeUpdate, ReaderEvent,
 };
 use crate::state::TableSnapshot;
 

@@ -292,10 +292,20 @@ impl Source for PgSource {
                 health().server_end(wal_start);
                 self.decode(wal_start, &data).await?;
                 for item in self.decoded.drain(..) {
-                    if let StreamItem::Commit { position, .. } = &item {
-                        self.reached |= self.target.is_some_and(|t| position.pg_ack_lsn() >= t);
+                    match &item {
+                        StreamItem::Commit { position, .. } => {
+                            self.reached |= self.target.is_some_and(|t| position.pg_ack_lsn() >= t);
+                        }
+                        StreamItem::Message(m) => {
+                            if let (Some(s), batch) = out.snapshots_and_batch() {
+                                if super::watermark::on_message(&mut s.windows, m, batch).await? {
+                                    continue;
+                                }
+                            }
+                        }
+                        _ => {}
                     }
-                    out.push(item, None).await?;
+                    out.push(item, None)?;
                 }
                 if let Some(p) = out.last_position() {
                     self.last_emitted = Some(p.clone());
@@ -313,7 +323,7 @@ impl Source for PgSource {
                     && self.last_emitted.as_ref().is_none_or(|l| heartbeat > *l)
                 {
                     self.last_heartbeat = wal_end;
-                    out.push(StreamItem::Heartbeat { position: heartbeat }, None).await?;
+                    out.push_heartbeat(heartbeat);
                     self.reached |= self.target.is_some_and(|t| wal_end >= t);
                 }
                 if reply_requested {
