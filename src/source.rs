@@ -54,9 +54,6 @@ pub enum Purpose {
 /// A source kind's handling of its `[source]` config: everything the
 /// commands ask of a source before (or without) streaming.
 pub trait SourceFactory: Send + Sync {
-    /// The `kind` in the config (`"postgres"`).
-    fn kind(&self) -> &'static str;
-
     /// The configured table patterns (`schema.table`, a trailing `*`
     /// matching a prefix), checked for their form by the config.
     fn tables(&self) -> &[String];

@@ -13,10 +13,6 @@ use crate::source::{AnySource, Purpose, SourceFactory, SourceStatus};
 use crate::state::SourceIdentity;
 
 impl SourceFactory for MysqlConfig {
-    fn kind(&self) -> &'static str {
-        "mysql"
-    }
-
     fn tables(&self) -> &[String] {
         &self.tables
     }

@@ -15,10 +15,6 @@ use crate::source::{AnySource, Purpose, SourceFactory, SourceStatus};
 use crate::state::SourceIdentity;
 
 impl SourceFactory for PgConfig {
-    fn kind(&self) -> &'static str {
-        "postgres"
-    }
-
     fn tables(&self) -> &[String] {
         &self.tables
     }
