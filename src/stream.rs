@@ -76,7 +76,7 @@ impl<S: Source> AnySource for S {
 
 /// Streams `source` into the sinks until stopped or done (see the module
 /// doc); returns after the sinks have drained and committed.
-pub async fn drive<S: Source>(mut source: S, run: StreamRun<'_>) -> Result<()> {
+async fn drive<S: Source>(mut source: S, run: StreamRun<'_>) -> Result<()> {
     let StreamRun { sinks, state, snapshot, exit_after_snapshot, until_caught_up, stop } = run;
     let mut driver = Driver { sinks, state, plan: snapshot, snapshots: None, exit_after_snapshot, stop };
     let result = driver.run(&mut source, until_caught_up).await;
