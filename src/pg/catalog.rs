@@ -7,8 +7,7 @@ use outflow_decoders::pg_type_registry::PgType;
 use tokio_postgres::{Client, NoTls};
 
 use super::params::PgParams;
-use super::sql::connection_lost;
-pub use super::sql::ident;
+use super::sql::{connection_lost, ident};
 use super::tls;
 use crate::error::{Error, Result};
 

@@ -23,8 +23,9 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_postgres::SimpleQueryMessage;
 
 use crate::error::{Error, Result};
-use crate::pg::catalog::{ident, sql_error, Catalog};
+use crate::pg::catalog::{sql_error, Catalog};
 use crate::pg::params::PgParams;
+use crate::pg::sql::ident;
 use crate::pg::watermark::{watermark, WATERMARK_PREFIX};
 use crate::progress::RowProgress;
 use crate::snapshot::{
