@@ -7,15 +7,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
-use outflow_model::TableId;
 use outflow_sinks::{Sink, SinkContext};
 use tokio_util::sync::CancellationToken;
 
-use crate::config::{Config, SinkConfig, SnapshotMode, SourceKind};
+use crate::config::{Config, SinkConfig, SnapshotMode};
 use crate::error::{Error, Result};
 use crate::pipeline::{spawn_sink, SinkHandle, SinkStart};
-use crate::snapshot::SnapshotPlan;
-use crate::source::{Purpose, Source};
+use crate::snapshot::{least_progress, SnapshotPlan};
+use crate::source::{Purpose, StreamRun};
 use crate::state::{SourceIdentity, StateDir, TableSnapshot};
 
 #[derive(Debug, Parser)]
@@ -157,10 +156,13 @@ async fn run(config_path: &Path, until_caught_up: bool) -> Result<()> {
 
     // A directory of another source is refused before anything is created
     // on this one (PostgreSQL: the publication and the slot).
-    if let (Some(known), SourceKind::Postgres) = (&identity, config.source.kind) {
-        check_identity(&state, known, &crate::pg::source::probe_identity(&config.source).await?)?;
+    let factory = config.source.factory();
+    if let Some(known) = &identity {
+        if let Some(probed) = factory.probe_identity().await? {
+            check_identity(&state, known, &probed)?;
+        }
     }
-    let mut source = Source::prepare(&config.source, Purpose::Run { has_offsets }).await?;
+    let source = factory.connect(Purpose::Run { has_offsets }).await?;
     let this = source.identity();
     match &identity {
         Some(known) => check_identity(&state, known, &this)?,
@@ -180,9 +182,10 @@ async fn run(config_path: &Path, until_caught_up: bool) -> Result<()> {
         sinks.push((sink, progress));
     }
 
+    let mut plan = None;
     if config.snapshot.mode != SnapshotMode::Never {
         let progress: Vec<_> = sinks.iter().map(|(_, p)| p).collect();
-        let plan = SnapshotPlan {
+        plan = Some(SnapshotPlan {
             tables: source
                 .tables()
                 .into_iter()
@@ -193,8 +196,7 @@ async fn run(config_path: &Path, until_caught_up: bool) -> Result<()> {
                 .collect(),
             chunk_size: config.snapshot.chunk_size,
             parallelism: config.snapshot.parallelism,
-        };
-        source.set_snapshot(plan, config.snapshot.mode == SnapshotMode::InitialOnly);
+        });
     }
 
     let mut handles = Vec::new();
@@ -202,8 +204,15 @@ async fn run(config_path: &Path, until_caught_up: bool) -> Result<()> {
         let start = SinkStart { position, events: offset.as_ref().map_or(0, |o| o.events), snapshot };
         handles.push(spawn_sink(sink_cfg.name().to_string(), sink, Some(state.clone()), start, COMMIT_INTERVAL));
     }
-    let stop = shutdown_on_signal();
-    source.stream(&mut handles, Some(&state), until_caught_up, stop).await?;
+    let run = StreamRun {
+        sinks: &mut handles,
+        state: Some(&state),
+        snapshot: plan,
+        exit_after_snapshot: config.snapshot.mode == SnapshotMode::InitialOnly,
+        until_caught_up,
+        stop: shutdown_on_signal(),
+    };
+    source.stream(run).await?;
     report_done(&handles);
     Ok(())
 }
@@ -225,7 +234,7 @@ fn check_identity(state: &StateDir, known: &SourceIdentity, this: &SourceIdentit
 
 async fn tail(config_path: &Path, until_caught_up: bool) -> Result<()> {
     let config = Config::load(config_path)?;
-    let source = Source::prepare(&config.source, Purpose::Tail).await?;
+    let source = config.source.factory().connect(Purpose::Tail).await?;
     let ctx = source.sink_context(&config.name);
     let stdout = outflow_sinks::jsonl::JsonlConfig {
         name: "tail".into(),
@@ -235,7 +244,15 @@ async fn tail(config_path: &Path, until_caught_up: bool) -> Result<()> {
     };
     let sink = stdout.build(ctx, None)?;
     let mut handles = vec![spawn_sink("tail".into(), Box::new(sink), None, SinkStart::default(), COMMIT_INTERVAL)];
-    source.stream(&mut handles, None, until_caught_up, shutdown_on_signal()).await
+    let run = StreamRun {
+        sinks: &mut handles,
+        state: None,
+        snapshot: None,
+        exit_after_snapshot: false,
+        until_caught_up,
+        stop: shutdown_on_signal(),
+    };
+    source.stream(run).await
 }
 
 fn build_sink(cfg: &SinkConfig, ctx: SinkContext, checkpoint: Option<&serde_json::Value>) -> Result<Box<dyn Sink>> {
@@ -246,13 +263,6 @@ fn build_sink(cfg: &SinkConfig, ctx: SinkContext, checkpoint: Option<&serde_json
         SinkConfig::Postgres(c) => Box::new(c.build(ctx, checkpoint)?),
         SinkConfig::Iceberg(c) => Box::new(c.build(ctx, checkpoint)?),
     })
-}
-
-/// Where `table`'s snapshot resumes: the least advanced sink's progress (a
-/// sink without any is at the start).
-pub(crate) fn least_progress(sinks: &[&BTreeMap<String, TableSnapshot>], table: &TableId) -> TableSnapshot {
-    let name = table.to_string();
-    sinks.iter().map(|p| p.get(&name).cloned().unwrap_or_default()).min_by_key(|p| (p.done, p.rows)).unwrap_or_default()
 }
 
 /// Adds the progress a sink's own commit record holds to what its offset

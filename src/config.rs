@@ -5,10 +5,11 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use outflow_sinks::parquet::{ByteSize, Interval};
+use outflow_sinks::parquet::Interval;
 use serde::Deserialize;
 
 use crate::error::{Error, Result};
+use crate::source::SourceFactory;
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -32,48 +33,34 @@ fn default_name() -> String {
     "outflow".into()
 }
 
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SourceConfig {
-    pub kind: SourceKind,
-    pub url: String,
-    pub tables: Vec<String>,
-    #[serde(default = "default_outflow")]
-    pub slot: String,
-    #[serde(default = "default_outflow")]
-    pub publication: String,
-    /// mysql: the replica id outflow registers with; unique among the
-    /// server's replicas (default 5401).
-    #[serde(default)]
-    pub server_id: Option<u32>,
-    /// postgres: warn (log, metric, status) when the WAL the slot retains
-    /// passes this size (default 1 GiB).
-    #[serde(default)]
-    pub wal_warn_bytes: Option<ByteSize>,
+/// Declares [`SourceConfig`] from the registered sources, one line each:
+/// `Variant(config type)`, the variant's lowercase name being the `kind`.
+macro_rules! sources {
+    ($($(#[$doc:meta])* $variant:ident($config:ty),)*) => {
+        /// `[source]`: which database to read, by `kind`. Each kind's settings
+        /// and behaviour live in its own folder, behind [`SourceFactory`].
+        #[derive(Debug, Clone, Deserialize)]
+        #[serde(tag = "kind", rename_all = "lowercase")]
+        pub enum SourceConfig {
+            $($(#[$doc])* $variant($config),)*
+        }
+
+        impl SourceConfig {
+            /// The source kind's own handling of this config.
+            pub fn factory(&self) -> &dyn SourceFactory {
+                match self {
+                    $(SourceConfig::$variant(c) => c,)*
+                }
+            }
+        }
+    };
 }
 
-impl SourceConfig {
-    pub fn wal_warn_bytes(&self) -> u64 {
-        self.wal_warn_bytes.map_or(DEFAULT_WAL_WARN_BYTES, |b| b.0)
-    }
-}
-
-/// Retained WAL above which a postgres source warns, when not configured.
-pub const DEFAULT_WAL_WARN_BYTES: u64 = 1 << 30;
-
-/// The replica id a mysql source uses when `server_id` is not set.
-pub const DEFAULT_MYSQL_SERVER_ID: u32 = 5401;
-
-fn default_outflow() -> String {
-    "outflow".into()
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum SourceKind {
-    Postgres,
+// The registered sources: a new one is a folder under `src/` and a line here.
+sources! {
+    Postgres(crate::pg::config::PgConfig),
     /// MySQL and MariaDB.
-    Mysql,
+    Mysql(crate::mysql::config::MysqlConfig),
 }
 
 /// `[snapshot]`: how existing rows are read (see `src/snapshot/`).
@@ -212,19 +199,22 @@ impl Config {
 
     pub fn parse(text: &str, origin: &str) -> Result<Config> {
         let expanded = expand_env(text)?;
-        let config: Config = toml::from_str(&expanded).map_err(|e| config_error(origin, text, &expanded, &e))?;
+        let config: Config = toml::from_str(&expanded).map_err(|e| {
+            misplaced_source_key(&expanded, &e).unwrap_or_else(|| config_error(origin, text, &expanded, &e))
+        })?;
         config.validate()?;
         Ok(config)
     }
 
     fn validate(&self) -> Result<()> {
-        if self.source.tables.is_empty() {
+        let source = self.source.factory();
+        if source.tables().is_empty() {
             return Err(Error::config(
                 "[source] tables is empty",
                 "list the tables to capture, e.g. tables = [\"public.orders\"]",
             ));
         }
-        for t in &self.source.tables {
+        for t in source.tables() {
             if t.split('.').count() != 2 || t.starts_with('.') || t.ends_with('.') {
                 return Err(Error::config(
                     format!("[source] tables: {t:?} is not of the form schema.table"),
@@ -232,33 +222,9 @@ impl Config {
                 ));
             }
         }
-        match (self.source.kind, self.source.server_id) {
-            (SourceKind::Mysql, Some(0)) => {
-                return Err(Error::config(
-                    "[source] server_id = 0 is not allowed: the server refuses replicas with id 0",
-                    "pick a number from 1 to 4294967295 no other server or replica uses",
-                ))
-            }
-            (SourceKind::Postgres, Some(_)) => {
-                return Err(Error::config(
-                    "[source] server_id is a mysql setting, but kind = \"postgres\"",
-                    "remove server_id, or set kind = \"mysql\"",
-                ))
-            }
-            _ => {}
-        }
-        if self.source.kind == SourceKind::Mysql && self.source.wal_warn_bytes.is_some() {
-            return Err(Error::config(
-                "[source] wal_warn_bytes is a postgres setting, but kind = \"mysql\"",
-                "remove wal_warn_bytes: MySQL keeps binlogs by age (binlog_expire_logs_seconds), not per consumer",
-            ));
-        }
-        // The URL is parsed now, so a malformed one is a config error before
-        // anything is created (state directory, slot, publication).
-        match self.source.kind {
-            SourceKind::Postgres => crate::pg::params::PgParams::from_url(&self.source.url).map(|_| ())?,
-            SourceKind::Mysql => crate::mysql::catalog::parse_url(&self.source.url).map(|_| ())?,
-        }
+        // Checked now (e.g. the URL parsed), so a malformed value is a config
+        // error before anything is created (state directory, slot, publication).
+        source.validate()?;
         if let Some(admin) = &self.admin {
             admin.addr()?;
         }
@@ -332,6 +298,33 @@ fn expand_env(text: &str) -> Result<String> {
     Ok(out)
 }
 
+/// An unknown key in `[source]` that another source kind has (`server_id`
+/// with `kind = "postgres"`): says so, instead of suggesting a look-alike.
+/// The kinds and their keys are asked of serde, so nothing here lists them.
+fn misplaced_source_key(expanded: &str, e: &toml::de::Error) -> Option<Error> {
+    let key = unknown_field(e.message())?;
+    let document: toml::Table = toml::from_str(expanded).ok()?;
+    let source = document.get("source")?.as_table()?;
+    let this = source.get("kind")?.as_str()?;
+    source.get(key)?;
+    let probe = |kind: &str| {
+        let table: toml::Table =
+            [("kind".to_string(), kind.into()), (key.to_string(), true.into())].into_iter().collect();
+        SourceConfig::deserialize(toml::Value::Table(table)).err().map(|e| e.message().to_string())
+    };
+    let unknown_here = |kind: &str| probe(kind).is_some_and(|m| m.starts_with("unknown field"));
+    if !unknown_here(this) {
+        return None;
+    }
+    // "unknown variant `?`, expected `postgres` or `mysql`"
+    let kinds = probe("?")?;
+    let other = kinds.split('`').skip(3).step_by(2).find(|k| *k != this && !unknown_here(k))?;
+    Some(Error::config(
+        format!("[source] {key} is a {other} setting, but kind = {this:?}"),
+        format!("remove {key}, or set kind = {other:?}"),
+    ))
+}
+
 /// Turns a toml/serde error into one line naming the line it is about (as
 /// written, before `${VAR}` expansion, so no secret is shown), suggesting the
 /// nearest key for unknown fields.
@@ -345,13 +338,17 @@ fn config_error(origin: &str, written: &str, expanded: &str, e: &toml::de::Error
         .span()
         .map(|span| {
             let (first, last) = (line_of(span.start), line_of(span.end));
-            // A value inside a `[[sink]]` is reported for the whole table
-            // (its `kind` picks the type, which loses the place): take the
-            // table's line that holds the value the message quotes, when
-            // only one does.
-            let lines: Vec<usize> = quoted_value(&message)
-                .map(|v| (first..=last).filter(|&n| written.lines().nth(n).is_some_and(|l| assigns(l, &v))).collect())
-                .unwrap_or_default();
+            // A value inside `[source]` or a `[[sink]]` is reported for the
+            // whole table (its `kind` picks the type, which loses the
+            // place): take the table's line that holds the unknown key, or
+            // the value the message quotes, when only one does.
+            let holds = |n: usize, line: &dyn Fn(&str) -> bool| written.lines().nth(n).is_some_and(line);
+            let lines: Vec<usize> = match unknown_field(&message) {
+                Some(key) => (first..=last).filter(|&n| holds(n, &|l| sets_key(l, key))).collect(),
+                None => quoted_value(&message)
+                    .map(|v| (first..=last).filter(|&n| holds(n, &|l| assigns(l, &v))).collect())
+                    .unwrap_or_default(),
+            };
             if lines.len() == 1 {
                 lines[0]
             } else {
@@ -377,6 +374,16 @@ fn quoted_value(message: &str) -> Option<String> {
         return rest.split_once('`').map(|(v, _)| v.to_string());
     }
     message.split_once(" is negative").map(|(v, _)| v.to_string())
+}
+
+/// The key of serde's "unknown field `key`, expected ...".
+fn unknown_field(message: &str) -> Option<&str> {
+    message.strip_prefix("unknown field `")?.split('`').next()
+}
+
+/// Whether `line` is `key = ...`.
+fn sets_key(line: &str, key: &str) -> bool {
+    line.split_once('=').is_some_and(|(k, _)| k.trim() == key)
 }
 
 /// Whether `line` is `key = value` with exactly `value`.
@@ -409,11 +416,25 @@ mod tests {
         path = "out.jsonl"
     "#;
 
+    fn pg(c: &Config) -> &crate::pg::config::PgConfig {
+        match &c.source {
+            SourceConfig::Postgres(p) => p,
+            other => panic!("not postgres: {other:?}"),
+        }
+    }
+
+    fn mysql(c: &Config) -> &crate::mysql::config::MysqlConfig {
+        match &c.source {
+            SourceConfig::Mysql(m) => m,
+            other => panic!("not mysql: {other:?}"),
+        }
+    }
+
     #[test]
     fn minimal_config_gets_defaults() {
         let c = Config::parse(MINIMAL, "test").unwrap();
         assert_eq!(c.name, "outflow");
-        assert_eq!(c.source.slot, "outflow");
+        assert_eq!(pg(&c).slot, "outflow");
         assert_eq!(c.state.dir, PathBuf::from("./outflow-state"));
         assert_eq!(c.sinks[0].name(), "events");
     }
@@ -442,6 +463,7 @@ mod tests {
         let err = Config::parse(&text, "test").unwrap_err();
         let shown = err.to_string();
         assert!(shown.contains("unknown field `slott`"), "{shown}");
+        assert!(shown.contains("line 5 `slott = \"x\"`"), "{shown}");
         assert!(err.hint().unwrap().contains("did you mean `slot`"), "{:?}", err.hint());
     }
 
@@ -457,19 +479,20 @@ mod tests {
     fn mysql_server_id_defaults_and_is_validated() {
         let text = MINIMAL.replace("\"postgres\"", "\"mysql\"").replace("postgres://", "mysql://");
         let c = Config::parse(&text, "test").unwrap();
-        assert_eq!(c.source.kind, SourceKind::Mysql);
-        assert_eq!(c.source.server_id, None);
+        assert_eq!(mysql(&c).server_id, None);
         let with_id = text.replace("tables =", "server_id = 77\n tables =");
-        assert_eq!(Config::parse(&with_id, "test").unwrap().source.server_id, Some(77));
+        assert_eq!(mysql(&Config::parse(&with_id, "test").unwrap()).server_id, Some(77));
         assert!(Config::parse(&text.replace("tables =", "server_id = 0\n tables ="), "test").is_err());
-        assert!(Config::parse(&MINIMAL.replace("tables =", "server_id = 7\n tables ="), "test").is_err());
+        let err = Config::parse(&MINIMAL.replace("tables =", "server_id = 7\n tables ="), "test").unwrap_err();
+        assert_eq!(err.message, "[source] server_id is a mysql setting, but kind = \"postgres\"");
+        assert_eq!(err.hint().unwrap(), "remove server_id, or set kind = \"mysql\"");
     }
 
     #[test]
     fn admin_section_is_optional_and_checked() {
         let c = Config::parse(MINIMAL, "test").unwrap();
         assert!(c.admin.is_none());
-        assert_eq!(c.source.wal_warn_bytes(), 1 << 30);
+        assert_eq!(pg(&c).wal_warn_bytes(), 1 << 30);
 
         let text = format!("{MINIMAL}\n[admin]\nlisten = \"127.0.0.1:9187\"\n");
         let admin = Config::parse(&text, "test").unwrap().admin.unwrap();
@@ -498,12 +521,13 @@ mod tests {
     #[test]
     fn wal_warn_bytes_takes_sizes_and_is_postgres_only() {
         let text = MINIMAL.replace("tables =", "wal_warn_bytes = \"512MiB\"\n tables =");
-        assert_eq!(Config::parse(&text, "test").unwrap().source.wal_warn_bytes(), 512 << 20);
+        assert_eq!(pg(&Config::parse(&text, "test").unwrap()).wal_warn_bytes(), 512 << 20);
         let text = MINIMAL.replace("tables =", "wal_warn_bytes = 1000\n tables =");
-        assert_eq!(Config::parse(&text, "test").unwrap().source.wal_warn_bytes(), 1000);
+        assert_eq!(pg(&Config::parse(&text, "test").unwrap()).wal_warn_bytes(), 1000);
         assert!(Config::parse(&MINIMAL.replace("tables =", "wal_warn_bytes = \"lots\"\n tables ="), "test").is_err());
         let mysql = MINIMAL.replace("\"postgres\"", "\"mysql\"").replace("tables =", "wal_warn_bytes = 5\n tables =");
-        assert!(Config::parse(&mysql, "test").is_err());
+        let err = Config::parse(&mysql, "test").unwrap_err();
+        assert_eq!(err.message, "[source] wal_warn_bytes is a postgres setting, but kind = \"mysql\"");
     }
 
     #[test]

@@ -1,4 +1,4 @@
-//! outflow: change-data-capture from PostgreSQL to sinks, with offsets that
+//! outflow: change-data-capture from PostgreSQL and MySQL/MariaDB to sinks, with offsets that
 //! survive any restart. The binary (`src/main.rs`) is a thin CLI over this.
 
 pub mod admin;
@@ -14,7 +14,9 @@ pub mod offsets;
 pub mod pg;
 pub mod pipeline;
 pub mod progress;
+pub mod report;
 pub mod snapshot;
 pub mod source;
 pub mod state;
 pub mod status;
+pub mod stream;

@@ -6,13 +6,10 @@
 
 use std::path::Path;
 
-use outflow_model::position::format_lsn;
 use outflow_model::Position;
 
-use crate::config::{Config, SourceKind};
+use crate::config::Config;
 use crate::error::{Error, Result};
-use crate::pg::catalog::Catalog;
-use crate::pg::params::PgParams;
 use crate::state::{now_rfc3339, SinkOffset, StateDir};
 
 pub fn show(config_path: &Path) -> Result<()> {
@@ -36,7 +33,7 @@ pub async fn set(config_path: &Path, sink: &str, position: &str, dry_run: bool) 
         Error::config(format!("--position {position:?} is not a position: {e}"), "e.g. --position lsn:0/16B3748")
     })?;
     let (state, current) = open_for_change(&config, sink, dry_run)?;
-    check_replayable(&config, &target).await?;
+    config.source.factory().check_position(&target).await?;
     let from = current.as_ref().map(|o| o.position.clone());
     let direction = match current.as_ref().map(|o| o.position.parse::<Position>()) {
         Some(Ok(now)) if target < now => format!(
@@ -116,45 +113,4 @@ fn open_for_change(config: &Config, sink: &str, dry_run: bool) -> Result<(StateD
     };
     let current = state.sink_offset(sink)?;
     Ok((state, current))
-}
-
-/// Refuses positions the slot can no longer give back or the server has not reached.
-async fn check_replayable(config: &Config, target: &Position) -> Result<()> {
-    if config.source.kind == SourceKind::Mysql {
-        let Position::Mysql(pos) = target else {
-            return Err(Error::config(
-                format!("{target} is not a MySQL/MariaDB position"),
-                "e.g. --position gtid:0-1-42 (MariaDB) or file:mysql-bin.000003:4",
-            ));
-        };
-        // The server must still have its binlogs from there on.
-        let mut catalog = crate::mysql::catalog::Catalog::connect(&config.source.url).await?;
-        return catalog.check_not_purged(&pos.anchor).await;
-    }
-    let params = PgParams::from_url(&config.source.url)?;
-    let catalog = Catalog::connect(&params).await?;
-    let lsn = target.pg_ack_lsn();
-    if let Some(slot) = catalog.slot(&config.source.slot).await? {
-        let confirmed = slot.confirmed_flush_lsn.as_deref().map(outflow_model::position::parse_lsn);
-        if let Some(Ok(confirmed)) = confirmed {
-            if lsn < confirmed {
-                return Err(Error::fatal(
-                    format!(
-                        "slot {:?} has already confirmed {}; the server no longer has the changes before it, so {target} cannot be replayed",
-                        config.source.slot,
-                        format_lsn(confirmed)
-                    ),
-                    format!("choose a position at or after lsn:{}, or reset the sink to snapshot again", format_lsn(confirmed)),
-                ));
-            }
-        }
-    }
-    let end = catalog.current_wal_lsn().await?;
-    if lsn > end {
-        return Err(Error::fatal(
-            format!("{target} is beyond the server's current position lsn:{}", format_lsn(end)),
-            "choose a position the server has reached",
-        ));
-    }
-    Ok(())
 }

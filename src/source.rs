@@ -1,18 +1,45 @@
-//! The sources outflow reads, behind one enum so the commands do not care
-//! which database they talk to. Adding a source means a module with the same
-//! four operations and one arm here.
+//! The contract between a source (a folder under `src/`: `pg/`, `mysql/`)
+//! and the rest of outflow. Two traits:
+//!
+//! - [`SourceFactory`], implemented by each source's config type: what the
+//!   commands need before or without streaming — validation, preflight
+//!   (`outflow check`), status (`outflow status`), offset validation
+//!   (`outflow offsets set`), and connecting. A source is registered by one
+//!   line in `src/config.rs` (`sources! { ... }`), which makes its config a
+//!   variant of `SourceConfig`.
+//! - [`Source`], implemented by the connected source: reading the change
+//!   stream, acknowledging, snapshot readers. The driver (`src/stream.rs`)
+//!   owns everything around it once for every source: reconnects with
+//!   backoff, the snapshot-request and rejoin ticks, fan-out to the sinks,
+//!   snapshot windows, schema recording, draining on stop, until-caught-up.
+//!
+//! Shape: [`Source`] uses native `async fn`s (declared as `impl Future +
+//! Send`), so the driver is generic over it and its per-message calls cost
+//! no allocation. It is not object safe; [`AnySource`] is its boxed,
+//! object-safe face (a blanket impl in `src/stream.rs`), which is what
+//! [`SourceFactory::connect`] returns and the commands hold. The factory's
+//! few calls return boxed futures ([`BoxFuture`]).
+//!
+//! Ordering contract of the stream: items leave [`Source::read`] in commit
+//! order with increasing positions (a source that inserts snapshot chunks
+//! re-positions what follows, see `src/mysql/source.rs`); transactions are
+//! bracketed by `Begin`/`Commit`. The driver hands them to the sinks in that
+//! order; each sink skips what it already has, so a source restarted from
+//! the minimum durable position ([`Source::open`]) may send items again.
 
+use std::future::Future;
+
+use futures::future::BoxFuture;
+use outflow_model::{Position, StreamItem, TableId, TableSchema};
 use outflow_sinks::SinkContext;
+use serde_json::{Map, Value};
 use tokio_util::sync::CancellationToken;
 
-use crate::config::{SourceConfig, SourceKind};
 use crate::error::Result;
-use crate::mysql::source::MysqlSource;
-use crate::pg::source::PgSource;
 use crate::pipeline::SinkHandle;
-use crate::snapshot::SnapshotPlan;
-use crate::state::{SourceIdentity, StateDir};
-use outflow_model::TableId;
+use crate::report::Checklist;
+use crate::snapshot::{SnapshotPlan, Snapshots};
+use crate::state::{SourceIdentity, StateDir, TableSnapshot};
 
 /// What the source is being prepared for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -24,99 +51,290 @@ pub enum Purpose {
     Tail,
 }
 
-pub enum Source {
-    Postgres(PgSource),
-    Mysql(MysqlSource),
+/// A source kind's handling of its `[source]` config: everything the
+/// commands ask of a source before (or without) streaming.
+pub trait SourceFactory: Send + Sync {
+    /// The configured table patterns (`schema.table`, a trailing `*`
+    /// matching a prefix), checked for their form by the config.
+    fn tables(&self) -> &[String];
+
+    /// Checks the config without connecting (a malformed URL, a value the
+    /// server would refuse), as a config error; runs before anything is
+    /// created anywhere.
+    fn validate(&self) -> Result<()>;
+
+    /// Which server and stream the config points at, read without creating
+    /// anything, for sources whose [`connect`](Self::connect) creates
+    /// server-side state (so that a state directory of another source is
+    /// refused first); `None` for sources that create nothing.
+    fn probe_identity(&self) -> BoxFuture<'_, Result<Option<SourceIdentity>>>;
+
+    /// Connects, checks the server's settings and privileges (each refusal
+    /// an error saying what to change), and sets up what streaming needs.
+    fn connect(&self, purpose: Purpose) -> BoxFuture<'_, Result<Box<dyn AnySource>>>;
+
+    /// `outflow check`: one [`Checklist::item`] per condition `connect` and
+    /// streaming rely on, each failure with its exact fix (SQL or setting).
+    /// An unreachable server is one failed item, not an error; `snapshots`
+    /// says whether the config reads snapshots (their privileges count).
+    fn preflight<'a>(&'a self, snapshots: bool, report: &'a mut Checklist) -> BoxFuture<'a, Result<()>>;
+
+    /// `outflow status`: the `source` block (at least `kind`, `server`, the
+    /// server's current position and `error` when it cannot be asked) and
+    /// each sink's lag fields. Never fails for an unreachable server: that
+    /// is the block's `error`.
+    fn status(&self) -> BoxFuture<'_, Result<SourceStatus>>;
+
+    /// Prints [`status`](Self::status)'s block as the first lines of the
+    /// human `outflow status`.
+    fn print_status(&self, block: &Value);
+
+    /// `outflow offsets set`: refuses a position that is not of this kind,
+    /// that the server can no longer replay, or that it has not reached.
+    fn check_position<'a>(&'a self, target: &'a Position) -> BoxFuture<'a, Result<()>>;
 }
 
-impl Source {
-    /// Connects, checks the server's settings and privileges, and sets up
-    /// what streaming needs.
-    pub async fn prepare(cfg: &SourceConfig, purpose: Purpose) -> Result<Source> {
-        match cfg.kind {
-            SourceKind::Postgres => {
-                let (slot, temporary, must_exist) = match purpose {
-                    Purpose::Run { has_offsets } => (cfg.slot.clone(), false, has_offsets),
-                    Purpose::Tail => (format!("outflow_tail_{}", std::process::id()), true, false),
-                };
-                Ok(Source::Postgres(PgSource::prepare(cfg, &slot, temporary, must_exist).await?))
+/// A sink's lag fields for `status`, from its durable position.
+pub type Lag = Box<dyn Fn(&Position) -> Map<String, Value> + Send + Sync>;
+
+/// The source's part of `outflow status`.
+pub struct SourceStatus {
+    pub block: Value,
+    pub lag: Lag,
+}
+
+/// A connected source, for the driver. Methods are called from one task,
+/// in this order: [`start`](Self::start) once; then per connection
+/// [`open`](Self::open) followed by rounds of
+/// [`place_snapshots`](Self::place_snapshots) / [`recv`](Self::recv) /
+/// [`read`](Self::read) and the occasional [`acknowledge`](Self::acknowledge)
+/// and [`probe`](Self::probe); after an error or a rejoin, `open` again
+/// (the driver waits with backoff between attempts); finally
+/// [`close`](Self::close), after every sink has drained.
+pub trait Source: Send + Sized + 'static {
+    /// Which server, database and stream this is (a state directory
+    /// belongs to one).
+    fn identity(&self) -> SourceIdentity;
+
+    /// What sinks put in the events' `source` block.
+    fn sink_context(&self, pipeline: &str) -> SinkContext;
+
+    /// The captured tables (what snapshots may read).
+    fn tables(&self) -> &[TableId];
+
+    /// Before streaming: `saved` is the minimum durable position over the
+    /// sinks (None: no sink has one). A source refuses a position not its
+    /// own or no longer on the server (fatal), decides where a sink-less
+    /// start begins, and with `until_caught_up` reads the server's current
+    /// end as the target. A transient error is retried by the driver.
+    fn start(&mut self, saved: Option<&Position>, until_caught_up: bool) -> impl Future<Output = Result<()>> + Send;
+
+    /// (Re)connects and starts streaming from `from`, the minimum durable
+    /// position over the sinks (None: where `start` decided). Transient
+    /// errors are retried with backoff, unless a snapshot is running.
+    fn open(&mut self, from: Option<&Position>) -> impl Future<Output = Result<()>> + Send;
+
+    /// Waits for the next message from the server and keeps it for
+    /// [`read`](Self::read). Cancel-safe: the driver polls it in a
+    /// `select!` and drops it when something else is ready; nothing may be
+    /// lost then. A lost connection is a transient error.
+    fn recv(&mut self) -> impl Future<Output = Result<()>> + Send;
+
+    /// Decodes what [`recv`](Self::recv) kept (and, when cheap, what else
+    /// has already arrived), handing the items to `out` in stream order.
+    /// Not cancelled. A message that cannot be decoded is a fatal error:
+    /// nothing after it is delivered or acknowledged.
+    fn read(&mut self, out: &mut Emit<'_>) -> impl Future<Output = Result<()>> + Send;
+
+    /// Called before each send and stop check: a source whose snapshot
+    /// chunks are placed by stream position (no watermarks in its stream)
+    /// opens the windows readers asked for and emits the chunks the stream
+    /// is past, when it is between two transactions.
+    fn place_snapshots(&mut self, _out: &mut Emit<'_>) {}
+
+    /// Whether the server position read by `start` for `until_caught_up`
+    /// has been handed over (false without one).
+    fn caught_up(&self) -> bool;
+
+    /// Whether the driver should hold the batch for more items instead of
+    /// sending it now (more is already buffered and the stream is not yet
+    /// caught up); full batches are sent regardless.
+    fn hold_batch(&self) -> bool {
+        false
+    }
+
+    /// Confirms `durable` — the minimum durable position over all sinks —
+    /// to the server (PostgreSQL: the slot's confirmed position), also as a
+    /// sign of life. Called when a sink's durable position changes, every
+    /// few seconds, and after [`Emit::ask_durable_now`]. Never past what
+    /// `durable` says. Sources with nothing to confirm do nothing.
+    fn acknowledge(&mut self, _durable: Option<&Position>) -> impl Future<Output = Result<()>> + Send {
+        async { Ok(()) }
+    }
+
+    /// Whether [`probe`](Self::probe) is wanted now (waiting to catch up
+    /// between transactions, on a server that sends its position only when asked).
+    fn wants_probe(&self) -> bool {
+        false
+    }
+
+    /// Asks the server to say how far it has written (every 250 ms while
+    /// [`wants_probe`](Self::wants_probe)).
+    fn probe(&mut self) -> impl Future<Output = Result<()>> + Send {
+        async { Ok(()) }
+    }
+
+    /// Whether a detached sink may rejoin (streaming restarts from the
+    /// minimum durable position) while a snapshot runs. False where the
+    /// snapshot's windows are marked by watermarks in the stream, which a
+    /// restart would replay out of context.
+    fn rejoin_during_snapshot(&self) -> bool {
+        true
+    }
+
+    /// Starts the snapshot reader for one table on `snapshots`, from
+    /// `progress`.
+    fn spawn_reader(&self, snapshots: &mut Snapshots, table: TableId, progress: TableSnapshot);
+
+    /// Ends the connections after the sinks drained; `durable` is their
+    /// final minimum durable position, confirmed first where the source
+    /// acknowledges.
+    fn close(self, durable: Option<Position>) -> impl Future<Output = ()> + Send;
+}
+
+/// Items per batch handed to the sinks.
+pub const BATCH_ITEMS: usize = 2048;
+
+/// How the driver is asked to stream.
+pub struct StreamRun<'a> {
+    pub sinks: &'a mut [SinkHandle],
+    pub state: Option<&'a StateDir>,
+    /// Tables to snapshot in this run.
+    pub snapshot: Option<SnapshotPlan>,
+    /// Stop once the snapshot is complete (`mode = "initial_only"`).
+    pub exit_after_snapshot: bool,
+    pub until_caught_up: bool,
+    pub stop: CancellationToken,
+}
+
+/// A connected [`Source`], boxed: what the commands hold.
+pub trait AnySource: Send {
+    fn identity(&self) -> SourceIdentity;
+    fn sink_context(&self, pipeline: &str) -> SinkContext;
+    fn tables(&self) -> Vec<TableId>;
+    /// Streams into the sinks until stopped or caught up (see
+    /// `src/stream.rs`); returns after the sinks have drained and committed.
+    fn stream<'a>(self: Box<Self>, run: StreamRun<'a>) -> BoxFuture<'a, Result<()>>;
+}
+
+/// Where [`Source::read`] hands its items: the batch being filled for the
+/// sinks, with the driver's per-item work done on the way in (schema
+/// history, snapshot windows).
+pub struct Emit<'a> {
+    pub(crate) batch: &'a mut Vec<StreamItem>,
+    pub(crate) snapshots: &'a mut Option<Snapshots>,
+    pub(crate) state: Option<&'a StateDir>,
+    pub(crate) durable_asked: bool,
+}
+
+impl<'a> Emit<'a> {
+    /// Adds one item in stream order: a schema change is recorded in the
+    /// state's schema history (with `ddl`, the statement behind it when the
+    /// source knows it), a change is noted in the open snapshot windows.
+    pub fn push(&mut self, item: StreamItem, ddl: Option<&str>) -> Result<()> {
+        match &item {
+            StreamItem::SchemaChange(schema) => self.record_schema(schema, ddl)?,
+            StreamItem::Change(ev) => {
+                if let Some(s) = self.snapshots.as_mut() {
+                    s.windows.on_change(ev);
+                }
             }
-            // Nothing is left on the server either way: run and tail differ
-            // only in whether offsets are stored.
-            SourceKind::Mysql => Ok(Source::Mysql(MysqlSource::prepare(cfg).await?)),
+            _ => {}
+        }
+        self.batch.push(item);
+        Ok(())
+    }
+
+    /// Whether the batch not yet sent is full ([`BATCH_ITEMS`]): a source
+    /// reading what has already arrived stops there.
+    pub fn full(&self) -> bool {
+        self.batch.len() >= BATCH_ITEMS
+    }
+
+    /// The last position in the batch not yet sent.
+    pub fn last_position(&self) -> Option<&Position> {
+        self.batch.iter().rev().find_map(StreamItem::position)
+    }
+
+    /// Adds a heartbeat (no per-item work), e.g. to announce where a stream
+    /// without sink offsets starts.
+    pub fn push_heartbeat(&mut self, position: Position) {
+        self.batch.push(StreamItem::Heartbeat { position });
+    }
+
+    /// Whether a snapshot runs.
+    pub fn snapshotting(&self) -> bool {
+        self.snapshots.is_some()
+    }
+
+    /// The running snapshot (if any) and the batch, for a source placing
+    /// snapshot chunks itself (see [`Source::place_snapshots`]).
+    pub fn snapshots_and_batch(&mut self) -> (Option<&mut Snapshots>, &mut Vec<StreamItem>) {
+        (self.snapshots.as_mut(), self.batch)
+    }
+
+    /// The state directory, if this run has one (`tail` has none).
+    pub fn state(&self) -> Option<&'a StateDir> {
+        self.state
+    }
+
+    /// Appends a table's shape, with the DDL that caused it, to the schema
+    /// history (unless the last entry already has these columns: a restart
+    /// re-announces every table it meets); nothing without a state directory.
+    pub fn record_schema(&self, schema: &TableSchema, ddl: Option<&str>) -> Result<()> {
+        match self.state {
+            Some(state) => record_schema(state, schema, ddl),
+            None => Ok(()),
         }
     }
 
-    /// Which server and stream a state directory belongs to.
-    pub fn identity(&self) -> SourceIdentity {
-        match self {
-            Source::Postgres(s) => SourceIdentity {
-                kind: "postgres".into(),
-                system_identifier: s.system_identifier.clone(),
-                database: s.params.dbname.clone(),
-                slot: s.slot.clone(),
-            },
-            Source::Mysql(s) => SourceIdentity {
-                kind: "mysql".into(),
-                system_identifier: s.system_identifier(),
-                database: s.database.clone(),
-                slot: "binlog".into(),
-            },
-        }
+    /// The server waits for a confirmation: the driver asks every sink to
+    /// make all it has written durable now, then acknowledges.
+    pub fn ask_durable_now(&mut self) {
+        self.durable_asked = true;
     }
+}
 
-    pub fn sink_context(&self, pipeline: &str) -> SinkContext {
-        match self {
-            Source::Postgres(s) => SinkContext {
-                pipeline: pipeline.to_string(),
-                connector: "postgresql",
-                dialect: outflow_model::Dialect::Postgres,
-                db: s.params.dbname.clone(),
-            },
-            Source::Mysql(s) => SinkContext {
-                pipeline: pipeline.to_string(),
-                connector: "mysql",
-                dialect: outflow_model::Dialect::Mysql,
-                db: s.database.clone(),
-            },
-        }
+/// See [`Emit::record_schema`].
+pub fn record_schema(state: &StateDir, schema: &TableSchema, ddl: Option<&str>) -> Result<()> {
+    let columns: Vec<serde_json::Value> = schema
+        .columns
+        .iter()
+        .map(|c| {
+            serde_json::json!({
+                "name": c.name,
+                "type": c.type_name,
+                "type_id": c.type_id,
+                "type_modifier": c.type_modifier,
+                "nullable": c.nullable,
+                "key": c.key,
+            })
+        })
+        .collect();
+    let table = schema.id.to_string();
+    let path = state.path().join("schemas").join(format!("{table}.json"));
+    let history: Vec<serde_json::Value> = crate::state::read_json(&path)?.unwrap_or_default();
+    if history.last().is_some_and(|last| last["columns"] == serde_json::Value::Array(columns.clone())) {
+        return Ok(());
     }
-
-    /// The captured tables.
-    pub fn tables(&self) -> Vec<TableId> {
-        match self {
-            Source::Postgres(s) => s.tables.clone(),
-            Source::Mysql(s) => s.captured.clone(),
-        }
-    }
-
-    /// Has the stream snapshot `plan`'s tables (and stop when done with
-    /// `exit_after`, for `mode = "initial_only"`).
-    pub fn set_snapshot(&mut self, plan: SnapshotPlan, exit_after: bool) {
-        match self {
-            Source::Postgres(s) => {
-                s.snapshot = Some(plan);
-                s.exit_after_snapshot = exit_after;
-            }
-            Source::Mysql(s) => {
-                s.snapshot = Some(plan);
-                s.exit_after_snapshot = exit_after;
-            }
-        }
-    }
-
-    /// Streams into the sinks until stopped or caught up; returns after the
-    /// sinks have drained and committed.
-    pub async fn stream(
-        self,
-        sinks: &mut [SinkHandle],
-        state: Option<&StateDir>,
-        until_caught_up: bool,
-        stop: CancellationToken,
-    ) -> Result<()> {
-        match self {
-            Source::Postgres(s) => s.stream(sinks, state, until_caught_up, stop).await,
-            Source::Mysql(s) => s.stream(sinks, state, until_caught_up, stop).await,
-        }
-    }
+    tracing::info!(table = %table, version = history.len() + 1, "schema change");
+    state.record_schema(
+        &table,
+        serde_json::json!({
+            "version": history.len() + 1,
+            "recorded_at": crate::state::now_rfc3339(),
+            "ddl": ddl,
+            "columns": columns,
+        }),
+    )
 }

@@ -22,11 +22,10 @@ use std::path::Path;
 use outflow_model::{Position, TableId};
 use serde_json::{json, Map, Value};
 
-use crate::cli::least_progress;
-use crate::config::{Config, SourceKind};
+use crate::config::Config;
 use crate::error::Result;
-use crate::pg::catalog::Catalog;
-use crate::pg::params::PgParams;
+use crate::report::text;
+use crate::snapshot::least_progress;
 use crate::state::{format_rfc3339, SinkOffset, StateDir};
 
 pub async fn status(config_path: &Path, as_json: bool) -> Result<()> {
@@ -35,7 +34,7 @@ pub async fn status(config_path: &Path, as_json: bool) -> Result<()> {
     if as_json {
         println!("{report}");
     } else {
-        print_report(&report);
+        print_report(&config, &report);
     }
     Ok(())
 }
@@ -43,10 +42,8 @@ pub async fn status(config_path: &Path, as_json: bool) -> Result<()> {
 /// The report `status --json` prints.
 pub async fn build(config: &Config) -> Result<Value> {
     let state = StateDir::open_read_only(&config.state.dir);
-    match config.source.kind {
-        SourceKind::Postgres => postgres(config, &state).await,
-        SourceKind::Mysql => crate::mysql::status::report(config, &state).await,
-    }
+    let source = config.source.factory().status().await?;
+    Ok(report(config, &state, source.block, source.lag))
 }
 
 /// The report around a source block: sinks (with `lag` adding each sink's
@@ -114,39 +111,6 @@ pub fn report(
     })
 }
 
-async fn postgres(config: &Config, state: &StateDir) -> Result<Value> {
-    let params = PgParams::from_url(&config.source.url)?;
-    let server = async {
-        let catalog = Catalog::connect(&params).await?;
-        let lsn = catalog.current_wal_lsn().await?;
-        let slot = catalog.slot(&config.source.slot).await?;
-        Ok::<_, crate::error::Error>((lsn, slot))
-    }
-    .await;
-    let warn_bytes = config.source.wal_warn_bytes();
-    let (server_lsn, slot, error) = match server {
-        Ok((lsn, slot)) => (Some(lsn), slot, None),
-        Err(e) => (None, None, Some(e.message)),
-    };
-    let retained = slot.as_ref().and_then(|s| s.retained_wal_bytes);
-    let slot = slot.map(|s| serde_json::to_value(s).unwrap_or_default());
-    let source = json!({
-        "kind": "postgres",
-        "server": params.display(),
-        "server_lsn": server_lsn.map(|l| Position::pg(l).to_string()),
-        "slot_name": config.source.slot,
-        "slot": slot,
-        "wal_warn_bytes": warn_bytes,
-        "wal_warning": retained.map(|r| r.max(0) as u64 > warn_bytes),
-        "error": error,
-    });
-    Ok(report(config, state, source, |p| {
-        let mut lag = Map::new();
-        lag.insert("lag_bytes".into(), json!(server_lsn.map(|lsn| lsn.saturating_sub(p.pg_ack_lsn()))));
-        lag
-    }))
-}
-
 /// Snapshot progress per table over all sinks: the least advanced sink's.
 fn snapshot(config: &Config, state: &StateDir) -> Value {
     let offsets: Vec<Option<SinkOffset>> =
@@ -178,20 +142,8 @@ fn snapshot(config: &Config, state: &StateDir) -> Value {
     Value::Array(list)
 }
 
-/// A JSON value as a table cell: `-` for null, strings unquoted.
-pub fn text(v: &Value) -> String {
-    match v {
-        Value::Null => "-".to_string(),
-        Value::String(s) => s.clone(),
-        other => other.to_string(),
-    }
-}
-
-fn print_report(r: &Value) {
-    match r["source"]["kind"].as_str() {
-        Some("mysql") => crate::mysql::status::print_source(&r["source"]),
-        _ => print_postgres_source(&r["source"]),
-    }
+fn print_report(config: &Config, r: &Value) {
+    config.source.factory().print_status(&r["source"]);
     match &r["process"] {
         Value::Null => println!("process   not running"),
         p => println!("process   running, pid {} since {}", text(&p["pid"]), text(&p["started_at"])),
@@ -234,30 +186,5 @@ fn print_report(r: &Value) {
         for t in &snapshot {
             println!("{:<40} {:<10} {:>12}", text(&t["table"]), text(&t["status"]), text(&t["rows"]));
         }
-    }
-}
-
-fn print_postgres_source(s: &Value) {
-    println!("source    postgres {}  server position {}", text(&s["server"]), text(&s["server_lsn"]));
-    if let Some(err) = s["error"].as_str() {
-        println!("          error: {err}");
-    }
-    match &s["slot"] {
-        Value::Null => println!("slot      {} (missing)", text(&s["slot_name"])),
-        slot => println!(
-            "slot      {}  active {}  confirmed_flush {}  restart {}  retained WAL {} bytes  wal_status {}",
-            text(&s["slot_name"]),
-            text(&slot["active"]),
-            text(&slot["confirmed_flush_lsn"]),
-            text(&slot["restart_lsn"]),
-            text(&slot["retained_wal_bytes"]),
-            text(&slot["wal_status"]),
-        ),
-    }
-    if s["wal_warning"] == json!(true) {
-        println!(
-            "warning   the slot retains more WAL than wal_warn_bytes ({} bytes): a sink is behind or stopped",
-            text(&s["wal_warn_bytes"])
-        );
     }
 }

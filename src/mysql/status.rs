@@ -2,14 +2,18 @@
 //! file, offset and GTID state, the oldest binlog it still has, and how far
 //! behind each sink's saved position is — in bytes for file positions (summed
 //! over the binlog files between), in transactions for GTID positions (summed
-//! over domains).
+//! over domains); and `outflow offsets set`'s check that a position can
+//! still be replayed.
 
 use outflow_model::position::{GtidSet, MysqlAnchor, MysqlPos};
 use outflow_model::Position;
 use serde_json::json;
 
 use super::catalog::{display, parse_url, Catalog};
-use crate::error::Result;
+use super::config::MysqlConfig;
+use crate::error::{Error, Result};
+use crate::report::text;
+use crate::source::{Lag, SourceStatus};
 
 /// What the server says about its binlog.
 pub struct ServerBinlog {
@@ -84,7 +88,6 @@ pub fn source_json(url: &str, server_id: u32, server: &std::result::Result<Serve
 }
 
 pub fn print_source(s: &serde_json::Value) {
-    use crate::status::text;
     println!("source    mysql {}  server position {}", text(&s["server"]), text(&s["server_position"]));
     if let Some(err) = s["error"].as_str() {
         println!("          error: {err}");
@@ -102,12 +105,11 @@ pub fn print_source(s: &serde_json::Value) {
     );
 }
 
-/// The `status` report for a mysql source.
-pub async fn report(config: &crate::config::Config, state: &crate::state::StateDir) -> Result<serde_json::Value> {
-    let server_id = config.source.server_id.unwrap_or(crate::config::DEFAULT_MYSQL_SERVER_ID);
-    let server = server_binlog(&config.source.url).await.map_err(|e| e.message);
-    let source = source_json(&config.source.url, server_id, &server);
-    Ok(crate::status::report(config, state, source, |p| {
+/// The `status` block for a mysql source, and each sink's lag.
+pub async fn status(cfg: &MysqlConfig) -> Result<SourceStatus> {
+    let server = server_binlog(&cfg.url).await.map_err(|e| e.message);
+    let block = source_json(&cfg.url, cfg.server_id(), &server);
+    let lag: Lag = Box::new(move |p| {
         let (bytes, txs) = match &server {
             Ok(s) => lag(s, p),
             Err(_) => (None, None),
@@ -116,5 +118,20 @@ pub async fn report(config: &crate::config::Config, state: &crate::state::StateD
         fields.insert("lag_bytes".into(), json!(bytes));
         fields.insert("lag_transactions".into(), json!(txs));
         fields
-    }))
+    });
+    Ok(SourceStatus { block, lag })
+}
+
+/// `outflow offsets set`: refuses positions that are not MySQL/MariaDB
+/// ones, or whose binlogs the server no longer has.
+pub async fn check_position(cfg: &MysqlConfig, target: &Position) -> Result<()> {
+    let Position::Mysql(pos) = target else {
+        return Err(Error::config(
+            format!("{target} is not a MySQL/MariaDB position"),
+            "e.g. --position gtid:0-1-42 (MariaDB) or file:mysql-bin.000003:4",
+        ));
+    };
+    // The server must still have its binlogs from there on.
+    let mut catalog = Catalog::connect(&cfg.url).await?;
+    catalog.check_not_purged(&pos.anchor).await
 }

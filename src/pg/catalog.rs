@@ -7,7 +7,7 @@ use outflow_decoders::pg_type_registry::PgType;
 use tokio_postgres::{Client, NoTls};
 
 use super::params::PgParams;
-use super::replication::connection_lost;
+use super::sql::{connection_lost, ident};
 use super::tls;
 use crate::error::{Error, Result};
 
@@ -312,17 +312,7 @@ fn record_end(insert: u64, block: u64, segment: u64) -> u64 {
 
 #[cfg(test)]
 mod tests {
-    use super::{connection_lost, record_end};
-
-    #[test]
-    fn a_server_going_away_is_a_lost_connection_a_dropped_database_is_not() {
-        for code in ["57P01", "57P02", "57P03", "57P05", "08006", "08003"] {
-            assert!(connection_lost(code), "{code}");
-        }
-        for code in ["57P04", "42P01", "55006", "42501"] {
-            assert!(!connection_lost(code), "{code}");
-        }
-    }
+    use super::record_end;
 
     #[test]
     fn insert_positions_after_page_headers_become_record_ends() {
@@ -331,11 +321,6 @@ mod tests {
         assert_eq!(record_end((16 << 20) + 40, block, segment), 16 << 20);
         assert_eq!(record_end(0x1_0000 + 100, block, segment), 0x1_0000 + 100);
     }
-}
-
-/// Quotes an identifier for SQL.
-pub fn ident(s: &str) -> String {
-    format!("\"{}\"", s.replace('"', "\"\""))
 }
 
 fn connect_error(params: &PgParams, e: &tokio_postgres::Error) -> Error {

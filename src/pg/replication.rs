@@ -22,6 +22,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use super::params::{PgParams, SslMode};
+use super::sql::{connection_lost, ident};
 use super::tls;
 use crate::error::{Error, Result};
 
@@ -169,7 +170,7 @@ impl ReplicationConn {
                             ),
                             format!(
                                 "ALTER ROLE {} WITH REPLICATION; (on managed services, grant their replication role)",
-                                super::catalog::ident(&params.user)
+                                ident(&params.user)
                             ),
                         ),
                         code if connection_lost(code) => Error::transient(format!(
@@ -442,15 +443,6 @@ pub fn server_error(what: &str, e: &ServerError) -> Error {
         hint = format!("{d}; {hint}");
     }
     Error::fatal(format!("{what}: {} (sqlstate {})", e.message, e.code), hint)
-}
-
-/// Whether an SQLSTATE means the connection (not the request) failed, so a
-/// new connection may succeed: 57P01 admin shutdown (a server stopping or
-/// restarting, or the backend terminated), 57P02 crash shutdown, 57P03
-/// cannot connect now (starting up), 57P05 idle session timeout, and class
-/// 08 (connection exception). Not 57P04 (the database was dropped).
-pub fn connection_lost(code: &str) -> bool {
-    matches!(code, "57P01" | "57P02" | "57P03" | "57P05") || code.starts_with("08")
 }
 
 fn stream_error(e: &ServerError) -> Error {

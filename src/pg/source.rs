@@ -15,17 +15,17 @@
 //! A keepalive that asks for a reply means the server waits for our
 //! confirmation — while it shuts down, a walsender stays until everything it
 //! sent is confirmed, and a fast shutdown waits for it — so it also asks the
-//! sinks to make everything durable now ([`ask_durable_now`]) rather than at
-//! their next roll.
+//! sinks to make everything durable now (`Emit::ask_durable_now`) rather
+//! than at their next roll.
 //!
-//! A lost connection is retried with exponential backoff (transient errors
-//! only, not during a snapshot), streaming again from the minimum durable
-//! position over the sinks, which skip what they already have; re-attaching
-//! a detached sink (see `src/pipeline.rs`) takes the same path at once.
+//! Reconnects (with backoff, by the driver in `src/stream.rs`) and rejoins
+//! stream again from the minimum durable position over the sinks, which
+//! skip what they already have. A rejoin waits for a running snapshot to
+//! complete: its windows are watermarks in the stream.
 //!
 //! While streaming, a task watches the WAL the slot retains (see
-//! `retention.rs`), and the live state (`src/health.rs`) learns the phase
-//! (streaming, reconnecting) and the server's WAL end.
+//! `retention.rs`), and the live state (`src/health.rs`) learns the
+//! server's WAL end.
 
 use std::time::Duration;
 
@@ -33,27 +33,18 @@ use outflow_decoders::pg_decoder::PgDecoder;
 use outflow_decoders::pgoutput;
 use outflow_model::position::format_lsn;
 use outflow_model::{Position, StreamItem, TableId};
-use tokio_util::sync::CancellationToken;
+use outflow_sinks::SinkContext;
 
 use super::catalog::{Catalog, SlotInfo};
+use super::config::PgConfig;
 use super::params::PgParams;
 use super::replication::{server_error, QueryError, ReplicationConn, ReplicationMessage};
-use crate::config::SourceConfig;
-use crate::error::{Error, ErrorClass, Result};
-use crate::health::{health, Phase};
-use crate::metrics::metrics;
-use crate::pipeline::{
-    any_detached, ask_durable_now, finish_all, min_durable, reattach, reconnect_delay, rejoin_ready, send_all, Flow,
-    SinkHandle,
-};
-use crate::snapshot::{receive, SnapshotPlan, Snapshots};
-use crate::state::StateDir;
-use crate::state::TableSnapshot;
-
-/// Items per batch handed to the sinks.
-const BATCH_ITEMS: usize = 2048;
-/// How often the durable position is reported when nothing else prompts it.
-const STATUS_INTERVAL: Duration = Duration::from_secs(10);
+use super::sql::ident;
+use crate::error::{Error, Result};
+use crate::health::health;
+use crate::snapshot::Snapshots;
+use crate::source::{Emit, Source};
+use crate::state::{SourceIdentity, TableSnapshot};
 
 /// A source whose server side is ready: publication present, slot present.
 pub struct PgSource {
@@ -67,11 +58,25 @@ pub struct PgSource {
     pub wal_warn_bytes: u64,
     /// The captured tables, resolved from the configured patterns.
     pub tables: Vec<TableId>,
-    /// Tables to snapshot in this run, and whether to stop once done.
-    pub snapshot: Option<SnapshotPlan>,
-    pub exit_after_snapshot: bool,
-    /// The running snapshot's readers and windows, once started.
-    snapshots: Option<Snapshots>,
+    /// `conn` is the one `prepare` opened, not yet streaming.
+    fresh: bool,
+    /// A transient error in `start`: connect the catalog again first.
+    stale_catalog: bool,
+    /// The task watching the WAL the slot retains (`retention.rs`).
+    retention: Option<tokio::task::JoinHandle<()>>,
+    /// `--until-caught-up`: the server's WAL position at start.
+    target: Option<u64>,
+    /// The target has been handed over (true without a target).
+    reached: bool,
+    /// The message `recv` took, for `read`.
+    pending: Option<ReplicationMessage>,
+    decoder: PgDecoder,
+    decoded: Vec<StreamItem>,
+    /// What the server was last told is durable.
+    acked: u64,
+    last_heartbeat: u64,
+    /// The last position handed over (keepalives are compared with it).
+    last_emitted: Option<Position>,
 }
 
 impl PgSource {
@@ -79,7 +84,7 @@ impl PgSource {
     /// `temporary` slot disappears when the connection ends (for `tail`).
     /// With `slot_must_exist` a missing slot is an error instead of being
     /// created (sinks have offsets: a new slot would silently skip changes).
-    pub async fn prepare(cfg: &SourceConfig, slot: &str, temporary: bool, slot_must_exist: bool) -> Result<PgSource> {
+    pub async fn prepare(cfg: &PgConfig, slot: &str, temporary: bool, slot_must_exist: bool) -> Result<PgSource> {
         let params = PgParams::from_url(&cfg.url)?;
         let catalog = Catalog::connect(&params).await?;
         catalog.check_wal_level().await?;
@@ -108,7 +113,7 @@ impl PgSource {
             conn.simple_query(&sql).await.map_err(|e| match e {
                 QueryError::Server(se) if se.code == "42501" => Error::fatal(
                     format!("user {:?} may not create replication slots: {}", params.user, se.message),
-                    format!("ALTER ROLE {} WITH REPLICATION;", super::catalog::ident(&params.user)),
+                    format!("ALTER ROLE {} WITH REPLICATION;", super::sql::ident(&params.user)),
                 ),
                 QueryError::Server(se) if se.code == "53400" => Error::fatal(
                     format!("cannot create replication slot {slot:?}: {}", se.message),
@@ -129,101 +134,31 @@ impl PgSource {
             system_identifier,
             wal_warn_bytes: cfg.wal_warn_bytes(),
             tables: tables.into_iter().map(|(s, t)| TableId::new(s, t)).collect(),
-            snapshot: None,
-            exit_after_snapshot: false,
-            snapshots: None,
+            fresh: true,
+            stale_catalog: false,
+            retention: None,
+            target: None,
+            reached: true,
+            pending: None,
+            decoder: PgDecoder::new(),
+            decoded: Vec::new(),
+            acked: 0,
+            last_heartbeat: 0,
+            last_emitted: None,
         })
-    }
-
-    /// Streams into `sinks` until `stop` is cancelled or, with `until`, the
-    /// server position read at start has been reached. Returns after every
-    /// sink has drained and committed, and the final position was reported.
-    pub async fn stream(
-        mut self,
-        sinks: &mut [SinkHandle],
-        state: Option<&StateDir>,
-        until_caught_up: bool,
-        stop: CancellationToken,
-    ) -> Result<()> {
-        let target = if until_caught_up { Some(self.catalog.wal_insert_end().await?) } else { None };
-        // The server may restart between this run's setup and here (the
-        // sinks' start takes a while): a lost connection is retried below.
-        let started = self.start_replication(sinks).await;
-        let retention =
-            tokio::spawn(super::retention::watch(self.params.clone(), self.slot.clone(), self.wal_warn_bytes));
-
-        let mut result = match started {
-            Ok(()) => self.pump(sinks, state, target, &stop).await,
-            Err(e) => Err(e),
-        };
-        // A lost connection (server restart, network) is retried with backoff
-        // while the sinks keep their place: they skip what the server resends.
-        // A snapshot in flight is not: its chunks are tied to the old stream.
-        // A detached sink that can take more is re-attached the same way, by
-        // streaming again from the minimum durable position (no backoff).
-        let mut attempt = 0u32;
-        loop {
-            let wait = match &result {
-                Ok(Flow::Done) => break,
-                Ok(Flow::Rejoin) => {
-                    reattach(sinks);
-                    Duration::ZERO
-                }
-                Err(e) => {
-                    let snapshot_running = self.snapshots.as_ref().is_some_and(|s| !s.windows.finished());
-                    if e.class != ErrorClass::Transient || snapshot_running || stop.is_cancelled() {
-                        break;
-                    }
-                    metrics().error(e.class);
-                    attempt += 1;
-                    health().set_phase(Phase::Reconnecting { attempt, error: e.message.clone() });
-                    let wait = reconnect_delay(attempt);
-                    tracing::warn!(error = %e.message, retry_in_ms = wait.as_millis() as u64, attempt, "replication connection lost; reconnecting");
-                    wait
-                }
-            };
-            tokio::select! {
-                _ = stop.cancelled() => break,
-                _ = tokio::time::sleep(wait) => {}
-            }
-            match self.reconnect(sinks).await {
-                Ok(()) => {
-                    if attempt > 0 {
-                        metrics().reconnects.inc();
-                        tracing::info!("reconnected");
-                    }
-                    attempt = 0;
-                    result = self.pump(sinks, state, target, &stop).await;
-                }
-                Err(e) if e.class == ErrorClass::Transient => result = Err(e),
-                Err(e) => {
-                    result = Err(e);
-                    break;
-                }
-            }
-        }
-        // Drain the sinks whatever happened, so what they received is committed.
-        retention.abort();
-        health().set_phase(Phase::Stopping);
-        let sink_result = finish_all(sinks).await;
-        if let Some(p) = min_durable(sinks) {
-            let _ = self.conn.send_status(p.pg_ack_lsn(), false).await;
-        }
-        self.conn.close().await;
-        result.map(|_| ()).and(sink_result)
     }
 
     /// New connections after a loss (or to re-attach a sink), streaming
     /// again from what every sink has made durable. The old connection is
     /// ended first; the slot its walsender held is free a moment later, and
     /// one still held after a few tries is a transient condition.
-    async fn reconnect(&mut self, sinks: &[SinkHandle]) -> Result<()> {
+    async fn reconnect(&mut self, start: u64) -> Result<()> {
         self.catalog = Catalog::connect(&self.params).await?;
         let old = std::mem::replace(&mut self.conn, ReplicationConn::connect(&self.params).await?);
         old.close().await;
         let mut tries = 0;
         loop {
-            match self.start_replication(sinks).await {
+            match self.start_replication(start).await {
                 Err(e) if e.message.contains("is in use by another process") => {
                     tries += 1;
                     if tries >= 20 {
@@ -237,14 +172,13 @@ impl PgSource {
         }
     }
 
-    /// START_REPLICATION from the minimum durable position over the sinks.
-    async fn start_replication(&mut self, sinks: &[SinkHandle]) -> Result<()> {
-        let start = min_durable(sinks).map(|p| p.pg_ack_lsn()).unwrap_or(0);
+    /// START_REPLICATION from `start`, the minimum durable position over the sinks.
+    async fn start_replication(&mut self, start: u64) -> Result<()> {
         let sql = format!(
             "START_REPLICATION SLOT \"{}\" LOGICAL {} (proto_version '1', publication_names '{}', messages 'true')",
             self.slot.replace('"', "\"\""),
             format_lsn(start),
-            super::catalog::ident(&self.publication).replace('\'', "''"),
+            ident(&self.publication).replace('\'', "''"),
         );
         self.conn.start_replication(&sql).await.map_err(|e| match e {
             QueryError::Server(se) if se.code == "55006" => Error::fatal(
@@ -258,214 +192,12 @@ impl PgSource {
             other => query_error("START_REPLICATION", other),
         })?;
         tracing::info!(slot = %self.slot, lsn = %format_lsn(start), "streaming");
-        health().set_phase(Phase::Streaming);
         Ok(())
-    }
-
-    async fn pump(
-        &mut self,
-        sinks: &mut [SinkHandle],
-        state: Option<&StateDir>,
-        target: Option<u64>,
-        stop: &CancellationToken,
-    ) -> Result<Flow> {
-        let mut snapshots = self.snapshots.take().or_else(|| self.start_snapshots());
-        if let Some(state) = state {
-            self.take_snapshot_requests(state, &mut snapshots);
-        }
-        let result = self.pump_with(sinks, state, target, stop, &mut snapshots).await;
-        self.snapshots = snapshots;
-        result
-    }
-
-    async fn pump_with(
-        &mut self,
-        sinks: &mut [SinkHandle],
-        state: Option<&StateDir>,
-        target: Option<u64>,
-        stop: &CancellationToken,
-        snapshots: &mut Option<Snapshots>,
-    ) -> Result<Flow> {
-        let mut decoder = PgDecoder::new();
-        let mut batch: Vec<StreamItem> = Vec::with_capacity(BATCH_ITEMS);
-        let mut decoded: Vec<StreamItem> = Vec::new();
-        let mut acked = min_durable(sinks).map(|p| p.pg_ack_lsn()).unwrap_or(0);
-        let mut last_heartbeat = 0u64;
-        let mut last_emitted: Option<Position> = None;
-        let mut reached = target.is_none();
-        let mut durable_changed: Vec<_> = sinks.iter().map(|s| s.durable_watch()).collect();
-        let mut status_tick = tokio::time::interval(STATUS_INTERVAL);
-        let mut poll_tick = tokio::time::interval(Duration::from_millis(250));
-        poll_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let mut request_tick = tokio::time::interval(Duration::from_secs(1));
-        let mut rejoin_tick = tokio::time::interval(Duration::from_millis(250));
-
-        loop {
-            let snapshot_done = snapshots.as_ref().is_none_or(|s| s.windows.finished());
-            let done =
-                if self.exit_after_snapshot { snapshot_done } else { target.is_some() && reached && snapshot_done };
-            // Done only once every sink has everything: a detached one first rejoins.
-            if done && !any_detached(sinks) {
-                break;
-            }
-            let msg = tokio::select! {
-                biased;
-                _ = stop.cancelled() => break,
-                m = self.conn.next_replication_message() => m?,
-                r = receive(snapshots) => {
-                    r?;
-                    continue;
-                }
-                _ = any_changed(&mut durable_changed) => {
-                    acked = self.report(sinks, acked).await?;
-                    continue;
-                }
-                _ = status_tick.tick() => {
-                    acked = self.report(sinks, acked).await?;
-                    continue;
-                }
-                _ = poll_tick.tick(), if !reached && !decoder.in_transaction() => {
-                    // Ask for a keepalive: its WAL end tells us how far the server has sent.
-                    self.conn.send_status(acked, true).await?;
-                    continue;
-                }
-                _ = rejoin_tick.tick(), if snapshot_done && any_detached(sinks) => {
-                    match rejoin_ready(sinks) {
-                        Some(flow) => return Ok(flow),
-                        None => continue,
-                    }
-                }
-                _ = request_tick.tick(), if state.is_some() => {
-                    if let Some(state) = state {
-                        self.take_snapshot_requests(state, snapshots);
-                    }
-                    continue;
-                }
-            };
-            let Some(msg) = msg else {
-                return Err(Error::transient("postgres ended the replication stream"));
-            };
-            match msg {
-                ReplicationMessage::XLogData { wal_start, data } => {
-                    health().server_end(wal_start);
-                    self.decode(&mut decoder, wal_start, &data, &mut decoded).await?;
-                    for item in decoded.drain(..) {
-                        match &item {
-                            StreamItem::SchemaChange(schema) => {
-                                if let Some(state) = state {
-                                    state.record_schema(&schema.id.to_string(), schema_json(schema))?;
-                                }
-                            }
-                            StreamItem::Commit { position, .. } => {
-                                reached |= target.is_some_and(|t| position.pg_ack_lsn() >= t);
-                            }
-                            StreamItem::Change(ev) => {
-                                if let Some(s) = snapshots.as_mut() {
-                                    s.windows.on_change(ev);
-                                }
-                            }
-                            StreamItem::Message(m) => {
-                                if let Some(s) = snapshots.as_mut() {
-                                    if s.windows.on_message(m, &mut batch).await? {
-                                        continue;
-                                    }
-                                }
-                            }
-                            _ => {}
-                        }
-                        batch.push(item);
-                    }
-                    if let Some(p) = batch.iter().rev().find_map(StreamItem::position) {
-                        last_emitted = Some(p.clone());
-                    }
-                }
-                ReplicationMessage::Keepalive { wal_end, reply_requested } => {
-                    health().server_end(wal_end);
-                    // A keepalive right after a non-transactional message
-                    // (a watermark, its snapshot chunk) reports the message's
-                    // own LSN, which sorts before the message (`lsn:M` <
-                    // `lsn:M:1`): only a position past what was emitted is news.
-                    let heartbeat = Position::pg(wal_end);
-                    if !decoder.in_transaction()
-                        && wal_end > last_heartbeat
-                        && last_emitted.as_ref().is_none_or(|l| heartbeat > *l)
-                    {
-                        last_heartbeat = wal_end;
-                        batch.push(StreamItem::Heartbeat { position: heartbeat });
-                        reached |= target.is_some_and(|t| wal_end >= t);
-                    }
-                    if reply_requested {
-                        // The server waits for our confirmation (at shutdown a
-                        // walsender stays until all it sent is confirmed, holding
-                        // up a fast shutdown): sinks that commit in larger units
-                        // (Parquet files) make what they have durable now. The
-                        // reply carries what is durable now: while the server asks
-                        // again at once, replication messages are always ready and
-                        // the durable-change branch above would never run.
-                        ask_durable_now(sinks);
-                        acked = self.report(sinks, acked).await?;
-                    }
-                }
-            }
-            if !batch.is_empty() && (batch.len() >= BATCH_ITEMS || reached || !self.conn.has_buffered_message()) {
-                let full = std::mem::replace(&mut batch, Vec::with_capacity(BATCH_ITEMS));
-                if send_all(sinks, full).await.is_err() {
-                    return Ok(Flow::Done); // a sink stopped; `finish` reports why
-                }
-            }
-        }
-        // Whole items decoded before the stop (e.g. the last snapshot chunk
-        // for `initial_only`) still go to the sinks.
-        if !batch.is_empty() {
-            let _ = send_all(sinks, batch).await;
-        }
-        Ok(Flow::Done)
-    }
-
-    /// Starts the readers of this run's snapshot plan, if any.
-    fn start_snapshots(&mut self) -> Option<Snapshots> {
-        let plan = self.snapshot.take()?;
-        let mut snapshots = Snapshots::new(format!("{:x}", rand_seed()), plan.parallelism, plan.chunk_size);
-        for (table, progress) in plan.tables {
-            if !progress.done {
-                self.spawn_reader(&mut snapshots, table, progress);
-            }
-        }
-        Some(snapshots)
-    }
-
-    fn spawn_reader(&self, snapshots: &mut Snapshots, table: TableId, progress: TableSnapshot) {
-        let (params, run, chunk_size) =
-            (self.params.clone(), snapshots.windows.run().to_string(), snapshots.chunk_size);
-        snapshots.spawn(move |tx, parallel| async move {
-            crate::snapshot::pg::snapshot_table(&params, &run, table, progress, chunk_size, parallel, &tx).await
-        });
-    }
-
-    /// Starts a snapshot for each table `outflow snapshot --table` asked for.
-    fn take_snapshot_requests(&mut self, state: &StateDir, snapshots: &mut Option<Snapshots>) {
-        for name in state.snapshot_requests() {
-            let Some(table) = self.tables.iter().find(|t| t.to_string() == name).cloned() else {
-                tracing::warn!(table = %name, "snapshot asked for a table that is not captured; ignoring it");
-                state.take_snapshot_request(&name);
-                continue;
-            };
-            let snapshots = snapshots.get_or_insert_with(|| Snapshots::new(format!("{:x}", rand_seed()), 2, 10_000));
-            tracing::info!(table = %table, "snapshot requested");
-            self.spawn_reader(snapshots, table, TableSnapshot::default());
-            state.take_snapshot_request(&name);
-        }
     }
 
     /// Decodes one XLogData payload, first looking up any user-defined
     /// column types a Relation message mentions.
-    async fn decode(
-        &self,
-        decoder: &mut PgDecoder,
-        wal_start: u64,
-        data: &[u8],
-        out: &mut Vec<StreamItem>,
-    ) -> Result<()> {
+    async fn decode(&mut self, wal_start: u64, data: &[u8]) -> Result<()> {
         let mut msg = pgoutput::parse(data).map_err(|e| decode_error(wal_start, &e))?;
         if let pgoutput::PgMessage::Relation(rel) = &mut msg {
             // pgoutput flags the replica identity's columns (all of them under
@@ -477,55 +209,183 @@ impl PgSource {
                 }
             }
         }
-        for oid in PgDecoder::unknown_types(&msg, decoder.types()) {
+        for oid in PgDecoder::unknown_types(&msg, self.decoder.types()) {
             let (name, ty) = self.catalog.lookup_type(oid).await?;
-            decoder.types_mut().register_name(oid, name);
-            decoder.types_mut().register(oid, ty);
+            self.decoder.types_mut().register_name(oid, name);
+            self.decoder.types_mut().register(oid, ty);
         }
-        decoder.decode_message(wal_start, msg, out).map_err(|e| decode_error(wal_start, &e))
+        self.decoder.decode_message(wal_start, msg, &mut self.decoded).map_err(|e| decode_error(wal_start, &e))
+    }
+}
+
+impl Source for PgSource {
+    fn identity(&self) -> SourceIdentity {
+        SourceIdentity {
+            kind: "postgres".into(),
+            system_identifier: self.system_identifier.clone(),
+            database: self.params.dbname.clone(),
+            slot: self.slot.clone(),
+        }
+    }
+
+    fn sink_context(&self, pipeline: &str) -> SinkContext {
+        SinkContext { pipeline: pipeline.to_string(), connector: "postgresql", dialect: outflow_model::Dialect::Postgres, db: self.params.dbname.clone() }
+    }
+
+    fn tables(&self) -> &[TableId] {
+        &self.tables
+    }
+
+    async fn start(&mut self, _saved: Option<&Position>, until_caught_up: bool) -> Result<()> {
+        if std::mem::take(&mut self.stale_catalog) {
+            self.catalog = Catalog::connect(&self.params).await?;
+        }
+        if until_caught_up {
+            match self.catalog.wal_insert_end().await {
+                Ok(end) => self.target = Some(end),
+                Err(e) => {
+                    self.stale_catalog = true;
+                    return Err(e);
+                }
+            }
+        }
+        if self.retention.is_none() {
+            let watch = super::retention::watch(self.params.clone(), self.slot.clone(), self.wal_warn_bytes);
+            self.retention = Some(tokio::spawn(watch));
+        }
+        Ok(())
+    }
+
+    async fn open(&mut self, from: Option<&Position>) -> Result<()> {
+        let start = from.map(|p| p.pg_ack_lsn()).unwrap_or(0);
+        // The server may restart between this run's setup and here (the
+        // sinks' start takes a while): a failed first start reconnects too.
+        if std::mem::take(&mut self.fresh) {
+            self.start_replication(start).await?;
+        } else {
+            self.reconnect(start).await?;
+        }
+        self.decoder = PgDecoder::new();
+        self.decoded.clear();
+        self.pending = None;
+        self.acked = start;
+        self.last_heartbeat = 0;
+        self.last_emitted = None;
+        self.reached = self.target.is_none();
+        Ok(())
+    }
+
+    async fn recv(&mut self) -> Result<()> {
+        match self.conn.next_replication_message().await? {
+            Some(msg) => {
+                self.pending = Some(msg);
+                Ok(())
+            }
+            None => Err(Error::transient("postgres ended the replication stream")),
+        }
+    }
+
+    async fn read(&mut self, out: &mut Emit<'_>) -> Result<()> {
+        match self.pending.take() {
+            None => {}
+            Some(ReplicationMessage::XLogData { wal_start, data }) => {
+                health().server_end(wal_start);
+                self.decode(wal_start, &data).await?;
+                for item in self.decoded.drain(..) {
+                    match &item {
+                        StreamItem::Commit { position, .. } => {
+                            self.reached |= self.target.is_some_and(|t| position.pg_ack_lsn() >= t);
+                        }
+                        StreamItem::Message(m) => {
+                            if let (Some(s), batch) = out.snapshots_and_batch() {
+                                if super::watermark::on_message(&mut s.windows, m, batch).await? {
+                                    continue;
+                                }
+                            }
+                        }
+                        _ => {}
+                    }
+                    out.push(item, None)?;
+                }
+                if let Some(p) = out.last_position() {
+                    self.last_emitted = Some(p.clone());
+                }
+            }
+            Some(ReplicationMessage::Keepalive { wal_end, reply_requested }) => {
+                health().server_end(wal_end);
+                // A keepalive right after a non-transactional message
+                // (a watermark, its snapshot chunk) reports the message's
+                // own LSN, which sorts before the message (`lsn:M` <
+                // `lsn:M:1`): only a position past what was emitted is news.
+                let heartbeat = Position::pg(wal_end);
+                if !self.decoder.in_transaction()
+                    && wal_end > self.last_heartbeat
+                    && self.last_emitted.as_ref().is_none_or(|l| heartbeat > *l)
+                {
+                    self.last_heartbeat = wal_end;
+                    out.push_heartbeat(heartbeat);
+                    self.reached |= self.target.is_some_and(|t| wal_end >= t);
+                }
+                if reply_requested {
+                    // The server waits for our confirmation (at shutdown a
+                    // walsender stays until all it sent is confirmed, holding
+                    // up a fast shutdown).
+                    out.ask_durable_now();
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn caught_up(&self) -> bool {
+        self.target.is_some() && self.reached
+    }
+
+    /// Until the target is reached, messages already buffered join the batch.
+    fn hold_batch(&self) -> bool {
+        !self.reached && self.conn.has_buffered_message()
     }
 
     /// Reports the minimum durable position to the server (also a sign of
-    /// life, so the server does not time the connection out).
-    async fn report(&mut self, sinks: &[SinkHandle], acked: u64) -> Result<u64> {
-        let durable = min_durable(sinks).map(|p| p.pg_ack_lsn()).unwrap_or(acked).max(acked);
+    /// life, so the server does not time the connection out); never less
+    /// than what it was told before.
+    async fn acknowledge(&mut self, durable: Option<&Position>) -> Result<()> {
+        let durable = durable.map(|p| p.pg_ack_lsn()).unwrap_or(self.acked).max(self.acked);
         self.conn.send_status(durable, false).await?;
-        Ok(durable)
+        self.acked = durable;
+        Ok(())
     }
-}
 
-/// Which server, database and slot `cfg` points at, read without
-/// creating anything (to compare with a state directory's `source.json`).
-pub async fn probe_identity(cfg: &SourceConfig) -> Result<crate::state::SourceIdentity> {
-    let params = PgParams::from_url(&cfg.url)?;
-    let catalog = Catalog::connect(&params).await?;
-    Ok(crate::state::SourceIdentity {
-        kind: "postgres".into(),
-        system_identifier: catalog.system_identifier().await?,
-        database: params.dbname.clone(),
-        slot: cfg.slot.clone(),
-    })
-}
-
-/// A run id for watermarks: differs between runs (pid, clock, random hasher keys).
-fn rand_seed() -> u64 {
-    use std::hash::{BuildHasher, Hasher};
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u32(std::process::id());
-    h.write_u128(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_nanos());
-    h.finish()
-}
-
-/// Waits until any sink publishes a new durable position.
-async fn any_changed(watches: &mut [tokio::sync::watch::Receiver<Option<Position>>]) {
-    if watches.is_empty() {
-        return std::future::pending().await;
+    fn wants_probe(&self) -> bool {
+        !self.reached && !self.decoder.in_transaction()
     }
-    let futures = watches.iter_mut().map(|w| Box::pin(w.changed()));
-    let (result, _, _) = futures::future::select_all(futures).await;
-    if result.is_err() {
-        // The sink is gone; its error surfaces through `finish`.
-        std::future::pending::<()>().await;
+
+    /// Asks for a keepalive: its WAL end tells how far the server has sent.
+    async fn probe(&mut self) -> Result<()> {
+        self.conn.send_status(self.acked, true).await
+    }
+
+    fn rejoin_during_snapshot(&self) -> bool {
+        false
+    }
+
+    fn spawn_reader(&self, snapshots: &mut Snapshots, table: TableId, progress: TableSnapshot) {
+        let (params, run, chunk_size) =
+            (self.params.clone(), snapshots.windows.run().to_string(), snapshots.chunk_size);
+        snapshots.spawn(move |tx, parallel| async move {
+            super::snapshot::snapshot_table(&params, &run, table, progress, chunk_size, parallel, &tx).await
+        });
+    }
+
+    async fn close(self, durable: Option<Position>) {
+        if let Some(retention) = &self.retention {
+            retention.abort();
+        }
+        let mut conn = self.conn;
+        if let Some(p) = durable {
+            let _ = conn.send_status(p.pg_ack_lsn(), false).await;
+        }
+        conn.close().await;
     }
 }
 
@@ -580,18 +440,4 @@ fn decode_error(lsn: u64, e: &outflow_decoders::DecodeError) -> Error {
         format!("cannot decode the change at lsn {}: {e}", format_lsn(lsn)),
         "nothing after it was acknowledged; please report this with the server version and the table's definition",
     )
-}
-
-fn schema_json(schema: &outflow_model::TableSchema) -> serde_json::Value {
-    serde_json::json!({
-        "version": schema.version,
-        "recorded_at": crate::state::now_rfc3339(),
-        "columns": schema.columns.iter().map(|c| serde_json::json!({
-            "name": c.name,
-            "type": c.type_name,
-            "type_id": c.type_id,
-            "type_modifier": c.type_modifier,
-            "key": c.key,
-        })).collect::<Vec<_>>(),
-    })
 }

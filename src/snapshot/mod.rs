@@ -25,14 +25,15 @@
 //! watermark but which is not yet visible when the chunk's SELECT takes its
 //! snapshot — is closed on PostgreSQL by waiting, after the low watermark,
 //! until the transactions then in progress are visible (see
-//! [`pg`]); MySQL/MariaDB reads each chunk in a consistent snapshot whose
-//! exact binlog position the server reports (see [`mysql`]).
+//! `src/pg/snapshot.rs`); MySQL/MariaDB reads each chunk in a consistent
+//! snapshot whose exact binlog position the server reports (see
+//! `src/mysql/snapshot/`).
 //!
-//! The readers (per source, e.g. [`pg`]) send each chunk before writing its
-//! high watermark; the PostgreSQL reader reads the next chunk while the
-//! stream side emits the previous one and waits for that before going
-//! further, so at most two chunks per reader (`parallelism` readers) are in
-//! memory.
+//! The readers (one per source, in its folder: `src/pg/snapshot.rs`) send
+//! each chunk before writing its high watermark; the PostgreSQL reader
+//! reads the next chunk while the stream side emits the previous one and
+//! waits for that before going further, so at most two chunks per reader
+//! (`parallelism` readers) are in memory.
 //!
 //! Key ranges: a big keyed table that nothing has been read of yet is split
 //! at keys found by `ORDER BY key OFFSET n LIMIT 1` into as many ranges as
@@ -44,31 +45,24 @@
 //! emitted before it, in any interleaving. A resumed table goes on with its
 //! stored ranges; a table stored as one range (`last_key`) stays one.
 //!
-//! MySQL/MariaDB ([`mysql`]) writes nothing into the source: the reader asks
-//! the stream side to open the chunk's window ([`ReaderEvent::Open`], opened
-//! between two transactions), reads the chunk in a consistent snapshot whose
-//! exact binlog position it learns, and the chunk carries that position as
-//! its `high`; the source emits it once its stream is past it
-//! ([`Windows::emit_reached`]).
+//! MySQL/MariaDB (`src/mysql/snapshot/`) writes nothing into the source:
+//! the reader asks the stream side to open the chunk's window
+//! ([`ReaderEvent::Open`], opened between two transactions), reads the chunk
+//! in a consistent snapshot whose exact binlog position it learns, and the
+//! chunk carries that position as its `high`; the source emits it once its
+//! stream is past it ([`Windows::emit_reached`]).
 
-pub mod mysql;
-pub mod pg;
-
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt::Write as _;
 use std::sync::Arc;
 
 use outflow_model::{
-    BinlogSource, ChangeEvent, KeyRange, KeyText, LogicalMessage, Op, Position, Row, SnapshotProgress, SourceInfo,
-    StreamItem, TableId, TableSchema,
+    ChangeEvent, KeyRange, KeyText, Op, Position, Row, SnapshotProgress, SourceInfo, StreamItem, TableId, TableSchema,
 };
 use tokio::sync::{mpsc, oneshot};
 
 use crate::error::{Error, Result};
 use crate::state::TableSnapshot;
-
-/// Prefix of the logical decoding messages used as watermarks.
-pub const WATERMARK_PREFIX: &str = "outflow.watermark";
 
 /// What to snapshot in this run.
 #[derive(Debug, Clone)]
@@ -112,8 +106,10 @@ pub struct Chunk {
     /// Sources without watermarks in their stream: the position the chunk's
     /// rows are consistent with; it is emitted once the stream is past it.
     pub high: Option<Position>,
-    /// Where the rows were read, for the events' `source` block (MySQL).
-    pub binlog: Option<BinlogSource>,
+    /// The events' `source` block as the reader knows it (e.g. where in
+    /// the binlog the rows were read); the stream side adds the snapshot
+    /// flag, the time and, at a watermark, its position.
+    pub source: SourceInfo,
     /// Told once the chunk is emitted (or dropped), so the reader goes on.
     pub emitted: oneshot::Sender<()>,
 }
@@ -125,32 +121,6 @@ pub struct RangeUpdate {
     pub reader: u64,
     pub index: usize,
     pub range: KeyRange,
-}
-
-/// A watermark's content: `<run>:<low|high>:<chunk id>:<schema>.<table>`
-/// (`run` has no colon; the table name, last, may).
-pub fn watermark(run: &str, high: bool, chunk: u64, table: &TableId) -> String {
-    format!("{run}:{}:{chunk}:{table}", if high { "high" } else { "low" })
-}
-
-struct Watermark<'a> {
-    run: &'a str,
-    high: bool,
-    chunk: u64,
-    table: &'a str,
-}
-
-fn parse_watermark(content: &[u8]) -> Option<Watermark<'_>> {
-    let text = std::str::from_utf8(content).ok()?;
-    let mut parts = text.splitn(4, ':');
-    let run = parts.next()?;
-    let high = match parts.next()? {
-        "high" => true,
-        "low" => false,
-        _ => return None,
-    };
-    let chunk = parts.next()?.parse().ok()?;
-    Some(Watermark { run, high, chunk, table: parts.next()? })
 }
 
 struct Window {
@@ -244,7 +214,7 @@ impl Windows {
         for id in ready {
             let Some(chunk) = self.stash.remove(&id) else { continue };
             let changed = self.open.remove(&id).map(|w| w.changed).unwrap_or_default();
-            let source = SourceInfo { binlog: chunk.binlog.clone(), ..SourceInfo::default() };
+            let source = chunk.source.clone();
             self.emit(chunk, &changed, source, next, out);
         }
     }
@@ -267,23 +237,17 @@ impl Windows {
         }
     }
 
-    /// Handles a logical decoding message: returns true if it was one of
-    /// this run's watermarks (which never reach the sinks). At a high
-    /// watermark the chunk's group is appended to `out`.
-    pub async fn on_message(&mut self, m: &LogicalMessage, out: &mut Vec<StreamItem>) -> Result<bool> {
-        if m.prefix != WATERMARK_PREFIX {
-            return Ok(false);
-        }
-        let Some(wm) = parse_watermark(&m.content) else { return Ok(true) };
-        if wm.run != self.run {
-            // A previous run's watermark, replayed: its chunks are gone.
-            return Ok(true);
-        }
-        let id = wm.chunk;
-        if !wm.high {
-            self.open.insert(id, Window { table: wm.table.to_string(), changed: HashSet::new() });
-            return Ok(true);
-        }
+    /// Opens chunk `id`'s window on `table` (`schema.table`) here: every
+    /// change the stream passes from now on is noted in it (sources that
+    /// mark windows in their stream, e.g. PostgreSQL's low watermark).
+    pub fn open_window(&mut self, id: u64, table: String) {
+        self.open.insert(id, Window { table, changed: HashSet::new() });
+    }
+
+    /// Closes chunk `id`'s window here and returns the chunk with the keys
+    /// changed in the window, waiting for its reader to hand it over
+    /// (PostgreSQL's high watermark); emit it with [`Windows::emit`].
+    pub async fn close_window(&mut self, id: u64) -> Result<(Chunk, HashSet<String>)> {
         let window = self.open.remove(&id);
         let chunk = loop {
             if let Some(c) = self.stash.remove(&id) {
@@ -291,27 +255,18 @@ impl Windows {
             }
             if self.receive().await?.is_none() {
                 return Err(Error::fatal(
-                    format!("snapshot chunk {id} vanished before its high watermark"),
+                    format!("snapshot chunk {id} vanished before its window closed"),
                     "this is a bug; please report it",
                 ));
             }
         };
-        let changed = window.map(|w| w.changed).unwrap_or_default();
-        let Position::Pg { lsn, index } = m.position.clone() else {
-            let _ = chunk.emitted.send(());
-            return Ok(true);
-        };
-        let mut next = index;
-        let mut position = || {
-            next += 1;
-            Position::Pg { lsn, index: next }
-        };
-        let source = SourceInfo { lsn: Some(lsn), ..SourceInfo::default() };
-        self.emit(chunk, &changed, source, &mut position, out);
-        Ok(true)
+        Ok((chunk, window.map(|w| w.changed).unwrap_or_default()))
     }
 
-    fn emit(
+    /// Appends a chunk's group to `out`: Begin, its rows as reads (minus the
+    /// keys in `changed`), its progress, Commit; `position` gives each item
+    /// its position, `source` the events' source block.
+    pub fn emit(
         &mut self,
         chunk: Chunk,
         changed: &HashSet<String>,
@@ -374,6 +329,13 @@ impl Windows {
         progress.done = progress.ranges.iter().all(|r| r.done);
         progress.clone()
     }
+}
+
+/// Where `table`'s snapshot resumes: the least advanced sink's progress (a
+/// sink without any is at the start).
+pub fn least_progress(sinks: &[&BTreeMap<String, TableSnapshot>], table: &TableId) -> TableSnapshot {
+    let name = table.to_string();
+    sinks.iter().map(|p| p.get(&name).cloned().unwrap_or_default()).min_by_key(|p| (p.done, p.rows)).unwrap_or_default()
 }
 
 /// The ranges a keyed table's snapshot goes on with: those stored, or one
@@ -608,7 +570,7 @@ mod tests {
             progress,
             range: None,
             high: Some(at(200)),
-            binlog: None,
+            source: SourceInfo::default(),
             emitted,
         };
         tx.send(ReaderEvent::Chunk(chunk)).await.unwrap();
@@ -673,16 +635,5 @@ mod tests {
         assert!(!worth_splitting(&old, 1_000_000, 1000, 2), "a table partly read goes on as it was");
         assert!(worth_splitting(&TableSnapshot::default(), 8000, 1000, 2));
         assert!(!worth_splitting(&TableSnapshot::default(), 7999, 1000, 2));
-    }
-
-    #[test]
-    fn watermarks_round_trip() {
-        let w = watermark("run1", true, 42, &TableId::new("public", "odd:name"));
-        let parsed = parse_watermark(w.as_bytes()).unwrap();
-        assert_eq!((parsed.run, parsed.high, parsed.chunk, parsed.table), ("run1", true, 42, "public.odd:name"));
-        let low = parse_watermark(b"r:low:7:s.t").unwrap();
-        assert_eq!((low.high, low.chunk), (false, 7));
-        assert!(parse_watermark(b"r:mid:7:s.t").is_none());
-        assert!(parse_watermark(b"garbage").is_none());
     }
 }

@@ -1,5 +1,5 @@
-//! PostgreSQL chunk reader for the snapshot algorithm (see the parent
-//! module). Watermarks are non-transactional logical decoding messages
+//! PostgreSQL chunk reader for the snapshot algorithm (see `src/snapshot/`
+//! for the shared part). Watermarks are non-transactional logical decoding messages
 //! (`pg_logical_emit_message(false, ...)`): they appear in the slot's stream
 //! at once, and no table has to be created in the source.
 //!
@@ -18,18 +18,20 @@ use std::sync::{Arc, Mutex};
 use outflow_decoders::pg_type_registry::{column_type, PgType, TypeRegistry};
 use outflow_decoders::pgtypes::oid::{INT2, INT4, INT8};
 use outflow_decoders::pgtypes::parse_text;
-use outflow_model::{ColumnSchema, KeyRange, KeyText, Row, TableId, TableSchema, Value};
+use outflow_model::{ColumnSchema, KeyRange, KeyText, Row, SourceInfo, TableId, TableSchema, Value};
 use tokio::sync::{mpsc, oneshot};
 use tokio_postgres::SimpleQueryMessage;
 
-use super::{
-    interpolated_uppers, range_start, ranges_between, ranges_wanted, stored_ranges, watermark, worth_splitting, Chunk,
-    InFlight, Parallel, RangeUpdate, ReaderEvent, WATERMARK_PREFIX,
-};
 use crate::error::{Error, Result};
-use crate::pg::catalog::{ident, sql_error, Catalog};
+use crate::pg::catalog::{sql_error, Catalog};
 use crate::pg::params::PgParams;
+use crate::pg::sql::ident;
+use crate::pg::watermark::{watermark, WATERMARK_PREFIX};
 use crate::progress::RowProgress;
+use crate::snapshot::{
+    interpolated_uppers, range_start, ranges_between, ranges_wanted, stored_ranges, worth_splitting, Chunk, InFlight,
+    Parallel, RangeUpdate, ReaderEvent,
+};
 use crate::state::TableSnapshot;
 
 static NEXT_CHUNK: AtomicU64 = AtomicU64::new(1);
@@ -195,7 +197,17 @@ impl Worker {
         range: Option<RangeUpdate>,
     ) -> Chunk {
         let (emitted, _) = oneshot::channel();
-        Chunk { id, table: self.schema.clone(), rows, keyed, progress, range, high: None, binlog: None, emitted }
+        Chunk {
+            id,
+            table: self.schema.clone(),
+            rows,
+            keyed,
+            progress,
+            range,
+            high: None,
+            source: SourceInfo::default(),
+            emitted,
+        }
     }
 }
 

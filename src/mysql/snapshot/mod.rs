@@ -1,5 +1,5 @@
-//! MySQL/MariaDB chunk reader for the snapshot algorithm (see the parent
-//! module). Nothing is written to the server, so a read-only replica works.
+//! MySQL/MariaDB chunk reader for the snapshot algorithm (see `src/snapshot/`
+//! for the shared part). Nothing is written to the server, so a read-only replica works.
 //!
 //! Watermarks: for each chunk the reader
 //! 1. asks the stream side to open the chunk's window ([`ReaderEvent::Open`]);
@@ -42,19 +42,19 @@ use std::time::Duration;
 use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, Opts, Params, Row as MyRow, Value as MyValue};
 use outflow_model::position::MysqlAnchor;
-use outflow_model::{BinlogSource, KeyRange, KeyText, Position, Row, TableId, TableSchema};
+use outflow_model::{BinlogSource, KeyRange, KeyText, Position, Row, SourceInfo, TableId, TableSchema};
 use tokio::sync::{mpsc, oneshot};
 
 mod values;
 
 use self::values::{convert_row, describe, key_params, key_text, Column, Kind};
-use super::{
-    interpolated_uppers, range_start, ranges_between, ranges_wanted, stored_ranges, worth_splitting, Chunk, InFlight,
-    Parallel, RangeUpdate, ReaderEvent,
-};
 use crate::error::{Error, Result};
 use crate::mysql::catalog::sql_error;
 use crate::progress::RowProgress;
+use crate::snapshot::{
+    interpolated_uppers, range_start, ranges_between, ranges_wanted, stored_ranges, worth_splitting, Chunk, InFlight,
+    Parallel, RangeUpdate, ReaderEvent,
+};
 use crate::state::TableSnapshot;
 
 static NEXT_CHUNK: AtomicU64 = AtomicU64::new(1);
@@ -436,7 +436,7 @@ fn new_chunk(
         progress: progress.clone(),
         range,
         high: Some(Position::mysql(high)),
-        binlog,
+        source: SourceInfo { binlog, ..SourceInfo::default() },
         emitted,
     }
 }

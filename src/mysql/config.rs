@@ -1,0 +1,24 @@
+//! The `[source]` settings of `kind = "mysql"` (MySQL and MariaDB; see
+//! `factory.rs` for what the commands do with them).
+
+use serde::Deserialize;
+
+/// The replica id a mysql source uses when `server_id` is not set.
+pub const DEFAULT_SERVER_ID: u32 = 5401;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MysqlConfig {
+    pub url: String,
+    pub tables: Vec<String>,
+    /// The replica id outflow registers with; unique among the server's
+    /// replicas (default 5401).
+    #[serde(default)]
+    pub server_id: Option<u32>,
+}
+
+impl MysqlConfig {
+    pub fn server_id(&self) -> u32 {
+        self.server_id.unwrap_or(DEFAULT_SERVER_ID)
+    }
+}

@@ -1,0 +1,173 @@
+//! `outflow check` for a PostgreSQL source: server settings, privileges,
+//! the slot, the publication and each table, one item each with its exact
+//! fix (the conditions `outflow run` refuses to start without, and those
+//! that would fail it later).
+
+use super::catalog::{sql_error, Catalog};
+use super::config::PgConfig;
+use super::params::PgParams;
+use super::sql::ident;
+use crate::error::Result;
+use crate::report::Checklist;
+
+pub async fn preflight(cfg: &PgConfig, snapshots: bool, report: &mut Checklist) -> Result<()> {
+    let params = PgParams::from_url(&cfg.url)?;
+    let catalog = match Catalog::connect(&params).await {
+        Ok(c) => c,
+        Err(e) => {
+            report.item(
+                false,
+                &format!("connect to {} as {:?}: {}", params.display(), params.user, e.message),
+                e.hint.as_deref().unwrap_or("check [source] url"),
+            );
+            return Ok(());
+        }
+    };
+    report.item(true, &format!("connect to {} as {:?}", params.display(), params.user), "");
+    let client = catalog.client();
+    let q = |e: tokio_postgres::Error| sql_error("preflight query", &e);
+
+    let level: String = client.query_one("SHOW wal_level", &[]).await.map_err(q)?.get(0);
+    report.item(
+        level == "logical",
+        &format!("wal_level = {level}"),
+        "ALTER SYSTEM SET wal_level = logical; then restart postgres",
+    );
+
+    let row = client
+        .query_one("SELECT rolreplication OR rolsuper, rolsuper FROM pg_roles WHERE rolname = current_user", &[])
+        .await
+        .map_err(q)?;
+    let user = ident(&params.user);
+    report.item(row.get(0), "the user may replicate (REPLICATION)", &format!("ALTER ROLE {user} WITH REPLICATION;"));
+
+    let row = client
+        .query_one(
+            "SELECT current_setting('max_replication_slots')::int - (SELECT count(*) FROM pg_replication_slots)::int, \
+             current_setting('max_wal_senders')::int",
+            &[],
+        )
+        .await
+        .map_err(q)?;
+    let (free_slots, senders): (i32, i32) = (row.get(0), row.get(1));
+    let slot = catalog.slot(&cfg.slot).await?;
+    report.item(
+        slot.is_some() || free_slots > 0,
+        &format!("a replication slot is available ({free_slots} free)"),
+        "raise max_replication_slots (restart needed), or drop unused slots with pg_drop_replication_slot('name')",
+    );
+    report.item(
+        senders > 0,
+        &format!("max_wal_senders = {senders}"),
+        "ALTER SYSTEM SET max_wal_senders = 10; then restart",
+    );
+    match &slot {
+        Some(s) => {
+            let ok = s.plugin.as_deref() == Some("pgoutput") && s.database.as_deref() == Some(params.dbname.as_str());
+            report.item(
+                ok,
+                &format!(
+                    "slot {:?} exists (plugin {:?}, database {:?})",
+                    cfg.slot,
+                    s.plugin.as_deref().unwrap_or(""),
+                    s.database.as_deref().unwrap_or("")
+                ),
+                "choose another [source] slot name: this slot belongs to another plugin or database",
+            );
+            report.item(
+                !s.active,
+                &format!("slot {:?} is not in use by another process", cfg.slot),
+                &format!("stop the process with pid {} or give this pipeline its own slot", s.active_pid.unwrap_or(0)),
+            );
+            report.item(
+                s.wal_status.as_deref() != Some("lost"),
+                &format!(
+                    "slot {:?} still has its WAL (wal_status {})",
+                    cfg.slot,
+                    s.wal_status.as_deref().unwrap_or("-")
+                ),
+                "the slot lost WAL it needed: drop it, then `outflow offsets reset` each sink to snapshot again",
+            );
+        }
+        None => report.note(&format!("slot {:?} does not exist yet: `outflow run` creates it", cfg.slot)),
+    }
+
+    let tables = match catalog.resolve_tables(&cfg.tables).await {
+        Ok(t) => {
+            report.item(true, &format!("{} table(s) match [source] tables", t.len()), "");
+            t
+        }
+        Err(e) => {
+            report.item(false, &e.message, e.hint.as_deref().unwrap_or("fix [source] tables"));
+            Vec::new()
+        }
+    };
+    for (schema, table) in &tables {
+        let name = format!("{}.{}", ident(schema), ident(table));
+        let row = client
+            .query_one(
+                "SELECT c.relreplident::text, EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND i.indisprimary), \
+                 has_table_privilege(c.oid, 'SELECT'), pg_get_userbyid(c.relowner) = current_user OR \
+                 (SELECT rolsuper FROM pg_roles WHERE rolname = current_user) \
+                 FROM pg_class c WHERE c.oid = $1::text::regclass",
+                &[&name],
+            )
+            .await
+            .map_err(q)?;
+        let (identity, has_pk, can_select, owns): (String, bool, bool, bool) =
+            (row.get(0), row.get(1), row.get(2), row.get(3));
+        report.item(
+            can_select,
+            &format!("{schema}.{table}: SELECT granted"),
+            &format!("GRANT SELECT ON {name} TO {user};"),
+        );
+        let identity_ok = has_pk || identity == "f" || identity == "i";
+        report.item(
+            identity_ok,
+            &format!("{schema}.{table}: rows are identifiable (primary key or replica identity {identity})"),
+            &format!("add a primary key, or ALTER TABLE {name} REPLICA IDENTITY FULL;"),
+        );
+        if !owns {
+            report.note(&format!(
+                "{schema}.{table}: owned by another role; the publication must be created by its owner or a superuser"
+            ));
+        }
+    }
+
+    let exists = client
+        .query_opt("SELECT 1 FROM pg_publication WHERE pubname = $1", &[&cfg.publication])
+        .await
+        .map_err(q)?
+        .is_some();
+    if exists {
+        let rows = client
+            .query(
+                "SELECT schemaname::text, tablename::text FROM pg_publication_tables WHERE pubname = $1",
+                &[&cfg.publication],
+            )
+            .await
+            .map_err(q)?;
+        let mut have: Vec<(String, String)> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
+        have.sort();
+        let list = tables.iter().map(|(s, t)| format!("{}.{}", ident(s), ident(t))).collect::<Vec<_>>().join(", ");
+        report.item(
+            have == tables,
+            &format!("publication {:?} covers exactly the configured tables", cfg.publication),
+            &format!("ALTER PUBLICATION {} SET TABLE {list};", ident(&cfg.publication)),
+        );
+    } else {
+        report.note(&format!("publication {:?} does not exist yet: `outflow run` creates it", cfg.publication));
+    }
+
+    let can_emit: bool = client
+        .query_one("SELECT has_function_privilege('pg_logical_emit_message(boolean, text, text)', 'EXECUTE')", &[])
+        .await
+        .map_err(q)?
+        .get(0);
+    report.item(
+        can_emit || !snapshots,
+        "snapshot watermarks can be written (pg_logical_emit_message)",
+        &format!("GRANT EXECUTE ON FUNCTION pg_logical_emit_message(boolean, text, text) TO {user}; or [snapshot] mode = \"never\""),
+    );
+    Ok(())
+}

@@ -1,0 +1,35 @@
+//! The `[source]` settings of `kind = "postgres"` (see `factory.rs` for
+//! what the commands do with them).
+
+use outflow_sinks::parquet::ByteSize;
+use serde::Deserialize;
+
+/// Retained WAL above which a postgres source warns, when not configured.
+pub const DEFAULT_WAL_WARN_BYTES: u64 = 1 << 30;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PgConfig {
+    pub url: String,
+    pub tables: Vec<String>,
+    /// The logical replication slot; created if missing.
+    #[serde(default = "default_outflow")]
+    pub slot: String,
+    /// The publication of the captured tables; created if missing.
+    #[serde(default = "default_outflow")]
+    pub publication: String,
+    /// Warn (log, metric, status) when the WAL the slot retains passes this
+    /// size (default 1 GiB).
+    #[serde(default)]
+    pub wal_warn_bytes: Option<ByteSize>,
+}
+
+fn default_outflow() -> String {
+    "outflow".into()
+}
+
+impl PgConfig {
+    pub fn wal_warn_bytes(&self) -> u64 {
+        self.wal_warn_bytes.map_or(DEFAULT_WAL_WARN_BYTES, |b| b.0)
+    }
+}

@@ -1,0 +1,65 @@
+//! How the commands reach this folder: the [`SourceFactory`] of a
+//! `kind = "postgres"` config (connect, check, status, offsets).
+
+use futures::future::BoxFuture;
+use outflow_model::Position;
+use serde_json::Value;
+
+use super::catalog::Catalog;
+use super::config::PgConfig;
+use super::params::PgParams;
+use super::source::PgSource;
+use crate::error::Result;
+use crate::report::Checklist;
+use crate::source::{AnySource, Purpose, SourceFactory, SourceStatus};
+use crate::state::SourceIdentity;
+
+impl SourceFactory for PgConfig {
+    fn tables(&self) -> &[String] {
+        &self.tables
+    }
+
+    fn validate(&self) -> Result<()> {
+        PgParams::from_url(&self.url).map(|_| ())
+    }
+
+    fn probe_identity(&self) -> BoxFuture<'_, Result<Option<SourceIdentity>>> {
+        Box::pin(async move {
+            let params = PgParams::from_url(&self.url)?;
+            let catalog = Catalog::connect(&params).await?;
+            Ok(Some(SourceIdentity {
+                kind: "postgres".into(),
+                system_identifier: catalog.system_identifier().await?,
+                database: params.dbname.clone(),
+                slot: self.slot.clone(),
+            }))
+        })
+    }
+
+    fn connect(&self, purpose: Purpose) -> BoxFuture<'_, Result<Box<dyn AnySource>>> {
+        Box::pin(async move {
+            let (slot, temporary, must_exist) = match purpose {
+                Purpose::Run { has_offsets } => (self.slot.clone(), false, has_offsets),
+                Purpose::Tail => (format!("outflow_tail_{}", std::process::id()), true, false),
+            };
+            let source = PgSource::prepare(self, &slot, temporary, must_exist).await?;
+            Ok(Box::new(source) as Box<dyn AnySource>)
+        })
+    }
+
+    fn preflight<'a>(&'a self, snapshots: bool, report: &'a mut Checklist) -> BoxFuture<'a, Result<()>> {
+        Box::pin(super::check::preflight(self, snapshots, report))
+    }
+
+    fn status(&self) -> BoxFuture<'_, Result<SourceStatus>> {
+        Box::pin(super::status::status(self))
+    }
+
+    fn print_status(&self, block: &Value) {
+        super::status::print(block)
+    }
+
+    fn check_position<'a>(&'a self, target: &'a Position) -> BoxFuture<'a, Result<()>> {
+        Box::pin(super::status::check_position(self, target))
+    }
+}
