@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use crate::config::{Config, SinkConfig, SourceKind};
+use crate::config::{Config, SourceKind};
 use crate::error::{Error, ErrorClass, Result};
 use crate::pg::catalog::{ident, Catalog};
 use crate::pg::params::PgParams;
@@ -32,7 +32,7 @@ pub async fn check(config_path: &Path) -> Result<()> {
         SourceKind::Postgres => check_postgres(&config, &mut report).await?,
         SourceKind::Mysql => check_mysql(&config, &mut report).await?,
     }
-    check_sinks(&config, &mut report);
+    check_sinks(&config, &mut report).await;
     if report.failed > 0 {
         return Err(Error {
             class: ErrorClass::Fatal,
@@ -273,23 +273,9 @@ async fn check_mysql(config: &Config, report: &mut Report) -> Result<()> {
     Ok(())
 }
 
-fn check_sinks(config: &Config, report: &mut Report) {
-    for sink in &config.sinks {
-        if let SinkConfig::Jsonl(c) = sink {
-            if c.path.as_os_str() == "-" {
-                report.item(true, &format!("sink {:?}: stdout", c.name), "");
-                continue;
-            }
-            let dir = c.path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
-            let writable = writable_dir(dir);
-            report.item(
-                writable,
-                &format!("sink {:?}: {} is writable", c.name, dir.display()),
-                &format!("create {} and make it writable for this user", dir.display()),
-            );
-        } else {
-            println!("- sink {:?} ({}): checked when `outflow run` opens it", sink.name(), sink.kind());
-        }
+async fn check_sinks(config: &Config, report: &mut Report) {
+    for probe in crate::check_sinks::preflight(&config.sinks).await {
+        report.item(probe.ok, &probe.what, &probe.fix);
     }
     let state = &config.state.dir;
     let base = if state.exists() {
