@@ -31,7 +31,7 @@ pub enum TableMode {
     Append,
     /// The current row per key: the key index with the changes not yet
     /// applied, and the catalog swap its commits go through.
-    Upsert { index: Upsert, cas: Cas },
+    Upsert { index: Box<Upsert>, cas: Cas },
 }
 
 pub struct TableState {
@@ -59,7 +59,7 @@ impl TableState {
         let files = DataFiles::new(key, table, source, settings)?;
         let mode = match cas {
             Some(cas) => TableMode::Upsert {
-                index: Upsert::new(key_columns(&files.source, &files.arrow, &files.slots)),
+                index: Box::new(Upsert::new(key_columns(&files.source, &files.arrow, &files.slots))),
                 cas: cas.clone(),
             },
             None => TableMode::Append,
