@@ -34,14 +34,13 @@
 //! on its thread. A sink that fails returns its error; the pipeline stops
 //! without storing anything past its last flush.
 
-use outflow_model::{Position, StreamItem};
-
 use async_trait::async_trait;
+use outflow_model::{Position, StreamItem};
 use serde_json::Value as Json;
+use thiserror::Error;
 
 use crate::preflight::Probe;
 use crate::snapshot_marks::SnapshotRecord;
-use thiserror::Error;
 
 /// Sink-specific recovery data stored atomically with the sink's offset (e.g.
 /// the JSONL file's committed length). `Json::Null` when the sink has none.
