@@ -29,6 +29,7 @@
 
 mod config;
 mod errors;
+mod factory;
 pub mod message;
 mod recovery;
 #[cfg(test)]
@@ -38,7 +39,6 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use async_trait::async_trait;
 use outflow_model::{ChangeEvent, Op, Position, StreamItem, TableId};
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::{ClientContext, DefaultClientContext};
@@ -46,7 +46,7 @@ use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::consumer::BaseConsumer;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, Message, OwnedHeaders};
-use rdkafka::producer::{BaseProducer, BaseRecord, DefaultProducerContext, DeliveryResult, Producer, ProducerContext};
+use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext};
 use serde_json::json;
 
 pub use config::{KafkaConfig, Setting};
@@ -56,16 +56,13 @@ use recovery::{Anchor, Mark, OffsetsRecord};
 use crate::exactly_once::Delivered;
 use crate::format::envelope::EventWriter;
 use crate::format::values::ValueStyle;
-use crate::preflight::Probe;
 use crate::snapshot_marks::SnapshotRecord;
-use crate::{Checkpoint, Durable, Sink, SinkContext, SinkError, SinkFactory};
+use crate::{Checkpoint, Durable, Sink, SinkContext, SinkError};
 
 /// How often a wait on the broker says so in the log.
 const WAIT_LOG: Duration = Duration::from_secs(10);
 /// Longest pause between retries of a metadata or admin request.
 const MAX_BACKOFF: Duration = Duration::from_secs(10);
-/// How long `outflow check` waits for the cluster's metadata.
-const PROBE_TIMEOUT: Duration = Duration::from_secs(10);
 
 pub struct KafkaSink {
     cfg: KafkaConfig,
@@ -173,60 +170,7 @@ impl ProducerContext for Delivery {
     }
 }
 
-#[async_trait]
-impl SinkFactory for KafkaConfig {
-    fn name(&self) -> &str {
-        &self.name
-    }
-
-    fn validate(&self) -> Result<(), SinkError> {
-        KafkaConfig::validate(self)
-    }
-
-    /// Runs on a blocking thread: connecting waits for the broker.
-    async fn build(&self, ctx: SinkContext, checkpoint: Option<&Checkpoint>) -> Result<Box<dyn Sink>, SinkError> {
-        let (config, checkpoint) = (self.clone(), checkpoint.cloned());
-        let sink = tokio::task::spawn_blocking(move || config.open(ctx, checkpoint.as_ref()))
-            .await
-            .map_err(|e| SinkError::Data(format!("the kafka sink's setup thread failed: {e}")))??;
-        Ok(Box::new(sink))
-    }
-
-    async fn preflight(&self) -> Vec<Probe> {
-        let config = self.clone();
-        let probe = tokio::task::spawn_blocking(move || config.probe_metadata()).await;
-        let what = format!(
-            "sink {:?}: kafka brokers {} are reachable and accept the sink's credentials",
-            self.name, self.brokers
-        );
-        vec![match probe {
-            Ok(Ok(topics)) => Probe::pass(format!("{what} ({topics} topics visible)")),
-            Ok(Err(why)) => Probe::fail(
-                format!("{what}: {why}"),
-                "check `brokers` (host:port of brokers reachable from this host) and the security settings \
-                 (security.protocol, sasl.*, ssl.*) in [sink.producer]",
-            ),
-            Err(e) => Probe::fail(format!("{what}: the probe failed: {e}"), "this is a bug; please report it"),
-        }]
-    }
-}
-
 impl KafkaConfig {
-    /// Fetches the cluster's metadata once (at most [`PROBE_TIMEOUT`]) and
-    /// returns how many topics it lists.
-    fn probe_metadata(&self) -> Result<usize, String> {
-        let client: BaseProducer<DefaultProducerContext> =
-            self.admin_config().create().map_err(|e| format!("cannot create a kafka client: {e}"))?;
-        let md = client
-            .client()
-            .fetch_metadata(None, PROBE_TIMEOUT)
-            .map_err(|e| format!("no metadata within {} s: {e}", PROBE_TIMEOUT.as_secs()))?;
-        if md.brokers().is_empty() {
-            return Err("the cluster lists no brokers".into());
-        }
-        Ok(md.topics().len())
-    }
-
     /// Connects (waiting for the broker if it is down) and, for exactly-once,
     /// reads back what earlier runs delivered. `checkpoint` is the state
     /// directory's cache: `{"offsets_offset": N}`.

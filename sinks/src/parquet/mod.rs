@@ -27,6 +27,7 @@
 //! `memory_limit`; when it is exceeded the largest tables' row groups are
 //! written out to their files (which stay open and uncommitted).
 
+mod factory;
 mod manifest;
 mod store;
 mod table;
@@ -38,7 +39,6 @@ use std::time::Duration;
 
 use ::parquet::basic::{Compression as PqCompression, ZstdLevel};
 use ::parquet::file::properties::WriterProperties;
-use async_trait::async_trait;
 use outflow_model::{Position, StreamItem};
 use serde::Deserialize;
 use serde_json::json;
@@ -48,10 +48,9 @@ use self::manifest::{manifest_path, CommittedFile, Manifest};
 use self::store::Store;
 use self::table::{FileSettings, TableWriter};
 use crate::exactly_once::{durable_before, Delivered};
-use crate::preflight::{object_store_writable, writable_dir, Probe};
 use crate::settings::{ByteSize, Interval};
 use crate::snapshot_marks::SnapshotRecord;
-use crate::{Checkpoint, Durable, Sink, SinkContext, SinkError, SinkFactory};
+use crate::{Checkpoint, Durable, Sink, SinkContext, SinkError};
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -235,47 +234,6 @@ impl ParquetConfig {
             in_snapshot_chunk: false,
             durable: Durable::Nothing,
         })
-    }
-}
-
-#[async_trait]
-impl SinkFactory for ParquetConfig {
-    fn name(&self) -> &str {
-        &self.name
-    }
-
-    fn validate(&self) -> Result<(), SinkError> {
-        ParquetConfig::validate(self)
-    }
-
-    async fn build(&self, ctx: SinkContext, checkpoint: Option<&Checkpoint>) -> Result<Box<dyn Sink>, SinkError> {
-        let (config, checkpoint, runtime) = (self.clone(), checkpoint.cloned(), Handle::current());
-        let sink = tokio::task::spawn_blocking(move || config.open(ctx, checkpoint.as_ref(), runtime))
-            .await
-            .map_err(|e| SinkError::Data(format!("the parquet sink's setup thread failed: {e}")))??;
-        Ok(Box::new(sink))
-    }
-
-    async fn preflight(&self) -> Vec<Probe> {
-        let what = format!("sink {:?}: {} is writable", self.name, self.path);
-        let result = if self.path.contains("://") {
-            let options: Vec<(String, String)> =
-                self.storage_options.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
-            object_store_writable(&self.path, &options).await
-        } else {
-            writable_dir(std::path::Path::new(&self.path))
-        };
-        vec![match result {
-            Ok(()) => Probe::pass(what),
-            Err(why) if self.path.contains("://") => Probe::fail(
-                format!("{what} ({why})"),
-                "check the bucket, the credentials and storage_options (endpoint, region) of the sink",
-            ),
-            Err(why) => Probe::fail(
-                format!("{what} ({why})"),
-                format!("create {} and make it writable for this user", self.path),
-            ),
-        }]
     }
 }
 

@@ -23,14 +23,14 @@
 //!
 //! The sink uses tokio-postgres on the pipeline's runtime: the connection's
 //! driver is a task there, and the sink thread blocks on its handle.
-//! Construction runs on a blocking thread ([`SinkFactory::build`]).
+//! Construction runs on a blocking thread ([`crate::SinkFactory::build`]).
 //!
 //! `outflow check` connects and checks that the user may create the
 //! offsets schema and table and the configured target schema's tables
-//! ([`preflight`]).
+//! ([`factory`]).
 
 mod apply;
-mod preflight;
+mod factory;
 mod text;
 mod types;
 
@@ -38,7 +38,6 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_trait::async_trait;
 use bytes::Bytes;
 use futures::SinkExt;
 use outflow_model::{ChangeEvent, Op, Position, StreamItem, TableId, TableSchema};
@@ -52,9 +51,8 @@ use apply::{ident, TableState};
 use types::SourceDialect;
 
 use crate::exactly_once::Delivered;
-use crate::preflight::Probe;
 use crate::snapshot_marks::SnapshotRecord;
-use crate::{Checkpoint, Durable, Sink, SinkContext, SinkError, SinkFactory};
+use crate::{Checkpoint, Durable, Sink, SinkContext, SinkError};
 
 /// The schema and table holding every sink's offset in the target.
 const OFFSETS_SCHEMA: &str = "outflow";
@@ -155,29 +153,6 @@ impl PostgresConfig {
             }
         });
         Ok(client)
-    }
-}
-
-#[async_trait]
-impl SinkFactory for PostgresConfig {
-    fn name(&self) -> &str {
-        &self.name
-    }
-
-    fn validate(&self) -> Result<(), SinkError> {
-        PostgresConfig::validate(self)
-    }
-
-    async fn build(&self, ctx: SinkContext, _checkpoint: Option<&Checkpoint>) -> Result<Box<dyn Sink>, SinkError> {
-        let (config, runtime) = (self.clone(), Handle::current());
-        let sink = tokio::task::spawn_blocking(move || config.open(ctx, runtime))
-            .await
-            .map_err(|e| SinkError::Data(format!("the postgres sink's setup thread failed: {e}")))??;
-        Ok(Box::new(sink))
-    }
-
-    async fn preflight(&self) -> Vec<Probe> {
-        preflight::probe(self).await
     }
 }
 

@@ -1,14 +1,43 @@
-//! `outflow check` for the PostgreSQL apply sink: the target is reachable,
+//! The PostgreSQL apply sink's factory: `validate` (the settings alone),
+//! `build` (connect and recover, on a blocking thread), and `preflight`
+//! for `outflow check`: the target is reachable,
 //! and the user may create what a run creates — the `outflow` schema and
 //! its offsets table, and the tables in the target schema (the configured
 //! `schema`; without one, each source schema, checked when a run creates
 //! its first table there). A schema that exists needs CREATE on it; one
 //! that does not needs CREATE on the database.
 
+use async_trait::async_trait;
+use tokio::runtime::Handle;
+
 use super::{describe_target, ident, PostgresConfig, OFFSETS_SCHEMA};
 use crate::preflight::Probe;
+use crate::{Checkpoint, Sink, SinkContext, SinkError, SinkFactory};
 
-pub async fn probe(config: &PostgresConfig) -> Vec<Probe> {
+#[async_trait]
+impl SinkFactory for PostgresConfig {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn validate(&self) -> Result<(), SinkError> {
+        PostgresConfig::validate(self)
+    }
+
+    async fn build(&self, ctx: SinkContext, _checkpoint: Option<&Checkpoint>) -> Result<Box<dyn Sink>, SinkError> {
+        let (config, runtime) = (self.clone(), Handle::current());
+        let sink = tokio::task::spawn_blocking(move || config.open(ctx, runtime))
+            .await
+            .map_err(|e| SinkError::Data(format!("the postgres sink's setup thread failed: {e}")))??;
+        Ok(Box::new(sink))
+    }
+
+    async fn preflight(&self) -> Vec<Probe> {
+        probe(self).await
+    }
+}
+
+async fn probe(config: &PostgresConfig) -> Vec<Probe> {
     let name = &config.name;
     let target = match config.target_config() {
         Ok(c) => c,
@@ -21,7 +50,7 @@ pub async fn probe(config: &PostgresConfig) -> Vec<Probe> {
         Ok(c) => c,
         Err(e) => {
             let fix = match &e {
-                crate::SinkError::Fatal { hint, .. } => hint.clone(),
+                SinkError::Fatal { hint, .. } => hint.clone(),
                 _ => "check the sink's url".to_string(),
             };
             return vec![Probe::fail(format!("{connect}: {e}"), fix)];
