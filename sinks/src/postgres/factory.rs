@@ -1,11 +1,11 @@
 //! The PostgreSQL apply sink's factory: `validate` (the settings alone),
-//! `build` (connect and recover, on a blocking thread), and `preflight`
-//! for `outflow check`: the target is reachable,
-//! and the user may create what a run creates — the `outflow` schema and
-//! its offsets table, and the tables in the target schema (the configured
-//! `schema`; without one, each source schema, checked when a run creates
-//! its first table there). A schema that exists needs CREATE on it; one
-//! that does not needs CREATE on the database.
+//! `build` (connect and recover, on a blocking thread), and `preflight` for
+//! `outflow check`: the target is reachable, and the user may create what a
+//! run creates — the `outflow` schema and its offsets table, and the tables
+//! in the target schema (the configured `schema`; without one, each source
+//! schema, checked when a run creates its first table there). A schema that
+//! exists needs CREATE on it; one that does not needs CREATE on the
+//! database.
 
 use async_trait::async_trait;
 use tokio::runtime::Handle;
