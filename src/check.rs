@@ -5,7 +5,7 @@
 
 use std::path::Path;
 
-use crate::config::{Config, SinkConfig, SnapshotMode};
+use crate::config::{Config, SnapshotMode};
 use crate::error::{Error, ErrorClass, Result};
 use crate::report::Checklist;
 
@@ -15,7 +15,7 @@ pub async fn check(config_path: &Path) -> Result<()> {
     let mut report = Checklist::default();
     let snapshots = config.snapshot.mode != SnapshotMode::Never;
     config.source.factory().preflight(snapshots, &mut report).await?;
-    check_sinks(&config, &mut report);
+    check_sinks(&config, &mut report).await;
     if report.failed > 0 {
         return Err(Error {
             class: ErrorClass::Fatal,
@@ -27,23 +27,9 @@ pub async fn check(config_path: &Path) -> Result<()> {
     Ok(())
 }
 
-fn check_sinks(config: &Config, report: &mut Checklist) {
-    for sink in &config.sinks {
-        if let SinkConfig::Jsonl(c) = sink {
-            if c.path.as_os_str() == "-" {
-                report.item(true, &format!("sink {:?}: stdout", c.name), "");
-                continue;
-            }
-            let dir = c.path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
-            let writable = writable_dir(dir);
-            report.item(
-                writable,
-                &format!("sink {:?}: {} is writable", c.name, dir.display()),
-                &format!("create {} and make it writable for this user", dir.display()),
-            );
-        } else {
-            println!("- sink {:?} ({}): checked when `outflow run` opens it", sink.name(), sink.kind());
-        }
+async fn check_sinks(config: &Config, report: &mut Checklist) {
+    for probe in crate::check_sinks::preflight(&config.sinks).await {
+        report.item(probe.ok, &probe.what, &probe.fix);
     }
     let state = &config.state.dir;
     let base = if state.exists() {

@@ -174,7 +174,7 @@ async fn run(config_path: &Path, until_caught_up: bool) -> Result<()> {
     let ctx = source.sink_context(&config.name);
     let mut sinks = Vec::new();
     for (sink_cfg, (offset, _)) in config.sinks.iter().zip(&starts) {
-        let sink = build_sink(sink_cfg, ctx.clone(), offset.as_ref().map(|o| &o.checkpoint))?;
+        let sink = build_sink(sink_cfg, ctx.clone(), offset.as_ref().map(|o| &o.checkpoint)).await?;
         let mut progress = offset.as_ref().map(|o| o.snapshot.clone()).unwrap_or_default();
         if let Some(record) = sink.recovered_snapshot() {
             merge_recovered(&mut progress, record, sink_cfg.name())?;
@@ -255,14 +255,12 @@ async fn tail(config_path: &Path, until_caught_up: bool) -> Result<()> {
     source.stream(run).await
 }
 
-fn build_sink(cfg: &SinkConfig, ctx: SinkContext, checkpoint: Option<&serde_json::Value>) -> Result<Box<dyn Sink>> {
-    Ok(match cfg {
-        SinkConfig::Jsonl(c) => Box::new(c.build(ctx, checkpoint)?),
-        SinkConfig::Kafka(c) => Box::new(c.build(ctx, checkpoint)?),
-        SinkConfig::Parquet(c) => Box::new(c.build(ctx, checkpoint)?),
-        SinkConfig::Postgres(c) => Box::new(c.build(ctx, checkpoint)?),
-        SinkConfig::Iceberg(c) => Box::new(c.build(ctx, checkpoint)?),
-    })
+async fn build_sink(
+    cfg: &SinkConfig,
+    ctx: SinkContext,
+    checkpoint: Option<&serde_json::Value>,
+) -> Result<Box<dyn Sink>> {
+    Ok(cfg.factory().build(ctx, checkpoint).await?)
 }
 
 /// Adds the progress a sink's own commit record holds to what its offset

@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use outflow_sinks::parquet::Interval;
+use outflow_sinks::settings::Interval;
 use serde::Deserialize;
 
 use crate::error::{Error, Result};
@@ -153,38 +153,9 @@ impl AdminConfig {
     }
 }
 
-/// One `[[sink]]`: its name and kind-specific settings.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
-pub enum SinkConfig {
-    Jsonl(outflow_sinks::jsonl::JsonlConfig),
-    Kafka(outflow_sinks::kafka::KafkaConfig),
-    Parquet(outflow_sinks::parquet::ParquetConfig),
-    Postgres(outflow_sinks::postgres::PostgresConfig),
-    Iceberg(outflow_sinks::iceberg::IcebergConfig),
-}
-
-impl SinkConfig {
-    pub fn name(&self) -> &str {
-        match self {
-            SinkConfig::Jsonl(c) => &c.name,
-            SinkConfig::Kafka(c) => &c.name,
-            SinkConfig::Parquet(c) => &c.name,
-            SinkConfig::Postgres(c) => &c.name,
-            SinkConfig::Iceberg(c) => &c.name,
-        }
-    }
-
-    pub fn kind(&self) -> &'static str {
-        match self {
-            SinkConfig::Jsonl(_) => "jsonl",
-            SinkConfig::Kafka(_) => "kafka",
-            SinkConfig::Parquet(_) => "parquet",
-            SinkConfig::Postgres(_) => "postgres",
-            SinkConfig::Iceberg(_) => "iceberg",
-        }
-    }
-}
+/// One `[[sink]]`: its kind and settings; the kinds are listed once, in
+/// the sinks crate's registry.
+pub use outflow_sinks::SinkConfig;
 
 impl Config {
     pub fn load(path: &Path) -> Result<Config> {
@@ -251,14 +222,7 @@ impl Config {
         for sink in &self.sinks {
             // What each sink would refuse in `build()`, checked before the
             // source is touched, as a config error.
-            let checked = match sink {
-                SinkConfig::Jsonl(_) => Ok(()),
-                SinkConfig::Kafka(c) => c.validate(),
-                SinkConfig::Parquet(c) => c.validate(),
-                SinkConfig::Postgres(c) => c.validate(),
-                SinkConfig::Iceberg(c) => c.validate(),
-            };
-            checked.map_err(|e| {
+            sink.factory().validate().map_err(|e| {
                 Error::config(e.to_string(), format!("fix the [[sink]] named {:?} in the config", sink.name()))
             })?;
         }

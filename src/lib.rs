@@ -3,6 +3,7 @@
 
 pub mod admin;
 pub mod check;
+pub mod check_sinks;
 pub mod cli;
 pub mod config;
 pub mod error;

@@ -3,7 +3,10 @@
 //!
 //! Each sink runs on its own OS thread behind a bounded channel of batches,
 //! so a slow sink pushes back on the source (bounded memory) without blocking
-//! the others' writes. A sink worker:
+//! the others' writes. The thread is not one of the runtime's: the worker
+//! and the sink block on the runtime's handle (the worker to wait for a
+//! batch, sinks for their async destinations; the contract is in
+//! `outflow_sinks::sink`). A sink worker:
 //! 1. drops items at or before its own progress (its stored offset at start,
 //!    then the last item it wrote — so a replay after reconnect is skipped);
 //! 2. writes the rest;

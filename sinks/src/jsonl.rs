@@ -6,11 +6,14 @@
 //! lines written after the last commit (and possibly torn by a crash) are
 //! removed and replayed. Stdout, pipes and devices cannot be taken back:
 //! at-least-once.
+//!
+//! `outflow check` probes that the file's directory is writable.
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Seek, SeekFrom, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
+use async_trait::async_trait;
 use outflow_model::StreamItem;
 use serde::Deserialize;
 use serde_json::json;
@@ -18,7 +21,8 @@ use serde_json::json;
 use crate::format::envelope::EventWriter;
 use crate::format::values::ValueStyle;
 use crate::format::Format;
-use crate::{Checkpoint, Sink, SinkContext, SinkError};
+use crate::preflight::{writable_dir, Probe};
+use crate::{Checkpoint, Sink, SinkContext, SinkError, SinkFactory};
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -75,6 +79,36 @@ impl JsonlConfig {
             open_file(&self.path, checkpoint)?
         };
         Ok(JsonlSink { writer, out, line: Vec::with_capacity(4096), bytes: 0 })
+    }
+}
+
+#[async_trait]
+impl SinkFactory for JsonlConfig {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn validate(&self) -> Result<(), SinkError> {
+        Ok(())
+    }
+
+    async fn build(&self, ctx: SinkContext, checkpoint: Option<&Checkpoint>) -> Result<Box<dyn Sink>, SinkError> {
+        Ok(Box::new(JsonlConfig::build(self, ctx, checkpoint)?))
+    }
+
+    async fn preflight(&self) -> Vec<Probe> {
+        if self.path.as_os_str() == "-" {
+            return vec![Probe::pass(format!("sink {:?}: stdout", self.name))];
+        }
+        let dir = self.path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        let what = format!("sink {:?}: {} is writable", self.name, dir.display());
+        vec![match writable_dir(dir) {
+            Ok(()) => Probe::pass(what),
+            Err(why) => Probe::fail(
+                format!("{what} ({why})"),
+                format!("create {} and make it writable for this user", dir.display()),
+            ),
+        }]
     }
 }
 

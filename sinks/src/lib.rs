@@ -1,14 +1,44 @@
 //! outflow sinks and output formats. Knows the event model, nothing about
 //! PostgreSQL or MySQL wire protocols.
+//!
+//! Every sink is a folder (or file) here with the same parts: its config
+//! (serde, `deny_unknown_fields`) implementing [`SinkFactory`] (`validate`,
+//! `build`, `preflight`), and the [`Sink`] it builds. A new sink is its
+//! folder, one line in [`registry`] and, when it pulls in dependencies, a
+//! cargo feature.
 
+#[cfg(feature = "parquet")]
+pub mod columnar;
+pub mod exactly_once;
 pub mod failpoints;
 pub mod format;
+#[cfg(feature = "iceberg")]
 pub mod iceberg;
 pub mod jsonl;
+#[cfg(feature = "kafka")]
 pub mod kafka;
+#[cfg(feature = "parquet")]
 pub mod parquet;
+#[cfg(feature = "postgres-sink")]
 pub mod postgres;
+pub mod preflight;
+pub mod registry;
+pub mod settings;
 pub mod sink;
 pub mod snapshot_marks;
 
-pub use sink::{Checkpoint, Durable, Sink, SinkContext, SinkError};
+pub use preflight::Probe;
+pub use registry::SinkConfig;
+pub use sink::{Checkpoint, Durable, Sink, SinkContext, SinkError, SinkFactory};
+
+/// The runtime sink tests hand their sinks, as the pipeline hands its own.
+#[cfg(test)]
+pub(crate) fn test_runtime() -> tokio::runtime::Handle {
+    static RUNTIME: std::sync::OnceLock<tokio::runtime::Runtime> = std::sync::OnceLock::new();
+    RUNTIME
+        .get_or_init(|| {
+            tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("a test runtime")
+        })
+        .handle()
+        .clone()
+}

@@ -1,24 +1,53 @@
-//! The contract every sink implements.
+//! The contract every sink implements, and the factory that builds it.
 //!
-//! The pipeline hands a sink batches of stream items in source order (events
-//! the sink already has are filtered out before it sees them), and asks it,
-//! from time to time, to make what it has written durable. Only the
-//! checkpoint returned by `flush` — the sink's own recovery data, stored with
-//! its offset — makes a position count as delivered; whatever was written
-//! after the last flush may be lost in a crash and is replayed on restart.
+//! **Threads and the runtime.** Each sink runs on its own OS thread (the
+//! pipeline's sink worker, `src/pipeline.rs`), so [`Sink`]'s methods are
+//! blocking calls. Destinations that are async (object stores, PostgreSQL,
+//! Iceberg catalogs) run their futures on the pipeline's one tokio runtime:
+//! [`SinkFactory::build`] runs on that runtime and hands the sink its
+//! `tokio::runtime::Handle`, and the sink blocks on it
+//! (`handle.block_on(..)`) from its own thread, which is never a runtime
+//! thread. No sink builds a runtime of its own; tasks a sink spawns (a
+//! connection's driver) run on the pipeline's runtime.
 //!
-//! Sinks run on their own thread, so `write` and `flush` are blocking calls.
+//! **Ordering.** The pipeline hands a sink batches of stream items in source
+//! order; items at or before the sink's stored offset are filtered out
+//! before it sees them (table shapes re-announced by a replay are kept). A
+//! sink may rely on positions never going backwards within a run.
+//!
+//! **Durability.** From time to time the pipeline asks the sink to make
+//! what it has written durable ([`Sink::flush`]). Only a flush makes a
+//! position count as delivered: the pipeline stores the checkpoint the flush
+//! returns with the sink's offset, then publishes the position
+//! [`Sink::durable`] reports; the source is acknowledged no further than the
+//! least durable sink. Whatever was written after the last flush may be lost
+//! in a crash and is replayed on restart. Exactly-once sinks also keep their
+//! own commit record in the destination (see [`crate::exactly_once`]) and
+//! skip on start what it says they already hold.
+//!
+//! **Back-pressure.** `write` may block while the destination cannot take
+//! more (Kafka's full queue): the sink's bounded queue then fills and the
+//! source waits (or, with other sinks, detaches this one).
+//!
+//! **Shutdown.** When the stream ends the pipeline calls [`Sink::finish`]
+//! once: everything written must become durable; then the sink is dropped
+//! on its thread. A sink that fails returns its error; the pipeline stops
+//! without storing anything past its last flush.
 
+use async_trait::async_trait;
 use outflow_model::{Dialect, Position, StreamItem};
-
-use crate::snapshot_marks::SnapshotRecord;
 use serde_json::Value as Json;
 use thiserror::Error;
+
+use crate::preflight::Probe;
+use crate::snapshot_marks::SnapshotRecord;
 
 /// Sink-specific recovery data stored atomically with the sink's offset (e.g.
 /// the JSONL file's committed length). `Json::Null` when the sink has none.
 pub type Checkpoint = Json;
 
+/// What a sink does with the items the pipeline hands it (see the module
+/// doc for ordering, durability, back-pressure and shutdown).
 pub trait Sink: Send {
     /// Appends items, in order. They need not be durable when this returns.
     fn write(&mut self, items: &[StreamItem]) -> Result<(), SinkError>;
@@ -55,6 +84,29 @@ pub trait Sink: Send {
     fn recovered_snapshot(&self) -> Option<&SnapshotRecord> {
         None
     }
+}
+
+/// Builds one kind of sink from its `[[sink]]` settings; implemented by each
+/// sink's config and listed once in [`crate::registry`].
+#[async_trait]
+pub trait SinkFactory: Send + Sync {
+    /// The sink's name (its offsets are stored under it).
+    fn name(&self) -> &str;
+
+    /// What `build` would refuse in the settings alone: no I/O. Called when
+    /// the config is loaded, before the source is touched.
+    fn validate(&self) -> Result<(), SinkError>;
+
+    /// Opens the destination and recovers from `checkpoint` (what the last
+    /// flush returned, stored with the offset; None on a first run). Runs
+    /// on the pipeline's runtime; blocking work goes to a blocking thread,
+    /// and the sink keeps the runtime's handle for its async calls.
+    async fn build(&self, ctx: SinkContext, checkpoint: Option<&Checkpoint>) -> Result<Box<dyn Sink>, SinkError>;
+
+    /// The checks `outflow check` prints for this sink (destination
+    /// reachable, writable, privileges), each with its fix. Changes
+    /// nothing a run would not (probe objects are deleted again).
+    async fn preflight(&self) -> Vec<Probe>;
 }
 
 /// What a flush made durable (see [`Sink::durable`]).

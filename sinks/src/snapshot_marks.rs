@@ -12,7 +12,7 @@
 //!
 //! The progress is kept as JSON objects shaped like the state directory's
 //! (`last_key`, `resume`, `ranges`, `rows`, `done`); the sinks crate does not
-//! interpret it.
+//! interpret it. Sinks keep it through [`crate::exactly_once::Delivered`].
 
 use std::collections::BTreeMap;
 

@@ -1,7 +1,7 @@
 //! The `[source]` settings of `kind = "postgres"` (see `factory.rs` for
 //! what the commands do with them).
 
-use outflow_sinks::parquet::ByteSize;
+use outflow_sinks::settings::ByteSize;
 use serde::Deserialize;
 
 /// Retained WAL above which a postgres source warns, when not configured.

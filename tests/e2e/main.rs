@@ -6,7 +6,8 @@
 //! `admin` (the HTTP server's health, status and metrics), `bad_input` and
 //! `bad_config`/`bad_state`/`bad_source`/`bad_mysql`/`bad_disk` (the
 //! bad-input matrix: each bad input gives its error line and hint and exit
-//! code, with the state intact) and `pg_stream`
+//! code, with the state intact), `check_sinks` (`outflow check`'s ✓/✗ line
+//! and fix for each sink) and `pg_stream`
 //! (PostgreSQL changes arrive complete, ordered and rendered the Debezium
 //! way).
 
@@ -19,6 +20,7 @@ mod bad_source;
 mod bad_state;
 mod chaos;
 mod check;
+mod check_sinks;
 mod durability;
 mod fanout;
 mod harness;

@@ -53,6 +53,7 @@ use crate::SinkError;
 
 /// The catalog's table row, swapped only if it still points at the
 /// metadata file the commit was built on.
+#[derive(Clone)]
 pub struct Cas {
     pool: SqlitePool,
     catalog_name: String,

@@ -10,7 +10,7 @@
 //!
 //! - `append` (a change log): the change-log columns `_op`, `_position`,
 //!   `_tx`, `_source_ts`, `_snapshot` and `_unchanged` (the Parquet sink's,
-//!   see [`crate::parquet::rows`]): one row per change, the after-image (the
+//!   see [`crate::columnar::rows`]): one row per change, the after-image (the
 //!   before-image for deletes, all null for truncates).
 //! - `upsert` (the current row per key): `_position` and `_source_ts` of
 //!   each row's last change; key columns are the schema's identifier fields.
@@ -24,7 +24,8 @@
 //! A table records the mode it was created for (property `outflow.mode`);
 //! a sink of the other mode refuses it. Added and dropped source columns
 //! become Iceberg schema updates before rows of the new shape are written
-//! ([`table`]).
+//! ([`table`]). A table's state is its mode ([`state::TableMode`]) over
+//! its data files ([`table::DataFiles`]).
 //!
 //! Exactly-once. Rows go to Parquet data files as they arrive; every
 //! `commit_interval` (and when the stream ends) each table with new changes
@@ -56,12 +57,17 @@
 //! Limits: no partitioning; upsert tables follow one key (a change of the
 //! key columns or their types stops the sink).
 //!
-//! The catalog and writers are async; the sink owns a current-thread tokio
-//! runtime and blocks on it from its own thread.
+//! The catalog and writers are async: they run on the pipeline's runtime,
+//! which the sink blocks on from its own thread (setup runs on a blocking
+//! thread). `outflow check` opens an existing catalog (or probes that its
+//! directory is writable) and writes and deletes a probe file or object in
+//! the warehouse.
 
 mod commit;
+mod factory;
 mod read;
 mod schema;
+mod state;
 mod storage;
 mod table;
 mod upsert;
@@ -79,13 +85,16 @@ use iceberg_catalog_sql::{SqlBindStyle, SqlCatalog, SqlCatalogBuilder};
 use outflow_model::{ChangeEvent, Position, StreamItem};
 use serde::Deserialize;
 use serde_json::Value as Json;
+use tokio::runtime::Handle;
 
 use self::commit::Cas;
 use self::schema::{new_schema, wanted_columns};
-use self::table::{TableState, WriteSettings};
-use crate::parquet::{ByteSize, Interval};
-use crate::snapshot_marks::{SnapshotMarks, SnapshotRecord};
-use crate::{Checkpoint, Durable, Sink, SinkContext, SinkError};
+use self::state::TableState;
+use self::table::WriteSettings;
+use crate::exactly_once::{durable_before, Delivered};
+use crate::settings::{ByteSize, Interval};
+use crate::snapshot_marks::SnapshotRecord;
+use crate::{Checkpoint, Durable, Sink, SinkError};
 
 /// Snapshot summary keys.
 const SUMMARY_SINK: &str = "outflow.sink";
@@ -167,19 +176,18 @@ pub struct IcebergSink {
     catalog: SqlCatalog,
     /// Upsert mode: the catalog row swap of hand-built commits.
     cas: Option<Cas>,
-    rt: tokio::runtime::Runtime,
+    /// The pipeline's runtime, blocked on from the sink's thread.
+    rt: Handle,
     settings: WriteSettings,
     commit_interval: std::time::Duration,
     /// Open tables by source `schema.table`.
     tables: BTreeMap<String, TableState>,
     /// Which source table each Iceberg table belongs to (collision check).
     idents: HashMap<TableIdent, String>,
-    /// Per source table, the position its committed snapshots reach.
-    committed: BTreeMap<String, Position>,
-    last: Option<Position>,
+    /// Per source table, the position its committed snapshots reach; the
+    /// snapshot progress they hold; the last position written.
+    delivered: Delivered,
     durable: Durable,
-    marks: SnapshotMarks,
-    marks_recovered: bool,
 }
 
 /// An iceberg error as one line.
@@ -213,17 +221,9 @@ impl IcebergConfig {
         }
     }
 
-    /// Opens the catalog and reads back how far every table of this sink got.
-    pub fn build(&self, ctx: SinkContext, _checkpoint: Option<&Checkpoint>) -> Result<IcebergSink, SinkError> {
-        if tokio::runtime::Handle::try_current().is_ok() {
-            std::thread::scope(|s| s.spawn(|| self.build_blocking(ctx)).join())
-                .unwrap_or_else(|_| Err(SinkError::Data("the iceberg sink's setup thread panicked".into())))
-        } else {
-            self.build_blocking(ctx)
-        }
-    }
-
-    fn build_blocking(&self, _ctx: SinkContext) -> Result<IcebergSink, SinkError> {
+    /// Opens the catalog and reads back how far every table of this sink
+    /// got. Blocks on `rt`: call it from a thread outside the runtime.
+    pub fn open(&self, rt: Handle) -> Result<IcebergSink, SinkError> {
         let (warehouse, storage) = self.storage()?;
         let catalog_path = absolute(&self.catalog);
         if let Some(dir) = catalog_path.parent() {
@@ -238,34 +238,7 @@ impl IcebergConfig {
             .set_max_row_group_row_count(Some(128 * 1024))
             .set_created_by(format!("outflow {}", env!("CARGO_PKG_VERSION")))
             .build();
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .map_err(|e| SinkError::io("cannot start the iceberg sink's runtime", e))?;
-        let uri = format!("sqlite:{}?mode=rwc", catalog_path.display());
-        let props_map = HashMap::from([
-            ("uri".to_string(), uri),
-            ("warehouse".to_string(), warehouse),
-            ("sql_bind_style".to_string(), SqlBindStyle::QMark.to_string()),
-        ]);
-        let catalog = rt
-            .block_on(
-                SqlCatalogBuilder::default()
-                    .with_storage_factory(storage)
-                    .with_runtime(iceberg::Runtime::new(&rt))
-                    .load(&self.catalog_name, props_map),
-            )
-            .map_err(|e| {
-                SinkError::fatal(
-                    format!(
-                        "sink {:?}: cannot open the iceberg catalog {}: {}",
-                        self.name,
-                        catalog_path.display(),
-                        one_line(&e)
-                    ),
-                    "catalog must be a writable path for an SQLite file (created if missing)",
-                )
-            })?;
+        let catalog = rt.block_on(self.open_catalog(&catalog_path, warehouse, storage))?;
         let recovered = rt.block_on(recover(&catalog, &self.name))?;
         let cas = match self.mode {
             Mode::Upsert => Some(rt.block_on(Cas::open(&catalog_path, &self.catalog_name))?),
@@ -287,23 +260,53 @@ impl IcebergConfig {
             commit_interval: self.commit_interval.0,
             tables: BTreeMap::new(),
             idents: HashMap::new(),
-            committed: BTreeMap::new(),
-            last: None,
+            delivered: Delivered::default(),
             durable: Durable::Nothing,
-            marks_recovered: !recovered.is_empty(),
-            marks: SnapshotMarks::default(),
         };
+        let any = !recovered.is_empty();
         let mut record = SnapshotRecord::new();
+        let mut tables = BTreeMap::new();
         for r in recovered {
             tracing::info!(sink = %self.name, table = %r.source, iceberg = %r.ident, position = %r.position, "iceberg: resuming after the table's last commit");
             if let Some(progress) = r.snapshot {
                 record.insert(r.source.clone(), progress);
             }
             sink.idents.insert(r.ident, r.source.clone());
-            sink.committed.insert(r.source, r.position);
+            tables.insert(r.source, r.position);
         }
-        sink.marks = SnapshotMarks::recovered(Some(record));
+        sink.delivered = Delivered::recovered(None, tables, any.then_some(record));
         Ok(sink)
+    }
+
+    /// Opens (creating if missing) the SQLite catalog, on the current runtime.
+    async fn open_catalog(
+        &self,
+        catalog_path: &Path,
+        warehouse: String,
+        storage: Arc<dyn StorageFactory>,
+    ) -> Result<SqlCatalog, SinkError> {
+        let uri = format!("sqlite:{}?mode=rwc", catalog_path.display());
+        let props_map = HashMap::from([
+            ("uri".to_string(), uri),
+            ("warehouse".to_string(), warehouse),
+            ("sql_bind_style".to_string(), SqlBindStyle::QMark.to_string()),
+        ]);
+        SqlCatalogBuilder::default()
+            .with_storage_factory(storage)
+            .with_runtime(iceberg::Runtime::current())
+            .load(&self.catalog_name, props_map)
+            .await
+            .map_err(|e| {
+                SinkError::fatal(
+                    format!(
+                        "sink {:?}: cannot open the iceberg catalog {}: {}",
+                        self.name,
+                        catalog_path.display(),
+                        one_line(&e)
+                    ),
+                    "catalog must be a writable path for an SQLite file (created if missing)",
+                )
+            })
     }
 }
 
@@ -476,12 +479,10 @@ impl IcebergSink {
             tracing::info!(table = %key, iceberg = %ident, "iceberg: creating table");
             catalog.create_table(ns, creation).await.map_err(|e| ice_error(&what, &e))
         })?;
-        let mut state = TableState::new(key.to_string(), table, ev.table.clone(), &self.settings)?;
+        let mut state = TableState::new(key.to_string(), table, ev.table.clone(), self.cas.as_ref())?;
         // A table created by an earlier run may hold another shape.
         self.rt.block_on(state.evolve(ev.table.clone(), &self.catalog, &self.settings))?;
-        if state.upsert.is_some() {
-            self.rt.block_on(state.rebuild_index())?;
-        }
+        self.rt.block_on(state.rebuild_index())?;
         self.idents.insert(ident, key.to_string());
         self.tables.insert(key.to_string(), state);
         Ok(())
@@ -493,8 +494,8 @@ impl IcebergSink {
 
     /// Commits every table with new rows, each with its offset in the summary.
     fn commit_all(&mut self) -> Result<(), SinkError> {
-        let Some(position) = self.last.clone() else { return Ok(()) };
-        let record = self.marks.commit_through(None).clone();
+        let Some(position) = self.delivered.written().cloned() else { return Ok(()) };
+        let record = self.delivered.commit_record(&Durable::All).clone();
         for (key, t) in self.tables.iter_mut().filter(|(_, t)| t.rows > 0) {
             let mut summary = HashMap::from([
                 (SUMMARY_SINK.to_string(), self.name.clone()),
@@ -504,21 +505,15 @@ impl IcebergSink {
             if let Some(progress) = record.get(key) {
                 summary.insert(SUMMARY_SNAPSHOT.to_string(), progress.to_string());
             }
-            self.rt.block_on(t.commit(&self.catalog, self.cas.as_ref(), summary, &self.settings))?;
-            self.committed.insert(key.clone(), position.clone());
+            self.rt.block_on(t.commit(&self.catalog, summary, &self.settings))?;
+            self.delivered.table_committed(key.clone(), position.clone());
         }
         Ok(())
     }
 
     fn update_durable(&mut self) {
-        let open: Vec<&TableState> = self.tables.values().filter(|t| t.rows > 0).collect();
-        self.durable = if open.is_empty() {
-            Durable::All
-        } else if open.iter().any(|t| t.before_first.is_none()) {
-            Durable::Nothing
-        } else {
-            Durable::Through(open.iter().filter_map(|t| t.before_first.clone()).min().expect("non-empty"))
-        };
+        let open = self.tables.values().filter(|t| t.rows > 0);
+        self.durable = durable_before(open.map(|t| t.before_first.as_ref()));
     }
 }
 
@@ -527,16 +522,13 @@ impl Sink for IcebergSink {
         for item in items {
             if let StreamItem::Change(ev) = item {
                 let key = ev.table.id.to_string();
-                if !self.committed.get(&key).is_some_and(|done| ev.position <= *done) {
+                if !self.delivered.table_holds(&key, &ev.position) {
                     self.table_for(&key, ev)?;
                     let t = self.tables.get_mut(&key).expect("opened above");
-                    self.rt.block_on(t.append(ev, self.last.as_ref(), &self.settings))?;
+                    self.rt.block_on(t.append(ev, self.delivered.written(), &self.settings))?;
                 }
             }
-            self.marks.note(item);
-            if let Some(p) = item.position() {
-                self.last = Some(p.clone());
-            }
+            self.delivered.note(item);
         }
         Ok(())
     }
@@ -560,7 +552,7 @@ impl Sink for IcebergSink {
     }
 
     fn recovered_snapshot(&self) -> Option<&SnapshotRecord> {
-        self.marks_recovered.then(|| self.marks.committed())
+        self.delivered.recovered_snapshot()
     }
 
     fn bytes_written(&self) -> u64 {

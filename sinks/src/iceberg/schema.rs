@@ -33,7 +33,7 @@ use iceberg::spec::{ListType, NestedField, PrimitiveType, Schema, StructType, Ty
 use outflow_model::{ColumnSchema, TableSchema, Value};
 
 use super::Mode;
-use crate::parquet::rows::{RowBuffer, META_COLUMNS};
+use crate::columnar::rows::{RowBuffer, META_COLUMNS};
 use crate::parquet::types::{build_array, kind_of, Kind};
 use crate::SinkError;
 

@@ -64,10 +64,6 @@ fn config(dir: &std::path::Path, interval_secs: u64) -> IcebergConfig {
     .unwrap()
 }
 
-fn ctx() -> SinkContext {
-    SinkContext::for_tests("test", "db")
-}
-
 /// Every row of `public.<name>`, read with iceberg's own scan.
 fn read(sink: &IcebergSink, name: &str) -> Vec<RecordBatch> {
     sink.rt.block_on(async {
@@ -122,7 +118,7 @@ fn source_types_map_to_lossless_iceberg_types() {
 fn commits_hold_the_offset_and_a_restart_skips_per_table() {
     let dir = tempfile::tempdir().unwrap();
     let (a, b) = (table("a", 1, false), table("b", 1, false));
-    let mut sink = config(dir.path(), 3600).build(ctx(), None).unwrap();
+    let mut sink = config(dir.path(), 3600).open(crate::test_runtime()).unwrap();
     sink.write(&[change(&a, Op::Create, 10, 1), change(&b, Op::Create, 10, 1), commit(10)]).unwrap();
     sink.flush().unwrap();
     // Nothing is committed before the interval: only what precedes the first row is durable.
@@ -135,8 +131,8 @@ fn commits_hold_the_offset_and_a_restart_skips_per_table() {
 
     // Restart from nothing (the state directory's offset lost): the tables'
     // summaries say how far each got, so the replay adds only what is new.
-    let mut sink = config(dir.path(), 3600).build(ctx(), None).unwrap();
-    assert_eq!(sink.committed.get("public.a"), Some(&Position::pg(21)));
+    let mut sink = config(dir.path(), 3600).open(crate::test_runtime()).unwrap();
+    assert_eq!(sink.delivered.table("public.a"), Some(&Position::pg(21)));
     sink.write(&[change(&a, Op::Create, 10, 1), change(&b, Op::Create, 10, 1), commit(10)]).unwrap();
     sink.write(&[change(&a, Op::Update, 20, 1), commit(20)]).unwrap();
     sink.write(&[change(&b, Op::Delete, 30, 1), commit(30)]).unwrap();
@@ -149,7 +145,7 @@ fn commits_hold_the_offset_and_a_restart_skips_per_table() {
 fn an_added_column_reaches_the_table_schema() {
     let dir = tempfile::tempdir().unwrap();
     let (v1, v2) = (table("t", 1, false), table("t", 2, true));
-    let mut sink = config(dir.path(), 0).build(ctx(), None).unwrap();
+    let mut sink = config(dir.path(), 0).open(crate::test_runtime()).unwrap();
     sink.write(&[change(&v1, Op::Create, 10, 1), commit(10)]).unwrap();
     sink.write(&[StreamItem::SchemaChange(v2.clone()), change(&v2, Op::Create, 20, 2), commit(20)]).unwrap();
     sink.finish().unwrap();
@@ -210,7 +206,7 @@ fn current_rows(sink: &IcebergSink, name: &str) -> Vec<(i32, Option<String>)> {
 fn upsert_tables_hold_the_current_row_per_key_across_commits_and_restarts() {
     let dir = tempfile::tempdir().unwrap();
     let t = table("t", 1, false);
-    let mut sink = upsert_config(dir.path()).build(ctx(), None).unwrap();
+    let mut sink = upsert_config(dir.path()).open(crate::test_runtime()).unwrap();
     let mut items: Vec<StreamItem> =
         (1..=5).map(|id| row_event(&t, Op::Read, 10, None, Some(text_row(id, "seed")))).collect();
     items.push(commit(10));
@@ -241,7 +237,7 @@ fn upsert_tables_hold_the_current_row_per_key_across_commits_and_restarts() {
     drop(sink);
 
     // A new run rebuilds the index from the table: its changes replace run 1's rows.
-    let mut sink = upsert_config(dir.path()).build(ctx(), None).unwrap();
+    let mut sink = upsert_config(dir.path()).open(crate::test_runtime()).unwrap();
     sink.write(&[
         row_event(&t, Op::Update, 20, None, Some(text_row(1, "replayed, skipped"))),
         row_event(&t, Op::Update, 30, None, Some(vec![Value::Int(5), Value::Unchanged])),
@@ -265,19 +261,19 @@ fn upsert_tables_hold_the_current_row_per_key_across_commits_and_restarts() {
     sink.finish().unwrap();
     assert_eq!(current_rows(&sink, "t"), vec![(7, Some("after".to_string()))]);
     drop(sink);
-    let sink = upsert_config(dir.path()).build(ctx(), None).unwrap();
-    assert_eq!(sink.committed.get("public.t"), Some(&Position::pg(43)));
+    let sink = upsert_config(dir.path()).open(crate::test_runtime()).unwrap();
+    assert_eq!(sink.delivered.table("public.t"), Some(&Position::pg(43)));
 }
 
 #[test]
 fn upsert_mode_refuses_a_change_log_table() {
     let dir = tempfile::tempdir().unwrap();
     let t = table("t", 1, false);
-    let mut sink = config(dir.path(), 0).build(ctx(), None).unwrap();
+    let mut sink = config(dir.path(), 0).open(crate::test_runtime()).unwrap();
     sink.write(&[change(&t, Op::Create, 10, 1), commit(10)]).unwrap();
     sink.finish().unwrap();
     drop(sink);
-    let mut sink = upsert_config(dir.path()).build(ctx(), None).unwrap();
+    let mut sink = upsert_config(dir.path()).open(crate::test_runtime()).unwrap();
     let err = sink.write(&[change(&t, Op::Create, 20, 2), commit(20)]).unwrap_err().to_string();
     assert!(err.contains("was created by mode = \"append\""), "{err}");
 }
@@ -286,7 +282,7 @@ fn upsert_mode_refuses_a_change_log_table() {
 fn upsert_changes_to_rows_written_earlier_in_the_same_commit_replace_them() {
     let dir = tempfile::tempdir().unwrap();
     let t = table("t", 1, false);
-    let mut sink = upsert_config(dir.path()).build(ctx(), None).unwrap();
+    let mut sink = upsert_config(dir.path()).open(crate::test_runtime()).unwrap();
     // More keys than one batch: the first batch is written to the open data
     // file before the changes below arrive, all in one commit.
     let n = super::table::BATCH_ROWS as i32 + 10;
@@ -309,10 +305,10 @@ fn upsert_changes_to_rows_written_earlier_in_the_same_commit_replace_them() {
 fn an_upsert_commit_fails_if_another_writer_committed_first() {
     let dir = tempfile::tempdir().unwrap();
     let t = table("t", 1, false);
-    let mut first = upsert_config(dir.path()).build(ctx(), None).unwrap();
+    let mut first = upsert_config(dir.path()).open(crate::test_runtime()).unwrap();
     first.write(&[row_event(&t, Op::Read, 10, None, Some(text_row(1, "seed"))), commit(10)]).unwrap();
     first.finish().unwrap();
-    let mut second = upsert_config(dir.path()).build(ctx(), None).unwrap();
+    let mut second = upsert_config(dir.path()).open(crate::test_runtime()).unwrap();
     second.write(&[row_event(&t, Op::Update, 20, None, Some(text_row(1, "second"))), commit(20)]).unwrap();
     first.write(&[row_event(&t, Op::Update, 21, None, Some(text_row(1, "first"))), commit(21)]).unwrap();
     first.finish().unwrap();

@@ -31,7 +31,7 @@
 //! rendered key on the heap (an int key renders to 5-12 bytes, a 32-byte
 //! allocation) per row, so 70-130 bytes, ~100 MB per million rows. It is
 //! rebuilt on start from the table
-//! ([`TableState::rebuild_index`]): every live data file's key columns are
+//! ([`Upsert::rebuild`]): every live data file's key columns are
 //! read, minus the positions its delete files list.
 //!
 //! Tables without a key are append-only: inserts and snapshot reads are
@@ -45,17 +45,15 @@ use std::sync::Arc;
 use arrow_array::{Array, ArrayRef, RecordBatch};
 use arrow_cast::display::{ArrayFormatter, FormatOptions};
 use arrow_schema::DataType;
-use iceberg::writer::{CurrentFileStatus, IcebergWriter};
 use iceberg::Catalog;
 use outflow_model::{ChangeEvent, Op, Row, Value};
 use parquet::arrow::PARQUET_FIELD_ID_META_KEY;
 
 use super::commit::{self, Cas, Delta};
-use super::ice_error;
 use super::read;
 use super::schema::{conform, record_batch, Slot};
-use super::table::{TableState, WriteSettings, BATCH_ROWS};
-use crate::parquet::rows::RowBuffer;
+use super::table::{DataFiles, WriteSettings, BATCH_ROWS};
+use crate::columnar::rows::RowBuffer;
 use crate::parquet::types::{build_array, Kind};
 use crate::SinkError;
 
@@ -349,27 +347,30 @@ impl Upsert {
     }
 }
 
-impl TableState {
-    fn upsert_mut(&mut self) -> &mut Upsert {
-        self.upsert.as_mut().expect("an upsert table")
-    }
-
-    /// Buffers one change of an upsert table.
-    pub(super) async fn add_upsert(&mut self, ev: &ChangeEvent, settings: &WriteSettings) -> Result<(), SinkError> {
+impl Upsert {
+    /// Takes one change of this table: collapsed into the pending changes
+    /// (applied every [`BATCH_ROWS`] keys), appended (keyless inserts) or
+    /// counted (keyless updates and deletes); a truncate empties the table.
+    pub async fn add_change(
+        &mut self,
+        files: &mut DataFiles,
+        ev: &ChangeEvent,
+        settings: &WriteSettings,
+    ) -> Result<(), SinkError> {
         if ev.op == Op::Truncate {
-            return self.truncate_upsert(settings).await;
+            return self.truncate_table(files, settings).await;
         }
-        match self.upsert_mut().add(ev)? {
+        match self.add(ev)? {
             Added::Buffered => {
-                if self.upsert_mut().pending() >= BATCH_ROWS {
-                    self.apply_upserts(settings).await?;
+                if self.pending() >= BATCH_ROWS {
+                    self.apply(files, settings).await?;
                 }
             }
-            Added::Append => self.push_row(ev, settings).await?,
+            Added::Append => files.push_row(ev, settings).await?,
             Added::NotApplied => {
-                let skipped = self.upsert_mut().not_applied;
+                let skipped = self.not_applied;
                 if skipped.is_power_of_two() {
-                    tracing::warn!(table = %self.key, skipped,
+                    tracing::warn!(table = %files.key, skipped,
                         "table has no key: updates and deletes are not applied to its append-only iceberg table");
                 }
             }
@@ -379,12 +380,12 @@ impl TableState {
 
     /// Writes the pending changes: new row images to the open data file,
     /// the positions of replaced and deleted rows to this commit's deletes.
-    pub(super) async fn apply_upserts(&mut self, settings: &WriteSettings) -> Result<(), SinkError> {
-        let rows = self.upsert_mut().take();
+    pub async fn apply(&mut self, files: &mut DataFiles, settings: &WriteSettings) -> Result<(), SinkError> {
+        let rows = self.take();
         if rows.is_empty() {
             return Ok(());
         }
-        let ncols = self.source.columns.len();
+        let ncols = files.source.columns.len();
         let mut buf = RowBuffer::new(ncols, rows.len());
         let mut fills = Vec::new();
         let mut missing = 0u64;
@@ -399,48 +400,38 @@ impl TableState {
             }
         }
         if missing > 0 {
-            tracing::warn!(table = %self.key, values = missing,
+            tracing::warn!(table = %files.key, values = missing,
                 "updates left TOASTed values unchanged for rows the iceberg table does not hold: written as null");
         }
-        let mut batch = record_batch(&buf, &self.arrow, &self.slots, &self.source)?;
+        let mut batch = record_batch(&buf, &files.arrow, &files.slots, &files.source)?;
         if !fills.is_empty() {
-            batch = self.fill_unchanged(batch, &fills, settings).await?;
+            batch = self.fill_unchanged(files, batch, &fills, settings).await?;
         }
-        let n = batch.num_rows() as u64;
-        if self.writer.is_none() {
-            self.writer = Some(self.open_writer(settings).await?);
-        }
-        let writer = self.writer.as_mut().expect("opened above");
-        writer.write(batch).await.map_err(|e| ice_error(&format!("cannot write a data file of {}", self.key), &e))?;
-        // A batch goes whole into one file: the rolling writer rolls only
-        // between batches.
-        let path = writer.current_file_path();
-        let start = writer.current_row_num() as u64 - n;
-        self.open_file = Some(path.clone());
+        let (path, start) = files.write_batch(batch, settings).await?;
+        files.open_file = Some(path.clone());
         let keys = rows.into_iter().map(|(key, _, _)| key).collect();
-        self.upsert_mut().written(keys, &path, start);
+        self.written(keys, &path, start);
         Ok(())
     }
 
     /// Replaces the unchanged values of `batch` with those of the keys'
     /// previous rows, read from their data files.
     async fn fill_unchanged(
-        &mut self,
+        &self,
+        files: &mut DataFiles,
         batch: RecordBatch,
         fills: &[Fill],
         settings: &WriteSettings,
     ) -> Result<RecordBatch, SinkError> {
-        let open = self.open_file.clone();
-        let up = self.upsert.as_ref().expect("an upsert table");
-        if fills.iter().any(|f| Some(&*up.files[f.from.file as usize]) == open.as_deref()) {
+        let open = files.open_file.clone();
+        if fills.iter().any(|f| Some(&*self.files[f.from.file as usize]) == open.as_deref()) {
             // Rows of the open file cannot be read before it is closed.
-            self.close_files(settings).await?;
+            files.close_files(settings).await?;
         }
-        let up = self.upsert.as_ref().expect("an upsert table");
         // The table's fields to fetch, by source column.
         let mut fields: BTreeMap<usize, usize> = BTreeMap::new();
         for f in fills {
-            let at = self.slots.iter().position(|s| matches!(s, Slot::Source(i, _) if *i == f.column));
+            let at = files.slots.iter().position(|s| matches!(s, Slot::Source(i, _) if *i == f.column));
             if let Some(at) = at {
                 fields.insert(f.column, at);
             }
@@ -448,7 +439,7 @@ impl TableState {
         let (ids, types): (Vec<i32>, Vec<DataType>) = fields
             .values()
             .map(|&at| {
-                let field = self.arrow.field(at);
+                let field = files.arrow.field(at);
                 let id = field.metadata().get(PARQUET_FIELD_ID_META_KEY).and_then(|v| v.parse().ok()).unwrap_or(-1);
                 (id, field.data_type().clone())
             })
@@ -464,8 +455,8 @@ impl TableState {
         for (file, mut positions) in by_file {
             positions.sort_unstable();
             positions.dedup();
-            let path = up.files[file as usize].clone();
-            let arrays = read::read_columns(&self.table, &path, &ids, &types, Some(&positions)).await?;
+            let path = self.files[file as usize].clone();
+            let arrays = read::read_columns(&files.table, &path, &ids, &types, Some(&positions)).await?;
             for (row, pos) in positions.iter().enumerate() {
                 found.insert(Loc { file, pos: *pos }, (fetched.len(), row));
             }
@@ -481,103 +472,98 @@ impl TableState {
                 take[f.row] = (file + 1, row);
             }
             let filled = arrow_select::interleave::interleave(&sources, &take).map_err(|e| {
-                SinkError::Data(format!("cannot fill unchanged values of {}: {e}; please report this bug", self.key))
+                SinkError::Data(format!("cannot fill unchanged values of {}: {e}; please report this bug", files.key))
             })?;
             columns[at] = filled;
         }
         RecordBatch::try_new(batch.schema(), columns)
-            .map_err(|e| SinkError::Data(format!("cannot fill unchanged values of {}: {e}", self.key)))
+            .map_err(|e| SinkError::Data(format!("cannot fill unchanged values of {}: {e}", files.key)))
     }
 
     /// A truncate: the index, the pending changes and every file written
     /// since the last commit are dropped; the commit leaves earlier files
     /// out of the snapshot.
-    async fn truncate_upsert(&mut self, settings: &WriteSettings) -> Result<(), SinkError> {
-        self.upsert_mut().truncate();
-        self.buf = RowBuffer::new(self.source.columns.len(), 0);
-        self.close_files(settings).await?;
-        for file in std::mem::take(&mut self.pending) {
+    async fn truncate_table(&mut self, files: &mut DataFiles, settings: &WriteSettings) -> Result<(), SinkError> {
+        self.truncate();
+        files.clear_buffer();
+        files.close_files(settings).await?;
+        for file in std::mem::take(&mut files.pending) {
             // Unreferenced either way; removing them only saves space.
-            if let Err(e) = self.table.file_io().delete(file.file_path()).await {
-                tracing::debug!(table = %self.key, error = %super::one_line(&e), "iceberg: cannot remove a truncated data file");
+            if let Err(e) = files.table.file_io().delete(file.file_path()).await {
+                tracing::debug!(table = %files.key, error = %super::one_line(&e), "iceberg: cannot remove a truncated data file");
             }
         }
         Ok(())
     }
 
-    /// Commits what was written since the last commit, the position deletes
-    /// and `summary` as one snapshot ([`commit::commit`]).
-    pub(super) async fn commit_upsert(
+    /// Commits what was written since the last commit (`rows` changes), the
+    /// position deletes and `summary` as one snapshot ([`commit::commit`]);
+    /// returns the bytes of the files it committed.
+    pub async fn commit(
         &mut self,
+        files: &mut DataFiles,
         catalog: &dyn Catalog,
         cas: &Cas,
         summary: HashMap<String, String>,
         settings: &WriteSettings,
-    ) -> Result<(), SinkError> {
-        self.apply_upserts(settings).await?;
-        self.close_files(settings).await?;
-        let data = std::mem::take(&mut self.pending);
-        let deletes = self.upsert_mut().take_deletes();
+        rows: u64,
+    ) -> Result<u64, SinkError> {
+        self.apply(files, settings).await?;
+        files.close_files(settings).await?;
+        let data = std::mem::take(&mut files.pending);
+        let deletes = self.take_deletes();
         let delete_file = if deletes.is_empty() {
             None
         } else {
-            self.files += 1;
-            let name = format!("{}-{}-deletes.parquet", settings.file_prefix, self.files);
-            Some(commit::write_position_deletes(&self.table, &deletes, &name).await?)
+            files.files += 1;
+            let name = format!("{}-{}-deletes.parquet", settings.file_prefix, files.files);
+            Some(commit::write_position_deletes(&files.table, &deletes, &name).await?)
         };
         let bytes: u64 = data.iter().chain(&delete_file).map(|f| f.file_size_in_bytes()).sum();
         let (nfiles, ndeletes) = (data.len(), deletes.len());
-        let truncated = self.upsert_mut().truncated;
-        let delta = Delta { data, deletes: delete_file, truncated };
-        self.table = commit::commit(&self.table, catalog, cas, delta, summary, &settings.file_prefix).await?;
-        tracing::debug!(table = %self.key, files = nfiles, deletes = ndeletes, rows = self.rows, "iceberg: committed");
-        self.upsert_mut().truncated = false;
-        self.bytes += bytes;
-        self.rows = 0;
-        self.since = None;
-        self.before_first = None;
-        Ok(())
+        let delta = Delta { data, deletes: delete_file, truncated: self.truncated };
+        files.table = commit::commit(&files.table, catalog, cas, delta, summary, &settings.file_prefix).await?;
+        tracing::debug!(table = %files.key, files = nfiles, deletes = ndeletes, rows, "iceberg: committed");
+        self.truncated = false;
+        Ok(bytes)
     }
 
     /// Fills the index from the table's current snapshot: each live data
     /// file's key columns, minus the rows its position deletes remove.
-    pub(super) async fn rebuild_index(&mut self) -> Result<(), SinkError> {
-        let up = self.upsert.as_ref().expect("an upsert table");
-        if !up.keyed() {
+    pub async fn rebuild(&mut self, files: &DataFiles) -> Result<(), SinkError> {
+        if !self.keyed() {
             return Ok(());
         }
-        let (ids, types): (Vec<i32>, Vec<DataType>) = up.keys.iter().map(|k| (k.field_id, k.ty.clone())).unzip();
-        let files = read::live_files(&self.table).await?;
+        let (ids, types): (Vec<i32>, Vec<DataType>) = self.keys.iter().map(|k| (k.field_id, k.ty.clone())).unzip();
+        let live = read::live_files(&files.table).await?;
         let mut deleted: HashMap<String, HashSet<u64>> = HashMap::new();
-        for file in &files.position_deletes {
-            for (path, positions) in read::read_position_deletes(&self.table, file).await? {
+        for file in &live.position_deletes {
+            for (path, positions) in read::read_position_deletes(&files.table, file).await? {
                 deleted.entry(path).or_default().extend(positions);
             }
         }
         // Sized once: growing a large map holds its old and new table at once.
-        let rows: u64 = files.data.iter().map(|f| f.record_count()).sum();
+        let rows: u64 = live.data.iter().map(|f| f.record_count()).sum();
         let gone: u64 = deleted.values().map(|d| d.len() as u64).sum();
-        self.upsert_mut().index.reserve(rows.saturating_sub(gone) as usize);
+        self.index.reserve(rows.saturating_sub(gone) as usize);
         let mut duplicates = 0u64;
-        for file in &files.data {
-            let columns = read::read_columns(&self.table, file.file_path(), &ids, &types, None).await?;
+        for file in &live.data {
+            let columns = read::read_columns(&files.table, file.file_path(), &ids, &types, None).await?;
             let keys = encode_keys(&columns)
                 .map_err(|e| SinkError::Data(format!("cannot render the keys of {}: {e}", file.file_path())))?;
             let gone = deleted.get(file.file_path());
-            let up = self.upsert_mut();
             for (pos, key) in keys.into_iter().enumerate() {
                 let pos = pos as u64;
-                if !gone.is_some_and(|g| g.contains(&pos)) && !up.found(key, file.file_path(), pos) {
+                if !gone.is_some_and(|g| g.contains(&pos)) && !self.found(key, file.file_path(), pos) {
                     duplicates += 1;
                 }
             }
         }
         if duplicates > 0 {
-            tracing::warn!(table = %self.key, rows = duplicates,
+            tracing::warn!(table = %files.key, rows = duplicates,
                 "iceberg: the table holds several live rows for some keys; the next change of such a key replaces only one of them");
         }
-        let rows = self.upsert_mut().live_rows();
-        tracing::info!(table = %self.key, rows, files = files.data.len(),
+        tracing::info!(table = %files.key, rows = self.live_rows(), files = live.data.len(),
             "iceberg: rebuilt the upsert index");
         Ok(())
     }

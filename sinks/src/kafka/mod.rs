@@ -20,12 +20,16 @@
 //! but before the crash. The state directory only caches where the offsets
 //! record is.
 //!
+//! `outflow check` fetches the cluster's metadata (brokers reachable, and
+//! the credentials accepted) within a timeout.
+//!
 //! Definite errors (record too large, missing topic without
 //! `create_topics`, authorization) stop the sink with a message naming the
 //! setting; nothing past the failing record is acknowledged.
 
 mod config;
 mod errors;
+mod factory;
 pub mod message;
 mod recovery;
 #[cfg(test)]
@@ -49,10 +53,11 @@ pub use config::{KafkaConfig, Setting};
 use message::{TopicTemplate, POSITION_HEADER, SEQ_HEADER};
 use recovery::{Anchor, Mark, OffsetsRecord};
 
+use crate::exactly_once::Delivered;
 use crate::format::envelope::EventWriter;
 use crate::format::values::ValueStyle;
-use crate::snapshot_marks::{SnapshotMarks, SnapshotRecord};
-use crate::{Checkpoint, Sink, SinkContext, SinkError};
+use crate::snapshot_marks::SnapshotRecord;
+use crate::{Checkpoint, Durable, Sink, SinkContext, SinkError};
 
 /// How often a wait on the broker says so in the log.
 const WAIT_LOG: Duration = Duration::from_secs(10);
@@ -72,18 +77,12 @@ pub struct KafkaSink {
     /// Known topics: partition count, recovered tails, last record sent.
     topics: HashMap<String, TopicState>,
     table_topics: HashMap<TableId, String>,
-    /// Everything at or before this was delivered by an earlier run.
-    recovered: Option<Position>,
-    /// Snapshot progress, stored in the offsets records.
-    marks: SnapshotMarks,
-    /// Whether the recovered offsets record had snapshot progress.
-    marks_recovered: bool,
+    /// What the last offsets record says was delivered (everything at or
+    /// before its position, and its snapshot progress), and what was
+    /// written since.
+    delivered: Delivered,
     /// Anchors from the last offsets record, for topics not yet touched.
     anchors: BTreeMap<String, BTreeMap<i32, Anchor>>,
-    /// The last position handed to `write`.
-    written: Option<Position>,
-    /// The position of the last offsets record delivered.
-    committed: Option<Position>,
     /// Offset of the last offsets record (the checkpoint).
     offsets_offset: Option<i64>,
     tx: Option<Tx>,
@@ -175,7 +174,7 @@ impl KafkaConfig {
     /// Connects (waiting for the broker if it is down) and, for exactly-once,
     /// reads back what earlier runs delivered. `checkpoint` is the state
     /// directory's cache: `{"offsets_offset": N}`.
-    pub fn build(&self, ctx: SinkContext, checkpoint: Option<&Checkpoint>) -> Result<KafkaSink, SinkError> {
+    pub fn open(&self, ctx: SinkContext, checkpoint: Option<&Checkpoint>) -> Result<KafkaSink, SinkError> {
         let template = self.check()?;
         let style = ValueStyle { unavailable_placeholder: self.unavailable_value_placeholder.clone() };
         let writer = EventWriter::new(self.format, style.clone(), ctx.clone());
@@ -202,12 +201,8 @@ impl KafkaConfig {
             offsets_topic,
             topics: HashMap::new(),
             table_topics: HashMap::new(),
-            recovered: None,
-            marks: SnapshotMarks::default(),
-            marks_recovered: false,
+            delivered: Delivered::default(),
             anchors: BTreeMap::new(),
-            written: None,
-            committed: None,
             offsets_offset: None,
             tx: None,
             key: Vec::with_capacity(256),
@@ -249,12 +244,9 @@ impl KafkaSink {
                 .parse()
                 .map_err(|e| SinkError::Checkpoint(format!("offsets record at offset {offset} of {topic}: {e}")))?;
             tracing::info!(sink = %self.cfg.name, position = %position, "resuming after what kafka already has");
-            self.recovered = Some(position.clone());
-            self.committed = Some(position);
+            self.delivered = Delivered::recovered(Some(position), BTreeMap::new(), rec.snapshot);
             self.anchors = rec.partitions;
             self.offsets_offset = Some(offset);
-            self.marks_recovered = rec.snapshot.is_some();
-            self.marks = SnapshotMarks::recovered(rec.snapshot);
         }
         Ok(())
     }
@@ -580,7 +572,7 @@ impl KafkaSink {
                 }
             }
         }
-        let snapshot = Some(self.marks.commit_through(None).clone());
+        let snapshot = Some(self.delivered.commit_record(&Durable::All).clone());
         let record = OffsetsRecord { position: position.to_string(), partitions, snapshot };
         let value = serde_json::to_vec(&record).expect("offsets records serialize");
         self.anchors = record.partitions;
@@ -603,12 +595,11 @@ impl Sink for KafkaSink {
         self.writer.start_batch();
         for item in items {
             let Some(position) = item.position() else { continue };
-            if self.recovered.as_ref().is_some_and(|r| position <= r) {
+            if self.delivered.holds(position) {
                 continue;
             }
             self.write_item(item)?;
-            self.marks.note(item);
-            self.written = Some(position.clone());
+            self.delivered.note(item);
         }
         self.producer.poll(Duration::ZERO);
         self.check_failed()
@@ -621,9 +612,9 @@ impl Sink for KafkaSink {
     fn flush(&mut self) -> Result<Checkpoint, SinkError> {
         self.wait_delivered()?;
         if self.cfg.exactly_once {
-            if let Some(position) = self.written.clone().filter(|w| Some(w) != self.committed.as_ref()) {
+            if let Some(position) = self.delivered.uncommitted() {
                 self.write_offsets(&position)?;
-                self.committed = Some(position);
+                self.delivered.committed(position);
             }
         }
         Ok(match self.offsets_offset {
@@ -637,6 +628,6 @@ impl Sink for KafkaSink {
     }
 
     fn recovered_snapshot(&self) -> Option<&SnapshotRecord> {
-        self.marks_recovered.then(|| self.marks.committed())
+        self.delivered.recovered_snapshot()
     }
 }

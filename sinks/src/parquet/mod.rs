@@ -19,12 +19,16 @@
 //! stored offset; changes a manifest already holds are skipped per table, so
 //! nothing appears twice even if the offset write was lost.
 //!
+//! Object stores are async: the sink blocks on the pipeline's runtime from
+//! its own thread ([`store`]). `outflow check` writes and deletes a probe
+//! file in the directory, or a probe object under the store prefix.
+//!
 //! Memory: every table's buffered rows and open row groups count against
 //! `memory_limit`; when it is exceeded the largest tables' row groups are
 //! written out to their files (which stay open and uncommitted).
 
+mod factory;
 mod manifest;
-pub mod rows;
 mod store;
 mod table;
 pub mod types;
@@ -38,12 +42,15 @@ use ::parquet::file::properties::WriterProperties;
 use outflow_model::{Position, StreamItem};
 use serde::Deserialize;
 use serde_json::json;
+use tokio::runtime::Handle;
 
 use self::manifest::{manifest_path, CommittedFile, Manifest};
 use self::store::Store;
 use self::table::{FileSettings, TableWriter};
-use crate::snapshot_marks::{SnapshotMarks, SnapshotRecord};
-use crate::{Checkpoint, Durable, Sink, SinkContext, SinkError};
+use crate::exactly_once::{durable_before, Delivered};
+use crate::settings::{ByteSize, Interval};
+use crate::snapshot_marks::SnapshotRecord;
+use crate::{Checkpoint, Durable, Sink, SinkError};
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -120,88 +127,6 @@ pub enum PartitionBy {
     Date,
 }
 
-/// A size: an integer number of bytes or a string like "256MB", "1GiB".
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ByteSize(pub u64);
-
-impl<'de> Deserialize<'de> for ByteSize {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum Raw {
-            N(u64),
-            Negative(i64),
-            S(String),
-        }
-        match Raw::deserialize(d)? {
-            Raw::N(n) => Ok(ByteSize(n)),
-            Raw::Negative(n) => Err(serde::de::Error::custom(format!("{n} is negative; a size is at least 0"))),
-            Raw::S(s) => parse_size(&s).map(ByteSize).ok_or_else(|| {
-                serde::de::Error::custom(format!(
-                    "{s:?} is not a size; write e.g. \"256MB\", \"1GiB\" or a number of bytes"
-                ))
-            }),
-        }
-    }
-}
-
-fn parse_size(s: &str) -> Option<u64> {
-    let s = s.trim();
-    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
-    let (n, unit) = s.split_at(split);
-    let n: u64 = n.parse().ok()?;
-    let mult: u64 = match unit.trim().to_ascii_lowercase().as_str() {
-        "" | "b" => 1,
-        "kb" | "k" => 1_000,
-        "mb" | "m" => 1_000_000,
-        "gb" | "g" => 1_000_000_000,
-        "kib" => 1 << 10,
-        "mib" => 1 << 20,
-        "gib" => 1 << 30,
-        _ => return None,
-    };
-    n.checked_mul(mult)
-}
-
-/// A duration: "500ms", "30s", "5m", "1h" or a number of seconds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Interval(pub Duration);
-
-impl<'de> Deserialize<'de> for Interval {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum Raw {
-            N(u64),
-            Negative(i64),
-            S(String),
-        }
-        match Raw::deserialize(d)? {
-            Raw::N(n) => Ok(Interval(Duration::from_secs(n))),
-            Raw::Negative(n) => Err(serde::de::Error::custom(format!("{n} is negative; a duration is at least 0"))),
-            Raw::S(s) => parse_interval(&s).map(Interval).ok_or_else(|| {
-                serde::de::Error::custom(format!("{s:?} is not a duration; write e.g. \"30s\", \"5m\" or \"1h\""))
-            }),
-        }
-    }
-}
-
-fn parse_interval(s: &str) -> Option<Duration> {
-    let s = s.trim();
-    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
-    let (n, unit) = s.split_at(split);
-    let n: u64 = n.parse().ok()?;
-    Some(match unit.trim() {
-        "ms" => Duration::from_millis(n),
-        "" | "s" => Duration::from_secs(n),
-        // Checked: "1000000000000000000m" overflowed (a panic in debug
-        // builds, a wrapped duration in release ones).
-        "m" => Duration::from_secs(n.checked_mul(60)?),
-        "h" => Duration::from_secs(n.checked_mul(3600)?),
-        _ => return None,
-    })
-}
-
 pub struct ParquetSink {
     store: Store,
     props: WriterProperties,
@@ -213,25 +138,20 @@ pub struct ParquetSink {
     /// Bytes of the files this instance committed.
     bytes: u64,
     tables: HashMap<String, TableWriter>,
-    /// Per table, the last change held by committed files.
-    committed: BTreeMap<String, Position>,
+    /// Per table, the last change held by committed files; the snapshot
+    /// progress stored in the manifests; the last position written.
+    delivered: Delivered,
     /// Rolled and staged, waiting for the next manifest.
     pending: Vec<CommittedFile>,
     pending_marks: BTreeMap<String, Position>,
     sequence: u64,
     next_file: u64,
-    /// The last stream position handed to `write`.
-    last: Option<Position>,
     /// Inside a snapshot chunk's group: files do not roll until its Commit.
     /// A chunk's rows get new positions when it is read again, so a file
     /// committed with half a chunk would leave the other half to be read
     /// again next to rows already delivered.
     in_snapshot_chunk: bool,
     durable: Durable,
-    /// Snapshot progress, stored in the manifests.
-    marks: SnapshotMarks,
-    /// Whether the recovered manifest had snapshot progress.
-    marks_recovered: bool,
 }
 
 impl ParquetConfig {
@@ -246,8 +166,9 @@ impl ParquetConfig {
     }
 
     /// Opens the store and recovers: completes an interrupted commit, deletes
-    /// uncommitted files, and loads the per-table positions to skip.
-    pub fn build(&self, _ctx: SinkContext, checkpoint: Option<&Checkpoint>) -> Result<ParquetSink, SinkError> {
+    /// uncommitted files, and loads the per-table positions to skip. Blocks
+    /// on `runtime` for object stores: call it from a thread outside it.
+    pub fn open(&self, checkpoint: Option<&Checkpoint>, runtime: Handle) -> Result<ParquetSink, SinkError> {
         let hint = match checkpoint {
             None | Some(Checkpoint::Null) => None,
             Some(c) => Some(
@@ -260,18 +181,15 @@ impl ParquetConfig {
             std::env::temp_dir().join(format!("outflow-spool-{}-{}", self.name, std::process::id()))
         });
         let options: Vec<(String, String)> = self.storage_options.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
-        let store = Store::open(&self.path, &options, spool)?;
-        let latest = store.call(|s| -> Result<Option<Manifest>, SinkError> {
-            let latest = manifest::latest(s, hint.filter(|n| *n > 0))?;
-            if let Some(m) = &latest {
-                manifest::roll_forward(s, m)?;
-            }
-            let removed = s.clear_staging()?;
-            if removed > 0 {
-                tracing::info!(files = removed, "parquet: deleted uncommitted files");
-            }
-            Ok(latest)
-        })?;
+        let store = Store::open(&self.path, &options, spool, runtime)?;
+        let latest = manifest::latest(&store, hint.filter(|n| *n > 0))?;
+        if let Some(m) = &latest {
+            manifest::roll_forward(&store, m)?;
+        }
+        let removed = store.clear_staging()?;
+        if removed > 0 {
+            tracing::info!(files = removed, "parquet: deleted uncommitted files");
+        }
         let latest = latest.unwrap_or_default();
         if let Some(m) = latest.position.as_deref() {
             tracing::info!(manifest = latest.sequence, position = m, "parquet: resuming after the last commit");
@@ -291,7 +209,7 @@ impl ParquetConfig {
             .set_created_by(format!("outflow {}", env!("CARGO_PKG_VERSION")))
             .build();
         Ok(ParquetSink {
-            committed: latest.table_positions()?,
+            delivered: Delivered::recovered(None, latest.table_positions()?, latest.snapshot.clone()),
             store,
             props,
             partition_by_date: self.partition_by == PartitionBy::Date,
@@ -305,9 +223,6 @@ impl ParquetConfig {
             pending_marks: BTreeMap::new(),
             sequence: latest.sequence,
             next_file: latest.next_file,
-            marks_recovered: latest.snapshot.is_some(),
-            marks: SnapshotMarks::recovered(latest.snapshot.clone()),
-            last: None,
             in_snapshot_chunk: false,
             durable: Durable::Nothing,
         })
@@ -388,9 +303,8 @@ impl ParquetSink {
         if self.pending.is_empty() {
             return Ok(());
         }
-        let mut tables: BTreeMap<String, String> =
-            self.committed.iter().map(|(t, p)| (t.clone(), p.to_string())).collect();
-        for (t, p) in &self.pending_marks {
+        let mut tables: BTreeMap<String, String> = BTreeMap::new();
+        for (t, p) in self.delivered.tables().chain(&self.pending_marks) {
             tables.insert(t.clone(), p.to_string());
         }
         let position = self.pending_marks.values().max().map(|p| p.to_string());
@@ -401,7 +315,7 @@ impl ParquetSink {
             files: std::mem::take(&mut self.pending),
             next_file: self.next_file,
             committed_at: now_rfc3339(),
-            snapshot: Some(self.marks.committed().clone()),
+            snapshot: Some(self.delivered.committed_record().clone()),
         };
         let bytes = serde_json::to_vec_pretty(&manifest).expect("manifests serialise");
         let rel = manifest_path(manifest.sequence);
@@ -414,21 +328,16 @@ impl ParquetSink {
         manifest::roll_forward(&self.store, &manifest)?;
         self.sequence = manifest.sequence;
         self.bytes += manifest.files.iter().map(|f| f.bytes).sum::<u64>();
-        self.committed.append(&mut self.pending_marks);
+        for (t, p) in std::mem::take(&mut self.pending_marks) {
+            self.delivered.table_committed(t, p);
+        }
         tracing::debug!(manifest = self.sequence, files = manifest.files.len(), "parquet: committed");
         Ok(())
     }
 
     fn update_durable(&mut self) {
-        let open: Vec<&TableWriter> = self.tables.values().filter(|t| t.rows > 0).collect();
-        self.durable = if open.is_empty() {
-            Durable::All
-        } else if open.iter().any(|t| t.before_first.is_none()) {
-            Durable::Nothing
-        } else {
-            let min = open.iter().filter_map(|t| t.before_first.clone()).min().expect("non-empty");
-            Durable::Through(min)
-        };
+        let open = self.tables.values().filter(|t| t.rows > 0);
+        self.durable = durable_before(open.map(|t| t.before_first.as_ref()));
     }
 
     fn checkpoint(&self) -> Checkpoint {
@@ -442,7 +351,7 @@ impl Sink for ParquetSink {
             match item {
                 StreamItem::Change(ev) => {
                     let key = ev.table.id.to_string().replace('%', "%25").replace('/', "%2F");
-                    if self.committed.get(&key).is_some_and(|done| ev.position <= *done) {
+                    if self.delivered.table_holds(&key, &ev.position) {
                         // Already in a committed file (the offset write lagged the manifest).
                     } else {
                         if self.tables.get(&key).is_some_and(|t| {
@@ -458,7 +367,7 @@ impl Sink for ParquetSink {
                             props: &self.props,
                             partition_by_date: self.partition_by_date,
                         };
-                        let result = t.append(ev, self.last.as_ref(), &settings, &mut next);
+                        let result = t.append(ev, self.delivered.written(), &settings, &mut next);
                         self.next_file = next;
                         result?;
                         self.in_snapshot_chunk |= ev.source.snapshot;
@@ -480,10 +389,7 @@ impl Sink for ParquetSink {
                 }
                 _ => {}
             }
-            self.marks.note(item);
-            if let Some(p) = item.position() {
-                self.last = Some(p.clone());
-            }
+            self.delivered.note(item);
         }
         self.roll_due()?;
         self.enforce_memory()
@@ -494,11 +400,7 @@ impl Sink for ParquetSink {
         // What this commit makes durable depends only on the tables still
         // open, so it is known before the manifest that records it.
         self.update_durable();
-        match &self.durable {
-            Durable::All => self.marks.commit_through(None),
-            Durable::Through(p) => self.marks.commit_through(Some(p)),
-            Durable::Nothing => self.marks.committed(),
-        };
+        self.delivered.commit_record(&self.durable);
         self.commit()?;
         Ok(self.checkpoint())
     }
@@ -516,7 +418,7 @@ impl Sink for ParquetSink {
     }
 
     fn recovered_snapshot(&self) -> Option<&SnapshotRecord> {
-        self.marks_recovered.then(|| self.marks.committed())
+        self.delivered.recovered_snapshot()
     }
 
     fn bytes_written(&self) -> u64 {

@@ -10,13 +10,9 @@
 //! stores), and moves the staged files to their final names.
 //!
 //! The sink trait is synchronous and runs on its own thread, while
-//! `object_store` is async: a remote store owns a small current-thread tokio
-//! runtime and blocks on it. The runtime is private to the sink (nothing else
-//! is scheduled on it), so blocking its only thread is the intended use; it
-//! is shut down in the background on drop, which is allowed from any context.
-//! `build` runs inside the binary's async `main`, where blocking is not
-//! allowed, so calls made during `build` hop to a scoped thread
-//! ([`Store::call`]).
+//! `object_store` is async: a remote store keeps the pipeline's runtime
+//! handle and blocks on it. Every method here may block, so it is called
+//! only from the sink's thread or a blocking thread, never from a task.
 
 use std::fs::{self, File};
 use std::io::{self, Read};
@@ -41,15 +37,12 @@ pub struct Remote {
     store: Arc<dyn ObjectStore>,
     prefix: ObjectPath,
     shown: String,
-    runtime: Option<tokio::runtime::Runtime>,
+    runtime: tokio::runtime::Handle,
     spool: PathBuf,
 }
 
 impl Drop for Remote {
     fn drop(&mut self) {
-        if let Some(rt) = self.runtime.take() {
-            rt.shutdown_background();
-        }
         // Only removed when empty: a file still there is uncommitted and is
         // deleted by the next start's recovery anyway.
         let _ = fs::remove_dir(&self.spool);
@@ -65,7 +58,12 @@ impl Store {
     /// `gs://...`, `az://...`); `options` are object_store configuration keys
     /// (endpoint, region, access_key_id, ...) on top of the usual environment
     /// variables (AWS_*, GOOGLE_*, AZURE_*).
-    pub fn open(path: &str, options: &[(String, String)], spool: PathBuf) -> Result<Store, SinkError> {
+    pub fn open(
+        path: &str,
+        options: &[(String, String)],
+        spool: PathBuf,
+        runtime: tokio::runtime::Handle,
+    ) -> Result<Store, SinkError> {
         if !path.contains("://") {
             let root = PathBuf::from(path);
             fs::create_dir_all(root.join("_outflow/tmp"))
@@ -76,16 +74,12 @@ impl Store {
             .map_err(|e| SinkError::io(format!("path {path:?} is not a valid URL"), io::Error::other(e.to_string())))?;
         let (store, prefix) = object_store::parse_url_opts(&url, options.iter().map(|(k, v)| (k, v.clone())))
             .map_err(|e| store_err(format!("cannot open {path}"), e))?;
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .map_err(|e| SinkError::io("cannot start the object store runtime", e))?;
         fs::create_dir_all(&spool).map_err(|e| SinkError::io(format!("cannot create {}", spool.display()), e))?;
         Ok(Store::Remote(Remote {
             store: Arc::from(store),
             prefix,
             shown: path.trim_end_matches('/').to_string(),
-            runtime: Some(runtime),
+            runtime,
             spool,
         }))
     }
@@ -296,19 +290,6 @@ impl Store {
         }
         Ok(names.len())
     }
-
-    /// Runs `f` on a scoped thread when called from inside an async runtime
-    /// (as `build` is), directly otherwise.
-    pub fn call<T: Send>(&self, f: impl FnOnce(&Store) -> T + Send) -> T
-    where
-        Store: Sync,
-    {
-        if matches!(self, Store::Remote(_)) && tokio::runtime::Handle::try_current().is_ok() {
-            std::thread::scope(|s| s.spawn(|| f(self)).join().expect("object store call panicked"))
-        } else {
-            f(self)
-        }
-    }
 }
 
 impl Remote {
@@ -319,7 +300,7 @@ impl Remote {
     }
 
     fn block_on<T>(&self, f: impl std::future::Future<Output = T>) -> T {
-        self.runtime.as_ref().expect("runtime lives until drop").block_on(f)
+        self.runtime.block_on(f)
     }
 }
 

@@ -23,9 +23,9 @@ use outflow_model::value::civil_from_days;
 use outflow_model::{ChangeEvent, Position, TableSchema, Value};
 
 use super::manifest::CommittedFile;
-use super::rows::{RowBuffer, META_COLUMNS};
 use super::store::Store;
 use super::types::{build_array, column_field, kind_of, Kind};
+use crate::columnar::rows::{RowBuffer, META_COLUMNS};
 use crate::SinkError;
 
 /// Rows buffered per partition before they become a record batch.

@@ -79,10 +79,6 @@ fn toml_like(text: &str) -> ParquetConfig {
     serde_json::from_value(serde_json::Value::Object(map)).unwrap()
 }
 
-fn ctx() -> SinkContext {
-    SinkContext::for_tests("test", "db")
-}
-
 fn read_table(dir: &std::path::Path) -> Vec<RecordBatch> {
     let mut files: Vec<_> = std::fs::read_dir(dir.join("public.t")).unwrap().map(|e| e.unwrap().path()).collect();
     files.sort();
@@ -103,7 +99,7 @@ fn ids(batches: &[RecordBatch]) -> Vec<i32> {
 #[test]
 fn changes_arrive_with_metadata_columns() {
     let dir = tempfile::tempdir().unwrap();
-    let mut sink = config(dir.path(), 1000).build(ctx(), None).unwrap();
+    let mut sink = config(dir.path(), 1000).open(None, crate::test_runtime()).unwrap();
     sink.write(&[
         change(Op::Create, 0x100, 1, 1, Value::Text("a".into())),
         change(Op::Update, 0x100, 2, 1, Value::Unchanged),
@@ -132,7 +128,7 @@ fn changes_arrive_with_metadata_columns() {
 #[test]
 fn durable_position_trails_uncommitted_files() {
     let dir = tempfile::tempdir().unwrap();
-    let mut sink = config(dir.path(), 2).build(ctx(), None).unwrap();
+    let mut sink = config(dir.path(), 2).open(None, crate::test_runtime()).unwrap();
     sink.write(&[StreamItem::Heartbeat { position: Position::pg(0x50) }]).unwrap();
     sink.flush().unwrap();
     assert_eq!(sink.durable(), Durable::All);
@@ -156,7 +152,7 @@ fn a_snapshot_chunk_is_never_committed_in_part() {
     // A chunk's rows get new positions when it is read again after a
     // crash, so its files roll only at its Commit, with its progress mark.
     let dir = tempfile::tempdir().unwrap();
-    let mut sink = config(dir.path(), 2).build(ctx(), None).unwrap();
+    let mut sink = config(dir.path(), 2).open(None, crate::test_runtime()).unwrap();
     let read = |index, id| match change(Op::Read, 0x100, index, id, Value::Null) {
         StreamItem::Change(mut ev) => {
             ev.source.snapshot = true;
@@ -185,7 +181,7 @@ fn a_snapshot_chunk_is_never_committed_in_part() {
 fn a_crash_mid_file_leaves_every_change_exactly_once() {
     let dir = tempfile::tempdir().unwrap();
     let items: Vec<StreamItem> = (1..=10).map(|i| change(Op::Create, 0x100, i, i as i32, Value::Null)).collect();
-    let mut sink = config(dir.path(), 4).build(ctx(), None).unwrap();
+    let mut sink = config(dir.path(), 4).open(None, crate::test_runtime()).unwrap();
     sink.write(&items[..6]).unwrap();
     let checkpoint = sink.flush().unwrap();
     assert_eq!(checkpoint, json!({"manifest": 1}));
@@ -194,7 +190,7 @@ fn a_crash_mid_file_leaves_every_change_exactly_once() {
     drop(sink);
     // A file that was being written when the process died.
     std::fs::write(dir.path().join("_outflow/tmp/0000000099.parquet"), b"PAR1 torn").unwrap();
-    let mut sink = config(dir.path(), 4).build(ctx(), None).unwrap();
+    let mut sink = config(dir.path(), 4).open(None, crate::test_runtime()).unwrap();
     assert_eq!(std::fs::read_dir(dir.path().join("_outflow/tmp")).unwrap().count(), 0, "staged file deleted");
     sink.write(&items).unwrap();
     sink.finish().unwrap();
@@ -204,7 +200,7 @@ fn a_crash_mid_file_leaves_every_change_exactly_once() {
 #[test]
 fn a_schema_change_starts_a_new_file() {
     let dir = tempfile::tempdir().unwrap();
-    let mut sink = config(dir.path(), 1000).build(ctx(), None).unwrap();
+    let mut sink = config(dir.path(), 1000).open(None, crate::test_runtime()).unwrap();
     let mut second = change(Op::Create, 0x200, 1, 2, Value::Null);
     if let StreamItem::Change(ev) = &mut second {
         ev.table = schema(2, true);
@@ -217,13 +213,4 @@ fn a_schema_change_starts_a_new_file() {
     assert_eq!(batches.len(), 2);
     assert!(batches[0].column_by_name("extra").is_none());
     assert!(batches[1].column_by_name("extra").is_some());
-}
-
-#[test]
-fn sizes_and_intervals_parse() {
-    assert_eq!(parse_size("256MB"), Some(256_000_000));
-    assert_eq!(parse_size("1GiB"), Some(1 << 30));
-    assert_eq!(parse_size("12 parsecs"), None);
-    assert_eq!(parse_interval("5m"), Some(Duration::from_secs(300)));
-    assert_eq!(parse_interval("250ms"), Some(Duration::from_millis(250)));
 }

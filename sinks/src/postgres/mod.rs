@@ -21,29 +21,37 @@
 //! a shape older than what the target already committed; the change events
 //! that follow carry the shape that is current for them.
 //!
-//! The sink uses tokio-postgres on a private current-thread runtime (the
-//! sink thread blocks on it); construction runs on a scoped thread when
-//! called from inside the binary's runtime, where blocking is not allowed.
+//! The sink uses tokio-postgres on the pipeline's runtime: the connection's
+//! driver is a task there, and the sink thread blocks on its handle.
+//! Construction runs on a blocking thread ([`crate::SinkFactory::build`]).
+//!
+//! `outflow check` connects and checks that the user may create the
+//! offsets schema and table and the configured target schema's tables
+//! ([`factory`]).
 
 mod apply;
+mod factory;
 mod text;
 mod types;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 use futures::SinkExt;
 use outflow_model::{ChangeEvent, Dialect, Op, Position, StreamItem, TableId, TableSchema};
 use serde::Deserialize;
-use serde_json::{json, Value as Json};
+use serde_json::json;
+use tokio::runtime::Handle;
 use tokio_postgres::error::SqlState;
 use tokio_postgres::{Client, NoTls, SimpleQueryMessage};
 
 use apply::{ident, TableState};
 
-use crate::snapshot_marks::{SnapshotMarks, SnapshotRecord};
-use crate::{Checkpoint, Sink, SinkContext, SinkError};
+use crate::exactly_once::Delivered;
+use crate::snapshot_marks::SnapshotRecord;
+use crate::{Checkpoint, Durable, Sink, SinkContext, SinkError};
 
 /// The schema and table holding every sink's offset in the target.
 const OFFSETS_SCHEMA: &str = "outflow";
@@ -81,31 +89,45 @@ impl PostgresConfig {
         Ok(())
     }
 
-    /// Connects, makes sure the offsets table exists and reads this sink's row.
-    pub fn build(&self, ctx: SinkContext, _checkpoint: Option<&Json>) -> Result<PostgresSink, SinkError> {
+    /// Connects, makes sure the offsets table exists and reads this sink's
+    /// row. Blocks on `runtime`: call it from a thread outside the runtime.
+    pub fn open(&self, ctx: SinkContext, runtime: Handle) -> Result<PostgresSink, SinkError> {
         self.validate()?;
-        if tokio::runtime::Handle::try_current().is_ok() {
-            std::thread::scope(|s| s.spawn(|| self.build_blocking(ctx)).join())
-                .unwrap_or_else(|_| Err(SinkError::Data("the postgres sink's setup thread panicked".into())))
-        } else {
-            self.build_blocking(ctx)
-        }
+        let config = self.target_config()?;
+        let shown = describe_target(&config);
+        let client = runtime.block_on(self.connect(&config, &shown))?;
+        let mut sink = PostgresSink {
+            name: self.name.clone(),
+            shown,
+            schema: self.schema.clone(),
+            batch_rows: self.batch_rows,
+            dialect: ctx.dialect,
+            client,
+            rt: runtime,
+            tables: HashMap::new(),
+            known_schemas: HashSet::new(),
+            in_tx: false,
+            stages: 0,
+            delivered: Delivered::default(),
+            bytes: 0,
+        };
+        sink.recover()?;
+        Ok(sink)
     }
 
-    fn build_blocking(&self, ctx: SinkContext) -> Result<PostgresSink, SinkError> {
-        let config: tokio_postgres::Config = self.url.parse().map_err(|e| {
+    fn target_config(&self) -> Result<tokio_postgres::Config, SinkError> {
+        self.url.parse().map_err(|e| {
             SinkError::fatal(
                 format!("sink {:?}: url is not a PostgreSQL connection URL: {e}", self.name),
                 "write url = \"postgres://user@host:5432/database\" (the password can come from ${VAR})",
             )
-        })?;
-        let shown = describe_target(&config);
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .map_err(|e| SinkError::io("cannot start the postgres sink's runtime", e))?;
-        let connected = rt
-            .block_on(async { tokio::time::timeout(std::time::Duration::from_secs(30), config.connect(NoTls)).await });
+        })
+    }
+
+    /// Connects (at most 30 s) and runs the connection's driver as a task
+    /// on the current runtime.
+    async fn connect(&self, config: &tokio_postgres::Config, shown: &str) -> Result<Client, SinkError> {
+        let connected = tokio::time::timeout(Duration::from_secs(30), config.connect(NoTls)).await;
         let (client, connection) = match connected {
             Ok(Ok(c)) => c,
             Ok(Err(e)) => {
@@ -124,32 +146,12 @@ impl PostgresConfig {
                 ))
             }
         };
-        rt.spawn(async move {
+        tokio::spawn(async move {
             if let Err(e) = connection.await {
                 tracing::warn!(error = %e, "postgres target connection closed");
             }
         });
-        let mut sink = PostgresSink {
-            name: self.name.clone(),
-            shown,
-            schema: self.schema.clone(),
-            batch_rows: self.batch_rows,
-            dialect: ctx.dialect,
-            client,
-            rt: Some(rt),
-            tables: HashMap::new(),
-            known_schemas: HashSet::new(),
-            in_tx: false,
-            stages: 0,
-            recovered: None,
-            written: None,
-            committed: None,
-            marks: SnapshotMarks::default(),
-            marks_recovered: false,
-            bytes: 0,
-        };
-        sink.recover()?;
-        Ok(sink)
+        Ok(client)
     }
 }
 
@@ -193,34 +195,22 @@ pub struct PostgresSink {
     batch_rows: usize,
     dialect: Dialect,
     client: Client,
-    rt: Option<tokio::runtime::Runtime>,
+    /// The pipeline's runtime, blocked on from the sink's thread.
+    rt: Handle,
     tables: HashMap<TableId, TableState>,
     /// Target schemas known to exist.
     known_schemas: HashSet<String>,
     in_tx: bool,
     /// Staging tables named so far (each table shape gets its own).
     stages: u64,
-    /// The position the offsets row held on start: items at or before it are in the target.
-    recovered: Option<Position>,
-    written: Option<Position>,
-    committed: Option<Position>,
-    marks: SnapshotMarks,
-    marks_recovered: bool,
+    /// What the offsets row held on start, and what was written since.
+    delivered: Delivered,
     bytes: u64,
-}
-
-impl Drop for PostgresSink {
-    fn drop(&mut self) {
-        // Dropping a runtime inside the binary's runtime would panic.
-        if let Some(rt) = self.rt.take() {
-            rt.shutdown_background();
-        }
-    }
 }
 
 impl PostgresSink {
     fn block_on<T>(&self, f: impl std::future::Future<Output = T>) -> T {
-        self.rt.as_ref().expect("runtime lives until drop").block_on(f)
+        self.rt.block_on(f)
     }
 
     fn batch(&self, what: &str, sql: &str) -> Result<(), SinkError> {
@@ -281,10 +271,7 @@ impl PostgresSink {
                 .transpose()
                 .map_err(|e| SinkError::Checkpoint(format!("{OFFSETS_TABLE} snapshot of sink {:?}: {e}", self.name)))?;
             tracing::info!(sink = %self.name, position = %position, "resuming after what the postgres target already has");
-            self.marks_recovered = snapshot.is_some();
-            self.marks = SnapshotMarks::recovered(snapshot);
-            self.recovered = Some(position.clone());
-            self.committed = Some(position);
+            self.delivered = Delivered::recovered(Some(position), Default::default(), snapshot);
         }
         Ok(())
     }
@@ -477,20 +464,19 @@ impl Sink for PostgresSink {
         for item in items {
             let Some(position) = item.position() else {
                 if let StreamItem::SchemaChange(schema) = item {
-                    if self.written.is_some() && self.tables.contains_key(&schema.id) {
+                    if self.delivered.written().is_some() && self.tables.contains_key(&schema.id) {
                         self.sync_table(schema)?;
                     }
                 }
                 continue;
             };
-            if self.recovered.as_ref().is_some_and(|r| position <= r) {
+            if self.delivered.holds(position) {
                 continue;
             }
             if let StreamItem::Change(ev) = item {
                 self.write_change(ev)?;
             }
-            self.marks.note(item);
-            self.written = Some(position.clone());
+            self.delivered.note(item);
         }
         if self.pending() >= self.batch_rows {
             self.apply_all()?;
@@ -499,12 +485,13 @@ impl Sink for PostgresSink {
     }
 
     fn flush(&mut self) -> Result<Checkpoint, SinkError> {
-        let Some(position) = self.written.clone().filter(|w| Some(w) != self.committed.as_ref()) else {
+        let Some(position) = self.delivered.uncommitted() else {
             return Ok(Checkpoint::Null);
         };
         self.apply_all()?;
         self.begin()?;
-        let snapshot = serde_json::to_string(self.marks.commit_through(None)).expect("snapshot marks serialize");
+        let record = self.delivered.commit_record(&Durable::All);
+        let snapshot = serde_json::to_string(record).expect("snapshot marks serialize");
         let text = position.to_string();
         let upsert = format!(
             "INSERT INTO {OFFSETS_TABLE} (sink, position, snapshot, updated_at) VALUES ($1, $2, $3::text::jsonb, now()) \
@@ -517,7 +504,7 @@ impl Sink for PostgresSink {
         for st in self.tables.values_mut() {
             st.stage_ready = false;
         }
-        self.committed = Some(position);
+        self.delivered.committed(position);
         Ok(json!({ "position": text }))
     }
 
@@ -530,6 +517,6 @@ impl Sink for PostgresSink {
     }
 
     fn recovered_snapshot(&self) -> Option<&SnapshotRecord> {
-        self.marks_recovered.then(|| self.marks.committed())
+        self.delivered.recovered_snapshot()
     }
 }

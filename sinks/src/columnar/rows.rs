@@ -14,7 +14,7 @@ use arrow_array::ArrayRef;
 use arrow_schema::{DataType, Field, TimeUnit};
 use outflow_model::{ChangeEvent, Op, TableSchema, Value};
 
-use super::types::value_size;
+use crate::parquet::types::value_size;
 
 /// The metadata columns every change-log row ends with.
 pub const META_COLUMNS: [&str; 6] = ["_op", "_position", "_tx", "_source_ts", "_snapshot", "_unchanged"];
