@@ -340,6 +340,16 @@ async fn iceberg_added_and_dropped_columns_reach_the_table_schema() {
     let (outflow, root) = pg_to_iceberg(&db, &["public.items"]);
     let run = outflow.spawn_run();
     db.wait_for_slot_streaming().await;
+    // The snapshot (row 1) is done before the DDL: a chunk read before an
+    // ALTER and emitted after it carries the old shape (see README, "Known
+    // limits"); this test is about the stream's schema changes.
+    wait_for(SHORT, "the snapshot's row 1 committed to the iceberg table", || async {
+        root.join("catalog.db").exists()
+            && read_catalog(&root)["tables"]["public.items"]["rows"]
+                .as_array()
+                .is_some_and(|rows| rows.iter().any(|r| r["id"] == json!(1)))
+    })
+    .await;
     db.execute("INSERT INTO items VALUES (2, 'b', 2);").await;
     db.execute(
         "ALTER TABLE items ADD COLUMN price numeric(10,2), ADD COLUMN tags text[];
