@@ -1,4 +1,5 @@
-//! The commands: `run`, `status`, `tail`. Each returns `Result`; `main`
+//! The commands: `run`, `snapshot` and `tail` here; `status`, `offsets` and
+//! `check` in their own modules. Each returns `Result`; `main`
 //! turns errors into one `error:` line, a `hint:` line and an exit code.
 
 use std::collections::BTreeMap;
@@ -18,7 +19,11 @@ use crate::source::{Purpose, StreamRun};
 use crate::state::{SourceIdentity, StateDir, TableSnapshot};
 
 #[derive(Debug, Parser)]
-#[command(name = "outflow", version, about = "Change-data-capture from PostgreSQL to JSONL, Kafka and Parquet")]
+#[command(
+    name = "outflow",
+    version,
+    about = "Change-data-capture from PostgreSQL and MySQL/MariaDB to JSONL, Kafka, Parquet, Iceberg and PostgreSQL"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -48,7 +53,7 @@ pub enum Command {
         #[command(subcommand)]
         action: OffsetsAction,
     },
-    /// Preflight: server settings, privileges, slot, publication, tables, sinks.
+    /// Preflight: the source server (settings, privileges, slot or binlog), tables and every sink.
     Check {
         #[arg(short, long, default_value = "outflow.toml")]
         config: PathBuf,
@@ -61,7 +66,7 @@ pub enum Command {
         #[arg(long = "table", required = true, num_args = 1..)]
         tables: Vec<String>,
     },
-    /// Print changes to stdout through a temporary slot; commits no offsets.
+    /// Print changes to stdout; commits no offsets and leaves nothing on the server.
     Tail {
         #[arg(short, long, default_value = "outflow.toml")]
         config: PathBuf,
