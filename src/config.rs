@@ -9,7 +9,6 @@ use outflow_sinks::settings::Interval;
 use serde::Deserialize;
 
 use crate::error::{Error, Result};
-use crate::source::SourceFactory;
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -33,13 +32,20 @@ fn default_name() -> String {
     "outflow".into()
 }
 
-/// Declares [`SourceConfig`] from the registered sources, one line each:
-/// `Variant(config type)`, the variant's lowercase name being the `kind`.
+pub use crate::SourceConfig;
+
+/// Declares the registered sources (invoked once, in `src/lib.rs`), one
+/// line each: `module: Variant(config type)`. It declares each source's
+/// module (its folder) and `SourceConfig`, whose `kind` is the variant's
+/// lowercase name.
 macro_rules! sources {
-    ($($(#[$doc:meta])* $variant:ident($config:ty),)*) => {
+    ($($(#[$doc:meta])* $module:ident: $variant:ident($config:ty),)*) => {
+        $($(#[$doc])* pub mod $module;)*
+
         /// `[source]`: which database to read, by `kind`. Each kind's settings
-        /// and behaviour live in its own folder, behind [`SourceFactory`].
-        #[derive(Debug, Clone, Deserialize)]
+        /// and behaviour live in its own folder, behind
+        /// [`SourceFactory`](crate::source::SourceFactory).
+        #[derive(Debug, Clone, serde::Deserialize)]
         #[serde(tag = "kind", rename_all = "lowercase")]
         pub enum SourceConfig {
             $($(#[$doc])* $variant($config),)*
@@ -47,7 +53,7 @@ macro_rules! sources {
 
         impl SourceConfig {
             /// The source kind's own handling of this config.
-            pub fn factory(&self) -> &dyn SourceFactory {
+            pub fn factory(&self) -> &dyn $crate::source::SourceFactory {
                 match self {
                     $(SourceConfig::$variant(c) => c,)*
                 }
@@ -55,13 +61,7 @@ macro_rules! sources {
         }
     };
 }
-
-// The registered sources: a new one is a folder under `src/` and a line here.
-sources! {
-    Postgres(crate::pg::config::PgConfig),
-    /// MySQL and MariaDB.
-    Mysql(crate::mysql::config::MysqlConfig),
-}
+pub(crate) use sources;
 
 /// `[snapshot]`: how existing rows are read (see `src/snapshot/`).
 #[derive(Debug, Clone, Deserialize)]

@@ -10,9 +10,7 @@ pub mod error;
 pub use outflow_sinks::failpoints;
 pub mod health;
 pub mod metrics;
-pub mod mysql;
 pub mod offsets;
-pub mod pg;
 pub mod pipeline;
 pub mod progress;
 pub mod report;
@@ -21,3 +19,10 @@ pub mod source;
 pub mod state;
 pub mod status;
 pub mod stream;
+
+// The registered sources: a new one is a folder under `src/` and a line here.
+config::sources! {
+    pg: Postgres(pg::config::PgConfig),
+    /// MySQL and MariaDB.
+    mysql: Mysql(mysql::config::MysqlConfig),
+}

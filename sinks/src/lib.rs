@@ -4,23 +4,14 @@
 //! Every sink is a folder (or file) here with the same parts: its config
 //! (serde, `deny_unknown_fields`) implementing [`SinkFactory`] (`validate`,
 //! `build`, `preflight`), and the [`Sink`] it builds. A new sink is its
-//! folder, one line in [`registry`] and, when it pulls in dependencies, a
-//! cargo feature.
+//! folder, one line in the `sinks!` list below and, when it pulls in
+//! dependencies, a cargo feature.
 
 #[cfg(feature = "parquet")]
 pub mod columnar;
 pub mod exactly_once;
 pub mod failpoints;
 pub mod format;
-#[cfg(feature = "iceberg")]
-pub mod iceberg;
-pub mod jsonl;
-#[cfg(feature = "kafka")]
-pub mod kafka;
-#[cfg(feature = "parquet")]
-pub mod parquet;
-#[cfg(feature = "postgres-sink")]
-pub mod postgres;
 pub mod preflight;
 pub mod registry;
 pub mod settings;
@@ -28,8 +19,21 @@ pub mod sink;
 pub mod snapshot_marks;
 
 pub use preflight::Probe;
-pub use registry::SinkConfig;
 pub use sink::{Checkpoint, Durable, Sink, SinkContext, SinkError, SinkFactory};
+
+// The registered sinks: `module: Variant(config) = "kind"`. A new sink is a
+// folder (or file) here and a line in this list.
+registry::sinks! {
+    jsonl: Jsonl(jsonl::JsonlConfig) = "jsonl",
+    #[cfg(feature = "kafka")]
+    kafka: Kafka(kafka::KafkaConfig) = "kafka",
+    #[cfg(feature = "parquet")]
+    parquet: Parquet(parquet::ParquetConfig) = "parquet",
+    #[cfg(feature = "postgres-sink")]
+    postgres: Postgres(postgres::PostgresConfig) = "postgres",
+    #[cfg(feature = "iceberg")]
+    iceberg: Iceberg(iceberg::IcebergConfig) = "iceberg",
+}
 
 /// The runtime sink tests hand their sinks, as the pipeline hands its own.
 #[cfg(test)]

@@ -1,18 +1,18 @@
-//! The one list of sink kinds: `[[sink]] kind = "..."` → the config type
-//! that implements [`SinkFactory`]. A new sink is one line here (behind its
-//! cargo feature); the binary's config, `outflow run` and `outflow check`
-//! go through [`SinkConfig::factory`] and never name a kind.
-
-use serde::Deserialize;
-
-use crate::SinkFactory;
+//! The macro that turns the one list of sink kinds (invoked in `lib.rs`)
+//! into the sinks' modules and [`SinkConfig`](crate::SinkConfig):
+//! `[[sink]] kind = "..."` → the config type that implements
+//! [`SinkFactory`](crate::SinkFactory). The binary's config, `outflow run`
+//! and `outflow check` go through `SinkConfig::factory` and never name a
+//! kind.
 
 /// Declares [`SinkConfig`] (one variant per kind, tagged by `kind`) and its
 /// dispatch to each kind's factory.
 macro_rules! sinks {
-    ($( $(#[$cfg:meta])* $variant:ident($config:ty) = $kind:literal, )*) => {
+    ($( $(#[$cfg:meta])* $module:ident: $variant:ident($config:ty) = $kind:literal, )*) => {
+        $( $(#[$cfg])* pub mod $module; )*
+
         /// One `[[sink]]`: its kind (the `kind` key) and its settings.
-        #[derive(Debug, Clone, Deserialize)]
+        #[derive(Debug, Clone, serde::Deserialize)]
         #[serde(tag = "kind", deny_unknown_fields)]
         pub enum SinkConfig {
             $( $(#[$cfg])* #[serde(rename = $kind)] $variant($config), )*
@@ -27,7 +27,7 @@ macro_rules! sinks {
             }
 
             /// The kind's factory: `validate`, `build`, `preflight`.
-            pub fn factory(&self) -> &dyn SinkFactory {
+            pub fn factory(&self) -> &dyn $crate::SinkFactory {
                 match self {
                     $( $(#[$cfg])* SinkConfig::$variant(c) => c, )*
                 }
@@ -36,19 +36,9 @@ macro_rules! sinks {
     };
 }
 
-sinks! {
-    Jsonl(crate::jsonl::JsonlConfig) = "jsonl",
-    #[cfg(feature = "kafka")]
-    Kafka(crate::kafka::KafkaConfig) = "kafka",
-    #[cfg(feature = "parquet")]
-    Parquet(crate::parquet::ParquetConfig) = "parquet",
-    #[cfg(feature = "postgres-sink")]
-    Postgres(crate::postgres::PostgresConfig) = "postgres",
-    #[cfg(feature = "iceberg")]
-    Iceberg(crate::iceberg::IcebergConfig) = "iceberg",
-}
+pub(crate) use sinks;
 
-impl SinkConfig {
+impl crate::SinkConfig {
     /// The sink's name (its offsets are stored under it).
     pub fn name(&self) -> &str {
         self.factory().name()

@@ -87,7 +87,7 @@ pub trait Sink: Send {
 }
 
 /// Builds one kind of sink from its `[[sink]]` settings; implemented by each
-/// sink's config and listed once in [`crate::registry`].
+/// sink's config and listed once in the `sinks!` list of `lib.rs`.
 #[async_trait]
 pub trait SinkFactory: Send + Sync {
     /// The sink's name (its offsets are stored under it).
