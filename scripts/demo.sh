@@ -8,7 +8,7 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$REPO"
 
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/outflow/target}"
+install_prereqs
 cargo build --quiet --bin outflow
 OUTFLOW="$CARGO_TARGET_DIR/debug/outflow"
 

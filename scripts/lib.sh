@@ -46,3 +46,30 @@ apt_install() {
     DEBIAN_FRONTEND=noninteractive apt-get update -qq >&2
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >&2
 }
+
+# install_prereqs: what building outflow and running its test servers need,
+# installed when missing (idempotent; scripts/test.sh and scripts/demo.sh
+# both start with it): PostgreSQL 15 and MariaDB server binaries, openssl,
+# and for librdkafka's build (rdkafka's cmake-build) cmake and the curl and
+# OpenSSL headers. Puts ~/.cargo/bin on PATH when cargo is only there, and
+# exports CARGO_TARGET_DIR (default ~/.cache/outflow/target, shared by
+# clones) and CARGO_TERM_COLOR.
+install_prereqs() {
+    local pg_bin="${OUTFLOW_PG_BIN:-/usr/lib/postgresql/15/bin}"
+    local missing=()
+    [[ -x "$pg_bin/initdb" ]] || missing+=(postgresql-15)
+    have openssl || missing+=(openssl)
+    have cmake || missing+=(cmake)
+    [[ -f /usr/include/x86_64-linux-gnu/curl/curl.h || -f /usr/include/curl/curl.h ]] || missing+=(libcurl4-openssl-dev)
+    dpkg -s libssl-dev >/dev/null 2>&1 || missing+=(libssl-dev)
+    have mariadbd || missing+=(mariadb-server)
+    if ((${#missing[@]} > 0)); then
+        apt_install "${missing[@]}"
+    fi
+    if ! have cargo && [[ -x "$HOME/.cargo/bin/cargo" ]]; then
+        PATH="$HOME/.cargo/bin:$PATH"
+    fi
+    have cargo || die "cargo is not installed; install Rust from https://rustup.rs"
+    export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/outflow/target}"
+    export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
+}
