@@ -33,6 +33,8 @@ registry::sinks! {
     postgres: Postgres(postgres::PostgresConfig) = "postgres",
     #[cfg(feature = "iceberg")]
     iceberg: Iceberg(iceberg::IcebergConfig) = "iceberg",
+    #[cfg(feature = "redis")]
+    redis: Redis(redis::RedisConfig) = "redis",
 }
 
 /// The runtime sink tests hand their sinks, as the pipeline hands its own.

@@ -1,0 +1,184 @@
+//! The `[[sink]] kind = "redis"` settings, their checks, and the stream
+//! name template.
+
+use serde::Deserialize;
+
+use crate::format::Format;
+use crate::SinkError;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RedisConfig {
+    pub name: String,
+    /// `redis://[user:password@]host:port/db` (or `rediss://` for TLS-less
+    /// builds: refused by the client).
+    pub url: String,
+    /// Stream of each table's changes: `{name}` (the pipeline's name),
+    /// `{db}`, `{schema}` and `{table}` are replaced.
+    #[serde(default = "default_stream")]
+    pub stream: String,
+    /// Trim each stream to about this many entries (`XADD MAXLEN ~`).
+    #[serde(default)]
+    pub maxlen: Option<u64>,
+    /// Entry `value` format: `debezium` (envelope) or `json` (the row flat).
+    #[serde(default)]
+    pub format: Format,
+    /// XADDs sent in one pipeline before `write` waits for their replies
+    /// (bounds memory and holds the source while Redis is slow).
+    #[serde(default = "default_pipeline")]
+    pub pipeline: usize,
+    /// Shown in place of a TOASTed value the source did not send.
+    #[serde(default = "default_placeholder")]
+    pub unavailable_value_placeholder: String,
+}
+
+fn default_stream() -> String {
+    "{name}.{schema}.{table}".into()
+}
+
+fn default_pipeline() -> usize {
+    1000
+}
+
+fn default_placeholder() -> String {
+    "__debezium_unavailable_value".into()
+}
+
+impl RedisConfig {
+    /// The settings checks `build()` makes, without connecting.
+    pub fn validate(&self) -> Result<(), SinkError> {
+        self.check().map(|_| ())
+    }
+
+    pub(crate) fn check(&self) -> Result<StreamTemplate, SinkError> {
+        let bad = |what: String| SinkError::Data(format!("sink {:?}: {what}", self.name));
+        if let Err(e) = redis::Client::open(self.url.as_str()) {
+            return Err(bad(format!(
+                "`url = {:?}` is not a Redis URL ({e}); use redis://[user:password@]host:port/db",
+                redact(&self.url)
+            )));
+        }
+        if self.maxlen == Some(0) {
+            return Err(bad("`maxlen = 0` would empty every stream; set it to at least 1 or remove it".into()));
+        }
+        if self.pipeline == 0 {
+            return Err(bad("`pipeline` must be at least 1".into()));
+        }
+        StreamTemplate::parse(&self.stream).map_err(|e| bad(format!("`stream = {:?}`: {e}", self.stream)))
+    }
+}
+
+/// The URL with its password replaced, for messages.
+pub fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let creds = &url[scheme + 3..at];
+            match creds.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme + 3], &url[at..]),
+                None => url.to_string(),
+            }
+        }
+        _ => url.to_string(),
+    }
+}
+
+/// The `stream` setting, parsed once.
+#[derive(Debug, Clone)]
+pub struct StreamTemplate {
+    parts: Vec<Part>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum Part {
+    Text(String),
+    Name,
+    Db,
+    Schema,
+    Table,
+}
+
+impl StreamTemplate {
+    pub fn parse(s: &str) -> Result<StreamTemplate, String> {
+        let mut parts = Vec::new();
+        let mut rest = s;
+        while let Some(open) = rest.find('{') {
+            if open > 0 {
+                parts.push(Part::Text(rest[..open].to_string()));
+            }
+            let close = rest[open..].find('}').ok_or("a `{` is not closed")? + open;
+            parts.push(match &rest[open + 1..close] {
+                "name" => Part::Name,
+                "db" => Part::Db,
+                "schema" => Part::Schema,
+                "table" => Part::Table,
+                other => {
+                    return Err(format!(
+                        "unknown placeholder {{{other}}}; use {{name}}, {{db}}, {{schema}} or {{table}}"
+                    ))
+                }
+            });
+            rest = &rest[close + 1..];
+        }
+        if rest.contains('}') {
+            return Err("a `}` has no matching `{`".into());
+        }
+        if !rest.is_empty() {
+            parts.push(Part::Text(rest.to_string()));
+        }
+        if parts.is_empty() {
+            return Err("the stream name is empty".into());
+        }
+        Ok(StreamTemplate { parts })
+    }
+
+    /// The stream key for a table (Redis keys take any bytes: names are
+    /// used as they are).
+    pub fn render(&self, name: &str, db: &str, schema: &str, table: &str) -> String {
+        let mut out = String::new();
+        for p in &self.parts {
+            out.push_str(match p {
+                Part::Text(t) => t,
+                Part::Name => name,
+                Part::Db => db,
+                Part::Schema => schema,
+                Part::Table => table,
+            });
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(toml_extra: serde_json::Value) -> Result<RedisConfig, serde_json::Error> {
+        let mut v = serde_json::json!({"name": "r", "url": "redis://127.0.0.1:6379/0"});
+        v.as_object_mut().unwrap().extend(toml_extra.as_object().unwrap().clone());
+        serde_json::from_value(v)
+    }
+
+    #[test]
+    fn defaults_validate_and_render() {
+        let c = config(serde_json::json!({})).unwrap();
+        let t = c.check().unwrap();
+        assert_eq!(t.render("app", "db", "public", "users"), "app.public.users");
+        assert_eq!(c.maxlen, None);
+    }
+
+    #[test]
+    fn bad_settings_are_refused_with_the_setting_named() {
+        let err = |extra| config(extra).unwrap().validate().unwrap_err().to_string();
+        assert!(err(serde_json::json!({"maxlen": 0})).contains("`maxlen = 0`"));
+        assert!(err(serde_json::json!({"stream": "{nope}"})).contains("unknown placeholder {nope}"));
+        assert!(err(serde_json::json!({"url": "http://x"})).contains("is not a Redis URL"));
+        assert!(config(serde_json::json!({"topic": "x"})).is_err());
+    }
+
+    #[test]
+    fn passwords_are_redacted() {
+        assert_eq!(redact("redis://u:secret@h:1/0"), "redis://u:***@h:1/0");
+        assert_eq!(redact("redis://:secret@h:1/0"), "redis://:***@h:1/0");
+        assert_eq!(redact("redis://h:1/0"), "redis://h:1/0");
+    }
+}

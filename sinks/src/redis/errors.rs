@@ -1,0 +1,46 @@
+//! Which Redis errors are definite (stop the run with a one-line error and
+//! its fix) and which are worth retrying (a lost or refused connection).
+
+use redis::{ErrorKind, RedisError};
+
+use super::config::redact;
+use crate::SinkError;
+
+/// Whether `e` means the connection is gone or not there yet: retry.
+pub fn retryable(e: &RedisError) -> bool {
+    e.is_io_error() || e.is_connection_dropped() || e.is_connection_refusal() || e.is_timeout()
+        || matches!(e.code(), Some("LOADING" | "BUSY" | "TRYAGAIN" | "MASTERDOWN"))
+}
+
+/// The definite error `e` stands for, with its fix; None when retrying may
+/// help.
+pub fn definite(e: &RedisError, url: &str) -> Option<SinkError> {
+    if retryable(e) {
+        return None;
+    }
+    let url = redact(url);
+    let code = e.code().unwrap_or("");
+    let detail = e.detail().unwrap_or("");
+    Some(if e.kind() == ErrorKind::AuthenticationFailed || matches!(code, "WRONGPASS" | "NOAUTH" | "NOPERM") {
+        SinkError::fatal(
+            format!("redis at {url} refused the credentials: {}", one_line(&e.to_string())),
+            "set the user and password in the sink's url (redis://user:password@host:port/db) to ones Redis accepts",
+        )
+    } else if code == "WRONGTYPE" {
+        SinkError::fatal(
+            format!("redis at {url}: a stream key holds another type ({detail})"),
+            "delete or rename that key, or change the sink's `stream` template",
+        )
+    } else if code == "OOM" {
+        SinkError::fatal(
+            format!("redis at {url} is out of memory ({detail})"),
+            "raise Redis's maxmemory, let consumers trim the streams, or set `maxlen` on the sink",
+        )
+    } else {
+        SinkError::Data(format!("redis at {url}: {}", one_line(&e.to_string())))
+    })
+}
+
+fn one_line(s: &str) -> String {
+    s.split_whitespace().collect::<Vec<_>>().join(" ")
+}
