@@ -40,5 +40,6 @@ mod pg_partitions;
 mod pg_stream;
 mod pg_types;
 mod proxy;
+mod redis;
 mod resilience;
 mod snapshot;

@@ -1,0 +1,293 @@
+//! The Redis Streams sink end to end: the real binary writes into a
+//! `redis-server` of the test's own ([`OwnRedis`], on a free loopback port
+//! with a temp directory, stopped when dropped), and an independent reader —
+//! redis-py through `tests/readers/redis_read.py` in the test venv — reads
+//! each stream whole. Scenarios: PostgreSQL changes (insert, update, a key
+//! change, delete) in order per key with their fields and position-derived
+//! IDs; kill -9 during a busy writer, three rounds, then a clean run (and a
+//! lost state directory) → every row exactly once; MariaDB changes, also
+//! exactly once across kill -9; a wrong password → one clean error line,
+//! and `outflow check` names the fix.
+
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use rand::Rng;
+use serde_json::{json, Value};
+
+use crate::harness::{env_var, kill_9_while_writing, Outflow, TestDb};
+use crate::kafka::unique_name;
+
+/// A `redis-server` of one test's own. Stopped on drop.
+struct OwnRedis {
+    _dir: tempfile::TempDir,
+    port: u16,
+    password: Option<String>,
+    child: Child,
+}
+
+impl OwnRedis {
+    fn start(password: Option<&str>) -> OwnRedis {
+        let dir = tempfile::tempdir().unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let mut cmd = Command::new("redis-server");
+        cmd.args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .arg("--dir")
+            .arg(dir.path())
+            .args(["--logfile", "redis.log"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        if let Some(p) = password {
+            cmd.args(["--requirepass", p]);
+        }
+        let child = cmd.spawn().expect("starting redis-server (is it installed?)");
+        let server = OwnRedis { _dir: dir, port, password: password.map(str::to_string), child };
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while !server.answers() {
+            assert!(std::time::Instant::now() < deadline, "redis-server on port {port} did not start");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        server
+    }
+
+    /// Whether the server answers PING (or asks for a password).
+    fn answers(&self) -> bool {
+        let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", self.port)) else { return false };
+        let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
+        let mut buf = [0u8; 64];
+        s.write_all(b"PING\r\n").is_ok()
+            && s.read(&mut buf).is_ok_and(|n| buf[..n].starts_with(b"+PONG") || buf[..n].starts_with(b"-NOAUTH"))
+    }
+
+    fn url(&self) -> String {
+        match &self.password {
+            Some(p) => format!("redis://:{p}@127.0.0.1:{}/0", self.port),
+            None => format!("redis://127.0.0.1:{}/0", self.port),
+        }
+    }
+}
+
+impl Drop for OwnRedis {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Every entry of `stream`, in stream order, read by redis-py.
+fn entries(url: &str, stream: &str) -> Vec<Value> {
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/readers/redis_read.py");
+    let out = Command::new(env_var("OUTFLOW_TEST_PYTHON"))
+        .arg(&script)
+        .arg(url)
+        .arg(stream)
+        .output()
+        .expect("running the redis reader");
+    assert!(out.status.success(), "redis reader failed:\n{}", String::from_utf8_lossy(&out.stderr));
+    let v: Value = serde_json::from_slice(&out.stdout).expect("reader prints JSON");
+    v["streams"][stream].as_array().cloned().unwrap_or_default()
+}
+
+/// The sink's section: `[[sink]] kind = "redis"` named `bus`.
+fn sink_toml(url: &str) -> String {
+    format!("[[sink]]\nname = \"bus\"\nkind = \"redis\"\nurl = {url:?}\n")
+}
+
+/// An outflow setup named `name` whose only sink is the Redis sink.
+fn redis_outflow(db: &TestDb, tables: &[&str], name: &str, url: &str) -> Outflow {
+    let outflow = Outflow::new(db, tables).name(name);
+    let text = outflow.config_text();
+    let base = &text[..text.find("[[sink]]").expect("generated config has a sink")];
+    outflow.raw_config(format!("{base}{}", sink_toml(url)))
+}
+
+/// `(ms, seq)` of an entry ID.
+fn id_of(e: &Value) -> (u64, u64) {
+    let (ms, seq) = e["id"].as_str().unwrap().split_once('-').unwrap();
+    (ms.parse().unwrap(), seq.parse().unwrap())
+}
+
+/// Every id in `1..=n` exactly once among the creates, in id (= commit) order.
+#[track_caller]
+fn assert_exactly_once(entries: &[Value], n: i64) {
+    assert!(entries.windows(2).all(|w| id_of(&w[0]) < id_of(&w[1])), "entry IDs do not increase");
+    let ids: Vec<i64> = entries.iter().filter(|e| e["op"] == "c").map(|e| e["key"]["id"].as_i64().unwrap()).collect();
+    assert!(ids.windows(2).all(|w| w[0] < w[1]), "ids out of commit order");
+    let mut counts = BTreeMap::new();
+    for id in &ids {
+        *counts.entry(*id).or_insert(0) += 1;
+    }
+    let dups: Vec<_> = counts.iter().filter(|(_, c)| **c > 1).map(|(id, c)| (*id, *c)).collect();
+    let missing: Vec<_> = (1..=n).filter(|id| !counts.contains_key(id)).collect();
+    assert!(dups.is_empty(), "duplicated ids (id, count): {:?} ({} in all)", &dups[..dups.len().min(20)], dups.len());
+    assert!(missing.is_empty(), "missing ids: {:?} ({} in all)", &missing[..missing.len().min(20)], missing.len());
+}
+
+/// `lsn:X/Y:N` → the entry ID outflow derives from it: `<lsn>-<N>`.
+fn pg_id(position: &str) -> (u64, u64) {
+    let mut parts = position.strip_prefix("lsn:").expect("a PostgreSQL position").split(':');
+    let (hi, lo) = parts.next().unwrap().split_once('/').unwrap();
+    let lsn = (u64::from_str_radix(hi, 16).unwrap() << 32) | u64::from_str_radix(lo, 16).unwrap();
+    (lsn, parts.next().unwrap().parse().unwrap())
+}
+
+#[tokio::test]
+async fn postgres_changes_arrive_in_order_per_key_with_their_fields() {
+    let redis = OwnRedis::start(None);
+    let db = TestDb::create("redis_shape").await;
+    db.execute("CREATE TABLE items (id int PRIMARY KEY, tag text NOT NULL, qty int)").await;
+    let name = unique_name("shape");
+    let outflow = redis_outflow(&db, &["public.items"], &name, &redis.url());
+    outflow.run_until_caught_up().await.assert_success();
+    db.wait_for_slot_idle().await;
+
+    db.execute("INSERT INTO items SELECT g, 'tag' || g, g FROM generate_series(1, 10) g").await;
+    db.execute("UPDATE items SET qty = qty + 100 WHERE id % 2 = 0").await;
+    db.execute("UPDATE items SET id = 100, tag = 'moved' WHERE id = 3").await;
+    db.execute("DELETE FROM items WHERE id % 5 = 0").await;
+    outflow.run_until_caught_up().await.assert_success();
+
+    let all = entries(&redis.url(), &format!("{name}.public.items"));
+    // 10 creates + 5 updates + the key change + 2 deletes.
+    assert_eq!(all.len(), 10 + 5 + 1 + 2, "entries: {all:#?}");
+    let mut per_key: BTreeMap<i64, Vec<&Value>> = BTreeMap::new();
+    for e in &all {
+        assert_eq!(e["table"], "public.items", "{e}");
+        assert_eq!(e["op"], e["value"]["op"], "the op field is the envelope's: {e}");
+        assert_eq!(e["value"]["source"]["connector"], "postgresql");
+        assert_eq!(e["value"]["source"]["name"], name.as_str());
+        assert_eq!(id_of(e), pg_id(e["position"].as_str().unwrap()), "the ID is the position: {e}");
+        per_key.entry(e["key"]["id"].as_i64().expect("key {\"id\": N}")).or_default().push(e);
+    }
+    assert!(all.windows(2).all(|w| id_of(&w[0]) < id_of(&w[1])));
+    for (id, es) in &per_key {
+        let ops: Vec<&str> = es.iter().map(|e| e["op"].as_str().unwrap()).collect();
+        let want: Vec<&str> = match id {
+            3 => vec!["c"],
+            100 => vec!["u"],
+            id => match (id % 2 == 0, id % 5 == 0) {
+                (true, true) => vec!["c", "u", "d"],
+                (true, false) => vec!["c", "u"],
+                (false, true) => vec!["c", "d"],
+                (false, false) => vec!["c"],
+            },
+        };
+        assert_eq!(ops, want, "key {id}");
+    }
+    assert_eq!(per_key[&1][0]["value"]["after"], json!({"id": 1, "tag": "tag1", "qty": 1}));
+    assert_eq!(per_key[&2][1]["value"]["after"], json!({"id": 2, "tag": "tag2", "qty": 102}));
+    let moved = &per_key[&100][0]["value"];
+    assert_eq!(moved["before"]["id"], 3, "the key change carries the old key: {moved}");
+    assert_eq!(moved["after"], json!({"id": 100, "tag": "moved", "qty": 3}));
+    assert_eq!(per_key[&5][1]["value"]["before"]["id"], 5);
+    assert_eq!(per_key[&5][1]["value"]["after"], Value::Null);
+
+    // A run with nothing new adds nothing.
+    outflow.run_until_caught_up().await.assert_success();
+    assert_eq!(entries(&redis.url(), &format!("{name}.public.items")).len(), all.len());
+    db.cleanup().await;
+}
+
+#[tokio::test]
+async fn kill_9_during_a_busy_run_leaves_every_change_exactly_once_in_redis() {
+    let redis = OwnRedis::start(None);
+    let db = TestDb::create("redis_kill9").await;
+    db.execute("CREATE TABLE t (id bigint PRIMARY KEY, payload text)").await;
+    let name = unique_name("kill9");
+    let outflow = redis_outflow(&db, &["public.t"], &name, &redis.url());
+    outflow.run_until_caught_up().await.assert_success();
+    db.wait_for_slot_idle().await;
+    let written = kill_9_while_writing(&db, &outflow, 3, 3000, 200..1500).await;
+    // The state directory is only a cache: without the sink's offset file
+    // the run replays from the slot, and the stream's IDs refuse the rest.
+    std::fs::remove_file(outflow.state_dir().join("sinks/bus.json")).expect("removing the sink's offset file");
+    outflow.run_until_caught_up().await.assert_success();
+    assert_exactly_once(&entries(&redis.url(), &format!("{name}.public.t")), written);
+    db.cleanup().await;
+}
+
+/// MariaDB → Redis: changes with the binlog source block and counted IDs;
+/// kill -9 during a busy run leaves every change exactly once.
+#[tokio::test]
+async fn mariadb_changes_reach_redis_exactly_once() {
+    use crate::mysql_harness::{server_id, MyDb};
+
+    let redis = OwnRedis::start(None);
+    let mut db = MyDb::create("OUTFLOW_TEST_MYSQL_URL", "redis").await;
+    db.exec("CREATE TABLE items (id INT PRIMARY KEY, tag VARCHAR(20) NOT NULL)").await;
+    db.exec("CREATE TABLE t (id BIGINT PRIMARY KEY, payload VARCHAR(300))").await;
+    let name = unique_name("maria");
+    let (url, id, sink) = (db.url(), server_id(), sink_toml(&redis.url()));
+    let config = |tables: &str, dir: &Path| {
+        format!(
+            "name = {name:?}\n[source]\nkind = \"mysql\"\nurl = {url:?}\ntables = [{tables}]\nserver_id = {id}\n\
+             [state]\ndir = {:?}\n{sink}",
+            dir.join("state"),
+        )
+    };
+    let tables = format!("\"{0}.items\", \"{0}.t\"", db.name);
+    let outflow = Outflow::raw(|dir| config(&tables, dir));
+    outflow.run_until_caught_up().await.assert_success();
+
+    db.exec("INSERT INTO items VALUES (1, 'one'), (2, 'two'), (3, 'three')").await;
+    db.exec("UPDATE items SET tag = 'TWO' WHERE id = 2").await;
+    db.exec("DELETE FROM items WHERE id = 3").await;
+    outflow.run_until_caught_up().await.assert_success();
+
+    let items = entries(&redis.url(), &format!("{name}.{}.items", db.name));
+    let ops: Vec<(i64, &str)> =
+        items.iter().map(|e| (e["key"]["id"].as_i64().unwrap(), e["op"].as_str().unwrap())).collect();
+    assert_eq!(ops, [(1, "c"), (2, "c"), (3, "c"), (2, "u"), (3, "d")]);
+    let ids: Vec<&str> = items.iter().map(|e| e["id"].as_str().unwrap()).collect();
+    assert_eq!(ids, ["1-0", "2-0", "3-0", "4-0", "5-0"], "MySQL entries are counted");
+    let create = &items[0]["value"];
+    assert_eq!(create["after"], json!({"id": 1, "tag": "one"}));
+    assert_eq!(create["source"]["connector"], "mysql");
+    assert_eq!(items[0]["table"], format!("{}.items", db.name));
+    assert!(items.iter().all(|e| e["position"].as_str().is_some_and(|p| !p.is_empty())));
+    assert_eq!(items[3]["value"]["before"]["tag"], "two");
+
+    // Kill -9 at random moments while a writer inserts: exactly once per id.
+    let mut written = 0i64;
+    for _ in 0..3 {
+        let mut run = outflow.spawn_run();
+        for _ in 0..30 {
+            let rows: Vec<String> = (written + 1..=written + 50).map(|i| format!("({i}, REPEAT('x', 200))")).collect();
+            db.exec(&format!("INSERT INTO t VALUES {}", rows.join(", "))).await;
+            written += 50;
+        }
+        tokio::time::sleep(Duration::from_millis(rand::rng().random_range(50..800))).await;
+        run.kill9().await;
+    }
+    outflow.run_until_caught_up().await.assert_success();
+    assert_exactly_once(&entries(&redis.url(), &format!("{name}.{}.t", db.name)), written);
+}
+
+#[tokio::test]
+async fn a_wrong_password_stops_with_one_clean_line_and_check_names_the_fix() {
+    let redis = OwnRedis::start(Some("right-password"));
+    let db = TestDb::create("redis_auth").await;
+    db.execute("CREATE TABLE t (id int PRIMARY KEY)").await;
+    let wrong = format!("redis://:wrong-password@127.0.0.1:{}/0", redis.port);
+    let outflow = redis_outflow(&db, &["public.t"], &unique_name("auth"), &wrong);
+    let out = outflow.run_until_caught_up().await;
+    let line = out.assert_clean_error().to_string();
+    assert!(line.contains("refused the credentials") && line.contains("sink's url"), "{line}");
+    assert!(!line.contains("wrong-password"), "the password is not shown: {line}");
+    assert_eq!(out.stderr.lines().filter(|l| l.contains("refused the credentials")).count(), 1, "{}", out.stderr);
+
+    let check = outflow.exec(&["check"]).await;
+    assert_eq!(check.code, Some(1), "{}\n{}", check.stdout, check.stderr);
+    assert!(check.stdout.contains("✗ sink \"bus\": redis at"), "{}", check.stdout);
+    assert!(check.stdout.contains("fix: set the user and password"), "{}", check.stdout);
+
+    // The right password: check passes.
+    let outflow = redis_outflow(&db, &["public.t"], &unique_name("auth"), &redis.url());
+    let check = outflow.exec(&["check"]).await;
+    assert!(check.stdout.contains("✓ sink \"bus\": redis at"), "{}\n{}", check.stdout, check.stderr);
+    db.cleanup().await;
+}
