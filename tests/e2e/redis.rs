@@ -6,7 +6,8 @@
 //! change, delete) in order per key with their fields and position-derived
 //! IDs; kill -9 during a busy writer, three rounds, then a clean run (and a
 //! lost state directory) → every row exactly once; MariaDB changes, also
-//! exactly once across kill -9; a wrong password → one clean error line,
+//! exactly once across kill -9; outflow's connection dropped again and
+//! again mid-run → reconnected, nothing lost or doubled; a wrong password → one clean error line,
 //! and `outflow check` names the fix.
 
 use std::collections::BTreeMap;
@@ -18,7 +19,7 @@ use std::time::Duration;
 use rand::Rng;
 use serde_json::{json, Value};
 
-use crate::harness::{env_var, kill_9_while_writing, Outflow, TestDb};
+use crate::harness::{env_var, kill_9_while_writing, wait_for, write_rows, Outflow, TestDb, SHORT};
 use crate::kafka::unique_name;
 
 /// A `redis-server` of one test's own. Stopped on drop.
@@ -61,6 +62,20 @@ impl OwnRedis {
         let mut buf = [0u8; 64];
         s.write_all(b"PING\r\n").is_ok()
             && s.read(&mut buf).is_ok_and(|n| buf[..n].starts_with(b"+PONG") || buf[..n].starts_with(b"-NOAUTH"))
+    }
+
+    /// Sends one command (no password) and returns the reply's first line.
+    fn command(&self, args: &[&str]) -> String {
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", self.port)).expect("connecting to redis");
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let mut req = format!("*{}\r\n", args.len());
+        for a in args {
+            req.push_str(&format!("${}\r\n{a}\r\n", a.len()));
+        }
+        s.write_all(req.as_bytes()).expect("writing to redis");
+        let mut buf = [0u8; 256];
+        let n = s.read(&mut buf).expect("reading from redis");
+        String::from_utf8_lossy(&buf[..n]).lines().next().unwrap_or_default().to_string()
     }
 
     fn url(&self) -> String {
@@ -207,6 +222,41 @@ async fn kill_9_during_a_busy_run_leaves_every_change_exactly_once_in_redis() {
     std::fs::remove_file(outflow.state_dir().join("sinks/bus.json")).expect("removing the sink's offset file");
     outflow.run_until_caught_up().await.assert_success();
     assert_exactly_once(&entries(&redis.url(), &format!("{name}.public.t")), written);
+    db.cleanup().await;
+}
+
+#[tokio::test]
+async fn dropped_connections_are_reopened_and_nothing_is_written_twice() {
+    let redis = OwnRedis::start(None);
+    let db = TestDb::create("redis_drop").await;
+    db.execute("CREATE TABLE t (id bigint PRIMARY KEY, payload text)").await;
+    let name = unique_name("drop");
+    let outflow = redis_outflow(&db, &["public.t"], &name, &redis.url());
+    outflow.run_until_caught_up().await.assert_success();
+    db.wait_for_slot_idle().await;
+    let run = outflow.spawn_run();
+    db.wait_for_slot_streaming().await;
+    let mut killed = 0;
+    let killer = async {
+        for _ in 0..15 {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            // outflow's connection is the only other client.
+            let reply = redis.command(&["CLIENT", "KILL", "TYPE", "normal"]);
+            killed += reply.trim_start_matches(':').parse::<i64>().unwrap_or(0);
+        }
+    };
+    tokio::join!(write_rows(&db, 1, 5000), killer);
+    assert!(killed > 0, "no connection of outflow's was dropped");
+    let stream = format!("{name}.public.t");
+    wait_for(SHORT, "every row in the stream", || {
+        let len = redis.command(&["XLEN", &stream]);
+        async move { len == ":5000" }
+    })
+    .await;
+    let out = run.sigterm_and_wait().await;
+    out.assert_success();
+    assert!(out.stderr.contains("retrying"), "the dropped connection was retried:\n{}", out.stderr);
+    assert_exactly_once(&entries(&redis.url(), &stream), 5000);
     db.cleanup().await;
 }
 
