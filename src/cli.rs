@@ -22,7 +22,7 @@ use crate::state::{SourceIdentity, StateDir, TableSnapshot};
 #[command(
     name = "outflow",
     version,
-    about = "Change-data-capture from PostgreSQL and MySQL/MariaDB to JSONL, Kafka, Parquet, Iceberg and PostgreSQL"
+    about = "Change-data-capture from PostgreSQL and MySQL/MariaDB to JSONL, Kafka, Redis Streams, Parquet, Iceberg and PostgreSQL"
 )]
 pub struct Cli {
     #[command(subcommand)]
