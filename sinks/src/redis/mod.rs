@@ -17,7 +17,10 @@
 //! On first use of a stream the sink reads its last entry and skips every
 //! change at or before that entry's `position`, so neither a crash between
 //! an `XADD` and the next checkpoint nor a lost state directory duplicates
-//! an entry. outflow must be the only writer of its streams.
+//! an entry. outflow must be the only writer of its streams. The sink keeps
+//! no snapshot progress of its own: snapshot rows of a chunk written after
+//! the last checkpoint are written again (with new positions) when a
+//! restarted snapshot redoes that chunk.
 //!
 //! Delivery: XADDs are pipelined, `pipeline` of them at a time; `write`
 //! sends a full pipeline and waits for its replies, `flush` sends the rest
