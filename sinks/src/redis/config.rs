@@ -10,8 +10,8 @@ use crate::SinkError;
 #[serde(deny_unknown_fields)]
 pub struct RedisConfig {
     pub name: String,
-    /// `redis://[user:password@]host:port/db` (or `rediss://` for TLS-less
-    /// builds: refused by the client).
+    /// `redis://[user:password@]host:port/db` (no TLS: `rediss://` is
+    /// refused).
     pub url: String,
     /// Stream of each table's changes: `{name}` (the pipeline's name),
     /// `{db}`, `{schema}` and `{table}` are replaced.
