@@ -28,6 +28,9 @@
 # BENCH_SINKS="iceberg" drains it into an Iceberg sink (SQLite catalog and
 # warehouse under $WORK/iceberg, default commit_interval) in mode
 # BENCH_ICEBERG_MODE (default append; upsert keeps the current row per key).
+# BENCH_SINKS="redis" drains it into a Redis Streams sink (default settings)
+# on a throwaway redis-server this script starts on 127.0.0.1:56479 (no
+# persistence), and checks the stream's length (XLEN) against the backlog.
 # BENCH_SINKS="postgres" applies it to a PostgreSQL target (database
 # bench_target on the same server, the `kind = "postgres"` apply sink), with
 # BENCH_UPDATE_PCT (default 30 when postgres is among the sinks, else 0)
@@ -73,8 +76,8 @@ if [[ "$SOURCE" == mysql ]]; then WORK="${OUTFLOW_BENCH_DIR:-/tmp/outflow-bench-
 SINKS="${BENCH_SINKS:-jsonl}"
 for kind in $SINKS; do
     case "$kind" in
-        jsonl | parquet | kafka | postgres | iceberg) ;;
-        *) echo "BENCH_SINKS: unknown sink kind $kind (jsonl, parquet, kafka, postgres, iceberg)" >&2; exit 2 ;;
+        jsonl | parquet | kafka | postgres | iceberg | redis) ;;
+        *) echo "BENCH_SINKS: unknown sink kind $kind (jsonl, parquet, kafka, postgres, iceberg, redis)" >&2; exit 2 ;;
     esac
 done
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/outflow/target}"
@@ -83,6 +86,7 @@ as_pg() { if ((EUID == 0)); then runuser -u postgres -- "$@"; else "$@"; fi; }
 psql_b() { "$PG_BIN/psql" -X -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$PORT" -U postgres -d bench "$@"; }
 
 KAFKA_PORT=56493
+REDIS_PORT=56479
 stop_server() {
     if [[ -f "$WORK/mysqld.pid" ]]; then
         mariadb-admin --no-defaults --socket="$WORK/mysqld.sock" -uroot shutdown >/dev/null 2>&1 ||
@@ -91,6 +95,9 @@ stop_server() {
     fi
     if [[ -f "$WORK/kafka.pid" ]]; then
         kill "$(cat "$WORK/kafka.pid")" 2>/dev/null || true
+    fi
+    if [[ -f "$WORK/redis.pid" ]]; then
+        kill "$(cat "$WORK/redis.pid")" 2>/dev/null || true
     fi
     if [[ -f "$WORK/data/PG_VERSION" ]]; then
         as_pg "$PG_BIN/pg_ctl" stop -D "$WORK/data" -m immediate >/dev/null 2>&1 || true
@@ -295,6 +302,12 @@ if [[ " $SINKS " == *" kafka "* ]]; then
     echo $! >"$WORK/kafka.pid"
     for _ in $(seq 50); do (exec 3<>"/dev/tcp/127.0.0.1/$KAFKA_PORT") 2>/dev/null && break; sleep 0.2; done
 fi
+if [[ " $SINKS " == *" redis "* ]]; then
+    redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no --dir "$WORK" \
+        >"$WORK/redis.log" 2>&1 </dev/null &
+    echo $! >"$WORK/redis.pid"
+    for _ in $(seq 50); do redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1 && break; sleep 0.2; done
+fi
 
 psql_b <<'SQL'
 CREATE TABLE orders (
@@ -323,6 +336,9 @@ path = \"$WORK/lake\"" ;;
 kind = \"kafka\"
 brokers = \"127.0.0.1:$KAFKA_PORT\"
 partitions = 3" ;;
+        redis) sink="name = \"null\"
+kind = \"redis\"
+url = \"redis://127.0.0.1:$REDIS_PORT/0\"" ;;
         postgres) sink="name = \"null\"
 kind = \"postgres\"
 url = \"postgres://postgres@127.0.0.1:$PORT/bench_target\"" ;;
@@ -410,6 +426,16 @@ if [[ " $SINKS " == *" postgres "* ]]; then
         status=1
     else
         echo "postgres target equals the source (rows and md5 of every row)"
+    fi
+fi
+if [[ -n "${OUT_S[redis]:-}" ]]; then
+    xlen=$(redis-cli -p "$REDIS_PORT" xlen bench.public.orders)
+    if [[ "$xlen" != "$TOTAL" ]]; then
+        echo "error: the redis stream holds $xlen entries, expected $TOTAL" >&2
+        status=1
+    else
+        printf 'redis stream bench.public.orders holds all %s entries; redis-server RSS %s\n' "$xlen" \
+            "$(redis-cli -p "$REDIS_PORT" info memory | grep '^used_memory_rss_human' | cut -d: -f2 | tr -d '\r')"
     fi
 fi
 if [[ -n "${OUT_S[iceberg]:-}" ]]; then
