@@ -61,7 +61,7 @@ pub(crate) fn unique_name(hint: &str) -> String {
     format!("{hint}_{}_{}", std::process::id(), rand::rng().random_range(0..1_000_000u32))
 }
 
-async fn confirmed_flush_lsn(db: &TestDb) -> String {
+pub(crate) async fn confirmed_flush_lsn(db: &TestDb) -> String {
     let rows = db
         .query(&format!("SELECT confirmed_flush_lsn::text FROM pg_replication_slots WHERE slot_name = '{}'", db.name()))
         .await;
