@@ -113,11 +113,12 @@ impl ColumnType {
     }
 }
 
-/// The SQL dialect a source spells its type names in
-/// (`ColumnSchema::type_name`). Sinks decide everything from
-/// [`ColumnType`]s; the dialect only tells a sink that writes DDL whether
-/// the source's spelling is valid in its own database (a PostgreSQL
-/// target copying a PostgreSQL source's `varchar(20)` or `inet`).
+/// Which kind of database a pipeline reads. Sinks decide values from
+/// [`ColumnType`]s; the dialect serves two things only: the Debezium
+/// connector whose `source` block the envelope writes, and whether a sink
+/// that writes DDL may copy the source's spelling of a type name
+/// (`ColumnSchema::type_name`: a PostgreSQL target copying a PostgreSQL
+/// source's `varchar(20)` or `inet`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Dialect {
     Postgres,

@@ -125,11 +125,9 @@ pub enum Durable {
 pub struct SinkContext {
     /// The pipeline's logical name (Debezium's topic prefix, `source.name`).
     pub pipeline: String,
-    /// Debezium's connector name (`postgresql` or `mysql`), for the
-    /// Debezium `source` block only: values render by their logical types.
-    pub connector: &'static str,
-    /// The SQL dialect of the source's type names, for DDL that copies them
-    /// (see [`Dialect`]).
+    /// The kind of source: which Debezium connector's `source` block the
+    /// envelope writes, and whether DDL may copy type names (see
+    /// [`Dialect`]). Values render by their logical types, never by this.
     pub dialect: Dialect,
     /// The source database name.
     pub db: String,
@@ -139,7 +137,7 @@ pub struct SinkContext {
 impl SinkContext {
     /// A PostgreSQL pipeline's context, for tests.
     pub(crate) fn for_tests(pipeline: &str, db: &str) -> SinkContext {
-        SinkContext { pipeline: pipeline.into(), connector: "postgresql", dialect: Dialect::Postgres, db: db.into() }
+        SinkContext { pipeline: pipeline.into(), dialect: Dialect::Postgres, db: db.into() }
     }
 }
 

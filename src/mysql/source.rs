@@ -158,7 +158,6 @@ impl Source for MysqlSource {
     fn sink_context(&self, pipeline: &str) -> SinkContext {
         SinkContext {
             pipeline: pipeline.to_string(),
-            connector: "mysql",
             dialect: outflow_model::Dialect::Mysql,
             db: self.database.clone(),
         }

@@ -231,7 +231,6 @@ impl Source for PgSource {
     fn sink_context(&self, pipeline: &str) -> SinkContext {
         SinkContext {
             pipeline: pipeline.to_string(),
-            connector: "postgresql",
             dialect: outflow_model::Dialect::Postgres,
             db: self.params.dbname.clone(),
         }

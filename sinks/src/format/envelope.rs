@@ -2,7 +2,7 @@
 //! *value* of Debezium's PostgreSQL connector with `schemas.enable=false`), or
 //! the flat format for people.
 //!
-//! For `connector = "mysql"` the source block carries the MySQL connector's
+//! From a MySQL/MariaDB source the source block carries the MySQL connector's
 //! fields (`file`, `pos`, `row`, `server_id`, `gtid`, `thread`; `db` is the
 //! table's database). Values render by their column's logical type, the
 //! same for every source (see `values`).
@@ -14,7 +14,7 @@
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use outflow_model::{ChangeEvent, LogicalMessage, Op, Row, SourceInfo, TableSchema};
+use outflow_model::{ChangeEvent, Dialect, LogicalMessage, Op, Row, SourceInfo, TableSchema};
 
 use super::values::{write_debezium_value, write_flat_value, write_json_str, ValueStyle};
 use super::Format;
@@ -133,15 +133,18 @@ impl EventWriter {
     }
 
     fn write_source(&self, out: &mut Vec<u8>, s: &SourceInfo, schema: &str, table: &str) {
-        if self.ctx.connector == "mysql" {
-            return self.write_mysql_source(out, s, schema, table);
+        match self.ctx.dialect {
+            Dialect::Postgres => self.write_postgres_source(out, s, schema, table),
+            Dialect::Mysql => self.write_mysql_source(out, s, schema, table),
         }
+    }
+
+    /// The PostgreSQL connector's source block.
+    fn write_postgres_source(&self, out: &mut Vec<u8>, s: &SourceInfo, schema: &str, table: &str) {
         let ts_us = s.commit_ts_us;
         out.extend_from_slice(b"{\"version\":\"");
         out.extend_from_slice(VERSION.as_bytes());
-        out.extend_from_slice(b"\",\"connector\":\"");
-        out.extend_from_slice(self.ctx.connector.as_bytes());
-        out.extend_from_slice(b"\",\"name\":");
+        out.extend_from_slice(b"\",\"connector\":\"postgresql\",\"name\":");
         write_json_str(out, &self.ctx.pipeline);
         out.extend_from_slice(b",\"ts_ms\":");
         push_int(out, ts_us.div_euclid(1000));
