@@ -16,7 +16,7 @@ use serde::Deserialize;
 use crate::format::Format;
 use crate::SinkError;
 
-use super::message::TopicTemplate;
+use crate::format::routing::NameTemplate;
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -115,7 +115,7 @@ impl KafkaConfig {
         self.check().map(|_| ())
     }
 
-    pub(crate) fn check(&self) -> Result<TopicTemplate, SinkError> {
+    pub(crate) fn check(&self) -> Result<NameTemplate, SinkError> {
         let bad = |what: String| SinkError::Data(format!("sink {:?}: {what}", self.name));
         if self.brokers.trim().is_empty() {
             return Err(bad("`brokers` is empty; set it to host:port of one or more brokers".into()));
@@ -149,7 +149,7 @@ impl KafkaConfig {
                 }
             }
         }
-        TopicTemplate::parse(&self.topic).map_err(|e| bad(format!("`topic = {:?}`: {e}", self.topic)))
+        NameTemplate::parse(&self.topic, "topic").map_err(|e| bad(format!("`topic = {:?}`: {e}", self.topic)))
     }
 
     /// The producer's librdkafka properties.

@@ -17,9 +17,9 @@
 //!   tombstone also carries `outflow.seq = 1`, so it sorts after the delete
 //!   it follows, which has the same position.
 
-use outflow_model::{ChangeEvent, Position};
+use outflow_model::Position;
 
-use crate::format::values::{write_debezium_value, write_json_str, ValueStyle};
+use crate::format::values::write_json_str;
 
 /// Header carrying the source position of the change a record belongs to.
 pub const POSITION_HEADER: &str = "outflow.position";
@@ -68,94 +68,9 @@ pub fn partition_for(key: Option<&[u8]>, partitions: i32) -> i32 {
     }
 }
 
-/// The `topic` setting, parsed once.
-#[derive(Debug, Clone)]
-pub struct TopicTemplate {
-    parts: Vec<Part>,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-enum Part {
-    Text(String),
-    Name,
-    Db,
-    Schema,
-    Table,
-}
-
-impl TopicTemplate {
-    pub fn parse(s: &str) -> Result<TopicTemplate, String> {
-        let mut parts = Vec::new();
-        let mut rest = s;
-        while let Some(open) = rest.find('{') {
-            if open > 0 {
-                parts.push(Part::Text(rest[..open].to_string()));
-            }
-            let close = rest[open..].find('}').ok_or("a `{` is not closed")? + open;
-            parts.push(match &rest[open + 1..close] {
-                "name" => Part::Name,
-                "db" => Part::Db,
-                "schema" => Part::Schema,
-                "table" => Part::Table,
-                other => {
-                    return Err(format!(
-                        "unknown placeholder {{{other}}}; use {{name}}, {{db}}, {{schema}} or {{table}}"
-                    ))
-                }
-            });
-            rest = &rest[close + 1..];
-        }
-        if rest.contains('}') {
-            return Err("a `}` has no matching `{`".into());
-        }
-        if !rest.is_empty() {
-            parts.push(Part::Text(rest.to_string()));
-        }
-        if parts.is_empty() {
-            return Err("the topic is empty".into());
-        }
-        Ok(TopicTemplate { parts })
-    }
-
-    /// The topic for a table. Characters Kafka does not allow in topic names
-    /// (anything but `[a-zA-Z0-9._-]`) become `_`, as Debezium does.
-    pub fn render(&self, name: &str, db: &str, schema: &str, table: &str) -> String {
-        let mut out = String::new();
-        for p in &self.parts {
-            match p {
-                Part::Text(t) => out.push_str(t),
-                Part::Name => push_topic_chars(&mut out, name),
-                Part::Db => push_topic_chars(&mut out, db),
-                Part::Schema => push_topic_chars(&mut out, schema),
-                Part::Table => push_topic_chars(&mut out, table),
-            }
-        }
-        out
-    }
-}
-
 /// Appends `s` with the characters Kafka refuses in topic names replaced.
 pub fn push_topic_chars(out: &mut String, s: &str) {
     out.extend(s.chars().map(|c| if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') { c } else { '_' }));
-}
-
-/// The record key of a change: a JSON object of its key columns (in column
-/// order), rendered like the value's columns. `false` when the table has no
-/// key columns (the key is null) or the change has no row (truncate).
-pub fn write_key(out: &mut Vec<u8>, ev: &ChangeEvent, style: &ValueStyle) -> bool {
-    let Some(row) = ev.key_row() else { return false };
-    let mut any = false;
-    for (col, v) in ev.table.columns.iter().zip(row).filter(|(c, _)| c.key) {
-        out.push(if any { b',' } else { b'{' });
-        any = true;
-        write_json_str(out, &col.name);
-        out.push(b':');
-        write_debezium_value(out, v, col, style);
-    }
-    if any {
-        out.push(b'}');
-    }
-    any
 }
 
 /// Debezium's transaction id: `txId:LSN` for PostgreSQL (the LSN the

@@ -50,11 +50,12 @@ use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, Prod
 use serde_json::json;
 
 pub use config::{KafkaConfig, Setting};
-use message::{TopicTemplate, POSITION_HEADER, SEQ_HEADER};
+use message::{POSITION_HEADER, SEQ_HEADER};
 use recovery::{Anchor, Mark, OffsetsRecord};
 
 use crate::exactly_once::Delivered;
 use crate::format::envelope::EventWriter;
+use crate::format::routing::{write_key, NameTemplate};
 use crate::format::values::ValueStyle;
 use crate::snapshot_marks::SnapshotRecord;
 use crate::{Checkpoint, Durable, Sink, SinkContext, SinkError};
@@ -66,7 +67,7 @@ const MAX_BACKOFF: Duration = Duration::from_secs(10);
 
 pub struct KafkaSink {
     cfg: KafkaConfig,
-    template: TopicTemplate,
+    template: NameTemplate,
     ctx: SinkContext,
     writer: EventWriter,
     style: ValueStyle,
@@ -376,7 +377,7 @@ impl KafkaSink {
         if let Some(t) = self.table_topics.get(table) {
             return t.clone();
         }
-        let t = self.template.render(&self.ctx.pipeline, &self.ctx.db, &table.schema, &table.name);
+        let t = self.template.render(&self.ctx.pipeline, &self.ctx.db, &table.schema, &table.name, message::push_topic_chars);
         self.table_topics.insert(table.clone(), t.clone());
         t
     }
@@ -464,7 +465,7 @@ impl KafkaSink {
         let mut value = std::mem::take(&mut self.value);
         key.clear();
         value.clear();
-        let keyed = ev.op != Op::Truncate && message::write_key(&mut key, ev, &self.style);
+        let keyed = ev.op != Op::Truncate && write_key(&mut key, ev, &self.style);
         self.writer.write_change(&mut value, ev);
         value.pop(); // the line's newline
         let k = keyed.then_some(key.as_slice());

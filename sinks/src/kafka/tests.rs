@@ -6,6 +6,7 @@ use std::sync::Arc;
 use outflow_model::{ChangeEvent, ColumnSchema, ColumnType, Op, Position, SourceInfo, TableId, TableSchema, Value};
 
 use super::message::*;
+use crate::format::routing::{write_key, NameTemplate};
 use crate::format::values::ValueStyle;
 
 /// `UtilsTest.testMurmur2` in Kafka's clients module.
@@ -35,16 +36,16 @@ fn partitions_like_the_default_partitioner() {
 
 #[test]
 fn topic_templates() {
-    let t = TopicTemplate::parse("{name}.{schema}.{table}").unwrap();
-    assert_eq!(t.render("app", "db", "public", "orders"), "app.public.orders");
-    let t = TopicTemplate::parse("cdc-{db}_{table}").unwrap();
-    assert_eq!(t.render("app", "shop", "public", "order items"), "cdc-shop_order_items");
-    let t = TopicTemplate::parse("all-changes").unwrap();
-    assert_eq!(t.render("app", "db", "s", "t"), "all-changes");
-    assert!(TopicTemplate::parse("{name}.{tabel}").unwrap_err().contains("{tabel}"));
-    assert!(TopicTemplate::parse("{name").is_err());
-    assert!(TopicTemplate::parse("name}").is_err());
-    assert!(TopicTemplate::parse("").is_err());
+    let t = NameTemplate::parse("{name}.{schema}.{table}", "topic").unwrap();
+    assert_eq!(t.render("app", "db", "public", "orders", push_topic_chars), "app.public.orders");
+    let t = NameTemplate::parse("cdc-{db}_{table}", "topic").unwrap();
+    assert_eq!(t.render("app", "shop", "public", "order items", push_topic_chars), "cdc-shop_order_items");
+    let t = NameTemplate::parse("all-changes", "topic").unwrap();
+    assert_eq!(t.render("app", "db", "s", "t", push_topic_chars), "all-changes");
+    assert!(NameTemplate::parse("{name}.{tabel}", "topic").unwrap_err().contains("{tabel}"));
+    assert!(NameTemplate::parse("{name", "topic").is_err());
+    assert!(NameTemplate::parse("name}", "topic").is_err());
+    assert!(NameTemplate::parse("", "topic").is_err());
 }
 
 fn col(name: &str, type_name: &str, key: bool) -> ColumnSchema {

@@ -1,8 +1,8 @@
-//! The `[[sink]] kind = "redis"` settings, their checks, and the stream
-//! name template.
+//! The `[[sink]] kind = "redis"` settings and their checks.
 
 use serde::Deserialize;
 
+use crate::format::routing::NameTemplate;
 use crate::format::Format;
 use crate::SinkError;
 
@@ -50,7 +50,7 @@ impl RedisConfig {
         self.check().map(|_| ())
     }
 
-    pub(crate) fn check(&self) -> Result<StreamTemplate, SinkError> {
+    pub(crate) fn check(&self) -> Result<NameTemplate, SinkError> {
         let bad = |what: String| SinkError::Data(format!("sink {:?}: {what}", self.name));
         if let Err(e) = redis::Client::open(self.url.as_str()) {
             return Err(bad(format!(
@@ -64,7 +64,7 @@ impl RedisConfig {
         if self.pipeline == 0 {
             return Err(bad("`pipeline` must be at least 1".into()));
         }
-        StreamTemplate::parse(&self.stream).map_err(|e| bad(format!("`stream = {:?}`: {e}", self.stream)))
+        NameTemplate::parse(&self.stream, "stream name").map_err(|e| bad(format!("`stream = {:?}`: {e}", self.stream)))
     }
 }
 
@@ -82,72 +82,6 @@ pub fn redact(url: &str) -> String {
     }
 }
 
-/// The `stream` setting, parsed once.
-#[derive(Debug, Clone)]
-pub struct StreamTemplate {
-    parts: Vec<Part>,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-enum Part {
-    Text(String),
-    Name,
-    Db,
-    Schema,
-    Table,
-}
-
-impl StreamTemplate {
-    pub fn parse(s: &str) -> Result<StreamTemplate, String> {
-        let mut parts = Vec::new();
-        let mut rest = s;
-        while let Some(open) = rest.find('{') {
-            if open > 0 {
-                parts.push(Part::Text(rest[..open].to_string()));
-            }
-            let close = rest[open..].find('}').ok_or("a `{` is not closed")? + open;
-            parts.push(match &rest[open + 1..close] {
-                "name" => Part::Name,
-                "db" => Part::Db,
-                "schema" => Part::Schema,
-                "table" => Part::Table,
-                other => {
-                    return Err(format!(
-                        "unknown placeholder {{{other}}}; use {{name}}, {{db}}, {{schema}} or {{table}}"
-                    ))
-                }
-            });
-            rest = &rest[close + 1..];
-        }
-        if rest.contains('}') {
-            return Err("a `}` has no matching `{`".into());
-        }
-        if !rest.is_empty() {
-            parts.push(Part::Text(rest.to_string()));
-        }
-        if parts.is_empty() {
-            return Err("the stream name is empty".into());
-        }
-        Ok(StreamTemplate { parts })
-    }
-
-    /// The stream key for a table (Redis keys take any bytes: names are
-    /// used as they are).
-    pub fn render(&self, name: &str, db: &str, schema: &str, table: &str) -> String {
-        let mut out = String::new();
-        for p in &self.parts {
-            out.push_str(match p {
-                Part::Text(t) => t,
-                Part::Name => name,
-                Part::Db => db,
-                Part::Schema => schema,
-                Part::Table => table,
-            });
-        }
-        out
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -162,7 +96,7 @@ mod tests {
     fn defaults_validate_and_render() {
         let c = config(serde_json::json!({})).unwrap();
         let t = c.check().unwrap();
-        assert_eq!(t.render("app", "db", "public", "users"), "app.public.users");
+        assert_eq!(t.render("app", "db", "public", "users", String::push_str), "app.public.users");
         assert_eq!(c.maxlen, None);
     }
 

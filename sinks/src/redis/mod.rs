@@ -45,11 +45,12 @@ use redis::{AsyncConnectionConfig, RedisError, Value};
 use tokio::runtime::Handle;
 
 pub use config::RedisConfig;
-use config::{redact, StreamTemplate};
+use config::redact;
 use ids::{EntryId, StreamTail};
 
 use crate::format::envelope::EventWriter;
-use crate::format::values::{write_debezium_value, write_json_str, ValueStyle};
+use crate::format::routing::{write_key, NameTemplate};
+use crate::format::values::ValueStyle;
 use crate::{Checkpoint, Sink, SinkContext, SinkError};
 
 /// How often a wait on Redis says so in the log.
@@ -61,7 +62,7 @@ const ID_REFUSED: &str = "equal or smaller than the target stream top item";
 
 pub struct RedisSink {
     cfg: RedisConfig,
-    template: StreamTemplate,
+    template: NameTemplate,
     ctx: SinkContext,
     writer: EventWriter,
     style: ValueStyle,
@@ -201,7 +202,7 @@ impl RedisSink {
         if let Some(s) = self.table_streams.get(table) {
             return s.clone();
         }
-        let s = self.template.render(&self.ctx.pipeline, &self.ctx.db, &table.schema, &table.name);
+        let s = self.template.render(&self.ctx.pipeline, &self.ctx.db, &table.schema, &table.name, String::push_str);
         self.table_streams.insert(table.clone(), s.clone());
         s
     }
@@ -282,24 +283,6 @@ impl RedisSink {
         self.pending_len = 0;
         Ok(())
     }
-}
-
-/// The entry key of a change: a JSON object of its key columns, rendered
-/// like the value's columns. `false` when the table has no key columns.
-fn write_key(out: &mut Vec<u8>, ev: &ChangeEvent, style: &ValueStyle) -> bool {
-    let Some(row) = ev.key_row() else { return false };
-    let mut any = false;
-    for (col, v) in ev.table.columns.iter().zip(row).filter(|(c, _)| c.key) {
-        out.push(if any { b',' } else { b'{' });
-        any = true;
-        write_json_str(out, &col.name);
-        out.push(b':');
-        write_debezium_value(out, v, col, style);
-    }
-    if any {
-        out.push(b'}');
-    }
-    any
 }
 
 impl Sink for RedisSink {
