@@ -69,6 +69,7 @@ mod read;
 mod schema;
 mod state;
 mod storage;
+mod keys;
 mod table;
 mod upsert;
 

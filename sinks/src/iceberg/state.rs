@@ -22,7 +22,8 @@ use outflow_model::{ChangeEvent, Op, Position, TableSchema};
 use super::commit::Cas;
 use super::ice_error;
 use super::table::{DataFiles, WriteSettings};
-use super::upsert::{key_columns, Upsert};
+use super::keys::key_columns;
+use super::upsert::Upsert;
 use crate::SinkError;
 
 /// What a table holds, and how it commits.
