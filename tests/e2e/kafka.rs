@@ -369,7 +369,7 @@ async fn kafka_snapshot_goes_on_from_the_offsets_topic_after_crashes_before_the_
 /// a busy run leaves every change exactly once.
 #[tokio::test]
 async fn mariadb_changes_reach_kafka_as_debezium_mysql_records_exactly_once() {
-    use crate::mysql_harness::{server_id, MyDb};
+    use crate::mysql_harness::{mysql_kill_9_while_writing, server_id, MyDb};
 
     let mut db = MyDb::create("OUTFLOW_TEST_MYSQL_URL", "kafka").await;
     db.exec("CREATE TABLE items (id INT PRIMARY KEY, tag VARCHAR(20) NOT NULL, n BIGINT UNSIGNED)").await;
@@ -417,17 +417,7 @@ async fn mariadb_changes_reach_kafka_as_debezium_mysql_records_exactly_once() {
     assert!(per_key[&1][0]["headers"]["outflow.position"].as_str().is_some(), "position header");
 
     // Kill -9 at random moments while a writer inserts: exactly once per id.
-    let mut written = 0i64;
-    for _ in 0..3 {
-        let mut run = outflow.spawn_run();
-        for _ in 0..30 {
-            let rows: Vec<String> = (written + 1..=written + 50).map(|i| format!("({i}, REPEAT('x', 200))")).collect();
-            db.exec(&format!("INSERT INTO t VALUES {}", rows.join(", "))).await;
-            written += 50;
-        }
-        tokio::time::sleep(Duration::from_millis(rand::rng().random_range(50..800))).await;
-        run.kill9().await;
-    }
+    let written = mysql_kill_9_while_writing(&mut db, &outflow).await;
     outflow.run_until_caught_up().await.assert_success();
     assert_exactly_once(&created_ids_per_partition(&format!("{name}.{}.t", db.name)), written);
 }

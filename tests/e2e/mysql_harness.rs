@@ -171,3 +171,22 @@ pub fn clean_error(out: &Outcome) -> String {
     );
     lines[i].to_string()
 }
+
+/// Three times: start `outflow run`, insert 1500 rows `(id, REPEAT('x', 200))`
+/// into table `t` in statements of 50, and kill -9 the process after a random
+/// 50-800 ms. Returns how many rows were written (ids 1 to that).
+pub async fn mysql_kill_9_while_writing(db: &mut MyDb, outflow: &crate::harness::Outflow) -> i64 {
+    use rand::Rng;
+    let mut written = 0i64;
+    for _ in 0..3 {
+        let mut run = outflow.spawn_run();
+        for _ in 0..30 {
+            let rows: Vec<String> = (written + 1..=written + 50).map(|i| format!("({i}, REPEAT('x', 200))")).collect();
+            db.exec(&format!("INSERT INTO t VALUES {}", rows.join(", "))).await;
+            written += 50;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(rand::rng().random_range(50..800))).await;
+        run.kill9().await;
+    }
+    written
+}

@@ -18,7 +18,6 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use rand::Rng;
 use serde_json::{json, Value};
 
 use crate::harness::{env_var, kill_9_while_writing, wait_for, write_rows, Outflow, TestDb, SHORT};
@@ -316,7 +315,7 @@ async fn a_frozen_server_holds_the_slot_and_everything_arrives_once_it_returns()
 /// kill -9 during a busy run leaves every change exactly once.
 #[tokio::test]
 async fn mariadb_changes_reach_redis_exactly_once() {
-    use crate::mysql_harness::{server_id, MyDb};
+    use crate::mysql_harness::{mysql_kill_9_while_writing, server_id, MyDb};
 
     let redis = OwnRedis::start(None);
     let mut db = MyDb::create("OUTFLOW_TEST_MYSQL_URL", "redis").await;
@@ -354,17 +353,7 @@ async fn mariadb_changes_reach_redis_exactly_once() {
     assert_eq!(items[3]["value"]["before"]["tag"], "two");
 
     // Kill -9 at random moments while a writer inserts: exactly once per id.
-    let mut written = 0i64;
-    for _ in 0..3 {
-        let mut run = outflow.spawn_run();
-        for _ in 0..30 {
-            let rows: Vec<String> = (written + 1..=written + 50).map(|i| format!("({i}, REPEAT('x', 200))")).collect();
-            db.exec(&format!("INSERT INTO t VALUES {}", rows.join(", "))).await;
-            written += 50;
-        }
-        tokio::time::sleep(Duration::from_millis(rand::rng().random_range(50..800))).await;
-        run.kill9().await;
-    }
+    let written = mysql_kill_9_while_writing(&mut db, &outflow).await;
     outflow.run_until_caught_up().await.assert_success();
     assert_exactly_once(&entries(&redis.url(), &format!("{name}.{}.t", db.name)), written);
 }
