@@ -19,7 +19,8 @@ use std::time::Duration;
 use rand::Rng;
 use serde_json::{json, Value};
 
-use crate::harness::{env_var, kill_9_while_writing, wait_for, write_rows, Outflow, TestDb, SHORT};
+use crate::harness::{env_var, kill_9_while_writing, wait_for, Outflow, TestDb};
+use crate::outage::{confirmed_flush_lsn, slot_holds_while_down};
 
 pub(crate) fn brokers() -> String {
     env_var("OUTFLOW_TEST_KAFKA_BROKERS")
@@ -59,13 +60,6 @@ fn kafka_outflow(db: &TestDb, tables: &[&str], name: &str, settings: &str) -> Ou
 /// A pipeline name no other test (or earlier run on the same broker) uses.
 pub(crate) fn unique_name(hint: &str) -> String {
     format!("{hint}_{}_{}", std::process::id(), rand::rng().random_range(0..1_000_000u32))
-}
-
-pub(crate) async fn confirmed_flush_lsn(db: &TestDb) -> String {
-    let rows = db
-        .query(&format!("SELECT confirmed_flush_lsn::text FROM pg_replication_slots WHERE slot_name = '{}'", db.name()))
-        .await;
-    rows.first().map(|r| r.get::<_, String>(0)).unwrap_or_default()
 }
 
 #[tokio::test]
@@ -275,21 +269,8 @@ async fn a_frozen_broker_loses_nothing_and_holds_the_slot() {
 
     let run = outflow.spawn_run();
     db.wait_for_slot_streaming().await;
-    write_rows(&db, 1, 500).await;
-    // Wait until the first rows are acknowledged, so the slot has moved once.
-    let before = confirmed_flush_lsn(&db).await;
-    wait_for(SHORT, "the first rows to be acknowledged", || async { confirmed_flush_lsn(&db).await != before }).await;
-
     let guard = ContinueBroker;
-    signal_broker(libc::SIGSTOP);
-    // Whatever was in flight settles within a commit interval; then nothing moves.
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    let held = confirmed_flush_lsn(&db).await;
-    write_rows(&db, 501, 1500).await;
-    for _ in 0..10 {
-        tokio::time::sleep(Duration::from_secs(2)).await;
-        assert_eq!(confirmed_flush_lsn(&db).await, held, "the slot advanced while the broker was down");
-    }
+    slot_holds_while_down(&db, || signal_broker(libc::SIGSTOP)).await;
     drop(guard); // SIGCONT
     let last_lsn = db.query("SELECT pg_current_wal_lsn()::text").await[0].get::<_, String>(0);
     wait_for(Duration::from_secs(120), "the slot to pass the last insert after the broker returned", || async {

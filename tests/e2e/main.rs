@@ -32,6 +32,7 @@ mod mysql_harness;
 mod mysql_snapshot;
 mod mysql_stream;
 mod offsets;
+mod outage;
 mod own_servers;
 mod parquet;
 mod parquet_mysql;

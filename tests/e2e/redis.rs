@@ -21,7 +21,8 @@ use std::time::Duration;
 use serde_json::{json, Value};
 
 use crate::harness::{env_var, kill_9_while_writing, wait_for, write_rows, Outflow, TestDb, SHORT};
-use crate::kafka::{confirmed_flush_lsn, unique_name};
+use crate::kafka::unique_name;
+use crate::outage::slot_holds_while_down;
 
 /// A `redis-server` of one test's own. Stopped on drop.
 struct OwnRedis {
@@ -283,22 +284,13 @@ async fn a_frozen_server_holds_the_slot_and_everything_arrives_once_it_returns()
 
     let run = outflow.spawn_run();
     db.wait_for_slot_streaming().await;
-    write_rows(&db, 1, 500).await;
-    let before = confirmed_flush_lsn(&db).await;
-    wait_for(SHORT, "the first rows to be acknowledged", || async { confirmed_flush_lsn(&db).await != before }).await;
-
     let pid = redis.child.id();
     let thaw = Thaw(pid);
-    unsafe { libc::kill(pid as libc::pid_t, libc::SIGSTOP) };
-    // Whatever was in flight settles within a commit interval; then nothing moves.
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    let held = confirmed_flush_lsn(&db).await;
-    write_rows(&db, 501, 1500).await;
-    for _ in 0..9 {
-        tokio::time::sleep(Duration::from_secs(2)).await;
-        assert_eq!(confirmed_flush_lsn(&db).await, held, "the slot advanced while redis was frozen");
-    }
-    drop(thaw);
+    slot_holds_while_down(&db, || unsafe {
+        libc::kill(pid as libc::pid_t, libc::SIGSTOP);
+    })
+    .await;
+    drop(thaw); // SIGCONT
     let stream = format!("{name}.public.t");
     wait_for(Duration::from_secs(120), "every row in the stream after redis returned", || {
         let len = redis.command(&["XLEN", &stream]);
