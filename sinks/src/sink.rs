@@ -141,6 +141,21 @@ impl SinkContext {
     }
 }
 
+/// For a factory's `build`: runs `open`, which blocks (it may wait on
+/// the destination through the runtime's handle it is given), on a blocking
+/// thread of the pipeline's runtime, and boxes the sink it opens. `kind`
+/// names the sink in the error when that thread fails.
+pub async fn open_blocking<S: Sink + 'static>(
+    kind: &'static str,
+    open: impl FnOnce(tokio::runtime::Handle) -> Result<S, SinkError> + Send + 'static,
+) -> Result<Box<dyn Sink>, SinkError> {
+    let runtime = tokio::runtime::Handle::current();
+    let sink = tokio::task::spawn_blocking(move || open(runtime))
+        .await
+        .map_err(|e| SinkError::Data(format!("the {kind} sink's setup thread failed: {e}")))??;
+    Ok(Box::new(sink))
+}
+
 #[derive(Debug, Error)]
 pub enum SinkError {
     #[error("{what}: {source}")]

@@ -10,10 +10,10 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use iceberg::io::LocalFsStorageFactory;
 use iceberg::Catalog;
-use tokio::runtime::Handle;
 
 use super::{absolute, one_line, IcebergConfig};
 use crate::preflight::{object_store_writable, writable_dir, Probe};
+use crate::sink::open_blocking;
 use crate::{Checkpoint, Sink, SinkContext, SinkError, SinkFactory};
 
 #[async_trait]
@@ -27,11 +27,8 @@ impl SinkFactory for IcebergConfig {
     }
 
     async fn build(&self, _ctx: SinkContext, _checkpoint: Option<&Checkpoint>) -> Result<Box<dyn Sink>, SinkError> {
-        let (config, runtime) = (self.clone(), Handle::current());
-        let sink = tokio::task::spawn_blocking(move || config.open(runtime))
-            .await
-            .map_err(|e| SinkError::Data(format!("the iceberg sink's setup thread failed: {e}")))??;
-        Ok(Box::new(sink))
+        let config = self.clone();
+        open_blocking("iceberg", move |runtime| config.open(runtime)).await
     }
 
     async fn preflight(&self) -> Vec<Probe> {

@@ -10,6 +10,7 @@ use rdkafka::producer::{BaseProducer, DefaultProducerContext, Producer};
 
 use super::KafkaConfig;
 use crate::preflight::Probe;
+use crate::sink::open_blocking;
 use crate::{Checkpoint, Sink, SinkContext, SinkError, SinkFactory};
 
 /// How long `outflow check` waits for the cluster's metadata.
@@ -28,10 +29,7 @@ impl SinkFactory for KafkaConfig {
     /// Runs on a blocking thread: connecting waits for the broker.
     async fn build(&self, ctx: SinkContext, checkpoint: Option<&Checkpoint>) -> Result<Box<dyn Sink>, SinkError> {
         let (config, checkpoint) = (self.clone(), checkpoint.cloned());
-        let sink = tokio::task::spawn_blocking(move || config.open(ctx, checkpoint.as_ref()))
-            .await
-            .map_err(|e| SinkError::Data(format!("the kafka sink's setup thread failed: {e}")))??;
-        Ok(Box::new(sink))
+        open_blocking("kafka", move |_| config.open(ctx, checkpoint.as_ref())).await
     }
 
     async fn preflight(&self) -> Vec<Probe> {

@@ -4,10 +4,10 @@
 //! a probe object under the store prefix).
 
 use async_trait::async_trait;
-use tokio::runtime::Handle;
 
 use super::ParquetConfig;
 use crate::preflight::{object_store_writable, writable_dir, Probe};
+use crate::sink::open_blocking;
 use crate::{Checkpoint, Sink, SinkContext, SinkError, SinkFactory};
 
 #[async_trait]
@@ -21,11 +21,8 @@ impl SinkFactory for ParquetConfig {
     }
 
     async fn build(&self, _ctx: SinkContext, checkpoint: Option<&Checkpoint>) -> Result<Box<dyn Sink>, SinkError> {
-        let (config, checkpoint, runtime) = (self.clone(), checkpoint.cloned(), Handle::current());
-        let sink = tokio::task::spawn_blocking(move || config.open(checkpoint.as_ref(), runtime))
-            .await
-            .map_err(|e| SinkError::Data(format!("the parquet sink's setup thread failed: {e}")))??;
-        Ok(Box::new(sink))
+        let (config, checkpoint) = (self.clone(), checkpoint.cloned());
+        open_blocking("parquet", move |runtime| config.open(checkpoint.as_ref(), runtime)).await
     }
 
     async fn preflight(&self) -> Vec<Probe> {

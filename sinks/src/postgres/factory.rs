@@ -8,10 +8,10 @@
 //! database.
 
 use async_trait::async_trait;
-use tokio::runtime::Handle;
 
 use super::{describe_target, ident, PostgresConfig, OFFSETS_SCHEMA};
 use crate::preflight::Probe;
+use crate::sink::open_blocking;
 use crate::{Checkpoint, Sink, SinkContext, SinkError, SinkFactory};
 
 #[async_trait]
@@ -25,11 +25,8 @@ impl SinkFactory for PostgresConfig {
     }
 
     async fn build(&self, ctx: SinkContext, _checkpoint: Option<&Checkpoint>) -> Result<Box<dyn Sink>, SinkError> {
-        let (config, runtime) = (self.clone(), Handle::current());
-        let sink = tokio::task::spawn_blocking(move || config.open(ctx, runtime))
-            .await
-            .map_err(|e| SinkError::Data(format!("the postgres sink's setup thread failed: {e}")))??;
-        Ok(Box::new(sink))
+        let config = self.clone();
+        open_blocking("postgres", move |runtime| config.open(ctx, runtime)).await
     }
 
     async fn preflight(&self) -> Vec<Probe> {

@@ -6,11 +6,11 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
-use tokio::runtime::Handle;
 
 use super::config::redact;
 use super::{connect_once, RedisConfig};
 use crate::preflight::Probe;
+use crate::sink::open_blocking;
 use crate::{Checkpoint, Sink, SinkContext, SinkError, SinkFactory};
 
 /// How long `outflow check` waits for Redis.
@@ -28,11 +28,8 @@ impl SinkFactory for RedisConfig {
 
     /// Runs on a blocking thread: the sink blocks on the runtime's handle.
     async fn build(&self, ctx: SinkContext, _checkpoint: Option<&Checkpoint>) -> Result<Box<dyn Sink>, SinkError> {
-        let (config, runtime) = (self.clone(), Handle::current());
-        let sink = tokio::task::spawn_blocking(move || config.open(ctx, runtime))
-            .await
-            .map_err(|e| SinkError::Data(format!("the redis sink's setup thread failed: {e}")))??;
-        Ok(Box::new(sink))
+        let config = self.clone();
+        open_blocking("redis", move |runtime| config.open(ctx, runtime)).await
     }
 
     async fn preflight(&self) -> Vec<Probe> {
