@@ -12,21 +12,32 @@ pub struct ByteSize(pub u64);
 
 impl<'de> Deserialize<'de> for ByteSize {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum Raw {
-            N(u64),
-            Negative(i64),
-            S(String),
-        }
-        match Raw::deserialize(d)? {
-            Raw::N(n) => Ok(ByteSize(n)),
-            Raw::Negative(n) => Err(serde::de::Error::custom(format!("{n} is negative; a size is at least 0"))),
-            Raw::S(s) => parse_size(&s).map(ByteSize).ok_or_else(|| {
-                serde::de::Error::custom(format!(
-                    "{s:?} is not a size; write e.g. \"256MB\", \"1GiB\" or a number of bytes"
-                ))
-            }),
+        number_or_text(d, "size", "\"256MB\", \"1GiB\" or a number of bytes", ByteSize, |s| parse_size(s).map(ByteSize))
+    }
+}
+
+/// A setting written as a plain non-negative number or as text: `number`
+/// maps the one, `text` parses the other; errors name `what` it is and
+/// `examples` of how to write it.
+fn number_or_text<'de, D: serde::Deserializer<'de>, T>(
+    d: D,
+    what: &str,
+    examples: &str,
+    number: fn(u64) -> T,
+    text: fn(&str) -> Option<T>,
+) -> Result<T, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Raw {
+        N(u64),
+        Negative(i64),
+        S(String),
+    }
+    match Raw::deserialize(d)? {
+        Raw::N(n) => Ok(number(n)),
+        Raw::Negative(n) => Err(serde::de::Error::custom(format!("{n} is negative; a {what} is at least 0"))),
+        Raw::S(s) => {
+            text(&s).ok_or_else(|| serde::de::Error::custom(format!("{s:?} is not a {what}; write e.g. {examples}")))
         }
     }
 }
@@ -55,20 +66,8 @@ pub struct Interval(pub Duration);
 
 impl<'de> Deserialize<'de> for Interval {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum Raw {
-            N(u64),
-            Negative(i64),
-            S(String),
-        }
-        match Raw::deserialize(d)? {
-            Raw::N(n) => Ok(Interval(Duration::from_secs(n))),
-            Raw::Negative(n) => Err(serde::de::Error::custom(format!("{n} is negative; a duration is at least 0"))),
-            Raw::S(s) => parse_interval(&s).map(Interval).ok_or_else(|| {
-                serde::de::Error::custom(format!("{s:?} is not a duration; write e.g. \"30s\", \"5m\" or \"1h\""))
-            }),
-        }
+        let seconds = |n| Interval(Duration::from_secs(n));
+        number_or_text(d, "duration", "\"30s\", \"5m\" or \"1h\"", seconds, |s| parse_interval(s).map(Interval))
     }
 }
 
@@ -99,5 +98,18 @@ mod tests {
         assert_eq!(parse_size("12 parsecs"), None);
         assert_eq!(parse_interval("5m"), Some(Duration::from_secs(300)));
         assert_eq!(parse_interval("250ms"), Some(Duration::from_millis(250)));
+    }
+
+    #[test]
+    fn numbers_text_and_errors_deserialize() {
+        let size = |j: &str| serde_json::from_str::<ByteSize>(j).map_err(|e| e.to_string());
+        let interval = |j: &str| serde_json::from_str::<Interval>(j).map_err(|e| e.to_string());
+        assert_eq!(size("1024"), Ok(ByteSize(1024)));
+        assert_eq!(size("\"1kb\""), Ok(ByteSize(1000)));
+        assert!(size("-1").unwrap_err().contains("-1 is negative; a size is at least 0"));
+        assert!(size("\"lots\"").unwrap_err().contains("\"lots\" is not a size; write e.g. \"256MB\""));
+        assert_eq!(interval("30"), Ok(Interval(Duration::from_secs(30))));
+        assert!(interval("-5").unwrap_err().contains("-5 is negative; a duration is at least 0"));
+        assert!(interval("\"soon\"").unwrap_err().contains("\"soon\" is not a duration; write e.g. \"30s\""));
     }
 }
