@@ -154,7 +154,7 @@ impl Sink for JsonlSink {
         self.writer.start_batch();
         for item in items {
             match item {
-                StreamItem::Change(ev) => self.writer.write_change(&mut self.line, ev),
+                StreamItem::Change(ev) => self.writer.write_lines(&mut self.line, ev),
                 StreamItem::Message(m) => self.writer.write_message(&mut self.line, m),
                 _ => {}
             }

@@ -62,6 +62,20 @@ impl EventWriter {
         out.push(b'\n');
     }
 
+    /// Appends the event's lines as a file of Debezium records holds them:
+    /// in the Debezium format an update that moved its row to another key
+    /// is a delete of the old key and a create of the new one (two lines),
+    /// as Debezium emits it; otherwise one line.
+    pub fn write_lines(&mut self, out: &mut Vec<u8>, ev: &ChangeEvent) {
+        match (self.format, ev.split_key_change()) {
+            (Format::Debezium, Some([delete, create])) => {
+                self.write_change(out, &delete);
+                self.write_change(out, &create);
+            }
+            _ => self.write_change(out, ev),
+        }
+    }
+
     /// Appends a logical decoding message as Debezium's `op: "m"` record.
     pub fn write_message(&self, out: &mut Vec<u8>, m: &LogicalMessage) {
         use base64::Engine as _;

@@ -50,11 +50,12 @@ use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, Prod
 use serde_json::json;
 
 pub use config::{KafkaConfig, Setting};
-use message::{POSITION_HEADER, SEQ_HEADER};
+use message::{NEW_KEY_HEADER, OLD_KEY_HEADER, POSITION_HEADER, SEQ_HEADER};
 use recovery::{Anchor, Mark, OffsetsRecord};
 
 use crate::exactly_once::Delivered;
 use crate::format::envelope::EventWriter;
+use crate::format::Format;
 use crate::format::routing::{write_key, NameTemplate};
 use crate::format::values::ValueStyle;
 use crate::snapshot_marks::SnapshotRecord;
@@ -385,6 +386,18 @@ impl KafkaSink {
     /// Produces one record (unless an earlier run already delivered it),
     /// waiting while librdkafka's queue is full.
     fn send(&mut self, topic: &str, key: Option<&[u8]>, value: Option<&[u8]>, mark: Mark) -> Result<(), SinkError> {
+        self.send_with(topic, key, value, mark, None)
+    }
+
+    /// [`Self::send`] with one more header (`name`, value).
+    fn send_with(
+        &mut self,
+        topic: &str,
+        key: Option<&[u8]>,
+        value: Option<&[u8]>,
+        mark: Mark,
+        header: Option<(&str, &[u8])>,
+    ) -> Result<(), SinkError> {
         let state = self.topic_state(topic)?;
         let partition = message::partition_for(key, state.partitions);
         let p = partition as usize;
@@ -396,6 +409,9 @@ impl KafkaSink {
             OwnedHeaders::new_with_capacity(2).insert(Header { key: POSITION_HEADER, value: Some(&position) });
         if mark.seq > 0 {
             headers = headers.insert(Header { key: SEQ_HEADER, value: Some(&mark.seq.to_string()) });
+        }
+        if let Some((name, value)) = header {
+            headers = headers.insert(Header { key: name, value: Some(value) });
         }
         state.sent[p] = Some(mark);
         self.bytes += (key.map_or(0, <[u8]>::len) + value.map_or(0, <[u8]>::len)) as u64;
@@ -461,6 +477,57 @@ impl KafkaSink {
     fn write_change(&mut self, ev: &ChangeEvent) -> Result<(), SinkError> {
         self.begin_transaction()?;
         let topic = self.table_topic(&ev.table.id);
+        let result = match (self.cfg.format, ev.split_key_change()) {
+            (Format::Debezium, Some([delete, create])) => self.write_key_change(&topic, &delete, &create),
+            _ => self.write_record(&topic, ev, 0, None).and_then(|keyed| {
+                if ev.op != Op::Delete || !self.cfg.tombstones {
+                    return Ok(());
+                }
+                let key = std::mem::take(&mut self.key);
+                let result = self.tombstone(&topic, keyed.then_some(key.as_slice()), ev);
+                self.key = key;
+                result
+            }),
+        };
+        if let Some(tx) = &mut self.tx {
+            let table = ev.table.id.to_string();
+            let n = if ev.key_changed() && self.cfg.format == Format::Debezium { 2 } else { 1 };
+            match tx.counts.iter_mut().find(|(t, _)| *t == table) {
+                Some((_, count)) => *count += n,
+                None => tx.counts.push((table, n)),
+            }
+        }
+        result
+    }
+
+    /// An update that moved its row to another key, as Debezium emits it: a
+    /// delete under the old key with header `__debezium.newkey`, its
+    /// tombstone, and a create under the new key with `__debezium.oldkey`.
+    /// The three share the update's position (`outflow.seq` 0, 1, 2).
+    fn write_key_change(&mut self, topic: &str, delete: &ChangeEvent, create: &ChangeEvent) -> Result<(), SinkError> {
+        let (mut old_key, mut new_key) = (Vec::new(), Vec::new());
+        write_key(&mut old_key, delete, &self.style);
+        write_key(&mut new_key, create, &self.style);
+        self.write_record(topic, delete, 0, Some((NEW_KEY_HEADER, &new_key)))?;
+        if self.cfg.tombstones {
+            self.tombstone(topic, Some(&old_key), delete)?;
+        }
+        self.write_record(topic, create, 2, Some((OLD_KEY_HEADER, &old_key))).map(drop)
+    }
+
+    /// The tombstone after a delete: its key, no value, `outflow.seq = 1`.
+    fn tombstone(&mut self, topic: &str, key: Option<&[u8]>, delete: &ChangeEvent) -> Result<(), SinkError> {
+        self.send(topic, key, None, Mark { position: delete.position.clone(), seq: 1 })
+    }
+
+    /// One change's record; returns whether it has a key (`self.key`).
+    fn write_record(
+        &mut self,
+        topic: &str,
+        ev: &ChangeEvent,
+        seq: u8,
+        header: Option<(&str, &[u8])>,
+    ) -> Result<bool, SinkError> {
         let mut key = std::mem::take(&mut self.key);
         let mut value = std::mem::take(&mut self.value);
         key.clear();
@@ -469,23 +536,10 @@ impl KafkaSink {
         self.writer.write_change(&mut value, ev);
         value.pop(); // the line's newline
         let k = keyed.then_some(key.as_slice());
-        let result =
-            self.send(&topic, k, Some(&value), Mark { position: ev.position.clone(), seq: 0 }).and_then(|()| {
-                if ev.op == Op::Delete && self.cfg.tombstones {
-                    self.send(&topic, k, None, Mark { position: ev.position.clone(), seq: 1 })
-                } else {
-                    Ok(())
-                }
-            });
+        let mark = Mark { position: ev.position.clone(), seq };
+        let result = self.send_with(topic, k, Some(&value), mark, header).map(|()| keyed);
         self.key = key;
         self.value = value;
-        if let Some(tx) = &mut self.tx {
-            let table = ev.table.id.to_string();
-            match tx.counts.iter_mut().find(|(t, _)| *t == table) {
-                Some((_, n)) => *n += 1,
-                None => tx.counts.push((table, 1)),
-            }
-        }
         result
     }
 
