@@ -19,15 +19,14 @@ fn golden(name: &str) -> Vec<Value> {
     read_jsonl(&PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/golden").join(name))
 }
 
-/// The golden input's statements: `(setup, changes)`, split at the first
-/// statement that is not a CREATE.
+/// The golden input's statements: `(setup, changes)`, the DDL (CREATE,
+/// ALTER) apart from the rest, each in file order.
 fn golden_sql(name: &str) -> (Vec<String>, Vec<String>) {
     let text = std::fs::read_to_string(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/golden").join(name))
         .expect("golden SQL");
     let statements: Vec<String> =
         text.split(';').map(str::trim).filter(|s| !s.is_empty()).map(str::to_string).collect();
-    let split = statements.iter().position(|s| !s.starts_with("CREATE")).unwrap_or(statements.len());
-    (statements[..split].to_vec(), statements[split..].to_vec())
+    statements.into_iter().partition(|s| s.starts_with("CREATE") || s.starts_with("ALTER"))
 }
 
 /// A record value reduced to what the golden files hold.
@@ -111,4 +110,133 @@ async fn a_mariadb_key_change_is_a_delete_a_tombstone_and_a_create_as_debezium_e
     assert_key_change_headers(&kafka);
     let events = read_jsonl(&outflow.out_path());
     assert_jsonl_matches(&changes(&events, "items"), &golden);
+}
+
+/// The `[sink.debezium]` properties of the golden unwrap/route runs (as
+/// given to debezium-ref), with `key_table` for `message.key.columns`.
+fn unwrap_route_properties(deletes: &str, fields: &str, headers: &str, key_table: &str) -> String {
+    format!(
+        r#"[sink.debezium]
+"transforms" = "unwrap,route"
+"transforms.unwrap.type" = "io.debezium.transforms.ExtractNewRecordState"
+"transforms.unwrap.delete.tombstone.handling.mode" = "{deletes}"
+"transforms.unwrap.add.fields" = "{fields}"
+"transforms.unwrap.add.headers" = "{headers}"
+"transforms.route.type" = "io.debezium.transforms.ByLogicalTableRouter"
+"transforms.route.topic.regex" = "(.*)_shard_\\d+"
+"transforms.route.topic.replacement" = "$1_all"
+"message.key.columns" = "{key_table}:tenant_id,id"
+"#
+    )
+}
+
+/// A record as the golden files hold it, with the run's own topic prefix
+/// written as Debezium's (`from` → `to`) and the values that differ per run
+/// (`__lsn`, `__source_ts_ms`, `__file`) replaced by their JSON type.
+fn comparable(topic: &str, key: &Value, value: &Value, from: &str, to: &str) -> Value {
+    let mut key = key.clone();
+    if let Some(Value::String(t)) = key.get_mut("__dbz__physicalTableIdentifier") {
+        *t = t.replacen(from, to, 1);
+    }
+    let mut value = value.clone();
+    if let Some(row) = value.as_object_mut() {
+        for field in ["__lsn", "__source_ts_ms", "__file"] {
+            if let Some(v) = row.get_mut(field) {
+                *v = json!(match v {
+                    Value::Number(_) => "<number>",
+                    Value::String(_) => "<string>",
+                    _ => "<other>",
+                });
+            }
+        }
+    }
+    json!({"topic": topic.replacen(from, to, 1), "key": key, "value": value})
+}
+
+/// The golden records, and outflow's from `topics` (with the run's prefix
+/// `from` for Debezium's `to`), grouped by topic in record order.
+fn compare_unwrapped(golden_file: &str, topics: &[String], from: &str, to: &str) -> Vec<Value> {
+    let golden: Vec<Value> = golden(golden_file)
+        .iter()
+        .map(|r| comparable(r["topic"].as_str().unwrap(), &r["key"], &r["value"], to, to))
+        .collect();
+    let mut want = golden.clone();
+    want.sort_by_key(|r| r["topic"].as_str().unwrap().to_string()); // stable: record order within a topic
+    let mut got = Vec::new();
+    for topic in topics {
+        for r in records(topic) {
+            got.push(comparable(topic, &r["key"], &r["value"], from, to));
+        }
+    }
+    got.sort_by_key(|r| r["topic"].as_str().unwrap().to_string());
+    assert_eq!(got, want);
+    golden
+}
+
+#[tokio::test]
+async fn postgres_unwrap_routes_and_key_columns_match_debezium() {
+    let db = TestDb::create("dbz_unwrap").await;
+    let (setup, writes) = golden_sql("unwrap_route.pg.sql");
+    for s in &setup {
+        db.execute(s).await;
+    }
+    let name = unique_name("unwrap");
+    let flat = tempfile::tempdir().unwrap();
+    let flat_path = flat.path().join("flat.jsonl");
+    let sinks = format!(
+        "[[sink]]\nname = \"bus\"\nkind = \"kafka\"\nbrokers = {:?}\npartitions = 1\n{}\n[[sink]]\nname = \"flat\"\nkind = \"jsonl\"\npath = {:?}\n[sink.debezium]\n\"transforms\" = \"u\"\n\"transforms.u.type\" = \"io.debezium.transforms.ExtractNewRecordState\"\n\"transforms.u.delete.tombstone.handling.mode\" = \"rewrite\"\n\"transforms.u.add.fields\" = \"op,table,lsn,source.ts_ms\"\n",
+        brokers(),
+        unwrap_route_properties("rewrite", "op,table,lsn,source.ts_ms", "op,table", "public.events"),
+        flat_path
+    );
+    let tables = ["public.items", "public.events", "public.orders_shard_1", "public.orders_shard_2"];
+    let outflow = Outflow::new(&db, &tables).name(&name).section(&sinks);
+    outflow.run_until_caught_up().await.assert_success();
+    db.wait_for_slot_idle().await;
+    for s in &writes {
+        db.execute(s).await;
+    }
+    outflow.run_until_caught_up().await.assert_success();
+
+    let topics: Vec<String> = ["items", "events", "orders_all"].iter().map(|t| format!("{name}.public.{t}")).collect();
+    let golden = compare_unwrapped("unwrap_route.pg.jsonl", &topics, &format!("{name}."), "dbz.");
+    // add.headers: `__op` and `__table` on every record with a value.
+    for r in records(&topics[0]).iter().filter(|r| !r["value"].is_null()) {
+        assert_eq!(r["headers"]["__op"], r["value"]["__op"], "{r}");
+        assert_eq!(r["headers"]["__table"], "items", "{r}");
+    }
+    // The JSONL sink with the same unwrap: the same rows, in commit order.
+    let lines: Vec<Value> =
+        read_jsonl(&flat_path).iter().map(|v| comparable("", &Value::Null, v, "", "")["value"].clone()).collect();
+    let want: Vec<Value> = golden.iter().map(|r| r["value"].clone()).filter(|v| !v.is_null()).collect();
+    assert_eq!(lines, want, "the JSONL sink's unwrapped rows");
+    db.cleanup().await;
+}
+
+#[tokio::test]
+async fn mariadb_unwrap_routes_and_key_columns_match_debezium() {
+    let mut db = MyDb::create("OUTFLOW_TEST_MYSQL_URL", "dbz_unwrap").await;
+    let (setup, writes) = golden_sql("unwrap_route.mariadb.sql");
+    for s in &setup {
+        db.exec(s).await;
+    }
+    let prefix = unique_name("unwrap");
+    let outflow = MyOutflow::new(&db).section(&format!(
+        "[[sink]]\nname = \"bus\"\nkind = \"kafka\"\nbrokers = {:?}\npartitions = 1\ntopic = \"{prefix}.{{schema}}.{{table}}\"\n{}",
+        brokers(),
+        unwrap_route_properties("rewrite-with-tombstone", "op,table,file,source.ts_ms", "db,op", &format!("{}.events", db.name))
+    ));
+    outflow.exec(&["run", "--until-caught-up"]).await.assert_success();
+    for s in &writes {
+        db.exec(s).await;
+    }
+    outflow.exec(&["run", "--until-caught-up"]).await.assert_success();
+
+    let topics: Vec<String> =
+        ["items", "events", "orders_all"].iter().map(|t| format!("{prefix}.{}.{t}", db.name)).collect();
+    compare_unwrapped("unwrap_route.mariadb.jsonl", &topics, &format!("{prefix}.{}.", db.name), "dbz.dbz.");
+    for r in records(&topics[0]).iter().filter(|r| !r["value"].is_null()) {
+        assert_eq!(r["headers"]["__db"], db.name.as_str(), "{r}");
+        assert_eq!(r["headers"]["__op"], r["value"]["__op"], "{r}");
+    }
 }
