@@ -20,7 +20,7 @@ use serde_json::json;
 
 use crate::format::debezium::{Debezium, DebeziumProperties};
 use crate::format::envelope::EventWriter;
-use crate::format::values::ValueStyle;
+use crate::format::values::{ValueModes, ValueStyle};
 use crate::format::Format;
 use crate::preflight::{writable_dir, Probe};
 use crate::{Checkpoint, Sink, SinkContext, SinkError, SinkFactory};
@@ -70,7 +70,7 @@ impl JsonlConfig {
     /// length committed with the sink's offset.
     pub fn build(&self, ctx: SinkContext, checkpoint: Option<&Checkpoint>) -> Result<JsonlSink, SinkError> {
         let debezium = self.check()?;
-        let style = ValueStyle { unavailable_placeholder: self.unavailable_value_placeholder.clone() };
+        let style = ValueStyle { modes: debezium.values, ..ValueStyle::new(self.unavailable_value_placeholder.clone()) };
         let writer = EventWriter::new(self.format, style, ctx).unwrapped(debezium.unwrap);
         let is_stream =
             self.path.as_os_str() == "-" || std::fs::metadata(&self.path).is_ok_and(|m| !m.file_type().is_file());
@@ -100,8 +100,11 @@ impl JsonlConfig {
         if !debezium.routes.is_empty() {
             return Err(bad("ByLogicalTableRouter routes topics; jsonl lines have none (use it on a kafka sink)".into()));
         }
-        if debezium.unwrap.is_some() && self.format != Format::Debezium {
-            return Err(bad("transforms unwrap Debezium records: set `format = \"debezium\"` (the default)".into()));
+        if (debezium.unwrap.is_some() || debezium.values != ValueModes::default()) && self.format != Format::Debezium {
+            return Err(bad(
+                "transforms and converter settings apply to Debezium records: set `format = \"debezium\"` (the default)"
+                    .into(),
+            ));
         }
         Ok(debezium)
     }

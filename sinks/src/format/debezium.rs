@@ -14,15 +14,17 @@
 //!   and their `.prefix`) and `io.debezium.transforms.ByLogicalTableRouter`
 //!   ([`Route`]: `topic.regex`, `topic.replacement`,
 //!   `key.enforce.uniqueness`, `key.field.name`);
-//! - converter settings with the value outflow renders: `decimal.handling.mode
-//!   = string`, `time.precision.mode = adaptive`, `binary.handling.mode =
-//!   bytes|base64` (the same JSON), `interval.handling.mode = numeric`,
-//!   `key.converter.schemas.enable`/`value.converter.schemas.enable = false`.
+//! - converter settings ([`ValueModes`]): `decimal.handling.mode`,
+//!   `time.precision.mode`, `binary.handling.mode`, `interval.handling.mode`,
+//!   `bigint.unsigned.handling.mode` with all of Debezium's values;
+//!   `key.converter.schemas.enable`/`value.converter.schemas.enable` only
+//!   `false` (records with schemas are not written yet).
 
 use std::collections::BTreeMap;
 
 use regex::Regex;
 
+use super::values::{BinaryMode, DecimalMode, IntervalMode, TimeMode, UnsignedMode, ValueModes};
 use crate::settings::Setting;
 
 /// The `[sink.debezium]` table, verbatim.
@@ -31,14 +33,17 @@ pub type DebeziumProperties = BTreeMap<String, Setting>;
 const UNWRAP: &str = "io.debezium.transforms.ExtractNewRecordState";
 const ROUTER: &str = "io.debezium.transforms.ByLogicalTableRouter";
 
-/// Connector and converter keys, each with the values outflow renders.
-const FIXED: &[(&str, &[&str])] = &[
-    ("decimal.handling.mode", &["string"]),
-    ("time.precision.mode", &["adaptive"]),
-    ("binary.handling.mode", &["bytes", "base64"]),
-    ("interval.handling.mode", &["numeric"]),
-    ("key.converter.schemas.enable", &["false"]),
-    ("value.converter.schemas.enable", &["false"]),
+/// Converter keys whose only supported value is outflow's rendering.
+const FIXED: &[(&str, &[&str])] =
+    &[("key.converter.schemas.enable", &["false"]), ("value.converter.schemas.enable", &["false"])];
+
+/// Converter settings and the values each supports.
+const MODES: &[(&str, &[&str])] = &[
+    ("decimal.handling.mode", &["precise", "string", "double"]),
+    ("time.precision.mode", &["adaptive", "adaptive_time_microseconds", "connect"]),
+    ("binary.handling.mode", &["bytes", "base64", "base64-url-safe", "hex"]),
+    ("interval.handling.mode", &["numeric", "string"]),
+    ("bigint.unsigned.handling.mode", &["long", "precise"]),
 ];
 
 const UNWRAP_KEYS: &[&str] = &[
@@ -63,6 +68,8 @@ pub struct Debezium {
     pub key_columns: Vec<KeyColumns>,
     pub unwrap: Option<Unwrap>,
     pub routes: Vec<Route>,
+    /// The converter settings (`decimal.handling.mode`, …).
+    pub values: ValueModes,
 }
 
 /// One `message.key.columns` entry: the tables it applies to and the
@@ -169,7 +176,7 @@ impl Debezium {
             let known = key == "transforms"
                 || key == "tombstones.on.delete"
                 || key == "message.key.columns"
-                || FIXED.iter().any(|(k, _)| k == key)
+                || FIXED.iter().chain(MODES).any(|(k, _)| k == key)
                 || key.strip_prefix("transforms.").is_some_and(|rest| {
                     aliases.iter().any(|a| rest.strip_prefix(a.as_str()).is_some_and(|r| r.starts_with('.')))
                 });
@@ -187,6 +194,40 @@ impl Debezium {
                 }
             }
         }
+        for (key, values) in MODES {
+            if let Some(v) = get(key) {
+                if !values.contains(&v.as_str()) {
+                    return Err(format!("`{key} = {v:?}` is not supported; supported: {}", values.join(", ")));
+                }
+            }
+        }
+        let mode = |k: &str| get(k).unwrap_or_default();
+        out.values = ValueModes {
+            decimal: match mode("decimal.handling.mode").as_str() {
+                "precise" => DecimalMode::Precise,
+                "double" => DecimalMode::Double,
+                _ => DecimalMode::String,
+            },
+            time: match mode("time.precision.mode").as_str() {
+                "adaptive_time_microseconds" => TimeMode::AdaptiveTimeMicroseconds,
+                "connect" => TimeMode::Connect,
+                _ => TimeMode::Adaptive,
+            },
+            binary: match mode("binary.handling.mode").as_str() {
+                "base64-url-safe" => BinaryMode::Base64UrlSafe,
+                "hex" => BinaryMode::Hex,
+                _ => BinaryMode::Base64,
+            },
+            interval: match mode("interval.handling.mode").as_str() {
+                "string" => IntervalMode::String,
+                _ => IntervalMode::Numeric,
+            },
+            unsigned: match mode("bigint.unsigned.handling.mode").as_str() {
+                "long" => UnsignedMode::Long,
+                "precise" => UnsignedMode::Precise,
+                _ => UnsignedMode::Exact,
+            },
+        };
         if let Some(v) = get("tombstones.on.delete") {
             out.tombstones = Some(parse_bool("tombstones.on.delete", &v)?);
         }
@@ -249,7 +290,7 @@ impl Debezium {
 fn supported_keys() -> String {
     let mut keys: Vec<String> = ["tombstones.on.delete", "message.key.columns", "transforms"]
         .into_iter()
-        .chain(FIXED.iter().map(|(k, _)| *k))
+        .chain(MODES.iter().chain(FIXED).map(|(k, _)| *k))
         .map(str::to_string)
         .collect();
     keys.push(format!("transforms.<name>.type = {UNWRAP} | {ROUTER} and their settings"));
@@ -435,7 +476,8 @@ mod tests {
     fn unsupported_keys_and_values_say_what_is_supported() {
         let err = |p: &[(&str, &str)]| Debezium::parse(&props(p)).unwrap_err();
         assert!(err(&[("snapshot.mode", "never")]).contains("supported keys: tombstones.on.delete"));
-        assert!(err(&[("decimal.handling.mode", "precise")]).contains("supported: string"));
+        assert!(err(&[("decimal.handling.mode", "exact")]).contains("supported: precise, string, double"));
+        assert!(err(&[("value.converter.schemas.enable", "true")]).contains("supported: false"));
         assert!(err(&[("transforms", "x"), ("transforms.x.type", "org.apache.kafka.connect.transforms.Filter")])
             .contains("supported transforms"));
         assert!(err(&[("transforms", "u"), ("transforms.u.type", UNWRAP), ("transforms.u.drop.fields", "a")])

@@ -14,6 +14,7 @@ use rdkafka::ClientConfig;
 use serde::Deserialize;
 
 use crate::format::debezium::{Debezium, DebeziumProperties};
+use crate::format::values::ValueModes;
 use crate::format::Format;
 pub use crate::settings::Setting;
 use crate::SinkError;
@@ -103,8 +104,8 @@ impl KafkaConfig {
     pub(crate) fn check(&self) -> Result<(NameTemplate, Debezium), SinkError> {
         let bad = |what: String| SinkError::Data(format!("sink {:?}: {what}", self.name));
         let debezium = Debezium::parse(&self.debezium).map_err(|e| bad(format!("[sink.debezium] {e}")))?;
-        if debezium.unwrap.is_some() && self.format != Format::Debezium {
-            return Err(bad("[sink.debezium] transforms unwrap Debezium records: set `format = \"debezium\"` (the default) or remove the transform".into()));
+        if (debezium.unwrap.is_some() || debezium.values != ValueModes::default()) && self.format != Format::Debezium {
+            return Err(bad("[sink.debezium] transforms and converter settings apply to Debezium records: set `format = \"debezium\"` (the default) or remove them".into()));
         }
         if self.brokers.trim().is_empty() {
             return Err(bad("`brokers` is empty; set it to host:port of one or more brokers".into()));

@@ -197,7 +197,7 @@ impl KafkaConfig {
     /// directory's cache: `{"offsets_offset": N}`.
     pub fn open(&self, ctx: SinkContext, checkpoint: Option<&Checkpoint>) -> Result<KafkaSink, SinkError> {
         let (template, debezium) = self.check()?;
-        let style = ValueStyle { unavailable_placeholder: self.unavailable_value_placeholder.clone() };
+        let style = ValueStyle { modes: debezium.values, ..ValueStyle::new(self.unavailable_value_placeholder.clone()) };
         let writer = EventWriter::new(self.format, style.clone(), ctx.clone());
         let client_error = |what: &str, e: KafkaError| {
             SinkError::Data(format!(

@@ -95,7 +95,7 @@ impl RedisConfig {
         let template = self.check()?;
         let client = redis::Client::open(self.url.as_str())
             .map_err(|e| SinkError::Data(format!("sink {:?}: bad `url`: {e}", self.name)))?;
-        let style = ValueStyle { unavailable_placeholder: self.unavailable_value_placeholder.clone() };
+        let style = ValueStyle::new(self.unavailable_value_placeholder.clone());
         let mut pending = redis::pipe();
         pending.ignore_errors();
         let mut sink = RedisSink {
