@@ -569,7 +569,7 @@ fn write_debezium_iso_interval(out: &mut Vec<u8>, months: i32, days: i32, micros
     let mut frac = abs % 1_000_000;
     if frac != 0 {
         let mut width = 6;
-        while frac % 10 == 0 {
+        while frac.is_multiple_of(10) {
             frac /= 10;
             width -= 1;
         }
