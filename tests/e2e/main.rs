@@ -24,6 +24,7 @@ mod check_sinks;
 mod durability;
 mod fanout;
 mod harness;
+mod http;
 mod iceberg;
 mod iceberg_upsert;
 mod intact;
