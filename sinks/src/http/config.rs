@@ -132,8 +132,9 @@ impl HttpConfig {
 
     pub(crate) fn check(&self) -> Result<Checked, SinkError> {
         let bad = |what: String| SinkError::Data(format!("sink {:?}: {what}", self.name));
-        let url = reqwest::Url::parse(&self.url)
-            .map_err(|e| bad(format!("`url = {:?}` is not a URL ({e}); write e.g. https://host/path", redact(&self.url))))?;
+        let url = reqwest::Url::parse(&self.url).map_err(|e| {
+            bad(format!("`url = {:?}` is not a URL ({e}); write e.g. https://host/path", redact(&self.url)))
+        })?;
         if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none_or(str::is_empty) {
             return Err(bad(format!("`url = {:?}` is not an http:// or https:// URL with a host", redact(&self.url))));
         }

@@ -8,7 +8,8 @@
 //!   held and nothing past the request is acknowledged.
 //! - any other `4xx`, and `3xx` (redirects are not followed: a POST would
 //!   turn into a GET): a definite refusal, the run stops with the status
-//!   and the start of the answer's body.
+//!   and the start of the answer's body. So does a certificate rustls
+//!   refuses (the fix is `ca_file` or the receiver's certificate).
 
 use std::time::{Duration, Instant, SystemTime};
 
@@ -99,7 +100,10 @@ impl Target {
         self.client
             .post(self.url.clone())
             .headers(self.headers.clone())
-            .headers(request.headers.clone()).body(request.body.clone()).send().await
+            .headers(request.headers.clone())
+            .body(request.body.clone())
+            .send()
+            .await
     }
 
     async fn judge(&self, response: Response) -> Answer {
@@ -143,6 +147,16 @@ impl Target {
             ));
         }
         let why = if e.is_timeout() { "timed out".to_string() } else { one_line(&error_chain(&e)) };
+        if e.is_connect() && why.contains("certificate") {
+            // rustls refused the receiver's certificate: retrying will not help.
+            return Answer::Refused(SinkError::fatal(
+                format!(
+                    "the receiver at {} has a certificate outflow does not trust: {why}",
+                    redact(self.url.as_str())
+                ),
+                "give the CA that signed it in the sink's `ca_file` (PEM), or fix the receiver's certificate",
+            ));
+        }
         Answer::Retry { why, after: None }
     }
 }

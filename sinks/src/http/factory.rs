@@ -33,7 +33,7 @@ impl SinkFactory for HttpConfig {
 
     async fn preflight(&self) -> Vec<Probe> {
         let what = format!("sink {:?}: the receiver at {} takes an empty batch", self.name, redact(&self.url));
-        let (checked, client) = match self.check().and_then(|c| Ok((c, self.client()?))) {
+        let (checked, client) = match self.check().and_then(|c| self.client().map(|client| (c, client))) {
             Ok(v) => v,
             Err(e) => return vec![Probe::fail(format!("{what}: {e}"), "fix the sink's settings")],
         };

@@ -167,9 +167,7 @@ impl HttpSink {
 
     fn wait_inflight(&mut self) -> Result<(), SinkError> {
         let Some(task) = self.inflight.take() else { return Ok(()) };
-        self.runtime
-            .block_on(task)
-            .map_err(|e| SinkError::Data(format!("the http sink's request task failed: {e}")))?
+        self.runtime.block_on(task).map_err(|e| SinkError::Data(format!("the http sink's request task failed: {e}")))?
     }
 }
 
