@@ -13,8 +13,9 @@
 //! first; the receiver answering 503 for 20 s → the slot held, everything
 //! delivered after; a 400 and a 413 → one clean error line with the status
 //! and body, nothing acknowledged past the batch, delivered once the
-//! receiver takes it; MariaDB changes in order, at least once across
-//! kill -9.
+//! receiver takes it; connections dropped without an answer and answers
+//! slower than the timeout → retried until taken; MariaDB changes in
+//! order, at least once across kill -9.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -359,6 +360,36 @@ fn error_line(out: &crate::harness::Outcome) -> String {
     let errors: Vec<&str> = out.stderr.lines().filter(|l| l.starts_with("error: ")).collect();
     assert_eq!(errors.len(), 1, "one error line: {}", out.stderr);
     errors[0].to_string()
+}
+
+#[tokio::test]
+async fn dropped_connections_and_timeouts_are_retried_until_the_receiver_takes_the_batch() {
+    let receiver = OwnReceiver::start();
+    let db = TestDb::create("http_flaky").await;
+    db.execute("CREATE TABLE t (id bigint PRIMARY KEY, payload text)").await;
+    let name = unique_name("flaky");
+    let sinks = sink_toml("hook", &receiver.url("/cdc"), "format = \"json\"\ntimeout = \"1s\"");
+    let outflow = http_outflow(&db, &["public.t"], &name, &sinks);
+    outflow.run_until_caught_up().await.assert_success();
+    let now = || std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs_f64();
+
+    // Connections closed without an answer for 3 s.
+    receiver.control(json!({"drop": true, "until": now() + 3.0}));
+    write_rows(&db, 1, 200).await;
+    let out = outflow.run_until_caught_up().await;
+    out.assert_success();
+    assert!(out.stderr.contains("retrying"), "{}", out.stderr);
+    assert!(receiver.requests().iter().any(|r| r["status"] == 0), "no connection was dropped");
+    assert_eq!(distinct_ids(&receiver, "/cdc"), 200);
+
+    // Answers slower than the sink's 1 s timeout for 4 s.
+    receiver.control(json!({"sleep": 1.5, "until": now() + 4.0}));
+    write_rows(&db, 201, 200).await;
+    let out = outflow.run_until_caught_up().await;
+    out.assert_success();
+    assert!(out.stderr.contains("timed out"), "{}", out.stderr);
+    assert_at_least_once(&receiver.delivered("/cdc"), "public.t", 400);
+    db.cleanup().await;
 }
 
 /// Whether the slot is acknowledged no further than `lsn`.

@@ -13,11 +13,13 @@ status answered, idempotency key, headers (lowercase names), sig_ok
 
 DIR/control.json, read on every request, changes the answers while the
 receiver runs (the test rewrites it):
-  {"status": 503, "body": "...", "retry_after": "1", "until": EPOCH}
-      answer that status (with that body and Retry-After) instead of 200,
-      until the epoch time `until` (forever without it);
+  {"status": 503, "body": "...", "retry_after": "1"}
+      answer that status (with that body and Retry-After) instead of 200;
+  {"drop": true}          close the connection without answering;
   {"sleep": 0.5}          wait that many seconds before answering;
-  {"max_body": 1000}      answer 413 to bodies larger than that.
+  {"max_body": 1000}      answer 413 to bodies larger than that;
+  "until": EPOCH          (with any of them) only until that epoch time.
+Dropped requests are recorded with status 0.
 
 --count-only (bench): no parsing, no file per request; sums X-Outflow-Count
 and writes the total to DIR/count (atomically) after each request.
@@ -53,9 +55,12 @@ def write_atomic(name, text):
 def control():
     try:
         with open(os.path.join(DIR, "control.json")) as f:
-            return json.load(f)
+            c = json.load(f)
     except (OSError, ValueError):
         return {}
+    if "until" in c and time.time() >= float(c["until"]):
+        return {}
+    return c
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -87,7 +92,9 @@ class Handler(BaseHTTPRequestHandler):
         if c.get("sleep"):
             time.sleep(float(c["sleep"]))
         status, text, retry_after = 200, b"", None
-        if c.get("status") and ("until" not in c or time.time() < float(c["until"])):
+        if c.get("drop"):
+            status = 0
+        elif c.get("status"):
             status, text = int(c["status"]), c.get("body", "").encode()
             retry_after = c.get("retry_after")
         elif c.get("max_body") and len(body) > int(c["max_body"]):
@@ -112,6 +119,9 @@ class Handler(BaseHTTPRequestHandler):
         }
         with LOCK:
             LOG.write(json.dumps(record) + "\n")
+        if status == 0:
+            self.close_connection = True
+            return
         self.answer(status, text, retry_after)
 
 
