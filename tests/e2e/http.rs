@@ -14,7 +14,8 @@
 //! delivered after; a 400 and a 413 → one clean error line with the status
 //! and body, nothing acknowledged past the batch, delivered once the
 //! receiver takes it; connections dropped without an answer and answers
-//! slower than the timeout → retried until taken; MariaDB changes in
+//! slower than the timeout → retried until taken; HTTPS with `ca_file`
+//! (and an untrusted certificate: a clean error); MariaDB changes in
 //! order, at least once across kill -9.
 
 use std::collections::{BTreeMap, HashMap};
@@ -39,11 +40,16 @@ struct OwnReceiver {
 }
 
 impl OwnReceiver {
-    pub fn start() -> OwnReceiver {
+    fn start() -> OwnReceiver {
+        OwnReceiver::start_with(&[])
+    }
+
+    /// Starts the receiver with extra arguments (`--tls CERT KEY`).
+    fn start_with(args: &[&Path]) -> OwnReceiver {
         let dir = tempfile::tempdir().unwrap();
         let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/readers/http_receiver.py");
         let mut cmd = Command::new(env_var("OUTFLOW_TEST_PYTHON"));
-        cmd.arg(&script).arg(dir.path()).args(["--secret", SECRET]);
+        cmd.arg(&script).arg(dir.path()).args(["--secret", SECRET]).args(args);
         let child = cmd.stdin(Stdio::null()).stdout(Stdio::null()).spawn().expect("starting the http receiver");
         let port_file = dir.path().join("port");
         let deadline = std::time::Instant::now() + Duration::from_secs(20);
@@ -59,6 +65,10 @@ impl OwnReceiver {
 
     fn url(&self, path: &str) -> String {
         format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    fn https_url(&self, path: &str) -> String {
+        format!("https://127.0.0.1:{}{path}", self.port)
     }
 
     /// Changes the receiver's answers (see the script's doc); `{}` resets.
@@ -389,6 +399,52 @@ async fn dropped_connections_and_timeouts_are_retried_until_the_receiver_takes_t
     out.assert_success();
     assert!(out.stderr.contains("timed out"), "{}", out.stderr);
     assert_at_least_once(&receiver.delivered("/cdc"), "public.t", 400);
+    db.cleanup().await;
+}
+
+/// A throwaway CA and a certificate it signed for 127.0.0.1, made with the
+/// openssl CLI in `dir`: (ca.pem, server.pem, server.key).
+fn make_certificates(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
+    let script = r#"set -e
+ec="-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes"
+openssl req -x509 $ec -keyout ca.key -out ca.pem -days 2 -subj "/CN=outflow test CA" \
+    -addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign,cRLSign
+openssl req $ec -keyout server.key -out server.csr -subj "/CN=127.0.0.1"
+printf 'subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n' > ext
+openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out server.pem -days 2 -extfile ext
+"#;
+    let out = Command::new("bash").arg("-c").arg(script).current_dir(dir).output().expect("running openssl");
+    assert!(out.status.success(), "openssl failed: {}", String::from_utf8_lossy(&out.stderr));
+    (dir.join("ca.pem"), dir.join("server.pem"), dir.join("server.key"))
+}
+
+#[tokio::test]
+async fn https_works_with_the_receivers_ca_and_an_untrusted_certificate_stops_the_run() {
+    let certs = tempfile::tempdir().unwrap();
+    let (ca, cert, key) = make_certificates(certs.path());
+    let receiver = OwnReceiver::start_with(&[Path::new("--tls"), &cert, &key]);
+    let db = TestDb::create("http_tls").await;
+    db.execute("CREATE TABLE t (id bigint PRIMARY KEY, payload text)").await;
+    let url = receiver.https_url("/cdc");
+
+    // Without the CA the certificate is not trusted: a definite error.
+    let other = TestDb::create("http_untrusted").await;
+    other.execute("CREATE TABLE t (id bigint PRIMARY KEY, payload text)").await;
+    write_rows(&other, 1, 20).await;
+    let sink = sink_toml("hook", &url, "format = \"json\"");
+    let out = http_outflow(&other, &["public.t"], &unique_name("tls"), &sink).run_until_caught_up().await;
+    let line = error_line(&out);
+    assert!(line.contains("certificate outflow does not trust") && line.contains("`ca_file`"), "{line}");
+    assert!(receiver.requests().is_empty(), "nothing reached the receiver without TLS");
+    other.cleanup().await;
+
+    write_rows(&db, 1, 20).await;
+    let extra = format!("format = \"json\"\nca_file = {:?}", ca.to_string_lossy());
+    let outflow = http_outflow(&db, &["public.t"], &unique_name("tls"), &sink_toml("hook", &url, &extra));
+    let check = outflow.exec(&["check"]).await;
+    assert!(check.stdout.contains("✓ sink \"hook\": the receiver at https://"), "{}\n{}", check.stdout, check.stderr);
+    outflow.run_until_caught_up().await.assert_success();
+    assert_at_least_once(&receiver.delivered("/cdc"), "public.t", 20);
     db.cleanup().await;
 }
 

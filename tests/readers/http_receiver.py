@@ -1,9 +1,10 @@
 """A webhook receiver for the HTTP sink's tests and bench.
 
-    http_receiver.py DIR [--secret S] [--count-only]
+    http_receiver.py DIR [--secret S] [--count-only] [--tls CERT KEY]
 
 Binds a free loopback port and writes it to DIR/port (atomically), then
-serves POSTs on any path, one thread per connection (HTTP/1.1 keep-alive).
+serves POSTs on any path, one thread per connection (HTTP/1.1 keep-alive);
+with --tls, over TLS with that certificate chain and key (PEM files).
 
 Each request's X-Outflow-Signature (`sha256=<hex>`) is checked here, with
 Python's own hmac/hashlib, against the exact body bytes and the secret.
@@ -29,6 +30,7 @@ import hashlib
 import hmac
 import json
 import os
+import ssl
 import sys
 import threading
 import time
@@ -135,5 +137,10 @@ class Server(ThreadingHTTPServer):
 
 
 server = Server(("127.0.0.1", 0), Handler)
+if "--tls" in sys.argv:
+    i = sys.argv.index("--tls")
+    tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    tls.load_cert_chain(sys.argv[i + 1], sys.argv[i + 2])
+    server.socket = tls.wrap_socket(server.socket, server_side=True)
 write_atomic("port", str(server.server_address[1]))
 server.serve_forever()

@@ -122,9 +122,10 @@ impl Batch {
         headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
         headers.insert(PIPELINE, pipeline.clone());
         headers.insert(COUNT, HeaderValue::from(self.count));
-        // Positions are ASCII (digits, letters, `:/-,.` and file names).
+        // Positions are ASCII; table names and keys may be UTF-8 (sent as
+        // is, RFC 9110's obs-text); JSON escapes control characters.
         let mut put = |name: &'static str, value: &str| {
-            if let Ok(v) = HeaderValue::from_str(value) {
+            if let Ok(v) = HeaderValue::from_bytes(value.as_bytes()) {
                 headers.insert(name, v);
             }
         };
