@@ -19,10 +19,11 @@
 //! replays the way they were formed before: same events, same key. The
 //! one exception is the batch a flush closed when a crash came before its
 //! offset was stored (while it was in flight, or between the receiver's
-//! 2xx and the state file's fsync): the replay starts at that batch's first
-//! position too, but it is not closed by that flush, so it runs on to the
-//! next cut — a request with the same first position and a later last
-//! one, whose records begin with the earlier request's. A receiver that
+//! 2xx and the state file's fsync): the replay, cutting as before up to
+//! it, starts a batch at that batch's first position too, but does not
+//! close it where that flush did, so it runs on to the next cut — a
+//! request with the same first position and a later last one, whose
+//! records begin with the earlier request's. A receiver that
 //! must drop every duplicate dedups on keys and on first positions
 //! (`X-Outflow-First-Position`); both cases are tested
 //! (`tests/e2e/http.rs`).
