@@ -35,7 +35,8 @@
 # batches of 500 Debezium envelopes, signed) on a throwaway receiver this
 # script starts (tests/readers/http_receiver.py --count-only: Python's
 # threaded http.server summing X-Outflow-Count, on a free loopback port),
-# and checks the receiver's count against the backlog.
+# and checks the receiver's count against the backlog. BENCH_HTTP_BATCH_SIZE
+# sets the sink's batch_size (default 500; max_batch_bytes is 16MB).
 # BENCH_SINKS="postgres" applies it to a PostgreSQL target (database
 # bench_target on the same server, the `kind = "postgres"` apply sink), with
 # BENCH_UPDATE_PCT (default 30 when postgres is among the sinks, else 0)
@@ -357,7 +358,9 @@ url = \"redis://127.0.0.1:$REDIS_PORT/0\"" ;;
         http) sink="name = \"null\"
 kind = \"http\"
 url = \"http://127.0.0.1:$HTTP_PORT/bench\"
-secret = \"bench-secret\"" ;;
+secret = \"bench-secret\"
+batch_size = ${BENCH_HTTP_BATCH_SIZE:-500}
+max_batch_bytes = \"16MB\"" ;;
         postgres) sink="name = \"null\"
 kind = \"postgres\"
 url = \"postgres://postgres@127.0.0.1:$PORT/bench_target\"" ;;
