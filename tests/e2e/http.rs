@@ -207,9 +207,10 @@ async fn postgres_changes_arrive_signed_in_order_in_batches_and_one_per_request(
     db.execute("CREATE TABLE items (id int PRIMARY KEY, tag text NOT NULL, qty int)").await;
     let name = unique_name("shape");
     let sinks = format!(
-        "{}{}",
+        "{}{}{}",
         sink_toml("hook", &receiver.url("/cdc"), "batch_size = 4"),
-        sink_toml("one", &receiver.url("/single"), "mode = \"single\"\nformat = \"json\"")
+        sink_toml("one", &receiver.url("/single"), "mode = \"single\"\nformat = \"json\""),
+        sink_toml("small", &receiver.url("/small"), "max_batch_bytes = 1500"),
     );
     let outflow = http_outflow(&db, &["public.items"], &name, &sinks);
     let check = outflow.exec(&["check"]).await;
@@ -278,6 +279,16 @@ async fn postgres_changes_arrive_signed_in_order_in_batches_and_one_per_request(
     let ops: Vec<&str> = singles.iter().map(|r| r["body"]["_op"].as_str().unwrap()).collect();
     let batch_ops: Vec<&str> = all.iter().map(|e| e["op"].as_str().unwrap()).collect();
     assert_eq!(ops, batch_ops, "both sinks see the same changes in the same order");
+
+    // max_batch_bytes: bodies stay under it, the records are the same.
+    let small = receiver.delivered("/small");
+    for r in &small {
+        let length: usize = str_of(&r["headers"]["content-length"]).parse().unwrap();
+        assert!(length <= 1500 || r["count"] == 1, "a body of {length} bytes with {} records", r["count"]);
+    }
+    assert!(small.len() > batches.len(), "smaller bodies, more requests");
+    let small_ops: Vec<&str> = records(&small).iter().map(|e| e["op"].as_str().unwrap()).collect();
+    assert_eq!(small_ops, batch_ops);
 
     // A run with nothing new sends nothing.
     let before = receiver.requests().len();
