@@ -24,6 +24,8 @@ use crate::SinkError;
 const WAIT_LOG: Duration = Duration::from_secs(10);
 /// A `Retry-After` longer than this is cut to it.
 const MAX_RETRY_AFTER: Duration = Duration::from_secs(600);
+/// The shortest wait between attempts.
+const MIN_WAIT: Duration = Duration::from_millis(100);
 /// How much of a refusal's body goes into the error.
 const BODY_SHOWN: usize = 512;
 
@@ -48,7 +50,7 @@ enum Answer {
 impl Target {
     /// Sends `request` until it is delivered or definitely refused.
     pub async fn deliver(&self, request: &Request) -> Result<(), SinkError> {
-        let mut backoff = Duration::from_millis(100);
+        let mut backoff = MIN_WAIT;
         let mut logged: Option<Instant> = None;
         let mut attempts = 0u64;
         loop {
@@ -67,7 +69,8 @@ impl Target {
                 Answer::Refused(e) => return Err(e),
                 Answer::Retry { why, after } => (why, after),
             };
-            let wait = after.unwrap_or(backoff);
+            // A `Retry-After: 0` must not make a busy loop.
+            let wait = after.map_or(backoff, |a| a.max(MIN_WAIT));
             if logged.is_none_or(|l| l.elapsed() >= WAIT_LOG) {
                 tracing::warn!(sink = %self.sink, url = %redact(self.url.as_str()), key = %request.key,
                     events = request.count, error = %why, retry_in_ms = wait.as_millis() as u64,
