@@ -109,11 +109,18 @@ impl Target {
             .await
     }
 
-    async fn judge(&self, response: Response) -> Answer {
+    async fn judge(&self, mut response: Response) -> Answer {
         let status = response.status();
         if status.is_success() {
-            // Read the (small) answer so the connection is reused.
-            let _ = response.bytes().await;
+            // Read a small answer to its end so that the connection is
+            // reused; a large one is dropped with its connection.
+            let mut read = 0;
+            while read < 64 * 1024 {
+                match response.chunk().await {
+                    Ok(Some(chunk)) => read += chunk.len(),
+                    _ => break,
+                }
+            }
             return Answer::Delivered;
         }
         let after = retry_after(response.headers(), SystemTime::now());
