@@ -31,6 +31,12 @@
 # BENCH_SINKS="redis" drains it into a Redis Streams sink (default settings)
 # on a throwaway redis-server this script starts on 127.0.0.1:56479 (no
 # persistence), and checks the stream's length (XLEN) against the backlog.
+# BENCH_SINKS="http" POSTs it to an HTTP webhook sink (default settings:
+# batches of 500 Debezium envelopes, signed) on a throwaway receiver this
+# script starts (tests/readers/http_receiver.py --count-only: Python's
+# threaded http.server summing X-Outflow-Count, on a free loopback port),
+# and checks the receiver's count against the backlog. BENCH_HTTP_BATCH_SIZE
+# sets the sink's batch_size (default 500; max_batch_bytes is 16MB).
 # BENCH_SINKS="postgres" applies it to a PostgreSQL target (database
 # bench_target on the same server, the `kind = "postgres"` apply sink), with
 # BENCH_UPDATE_PCT (default 30 when postgres is among the sinks, else 0)
@@ -76,8 +82,8 @@ if [[ "$SOURCE" == mysql ]]; then WORK="${OUTFLOW_BENCH_DIR:-/tmp/outflow-bench-
 SINKS="${BENCH_SINKS:-jsonl}"
 for kind in $SINKS; do
     case "$kind" in
-        jsonl | parquet | kafka | postgres | iceberg | redis) ;;
-        *) echo "BENCH_SINKS: unknown sink kind $kind (jsonl, parquet, kafka, postgres, iceberg, redis)" >&2; exit 2 ;;
+        jsonl | parquet | kafka | postgres | iceberg | redis | http) ;;
+        *) echo "BENCH_SINKS: unknown sink kind $kind (jsonl, parquet, kafka, postgres, iceberg, redis, http)" >&2; exit 2 ;;
     esac
 done
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/outflow/target}"
@@ -98,6 +104,9 @@ stop_server() {
     fi
     if [[ -f "$WORK/redis.pid" ]]; then
         kill "$(cat "$WORK/redis.pid")" 2>/dev/null || true
+    fi
+    if [[ -f "$WORK/http.pid" ]]; then
+        kill "$(cat "$WORK/http.pid")" 2>/dev/null || true
     fi
     if [[ -f "$WORK/data/PG_VERSION" ]]; then
         as_pg "$PG_BIN/pg_ctl" stop -D "$WORK/data" -m immediate >/dev/null 2>&1 || true
@@ -308,6 +317,13 @@ if [[ " $SINKS " == *" redis "* ]]; then
     echo $! >"$WORK/redis.pid"
     for _ in $(seq 50); do redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1 && break; sleep 0.2; done
 fi
+if [[ " $SINKS " == *" http "* ]]; then
+    mkdir -p "$WORK/http"
+    python3 tests/readers/http_receiver.py "$WORK/http" --count-only >"$WORK/http.log" 2>&1 </dev/null &
+    echo $! >"$WORK/http.pid"
+    for _ in $(seq 50); do [[ -s "$WORK/http/port" ]] && break; sleep 0.2; done
+    HTTP_PORT="$(cat "$WORK/http/port")"
+fi
 
 psql_b <<'SQL'
 CREATE TABLE orders (
@@ -339,6 +355,12 @@ partitions = 3" ;;
         redis) sink="name = \"null\"
 kind = \"redis\"
 url = \"redis://127.0.0.1:$REDIS_PORT/0\"" ;;
+        http) sink="name = \"null\"
+kind = \"http\"
+url = \"http://127.0.0.1:$HTTP_PORT/bench\"
+secret = \"bench-secret\"
+batch_size = ${BENCH_HTTP_BATCH_SIZE:-500}
+max_batch_bytes = \"16MB\"" ;;
         postgres) sink="name = \"null\"
 kind = \"postgres\"
 url = \"postgres://postgres@127.0.0.1:$PORT/bench_target\"" ;;
@@ -436,6 +458,15 @@ if [[ -n "${OUT_S[redis]:-}" ]]; then
     else
         printf 'redis stream bench.public.orders holds all %s entries; redis-server RSS %s\n' "$xlen" \
             "$(redis-cli -p "$REDIS_PORT" info memory | grep '^used_memory_rss_human' | cut -d: -f2 | tr -d '\r')"
+    fi
+fi
+if [[ -n "${OUT_S[http]:-}" ]]; then
+    got="$(cat "$WORK/http/count" 2>/dev/null || echo 0)"
+    if [[ "$got" != "$TOTAL" ]]; then
+        echo "error: the http receiver counted $got events, expected $TOTAL" >&2
+        status=1
+    else
+        printf 'http receiver counted all %s events\n' "$got"
     fi
 fi
 if [[ -n "${OUT_S[iceberg]:-}" ]]; then

@@ -25,6 +25,7 @@ mod debezium;
 mod durability;
 mod fanout;
 mod harness;
+mod http;
 mod iceberg;
 mod iceberg_upsert;
 mod intact;
