@@ -380,7 +380,9 @@ fn error_line(out: &crate::harness::Outcome) -> String {
     assert!(!out.stderr.contains("panicked"), "{}", out.stderr);
     let errors: Vec<&str> = out.stderr.lines().filter(|l| l.starts_with("error: ")).collect();
     assert_eq!(errors.len(), 1, "one error line: {}", out.stderr);
-    errors[0].to_string()
+    // The error line and its fix (`hint: …` on the next line).
+    let hint = out.stderr.lines().find_map(|l| l.strip_prefix("hint: ")).unwrap_or_default();
+    format!("{}; {hint}", errors[0])
 }
 
 #[tokio::test]
