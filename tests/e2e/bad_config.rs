@@ -160,7 +160,9 @@ bad_config! {
     config_debezium_unsupported_key:
         |c| format!("{c}[sink.debezium]\n\"snapshot.mode\" = \"never\"\n") => ["snapshot.mode", "supported keys", "tombstones.on.delete"];
     config_debezium_unsupported_value:
-        |c| format!("{c}[sink.debezium]\n\"decimal.handling.mode\" = \"precise\"\n") => ["precise", "supported: string"];
+        |c| format!("{c}[sink.debezium]\n\"decimal.handling.mode\" = \"exact\"\n") => ["exact", "supported: precise, string, double"];
+    config_debezium_schemas_not_yet_supported:
+        |c| format!("{c}[sink.debezium]\n\"value.converter.schemas.enable\" = \"true\"\n") => ["value.converter.schemas.enable", "supported: false"];
     config_debezium_unknown_transform:
         |c| format!("{c}[sink.debezium]\ntransforms = \"f\"\n\"transforms.f.type\" = \"io.debezium.transforms.Filter\"\n") => ["io.debezium.transforms.Filter", "ExtractNewRecordState"];
     config_debezium_route_on_a_jsonl_sink:
