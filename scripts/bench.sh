@@ -31,6 +31,11 @@
 # BENCH_SINKS="redis" drains it into a Redis Streams sink (default settings)
 # on a throwaway redis-server this script starts on 127.0.0.1:56479 (no
 # persistence), and checks the stream's length (XLEN) against the backlog.
+# BENCH_SINKS="nats" drains it into a NATS JetStream sink (default settings:
+# stream OUTFLOW created by the sink, file storage) on a throwaway
+# `nats-server -js` this script starts on 127.0.0.1:56422 with its store
+# under $WORK/nats, and checks the stream's message count (read with nats-py
+# from the test venv, scripts/python-env.sh) against the backlog.
 # BENCH_SINKS="postgres" applies it to a PostgreSQL target (database
 # bench_target on the same server, the `kind = "postgres"` apply sink), with
 # BENCH_UPDATE_PCT (default 30 when postgres is among the sinks, else 0)
@@ -76,8 +81,8 @@ if [[ "$SOURCE" == mysql ]]; then WORK="${OUTFLOW_BENCH_DIR:-/tmp/outflow-bench-
 SINKS="${BENCH_SINKS:-jsonl}"
 for kind in $SINKS; do
     case "$kind" in
-        jsonl | parquet | kafka | postgres | iceberg | redis) ;;
-        *) echo "BENCH_SINKS: unknown sink kind $kind (jsonl, parquet, kafka, postgres, iceberg, redis)" >&2; exit 2 ;;
+        jsonl | parquet | kafka | postgres | iceberg | redis | nats) ;;
+        *) echo "BENCH_SINKS: unknown sink kind $kind (jsonl, parquet, kafka, postgres, iceberg, redis, nats)" >&2; exit 2 ;;
     esac
 done
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/outflow/target}"
@@ -87,6 +92,7 @@ psql_b() { "$PG_BIN/psql" -X -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$PORT" -U po
 
 KAFKA_PORT=56493
 REDIS_PORT=56479
+NATS_PORT=56422
 stop_server() {
     if [[ -f "$WORK/mysqld.pid" ]]; then
         mariadb-admin --no-defaults --socket="$WORK/mysqld.sock" -uroot shutdown >/dev/null 2>&1 ||
@@ -98,6 +104,10 @@ stop_server() {
     fi
     if [[ -f "$WORK/redis.pid" ]]; then
         kill "$(cat "$WORK/redis.pid")" 2>/dev/null || true
+    fi
+    if [[ -f "$WORK/nats.pid" ]]; then
+        kill "$(cat "$WORK/nats.pid")" 2>/dev/null || true
+        for _ in $(seq 50); do kill -0 "$(cat "$WORK/nats.pid")" 2>/dev/null || break; sleep 0.1; done
     fi
     if [[ -f "$WORK/data/PG_VERSION" ]]; then
         as_pg "$PG_BIN/pg_ctl" stop -D "$WORK/data" -m immediate >/dev/null 2>&1 || true
@@ -308,6 +318,13 @@ if [[ " $SINKS " == *" redis "* ]]; then
     echo $! >"$WORK/redis.pid"
     for _ in $(seq 50); do redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1 && break; sleep 0.2; done
 fi
+if [[ " $SINKS " == *" nats "* ]]; then
+    PY="$(scripts/python-env.sh)"
+    NATS_BIN="$(command -v nats-server || echo /usr/sbin/nats-server)"
+    "$NATS_BIN" -js -a 127.0.0.1 -p "$NATS_PORT" -sd "$WORK/nats" -l "$WORK/nats.log" >/dev/null 2>&1 </dev/null &
+    echo $! >"$WORK/nats.pid"
+    for _ in $(seq 50); do (exec 3<>"/dev/tcp/127.0.0.1/$NATS_PORT") 2>/dev/null && break; sleep 0.2; done
+fi
 
 psql_b <<'SQL'
 CREATE TABLE orders (
@@ -339,6 +356,9 @@ partitions = 3" ;;
         redis) sink="name = \"null\"
 kind = \"redis\"
 url = \"redis://127.0.0.1:$REDIS_PORT/0\"" ;;
+        nats) sink="name = \"null\"
+kind = \"nats\"
+url = \"nats://127.0.0.1:$NATS_PORT\"" ;;
         postgres) sink="name = \"null\"
 kind = \"postgres\"
 url = \"postgres://postgres@127.0.0.1:$PORT/bench_target\"" ;;
@@ -436,6 +456,15 @@ if [[ -n "${OUT_S[redis]:-}" ]]; then
     else
         printf 'redis stream bench.public.orders holds all %s entries; redis-server RSS %s\n' "$xlen" \
             "$(redis-cli -p "$REDIS_PORT" info memory | grep '^used_memory_rss_human' | cut -d: -f2 | tr -d '\r')"
+    fi
+fi
+if [[ -n "${OUT_S[nats]:-}" ]]; then
+    msgs=$("$PY" tests/readers/nats_read.py count "nats://127.0.0.1:$NATS_PORT" OUTFLOW)
+    if [[ "$msgs" != "$TOTAL" ]]; then
+        echo "error: the nats stream holds $msgs messages, expected $TOTAL" >&2
+        status=1
+    else
+        printf 'nats stream OUTFLOW holds all %s messages; nats-server store %s\n' "$msgs" "$(du -sh "$WORK/nats" | cut -f1)"
     fi
 fi
 if [[ -n "${OUT_S[iceberg]:-}" ]]; then
