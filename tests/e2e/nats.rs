@@ -24,7 +24,7 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use crate::harness::{env_var, kill_9_while_writing, wait_for, write_rows, Outflow, TestDb, SHORT};
+use crate::harness::{env_var, kill_9_while_writing, wait_for, Outcome, Outflow, TestDb};
 use crate::kafka::unique_name;
 use crate::outage::{confirmed_flush_lsn, slot_holds_while_down};
 
@@ -137,6 +137,16 @@ fn nats_outflow(db: &TestDb, tables: &[&str], name: &str, url: &str, extra: &str
     outflow.raw_config(format!("{base}{}", sink_toml(url, extra)))
 }
 
+/// The one `error: ` line of a failed run (log lines come before it).
+#[track_caller]
+fn error_line(out: &Outcome) -> &str {
+    assert!(matches!(out.code, Some(c) if c != 0), "expected a failure: {}", out.stderr);
+    assert!(!out.stderr.contains("panicked"), "{}", out.stderr);
+    let errors: Vec<&str> = out.stderr.lines().filter(|l| l.starts_with("error: ")).collect();
+    assert_eq!(errors.len(), 1, "one error line: {}", out.stderr);
+    errors[0]
+}
+
 /// `lsn:X/Y:N` → `(lsn, N)`, ordered like the positions.
 fn pg_position(position: &str) -> (u64, u64) {
     let mut parts = position.strip_prefix("lsn:").expect("a PostgreSQL position").split(':');
@@ -230,9 +240,9 @@ async fn kill_9_during_a_busy_run_leaves_every_change_exactly_once_past_the_dupl
     let db = TestDb::create("nats_kill9").await;
     db.execute("CREATE TABLE t (id bigint PRIMARY KEY, payload text)").await;
     let name = unique_name("kill9");
-    // A duplicate window of 50 ms: JetStream's deduplication cannot drop a
+    // A duplicate window of 100 ms (the least JetStream takes): JetStream's deduplication cannot drop a
     // replay, only the sink's tail read can.
-    reader(&["create", &nats.url(), "CDC", &format!("{name}.>"), "0.05"]);
+    reader(&["create", &nats.url(), "CDC", &format!("{name}.>"), "0.1"]);
     let outflow = nats_outflow(&db, &["public.t"], &name, &nats.url(), "stream = \"CDC\"\ncreate_stream = false\n");
     outflow.run_until_caught_up().await.assert_success();
     db.wait_for_slot_idle().await;
@@ -281,10 +291,8 @@ async fn a_wrong_password_stops_with_one_clean_line_and_check_names_the_fix() {
     let wrong = format!("nats://outflow:wrong-password@127.0.0.1:{}", nats.port);
     let outflow = nats_outflow(&db, &["public.t"], &unique_name("auth"), &wrong, "");
     let out = outflow.run_until_caught_up().await;
-    let first = out.assert_clean_error();
+    let first = error_line(&out);
     assert!(!out.stderr.contains("wrong-password"), "{}", out.stderr);
-    let errors: Vec<&str> = out.stderr.lines().filter(|l| l.starts_with("error: ")).collect();
-    assert_eq!(errors.len(), 1, "one error line: {}", out.stderr);
     assert!(first.contains("nats at nats://outflow:***@127.0.0.1") && first.contains("refused the sink's credentials"));
     assert!(out.stderr.contains("hint: set the user and password"), "{}", out.stderr);
 
@@ -309,7 +317,7 @@ async fn a_missing_stream_without_create_stream_stops_with_one_clean_line() {
     db.execute("CREATE TABLE t (id int PRIMARY KEY)").await;
     let outflow = nats_outflow(&db, &["public.t"], &unique_name("nostream"), &nats.url(), "create_stream = false\n");
     let out = outflow.run_until_caught_up().await;
-    let first = out.assert_clean_error();
+    let first = error_line(&out);
     assert!(first.contains("has no stream \"OUTFLOW\""), "{}", out.stderr);
     assert!(out.stderr.contains("hint: create it (nats stream add OUTFLOW --subjects"), "{}", out.stderr);
     assert!(out.stderr.contains("or set `create_stream = true`"), "{}", out.stderr);
@@ -334,10 +342,10 @@ async fn a_record_over_max_payload_stops_cleanly_and_nothing_after_it_is_acknowl
     db.execute("INSERT INTO t VALUES (6, repeat('x', 20000))").await;
     db.execute("INSERT INTO t SELECT g, 'small' FROM generate_series(7, 10) g").await;
     let out = outflow.run_until_caught_up().await;
-    let first = out.assert_clean_error();
+    let first = error_line(&out);
     assert!(first.contains("the change to public.t at lsn:") && first.contains("over the server's max_payload of 8192 bytes"),
         "{}", out.stderr);
-    assert!(out.stderr.contains("hint: raise max_payload in the nats-server config"), "{}", out.stderr);
+    assert!(out.stderr.contains("raise max_payload in the nats-server config"), "{}", out.stderr);
     // Nothing after the big row was published; the slot did not pass it.
     let stored = messages(&nats.url(), "OUTFLOW");
     let ids: Vec<i64> = stored.iter().map(|m| m["key"]["id"].as_i64().unwrap()).collect();

@@ -221,8 +221,7 @@ pub async fn capture(
     if !cfg.create_stream {
         return Err(Failure::Definite(SinkError::fatal(
             format!(
-                "sink {:?}: stream {:?} does not capture subject {subject:?} (its subjects: {})",
-                cfg.name,
+                "nats: stream {:?} does not capture subject {subject:?} (its subjects: {})",
                 cfg.stream,
                 shape.subjects.join(", ")
             ),
@@ -257,7 +256,7 @@ fn stream_refused(cfg: &NatsConfig, what: &str, filter: &str, e: CreateStreamErr
                 format!("{what} stream {} with subjects '{filter}' yourself (nats stream add/edit), or fix `stream`", cfg.stream)
             };
             Failure::Definite(SinkError::fatal(
-                format!("sink {:?}: JetStream refused to {what} stream {:?}: {}", cfg.name, cfg.stream, one_line(&err.to_string())),
+                format!("nats: JetStream refused to {what} stream {:?}: {}", cfg.stream, one_line(&err.to_string())),
                 hint,
             ))
         }
@@ -300,7 +299,7 @@ pub async fn last_position(conn: &Conn, cfg: &NatsConfig, subject: &str) -> Resu
 /// so outflow does not silently start a new one.
 pub fn stream_vanished(cfg: &NatsConfig) -> SinkError {
     SinkError::fatal(
-        format!("sink {:?}: stream {:?} disappeared while outflow was writing to it", cfg.name, cfg.stream),
+        format!("nats: stream {:?} disappeared while outflow was writing to it", cfg.stream),
         "restore or recreate the stream, then run again (a new stream starts from the sink's stored offset)",
     )
 }

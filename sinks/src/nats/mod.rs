@@ -271,8 +271,8 @@ impl NatsSink {
         };
         Err(SinkError::fatal(
             format!(
-                "sink {:?}: the change to {table} at {} is {} bytes with its headers, over {what} of {limit} bytes",
-                self.cfg.name, msg.position, msg.size
+                "nats: the change to {table} at {} is {} bytes with its headers, over {what} of {limit} bytes",
+                msg.position, msg.size
             ),
             hint,
         ))
@@ -296,6 +296,9 @@ impl NatsSink {
     }
 
     async fn try_pump(&mut self, drain: bool) -> Result<(), Failure> {
+        if self.window.is_empty() {
+            return Ok(());
+        }
         let conn = self.connection().await?;
         if self.resync {
             self.drop_stored(&conn).await?;
@@ -305,7 +308,7 @@ impl NatsSink {
             let publish =
                 PublishMessage::build().payload(entry.msg.payload.clone()).headers(entry.msg.headers.clone());
             let ack = conn.js.send_publish(entry.msg.subject.clone(), publish).await.map_err(|e| {
-                send_failure(&self.cfg, &e, &entry.msg)
+                send_failure(&e, &entry.msg)
             })?;
             entry.ack = Some(ack);
         }
@@ -355,7 +358,7 @@ impl NatsSink {
     async fn ack_failure(&self, conn: &Conn, e: PublishError, subject: &Subject) -> Failure {
         let refused = |why: String| {
             Failure::Definite(SinkError::fatal(
-                format!("sink {:?}: JetStream refused a message on {subject}: {why}", self.cfg.name),
+                format!("JetStream refused a message on {subject}: {why}"),
                 format!("check stream {:?} and the sink's permissions on the server", self.cfg.stream),
             ))
         };
@@ -380,7 +383,7 @@ impl NatsSink {
             PublishErrorKind::Other => match jetstream_code(&e) {
                 Some(code) if code == async_nats::jetstream::ErrorCode::STREAM_MESSAGE_EXCEEDS_MAXIMUM => {
                     Failure::Definite(SinkError::fatal(
-                        format!("sink {:?}: a message on {subject} is over stream {:?}'s max_msg_size", self.cfg.name, self.cfg.stream),
+                        format!("nats: a message on {subject} is over stream {:?}'s max_msg_size", self.cfg.stream),
                         "raise the stream's max_msg_size (nats stream edit), or leave the large columns out with a \
                          [[transform]] exclude_columns",
                     ))
@@ -396,12 +399,12 @@ impl NatsSink {
 }
 
 /// A publish the client would not send.
-fn send_failure(cfg: &NatsConfig, e: &PublishError, msg: &Outgoing) -> Failure {
+fn send_failure(e: &PublishError, msg: &Outgoing) -> Failure {
     match e.kind() {
         PublishErrorKind::MaxPayloadExceeded => Failure::Definite(SinkError::fatal(
             format!(
-                "sink {:?}: a message on {} at {} is {} bytes with its headers, over the server's max_payload",
-                cfg.name, msg.subject, msg.position, msg.size
+                "nats: a message on {} at {} is {} bytes with its headers, over the server's max_payload",
+                msg.subject, msg.position, msg.size
             ),
             "raise max_payload in the nats-server config (up to 64MB), or leave the large columns out with a \
              [[transform]] exclude_columns",
