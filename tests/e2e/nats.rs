@@ -97,7 +97,6 @@ impl OwnNats {
     fn url(&self) -> String {
         format!("nats://127.0.0.1:{}", self.port)
     }
-
 }
 
 impl Drop for OwnNats {
@@ -109,7 +108,8 @@ impl Drop for OwnNats {
 /// Runs the reader script with `args`; its stdout.
 fn reader(args: &[&str]) -> String {
     let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/readers/nats_read.py");
-    let out = Command::new(env_var("OUTFLOW_TEST_PYTHON")).arg(&script).args(args).output().expect("running the nats reader");
+    let out =
+        Command::new(env_var("OUTFLOW_TEST_PYTHON")).arg(&script).args(args).output().expect("running the nats reader");
     assert!(out.status.success(), "nats reader {args:?} failed:\n{}", String::from_utf8_lossy(&out.stderr));
     String::from_utf8(out.stdout).unwrap()
 }
@@ -159,8 +159,7 @@ fn pg_position(position: &str) -> (u64, u64) {
 /// order, each message id once.
 #[track_caller]
 fn assert_exactly_once(messages: &[Value], n: i64) {
-    let ids: Vec<i64> =
-        messages.iter().filter(|m| m["op"] == "c").map(|m| m["key"]["id"].as_i64().unwrap()).collect();
+    let ids: Vec<i64> = messages.iter().filter(|m| m["op"] == "c").map(|m| m["key"]["id"].as_i64().unwrap()).collect();
     assert!(ids.windows(2).all(|w| w[0] < w[1]), "ids out of commit order");
     let mut counts = BTreeMap::new();
     for id in &ids {
@@ -240,8 +239,9 @@ async fn kill_9_during_a_busy_run_leaves_every_change_exactly_once_past_the_dupl
     let db = TestDb::create("nats_kill9").await;
     db.execute("CREATE TABLE t (id bigint PRIMARY KEY, payload text)").await;
     let name = unique_name("kill9");
-    // A duplicate window of 100 ms (the least JetStream takes): JetStream's deduplication cannot drop a
-    // replay, only the sink's tail read can.
+    // A duplicate window of 100 ms (the least JetStream takes):
+    // JetStream's deduplication cannot drop a replay, only the sink's tail
+    // read can.
     reader(&["create", &nats.url(), "CDC", &format!("{name}.>"), "0.1"]);
     let outflow = nats_outflow(&db, &["public.t"], &name, &nats.url(), "stream = \"CDC\"\ncreate_stream = false\n");
     outflow.run_until_caught_up().await.assert_success();
@@ -251,7 +251,9 @@ async fn kill_9_during_a_busy_run_leaves_every_change_exactly_once_past_the_dupl
     // the run replays from the slot, and the subject's last message says
     // where the stream is.
     std::fs::remove_file(outflow.state_dir().join("sinks/bus.json")).expect("removing the sink's offset file");
-    outflow.run_until_caught_up().await.assert_success();
+    let out = outflow.run_until_caught_up().await;
+    out.assert_success();
+    assert!(out.stderr.contains("already holds this subject's changes up to this position"), "{}", out.stderr);
     assert_exactly_once(&messages(&nats.url(), "CDC"), written);
     db.cleanup().await;
 }
@@ -306,7 +308,11 @@ async fn a_wrong_password_stops_with_one_clean_line_and_check_names_the_fix() {
     let outflow = nats_outflow(&db, &["public.t"], &unique_name("auth"), &nats.url(), keys);
     let check = outflow.exec(&["check"]).await;
     assert!(check.stdout.contains("✓ sink \"bus\": nats at"), "{}\n{}", check.stdout, check.stderr);
-    assert!(check.stdout.contains("✓ sink \"bus\": stream \"OUTFLOW\" is missing and will be created"), "{}", check.stdout);
+    assert!(
+        check.stdout.contains("✓ sink \"bus\": stream \"OUTFLOW\" is missing and will be created"),
+        "{}",
+        check.stdout
+    );
     db.cleanup().await;
 }
 
@@ -343,8 +349,12 @@ async fn a_record_over_max_payload_stops_cleanly_and_nothing_after_it_is_acknowl
     db.execute("INSERT INTO t SELECT g, 'small' FROM generate_series(7, 10) g").await;
     let out = outflow.run_until_caught_up().await;
     let first = error_line(&out);
-    assert!(first.contains("the change to public.t at lsn:") && first.contains("over the server's max_payload of 8192 bytes"),
-        "{}", out.stderr);
+    assert!(
+        first.contains("the change to public.t at lsn:")
+            && first.contains("over the server's max_payload of 8192 bytes"),
+        "{}",
+        out.stderr
+    );
     assert!(out.stderr.contains("raise max_payload in the nats-server config"), "{}", out.stderr);
     // Nothing after the big row was published; the slot did not pass it.
     let stored = messages(&nats.url(), "OUTFLOW");
