@@ -9,7 +9,8 @@
 //! stream whose duplicate window is a fraction of a second (so only the
 //! sink's tail read can keep replays out) → every row exactly once; the
 //! server killed for 20 s mid-run and restarted on its store → the slot
-//! held, everything exactly once after; a wrong password → one clean error
+//! held, everything exactly once after; the server frozen (SIGSTOP) for
+//! 20 s → the same; a wrong password → one clean error
 //! line, and `outflow check` names the fix; a missing stream with
 //! `create_stream = false` → one clean line naming the fix; a record over
 //! the server's `max_payload` → a clean error, nothing after it published
@@ -281,6 +282,51 @@ async fn a_server_down_for_20_s_holds_the_slot_and_everything_arrives_once_it_re
     let out = run.sigterm_and_wait().await;
     out.assert_success();
     assert!(out.stderr.contains("retrying"), "the lost connection was retried:\n{}", out.stderr);
+    assert_exactly_once(&messages(&nats.url(), "OUTFLOW"), 2000);
+    db.cleanup().await;
+}
+
+/// Sends SIGCONT to a frozen nats-server when dropped, even if the test
+/// fails while it is stopped.
+struct Thaw(u32);
+
+impl Drop for Thaw {
+    fn drop(&mut self) {
+        unsafe { libc::kill(self.0 as libc::pid_t, libc::SIGCONT) };
+    }
+}
+
+/// A frozen server (SIGSTOP) keeps its connections open and answers
+/// nothing: acks time out, outflow gives the connection up and reconnects
+/// once the server thaws, while the old connection's buffered publishes
+/// are still being stored.
+#[tokio::test]
+async fn a_frozen_server_holds_the_slot_and_everything_arrives_once_it_thaws() {
+    let nats = OwnNats::start("");
+    let db = TestDb::create("nats_frozen").await;
+    db.execute("CREATE TABLE t (id bigint PRIMARY KEY, payload text)").await;
+    let name = unique_name("frozen");
+    let outflow = nats_outflow(&db, &["public.t"], &name, &nats.url(), "");
+    outflow.run_until_caught_up().await.assert_success();
+    db.wait_for_slot_idle().await;
+
+    let run = outflow.spawn_run();
+    db.wait_for_slot_streaming().await;
+    let pid = nats.child.id();
+    let thaw = Thaw(pid);
+    slot_holds_while_down(&db, || unsafe {
+        libc::kill(pid as libc::pid_t, libc::SIGSTOP);
+    })
+    .await;
+    drop(thaw); // SIGCONT
+    wait_for(Duration::from_secs(120), "every row in the stream after nats thawed", || {
+        let n = count(&nats.url(), "OUTFLOW");
+        async move { n >= 2000 }
+    })
+    .await;
+    let out = run.sigterm_and_wait().await;
+    out.assert_success();
+    assert!(out.stderr.contains("retrying"), "the missing acks were noticed:\n{}", out.stderr);
     assert_exactly_once(&messages(&nats.url(), "OUTFLOW"), 2000);
     db.cleanup().await;
 }
