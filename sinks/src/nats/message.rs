@@ -26,13 +26,19 @@ pub const KEY: &str = "Outflow-Key";
 /// connection sends it again).
 pub struct Outgoing {
     pub subject: Subject,
-    pub headers: HeaderMap,
     pub payload: Bytes,
     pub position: Position,
     /// Headers and body: what the server's and the stream's size limits
     /// count.
     pub size: usize,
+    /// The header values in [`NAMES`] order, each ended by `\n` (none of
+    /// them holds one): one allocation per message; the header map is
+    /// built when the message is sent.
+    values: Box<str>,
 }
+
+/// The headers of every message, in the order [`Outgoing`] keeps them.
+pub const NAMES: [&str; 5] = [MSG_ID, POSITION, TABLE, OP, KEY];
 
 /// `Nats-Msg-Id`: the same for a change however often it is sent, and
 /// different for every change of every pipeline and sink (`pipeline:sink:
@@ -58,25 +64,34 @@ impl Outgoing {
         key: &[u8],
         body: &[u8],
     ) -> Outgoing {
-        let id = message_id(id_prefix, position);
-        let position_text = position.to_string();
-        let table_text = table.to_string();
-        let key_text = String::from_utf8_lossy(key);
-        let pairs: [(&str, &str); 5] =
-            [(MSG_ID, &id), (POSITION, &position_text), (TABLE, &table_text), (OP, op), (KEY, &key_text)];
-        // NATS/1.0\r\n, one `Name: value\r\n` per header, \r\n.
-        let headers_len = 10 + pairs.iter().map(|(n, v)| n.len() + v.len() + 4).sum::<usize>() + 2;
-        let mut headers = HeaderMap::new();
-        for (name, value) in pairs {
-            headers.insert(name, value);
+        let key = String::from_utf8_lossy(key);
+        let texts = [message_id(id_prefix, position), position.to_string(), table.to_string()];
+        let mut values = String::with_capacity(texts.iter().map(String::len).sum::<usize>() + key.len() + 8);
+        // A header value is one line: JSON escapes line breaks inside its
+        // strings, and a table name with one gets a space instead.
+        for v in texts.iter().map(String::as_str).chain([op, &key]) {
+            values.extend(v.chars().map(|c| if c == '\r' || c == '\n' { ' ' } else { c }));
+            values.push('\n');
         }
+        // NATS/1.0\r\n, one `Name: value\r\n` per header (the `\n` ends
+        // count one of the two bytes of each `\r\n`), \r\n.
+        let headers_len = 10 + NAMES.iter().map(|n| n.len() + 3).sum::<usize>() + values.len() + 2;
         Outgoing {
             subject,
-            headers,
             payload: Bytes::copy_from_slice(body),
             position: position.clone(),
             size: headers_len + body.len(),
+            values: values.into_boxed_str(),
         }
+    }
+
+    /// The message's headers.
+    pub fn headers(&self) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        for (name, value) in NAMES.iter().zip(self.values.split_terminator('\n')) {
+            headers.insert(*name, value);
+        }
+        headers
     }
 }
 
@@ -103,11 +118,12 @@ mod tests {
         let p = Position::Pg { lsn: 100, index: 1 };
         let table = TableId { schema: "public".into(), name: "t".into() };
         let m = Outgoing::new(Subject::from("app.public.t"), "app:bus:", &p, &table, "c", b"{\"id\":1}", b"{}");
-        assert_eq!(m.headers.get(MSG_ID).unwrap().as_str(), "app:bus:lsn:0/64:1");
-        assert_eq!(m.headers.get(TABLE).unwrap().as_str(), "public.t");
-        assert_eq!(m.headers.get(OP).unwrap().as_str(), "c");
-        assert_eq!(m.headers.get(KEY).unwrap().as_str(), "{\"id\":1}");
-        assert_eq!(stored_position(&m.headers), Some(p));
+        let headers = m.headers();
+        assert_eq!(headers.get(MSG_ID).unwrap().as_str(), "app:bus:lsn:0/64:1");
+        assert_eq!(headers.get(TABLE).unwrap().as_str(), "public.t");
+        assert_eq!(headers.get(OP).unwrap().as_str(), "c");
+        assert_eq!(headers.get(KEY).unwrap().as_str(), "{\"id\":1}");
+        assert_eq!(stored_position(&headers), Some(p));
         let wire = "NATS/1.0\r\nNats-Msg-Id: app:bus:lsn:0/64:1\r\nOutflow-Position: lsn:0/64:1\r\n\
                     Outflow-Table: public.t\r\nOutflow-Op: c\r\nOutflow-Key: {\"id\":1}\r\n\r\n";
         assert_eq!(m.size, wire.len() + 2);

@@ -306,7 +306,7 @@ impl NatsSink {
         }
         for entry in self.window.iter_mut().filter(|e| e.ack.is_none()) {
             let publish =
-                PublishMessage::build().payload(entry.msg.payload.clone()).headers(entry.msg.headers.clone());
+                PublishMessage::build().payload(entry.msg.payload.clone()).headers(entry.msg.headers());
             let ack = conn.js.send_publish(entry.msg.subject.clone(), publish).await.map_err(|e| {
                 send_failure(&e, &entry.msg)
             })?;
