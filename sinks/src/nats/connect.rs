@@ -83,6 +83,7 @@ pub async fn open(cfg: &NatsConfig, checked: &Checked, pipeline: &str, max_in_fl
     .connection_timeout(CONNECT_TIMEOUT)
     .request_timeout(Some(REQUEST_TIMEOUT))
     .max_reconnects(1)
+    .client_capacity(max_in_flight + 64)
     .ignore_discovered_servers();
     let client = options.connect(checked.server.as_str()).await.map_err(|e| errors::connect(&e, &cfg.url))?;
     if !client.server_info().jetstream {

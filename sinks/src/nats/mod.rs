@@ -278,9 +278,9 @@ impl NatsSink {
         ))
     }
 
-    /// Sends every queued message and waits for acks until the window has
-    /// room again (`drain`: until every message is acknowledged), on a new
-    /// connection after each failure.
+    /// Sends every queued message and, when the window is full, waits for
+    /// acks until it is half empty (`drain`: until every message is
+    /// acknowledged), on a new connection after each failure.
     async fn pump(&mut self, drain: bool) -> Result<(), SinkError> {
         let mut backoff = Backoff::new();
         loop {
@@ -312,7 +312,14 @@ impl NatsSink {
             })?;
             entry.ack = Some(ack);
         }
-        while !self.window.is_empty() && (drain || self.full()) {
+        // A full window drains to half before `write` goes on: the sink's
+        // thread then sleeps once per half window, not once per ack.
+        let low = match (drain, self.full()) {
+            (true, _) => 0,
+            (false, true) => self.cfg.max_in_flight / 2,
+            (false, false) => return Ok(()),
+        };
+        while self.window.len() > low || (self.window_bytes > MAX_IN_FLIGHT_BYTES / 2 && !self.window.is_empty()) {
             let front = self.window.front_mut().expect("not empty");
             let ack = front.ack.take().expect("every queued message was sent above");
             match ack.await {
