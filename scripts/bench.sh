@@ -37,6 +37,11 @@
 # threaded http.server summing X-Outflow-Count, on a free loopback port),
 # and checks the receiver's count against the backlog. BENCH_HTTP_BATCH_SIZE
 # sets the sink's batch_size (default 500; max_batch_bytes is 16MB).
+# BENCH_SINKS="nats" drains it into a NATS JetStream sink (default settings:
+# stream OUTFLOW created by the sink, file storage) on a throwaway
+# `nats-server -js` this script starts on 127.0.0.1:56422 with its store
+# under $WORK/nats, and checks the stream's message count (read with nats-py
+# from the test venv, scripts/python-env.sh) against the backlog.
 # BENCH_SINKS="postgres" applies it to a PostgreSQL target (database
 # bench_target on the same server, the `kind = "postgres"` apply sink), with
 # BENCH_UPDATE_PCT (default 30 when postgres is among the sinks, else 0)
@@ -82,8 +87,8 @@ if [[ "$SOURCE" == mysql ]]; then WORK="${OUTFLOW_BENCH_DIR:-/tmp/outflow-bench-
 SINKS="${BENCH_SINKS:-jsonl}"
 for kind in $SINKS; do
     case "$kind" in
-        jsonl | parquet | kafka | postgres | iceberg | redis | http) ;;
-        *) echo "BENCH_SINKS: unknown sink kind $kind (jsonl, parquet, kafka, postgres, iceberg, redis, http)" >&2; exit 2 ;;
+        jsonl | parquet | kafka | postgres | iceberg | redis | http | nats) ;;
+        *) echo "BENCH_SINKS: unknown sink kind $kind (jsonl, parquet, kafka, postgres, iceberg, redis, http, nats)" >&2; exit 2 ;;
     esac
 done
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/outflow/target}"
@@ -93,6 +98,7 @@ psql_b() { "$PG_BIN/psql" -X -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$PORT" -U po
 
 KAFKA_PORT=56493
 REDIS_PORT=56479
+NATS_PORT=56422
 stop_server() {
     if [[ -f "$WORK/mysqld.pid" ]]; then
         mariadb-admin --no-defaults --socket="$WORK/mysqld.sock" -uroot shutdown >/dev/null 2>&1 ||
@@ -107,6 +113,10 @@ stop_server() {
     fi
     if [[ -f "$WORK/http.pid" ]]; then
         kill "$(cat "$WORK/http.pid")" 2>/dev/null || true
+    fi
+    if [[ -f "$WORK/nats.pid" ]]; then
+        kill "$(cat "$WORK/nats.pid")" 2>/dev/null || true
+        for _ in $(seq 50); do kill -0 "$(cat "$WORK/nats.pid")" 2>/dev/null || break; sleep 0.1; done
     fi
     if [[ -f "$WORK/data/PG_VERSION" ]]; then
         as_pg "$PG_BIN/pg_ctl" stop -D "$WORK/data" -m immediate >/dev/null 2>&1 || true
@@ -324,6 +334,13 @@ if [[ " $SINKS " == *" http "* ]]; then
     for _ in $(seq 50); do [[ -s "$WORK/http/port" ]] && break; sleep 0.2; done
     HTTP_PORT="$(cat "$WORK/http/port")"
 fi
+if [[ " $SINKS " == *" nats "* ]]; then
+    PY="$(scripts/python-env.sh)"
+    NATS_BIN="$(command -v nats-server || echo /usr/sbin/nats-server)"
+    "$NATS_BIN" -js -a 127.0.0.1 -p "$NATS_PORT" -sd "$WORK/nats" -l "$WORK/nats.log" >/dev/null 2>&1 </dev/null &
+    echo $! >"$WORK/nats.pid"
+    for _ in $(seq 50); do (exec 3<>"/dev/tcp/127.0.0.1/$NATS_PORT") 2>/dev/null && break; sleep 0.2; done
+fi
 
 psql_b <<'SQL'
 CREATE TABLE orders (
@@ -361,6 +378,9 @@ url = \"http://127.0.0.1:$HTTP_PORT/bench\"
 secret = \"bench-secret\"
 batch_size = ${BENCH_HTTP_BATCH_SIZE:-500}
 max_batch_bytes = \"16MB\"" ;;
+        nats) sink="name = \"null\"
+kind = \"nats\"
+url = \"nats://127.0.0.1:$NATS_PORT\"" ;;
         postgres) sink="name = \"null\"
 kind = \"postgres\"
 url = \"postgres://postgres@127.0.0.1:$PORT/bench_target\"" ;;
@@ -467,6 +487,15 @@ if [[ -n "${OUT_S[http]:-}" ]]; then
         status=1
     else
         printf 'http receiver counted all %s events\n' "$got"
+    fi
+fi
+if [[ -n "${OUT_S[nats]:-}" ]]; then
+    msgs=$("$PY" tests/readers/nats_read.py count "nats://127.0.0.1:$NATS_PORT" OUTFLOW)
+    if [[ "$msgs" != "$TOTAL" ]]; then
+        echo "error: the nats stream holds $msgs messages, expected $TOTAL" >&2
+        status=1
+    else
+        printf 'nats stream OUTFLOW holds all %s messages; nats-server store %s\n' "$msgs" "$(du -sh "$WORK/nats" | cut -f1)"
     fi
 fi
 if [[ -n "${OUT_S[iceberg]:-}" ]]; then

@@ -37,6 +37,8 @@ registry::sinks! {
     redis: Redis(redis::RedisConfig) = "redis",
     #[cfg(feature = "http")]
     http: Http(http::HttpConfig) = "http",
+    #[cfg(feature = "nats")]
+    nats: Nats(nats::NatsConfig) = "nats",
 }
 
 /// The runtime sink tests hand their sinks, as the pipeline hands its own.

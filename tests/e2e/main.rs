@@ -33,6 +33,7 @@ mod kafka;
 mod mysql_harness;
 mod mysql_snapshot;
 mod mysql_stream;
+mod nats;
 mod offsets;
 mod outage;
 mod own_servers;
