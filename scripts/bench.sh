@@ -31,6 +31,10 @@
 # BENCH_SINKS="redis" drains it into a Redis Streams sink (default settings)
 # on a throwaway redis-server this script starts on 127.0.0.1:56479 (no
 # persistence), and checks the stream's length (XLEN) against the backlog.
+# BENCH_SINKS="rabbitmq" drains it into a RabbitMQ stream (stream mode,
+# exactly-once, default settings) on a throwaway rabbitmq-server (node
+# outflow56472@localhost, AMQP on 127.0.0.1:56472, stream protocol on
+# 56474, data under $WORK/rabbitmq), and checks the stream's message count.
 # BENCH_SINKS="postgres" applies it to a PostgreSQL target (database
 # bench_target on the same server, the `kind = "postgres"` apply sink), with
 # BENCH_UPDATE_PCT (default 30 when postgres is among the sinks, else 0)
@@ -76,8 +80,8 @@ if [[ "$SOURCE" == mysql ]]; then WORK="${OUTFLOW_BENCH_DIR:-/tmp/outflow-bench-
 SINKS="${BENCH_SINKS:-jsonl}"
 for kind in $SINKS; do
     case "$kind" in
-        jsonl | parquet | kafka | postgres | iceberg | redis) ;;
-        *) echo "BENCH_SINKS: unknown sink kind $kind (jsonl, parquet, kafka, postgres, iceberg, redis)" >&2; exit 2 ;;
+        jsonl | parquet | kafka | postgres | iceberg | redis | rabbitmq) ;;
+        *) echo "BENCH_SINKS: unknown sink kind $kind (jsonl, parquet, kafka, postgres, iceberg, redis, rabbitmq)" >&2; exit 2 ;;
     esac
 done
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/outflow/target}"
@@ -87,6 +91,9 @@ psql_b() { "$PG_BIN/psql" -X -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$PORT" -U po
 
 KAFKA_PORT=56493
 REDIS_PORT=56479
+RMQ_PORT=56472
+RMQ_STREAM_PORT=56474
+RMQ_NODE="outflow$RMQ_PORT@localhost"
 stop_server() {
     if [[ -f "$WORK/mysqld.pid" ]]; then
         mariadb-admin --no-defaults --socket="$WORK/mysqld.sock" -uroot shutdown >/dev/null 2>&1 ||
@@ -98,6 +105,12 @@ stop_server() {
     fi
     if [[ -f "$WORK/redis.pid" ]]; then
         kill "$(cat "$WORK/redis.pid")" 2>/dev/null || true
+    fi
+    if [[ -f "$WORK/rabbitmq/pid" ]]; then
+        kill -9 "$(cat "$WORK/rabbitmq/pid")" 2>/dev/null || true
+    fi
+    if [[ -f "$WORK/rabbitmq/script.pid" ]]; then
+        kill -9 "$(cat "$WORK/rabbitmq/script.pid")" 2>/dev/null || true
     fi
     if [[ -f "$WORK/data/PG_VERSION" ]]; then
         as_pg "$PG_BIN/pg_ctl" stop -D "$WORK/data" -m immediate >/dev/null 2>&1 || true
@@ -308,6 +321,19 @@ if [[ " $SINKS " == *" redis "* ]]; then
     echo $! >"$WORK/redis.pid"
     for _ in $(seq 50); do redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1 && break; sleep 0.2; done
 fi
+if [[ " $SINKS " == *" rabbitmq "* ]]; then
+    mkdir -p "$WORK/rabbitmq"
+    printf 'listeners.tcp.default = 127.0.0.1:%s\nstream.listeners.tcp.1 = 127.0.0.1:%s\n' "$RMQ_PORT" "$RMQ_STREAM_PORT" \
+        >"$WORK/rabbitmq/rabbitmq.conf"
+    echo '[rabbitmq_stream].' >"$WORK/rabbitmq/enabled_plugins"
+    RABBITMQ_NODENAME="$RMQ_NODE" RABBITMQ_NODE_IP_ADDRESS=127.0.0.1 RABBITMQ_NODE_PORT="$RMQ_PORT" \
+        RABBITMQ_DIST_PORT=$((RMQ_PORT + 1)) RABBITMQ_MNESIA_BASE="$WORK/rabbitmq/mnesia" \
+        RABBITMQ_LOG_BASE="$WORK/rabbitmq/log" RABBITMQ_CONFIG_FILE="$WORK/rabbitmq/rabbitmq.conf" \
+        RABBITMQ_ENABLED_PLUGINS_FILE="$WORK/rabbitmq/enabled_plugins" RABBITMQ_PID_FILE="$WORK/rabbitmq/pid" \
+        /usr/lib/rabbitmq/bin/rabbitmq-server >"$WORK/rabbitmq/server.out" 2>&1 </dev/null &
+    echo $! >"$WORK/rabbitmq/script.pid"
+    for _ in $(seq 300); do (exec 3<>"/dev/tcp/127.0.0.1/$RMQ_STREAM_PORT") 2>/dev/null && break; sleep 0.2; done
+fi
 
 psql_b <<'SQL'
 CREATE TABLE orders (
@@ -339,6 +365,11 @@ partitions = 3" ;;
         redis) sink="name = \"null\"
 kind = \"redis\"
 url = \"redis://127.0.0.1:$REDIS_PORT/0\"" ;;
+        rabbitmq) sink="name = \"null\"
+kind = \"rabbitmq\"
+url = \"amqp://guest:guest@127.0.0.1:$RMQ_PORT/%2f\"
+stream = \"bench\"
+stream_port = $RMQ_STREAM_PORT" ;;
         postgres) sink="name = \"null\"
 kind = \"postgres\"
 url = \"postgres://postgres@127.0.0.1:$PORT/bench_target\"" ;;
@@ -436,6 +467,18 @@ if [[ -n "${OUT_S[redis]:-}" ]]; then
     else
         printf 'redis stream bench.public.orders holds all %s entries; redis-server RSS %s\n' "$xlen" \
             "$(redis-cli -p "$REDIS_PORT" info memory | grep '^used_memory_rss_human' | cut -d: -f2 | tr -d '\r')"
+    fi
+fi
+if [[ -n "${OUT_S[rabbitmq]:-}" ]]; then
+    # A stream's `messages` is its committed message count.
+    held=$(RABBITMQ_NODENAME="$RMQ_NODE" /usr/lib/rabbitmq/bin/rabbitmqctl -n "$RMQ_NODE" -q list_queues name messages \
+        | awk '$1 == "bench" { print $2 }')
+    if [[ "$held" != "$TOTAL" ]]; then
+        echo "error: the rabbitmq stream holds $held messages, expected $TOTAL" >&2
+        status=1
+    else
+        printf 'rabbitmq stream bench holds all %s messages; broker RSS %s MB\n' "$held" \
+            "$(($(ps -o rss= -p "$(cat "$WORK/rabbitmq/pid")") / 1024))"
     fi
 fi
 if [[ -n "${OUT_S[iceberg]:-}" ]]; then

@@ -35,6 +35,8 @@ registry::sinks! {
     iceberg: Iceberg(iceberg::IcebergConfig) = "iceberg",
     #[cfg(feature = "redis")]
     redis: Redis(redis::RedisConfig) = "redis",
+    #[cfg(feature = "rabbitmq")]
+    rabbitmq: Rabbitmq(rabbitmq::RabbitmqConfig) = "rabbitmq",
 }
 
 /// The runtime sink tests hand their sinks, as the pipeline hands its own.
