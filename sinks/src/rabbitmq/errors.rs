@@ -39,7 +39,7 @@ pub fn stream_code(code: &ResponseCode, what: &str, url: &str) -> Option<SinkErr
             format!("rabbitmq at {url} refused to {what}: the frame is too large"),
             "raise the broker's stream.frame_max or keep rows smaller",
         ),
-        ResponseCode::PreconditionFailed => SinkError::fatal(
+        ResponseCode::PrecoditionFailed => SinkError::fatal(
             format!("rabbitmq at {url} refused to {what}: precondition failed (a queue of another type has the stream's name?)"),
             "use a stream name no classic or quorum queue has",
         ),

@@ -50,6 +50,9 @@ pub struct ExchangeSink {
     runtime: Handle,
     conn: Option<(Connection, Channel)>,
     inflight: VecDeque<Pending>,
+    /// Messages of `inflight` from this index on are not sent on the
+    /// current connection.
+    unsent: usize,
     table_keys: HashMap<TableId, String>,
     bytes: u64,
 }
@@ -74,6 +77,7 @@ impl ExchangeSink {
             runtime,
             conn: None,
             inflight: VecDeque::new(),
+            unsent: 0,
             table_keys: HashMap::new(),
             bytes: 0,
         };
@@ -130,6 +134,7 @@ impl ExchangeSink {
                     for p in &mut self.inflight {
                         p.confirm = None;
                     }
+                    self.unsent = 0;
                     match self.send_unsent() {
                         Ok(()) => {
                             if !self.inflight.is_empty() {
@@ -161,7 +166,7 @@ impl ExchangeSink {
             return Err(lapin::Error::from(std::io::Error::other("not connected")));
         };
         let options = BasicPublishOptions { mandatory: self.cfg.mandatory, ..Default::default() };
-        for p in self.inflight.iter_mut().filter(|p| p.confirm.is_none()) {
+        while let Some(p) = self.inflight.get_mut(self.unsent) {
             let confirm = self.runtime.block_on(channel.basic_publish(
                 self.exchange.as_str().into(),
                 p.routing_key.as_str().into(),
@@ -170,6 +175,7 @@ impl ExchangeSink {
                 p.properties.clone(),
             ))?;
             p.confirm = Some(Box::pin(confirm));
+            self.unsent += 1;
         }
         Ok(())
     }
@@ -209,6 +215,12 @@ impl ExchangeSink {
         Ok(())
     }
 
+    /// Forgets the oldest message, confirmed.
+    fn pop_confirmed(&mut self) {
+        self.inflight.pop_front();
+        self.unsent = self.unsent.saturating_sub(1);
+    }
+
     /// Waits for the oldest message's confirm; reconnects and resends on a
     /// transient failure.
     fn settle_oldest(&mut self) -> Result<(), SinkError> {
@@ -223,6 +235,10 @@ impl ExchangeSink {
             let waited =
                 self.runtime.block_on(async { tokio::time::timeout(Duration::from_secs(1), confirm.as_mut()).await });
             let outcome = match waited {
+                Err(_) if !self.conn.as_ref().is_some_and(|(c, ch)| c.status().connected() && ch.status().connected()) => {
+                    self.reconnect()?;
+                    continue;
+                }
                 Err(_) => {
                     if started.elapsed() >= super::WAIT_LOG && time_to_log(&mut logged) {
                         tracing::warn!(sink = %self.cfg.name, url = %self.url, unconfirmed = self.inflight.len(),
@@ -234,7 +250,7 @@ impl ExchangeSink {
             };
             match outcome {
                 Ok(Confirmation::Ack(None) | Confirmation::NotRequested) => {
-                    self.inflight.pop_front();
+                    self.pop_confirmed();
                     return Ok(());
                 }
                 Ok(Confirmation::Ack(Some(returned)) | Confirmation::Nack(Some(returned))) if self.cfg.mandatory => {
@@ -247,7 +263,7 @@ impl ExchangeSink {
                     ));
                 }
                 Ok(Confirmation::Ack(Some(_))) => {
-                    self.inflight.pop_front();
+                    self.pop_confirmed();
                     return Ok(());
                 }
                 Ok(Confirmation::Nack(_)) => {

@@ -86,7 +86,6 @@ impl RabbitmqConfig {
             .user(&uri.authority.userinfo.username)
             .password(&uri.authority.userinfo.password)
             .v_host(&uri.vhost)
-            .client_provided_name("outflow check".into())
             .build();
         let shown = self.shown_url();
         let client = Client::connect(options).await.map_err(|e| {

@@ -8,6 +8,12 @@
 //! (`declare_publisher`, `query_publisher_sequence`, `publish`,
 //! `subscribe`) and hands every confirm, error and delivery to one handler.
 //!
+//! The client is pinned to 0.4.4: from 0.5 on it asks the broker for its
+//! command versions (`ExchangeCommandVersions`) when it connects, which
+//! RabbitMQ before 3.11 (Debian 12 ships 3.10) does not know, and the
+//! connection fails. 0.4.4 speaks protocol version 1, which newer brokers
+//! still serve.
+//!
 //! Protocol surprises handled here:
 //! - one connection holds up to 255 publishers (a u8 ID each): one per
 //!   stream, the same reference (`<pipeline>.<sink>`) on every stream;
@@ -188,7 +194,6 @@ impl StreamSink {
             .v_host(&uri.vhost)
             .heartbeat(20)
             .max_frame_size(MAX_FRAME as u32)
-            .client_provided_name(format!("outflow {}.{}", ctx.pipeline, cfg.name))
             .build();
         let mut sink = StreamSink {
             url: format!("{}:{} (stream protocol)", cfg.shown_url(), cfg.stream_port),
@@ -316,14 +321,14 @@ impl StreamSink {
                 let size = upper_size(&m);
                 if !frame.is_empty() && (bytes + size > MAX_FRAME || frame.len() >= BATCH) {
                     let what = format!("publish to stream {name:?}");
-                    self.command(client.publish(publisher, std::mem::take(&mut frame), 1), &what)?;
+                    self.command(client.publish(publisher, std::mem::take(&mut frame)), &what)?;
                     bytes = FRAME_OVERHEAD;
                 }
                 bytes += size;
                 frame.push(m);
             }
             if !frame.is_empty() {
-                self.command(client.publish(publisher, frame, 1), &format!("publish to stream {name:?}"))?;
+                self.command(client.publish(publisher, frame), &format!("publish to stream {name:?}"))?;
             }
         }
         if resent > 0 {
@@ -493,7 +498,7 @@ impl StreamSink {
             .insert("table", table.as_str())
             .insert("position", position.as_str())
             .message_builder()
-            .publishing_id(id)
+            .publising_id(id) // (sic: the 0.4 builder's name)
             .build();
         if !self.batch.is_empty()
             && (self.batch_publisher != publisher
@@ -527,7 +532,7 @@ impl StreamSink {
         }
         let client = self.connection()?;
         let sent = self.runtime.block_on(async {
-            tokio::time::timeout(COMMAND_TIMEOUT, client.publish(publisher, batch, 1)).await
+            tokio::time::timeout(COMMAND_TIMEOUT, client.publish(publisher, batch)).await
         });
         if !matches!(sent, Ok(Ok(_))) {
             // The connection is gone; the next wait reconnects and resends.
