@@ -480,8 +480,7 @@ impl StreamSink {
         if size + FRAME_OVERHEAD > MAX_FRAME {
             return Err(SinkError::fatal(
                 format!(
-                    "sink {:?}: a change of {table} at {position} is {} bytes, more than a stream frame ({MAX_FRAME} bytes) holds",
-                    self.cfg.name,
+                    "a change of {table} at {position} is {} bytes, more than a rabbitmq stream frame ({MAX_FRAME} bytes) holds",
                     value.len() + key.len()
                 ),
                 "keep rows under 1 MiB (exclude large columns with a transform) or use the exchange mode; nothing from this change on was acknowledged",
