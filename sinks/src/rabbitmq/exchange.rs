@@ -4,7 +4,7 @@
 //!
 //! Every message is published on one channel in confirm mode, in source
 //! order, and kept until the broker confirms it: at most `max_in_flight` of
-//! them, `write` waits for the oldest confirm when that many are open and
+//! them (and 64 MiB of bodies), `write` waits for the oldest confirm when that many are open and
 //! `flush` waits for all. A lost connection, a channel closed by the
 //! broker for a transient reason or a negative confirm opens a new
 //! connection and sends every unconfirmed message again, in order (a
@@ -53,6 +53,8 @@ pub struct ExchangeSink {
     /// Messages of `inflight` from this index on are not sent on the
     /// current connection.
     unsent: usize,
+    /// Body bytes of `inflight`.
+    inflight_bytes: usize,
     table_keys: HashMap<TableId, String>,
     bytes: u64,
 }
@@ -78,6 +80,7 @@ impl ExchangeSink {
             conn: None,
             inflight: VecDeque::new(),
             unsent: 0,
+            inflight_bytes: 0,
             table_keys: HashMap::new(),
             bytes: 0,
         };
@@ -205,9 +208,13 @@ impl ExchangeSink {
             .with_message_id(message_id(&ev.position).into())
             .with_headers(headers);
         let body = value.to_vec();
-        while self.inflight.len() >= self.cfg.max_in_flight {
+        while !self.inflight.is_empty()
+            && (self.inflight.len() >= self.cfg.max_in_flight
+                || self.inflight_bytes + body.len() > super::MAX_INFLIGHT_BYTES)
+        {
             self.settle_oldest()?;
         }
+        self.inflight_bytes += body.len();
         self.inflight.push_back(Pending { confirm: None, routing_key, body, properties });
         if self.send_unsent().is_err() {
             self.reconnect()?;
@@ -217,7 +224,9 @@ impl ExchangeSink {
 
     /// Forgets the oldest message, confirmed.
     fn pop_confirmed(&mut self) {
-        self.inflight.pop_front();
+        if let Some(p) = self.inflight.pop_front() {
+            self.inflight_bytes -= p.body.len();
+        }
         self.unsent = self.unsent.saturating_sub(1);
     }
 

@@ -27,7 +27,7 @@
 //! was not confirmed: duplicates are possible and carry the same
 //! `message_id` (the position), for consumers that deduplicate.
 //!
-//! In both modes at most `max_in_flight` messages wait for their confirms
+//! In both modes at most `max_in_flight` messages (and 64 MiB) wait for their confirms
 //! (`write` blocks when full, holding the source), `flush` returns only
 //! when every message is confirmed, lost connections are reopened with
 //! backoff and what was unconfirmed is resent, and definite errors (auth,
@@ -56,6 +56,9 @@ use crate::SinkContext;
 const WAIT_LOG: Duration = Duration::from_secs(10);
 /// Longest pause between reconnection attempts.
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
+/// Bytes of unconfirmed messages at most (besides `max_in_flight`); a
+/// larger message still goes alone.
+const MAX_INFLIGHT_BYTES: usize = 64 << 20;
 /// How long one connection attempt may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 

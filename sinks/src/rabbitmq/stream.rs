@@ -97,6 +97,8 @@ struct Shared {
 struct Inflight {
     /// Sent and not yet confirmed, by (publisher, publishing ID).
     unconfirmed: BTreeMap<(u8, u64), Message>,
+    /// Upper bound of their bytes.
+    bytes: usize,
     /// The current connection (handlers of older ones are ignored).
     conn_id: u64,
     /// The current connection is gone.
@@ -105,6 +107,20 @@ struct Inflight {
     refused: Option<(u8, u64, ResponseCode)>,
     /// The chunk the tail subscription delivered.
     tail: Option<Vec<Message>>,
+}
+
+impl Inflight {
+    fn forget(&mut self, publisher: u8, id: u64) {
+        if let Some(m) = self.unconfirmed.remove(&(publisher, id)) {
+            self.bytes = self.bytes.saturating_sub(upper_size(&m));
+        }
+    }
+
+    /// Whether `bytes` more of unconfirmed messages fit.
+    fn room(&self, count: usize, bytes: usize, max_count: usize) -> bool {
+        self.unconfirmed.is_empty()
+            || (self.unconfirmed.len() + count <= max_count && self.bytes + bytes <= super::MAX_INFLIGHT_BYTES)
+    }
 }
 
 impl Shared {
@@ -123,12 +139,12 @@ fn handle(shared: &Shared, conn_id: u64, item: MessageResult) {
             Some(Ok(response)) => match response.kind() {
                 ResponseKind::PublishConfirm(c) => {
                     for id in c.publishing_ids {
-                        s.unconfirmed.remove(&(c.publisher_id, id));
+                        s.forget(c.publisher_id, id);
                     }
                 }
                 ResponseKind::PublishError(e) => {
                     for err in e.publishing_errors {
-                        s.unconfirmed.remove(&(e.publisher_id, err.publishing_id));
+                        s.forget(e.publisher_id, err.publishing_id);
                         if s.refused.is_none() && s.conn_id == conn_id {
                             s.refused = Some((e.publisher_id, err.publishing_id, err.error_code));
                         }
@@ -312,6 +328,7 @@ impl StreamSink {
             let pending: Vec<Message> = {
                 let mut s = self.shared.lock();
                 s.unconfirmed.retain(|(p, seq), _| *p != publisher || *seq > stored);
+                s.bytes = s.unconfirmed.values().map(upper_size).sum();
                 s.unconfirmed.range((publisher, 0)..=(publisher, u64::MAX)).map(|(_, m)| m.clone()).collect()
             };
             resent += pending.len();
@@ -517,8 +534,8 @@ impl StreamSink {
         if self.batch.is_empty() {
             return Ok(());
         }
-        let room = self.cfg.max_in_flight.saturating_sub(self.batch.len());
-        self.wait_until("room for more unconfirmed messages", |s| s.unconfirmed.len() <= room)?;
+        let (count, bytes, max) = (self.batch.len(), self.batch_bytes, self.cfg.max_in_flight);
+        self.wait_until("room for more unconfirmed messages", |s| s.room(count, bytes, max))?;
         let publisher = self.batch_publisher;
         let batch = std::mem::take(&mut self.batch);
         self.batch_bytes = 0;
@@ -526,6 +543,7 @@ impl StreamSink {
             let mut s = self.shared.lock();
             for m in &batch {
                 let id = *m.publishing_id().expect("every message is given its ID");
+                s.bytes += upper_size(m);
                 s.unconfirmed.insert((publisher, id), m.clone());
             }
         }
