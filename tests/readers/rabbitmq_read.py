@@ -14,6 +14,10 @@
       end marker (RabbitMQ 3.10 has no stream stats), so the reader stops
       when no message came for a while after the last one; the tests call
       it once outflow has finished writing.
+  rabbitmq_read.py count HOST PORT USER PASSWORD VHOST STREAM
+      the same read, printing only {"messages": N, "positions": distinct
+      `position` values} (scripts/bench.sh: a stream's `messages` in
+      rabbitmqctl also counts the broker's deduplication records).
 """
 
 import asyncio
@@ -63,13 +67,20 @@ def drain(url, queue):
     print(json.dumps({"messages": out}))
 
 
-async def read_stream(host, port, user, password, vhost, stream):
+async def read_stream(host, port, user, password, vhost, stream, count_only=False):
     from rstream import Consumer, ConsumerOffsetSpecification, OffsetType, amqp_decoder
 
     out = []
+    positions = set()
     last = [time.monotonic()]
 
     async def on_message(msg, ctx):
+        if count_only:
+            props = msg.application_properties or {}
+            positions.add(props.get(b"position", props.get("position")))
+            out.append(None)
+            last[0] = time.monotonic()
+            return
         props = {text(k): text(v) for k, v in (msg.application_properties or {}).items()}
         body = b"".join(msg.body) if isinstance(msg.body, list) else msg.body
         out.append(
@@ -101,10 +112,13 @@ async def read_stream(host, port, user, password, vhost, stream):
             break
         if not out and time.monotonic() - started > 5.0:
             break
-        if time.monotonic() - started > 120:
+        if time.monotonic() - started > 600:
             break
     await consumer.close()
-    print(json.dumps({"messages": out}))
+    if count_only:
+        print(json.dumps({"messages": len(out), "positions": len(positions)}))
+    else:
+        print(json.dumps({"messages": out}))
 
 
 def main():
@@ -115,6 +129,8 @@ def main():
         drain(*sys.argv[2:4])
     elif cmd == "stream":
         asyncio.run(read_stream(*sys.argv[2:8]))
+    elif cmd == "count":
+        asyncio.run(read_stream(*sys.argv[2:8], count_only=True))
     else:
         sys.exit(f"unknown command {cmd}")
 
