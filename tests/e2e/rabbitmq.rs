@@ -14,6 +14,7 @@
 //! Exchange mode (at-least-once): order per key, headers, persistent
 //! messages with the position as `message_id`; kill -9 rounds → every row
 //! at least once, duplicates counted and equal to their first copy. Both:
+//! a missing stream or exchange with creation off,
 //! a wrong password and a too-large record stop the run with one clean
 //! line and nothing acknowledged past them; `outflow check` names the fix.
 
@@ -462,6 +463,26 @@ async fn a_wrong_password_stops_with_one_clean_line_and_check_names_the_fix() {
         let outflow = rabbit_outflow(&db, &["public.t"], &unique_name("auth"), &sink);
         let check = outflow.exec(&["check"]).await;
         assert!(check.stdout.contains("✓ sink \"bus\": rabbitmq at"), "{}\n{}", check.stdout, check.stderr);
+    }
+    db.cleanup().await;
+}
+
+/// A missing stream (found when the first row is written) or exchange
+/// (found on connecting), with creation off, stops the run with the fix.
+#[tokio::test]
+async fn a_missing_stream_or_exchange_with_creation_off_stops_with_the_fix() {
+    let rabbit = OwnRabbit::shared();
+    let db = TestDb::create("rmq_missing").await;
+    db.execute("CREATE TABLE t (id int PRIMARY KEY)").await;
+    db.execute("INSERT INTO t VALUES (1)").await;
+    let stream = format!("{}create_stream = false\n", stream_sink(rabbit, "guest", &unique_name("rmq_missing")));
+    let exchange = exchange_sink(rabbit, "guest", &unique_name("no_such_exchange"));
+    for (sink, error, hint) in [
+        (stream, "the stream does not exist", "or set `create_stream = true`"),
+        (exchange, "does not exist", "declare the exchange or set `create_exchange = true`"),
+    ] {
+        let outflow = rabbit_outflow(&db, &["public.t"], &unique_name("missing"), &sink);
+        assert_one_error(&outflow.run_until_caught_up().await, error, hint);
     }
     db.cleanup().await;
 }
