@@ -493,7 +493,8 @@ impl StreamSink {
         let table = ev.table.id.to_string();
         let (key, value) = self.render.render(ev);
         self.bytes += (key.len() + value.len()) as u64;
-        let size = value.len() + key.len() + position.len() + table.len() + MESSAGE_OVERHEAD;
+        let message = build_message(id, key, value, ev.op.code(), &table, &position);
+        let size = upper_size(&message);
         if size + FRAME_OVERHEAD > MAX_FRAME {
             return Err(SinkError::fatal(
                 format!(
@@ -503,19 +504,6 @@ impl StreamSink {
                 "keep rows under 1 MiB (exclude large columns with a transform) or use the exchange mode; nothing from this change on was acknowledged",
             ));
         }
-        let message = Message::builder()
-            .body(value.to_vec())
-            .properties()
-            .content_type("application/json")
-            .message_builder()
-            .application_properties()
-            .insert("key", key)
-            .insert("op", ev.op.code())
-            .insert("table", table.as_str())
-            .insert("position", position.as_str())
-            .message_builder()
-            .publising_id(id) // (sic: the 0.4 builder's name)
-            .build();
         if !self.batch.is_empty()
             && (self.batch_publisher != publisher
                 || self.batch_bytes + size + FRAME_OVERHEAD > MAX_FRAME
@@ -592,6 +580,24 @@ impl StreamSink {
     }
 }
 
+/// A change's message: the body, `content_type`, the `key`, `op`, `table`
+/// and `position` application properties, and its publishing ID.
+fn build_message(id: u64, key: &str, body: &[u8], op: &str, table: &str, position: &str) -> Message {
+    Message::builder()
+        .body(body.to_vec())
+        .properties()
+        .content_type("application/json")
+        .message_builder()
+        .application_properties()
+        .insert("key", key)
+        .insert("op", op)
+        .insert("table", table)
+        .insert("position", position)
+        .message_builder()
+        .publising_id(id) // (sic: the 0.4 builder's name)
+        .build()
+}
+
 /// An upper bound of a message's bytes in a publish frame.
 fn upper_size(m: &Message) -> usize {
     let props: usize = m.application_properties().map_or(0, |p| {
@@ -646,6 +652,28 @@ impl Drop for StreamSink {
     fn drop(&mut self) {
         if let Some(client) = self.client.take() {
             let _ = self.runtime.block_on(async { tokio::time::timeout(Duration::from_secs(2), client.close()).await });
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use rabbitmq_stream_protocol::codec::Encoder;
+
+    use super::*;
+
+    #[test]
+    fn the_size_bound_covers_the_encoded_message() {
+        for (key, body, position) in [
+            ("null", 0, "lsn:0/1:1"),
+            ("{\"id\": 1}", 700, "lsn:0/16B3748:3"),
+            (&*"k".repeat(300), 300, &*format!("gtid:{}:1", "0-1-5,".repeat(60))),
+            ("{}", 1 << 20, "file:bin.000001:4:1"),
+        ] {
+            let m = build_message(u64::MAX, key, &vec![b'x'; body], "c", "public.items", position);
+            // The frame holds the publishing ID (8) and the length (4) too.
+            assert!(upper_size(&m) >= m.encoded_size() as usize + 12, "{} < {}", upper_size(&m), m.encoded_size());
+            assert_eq!(position_of(&m), position.parse().ok());
         }
     }
 }
