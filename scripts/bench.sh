@@ -42,6 +42,11 @@
 # `nats-server -js` this script starts on 127.0.0.1:56422 with its store
 # under $WORK/nats, and checks the stream's message count (read with nats-py
 # from the test venv, scripts/python-env.sh) against the backlog.
+# BENCH_SINKS="rabbitmq" drains it into a RabbitMQ stream (stream mode,
+# exactly-once, default settings) on a throwaway rabbitmq-server (node
+# outflow56472@localhost, AMQP on 127.0.0.1:56472, stream protocol on
+# 56474, data under $WORK/rabbitmq), and reads the stream back (rstream) to
+# check that it holds every change once.
 # BENCH_SINKS="postgres" applies it to a PostgreSQL target (database
 # bench_target on the same server, the `kind = "postgres"` apply sink), with
 # BENCH_UPDATE_PCT (default 30 when postgres is among the sinks, else 0)
@@ -87,8 +92,8 @@ if [[ "$SOURCE" == mysql ]]; then WORK="${OUTFLOW_BENCH_DIR:-/tmp/outflow-bench-
 SINKS="${BENCH_SINKS:-jsonl}"
 for kind in $SINKS; do
     case "$kind" in
-        jsonl | parquet | kafka | postgres | iceberg | redis | http | nats) ;;
-        *) echo "BENCH_SINKS: unknown sink kind $kind (jsonl, parquet, kafka, postgres, iceberg, redis, http, nats)" >&2; exit 2 ;;
+        jsonl | parquet | kafka | postgres | iceberg | redis | http | nats | rabbitmq) ;;
+        *) echo "BENCH_SINKS: unknown sink kind $kind (jsonl, parquet, kafka, postgres, iceberg, redis, http, nats, rabbitmq)" >&2; exit 2 ;;
     esac
 done
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/outflow/target}"
@@ -99,6 +104,9 @@ psql_b() { "$PG_BIN/psql" -X -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$PORT" -U po
 KAFKA_PORT=56493
 REDIS_PORT=56479
 NATS_PORT=56422
+RMQ_PORT=56472
+RMQ_STREAM_PORT=56474
+RMQ_NODE="outflow$RMQ_PORT@localhost"
 stop_server() {
     if [[ -f "$WORK/mysqld.pid" ]]; then
         mariadb-admin --no-defaults --socket="$WORK/mysqld.sock" -uroot shutdown >/dev/null 2>&1 ||
@@ -117,6 +125,12 @@ stop_server() {
     if [[ -f "$WORK/nats.pid" ]]; then
         kill "$(cat "$WORK/nats.pid")" 2>/dev/null || true
         for _ in $(seq 50); do kill -0 "$(cat "$WORK/nats.pid")" 2>/dev/null || break; sleep 0.1; done
+    fi
+    if [[ -f "$WORK/rabbitmq/pid" ]]; then
+        kill -9 "$(cat "$WORK/rabbitmq/pid")" 2>/dev/null || true
+    fi
+    if [[ -f "$WORK/rabbitmq/script.pid" ]]; then
+        kill -9 "$(cat "$WORK/rabbitmq/script.pid")" 2>/dev/null || true
     fi
     if [[ -f "$WORK/data/PG_VERSION" ]]; then
         as_pg "$PG_BIN/pg_ctl" stop -D "$WORK/data" -m immediate >/dev/null 2>&1 || true
@@ -341,6 +355,19 @@ if [[ " $SINKS " == *" nats "* ]]; then
     echo $! >"$WORK/nats.pid"
     for _ in $(seq 50); do (exec 3<>"/dev/tcp/127.0.0.1/$NATS_PORT") 2>/dev/null && break; sleep 0.2; done
 fi
+if [[ " $SINKS " == *" rabbitmq "* ]]; then
+    mkdir -p "$WORK/rabbitmq"
+    printf 'listeners.tcp.default = 127.0.0.1:%s\nstream.listeners.tcp.1 = 127.0.0.1:%s\n' "$RMQ_PORT" "$RMQ_STREAM_PORT" \
+        >"$WORK/rabbitmq/rabbitmq.conf"
+    echo '[rabbitmq_stream].' >"$WORK/rabbitmq/enabled_plugins"
+    RABBITMQ_NODENAME="$RMQ_NODE" RABBITMQ_NODE_IP_ADDRESS=127.0.0.1 RABBITMQ_NODE_PORT="$RMQ_PORT" \
+        RABBITMQ_DIST_PORT=$((RMQ_PORT + 1)) RABBITMQ_MNESIA_BASE="$WORK/rabbitmq/mnesia" \
+        RABBITMQ_LOG_BASE="$WORK/rabbitmq/log" RABBITMQ_CONFIG_FILE="$WORK/rabbitmq/rabbitmq.conf" \
+        RABBITMQ_ENABLED_PLUGINS_FILE="$WORK/rabbitmq/enabled_plugins" RABBITMQ_PID_FILE="$WORK/rabbitmq/pid" \
+        /usr/lib/rabbitmq/bin/rabbitmq-server >"$WORK/rabbitmq/server.out" 2>&1 </dev/null &
+    echo $! >"$WORK/rabbitmq/script.pid"
+    for _ in $(seq 300); do (exec 3<>"/dev/tcp/127.0.0.1/$RMQ_STREAM_PORT") 2>/dev/null && break; sleep 0.2; done
+fi
 
 psql_b <<'SQL'
 CREATE TABLE orders (
@@ -381,6 +408,11 @@ max_batch_bytes = \"16MB\"" ;;
         nats) sink="name = \"null\"
 kind = \"nats\"
 url = \"nats://127.0.0.1:$NATS_PORT\"" ;;
+        rabbitmq) sink="name = \"null\"
+kind = \"rabbitmq\"
+url = \"amqp://guest:guest@127.0.0.1:$RMQ_PORT/%2f\"
+stream = \"bench\"
+stream_port = $RMQ_STREAM_PORT" ;;
         postgres) sink="name = \"null\"
 kind = \"postgres\"
 url = \"postgres://postgres@127.0.0.1:$PORT/bench_target\"" ;;
@@ -496,6 +528,19 @@ if [[ -n "${OUT_S[nats]:-}" ]]; then
         status=1
     else
         printf 'nats stream OUTFLOW holds all %s messages; nats-server store %s\n' "$msgs" "$(du -sh "$WORK/nats" | cut -f1)"
+    fi
+fi
+if [[ -n "${OUT_S[rabbitmq]:-}" ]]; then
+    # Read back over the stream protocol (rstream, the test venv): every
+    # message once (rabbitmqctl's `messages` also counts the broker's
+    # deduplication records).
+    read=$("$(scripts/python-env.sh)" tests/readers/rabbitmq_read.py count 127.0.0.1 "$RMQ_STREAM_PORT" guest guest / bench)
+    if [[ "$read" != "{\"messages\": $TOTAL, \"positions\": $TOTAL}" ]]; then
+        echo "error: the rabbitmq stream holds $read, expected $TOTAL messages with distinct positions" >&2
+        status=1
+    else
+        printf 'rabbitmq stream bench holds all %s messages once; broker RSS %s MB\n' "$TOTAL" \
+            "$(($(ps -o rss= -p "$(cat "$WORK/rabbitmq/pid")") / 1024))"
     fi
 fi
 if [[ -n "${OUT_S[iceberg]:-}" ]]; then

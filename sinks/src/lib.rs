@@ -39,6 +39,8 @@ registry::sinks! {
     http: Http(http::HttpConfig) = "http",
     #[cfg(feature = "nats")]
     nats: Nats(nats::NatsConfig) = "nats",
+    #[cfg(feature = "rabbitmq")]
+    rabbitmq: Rabbitmq(rabbitmq::RabbitmqConfig) = "rabbitmq",
 }
 
 /// The runtime sink tests hand their sinks, as the pipeline hands its own.

@@ -45,6 +45,7 @@ mod pg_partitions;
 mod pg_stream;
 mod pg_types;
 mod proxy;
+mod rabbitmq;
 mod redis;
 mod resilience;
 mod snapshot;
