@@ -35,6 +35,8 @@ registry::sinks! {
     iceberg: Iceberg(iceberg::IcebergConfig) = "iceberg",
     #[cfg(feature = "redis")]
     redis: Redis(redis::RedisConfig) = "redis",
+    #[cfg(feature = "kinesis")]
+    kinesis: Kinesis(kinesis::KinesisConfig) = "kinesis",
 }
 
 /// The runtime sink tests hand their sinks, as the pipeline hands its own.
