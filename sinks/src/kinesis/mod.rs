@@ -416,11 +416,8 @@ impl KinesisSink {
         for shard in shards {
             let from = stored.as_ref().and_then(|s| s.get(&shard)).cloned();
             let start = from.clone().map_or(Start::TrimHorizon, Start::After);
-            match self.scan(&shard, start, |pk, data| found.add(pk, data))?.or(from) {
-                Some(seq) => {
-                    self.acked.insert(shard, seq);
-                }
-                None => {}
+            if let Some(seq) = self.scan(&shard, start, |pk, data| found.add(pk, data))?.or(from) {
+                self.acked.insert(shard, seq);
             }
         }
         if found.records > 0 {
