@@ -31,6 +31,11 @@
 # BENCH_SINKS="redis" drains it into a Redis Streams sink (default settings)
 # on a throwaway redis-server this script starts on 127.0.0.1:56479 (no
 # persistence), and checks the stream's length (XLEN) against the backlog.
+# BENCH_SINKS="kinesis" drains it into a Kinesis sink (stream bench, 1 shard,
+# default settings) on a throwaway moto server (the test venv's moto[server],
+# scripts/python-env.sh) this script starts on 127.0.0.1:56488, and counts the
+# stream's records with boto3 against the backlog. moto (Python) is the
+# bottleneck, not outflow: use a smaller ROWS (e.g. 100000 0).
 # BENCH_SINKS="postgres" applies it to a PostgreSQL target (database
 # bench_target on the same server, the `kind = "postgres"` apply sink), with
 # BENCH_UPDATE_PCT (default 30 when postgres is among the sinks, else 0)
@@ -76,8 +81,8 @@ if [[ "$SOURCE" == mysql ]]; then WORK="${OUTFLOW_BENCH_DIR:-/tmp/outflow-bench-
 SINKS="${BENCH_SINKS:-jsonl}"
 for kind in $SINKS; do
     case "$kind" in
-        jsonl | parquet | kafka | postgres | iceberg | redis) ;;
-        *) echo "BENCH_SINKS: unknown sink kind $kind (jsonl, parquet, kafka, postgres, iceberg, redis)" >&2; exit 2 ;;
+        jsonl | parquet | kafka | postgres | iceberg | redis | kinesis) ;;
+        *) echo "BENCH_SINKS: unknown sink kind $kind (jsonl, parquet, kafka, postgres, iceberg, redis, kinesis)" >&2; exit 2 ;;
     esac
 done
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/outflow/target}"
@@ -87,6 +92,7 @@ psql_b() { "$PG_BIN/psql" -X -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$PORT" -U po
 
 KAFKA_PORT=56493
 REDIS_PORT=56479
+MOTO_PORT=56488
 stop_server() {
     if [[ -f "$WORK/mysqld.pid" ]]; then
         mariadb-admin --no-defaults --socket="$WORK/mysqld.sock" -uroot shutdown >/dev/null 2>&1 ||
@@ -98,6 +104,9 @@ stop_server() {
     fi
     if [[ -f "$WORK/redis.pid" ]]; then
         kill "$(cat "$WORK/redis.pid")" 2>/dev/null || true
+    fi
+    if [[ -f "$WORK/moto.pid" ]]; then
+        kill "$(cat "$WORK/moto.pid")" 2>/dev/null || true
     fi
     if [[ -f "$WORK/data/PG_VERSION" ]]; then
         as_pg "$PG_BIN/pg_ctl" stop -D "$WORK/data" -m immediate >/dev/null 2>&1 || true
@@ -308,6 +317,13 @@ if [[ " $SINKS " == *" redis "* ]]; then
     echo $! >"$WORK/redis.pid"
     for _ in $(seq 50); do redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1 && break; sleep 0.2; done
 fi
+if [[ " $SINKS " == *" kinesis "* ]]; then
+    PY="$(scripts/python-env.sh)"
+    "$PY" -m moto.server -H 127.0.0.1 -p "$MOTO_PORT" >"$WORK/moto.log" 2>&1 </dev/null &
+    echo $! >"$WORK/moto.pid"
+    for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$MOTO_PORT") 2>/dev/null && break; sleep 0.2; done
+    export AWS_ACCESS_KEY_ID=bench AWS_SECRET_ACCESS_KEY=bench AWS_EC2_METADATA_DISABLED=true
+fi
 
 psql_b <<'SQL'
 CREATE TABLE orders (
@@ -339,6 +355,11 @@ partitions = 3" ;;
         redis) sink="name = \"null\"
 kind = \"redis\"
 url = \"redis://127.0.0.1:$REDIS_PORT/0\"" ;;
+        kinesis) sink="name = \"null\"
+kind = \"kinesis\"
+stream = \"bench\"
+region = \"us-east-1\"
+endpoint = \"http://127.0.0.1:$MOTO_PORT\"" ;;
         postgres) sink="name = \"null\"
 kind = \"postgres\"
 url = \"postgres://postgres@127.0.0.1:$PORT/bench_target\"" ;;
@@ -436,6 +457,17 @@ if [[ -n "${OUT_S[redis]:-}" ]]; then
     else
         printf 'redis stream bench.public.orders holds all %s entries; redis-server RSS %s\n' "$xlen" \
             "$(redis-cli -p "$REDIS_PORT" info memory | grep '^used_memory_rss_human' | cut -d: -f2 | tr -d '\r')"
+    fi
+fi
+if [[ -n "${OUT_S[kinesis]:-}" ]]; then
+    records=$("$PY" tests/readers/kinesis_read.py "http://127.0.0.1:$MOTO_PORT" bench |
+        "$PY" -c 'import json, sys; print(len(json.load(sys.stdin)["records"]))')
+    if [[ "$records" != "$TOTAL" ]]; then
+        echo "error: the kinesis stream holds $records records, expected $TOTAL" >&2
+        status=1
+    else
+        printf 'kinesis stream bench holds all %s records; moto RSS %s MB\n' "$records" \
+            "$(($(ps -o rss= -p "$(cat "$WORK/moto.pid")") / 1024))"
     fi
 fi
 if [[ -n "${OUT_S[iceberg]:-}" ]]; then

@@ -28,6 +28,7 @@ mod iceberg;
 mod iceberg_upsert;
 mod intact;
 mod kafka;
+mod kinesis;
 mod mysql_harness;
 mod mysql_snapshot;
 mod mysql_stream;

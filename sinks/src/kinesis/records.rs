@@ -28,18 +28,37 @@ pub fn partition_key(key_json: Option<&str>, table: &str) -> String {
     out
 }
 
-/// The part of a record's data that is the same when the change is
+/// The parts of a record's data that are the same when the change is
 /// written again after a restart: the Debezium envelope without its
 /// processing time (`"ts_ms"`, `"ts_us"`, `"ts_ns"`, always its last
-/// fields); flat JSON as it is (its `_ts_ms` is the commit time).
-pub fn stable_part(data: &[u8]) -> &[u8] {
+/// fields) and without the PostgreSQL source block's `"sequence"` (the
+/// previous commit's LSN, which the decoder only knows once it has seen that
+/// commit in the same run); flat JSON as it is (its `_ts_ms` is the commit
+/// time). Only structural quotes are unescaped in the JSON, so the markers
+/// cannot come from row values.
+pub fn stable_parts(data: &[u8]) -> [&[u8]; 2] {
     const TS: &[u8] = b",\"ts_ms\":";
-    if data.starts_with(b"{\"before\":") {
-        if let Some(at) = data.windows(TS.len()).rposition(|w| w == TS) {
-            return &data[..at];
-        }
+    const SOURCE: &[u8] = b"\"source\":{";
+    const SEQUENCE: &[u8] = b",\"sequence\":\"[";
+    if !data.starts_with(b"{\"before\":") {
+        return [data, &[]];
     }
-    data
+    let end = rfind(data, TS).unwrap_or(data.len());
+    let data = &data[..end];
+    let Some(source) = rfind(data, SOURCE) else { return [data, &[]] };
+    let Some(seq) = find(&data[source..], SEQUENCE).map(|i| i + source) else { return [data, &[]] };
+    match find(&data[seq + SEQUENCE.len()..], b"]\"").map(|i| i + seq + SEQUENCE.len() + 2) {
+        Some(after) => [&data[..seq], &data[after..]],
+        None => [data, &[]],
+    }
+}
+
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
+}
+
+fn rfind(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).rposition(|w| w == needle)
 }
 
 /// A record's identity: a hash of its partition key and stable data. Two
@@ -47,7 +66,9 @@ pub fn stable_part(data: &[u8]) -> &[u8] {
 pub fn identity(partition_key: &str, data: &[u8]) -> u64 {
     let mut h = DefaultHasher::new();
     partition_key.hash(&mut h);
-    stable_part(data).hash(&mut h);
+    for part in stable_parts(data) {
+        part.hash(&mut h);
+    }
     h.finish()
 }
 
@@ -114,15 +135,21 @@ mod tests {
     }
 
     #[test]
-    fn the_identity_ignores_processing_time_only() {
-        let a = br#"{"before":null,"after":{"id":1,"ts_ms":5},"source":{"lsn":7},"op":"c","ts_ms":1,"ts_us":1000,"ts_ns":1000000}"#;
-        let b = br#"{"before":null,"after":{"id":1,"ts_ms":5},"source":{"lsn":7},"op":"c","ts_ms":2,"ts_us":2000,"ts_ns":2000000}"#;
-        let c = br#"{"before":null,"after":{"id":1,"ts_ms":6},"source":{"lsn":7},"op":"c","ts_ms":1,"ts_us":1000,"ts_ns":1000000}"#;
+    fn the_identity_ignores_processing_time_and_sequence_only() {
+        let a = br#"{"before":null,"after":{"id":1,"ts_ms":5,"sequence":"[1]"},"source":{"version":"v","sequence":"[\"1\",\"7\"]","lsn":7},"op":"c","ts_ms":1,"ts_us":1000,"ts_ns":1000000}"#;
+        let b = br#"{"before":null,"after":{"id":1,"ts_ms":5,"sequence":"[1]"},"source":{"version":"v","sequence":"[null,\"7\"]","lsn":7},"op":"c","ts_ms":2,"ts_us":2000,"ts_ns":2000000}"#;
+        let c = br#"{"before":null,"after":{"id":1,"ts_ms":6,"sequence":"[1]"},"source":{"version":"v","sequence":"[\"1\",\"7\"]","lsn":7},"op":"c","ts_ms":1,"ts_us":1000,"ts_ns":1000000}"#;
+        let d = br#"{"before":null,"after":{"id":1,"ts_ms":5,"sequence":"[1]"},"source":{"version":"v","sequence":"[\"1\",\"7\"]","lsn":8},"op":"c","ts_ms":1,"ts_us":1000,"ts_ns":1000000}"#;
         assert_eq!(identity("k", a), identity("k", b));
-        assert_ne!(identity("k", a), identity("k", c), "a column named ts_ms is data");
+        let [head, tail] = stable_parts(a);
+        assert!(head.ends_with(br#""version":"v""#) && tail == br#","lsn":7},"op":"c""#, "{tail:?}");
+        assert_ne!(identity("k", a), identity("k", c), "columns named ts_ms or sequence are data");
+        assert_ne!(identity("k", a), identity("k", d));
         assert_ne!(identity("k", a), identity("j", a));
         let flat = br#"{"_op":"c","_table":"public.t","_position":"lsn:0/1:1","_ts_ms":5,"id":1}"#;
-        assert_eq!(stable_part(flat), flat);
+        assert_eq!(stable_parts(flat), [&flat[..], &[][..]]);
+        let mysql = br#"{"before":null,"after":{"id":1},"source":{"version":"v","sequence":null,"file":"f","pos":4},"op":"c","ts_ms":1,"ts_us":1,"ts_ns":1}"#;
+        assert_eq!(stable_parts(mysql)[1], b"");
     }
 
     #[test]
