@@ -53,8 +53,7 @@ where
         | "KMSInvalidStateException"
         | "KMSOptInRequired" => Failure::Fatal(SinkError::fatal(
             format!("kinesis refused access to stream {stream:?} ({code}: {message})"),
-            "give the sink's AWS credentials kinesis:PutRecords, GetRecords, GetShardIterator, ListShards and \
-             DescribeStreamSummary (and CreateStream with create_stream) on the stream, and its KMS key if encrypted",
+            "give the sink's AWS credentials kinesis:PutRecords, GetRecords, GetShardIterator, ListShards (and CreateStream with create_stream) on the stream, and its KMS key if encrypted",
         )),
         "ProvisionedThroughputExceededException"
         | "ThrottlingException"

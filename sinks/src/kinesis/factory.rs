@@ -2,7 +2,7 @@
 //! (connect on the pipeline's runtime, create the stream if allowed, read
 //! what the stream holds past the checkpoint) and `preflight` (`outflow
 //! check`: region and credentials resolve, and the stream answers
-//! `DescribeStreamSummary` within a timeout, which proves the credentials).
+//! `ListShards` within a timeout, which proves the credentials).
 
 use std::time::Duration;
 
@@ -47,7 +47,7 @@ impl SinkFactory for KinesisConfig {
         let what = format!("sink {:?}: kinesis stream {stream:?} answers with the sink's credentials", self.name);
         let probe = tokio::time::timeout(PROBE_TIMEOUT, async {
             let client = client(self).await?;
-            Ok::<_, SinkError>(client.describe_stream_summary().stream_name(&stream).send().await)
+            Ok::<_, SinkError>(client.list_shards().stream_name(&stream).max_results(1).send().await)
         })
         .await;
         vec![match probe {
