@@ -316,7 +316,8 @@ async fn a_missing_stream_and_a_too_large_record_stop_with_one_clean_line() {
     db.execute("CREATE TABLE t (id bigint PRIMARY KEY, payload text)").await;
 
     // create_stream = false and no stream: one error line and its fix; check says the same.
-    let outflow = kinesis_outflow(&db, &["public.t"], &unique_name("missing"), &moto.endpoint, "create_stream = false\n");
+    let outflow =
+        kinesis_outflow(&db, &["public.t"], &unique_name("missing"), &moto.endpoint, "create_stream = false\n");
     let out = outflow.run_until_caught_up().await;
     let error = error_line(&out);
     assert!(error.contains("kinesis stream \"outflow-cdc\" does not exist"), "{}", out.stderr);
