@@ -33,20 +33,45 @@ struct OwnMoto {
 }
 
 impl OwnMoto {
+    /// Starts moto on a free port; tries another port when a server of
+    /// another test took the same one first (its pid is not the listener).
     async fn start() -> OwnMoto {
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let child = Command::new(env_var("OUTFLOW_TEST_PYTHON"))
-            .args(["-m", "moto.server", "-H", "127.0.0.1", "-p", &port.to_string()])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("starting moto (pip package moto[server], installed by scripts/python-env.sh)");
-        let endpoint = format!("http://127.0.0.1:{port}");
-        wait_for(SHORT, "moto to listen", || async move { std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() })
-            .await;
-        OwnMoto { child, endpoint }
+        for _ in 0..5 {
+            let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+            let mut child = Command::new(env_var("OUTFLOW_TEST_PYTHON"))
+                .args(["-m", "moto.server", "-H", "127.0.0.1", "-p", &port.to_string()])
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("starting moto (pip package moto[server], installed by scripts/python-env.sh)");
+            let deadline = std::time::Instant::now() + SHORT;
+            let mine = loop {
+                if child.try_wait().unwrap().is_some() {
+                    break false;
+                }
+                if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                    break listener_pid(port).is_none_or(|pid| pid == child.id());
+                }
+                assert!(std::time::Instant::now() < deadline, "moto did not listen on port {port}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            };
+            if mine {
+                return OwnMoto { child, endpoint: format!("http://127.0.0.1:{port}") };
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        panic!("moto could not get a port of its own in 5 tries");
     }
+}
+
+/// The pid listening on `port` (`ss`), None when `ss` cannot tell.
+fn listener_pid(port: u16) -> Option<u32> {
+    let out = Command::new("ss").args(["-ltnpH", &format!("sport = :{port}")]).output().ok()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let at = text.find("pid=")? + 4;
+    text[at..].split(|c: char| !c.is_ascii_digit()).next()?.parse().ok()
 }
 
 impl Drop for OwnMoto {
