@@ -37,10 +37,7 @@ impl SinkFactory for KinesisConfig {
     async fn preflight(&self) -> Vec<Probe> {
         let fail_hint = "check `region`, `endpoint` and the AWS credentials the sink runs with";
         let stream = match self.check().and_then(|t| self.stream_name(&t, "outflow", "")) {
-            Ok(_) if self.stream.contains('{') => {
-                // Only the pipeline knows `{name}`/`{db}`; probe with the template's text.
-                self.stream.clone()
-            }
+            Ok(_) if self.stream.contains('{') => return vec![self.probe_credentials(fail_hint).await],
             Ok(s) => s,
             Err(e) => return vec![Probe::fail(format!("sink {:?}: {e}", self.name), "fix the sink's settings")],
         };
@@ -71,5 +68,29 @@ impl SinkFactory for KinesisConfig {
                 Failure::Retry(t) | Failure::Ambiguous(t) => Probe::fail(format!("{what}: {t}"), fail_hint),
             },
         }]
+    }
+}
+
+impl KinesisConfig {
+    /// For a templated `stream` (only the pipeline knows `{name}`/`{db}`):
+    /// proves region and credentials with `ListStreams`.
+    async fn probe_credentials(&self, fail_hint: &str) -> Probe {
+        let what = format!("sink {:?}: kinesis answers ListStreams with the sink's credentials", self.name);
+        let probe = tokio::time::timeout(PROBE_TIMEOUT, async {
+            let client = client(self).await?;
+            Ok::<_, SinkError>(client.list_streams().limit(1).send().await)
+        })
+        .await;
+        match probe {
+            Err(_) => Probe::fail(format!("{what}: no answer within {} s", PROBE_TIMEOUT.as_secs()), fail_hint),
+            Ok(Err(SinkError::Fatal { message, hint })) => Probe::fail(format!("{what}: {message}"), hint),
+            Ok(Err(e)) => Probe::fail(format!("{what}: {e}"), fail_hint),
+            Ok(Ok(Ok(_))) => Probe::pass(what),
+            Ok(Ok(Err(e))) => match classify(&e, &self.stream) {
+                Failure::Fatal(SinkError::Fatal { message, hint }) => Probe::fail(format!("{what}: {message}"), hint),
+                Failure::Fatal(other) => Probe::fail(format!("{what}: {other}"), fail_hint),
+                Failure::Retry(t) | Failure::Ambiguous(t) => Probe::fail(format!("{what}: {t}"), fail_hint),
+            },
+        }
     }
 }
