@@ -461,31 +461,18 @@ impl KinesisSink {
     /// Sends one `PutRecords` call of queued records (at most one per key)
     /// and drops from the queue those Kinesis acknowledged.
     fn put_batch(&mut self) -> Result<(), SinkError> {
-        let mut chosen = Vec::new();
-        let mut bytes = 0;
-        let entries = {
-            let mut keys = HashSet::new();
-            let mut entries = Vec::new();
-            for (i, r) in self.pending.iter().enumerate().take(SCAN_WINDOW) {
-                if chosen.len() == self.cfg.batch_records || bytes + r.size() > MAX_BATCH_BYTES {
-                    break;
-                }
-                // A key already in this call (or held back): later changes of it wait.
-                if r.keyed && !keys.insert(r.pk.as_str()) {
-                    continue;
-                }
-                chosen.push(i);
-                bytes += r.size();
-                entries.push(
-                    PutRecordsRequestEntry::builder()
-                        .data(Blob::new(r.data.clone()))
-                        .partition_key(&r.pk)
-                        .build()
-                        .expect("data and partition key are set"),
-                );
-            }
-            entries
-        };
+        let chosen = choose(&self.pending, self.cfg.batch_records, MAX_BATCH_BYTES);
+        let entries: Vec<_> = chosen
+            .iter()
+            .map(|&i| {
+                let r = &self.pending[i];
+                PutRecordsRequestEntry::builder()
+                    .data(Blob::new(r.data.clone()))
+                    .partition_key(&r.pk)
+                    .build()
+                    .expect("data and partition key are set")
+            })
+            .collect();
         if chosen.is_empty() {
             return Ok(());
         }
@@ -572,6 +559,27 @@ impl KinesisSink {
     }
 }
 
+/// The queued records one `PutRecords` call takes (indexes into `pending`,
+/// in queue order): up to `max_records` and `max_bytes`, and at most one
+/// record per key, the key's first; keyless tables' records may repeat.
+fn choose(pending: &VecDeque<Rec>, max_records: usize, max_bytes: usize) -> Vec<usize> {
+    let mut chosen = Vec::new();
+    let mut bytes = 0;
+    let mut keys = HashSet::new();
+    for (i, r) in pending.iter().enumerate().take(SCAN_WINDOW) {
+        if chosen.len() == max_records || bytes + r.size() > max_bytes {
+            break;
+        }
+        // A key already in this call: its later changes wait for the next one.
+        if r.keyed && !keys.insert(r.pk.as_str()) {
+            continue;
+        }
+        chosen.push(i);
+        bytes += r.size();
+    }
+    chosen
+}
+
 impl Sink for KinesisSink {
     fn write(&mut self, items: &[StreamItem]) -> Result<(), SinkError> {
         self.writer.start_batch();
@@ -596,5 +604,35 @@ impl Sink for KinesisSink {
 
     fn bytes_written(&self) -> u64 {
         self.bytes
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rec(pk: &str, keyed: bool, len: usize) -> Rec {
+        Rec { pk: pk.into(), data: vec![b'x'; len], keyed }
+    }
+
+    #[test]
+    fn a_call_takes_each_key_once_in_queue_order() {
+        let q: VecDeque<Rec> = [
+            rec("a", true, 1),
+            rec("b", true, 1),
+            rec("a", true, 1),
+            rec("t", false, 1),
+            rec("t", false, 1),
+            rec("c", true, 1),
+            rec("b", true, 1),
+        ]
+        .into_iter()
+        .collect();
+        assert_eq!(choose(&q, 500, MAX_BATCH_BYTES), [0, 1, 3, 4, 5]);
+        assert_eq!(choose(&q, 3, MAX_BATCH_BYTES), [0, 1, 3]);
+        // The byte limit ends the call where the next record does not fit.
+        let q: VecDeque<Rec> = [rec("a", true, 10), rec("b", true, 10), rec("c", true, 1)].into_iter().collect();
+        assert_eq!(choose(&q, 500, 21), [0]);
+        assert_eq!(choose(&q, 500, 22), [0, 1]);
     }
 }
