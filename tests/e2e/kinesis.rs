@@ -6,7 +6,9 @@
 //! change, delete) in order per key with their partition keys and data, on
 //! two shards; kill -9 during a busy writer, three rounds, then a clean run
 //! with the state's checkpoint lost → every row exactly once; MariaDB
-//! changes, also exactly once across kill -9; the server frozen (SIGSTOP)
+//! changes, also exactly once across kill -9; a PutRecords reply lost after
+//! Kinesis took the call (failpoint `kinesis.lost_reply`) → the records
+//! are found in the stream, not sent twice; the server frozen (SIGSTOP)
 //! for 20 s mid-run → the slot held, everything delivered once it returns;
 //! a missing stream with `create_stream = false` and a record over 1 MiB →
 //! one clean error line each, nothing acknowledged past them, and `outflow
@@ -223,6 +225,34 @@ async fn kill_9_during_a_busy_run_leaves_every_change_exactly_once_in_kinesis() 
     let out = outflow.run_until_caught_up().await;
     out.assert_success();
     assert_exactly_once(&records(&moto.endpoint, STREAM), written);
+    db.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_lost_reply_is_looked_up_in_the_stream_and_nothing_is_written_twice() {
+    let moto = OwnMoto::start().await;
+    let db = TestDb::create("kinesis_lost").await;
+    db.execute("CREATE TABLE t (id bigint PRIMARY KEY, payload text)").await;
+    let name = unique_name("lost");
+    let outflow = kinesis_outflow(&db, &["public.t"], &name, &moto.endpoint, "shards = 2\nbatch_records = 100\n");
+    outflow.run_until_caught_up().await.assert_success();
+    db.wait_for_slot_idle().await;
+    crate::harness::write_rows(&db, 1, 1000).await;
+    // The 3rd PutRecords call lands, but its reply is dropped: the sink must
+    // find its records in the stream rather than send them again.
+    outflow.with_env("OUTFLOW_FAILPOINTS", "kinesis.lost_reply=3");
+    let out = outflow.run_until_caught_up().await;
+    outflow.with_env("OUTFLOW_FAILPOINTS", "");
+    out.assert_success();
+    let line = out.stderr.lines().find(|l| l.contains("records of the unanswered call")).unwrap_or_else(|| {
+        panic!("no lookup after the lost reply:\n{}", out.stderr);
+    });
+    let field = |name: &str| -> u64 {
+        let at = line.find(&format!("{name}=")).unwrap() + name.len() + 1;
+        line[at..].split(|c: char| !c.is_ascii_digit()).next().unwrap().parse().unwrap()
+    };
+    assert!(field("landed") > 0 && field("landed") == field("of"), "every record of the lost call was found: {line}");
+    assert_exactly_once(&records(&moto.endpoint, STREAM), 1000);
     db.cleanup().await;
 }
 

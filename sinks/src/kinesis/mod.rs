@@ -477,9 +477,13 @@ impl KinesisSink {
             return Ok(());
         }
         let started = SystemTime::now();
-        let sent =
+        let mut sent =
             self.runtime.block_on(self.client.put_records().stream_name(&self.stream).set_records(Some(entries)).send());
+        let lost_reply = sent.is_ok() && crate::failpoints::fires("kinesis.lost_reply");
         let mut done = vec![false; chosen.len()];
+        if lost_reply {
+            sent = Err(aws_sdk_kinesis::error::SdkError::timeout_error("failpoint kinesis.lost_reply"));
+        }
         match sent {
             Ok(out) => {
                 let mut refused = None;
