@@ -10,7 +10,8 @@
 //! Kinesis took the call (failpoint `kinesis.lost_reply`) → the records
 //! are found in the stream, not sent twice; the server frozen (SIGSTOP)
 //! for 20 s mid-run → the slot held, everything delivered once it returns;
-//! a missing stream with `create_stream = false` and a record over 1 MiB →
+//! no credentials at all, a missing stream with `create_stream = false` and
+//! a record over 1 MiB →
 //! one clean error line each, nothing acknowledged past them, and `outflow
 //! check` names the fix. (moto checks no credentials, so a missing stream
 //! stands in for the refusals a real Kinesis gives.)
@@ -381,6 +382,14 @@ async fn a_missing_stream_and_a_too_large_record_stop_with_one_clean_line() {
     assert_eq!(check.code, Some(1), "{}\n{}", check.stdout, check.stderr);
     assert!(check.stdout.contains("✗ sink \"bus\": kinesis stream"), "{}", check.stdout);
     assert!(check.stdout.contains("set `create_stream = true`"), "{}", check.stdout);
+
+    // No credentials anywhere (no keys, no profile, no instance metadata): one clean line.
+    outflow.with_env("AWS_ACCESS_KEY_ID", "");
+    outflow.with_env("HOME", "/nonexistent");
+    let out = outflow.run_until_caught_up().await;
+    let error = error_line(&out);
+    assert!(error.contains("no AWS credentials for kinesis"), "{}", out.stderr);
+    assert!(out.stderr.contains("set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"), "{}", out.stderr);
 
     // The default creates it; check passes.
     let outflow = kinesis_outflow(&db, &["public.t"], &unique_name("big"), &moto.endpoint, "");
