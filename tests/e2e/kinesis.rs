@@ -23,9 +23,10 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
+use crate::harness::write_rows;
 use crate::harness::{env_var, kill_9_while_writing, wait_for, Outflow, TestDb, SHORT};
 use crate::kafka::unique_name;
-use crate::outage::{confirmed_flush_lsn, slot_holds_while_down};
+use crate::outage::confirmed_flush_lsn;
 
 const STREAM: &str = "outflow-cdc";
 
@@ -238,7 +239,7 @@ async fn a_lost_reply_is_looked_up_in_the_stream_and_nothing_is_written_twice() 
     let outflow = kinesis_outflow(&db, &["public.t"], &name, &moto.endpoint, "shards = 2\nbatch_records = 100\n");
     outflow.run_until_caught_up().await.assert_success();
     db.wait_for_slot_idle().await;
-    crate::harness::write_rows(&db, 1, 1000).await;
+    write_rows(&db, 1, 1000).await;
     // The 3rd PutRecords call lands, but its reply is dropped: the sink must
     // find its records in the stream rather than send them again.
     outflow.with_env("OUTFLOW_FAILPOINTS", "kinesis.lost_reply=3");
@@ -267,13 +268,41 @@ impl Drop for Thaw {
     }
 }
 
+/// `0/16B3748` → 0x16B3748.
+fn lsn(s: &str) -> u64 {
+    let (hi, lo) = s.split_once('/').unwrap();
+    (u64::from_str_radix(hi, 16).unwrap() << 32) | u64::from_str_radix(lo, 16).unwrap()
+}
+
+/// Like `outage::slot_holds_while_down` (rows 1-500, stop, rows 501-2000,
+/// 20 s of watching the slot), but returns the furthest position the slot
+/// reached while the destination was down instead of requiring that it did
+/// not move at all: a caught-up pipeline rightly confirms keepalive
+/// positions that other databases of the shared cluster move on, up to the
+/// first transaction it has not delivered. The caller checks that bound.
+async fn slot_while_down(db: &TestDb, stop: impl FnOnce()) -> u64 {
+    write_rows(db, 1, 500).await;
+    let before = confirmed_flush_lsn(db).await;
+    wait_for(SHORT, "the first rows to be acknowledged", || async { confirmed_flush_lsn(db).await != before }).await;
+    stop();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    write_rows(db, 501, 1500).await;
+    let mut furthest = 0;
+    for _ in 0..10 {
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        furthest = furthest.max(lsn(&confirmed_flush_lsn(db).await));
+    }
+    furthest
+}
+
 #[tokio::test]
 async fn a_frozen_endpoint_holds_the_slot_and_everything_arrives_once_it_returns() {
     let moto = OwnMoto::start().await;
     let db = TestDb::create("kinesis_frozen").await;
     db.execute("CREATE TABLE t (id bigint PRIMARY KEY, payload text)").await;
     let name = unique_name("frozen");
-    let outflow = kinesis_outflow(&db, &["public.t"], &name, &moto.endpoint, "");
+    // The flat format: `_position` carries each change's commit LSN.
+    let outflow = kinesis_outflow(&db, &["public.t"], &name, &moto.endpoint, "format = \"json\"\n");
     outflow.run_until_caught_up().await.assert_success();
     db.wait_for_slot_idle().await;
 
@@ -281,7 +310,7 @@ async fn a_frozen_endpoint_holds_the_slot_and_everything_arrives_once_it_returns
     db.wait_for_slot_streaming().await;
     let pid = moto.child.id();
     let thaw = Thaw(pid);
-    slot_holds_while_down(&db, || unsafe {
+    let furthest = slot_while_down(&db, || unsafe {
         libc::kill(pid as libc::pid_t, libc::SIGSTOP);
     })
     .await;
@@ -294,7 +323,28 @@ async fn a_frozen_endpoint_holds_the_slot_and_everything_arrives_once_it_returns
     .await;
     let out = run.sigterm_and_wait().await;
     out.assert_success();
-    assert_exactly_once(&records(&moto.endpoint, STREAM), 2000);
+    let all: Vec<Value> = records(&moto.endpoint, STREAM)
+        .into_iter()
+        .map(|mut r| {
+            r["data"]["op"] = r["data"]["_op"].clone();
+            r
+        })
+        .collect();
+    assert_exactly_once(&all, 2000);
+    // The slot stayed before the first transaction written while moto was frozen.
+    let first_down = all
+        .iter()
+        .filter(|r| r["key"]["id"].as_i64().unwrap() > 500)
+        .map(|r| {
+            let p = r["data"]["_position"].as_str().unwrap().strip_prefix("lsn:").unwrap();
+            lsn(p.split(':').next().unwrap())
+        })
+        .min()
+        .unwrap();
+    assert!(
+        furthest < first_down,
+        "the slot reached {furthest:X} while moto was frozen, past the commit at {first_down:X} it did not have"
+    );
     db.cleanup().await;
 }
 
@@ -413,10 +463,6 @@ async fn a_missing_stream_and_a_too_large_record_stop_with_one_clean_line() {
     let ids: Vec<i64> = records(&moto.endpoint, STREAM).iter().map(|r| r["key"]["id"].as_i64().unwrap()).collect();
     assert!(!ids.contains(&6) && !ids.contains(&7), "nothing past the big row was written: {ids:?}");
     let held = confirmed_flush_lsn(&db).await;
-    let lsn = |s: &str| {
-        let (hi, lo) = s.split_once('/').unwrap();
-        (u64::from_str_radix(hi, 16).unwrap() << 32) | u64::from_str_radix(lo, 16).unwrap()
-    };
     assert!(lsn(&held) <= lsn(&before_big_row), "the slot ({held}) stayed before the big row ({before_big_row})");
     db.cleanup().await;
 }
