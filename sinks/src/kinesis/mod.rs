@@ -33,9 +33,11 @@
 //! the checkpoint does not name, or when there is no checkpoint: a first run
 //! or a lost state directory) — exactly what a crashed run wrote after its
 //! last checkpoint — and skips each replayed change whose record is already
-//! there. Records are matched by partition key and data; the envelope's
-//! processing time (`ts_ms`, `ts_us`, `ts_ns`), which differs on a replay,
-//! is left out of the match ([`records::identity`]). A call that gets no
+//! there. Records are matched by partition key and data; what differs on a
+//! replay is left out of the match: the envelope's processing time
+//! (`ts_ms`, `ts_us`, `ts_ns`) and the PostgreSQL source block's `sequence`
+//! (the previous commit, known to the decoder only within one run)
+//! ([`records::identity`]). A call that gets no
 //! answer (timeout, lost connection, server error) may have landed: the sink
 //! reads the shards the same way before resending, and sends only what is
 //! not there. Limits, stated in the README: outflow must be the only writer
@@ -43,7 +45,8 @@
 //! stream is read once at start (memory grows with it); snapshot rows that a
 //! restarted snapshot reads again carry a new snapshot position, so they are
 //! written again; a call the server finishes only after the sink gave up on
-//! it and looked (the 90 s call timeout) can land twice.
+//! it and looked (the 90 s call timeout) can land twice. The failpoint
+//! `kinesis.lost_reply` drops one call's reply to test that lookup.
 //!
 //! **Back-pressure.** `write` queues records and, once a full call's worth
 //! is queued, sends calls until it is not: memory is bounded by about two
