@@ -31,6 +31,17 @@
 # BENCH_SINKS="redis" drains it into a Redis Streams sink (default settings)
 # on a throwaway redis-server this script starts on 127.0.0.1:56479 (no
 # persistence), and checks the stream's length (XLEN) against the backlog.
+# BENCH_SINKS="http" POSTs it to an HTTP webhook sink (default settings:
+# batches of 500 Debezium envelopes, signed) on a throwaway receiver this
+# script starts (tests/readers/http_receiver.py --count-only: Python's
+# threaded http.server summing X-Outflow-Count, on a free loopback port),
+# and checks the receiver's count against the backlog. BENCH_HTTP_BATCH_SIZE
+# sets the sink's batch_size (default 500; max_batch_bytes is 16MB).
+# BENCH_SINKS="nats" drains it into a NATS JetStream sink (default settings:
+# stream OUTFLOW created by the sink, file storage) on a throwaway
+# `nats-server -js` this script starts on 127.0.0.1:56422 with its store
+# under $WORK/nats, and checks the stream's message count (read with nats-py
+# from the test venv, scripts/python-env.sh) against the backlog.
 # BENCH_SINKS="kinesis" drains it into a Kinesis sink (stream bench, 1 shard,
 # default settings) on a throwaway moto server (the test venv's moto[server],
 # scripts/python-env.sh) this script starts on 127.0.0.1:56488, and counts the
@@ -81,8 +92,8 @@ if [[ "$SOURCE" == mysql ]]; then WORK="${OUTFLOW_BENCH_DIR:-/tmp/outflow-bench-
 SINKS="${BENCH_SINKS:-jsonl}"
 for kind in $SINKS; do
     case "$kind" in
-        jsonl | parquet | kafka | postgres | iceberg | redis | kinesis) ;;
-        *) echo "BENCH_SINKS: unknown sink kind $kind (jsonl, parquet, kafka, postgres, iceberg, redis, kinesis)" >&2; exit 2 ;;
+        jsonl | parquet | kafka | postgres | iceberg | redis | http | nats | kinesis) ;;
+        *) echo "BENCH_SINKS: unknown sink kind $kind (jsonl, parquet, kafka, postgres, iceberg, redis, http, nats, kinesis)" >&2; exit 2 ;;
     esac
 done
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/outflow/target}"
@@ -92,6 +103,7 @@ psql_b() { "$PG_BIN/psql" -X -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$PORT" -U po
 
 KAFKA_PORT=56493
 REDIS_PORT=56479
+NATS_PORT=56422
 MOTO_PORT=56488
 stop_server() {
     if [[ -f "$WORK/mysqld.pid" ]]; then
@@ -104,6 +116,13 @@ stop_server() {
     fi
     if [[ -f "$WORK/redis.pid" ]]; then
         kill "$(cat "$WORK/redis.pid")" 2>/dev/null || true
+    fi
+    if [[ -f "$WORK/http.pid" ]]; then
+        kill "$(cat "$WORK/http.pid")" 2>/dev/null || true
+    fi
+    if [[ -f "$WORK/nats.pid" ]]; then
+        kill "$(cat "$WORK/nats.pid")" 2>/dev/null || true
+        for _ in $(seq 50); do kill -0 "$(cat "$WORK/nats.pid")" 2>/dev/null || break; sleep 0.1; done
     fi
     if [[ -f "$WORK/moto.pid" ]]; then
         kill "$(cat "$WORK/moto.pid")" 2>/dev/null || true
@@ -317,6 +336,20 @@ if [[ " $SINKS " == *" redis "* ]]; then
     echo $! >"$WORK/redis.pid"
     for _ in $(seq 50); do redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1 && break; sleep 0.2; done
 fi
+if [[ " $SINKS " == *" http "* ]]; then
+    mkdir -p "$WORK/http"
+    python3 tests/readers/http_receiver.py "$WORK/http" --count-only >"$WORK/http.log" 2>&1 </dev/null &
+    echo $! >"$WORK/http.pid"
+    for _ in $(seq 50); do [[ -s "$WORK/http/port" ]] && break; sleep 0.2; done
+    HTTP_PORT="$(cat "$WORK/http/port")"
+fi
+if [[ " $SINKS " == *" nats "* ]]; then
+    PY="$(scripts/python-env.sh)"
+    NATS_BIN="$(command -v nats-server || echo /usr/sbin/nats-server)"
+    "$NATS_BIN" -js -a 127.0.0.1 -p "$NATS_PORT" -sd "$WORK/nats" -l "$WORK/nats.log" >/dev/null 2>&1 </dev/null &
+    echo $! >"$WORK/nats.pid"
+    for _ in $(seq 50); do (exec 3<>"/dev/tcp/127.0.0.1/$NATS_PORT") 2>/dev/null && break; sleep 0.2; done
+fi
 if [[ " $SINKS " == *" kinesis "* ]]; then
     PY="$(scripts/python-env.sh)"
     "$PY" -m moto.server -H 127.0.0.1 -p "$MOTO_PORT" >"$WORK/moto.log" 2>&1 </dev/null &
@@ -355,6 +388,15 @@ partitions = 3" ;;
         redis) sink="name = \"null\"
 kind = \"redis\"
 url = \"redis://127.0.0.1:$REDIS_PORT/0\"" ;;
+        http) sink="name = \"null\"
+kind = \"http\"
+url = \"http://127.0.0.1:$HTTP_PORT/bench\"
+secret = \"bench-secret\"
+batch_size = ${BENCH_HTTP_BATCH_SIZE:-500}
+max_batch_bytes = \"16MB\"" ;;
+        nats) sink="name = \"null\"
+kind = \"nats\"
+url = \"nats://127.0.0.1:$NATS_PORT\"" ;;
         kinesis) sink="name = \"null\"
 kind = \"kinesis\"
 stream = \"bench\"
@@ -457,6 +499,24 @@ if [[ -n "${OUT_S[redis]:-}" ]]; then
     else
         printf 'redis stream bench.public.orders holds all %s entries; redis-server RSS %s\n' "$xlen" \
             "$(redis-cli -p "$REDIS_PORT" info memory | grep '^used_memory_rss_human' | cut -d: -f2 | tr -d '\r')"
+    fi
+fi
+if [[ -n "${OUT_S[http]:-}" ]]; then
+    got="$(cat "$WORK/http/count" 2>/dev/null || echo 0)"
+    if [[ "$got" != "$TOTAL" ]]; then
+        echo "error: the http receiver counted $got events, expected $TOTAL" >&2
+        status=1
+    else
+        printf 'http receiver counted all %s events\n' "$got"
+    fi
+fi
+if [[ -n "${OUT_S[nats]:-}" ]]; then
+    msgs=$("$PY" tests/readers/nats_read.py count "nats://127.0.0.1:$NATS_PORT" OUTFLOW)
+    if [[ "$msgs" != "$TOTAL" ]]; then
+        echo "error: the nats stream holds $msgs messages, expected $TOTAL" >&2
+        status=1
+    else
+        printf 'nats stream OUTFLOW holds all %s messages; nats-server store %s\n' "$msgs" "$(du -sh "$WORK/nats" | cut -f1)"
     fi
 fi
 if [[ -n "${OUT_S[kinesis]:-}" ]]; then

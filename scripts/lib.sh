@@ -49,7 +49,7 @@ apt_install() {
 
 # install_prereqs: what building outflow and running its test servers need,
 # installed when missing (idempotent; scripts/test.sh and scripts/demo.sh
-# both start with it): PostgreSQL 15, MariaDB and Redis server binaries, openssl,
+# both start with it): PostgreSQL 15, MariaDB, Redis and NATS server binaries, openssl,
 # and for librdkafka's build (rdkafka's cmake-build) cmake and the curl and
 # OpenSSL headers. Puts ~/.cargo/bin on PATH when cargo is only there, and
 # exports CARGO_TARGET_DIR (default ~/.cache/outflow/target, shared by
@@ -64,6 +64,7 @@ install_prereqs() {
     dpkg -s libssl-dev >/dev/null 2>&1 || missing+=(libssl-dev)
     have mariadbd || missing+=(mariadb-server)
     have redis-server || missing+=(redis-server)
+    have nats-server || [[ -x /usr/sbin/nats-server ]] || missing+=(nats-server)
     if ((${#missing[@]} > 0)); then
         apt_install "${missing[@]}"
     fi

@@ -246,6 +246,7 @@ async fn tail(config_path: &Path, until_caught_up: bool) -> Result<()> {
         path: PathBuf::from("-"),
         format: Default::default(),
         unavailable_value_placeholder: "__debezium_unavailable_value".into(),
+        debezium: Default::default(),
     };
     let sink = stdout.build(ctx, None)?;
     let mut handles = vec![spawn_sink("tail".into(), Box::new(sink), None, SinkStart::default(), COMMIT_INTERVAL)];

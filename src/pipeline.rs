@@ -373,6 +373,12 @@ impl Worker {
 }
 
 fn sink_error(name: &str, e: outflow_sinks::SinkError) -> Error {
+    // A definite error carries its own fix.
+    if let outflow_sinks::SinkError::Fatal { message, hint } = e {
+        let prefix = format!("sink {name:?}");
+        let message = if message.starts_with(&prefix) { message } else { format!("{prefix}: {message}") };
+        return Error::fatal(message, hint);
+    }
     let full = matches!(&e, outflow_sinks::SinkError::Io { source, .. } if source.raw_os_error() == Some(libc::ENOSPC));
     let hint = if full {
         "free space on the sink's file system and run again; outflow resumes from its last committed offset (what was written after it is replaced)"

@@ -152,6 +152,37 @@ impl ChangeEvent {
     pub fn key_row(&self) -> Option<&Row> {
         self.after.as_ref().or(self.before.as_ref())
     }
+
+    /// Whether an update moved its row to another key: the source sent the
+    /// whole old key in `before` and it differs from the new one. (An old
+    /// tuple of another replica identity, e.g. `USING INDEX` on non-key
+    /// columns, does not carry the key: such an update stays an update.)
+    pub fn key_changed(&self) -> bool {
+        let (Op::Update, Some(before), Some(after)) = (self.op, &self.before, &self.after) else { return false };
+        let mut keys = self.table.key_indexes().peekable();
+        keys.peek().is_some()
+            && self.table.key_indexes().all(|i| before.get(i).is_some_and(|v| !v.is_null()))
+            && keys.any(|i| before.get(i) != after.get(i))
+    }
+
+    /// An update that moved its row to another key as Debezium emits it: a
+    /// delete of the old key (with the before-image the source sent) and a
+    /// create of the new one, both at the update's position. `None` for
+    /// every other change.
+    pub fn split_key_change(&self) -> Option<[ChangeEvent; 2]> {
+        if !self.key_changed() {
+            return None;
+        }
+        let half = |op, before: Option<&Row>, after: Option<&Row>| ChangeEvent {
+            op,
+            table: self.table.clone(),
+            before: before.cloned(),
+            after: after.cloned(),
+            source: self.source.clone(),
+            position: self.position.clone(),
+        };
+        Some([half(Op::Delete, self.before.as_ref(), None), half(Op::Create, None, self.after.as_ref())])
+    }
 }
 
 /// A logical decoding message (`pg_logical_emit_message`).

@@ -18,8 +18,9 @@ use outflow_model::StreamItem;
 use serde::Deserialize;
 use serde_json::json;
 
+use crate::format::debezium::{Debezium, DebeziumProperties};
 use crate::format::envelope::EventWriter;
-use crate::format::values::ValueStyle;
+use crate::format::values::{ValueModes, ValueStyle};
 use crate::format::Format;
 use crate::preflight::{writable_dir, Probe};
 use crate::{Checkpoint, Sink, SinkContext, SinkError, SinkFactory};
@@ -35,6 +36,11 @@ pub struct JsonlConfig {
     /// Shown in place of a TOASTed value the source did not send.
     #[serde(default = "default_placeholder")]
     pub unavailable_value_placeholder: String,
+    /// Debezium connector and transform properties, verbatim
+    /// (`format::debezium`); lines have no keys or topics, so
+    /// `message.key.columns` and topic routes are refused.
+    #[serde(default)]
+    pub debezium: DebeziumProperties,
 }
 
 fn default_placeholder() -> String {
@@ -63,8 +69,9 @@ impl JsonlConfig {
     /// Opens the output; with a checkpoint, first cuts the file back to the
     /// length committed with the sink's offset.
     pub fn build(&self, ctx: SinkContext, checkpoint: Option<&Checkpoint>) -> Result<JsonlSink, SinkError> {
-        let style = ValueStyle { unavailable_placeholder: self.unavailable_value_placeholder.clone() };
-        let writer = EventWriter::new(self.format, style, ctx);
+        let debezium = self.check()?;
+        let style = ValueStyle { modes: debezium.values, ..ValueStyle::new(self.unavailable_value_placeholder.clone()) };
+        let writer = EventWriter::new(self.format, style, ctx).unwrapped(debezium.unwrap);
         let is_stream =
             self.path.as_os_str() == "-" || std::fs::metadata(&self.path).is_ok_and(|m| !m.file_type().is_file());
         let out = if self.path.as_os_str() == "-" {
@@ -82,6 +89,27 @@ impl JsonlConfig {
     }
 }
 
+impl JsonlConfig {
+    /// `[sink.debezium]`, checked for a sink of lines.
+    fn check(&self) -> Result<Debezium, SinkError> {
+        let bad = |what: String| SinkError::Data(format!("sink {:?}: [sink.debezium] {what}", self.name));
+        let debezium = Debezium::parse(&self.debezium).map_err(bad)?;
+        if !debezium.key_columns.is_empty() {
+            return Err(bad("`message.key.columns` sets record keys; jsonl lines have none (use it on a kafka sink)".into()));
+        }
+        if !debezium.routes.is_empty() {
+            return Err(bad("ByLogicalTableRouter routes topics; jsonl lines have none (use it on a kafka sink)".into()));
+        }
+        if (debezium.unwrap.is_some() || debezium.values != ValueModes::default()) && self.format != Format::Debezium {
+            return Err(bad(
+                "transforms and converter settings apply to Debezium records: set `format = \"debezium\"` (the default)"
+                    .into(),
+            ));
+        }
+        Ok(debezium)
+    }
+}
+
 #[async_trait]
 impl SinkFactory for JsonlConfig {
     fn name(&self) -> &str {
@@ -89,7 +117,7 @@ impl SinkFactory for JsonlConfig {
     }
 
     fn validate(&self) -> Result<(), SinkError> {
-        Ok(())
+        self.check().map(drop)
     }
 
     async fn build(&self, ctx: SinkContext, checkpoint: Option<&Checkpoint>) -> Result<Box<dyn Sink>, SinkError> {
@@ -154,7 +182,7 @@ impl Sink for JsonlSink {
         self.writer.start_batch();
         for item in items {
             match item {
-                StreamItem::Change(ev) => self.writer.write_change(&mut self.line, ev),
+                StreamItem::Change(ev) => self.writer.write_lines(&mut self.line, ev),
                 StreamItem::Message(m) => self.writer.write_message(&mut self.line, m),
                 _ => {}
             }

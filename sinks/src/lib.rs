@@ -35,6 +35,10 @@ registry::sinks! {
     iceberg: Iceberg(iceberg::IcebergConfig) = "iceberg",
     #[cfg(feature = "redis")]
     redis: Redis(redis::RedisConfig) = "redis",
+    #[cfg(feature = "http")]
+    http: Http(http::HttpConfig) = "http",
+    #[cfg(feature = "nats")]
+    nats: Nats(nats::NatsConfig) = "nats",
     #[cfg(feature = "kinesis")]
     kinesis: Kinesis(kinesis::KinesisConfig) = "kinesis",
 }

@@ -1,10 +1,32 @@
 //! Settings values shared by sink configs and the binary's config: sizes
 //! ("256MB", "1GiB") and durations ("30s", "5m"), each also accepted as a
-//! plain number (bytes, seconds).
+//! plain number (bytes, seconds), and pass-through properties ([`Setting`]).
 
 use std::time::Duration;
 
 use serde::Deserialize;
+
+/// A pass-through property value (`[sink.producer]`, `[sink.debezium]`):
+/// the systems they go to take every property as a string.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum Setting {
+    Text(String),
+    Int(i64),
+    Bool(bool),
+    Float(f64),
+}
+
+impl std::fmt::Display for Setting {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Setting::Text(s) => f.write_str(s),
+            Setting::Int(i) => write!(f, "{i}"),
+            Setting::Bool(b) => write!(f, "{b}"),
+            Setting::Float(x) => write!(f, "{x}"),
+        }
+    }
+}
 
 /// A size: an integer number of bytes or a string like "256MB", "1GiB".
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

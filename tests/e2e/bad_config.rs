@@ -157,6 +157,16 @@ bad_config! {
         |c| with_sink(c, "[[sink]]\nname = \"events\"\nkind = \"parquet\"\npath = \"lake\"\ncompression_level = 99") => ["compression_level = 99"];
     config_postgres_sink_zero_batch_rows:
         |c| with_sink(c, "[[sink]]\nname = \"events\"\nkind = \"postgres\"\nurl = \"postgres://u@127.0.0.1:1/x\"\nbatch_rows = 0") => ["batch_rows"];
+    config_debezium_unsupported_key:
+        |c| format!("{c}[sink.debezium]\n\"snapshot.mode\" = \"never\"\n") => ["snapshot.mode", "supported keys", "tombstones.on.delete"];
+    config_debezium_unsupported_value:
+        |c| format!("{c}[sink.debezium]\n\"decimal.handling.mode\" = \"exact\"\n") => ["exact", "supported: precise, string, double"];
+    config_debezium_schemas_not_yet_supported:
+        |c| format!("{c}[sink.debezium]\n\"value.converter.schemas.enable\" = \"true\"\n") => ["value.converter.schemas.enable", "supported: false"];
+    config_debezium_unknown_transform:
+        |c| format!("{c}[sink.debezium]\ntransforms = \"f\"\n\"transforms.f.type\" = \"io.debezium.transforms.Filter\"\n") => ["io.debezium.transforms.Filter", "ExtractNewRecordState"];
+    config_debezium_route_on_a_jsonl_sink:
+        |c| format!("{c}[sink.debezium]\ntransforms = \"r\"\n\"transforms.r.type\" = \"io.debezium.transforms.ByLogicalTableRouter\"\n\"transforms.r.topic.regex\" = \"x\"\n\"transforms.r.topic.replacement\" = \"y\"\n") => ["ByLogicalTableRouter", "kafka sink"];
     config_not_toml:
         |c| format!("{c}[snapshot\nmode = \"never\"\n") => ["line"];
 }

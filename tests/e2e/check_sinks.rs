@@ -2,8 +2,8 @@
 //! line from its own preflight, each ✗ with its fix, and a failing sink
 //! fails `check` (exit code 1) while the source is fine. Scenarios: an
 //! unreachable Kafka broker next to a reachable one, JSONL and Parquet
-//! directories on a read-only file system, and a PostgreSQL apply-sink
-//! target whose user may not create anything.
+//! directories on a read-only file system, an unreachable NATS server, and
+//! a PostgreSQL apply-sink target whose user may not create anything.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -67,6 +67,19 @@ async fn check_names_the_fix_for_an_unreachable_kafka_broker() {
     assert!(fix.contains("`brokers`") && fix.contains("sasl"), "{fix}");
     assert!(out.stdout.contains("✓ sink \"up\": kafka brokers"), "{}", out.stdout);
     assert!(out.stderr.contains("1 check(s) failed"), "{}", out.stderr);
+    db.cleanup().await;
+}
+
+#[tokio::test]
+async fn check_names_the_fix_for_an_unreachable_nats_server() {
+    let sinks = "[[sink]]\nname = \"bus\"\nkind = \"nats\"\nurl = \"nats://u:secret@127.0.0.1:1\"\n";
+    let (db, outflow) = setup("check_nats", sinks).await;
+    let out = check(&outflow).await;
+    assert_eq!(out.code, Some(1), "{}\n{}", out.stdout, out.stderr);
+    source_passed(&out.stdout);
+    let fix = fix_of(&out.stdout, "sink \"bus\": nats at nats://u:***@127.0.0.1:1 accepts the sink's credentials");
+    assert!(fix.contains("`url`"), "{fix}");
+    assert!(!out.stdout.contains("secret"), "{}", out.stdout);
     db.cleanup().await;
 }
 

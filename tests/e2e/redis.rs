@@ -10,7 +10,9 @@
 //! again mid-run → reconnected, nothing lost or doubled; the server frozen
 //! (SIGSTOP) for 20 s mid-run → the slot held, everything delivered once it
 //! returns; a wrong password → one clean error line,
-//! and `outflow check` names the fix.
+//! and `outflow check` names the fix; a change larger than the server's
+//! `proto-max-bulk-len` → one clean error line, nothing acknowledged past
+//! it, delivered once the limit is raised.
 
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
@@ -34,6 +36,11 @@ struct OwnRedis {
 
 impl OwnRedis {
     fn start(password: Option<&str>) -> OwnRedis {
+        OwnRedis::start_with(password, &[])
+    }
+
+    /// A server with more command-line settings (e.g. `--proto-max-bulk-len 1mb`).
+    fn start_with(password: Option<&str>, settings: &[&str]) -> OwnRedis {
         let dir = tempfile::tempdir().unwrap();
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let mut cmd = Command::new("redis-server");
@@ -47,6 +54,7 @@ impl OwnRedis {
         if let Some(p) = password {
             cmd.args(["--requirepass", p]);
         }
+        cmd.args(settings);
         let child = cmd.spawn().expect("starting redis-server (is it installed?)");
         let server = OwnRedis { _dir: dir, port, password: password.map(str::to_string), child };
         let deadline = std::time::Instant::now() + Duration::from_secs(20);
@@ -374,5 +382,45 @@ async fn a_wrong_password_stops_with_one_clean_line_and_check_names_the_fix() {
     let outflow = redis_outflow(&db, &["public.t"], &unique_name("auth"), &redis.url());
     let check = outflow.exec(&["check"]).await;
     assert!(check.stdout.contains("✓ sink \"bus\": redis at"), "{}\n{}", check.stdout, check.stderr);
+    db.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_change_over_the_servers_bulk_limit_stops_the_run_until_the_limit_is_raised() {
+    let redis = OwnRedis::start_with(None, &["--proto-max-bulk-len", "1mb"]);
+    let db = TestDb::create("redis_too_large").await;
+    db.execute("CREATE TABLE t (id int PRIMARY KEY, body text)").await;
+    let name = unique_name("large");
+    let outflow = redis_outflow(&db, &["public.t"], &name, &redis.url());
+    outflow.run_until_caught_up().await.assert_success();
+    db.wait_for_slot_idle().await;
+    let before = crate::outage::confirmed_flush_lsn(&db).await;
+
+    // A small change, then one of 2 MB (in one transaction each).
+    db.execute("INSERT INTO t VALUES (1, 'small')").await;
+    db.execute("INSERT INTO t SELECT 2, string_agg(md5(g::text), '') FROM generate_series(1, 65536) g").await;
+    let out = outflow.run_until_caught_up().await;
+    assert!(matches!(out.code, Some(c) if c != 0), "expected a failure: {}", out.stderr);
+    assert!(!out.stderr.contains("panicked"), "{}", out.stderr);
+    let errors: Vec<&str> = out.stderr.lines().filter(|l| l.starts_with("error: ")).collect();
+    assert_eq!(errors.len(), 1, "one error line: {}", out.stderr);
+    assert!(
+        errors[0].contains("public.t") && errors[0].contains("proto-max-bulk-len of 1048576 bytes"),
+        "{}",
+        errors[0]
+    );
+    assert!(out.stderr.contains("hint: raise proto-max-bulk-len"), "{}", out.stderr);
+    // The slot is not past the large change (at most past the small one).
+    let stream = format!("{name}.public.t");
+    let held = crate::outage::confirmed_flush_lsn(&db).await;
+    let current = db.query("SELECT pg_current_wal_lsn()::text").await[0].get::<_, String>(0);
+    assert_ne!(held, current, "the slot moved past the refused change (was {before})");
+    let len = redis.command(&["XLEN", &stream]);
+    assert!(matches!(len.as_str(), ":0" | ":1"), "only the small change may be there: {len}");
+
+    // Raise the limit: the next run delivers the large change, and the small one once.
+    assert_eq!(redis.command(&["CONFIG", "SET", "proto-max-bulk-len", "8mb"]), "+OK");
+    outflow.run_until_caught_up().await.assert_success();
+    assert_exactly_once(&entries(&redis.url(), &stream), 2);
     db.cleanup().await;
 }

@@ -16,6 +16,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use outflow_model::{ChangeEvent, Dialect, LogicalMessage, Op, Row, SourceInfo, TableSchema};
 
+use super::debezium::{MetaField, Unwrap};
 use super::values::{write_debezium_value, write_flat_value, write_json_str, ValueStyle};
 use super::Format;
 use crate::SinkContext;
@@ -30,6 +31,8 @@ pub struct EventWriter {
     /// Processing time (the envelope's `ts_ms`/`ts_us`/`ts_ns`), taken once
     /// per batch by [`EventWriter::start_batch`].
     now_us: i64,
+    /// `ExtractNewRecordState` for [`EventWriter::write_lines`].
+    unwrap: Option<Arc<Unwrap>>,
 }
 
 struct RenderedSource {
@@ -43,7 +46,7 @@ const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), "-outflow");
 
 impl EventWriter {
     pub fn new(format: Format, style: ValueStyle, ctx: SinkContext) -> Self {
-        EventWriter { format, style, ctx, snapshot_source: None, now_us: now_us() }
+        EventWriter { format, style, ctx, snapshot_source: None, now_us: now_us(), unwrap: None }
     }
 
     /// Takes the processing time for the events written until the next call
@@ -60,6 +63,91 @@ impl EventWriter {
             Format::Json => self.write_flat(out, ev),
         }
         out.push(b'\n');
+    }
+
+    /// Appends the event's lines as a file of Debezium records holds them:
+    /// in the Debezium format an update that moved its row to another key
+    /// is a delete of the old key and a create of the new one (two lines),
+    /// as Debezium emits it; otherwise one line.
+    /// With an unwrap transform ([`EventWriter::unwrapped`]) the lines are
+    /// its flat rows: deletes only when it rewrites them, no truncates.
+    pub fn write_lines(&mut self, out: &mut Vec<u8>, ev: &ChangeEvent) {
+        match (self.format, ev.split_key_change()) {
+            (Format::Debezium, Some([delete, create])) => {
+                self.write_line(out, &delete);
+                self.write_line(out, &create);
+            }
+            _ => self.write_line(out, ev),
+        }
+    }
+
+    fn write_line(&mut self, out: &mut Vec<u8>, ev: &ChangeEvent) {
+        let Some(unwrap) = self.unwrap.clone() else { return self.write_change(out, ev) };
+        let keep = match ev.op {
+            Op::Delete => unwrap.deletes.records(false).0,
+            Op::Truncate => false,
+            _ => true,
+        };
+        if keep {
+            self.write_unwrapped(out, ev, &unwrap);
+            out.push(b'\n');
+        }
+    }
+
+    /// Lines of [`EventWriter::write_lines`] are the unwrap transform's rows.
+    pub fn unwrapped(mut self, unwrap: Option<Unwrap>) -> Self {
+        self.unwrap = unwrap.map(Arc::new);
+        self
+    }
+
+    /// Appends the row flat, as Debezium's `ExtractNewRecordState` writes a
+    /// record value (no newline): the new row (a delete's old row), then
+    /// `__deleted` when deletes are rewritten, then the `add.fields`.
+    pub fn write_unwrapped(&mut self, out: &mut Vec<u8>, ev: &ChangeEvent, unwrap: &Unwrap) {
+        let row = if ev.op == Op::Delete { ev.before.as_ref() } else { ev.after.as_ref() };
+        match row {
+            Some(_) => {
+                self.write_row(out, &ev.table, row);
+                out.pop(); // the closing brace
+            }
+            None => out.push(b'{'),
+        }
+        let sep = |out: &mut Vec<u8>| {
+            if out.last() != Some(&b'{') {
+                out.push(b',');
+            }
+        };
+        if unwrap.deletes.rewrites() {
+            sep(out);
+            out.extend_from_slice(if ev.op == Op::Delete {
+                b"\"__deleted\":\"true\""
+            } else {
+                b"\"__deleted\":\"false\""
+            });
+        }
+        for meta in &unwrap.fields {
+            sep(out);
+            write_json_str(out, &meta.name);
+            out.push(b':');
+            out.extend_from_slice(self.meta_value(ev, &meta.field).to_string().as_bytes());
+        }
+        out.push(b'}');
+    }
+
+    /// An `add.fields`/`add.headers` value: the envelope's `op` or `ts_ms`,
+    /// or a field of the event's source block (null when it has none).
+    pub fn meta_value(&mut self, ev: &ChangeEvent, field: &MetaField) -> serde_json::Value {
+        match field {
+            MetaField::Op => serde_json::Value::from(ev.op.code()),
+            MetaField::TsMs => serde_json::Value::from(self.now_us / 1000),
+            MetaField::Source(name) => {
+                let mut json = Vec::new();
+                self.write_source(&mut json, &ev.source, &ev.table.id.schema, &ev.table.id.name);
+                let mut source: serde_json::Map<String, serde_json::Value> =
+                    serde_json::from_slice(&json).unwrap_or_default();
+                source.remove(name).unwrap_or(serde_json::Value::Null)
+            }
+        }
     }
 
     /// Appends a logical decoding message as Debezium's `op: "m"` record.

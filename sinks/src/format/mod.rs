@@ -1,6 +1,7 @@
 //! Output formats: the Debezium JSON envelope (default) and flat JSON, and
 //! how message sinks name destinations and key records (`routing`).
 
+pub mod debezium;
 pub mod envelope;
 pub mod routing;
 pub mod values;

@@ -80,16 +80,47 @@ impl NameTemplate {
 /// order), rendered like the value's columns. `false` when the table has no
 /// key columns (the key is null) or the change has no row (truncate).
 pub fn write_key(out: &mut Vec<u8>, ev: &ChangeEvent, style: &ValueStyle) -> bool {
+    write_key_from(out, ev, style, None, None)
+}
+
+/// [`write_key`] from chosen columns (`columns`: indexes, in key order;
+/// `None`: the table's key), with an `extra` string field last (a topic
+/// route's `__dbz__physicalTableIdentifier`).
+pub fn write_key_from(
+    out: &mut Vec<u8>,
+    ev: &ChangeEvent,
+    style: &ValueStyle,
+    columns: Option<&[usize]>,
+    extra: Option<(&str, &str)>,
+) -> bool {
     let Some(row) = ev.key_row() else { return false };
-    let mut any = false;
-    for (col, v) in ev.table.columns.iter().zip(row).filter(|(c, _)| c.key) {
-        out.push(if any { b',' } else { b'{' });
-        any = true;
-        write_json_str(out, &col.name);
+    let start = out.len();
+    let field = |out: &mut Vec<u8>, name: &str| {
+        out.push(if out.len() > start { b',' } else { b'{' });
+        write_json_str(out, name);
         out.push(b':');
-        write_debezium_value(out, v, col, style);
+    };
+    match columns {
+        None => {
+            for (col, v) in ev.table.columns.iter().zip(row).filter(|(c, _)| c.key) {
+                field(out, &col.name);
+                write_debezium_value(out, v, col, style);
+            }
+        }
+        Some(indexes) => {
+            for &i in indexes {
+                let (Some(col), Some(v)) = (ev.table.columns.get(i), row.get(i)) else { continue };
+                field(out, &col.name);
+                write_debezium_value(out, v, col, style);
+            }
+        }
     }
+    let any = out.len() > start;
     if any {
+        if let Some((name, value)) = extra {
+            field(out, name);
+            write_json_str(out, value);
+        }
         out.push(b'}');
     }
     any

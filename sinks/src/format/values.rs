@@ -39,6 +39,7 @@
 use std::io::Write;
 
 use base64::Engine;
+use num_bigint::BigInt;
 use outflow_model::value::civil_from_days;
 use outflow_model::{ColumnSchema, ColumnType, Value};
 
@@ -47,12 +48,91 @@ use outflow_model::{ColumnSchema, ColumnType, Value};
 pub struct ValueStyle {
     /// Shown for a TOASTed value the source did not send (`Value::Unchanged`).
     pub unavailable_placeholder: String,
+    /// Debezium's converter settings (Debezium format only).
+    pub modes: ValueModes,
 }
 
 impl Default for ValueStyle {
     fn default() -> Self {
-        ValueStyle { unavailable_placeholder: "__debezium_unavailable_value".to_owned() }
+        ValueStyle::new("__debezium_unavailable_value")
     }
+}
+
+impl ValueStyle {
+    /// The default rendering with this TOAST placeholder.
+    pub fn new(unavailable_placeholder: impl Into<String>) -> Self {
+        ValueStyle { unavailable_placeholder: unavailable_placeholder.into(), modes: ValueModes::default() }
+    }
+}
+
+/// Debezium's converter settings, each defaulting to outflow's rendering.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ValueModes {
+    pub decimal: DecimalMode,
+    pub binary: BinaryMode,
+    pub time: TimeMode,
+    pub interval: IntervalMode,
+    pub unsigned: UnsignedMode,
+}
+
+/// `decimal.handling.mode`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum DecimalMode {
+    /// The exact decimal as a string (outflow's default).
+    #[default]
+    String,
+    /// Base64 of the unscaled value's two's-complement big-endian bytes at
+    /// the declared scale; `{"scale", "value"}` (`VariableScaleDecimal`)
+    /// without one; NaN and infinities null (Debezium's default).
+    Precise,
+    /// A JSON number (may lose digits).
+    Double,
+}
+
+/// `binary.handling.mode`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum BinaryMode {
+    /// `bytes` and `base64`: standard base64 (the same JSON).
+    #[default]
+    Base64,
+    Base64UrlSafe,
+    /// Lowercase hex.
+    Hex,
+}
+
+/// `time.precision.mode`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum TimeMode {
+    /// Millis for precision 0..=3, micros above (MySQL TIME: always micros).
+    #[default]
+    Adaptive,
+    /// As adaptive, but times of day always in micros.
+    AdaptiveTimeMicroseconds,
+    /// Kafka Connect's types: times of day and timestamps in millis; a MySQL
+    /// TIME outside 00:00..24:00 is null.
+    Connect,
+}
+
+/// `interval.handling.mode`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum IntervalMode {
+    /// Microseconds, a month being 30.4375 days.
+    #[default]
+    Numeric,
+    /// `P<y>Y<m>M<d>DT<h>H<m>M<s>S`, every field present.
+    String,
+}
+
+/// `bigint.unsigned.handling.mode` (BIGINT UNSIGNED only).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum UnsignedMode {
+    /// The exact integer (outflow's default).
+    #[default]
+    Exact,
+    /// The 64 bits as a signed long (values above 2^63-1 wrap negative).
+    Long,
+    /// Base64 of the big-endian two's-complement bytes (a decimal of scale 0).
+    Precise,
 }
 
 const MICROS_PER_DAY: i64 = 86_400_000_000;
@@ -74,6 +154,12 @@ enum Kind {
     /// A span of time (MySQL TIME): microseconds whatever its precision.
     Duration,
     Geometry,
+    /// A decimal of fixed scale (declared, or money's 2).
+    FixedDecimal(i32),
+    /// A decimal without a declared scale (PostgreSQL `numeric`).
+    VariableDecimal,
+    /// BIGINT UNSIGNED.
+    UInt64,
     Other,
 }
 
@@ -93,6 +179,11 @@ fn col_type(col: &ColumnSchema) -> ColType {
         ColumnType::Int { bits: 16.., signed: true } => Kind::IntLike,
         ColumnType::Duration { .. } => Kind::Duration,
         ColumnType::Geometry => Kind::Geometry,
+        ColumnType::Decimal(Some((_, scale))) => Kind::FixedDecimal(*scale),
+        // money: Debezium's `money.fraction.digits` default.
+        ColumnType::Decimal(None) if col.type_name == "money" => Kind::FixedDecimal(2),
+        ColumnType::Decimal(None) => Kind::VariableDecimal,
+        ColumnType::Int { bits: 64, signed: false } => Kind::UInt64,
         _ => Kind::Other,
     };
     let is_array = matches!(col.ty, ColumnType::Array(_));
@@ -105,12 +196,22 @@ impl ColType {
     fn millis(&self) -> bool {
         self.kind != Kind::Duration && self.precision.is_some_and(|p| p <= 3)
     }
+
+    /// Whether a time of day (`time`) or timestamp renders in millis.
+    fn millis_in(&self, mode: TimeMode, timestamp: bool) -> bool {
+        match mode {
+            TimeMode::Adaptive => self.millis(),
+            TimeMode::AdaptiveTimeMicroseconds => timestamp && self.millis(),
+            TimeMode::Connect => true,
+        }
+    }
 }
 
 /// Appends the Debezium JSON for `v` to `out`.
 pub fn write_debezium_value(out: &mut Vec<u8>, v: &Value, col: &ColumnSchema, style: &ValueStyle) {
     // The commonest values render the same whatever the declared type.
     let ct = match v {
+        Value::Decimal(_) if style.modes.decimal != DecimalMode::String => col_type(col),
         Value::Null | Value::Bool(_) | Value::Int(_) | Value::Decimal(_) | Value::Text(_) => UNTYPED,
         _ => col_type(col),
     };
@@ -124,30 +225,54 @@ fn debezium(out: &mut Vec<u8>, v: &Value, ct: &ColType, style: &ValueStyle) {
         Value::Null => out.extend_from_slice(b"null"),
         Value::Bool(b) => out.extend_from_slice(if *b { b"true" } else { b"false" }),
         Value::Int(i) => write_int(out, *i),
-        Value::UInt(u) => out.extend_from_slice(itoa::Buffer::new().format(*u).as_bytes()),
+        Value::UInt(u) => match (style.modes.unsigned, ct.kind) {
+            (UnsignedMode::Long, Kind::UInt64) => write_int(out, *u as i64),
+            (UnsignedMode::Precise, Kind::UInt64) => {
+                write_bytes(out, &BigInt::from(*u).to_signed_bytes_be(), BinaryMode::Base64)
+            }
+            _ => out.extend_from_slice(itoa::Buffer::new().format(*u).as_bytes()),
+        },
         Value::Float32(f) => write_java_float(out, *f as f64, true),
         Value::Float64(f) => write_java_float(out, *f, false),
-        Value::Decimal(d) => write_json_str(
-            out,
-            match d.as_str() {
-                "NaN" => "NAN",
-                "Infinity" => "POSITIVE_INFINITY",
-                "-Infinity" => "NEGATIVE_INFINITY",
-                s => s,
+        Value::Decimal(d) => match style.modes.decimal {
+            DecimalMode::String => write_json_str(
+                out,
+                match d.as_str() {
+                    "NaN" => "NAN",
+                    "Infinity" => "POSITIVE_INFINITY",
+                    "-Infinity" => "NEGATIVE_INFINITY",
+                    s => s,
+                },
+            ),
+            DecimalMode::Double => match d.parse::<f64>() {
+                Ok(x) => write_java_float(out, x, false),
+                Err(_) => out.extend_from_slice(b"null"),
             },
-        ),
+            DecimalMode::Precise => write_precise_decimal(out, d, ct.kind),
+        },
         Value::Text(s) | Value::Json(s) | Value::Uuid(s) | Value::Enum(s) => write_json_str(out, s),
         Value::Bytes(b) if ct.kind == Kind::Geometry && b.len() >= 4 => write_geometry(out, b),
-        Value::Bytes(b) => write_base64(out, b),
+        Value::Bytes(b) => write_bytes(out, b, style.modes.binary),
         Value::Date(d) => write_int(out, *d as i64),
-        Value::Time(us) => write_int(out, if ct.millis() { us.div_euclid(1000) } else { *us }),
+        Value::Time(us) if ct.kind == Kind::Duration && style.modes.time == TimeMode::Connect => {
+            if (0..MICROS_PER_DAY).contains(us) {
+                write_int(out, us.div_euclid(1000));
+            } else {
+                out.extend_from_slice(b"null");
+            }
+        }
+        Value::Time(us) => {
+            write_int(out, if ct.millis_in(style.modes.time, false) { us.div_euclid(1000) } else { *us })
+        }
         Value::TimeTz { micros, offset_secs } => {
             out.push(b'"');
             let utc = (micros - *offset_secs as i64 * 1_000_000).rem_euclid(MICROS_PER_DAY);
             write_time_of_day(out, utc, None);
             out.extend_from_slice(b"Z\"");
         }
-        Value::Timestamp(us) => write_int(out, if ct.millis() { us.div_euclid(1000) } else { *us }),
+        Value::Timestamp(us) => {
+            write_int(out, if ct.millis_in(style.modes.time, true) { us.div_euclid(1000) } else { *us })
+        }
         Value::TimestampTz(us) => {
             out.push(b'"');
             write_datetime(out, *us, Some(ct.precision.unwrap_or(6)));
@@ -157,10 +282,13 @@ fn debezium(out: &mut Vec<u8>, v: &Value, ct: &ColType, style: &ValueStyle) {
             Kind::Date => write_int(out, if *negative { i32::MIN } else { i32::MAX } as i64),
             Kind::Timestamp => {
                 let us = if *negative { TS_NEG_INFINITY } else { TS_POS_INFINITY };
-                write_int(out, if ct.millis() { us / 1000 } else { us });
+                write_int(out, if ct.millis_in(style.modes.time, true) { us / 1000 } else { us });
             }
             _ => write_json_str(out, if *negative { "-infinity" } else { "infinity" }),
         },
+        Value::Interval { months, days, micros } if style.modes.interval == IntervalMode::String => {
+            write_debezium_iso_interval(out, *months, *days, *micros)
+        }
         Value::Interval { months, days, micros } => {
             let total = *months as i128 * 2_629_800_000_000 + *days as i128 * MICROS_PER_DAY as i128 + *micros as i128;
             write_int(out, total.clamp(i64::MIN as i128, i64::MAX as i128) as i64);
@@ -185,7 +313,7 @@ fn debezium(out: &mut Vec<u8>, v: &Value, ct: &ColType, style: &ValueStyle) {
         Value::Unchanged => {
             let p = style.unavailable_placeholder.as_str();
             match (ct.is_array, ct.kind) {
-                (false, Kind::Bytea) => write_base64(out, p.as_bytes()),
+                (false, Kind::Bytea) => write_bytes(out, p.as_bytes(), style.modes.binary),
                 (false, _) => write_json_str(out, p),
                 (true, Kind::IntLike | Kind::Date) => {
                     out.push(b'[');
@@ -353,6 +481,101 @@ fn write_base64(out: &mut Vec<u8>, bytes: &[u8]) {
     let n = engine.encode_slice(bytes, &mut out[start..]).unwrap_or(0);
     out.truncate(start + n);
     out.push(b'"');
+}
+
+/// Bytes as `binary.handling.mode` says: base64 (standard or URL-safe,
+/// padded, as Java's encoders) or lowercase hex, in a JSON string.
+fn write_bytes(out: &mut Vec<u8>, bytes: &[u8], mode: BinaryMode) {
+    match mode {
+        BinaryMode::Base64 => write_base64(out, bytes),
+        BinaryMode::Base64UrlSafe => {
+            out.push(b'"');
+            out.extend_from_slice(base64::engine::general_purpose::URL_SAFE.encode(bytes).as_bytes());
+            out.push(b'"');
+        }
+        BinaryMode::Hex => {
+            const HEX: &[u8; 16] = b"0123456789abcdef";
+            out.push(b'"');
+            for b in bytes {
+                out.extend_from_slice(&[HEX[(b >> 4) as usize], HEX[(b & 15) as usize]]);
+            }
+            out.push(b'"');
+        }
+    }
+}
+
+/// `decimal.handling.mode=precise`: the unscaled value's two's-complement
+/// big-endian bytes in base64, at the declared scale (`FixedDecimal`), or
+/// `{"scale", "value"}` with the value's own scale, trailing fraction
+/// zeros dropped (`VariableDecimal`, Debezium's `VariableScaleDecimal`).
+/// NaN and the infinities have no such form: null, as in Debezium.
+fn write_precise_decimal(out: &mut Vec<u8>, text: &str, kind: Kind) {
+    let (negative, digits) = match text.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, text.strip_prefix('+').unwrap_or(text)),
+    };
+    let (int_part, frac) = digits.split_once('.').unwrap_or((digits, ""));
+    if int_part.is_empty() && frac.is_empty() || !int_part.bytes().chain(frac.bytes()).all(|b| b.is_ascii_digit()) {
+        out.extend_from_slice(b"null");
+        return;
+    }
+    let (scale, frac) = match kind {
+        Kind::FixedDecimal(scale) => (scale, frac),
+        _ => {
+            let kept = frac.trim_end_matches('0');
+            (kept.len() as i32, kept)
+        }
+    };
+    // The unscaled integer's digits at `scale` (pad or cut the fraction;
+    // a negative scale drops integer digits, as numeric(p, -s) stores them).
+    let mut unscaled = String::with_capacity(int_part.len() + frac.len() + 1);
+    unscaled.push_str(int_part);
+    if scale >= 0 {
+        let scale = scale as usize;
+        unscaled.push_str(&frac[..frac.len().min(scale)]);
+        unscaled.extend(std::iter::repeat_n('0', scale.saturating_sub(frac.len())));
+    } else {
+        unscaled.truncate(unscaled.len().saturating_sub(scale.unsigned_abs() as usize));
+    }
+    let mut value: BigInt = unscaled.parse().unwrap_or_default();
+    if negative {
+        value = -value;
+    }
+    let bytes = value.to_signed_bytes_be();
+    match kind {
+        Kind::FixedDecimal(_) => write_base64(out, &bytes),
+        _ => {
+            out.extend_from_slice(b"{\"scale\":");
+            write_int(out, scale as i64);
+            out.extend_from_slice(b",\"value\":");
+            write_base64(out, &bytes);
+            out.push(b'}');
+        }
+    }
+}
+
+/// `interval.handling.mode=string`: Debezium's `P<y>Y<m>M<d>DT<h>H<m>M<s>S`
+/// with every field, each carrying its own sign, seconds with their
+/// fraction (`P-1Y-2M3DT-4H-5M-6.000007S`, `P0Y0M0DT0H0M-1S`).
+fn write_debezium_iso_interval(out: &mut Vec<u8>, months: i32, days: i32, micros: i64) {
+    let (h, m) = (micros / 3_600_000_000, micros / 60_000_000 % 60);
+    let sec_micros = micros % 60_000_000;
+    let _ = write!(out, "\"P{}Y{}M{}DT{h}H{m}M", months / 12, months % 12, days);
+    if sec_micros < 0 {
+        out.push(b'-');
+    }
+    let abs = sec_micros.unsigned_abs();
+    let _ = write!(out, "{}", abs / 1_000_000);
+    let mut frac = abs % 1_000_000;
+    if frac != 0 {
+        let mut width = 6;
+        while frac.is_multiple_of(10) {
+            frac /= 10;
+            width -= 1;
+        }
+        let _ = write!(out, ".{frac:0width$}");
+    }
+    out.extend_from_slice(b"S\"");
 }
 
 /// A bit string's value as little-endian bytes without high zero bytes, as

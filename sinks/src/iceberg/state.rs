@@ -89,7 +89,7 @@ impl TableState {
                 index.add_change(&mut self.files, ev, settings).await
             }
             TableMode::Append => {
-                if key_changed(ev) {
+                if ev.key_changed() {
                     // The old key's row ends here: a `d` row with the
                     // before-image, then the update's row, both at the
                     // update's position.
@@ -168,12 +168,4 @@ impl TableState {
         self.before_first = None;
         Ok(())
     }
-}
-
-/// Whether an update moved its row to another key (the source sent the old
-/// key in `before` and it differs from the new one).
-fn key_changed(ev: &ChangeEvent) -> bool {
-    let (Op::Update, Some(before), Some(after)) = (ev.op, &ev.before, &ev.after) else { return false };
-    let mut keys = ev.table.key_indexes().peekable();
-    keys.peek().is_some() && keys.any(|i| before.get(i) != after.get(i))
 }

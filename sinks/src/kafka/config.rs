@@ -13,7 +13,10 @@ use std::collections::BTreeMap;
 use rdkafka::ClientConfig;
 use serde::Deserialize;
 
+use crate::format::debezium::{Debezium, DebeziumProperties};
+use crate::format::values::ValueModes;
 use crate::format::Format;
+pub use crate::settings::Setting;
 use crate::SinkError;
 
 use crate::format::routing::NameTemplate;
@@ -58,27 +61,10 @@ pub struct KafkaConfig {
     /// librdkafka producer properties, passed through.
     #[serde(default)]
     pub producer: BTreeMap<String, Setting>,
-}
-
-/// A `[sink.producer]` value: librdkafka takes every property as a string.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(untagged)]
-pub enum Setting {
-    Text(String),
-    Int(i64),
-    Bool(bool),
-    Float(f64),
-}
-
-impl std::fmt::Display for Setting {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Setting::Text(s) => f.write_str(s),
-            Setting::Int(i) => write!(f, "{i}"),
-            Setting::Bool(b) => write!(f, "{b}"),
-            Setting::Float(x) => write!(f, "{x}"),
-        }
-    }
+    /// Debezium connector and transform properties, verbatim
+    /// (`format::debezium`).
+    #[serde(default)]
+    pub debezium: DebeziumProperties,
 }
 
 fn yes() -> bool {
@@ -112,11 +98,15 @@ impl KafkaConfig {
     /// The settings checks `build()` makes, without connecting: for config
     /// validation before anything runs.
     pub fn validate(&self) -> Result<(), SinkError> {
-        self.check().map(|_| ())
+        self.check().map(drop)
     }
 
-    pub(crate) fn check(&self) -> Result<NameTemplate, SinkError> {
+    pub(crate) fn check(&self) -> Result<(NameTemplate, Debezium), SinkError> {
         let bad = |what: String| SinkError::Data(format!("sink {:?}: {what}", self.name));
+        let debezium = Debezium::parse(&self.debezium).map_err(|e| bad(format!("[sink.debezium] {e}")))?;
+        if (debezium.unwrap.is_some() || debezium.values != ValueModes::default()) && self.format != Format::Debezium {
+            return Err(bad("[sink.debezium] transforms and converter settings apply to Debezium records: set `format = \"debezium\"` (the default) or remove them".into()));
+        }
         if self.brokers.trim().is_empty() {
             return Err(bad("`brokers` is empty; set it to host:port of one or more brokers".into()));
         }
@@ -149,7 +139,9 @@ impl KafkaConfig {
                 }
             }
         }
-        NameTemplate::parse(&self.topic, "topic").map_err(|e| bad(format!("`topic = {:?}`: {e}", self.topic)))
+        let template =
+            NameTemplate::parse(&self.topic, "topic").map_err(|e| bad(format!("`topic = {:?}`: {e}", self.topic)))?;
+        Ok((template, debezium))
     }
 
     /// The producer's librdkafka properties.

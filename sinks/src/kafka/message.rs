@@ -13,9 +13,14 @@
 //!   record's partition before producing it (exactly-once recovery compares
 //!   against that partition's tail). Records without a key go to partition 0
 //!   so that a replay puts them in the same place.
-//! - Every record carries `outflow.position` (the source position); a
-//!   tombstone also carries `outflow.seq = 1`, so it sorts after the delete
-//!   it follows, which has the same position.
+//! - An update that moves its row to another key is, as in Debezium, a
+//!   delete under the old key (header `__debezium.newkey`), its tombstone,
+//!   and a create under the new key (header `__debezium.oldkey`); with
+//!   `format = "json"` it stays one update record under the new key.
+//! - Every record carries `outflow.position` (the source position); the
+//!   later records of one change (a tombstone, a key change's tombstone and
+//!   create) also carry `outflow.seq` = 1, 2, so they sort after the first
+//!   record, which has the same position.
 
 use outflow_model::Position;
 
@@ -23,8 +28,13 @@ use crate::format::values::write_json_str;
 
 /// Header carrying the source position of the change a record belongs to.
 pub const POSITION_HEADER: &str = "outflow.position";
-/// Header marking the second record of one change (the tombstone).
+/// Header numbering the records of one change after its first (a
+/// tombstone; the tombstone and create of a key change).
 pub const SEQ_HEADER: &str = "outflow.seq";
+/// Debezium's header on the delete of a key change: the new key.
+pub const NEW_KEY_HEADER: &str = "__debezium.newkey";
+/// Debezium's header on the create of a key change: the old key.
+pub const OLD_KEY_HEADER: &str = "__debezium.oldkey";
 
 /// Kafka's `Utils.murmur2` (Java client), bit for bit.
 pub fn murmur2(data: &[u8]) -> i32 {

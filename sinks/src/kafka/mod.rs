@@ -36,10 +36,10 @@ mod recovery;
 mod tests;
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use outflow_model::{ChangeEvent, Op, Position, StreamItem, TableId};
+use outflow_model::{ChangeEvent, Op, Position, StreamItem, TableId, TableSchema};
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::{ClientContext, DefaultClientContext};
 use rdkafka::config::RDKafkaLogLevel;
@@ -50,12 +50,14 @@ use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, Prod
 use serde_json::json;
 
 pub use config::{KafkaConfig, Setting};
-use message::{POSITION_HEADER, SEQ_HEADER};
+use message::{NEW_KEY_HEADER, OLD_KEY_HEADER, POSITION_HEADER, SEQ_HEADER};
 use recovery::{Anchor, Mark, OffsetsRecord};
 
 use crate::exactly_once::Delivered;
 use crate::format::envelope::EventWriter;
-use crate::format::routing::{write_key, NameTemplate};
+use crate::format::Format;
+use crate::format::debezium::Debezium;
+use crate::format::routing::{write_key_from, NameTemplate};
 use crate::format::values::ValueStyle;
 use crate::snapshot_marks::SnapshotRecord;
 use crate::{Checkpoint, Durable, Sink, SinkContext, SinkError};
@@ -77,7 +79,13 @@ pub struct KafkaSink {
     offsets_topic: String,
     /// Known topics: partition count, recovered tails, last record sent.
     topics: HashMap<String, TopicState>,
-    table_topics: HashMap<TableId, String>,
+    table_topics: HashMap<TableId, TableRoute>,
+    /// `message.key.columns` resolved per table: its schema version and
+    /// the key columns' indexes (`None`: the table's own key).
+    key_columns: HashMap<TableId, (u32, KeyIndexes)>,
+    /// `tombstones`, or `[sink.debezium] tombstones.on.delete`.
+    tombstones: bool,
+    debezium: Debezium,
     /// What the last offsets record says was delivered (everything at or
     /// before its position, and its snapshot progress), and what was
     /// written since.
@@ -91,6 +99,18 @@ pub struct KafkaSink {
     value: Vec<u8>,
     /// Bytes of record keys and values produced by this instance.
     bytes: u64,
+}
+
+/// A table's `message.key.columns` as column indexes (`None`: its own key).
+type KeyIndexes = Option<Arc<[usize]>>;
+
+/// Where a table's records go: its topic (after `[sink.debezium]` routes)
+/// and, when a route merged it with others, the key field naming the
+/// table's own topic.
+#[derive(Clone)]
+struct TableRoute {
+    topic: String,
+    key_field: Option<(String, String)>,
 }
 
 struct TopicState {
@@ -176,8 +196,8 @@ impl KafkaConfig {
     /// reads back what earlier runs delivered. `checkpoint` is the state
     /// directory's cache: `{"offsets_offset": N}`.
     pub fn open(&self, ctx: SinkContext, checkpoint: Option<&Checkpoint>) -> Result<KafkaSink, SinkError> {
-        let template = self.check()?;
-        let style = ValueStyle { unavailable_placeholder: self.unavailable_value_placeholder.clone() };
+        let (template, debezium) = self.check()?;
+        let style = ValueStyle { modes: debezium.values, ..ValueStyle::new(self.unavailable_value_placeholder.clone()) };
         let writer = EventWriter::new(self.format, style.clone(), ctx.clone());
         let client_error = |what: &str, e: KafkaError| {
             SinkError::Data(format!(
@@ -202,6 +222,9 @@ impl KafkaConfig {
             offsets_topic,
             topics: HashMap::new(),
             table_topics: HashMap::new(),
+            key_columns: HashMap::new(),
+            tombstones: debezium.tombstones.unwrap_or(self.tombstones),
+            debezium,
             delivered: Delivered::default(),
             anchors: BTreeMap::new(),
             offsets_offset: None,
@@ -373,18 +396,73 @@ impl KafkaSink {
         Ok(self.topics.get_mut(topic).expect("inserted above"))
     }
 
-    fn table_topic(&mut self, table: &TableId) -> String {
+    fn table_route(&mut self, table: &TableId) -> TableRoute {
         if let Some(t) = self.table_topics.get(table) {
             return t.clone();
         }
-        let t = self.template.render(&self.ctx.pipeline, &self.ctx.db, &table.schema, &table.name, message::push_topic_chars);
-        self.table_topics.insert(table.clone(), t.clone());
-        t
+        let topic =
+            self.template.render(&self.ctx.pipeline, &self.ctx.db, &table.schema, &table.name, message::push_topic_chars);
+        let (topic, key_field) = self.debezium.route(topic);
+        let route = TableRoute { topic, key_field };
+        self.table_topics.insert(table.clone(), route.clone());
+        route
+    }
+
+    /// The columns `message.key.columns` names for the event's table, as
+    /// indexes (`None`: the table's own key). A named column the table does
+    /// not have is a definite error.
+    fn key_columns(&mut self, table: &Arc<TableSchema>) -> Result<KeyIndexes, SinkError> {
+        if let Some((version, cols)) = self.key_columns.get(&table.id) {
+            if *version == table.version {
+                return Ok(cols.clone());
+            }
+        }
+        let resolved = match self.debezium.key_columns_for(&table.id.to_string()) {
+            None => None,
+            Some(names) => {
+                let mut indexes = Vec::with_capacity(names.len());
+                for name in names {
+                    let i = table.columns.iter().position(|c| &c.name == name).ok_or_else(|| SinkError::Fatal {
+                        message: format!(
+                            "sink {:?}: [sink.debezium] message.key.columns names column {name:?}, which table {} does not have",
+                            self.cfg.name, table.id
+                        ),
+                        hint: "fix `message.key.columns` (columns of the table, comma-separated)".into(),
+                    })?;
+                    indexes.push(i);
+                }
+                Some(Arc::from(indexes))
+            }
+        };
+        self.key_columns.insert(table.id.clone(), (table.version, resolved.clone()));
+        Ok(resolved)
+    }
+
+    /// Renders the event's record key into `out`; `false` for a null key.
+    fn render_key(&mut self, out: &mut Vec<u8>, ev: &ChangeEvent, route: &TableRoute) -> Result<bool, SinkError> {
+        if ev.op == Op::Truncate {
+            return Ok(false);
+        }
+        let columns = self.key_columns(&ev.table)?;
+        let extra = route.key_field.as_ref().map(|(f, v)| (f.as_str(), v.as_str()));
+        Ok(write_key_from(out, ev, &self.style, columns.as_deref(), extra))
     }
 
     /// Produces one record (unless an earlier run already delivered it),
     /// waiting while librdkafka's queue is full.
     fn send(&mut self, topic: &str, key: Option<&[u8]>, value: Option<&[u8]>, mark: Mark) -> Result<(), SinkError> {
+        self.send_with(topic, key, value, mark, &[])
+    }
+
+    /// [`Self::send`] with more headers (`name`, value).
+    fn send_with(
+        &mut self,
+        topic: &str,
+        key: Option<&[u8]>,
+        value: Option<&[u8]>,
+        mark: Mark,
+        extra_headers: &[(&str, &[u8])],
+    ) -> Result<(), SinkError> {
         let state = self.topic_state(topic)?;
         let partition = message::partition_for(key, state.partitions);
         let p = partition as usize;
@@ -396,6 +474,9 @@ impl KafkaSink {
             OwnedHeaders::new_with_capacity(2).insert(Header { key: POSITION_HEADER, value: Some(&position) });
         if mark.seq > 0 {
             headers = headers.insert(Header { key: SEQ_HEADER, value: Some(&mark.seq.to_string()) });
+        }
+        for &(name, value) in extra_headers {
+            headers = headers.insert(Header { key: name, value: Some(value) });
         }
         state.sent[p] = Some(mark);
         self.bytes += (key.map_or(0, <[u8]>::len) + value.map_or(0, <[u8]>::len)) as u64;
@@ -460,32 +541,119 @@ impl KafkaSink {
 
     fn write_change(&mut self, ev: &ChangeEvent) -> Result<(), SinkError> {
         self.begin_transaction()?;
-        let topic = self.table_topic(&ev.table.id);
+        let route = self.table_route(&ev.table.id);
+        let split = if self.cfg.format == Format::Debezium { ev.split_key_change() } else { None };
+        let events = split.as_ref().map_or(1, |_| 2);
+        let result = match &split {
+            Some([delete, create]) => self.write_key_change(&route, delete, create),
+            None => self.write_event(&route, ev),
+        };
+        if let Some(tx) = &mut self.tx {
+            let table = ev.table.id.to_string();
+            match tx.counts.iter_mut().find(|(t, _)| *t == table) {
+                Some((_, n)) => *n += events,
+                None => tx.counts.push((table, events)),
+            }
+        }
+        result
+    }
+
+    /// One event's records: a delete as `tombstones` and the unwrap
+    /// transform's delete handling say; truncates are not flat rows, so the
+    /// unwrap transform drops them.
+    fn write_event(&mut self, route: &TableRoute, ev: &ChangeEvent) -> Result<(), SinkError> {
+        match ev.op {
+            Op::Delete => {
+                let (record, tombstone) = self.delete_records();
+                if record {
+                    self.write_record(route, ev, 0, None)?;
+                }
+                if tombstone {
+                    self.tombstone(route, ev)?;
+                }
+                Ok(())
+            }
+            Op::Truncate if self.debezium.unwrap.is_some() => Ok(()),
+            _ => self.write_record(route, ev, 0, None),
+        }
+    }
+
+    /// `(delete record, tombstone)` for a delete.
+    fn delete_records(&self) -> (bool, bool) {
+        match &self.debezium.unwrap {
+            Some(u) => u.deletes.records(self.tombstones),
+            None => (true, self.tombstones),
+        }
+    }
+
+    /// An update that moved its row to another key, as Debezium emits it: a
+    /// delete under the old key with header `__debezium.newkey`, its
+    /// tombstone, and a create under the new key with `__debezium.oldkey`.
+    /// The three share the update's position (`outflow.seq` 0, 1, 2).
+    fn write_key_change(&mut self, route: &TableRoute, delete: &ChangeEvent, create: &ChangeEvent) -> Result<(), SinkError> {
+        let (mut old_key, mut new_key) = (Vec::new(), Vec::new());
+        self.render_key(&mut old_key, delete, route)?;
+        self.render_key(&mut new_key, create, route)?;
+        let (record, tombstone) = self.delete_records();
+        if record {
+            self.write_record(route, delete, 0, Some((NEW_KEY_HEADER, &new_key)))?;
+        }
+        if tombstone {
+            self.tombstone(route, delete)?;
+        }
+        self.write_record(route, create, 2, Some((OLD_KEY_HEADER, &old_key)))
+    }
+
+    /// The tombstone of a delete: its key, no value, `outflow.seq = 1`.
+    fn tombstone(&mut self, route: &TableRoute, delete: &ChangeEvent) -> Result<(), SinkError> {
+        let mut key = std::mem::take(&mut self.key);
+        key.clear();
+        let result = self.render_key(&mut key, delete, route).and_then(|keyed| {
+            let mark = Mark { position: delete.position.clone(), seq: 1 };
+            self.send(&route.topic, keyed.then_some(key.as_slice()), None, mark)
+        });
+        self.key = key;
+        result
+    }
+
+    /// One change's record: its key, its value (the envelope, the flat row,
+    /// or the unwrap transform's row) and headers.
+    fn write_record(
+        &mut self,
+        route: &TableRoute,
+        ev: &ChangeEvent,
+        seq: u8,
+        header: Option<(&str, &[u8])>,
+    ) -> Result<(), SinkError> {
         let mut key = std::mem::take(&mut self.key);
         let mut value = std::mem::take(&mut self.value);
         key.clear();
         value.clear();
-        let keyed = ev.op != Op::Truncate && write_key(&mut key, ev, &self.style);
-        self.writer.write_change(&mut value, ev);
-        value.pop(); // the line's newline
-        let k = keyed.then_some(key.as_slice());
-        let result =
-            self.send(&topic, k, Some(&value), Mark { position: ev.position.clone(), seq: 0 }).and_then(|()| {
-                if ev.op == Op::Delete && self.cfg.tombstones {
-                    self.send(&topic, k, None, Mark { position: ev.position.clone(), seq: 1 })
-                } else {
-                    Ok(())
+        let result = self.render_key(&mut key, ev, route).and_then(|keyed| {
+            let mut added: Vec<(String, Vec<u8>)> = Vec::new();
+            match &self.debezium.unwrap {
+                Some(unwrap) => {
+                    self.writer.write_unwrapped(&mut value, ev, unwrap);
+                    for meta in &unwrap.headers {
+                        let v = match self.writer.meta_value(ev, &meta.field) {
+                            serde_json::Value::String(s) => s,
+                            other => other.to_string(),
+                        };
+                        added.push((meta.name.clone(), v.into_bytes()));
+                    }
                 }
-            });
+                None => {
+                    self.writer.write_change(&mut value, ev);
+                    value.pop(); // the line's newline
+                }
+            }
+            let mut headers: Vec<(&str, &[u8])> = added.iter().map(|(n, v)| (n.as_str(), v.as_slice())).collect();
+            headers.extend(header);
+            let mark = Mark { position: ev.position.clone(), seq };
+            self.send_with(&route.topic, keyed.then_some(key.as_slice()), Some(&value), mark, &headers)
+        });
         self.key = key;
         self.value = value;
-        if let Some(tx) = &mut self.tx {
-            let table = ev.table.id.to_string();
-            match tx.counts.iter_mut().find(|(t, _)| *t == table) {
-                Some((_, n)) => *n += 1,
-                None => tx.counts.push((table, 1)),
-            }
-        }
         result
     }
 

@@ -79,7 +79,7 @@ fn event(op: Op, columns: Vec<ColumnSchema>, row: Vec<Value>) -> ChangeEvent {
 
 #[test]
 fn keys_are_objects_of_the_key_columns() {
-    let style = ValueStyle { unavailable_placeholder: "x".into() };
+    let style = ValueStyle::new("x");
     let cols = vec![col("a", "text", false), col("id", "int4", true), col("k2", "text", true)];
     let ev = event(Op::Delete, cols, vec![Value::Text("no".into()), Value::Int(7), Value::Text("b".into())]);
     let mut out = Vec::new();

@@ -242,7 +242,7 @@ impl KinesisConfig {
         let stream = self.stream_name(&template, &ctx.pipeline, &ctx.db)?;
         let stored = parse_checkpoint(checkpoint)?;
         let client = runtime.block_on(client(self))?;
-        let style = ValueStyle { unavailable_placeholder: self.unavailable_value_placeholder.clone() };
+        let style = ValueStyle::new(self.unavailable_value_placeholder.clone());
         let mut sink = KinesisSink {
             cfg: self.clone(),
             stream,

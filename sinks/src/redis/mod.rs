@@ -27,8 +27,9 @@
 //! and waits, so memory stays bounded and a slow Redis holds the source. A
 //! lost or refused connection is retried with backoff, resending the
 //! unanswered pipeline (entries that had landed are refused by their IDs);
-//! definite errors (credentials, WRONGTYPE, OOM) stop the run with one line
-//! and its fix ([`errors`]).
+//! definite errors (credentials, WRONGTYPE, OOM, an entry larger than the
+//! server's `proto-max-bulk-len`, checked before sending) stop the run with
+//! one line and its fix ([`errors`]).
 
 mod config;
 mod errors;
@@ -79,6 +80,19 @@ pub struct RedisSink {
     value: Vec<u8>,
     /// Bytes of entry keys and values written by this instance.
     bytes: u64,
+    /// The server's `proto-max-bulk-len`: the largest value one XADD may carry.
+    max_bulk: u64,
+}
+
+/// Redis's default `proto-max-bulk-len` (512 MB), assumed when the server
+/// does not say (`CONFIG GET` refused to the sink's user).
+const DEFAULT_MAX_BULK: u64 = 512 * 1024 * 1024;
+
+/// The server's `proto-max-bulk-len`.
+async fn max_bulk_len(mut conn: MultiplexedConnection) -> u64 {
+    let reply: Result<Vec<String>, RedisError> =
+        redis::cmd("CONFIG").arg("GET").arg("proto-max-bulk-len").query_async(&mut conn).await;
+    reply.ok().and_then(|kv| kv.get(1).and_then(|v| v.parse().ok())).unwrap_or(DEFAULT_MAX_BULK)
 }
 
 /// One connection attempt, with the timeouts the sink uses.
@@ -95,7 +109,7 @@ impl RedisConfig {
         let template = self.check()?;
         let client = redis::Client::open(self.url.as_str())
             .map_err(|e| SinkError::Data(format!("sink {:?}: bad `url`: {e}", self.name)))?;
-        let style = ValueStyle { unavailable_placeholder: self.unavailable_value_placeholder.clone() };
+        let style = ValueStyle::new(self.unavailable_value_placeholder.clone());
         let mut pending = redis::pipe();
         pending.ignore_errors();
         let mut sink = RedisSink {
@@ -114,6 +128,7 @@ impl RedisConfig {
             key: Vec::with_capacity(256),
             value: Vec::with_capacity(4096),
             bytes: 0,
+            max_bulk: DEFAULT_MAX_BULK,
         };
         sink.connection()?;
         Ok(sink)
@@ -132,6 +147,7 @@ impl RedisSink {
         loop {
             match self.runtime.block_on(connect_once(&self.client)) {
                 Ok(c) => {
+                    self.max_bulk = self.runtime.block_on(max_bulk_len(c.clone()));
                     self.conn = Some(c.clone());
                     return Ok(c);
                 }
@@ -226,6 +242,16 @@ impl RedisSink {
         }
         self.writer.write_change(&mut self.value, ev);
         self.value.pop(); // the line's newline
+        let size = self.value.len().max(self.key.len()) as u64;
+        if size > self.max_bulk {
+            return Err(SinkError::fatal(
+                format!(
+                    "sink {:?}: the change of {} at {} is {size} bytes, over redis's proto-max-bulk-len of {} bytes",
+                    self.cfg.name, ev.table.id, ev.position, self.max_bulk
+                ),
+                "raise proto-max-bulk-len on the server (CONFIG SET proto-max-bulk-len <bytes>), or leave the large column out of the capture",
+            ));
+        }
         self.bytes += (self.key.len() + self.value.len()) as u64;
         let cmd = self.pending.cmd("XADD").arg(&stream);
         if let Some(n) = self.cfg.maxlen {

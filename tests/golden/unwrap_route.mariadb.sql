@@ -1,0 +1,12 @@
+CREATE TABLE items (id int PRIMARY KEY, name varchar(20), qty int);
+CREATE TABLE events (tenant_id int, id int, body varchar(20));
+CREATE TABLE orders_shard_1 (id int PRIMARY KEY, v varchar(20));
+CREATE TABLE orders_shard_2 (id int PRIMARY KEY, v varchar(20));
+INSERT INTO items VALUES (1, 'a', 10);
+UPDATE items SET qty = 11 WHERE id = 1;
+UPDATE items SET id = 2 WHERE id = 1;
+DELETE FROM items WHERE id = 2;
+INSERT INTO events VALUES (7, 1, 'x');
+DELETE FROM events WHERE id = 1;
+INSERT INTO orders_shard_1 VALUES (1, 'one');
+INSERT INTO orders_shard_2 VALUES (1, 'two');

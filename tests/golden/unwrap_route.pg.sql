@@ -1,0 +1,13 @@
+CREATE TABLE public.items (id int PRIMARY KEY, name text, qty int);
+CREATE TABLE public.events (tenant_id int, id int, body text);
+ALTER TABLE public.events REPLICA IDENTITY FULL;
+CREATE TABLE public.orders_shard_1 (id int PRIMARY KEY, v text);
+CREATE TABLE public.orders_shard_2 (id int PRIMARY KEY, v text);
+INSERT INTO public.items VALUES (1, 'a', 10);
+UPDATE public.items SET qty = 11 WHERE id = 1;
+UPDATE public.items SET id = 2 WHERE id = 1;
+DELETE FROM public.items WHERE id = 2;
+INSERT INTO public.events VALUES (7, 1, 'x');
+DELETE FROM public.events WHERE id = 1;
+INSERT INTO public.orders_shard_1 VALUES (1, 'one');
+INSERT INTO public.orders_shard_2 VALUES (1, 'two');
