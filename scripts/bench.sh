@@ -47,6 +47,11 @@
 # outflow56472@localhost, AMQP on 127.0.0.1:56472, stream protocol on
 # 56474, data under $WORK/rabbitmq), and reads the stream back (rstream) to
 # check that it holds every change once.
+# BENCH_SINKS="kinesis" drains it into a Kinesis sink (stream bench, 1 shard,
+# default settings) on a throwaway moto server (the test venv's moto[server],
+# scripts/python-env.sh) this script starts on 127.0.0.1:56488, and counts the
+# stream's records with boto3 against the backlog. moto (Python) is the
+# bottleneck, not outflow: use a smaller ROWS (e.g. 100000 0).
 # BENCH_SINKS="postgres" applies it to a PostgreSQL target (database
 # bench_target on the same server, the `kind = "postgres"` apply sink), with
 # BENCH_UPDATE_PCT (default 30 when postgres is among the sinks, else 0)
@@ -92,8 +97,8 @@ if [[ "$SOURCE" == mysql ]]; then WORK="${OUTFLOW_BENCH_DIR:-/tmp/outflow-bench-
 SINKS="${BENCH_SINKS:-jsonl}"
 for kind in $SINKS; do
     case "$kind" in
-        jsonl | parquet | kafka | postgres | iceberg | redis | http | nats | rabbitmq) ;;
-        *) echo "BENCH_SINKS: unknown sink kind $kind (jsonl, parquet, kafka, postgres, iceberg, redis, http, nats, rabbitmq)" >&2; exit 2 ;;
+        jsonl | parquet | kafka | postgres | iceberg | redis | http | nats | rabbitmq | kinesis) ;;
+        *) echo "BENCH_SINKS: unknown sink kind $kind (jsonl, parquet, kafka, postgres, iceberg, redis, http, nats, rabbitmq, kinesis)" >&2; exit 2 ;;
     esac
 done
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/outflow/target}"
@@ -107,6 +112,7 @@ NATS_PORT=56422
 RMQ_PORT=56472
 RMQ_STREAM_PORT=56474
 RMQ_NODE="outflow$RMQ_PORT@localhost"
+MOTO_PORT=56488
 stop_server() {
     if [[ -f "$WORK/mysqld.pid" ]]; then
         mariadb-admin --no-defaults --socket="$WORK/mysqld.sock" -uroot shutdown >/dev/null 2>&1 ||
@@ -131,6 +137,9 @@ stop_server() {
     fi
     if [[ -f "$WORK/rabbitmq/script.pid" ]]; then
         kill -9 "$(cat "$WORK/rabbitmq/script.pid")" 2>/dev/null || true
+    fi
+    if [[ -f "$WORK/moto.pid" ]]; then
+        kill "$(cat "$WORK/moto.pid")" 2>/dev/null || true
     fi
     if [[ -f "$WORK/data/PG_VERSION" ]]; then
         as_pg "$PG_BIN/pg_ctl" stop -D "$WORK/data" -m immediate >/dev/null 2>&1 || true
@@ -368,6 +377,13 @@ if [[ " $SINKS " == *" rabbitmq "* ]]; then
     echo $! >"$WORK/rabbitmq/script.pid"
     for _ in $(seq 300); do (exec 3<>"/dev/tcp/127.0.0.1/$RMQ_STREAM_PORT") 2>/dev/null && break; sleep 0.2; done
 fi
+if [[ " $SINKS " == *" kinesis "* ]]; then
+    PY="$(scripts/python-env.sh)"
+    "$PY" -m moto.server -H 127.0.0.1 -p "$MOTO_PORT" >"$WORK/moto.log" 2>&1 </dev/null &
+    echo $! >"$WORK/moto.pid"
+    for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$MOTO_PORT") 2>/dev/null && break; sleep 0.2; done
+    export AWS_ACCESS_KEY_ID=bench AWS_SECRET_ACCESS_KEY=bench AWS_EC2_METADATA_DISABLED=true
+fi
 
 psql_b <<'SQL'
 CREATE TABLE orders (
@@ -413,6 +429,11 @@ kind = \"rabbitmq\"
 url = \"amqp://guest:guest@127.0.0.1:$RMQ_PORT/%2f\"
 stream = \"bench\"
 stream_port = $RMQ_STREAM_PORT" ;;
+        kinesis) sink="name = \"null\"
+kind = \"kinesis\"
+stream = \"bench\"
+region = \"us-east-1\"
+endpoint = \"http://127.0.0.1:$MOTO_PORT\"" ;;
         postgres) sink="name = \"null\"
 kind = \"postgres\"
 url = \"postgres://postgres@127.0.0.1:$PORT/bench_target\"" ;;
@@ -541,6 +562,17 @@ if [[ -n "${OUT_S[rabbitmq]:-}" ]]; then
     else
         printf 'rabbitmq stream bench holds all %s messages once; broker RSS %s MB\n' "$TOTAL" \
             "$(($(ps -o rss= -p "$(cat "$WORK/rabbitmq/pid")") / 1024))"
+    fi
+fi
+if [[ -n "${OUT_S[kinesis]:-}" ]]; then
+    records=$("$PY" tests/readers/kinesis_read.py "http://127.0.0.1:$MOTO_PORT" bench |
+        "$PY" -c 'import json, sys; print(len(json.load(sys.stdin)["records"]))')
+    if [[ "$records" != "$TOTAL" ]]; then
+        echo "error: the kinesis stream holds $records records, expected $TOTAL" >&2
+        status=1
+    else
+        printf 'kinesis stream bench holds all %s records; moto RSS %s MB\n' "$records" \
+            "$(($(ps -o rss= -p "$(cat "$WORK/moto.pid")") / 1024))"
     fi
 fi
 if [[ -n "${OUT_S[iceberg]:-}" ]]; then

@@ -11,7 +11,9 @@
 //! `sink.after_offset` (offset stored, not yet acknowledged to the source)
 //! (all three in the binary's pipeline), and inside sinks
 //! `iceberg.before_swap` (an upsert commit's files and metadata written,
-//! the catalog not yet pointing at them).
+//! the catalog not yet pointing at them); and, not aborting ([`fires`]),
+//! `kinesis.lost_reply` (the Kinesis sink drops the reply of a PutRecords
+//! call Kinesis took, as a broken connection would).
 //!
 //! It lives in the sinks crate so that sinks can name points on their own
 //! durable path; the binary re-exports it.
@@ -32,6 +34,17 @@ fn points() -> &'static HashMap<String, (u64, AtomicU64)> {
             })
             .collect()
     })
+}
+
+/// Whether `name` is armed and this is its pass, without aborting: for
+/// faults a sink stages itself (`kinesis.lost_reply`: a PutRecords call's
+/// reply is dropped as if the connection broke after Kinesis took it).
+pub fn fires(name: &str) -> bool {
+    let points = points();
+    if points.is_empty() {
+        return false;
+    }
+    points.get(name).is_some_and(|(at, count)| count.fetch_add(1, Ordering::SeqCst) + 1 == *at)
 }
 
 /// Aborts the process if `name` is armed and this is its fatal pass.

@@ -41,6 +41,8 @@ registry::sinks! {
     nats: Nats(nats::NatsConfig) = "nats",
     #[cfg(feature = "rabbitmq")]
     rabbitmq: Rabbitmq(rabbitmq::RabbitmqConfig) = "rabbitmq",
+    #[cfg(feature = "kinesis")]
+    kinesis: Kinesis(kinesis::KinesisConfig) = "kinesis",
 }
 
 /// The runtime sink tests hand their sinks, as the pipeline hands its own.

@@ -30,6 +30,7 @@ mod iceberg;
 mod iceberg_upsert;
 mod intact;
 mod kafka;
+mod kinesis;
 mod lifecycle;
 mod mysql_harness;
 mod mysql_snapshot;
