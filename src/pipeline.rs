@@ -221,7 +221,7 @@ impl Worker {
             match received {
                 Ok(Some(batch)) => self.write(sink, &batch)?,
                 Ok(None) => return self.commit(sink, true),
-                Err(_elapsed) => {}
+                Err(_elapsed) => sink.idle().map_err(|e| sink_error(&self.name, e))?,
             }
             if self.group_open {
                 continue;

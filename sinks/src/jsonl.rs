@@ -97,6 +97,9 @@ impl JsonlConfig {
         if !debezium.key_columns.is_empty() {
             return Err(bad("`message.key.columns` sets record keys; jsonl lines have none (use it on a kafka sink)".into()));
         }
+        if debezium.heartbeat.is_some() {
+            return Err(bad("heartbeat records go to a heartbeat topic; jsonl lines have none (use it on a kafka sink)".into()));
+        }
         if !debezium.routes.is_empty() {
             return Err(bad("ByLogicalTableRouter routes topics; jsonl lines have none (use it on a kafka sink)".into()));
         }

@@ -78,6 +78,13 @@ pub trait Sink: Send {
         self.flush()
     }
 
+    /// Called when no items came for a while (about once per commit
+    /// interval while the source is quiet), for sinks that write something
+    /// on a clock of their own (Kafka's heartbeat records).
+    fn idle(&mut self) -> Result<(), SinkError> {
+        Ok(())
+    }
+
     /// Snapshot progress read back from the sink's own commit record, for
     /// sinks whose record can be ahead of the state directory (see
     /// [`crate::snapshot_marks`]). None: the state directory's is the truth.

@@ -167,6 +167,10 @@ bad_config! {
         |c| format!("{c}[sink.debezium]\ntransforms = \"f\"\n\"transforms.f.type\" = \"io.debezium.transforms.Filter\"\n") => ["io.debezium.transforms.Filter", "ExtractNewRecordState"];
     config_debezium_route_on_a_jsonl_sink:
         |c| format!("{c}[sink.debezium]\ntransforms = \"r\"\n\"transforms.r.type\" = \"io.debezium.transforms.ByLogicalTableRouter\"\n\"transforms.r.topic.regex\" = \"x\"\n\"transforms.r.topic.replacement\" = \"y\"\n") => ["ByLogicalTableRouter", "kafka sink"];
+    config_debezium_heartbeat_on_a_jsonl_sink:
+        |c| format!("{c}[sink.debezium]\n\"heartbeat.interval.ms\" = \"1000\"\n") => ["heartbeat records", "kafka sink"];
+    config_debezium_heartbeat_interval_not_a_number:
+        |c| format!("{c}[sink.debezium]\n\"heartbeat.interval.ms\" = \"10s\"\n") => ["heartbeat.interval.ms", "not a number of milliseconds"];
     config_not_toml:
         |c| format!("{c}[snapshot\nmode = \"never\"\n") => ["line"];
 }

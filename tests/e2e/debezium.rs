@@ -10,7 +10,7 @@ use std::path::PathBuf;
 
 use serde_json::{json, Value};
 
-use crate::harness::{changes, read_jsonl, Outflow, TestDb};
+use crate::harness::{changes, read_jsonl, wait_for, Outflow, TestDb, SHORT};
 use crate::kafka::{brokers, records, unique_name};
 use crate::mysql_harness::{MyDb, MyOutflow};
 
@@ -359,4 +359,52 @@ async fn mariadb_types_under_precise_hex_connect_and_long_unsigned_match_debeziu
 #[tokio::test]
 async fn mariadb_types_under_double_url_safe_base64_and_precise_unsigned_match_debezium() {
     mariadb_corpus_with(MODES_B, "mysql_types.modes_b.json").await;
+}
+
+/// `heartbeat.interval.ms`: while the tables are quiet, heartbeat records
+/// keep arriving on `__debezium-heartbeat.<name>`, keyed and valued exactly
+/// as debezium-ref shows Debezium 3.6.3 writing them (`{"serverName"}`,
+/// `{"ts_ms"}`), carrying the position reached; the changes are unaffected.
+#[tokio::test]
+async fn heartbeat_records_arrive_while_the_tables_are_quiet() {
+    let db = TestDb::create("dbz_heartbeat").await;
+    db.execute("CREATE TABLE items (id int PRIMARY KEY)").await;
+    let name = unique_name("heartbeat");
+    let sinks = format!(
+        "[[sink]]\nname = \"bus\"\nkind = \"kafka\"\nbrokers = {:?}\n[sink.debezium]\n\"heartbeat.interval.ms\" = \"300\"\n",
+        brokers()
+    );
+    let outflow = Outflow::new(&db, &["public.items"]).name(&name).section(&sinks);
+    let started_ms = now_ms();
+    outflow.run_until_caught_up().await.assert_success(); // the (empty) snapshot
+    db.wait_for_slot_idle().await;
+    let run = outflow.spawn_run();
+    db.wait_for_slot_streaming().await;
+    db.execute("INSERT INTO items VALUES (1)").await;
+    let topic = format!("__debezium-heartbeat.{name}");
+    // Quiet from here on: heartbeats must still come, several of them.
+    wait_for(SHORT, "five heartbeat records after the insert", || async {
+        let got = records(&topic);
+        got.iter().filter(|r| r["headers"]["outflow.position"].as_str().is_some_and(|p| p != "")).count() >= 5
+    })
+    .await;
+    run.sigterm_and_wait().await.assert_success();
+
+    let beats = records(&topic);
+    let mut last = started_ms;
+    for r in &beats {
+        assert_eq!(r["key"], json!({ "serverName": name }), "{r}");
+        let ts = r["value"]["ts_ms"].as_i64().unwrap_or_else(|| panic!("ts_ms is an integer: {r}"));
+        assert_eq!(r["value"].as_object().map(|o| o.len()), Some(1), "only ts_ms: {r}");
+        assert!(ts >= last && ts <= now_ms(), "heartbeat times move forward within the run: {r}");
+        last = ts;
+    }
+    let items = records(&format!("{name}.public.items"));
+    assert_eq!(items.len(), 1, "{items:?}");
+    assert_eq!(items[0]["value"]["after"], json!({ "id": 1 }));
+    db.cleanup().await;
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64
 }

@@ -342,7 +342,9 @@ async fn parquet_kill9_during_a_busy_run_keeps_every_change_exactly_once() {
 
     let lake = read_lake(&lake, &[]);
     assert_each_id_once(&rows(&lake, "public.t"), written);
-    assert!(lake["manifests"].as_array().unwrap().len() > 3, "several commits happened");
+    // At least the two failpoint runs that abort after a commit and the
+    // last run commit; the killed rounds add more when the machine is fast.
+    assert!(lake["manifests"].as_array().unwrap().len() >= 3, "several commits happened");
 }
 
 /// Crashes after a manifest is written and before the offset file is, again

@@ -18,7 +18,9 @@
 //!   `time.precision.mode`, `binary.handling.mode`, `interval.handling.mode`,
 //!   `bigint.unsigned.handling.mode` with all of Debezium's values;
 //!   `key.converter.schemas.enable`/`value.converter.schemas.enable` only
-//!   `false` (records with schemas are not written yet).
+//!   `false` (records with schemas are not written yet);
+//! - `heartbeat.interval.ms` and `topic.heartbeat.prefix` ([`Heartbeat`],
+//!   Kafka only).
 
 use std::collections::BTreeMap;
 
@@ -59,6 +61,9 @@ const UNWRAP_KEYS: &[&str] = &[
 
 const ROUTER_KEYS: &[&str] = &["type", "topic.regex", "topic.replacement", "key.enforce.uniqueness", "key.field.name"];
 
+/// `heartbeat.interval.ms` and `topic.heartbeat.prefix`.
+const HEARTBEAT_KEYS: &[&str] = &["heartbeat.interval.ms", "topic.heartbeat.prefix"];
+
 /// What `[sink.debezium]` asks for, checked.
 #[derive(Debug, Clone, Default)]
 pub struct Debezium {
@@ -70,6 +75,34 @@ pub struct Debezium {
     pub routes: Vec<Route>,
     /// The converter settings (`decimal.handling.mode`, …).
     pub values: ValueModes,
+    /// Heartbeat records, when `heartbeat.interval.ms` is above 0.
+    pub heartbeat: Option<Heartbeat>,
+}
+
+/// Debezium's heartbeat records: every `interval`, a record keyed
+/// `{"serverName": <name>}` with value `{"ts_ms": <now>}` on the topic
+/// `<prefix>.<name>`, so consumers see the pipeline alive while the
+/// captured tables are quiet.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Heartbeat {
+    pub interval: std::time::Duration,
+    /// `topic.heartbeat.prefix` (Debezium's default `__debezium-heartbeat`).
+    pub prefix: String,
+}
+
+impl Heartbeat {
+    /// The heartbeat topic of the pipeline `name` (Debezium's `topic.prefix`).
+    pub fn topic(&self, name: &str) -> String {
+        format!("{}.{name}", self.prefix)
+    }
+
+    /// The record's key and value, as Debezium's JSON converter without
+    /// schemas writes them.
+    pub fn record(name: &str, ts_ms: i64) -> (Vec<u8>, Vec<u8>) {
+        let key = serde_json::json!({ "serverName": name });
+        let value = serde_json::json!({ "ts_ms": ts_ms });
+        (key.to_string().into_bytes(), value.to_string().into_bytes())
+    }
 }
 
 /// One `message.key.columns` entry: the tables it applies to and the
@@ -176,6 +209,7 @@ impl Debezium {
             let known = key == "transforms"
                 || key == "tombstones.on.delete"
                 || key == "message.key.columns"
+                || HEARTBEAT_KEYS.contains(&key.as_str())
                 || FIXED.iter().chain(MODES).any(|(k, _)| k == key)
                 || key.strip_prefix("transforms.").is_some_and(|rest| {
                     aliases.iter().any(|a| rest.strip_prefix(a.as_str()).is_some_and(|r| r.starts_with('.')))
@@ -234,6 +268,7 @@ impl Debezium {
         if let Some(v) = get("message.key.columns") {
             out.key_columns = parse_key_columns(&v)?;
         }
+        out.heartbeat = parse_heartbeat(&get)?;
         for alias in &aliases {
             let key = |k: &str| format!("transforms.{alias}.{k}");
             let prop = |k: &str| get(&key(k));
@@ -290,11 +325,26 @@ impl Debezium {
 fn supported_keys() -> String {
     let mut keys: Vec<String> = ["tombstones.on.delete", "message.key.columns", "transforms"]
         .into_iter()
+        .chain(HEARTBEAT_KEYS.iter().copied())
         .chain(MODES.iter().chain(FIXED).map(|(k, _)| *k))
         .map(str::to_string)
         .collect();
     keys.push(format!("transforms.<name>.type = {UNWRAP} | {ROUTER} and their settings"));
     keys.join(", ")
+}
+
+fn parse_heartbeat(get: &dyn Fn(&str) -> Option<String>) -> Result<Option<Heartbeat>, String> {
+    let ms = match get("heartbeat.interval.ms") {
+        None => 0,
+        Some(v) => v.trim().parse::<u64>().map_err(|_| {
+            format!("`heartbeat.interval.ms = {v:?}` is not a number of milliseconds (0, the default, turns heartbeats off)")
+        })?,
+    };
+    let prefix = get("topic.heartbeat.prefix").unwrap_or_else(|| "__debezium-heartbeat".into());
+    if prefix.is_empty() {
+        return Err("`topic.heartbeat.prefix` is empty; leave it out for `__debezium-heartbeat`".into());
+    }
+    Ok((ms > 0).then(|| Heartbeat { interval: std::time::Duration::from_millis(ms), prefix }))
 }
 
 fn parse_bool(key: &str, v: &str) -> Result<bool, String> {
@@ -470,6 +520,26 @@ mod tests {
             "Java's $1 followed by text"
         );
         assert_eq!(d.routes[0].apply("dbz.public.orders"), None);
+    }
+
+    #[test]
+    fn heartbeats_are_off_unless_an_interval_is_set() {
+        assert_eq!(Debezium::parse(&props(&[])).unwrap().heartbeat, None);
+        assert_eq!(Debezium::parse(&props(&[("heartbeat.interval.ms", "0")])).unwrap().heartbeat, None);
+        let h = Debezium::parse(&props(&[("heartbeat.interval.ms", "500")])).unwrap().heartbeat.unwrap();
+        assert_eq!(h.interval, std::time::Duration::from_millis(500));
+        assert_eq!(h.topic("inventory"), "__debezium-heartbeat.inventory");
+        let h = Debezium::parse(&props(&[("heartbeat.interval.ms", "10000"), ("topic.heartbeat.prefix", "hb")]))
+            .unwrap()
+            .heartbeat
+            .unwrap();
+        assert_eq!(h.topic("inventory"), "hb.inventory");
+        let err = Debezium::parse(&props(&[("heartbeat.interval.ms", "10s")])).unwrap_err();
+        assert!(err.contains("not a number of milliseconds"), "{err}");
+        // Debezium 3.6.3 (debezium-ref, heartbeat.interval.ms=500) writes exactly these bytes.
+        let (key, value) = Heartbeat::record("dbz", 1796425989637);
+        assert_eq!(key, br#"{"serverName":"dbz"}"#);
+        assert_eq!(value, br#"{"ts_ms":1796425989637}"#);
     }
 
     #[test]

@@ -56,7 +56,7 @@ use recovery::{Anchor, Mark, OffsetsRecord};
 use crate::exactly_once::Delivered;
 use crate::format::envelope::EventWriter;
 use crate::format::Format;
-use crate::format::debezium::Debezium;
+use crate::format::debezium::{Debezium, Heartbeat};
 use crate::format::routing::{write_key_from, NameTemplate};
 use crate::format::values::ValueStyle;
 use crate::snapshot_marks::SnapshotRecord;
@@ -99,6 +99,18 @@ pub struct KafkaSink {
     value: Vec<u8>,
     /// Bytes of record keys and values produced by this instance.
     bytes: u64,
+    /// `[sink.debezium] heartbeat.interval.ms`: when the next heartbeat
+    /// record is due, and the furthest position written.
+    heartbeat: Option<HeartbeatClock>,
+}
+
+struct HeartbeatClock {
+    every: Heartbeat,
+    topic: String,
+    /// The topic exists (checked on the first heartbeat).
+    ready: bool,
+    next: Instant,
+    position: Option<Position>,
 }
 
 /// A table's `message.key.columns` as column indexes (`None`: its own key).
@@ -210,6 +222,13 @@ impl KafkaConfig {
         let admin: AdminClient<DefaultClientContext> =
             self.admin_config().create().map_err(|e| client_error("admin client", e))?;
         let offsets_topic = format!("{}.outflow-offsets", sanitize(&ctx.pipeline));
+        let heartbeat = debezium.heartbeat.clone().map(|every| HeartbeatClock {
+            topic: every.topic(&sanitize(&ctx.pipeline)),
+            next: Instant::now() + every.interval,
+            every,
+            ready: false,
+            position: None,
+        });
         let mut sink = KafkaSink {
             cfg: self.clone(),
             template,
@@ -232,6 +251,7 @@ impl KafkaConfig {
             key: Vec::with_capacity(256),
             value: Vec::with_capacity(4096),
             bytes: 0,
+            heartbeat,
         };
         if self.exactly_once {
             let consumer: BaseConsumer = self.consumer_config().create().map_err(|e| client_error("consumer", e))?;
@@ -700,6 +720,42 @@ impl KafkaSink {
         self.send(&topic, Some(&key), Some(value), Mark { position: position.clone(), seq: 0 })
     }
 
+    /// Produces a heartbeat record when one is due: key `{"serverName":
+    /// <pipeline>}`, value `{"ts_ms": <now>}` (Debezium's), with the furthest
+    /// position written in the position header. Heartbeats are not changes:
+    /// they skip the exactly-once bookkeeping (a crash may repeat or drop
+    /// one) and a full queue skips one rather than holding the source.
+    fn heartbeat(&mut self) -> Result<(), SinkError> {
+        let Some(clock) = self.heartbeat.as_mut().filter(|c| Instant::now() >= c.next) else { return Ok(()) };
+        clock.next = Instant::now() + clock.every.interval;
+        let topic = clock.topic.clone();
+        if !clock.ready {
+            self.ensure_topic(&topic, 1, false)?;
+        }
+        let clock = self.heartbeat.as_mut().expect("checked above");
+        clock.ready = true;
+        let ts_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as i64);
+        let (key, value) = Heartbeat::record(&self.ctx.pipeline, ts_ms);
+        let position = clock.position.as_ref().map(ToString::to_string);
+        let mut headers = OwnedHeaders::new_with_capacity(1);
+        if let Some(p) = &position {
+            headers = headers.insert(Header { key: POSITION_HEADER, value: Some(p) });
+        }
+        let record: BaseRecord<'_, [u8], [u8]> =
+            BaseRecord::to(&topic).partition(0).key(key.as_slice()).payload(value.as_slice()).headers(headers);
+        match self.producer.send(record) {
+            Ok(()) | Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {}
+            Err((e, _)) => {
+                return Err(errors::definite(&e, &topic)
+                    .unwrap_or_else(|| SinkError::Data(format!("cannot produce to topic {topic}: {e}"))))
+            }
+        }
+        self.producer.poll(Duration::ZERO);
+        Ok(())
+    }
+
     /// Waits until librdkafka has a delivery report for every record.
     fn wait_delivered(&self) -> Result<(), SinkError> {
         let mut since = Instant::now();
@@ -770,7 +826,16 @@ impl Sink for KafkaSink {
             self.write_item(item)?;
             self.delivered.note(item);
         }
+        if let Some(clock) = &mut self.heartbeat {
+            clock.position = items.iter().rev().find_map(StreamItem::position).cloned().or(clock.position.take());
+        }
+        self.heartbeat()?;
         self.producer.poll(Duration::ZERO);
+        self.check_failed()
+    }
+
+    fn idle(&mut self) -> Result<(), SinkError> {
+        self.heartbeat()?;
         self.check_failed()
     }
 
