@@ -15,6 +15,7 @@ pub mod format;
 pub mod preflight;
 pub mod registry;
 pub mod settings;
+pub mod text;
 pub mod sink;
 pub mod snapshot_marks;
 

@@ -9,6 +9,7 @@ use serde::Deserialize;
 use crate::format::Format;
 use crate::settings::{ByteSize, Interval};
 use crate::SinkError;
+pub use crate::text::redact;
 
 /// Headers outflow sets on every request itself; `headers` may not set them.
 pub const OWN_HEADERS: &[&str] = &[
@@ -183,16 +184,6 @@ impl HttpConfig {
     }
 }
 
-/// The URL with any password replaced, for messages.
-pub fn redact(url: &str) -> String {
-    match reqwest::Url::parse(url) {
-        Ok(mut u) if u.password().is_some() => {
-            let _ = u.set_password(Some("***"));
-            u.to_string()
-        }
-        _ => url.to_string(),
-    }
-}
 
 #[cfg(test)]
 mod tests {

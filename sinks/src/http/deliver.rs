@@ -19,6 +19,7 @@ use reqwest::{Client, Response, StatusCode, Url};
 use super::config::redact;
 use super::request::Request;
 use crate::SinkError;
+use crate::text::one_line;
 
 /// How often a wait on the receiver says so in the log.
 const WAIT_LOG: Duration = Duration::from_secs(10);
@@ -210,9 +211,6 @@ pub fn retry_after(headers: &HeaderMap, now: SystemTime) -> Option<Duration> {
     Some(wait.min(MAX_RETRY_AFTER))
 }
 
-fn one_line(s: &str) -> String {
-    s.split_whitespace().collect::<Vec<_>>().join(" ")
-}
 
 /// The error and its causes (reqwest's own message is only the outermost).
 fn error_chain(e: &dyn std::error::Error) -> String {

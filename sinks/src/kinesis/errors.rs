@@ -7,6 +7,7 @@ use aws_sdk_kinesis::config::http::HttpResponse;
 use aws_sdk_kinesis::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 
 use crate::SinkError;
+pub use crate::text::one_line;
 
 #[derive(Debug)]
 pub enum Failure {
@@ -77,6 +78,3 @@ pub fn missing_stream(stream: &str) -> SinkError {
     )
 }
 
-pub fn one_line(s: &str) -> String {
-    s.split_whitespace().collect::<Vec<_>>().join(" ")
-}

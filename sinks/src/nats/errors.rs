@@ -9,6 +9,7 @@ use async_nats::ConnectErrorKind;
 
 use super::config::redact;
 use crate::SinkError;
+pub use crate::text::one_line;
 
 /// How long the pause between attempts may grow.
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
@@ -76,10 +77,6 @@ pub fn jetstream_off(url: &str) -> SinkError {
     )
 }
 
-/// `s` on one line (NATS errors may carry the server's line breaks).
-pub fn one_line(s: &str) -> String {
-    s.split_whitespace().collect::<Vec<_>>().join(" ")
-}
 
 /// The pause between attempts, growing to [`MAX_BACKOFF`], and a log line
 /// now and then while it lasts.

@@ -10,6 +10,7 @@ use serde::Deserialize;
 use crate::format::routing::NameTemplate;
 use crate::format::Format;
 use crate::SinkError;
+pub use crate::text::redact;
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -160,19 +161,6 @@ impl RabbitmqConfig {
     }
 }
 
-/// The URL with its password replaced, for messages.
-pub fn redact(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme), Some(at)) if at > scheme => {
-            let creds = &url[scheme + 3..at];
-            match creds.split_once(':') {
-                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme + 3], &url[at..]),
-                None => url.to_string(),
-            }
-        }
-        _ => url.to_string(),
-    }
-}
 
 #[cfg(test)]
 mod tests {

@@ -9,6 +9,7 @@ use rabbitmq_stream_client::error::ClientError;
 use rabbitmq_stream_client::types::ResponseCode;
 
 use crate::SinkError;
+pub use crate::text::one_line;
 
 const CREDENTIALS_HINT: &str =
     "set the user and password in the sink's url (amqp://user:password@host:port/vhost) to ones RabbitMQ accepts";
@@ -97,6 +98,3 @@ fn too_large(url: &str, text: &str) -> SinkError {
     )
 }
 
-pub fn one_line(s: &str) -> String {
-    s.split_whitespace().collect::<Vec<_>>().join(" ")
-}

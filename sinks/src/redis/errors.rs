@@ -5,6 +5,7 @@ use redis::{ErrorKind, RedisError};
 
 use super::config::redact;
 use crate::SinkError;
+use crate::text::one_line;
 
 /// Whether `e` means the connection is gone or not there yet: retry.
 pub fn retryable(e: &RedisError) -> bool {
@@ -41,6 +42,3 @@ pub fn definite(e: &RedisError, url: &str) -> Option<SinkError> {
     })
 }
 
-fn one_line(s: &str) -> String {
-    s.split_whitespace().collect::<Vec<_>>().join(" ")
-}
