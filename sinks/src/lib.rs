@@ -15,9 +15,9 @@ pub mod format;
 pub mod preflight;
 pub mod registry;
 pub mod settings;
-pub mod text;
 pub mod sink;
 pub mod snapshot_marks;
+pub mod text;
 
 pub use preflight::Probe;
 pub use sink::{Checkpoint, Durable, Sink, SinkContext, SinkError, SinkFactory};

@@ -492,29 +492,18 @@ async fn a_400_or_413_stops_with_one_clean_line_and_nothing_past_the_batch_is_ac
 /// during a busy run delivers every change at least once.
 #[tokio::test]
 async fn mariadb_changes_reach_the_receiver_in_order_at_least_once() {
-    use crate::mysql_harness::{mysql_kill_9_while_writing, server_id, MyDb};
+    use crate::lifecycle::{mariadb_outflow, write_mariadb_items};
+    use crate::mysql_harness::{mysql_kill_9_while_writing, MyDb};
 
     let receiver = OwnReceiver::start();
     let mut db = MyDb::create("OUTFLOW_TEST_MYSQL_URL", "http").await;
-    db.exec("CREATE TABLE items (id INT PRIMARY KEY, tag VARCHAR(20) NOT NULL)").await;
-    db.exec("CREATE TABLE t (id BIGINT PRIMARY KEY, payload VARCHAR(300))").await;
     let name = unique_name("maria");
-    let (url, id, db_name) = (db.url(), server_id(), db.name.clone());
     let sink = sink_toml("hook", &receiver.url("/cdc"), "format = \"json\"\nbatch_size = 100");
-    let config = |dir: &Path| {
-        format!(
-            "name = {name:?}\n[source]\nkind = \"mysql\"\nurl = {url:?}\ntables = [\"{db_name}.items\", \"{db_name}.t\"]\n\
-             server_id = {id}\n[state]\ndir = {:?}\n{sink}",
-            dir.join("state"),
-        )
-    };
-    let outflow = Outflow::raw(config);
+    let outflow = mariadb_outflow(&mut db, &name, &sink).await;
     outflow.with_env(SECRET_ENV, SECRET);
     outflow.run_until_caught_up().await.assert_success();
 
-    db.exec("INSERT INTO items VALUES (1, 'one'), (2, 'two'), (3, 'three')").await;
-    db.exec("UPDATE items SET tag = 'TWO' WHERE id = 2").await;
-    db.exec("DELETE FROM items WHERE id = 3").await;
+    write_mariadb_items(&mut db).await;
     outflow.run_until_caught_up().await.assert_success();
 
     let items_table = format!("{}.items", db.name);

@@ -17,7 +17,7 @@
 //! stands in for the refusals a real Kinesis gives.)
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
@@ -352,28 +352,17 @@ async fn a_frozen_endpoint_holds_the_slot_and_everything_arrives_once_it_returns
 /// during a busy run leaves every change exactly once.
 #[tokio::test]
 async fn mariadb_changes_reach_kinesis_exactly_once() {
-    use crate::mysql_harness::{mysql_kill_9_while_writing, server_id, MyDb};
+    use crate::lifecycle::{mariadb_outflow, write_mariadb_items};
+    use crate::mysql_harness::{mysql_kill_9_while_writing, MyDb};
 
     let moto = OwnMoto::start().await;
     let mut db = MyDb::create("OUTFLOW_TEST_MYSQL_URL", "kinesis").await;
-    db.exec("CREATE TABLE items (id INT PRIMARY KEY, tag VARCHAR(20) NOT NULL)").await;
-    db.exec("CREATE TABLE t (id BIGINT PRIMARY KEY, payload VARCHAR(300))").await;
     let name = unique_name("maria");
-    let (url, id, sink) = (db.url(), server_id(), sink_toml(&moto.endpoint, "format = \"json\"\n"));
-    let config = |tables: &str, dir: &Path| {
-        format!(
-            "name = {name:?}\n[source]\nkind = \"mysql\"\nurl = {url:?}\ntables = [{tables}]\nserver_id = {id}\n\
-             [state]\ndir = {:?}\n{sink}",
-            dir.join("state"),
-        )
-    };
-    let tables = format!("\"{0}.items\", \"{0}.t\"", db.name);
-    let outflow = with_credentials(Outflow::raw(|dir| config(&tables, dir)));
+    let outflow =
+        with_credentials(mariadb_outflow(&mut db, &name, &sink_toml(&moto.endpoint, "format = \"json\"\n")).await);
     outflow.run_until_caught_up().await.assert_success();
 
-    db.exec("INSERT INTO items VALUES (1, 'one'), (2, 'two'), (3, 'three')").await;
-    db.exec("UPDATE items SET tag = 'TWO' WHERE id = 2").await;
-    db.exec("DELETE FROM items WHERE id = 3").await;
+    write_mariadb_items(&mut db).await;
     outflow.run_until_caught_up().await.assert_success();
 
     let items: Vec<Value> = records(&moto.endpoint, STREAM)

@@ -1,12 +1,15 @@
-//! The change lifecycle the message sinks' "in order per key" tests write
-//! and check, the same for every sink: ten inserts, an update of each even
-//! id, a key change (3 → 100) and deletes of the multiples of five.
+//! What the message sinks' tests write and check, the same for every sink:
+//! from PostgreSQL the change lifecycle of the "in order per key" tests (ten
+//! inserts, an update of each even id, a key change (3 → 100) and deletes of
+//! the multiples of five); from MariaDB the tables, the outflow setup and
+//! the three changes of the binlog tests.
 
 use std::collections::BTreeMap;
 
 use serde_json::{json, Value};
 
-use crate::harness::TestDb;
+use crate::harness::{Outflow, TestDb};
+use crate::mysql_harness::{server_id, MyDb};
 
 /// Changes [`write_lifecycle`] makes: 10 creates, 5 updates, the key
 /// change, 3 deletes (5, 10 and 100).
@@ -51,4 +54,28 @@ pub fn assert_lifecycle(envelopes: &[&Value]) {
     assert_eq!(moved["after"], json!({"id": 100, "tag": "moved", "qty": 3}));
     assert_eq!(per_key[&5][1]["before"]["id"], 5);
     assert_eq!(per_key[&5][1]["after"], Value::Null);
+}
+
+/// Creates `items (id, tag)` and `t (id, payload)` in MariaDB `db` and
+/// returns an outflow named `name` reading both into `sink` (a `[[sink]]`
+/// block of TOML).
+pub async fn mariadb_outflow(db: &mut MyDb, name: &str, sink: &str) -> Outflow {
+    db.exec("CREATE TABLE items (id INT PRIMARY KEY, tag VARCHAR(20) NOT NULL)").await;
+    db.exec("CREATE TABLE t (id BIGINT PRIMARY KEY, payload VARCHAR(300))").await;
+    let (url, id, db_name) = (db.url(), server_id(), &db.name);
+    Outflow::raw(|dir| {
+        format!(
+            "name = {name:?}\n[source]\nkind = \"mysql\"\nurl = {url:?}\ntables = [\"{db_name}.items\", \"{db_name}.t\"]\n\
+             server_id = {id}\n[state]\ndir = {:?}\n{sink}",
+            dir.join("state"),
+        )
+    })
+}
+
+/// Three creates in `items`, an update of id 2 (`two` → `TWO`) and the
+/// delete of id 3, each its own transaction.
+pub async fn write_mariadb_items(db: &mut MyDb) {
+    db.exec("INSERT INTO items VALUES (1, 'one'), (2, 'two'), (3, 'three')").await;
+    db.exec("UPDATE items SET tag = 'TWO' WHERE id = 2").await;
+    db.exec("DELETE FROM items WHERE id = 3").await;
 }

@@ -398,28 +398,16 @@ async fn a_record_over_max_payload_stops_cleanly_and_nothing_after_it_is_acknowl
 /// busy run leaves every change exactly once.
 #[tokio::test]
 async fn mariadb_changes_reach_nats_exactly_once() {
-    use crate::mysql_harness::{mysql_kill_9_while_writing, server_id, MyDb};
+    use crate::lifecycle::{mariadb_outflow, write_mariadb_items};
+    use crate::mysql_harness::{mysql_kill_9_while_writing, MyDb};
 
     let nats = OwnNats::start("");
     let mut db = MyDb::create("OUTFLOW_TEST_MYSQL_URL", "nats").await;
-    db.exec("CREATE TABLE items (id INT PRIMARY KEY, tag VARCHAR(20) NOT NULL)").await;
-    db.exec("CREATE TABLE t (id BIGINT PRIMARY KEY, payload VARCHAR(300))").await;
     let name = unique_name("maria");
-    let (url, id, sink) = (db.url(), server_id(), sink_toml(&nats.url(), ""));
-    let config = |tables: &str, dir: &Path| {
-        format!(
-            "name = {name:?}\n[source]\nkind = \"mysql\"\nurl = {url:?}\ntables = [{tables}]\nserver_id = {id}\n\
-             [state]\ndir = {:?}\n{sink}",
-            dir.join("state"),
-        )
-    };
-    let tables = format!("\"{0}.items\", \"{0}.t\"", db.name);
-    let outflow = Outflow::raw(|dir| config(&tables, dir));
+    let outflow = mariadb_outflow(&mut db, &name, &sink_toml(&nats.url(), "")).await;
     outflow.run_until_caught_up().await.assert_success();
 
-    db.exec("INSERT INTO items VALUES (1, 'one'), (2, 'two'), (3, 'three')").await;
-    db.exec("UPDATE items SET tag = 'TWO' WHERE id = 2").await;
-    db.exec("DELETE FROM items WHERE id = 3").await;
+    write_mariadb_items(&mut db).await;
     outflow.run_until_caught_up().await.assert_success();
 
     let items: Vec<Value> = messages(&nats.url(), "OUTFLOW")

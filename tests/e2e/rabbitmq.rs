@@ -19,7 +19,7 @@
 //! line and nothing acknowledged past them; `outflow check` names the fix.
 
 use std::collections::{BTreeMap, HashMap};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
@@ -545,28 +545,16 @@ async fn a_too_large_record_stops_the_run_and_nothing_past_it_is_acknowledged() 
 /// counted, and the stream's last message says where to go on).
 #[tokio::test]
 async fn mariadb_changes_reach_a_stream_exactly_once() {
-    use crate::mysql_harness::{mysql_kill_9_while_writing, server_id, MyDb};
+    use crate::lifecycle::{mariadb_outflow, write_mariadb_items};
+    use crate::mysql_harness::{mysql_kill_9_while_writing, MyDb};
 
     let rabbit = OwnRabbit::shared();
     let mut db = MyDb::create("OUTFLOW_TEST_MYSQL_URL", "rmq").await;
-    db.exec("CREATE TABLE items (id INT PRIMARY KEY, tag VARCHAR(20) NOT NULL)").await;
-    db.exec("CREATE TABLE t (id BIGINT PRIMARY KEY, payload VARCHAR(300))").await;
     let (name, stream) = (unique_name("maria"), unique_name("rmq_maria"));
-    let (url, id, sink) = (db.url(), server_id(), stream_sink(rabbit, "guest", &stream));
-    let config = |tables: &str, dir: &Path| {
-        format!(
-            "name = {name:?}\n[source]\nkind = \"mysql\"\nurl = {url:?}\ntables = [{tables}]\nserver_id = {id}\n\
-             [state]\ndir = {:?}\n{sink}",
-            dir.join("state"),
-        )
-    };
-    let tables = format!("\"{0}.items\", \"{0}.t\"", db.name);
-    let outflow = Outflow::raw(|dir| config(&tables, dir));
+    let outflow = mariadb_outflow(&mut db, &name, &stream_sink(rabbit, "guest", &stream)).await;
     outflow.run_until_caught_up().await.assert_success();
 
-    db.exec("INSERT INTO items VALUES (1, 'one'), (2, 'two'), (3, 'three')").await;
-    db.exec("UPDATE items SET tag = 'TWO' WHERE id = 2").await;
-    db.exec("DELETE FROM items WHERE id = 3").await;
+    write_mariadb_items(&mut db).await;
     outflow.run_until_caught_up().await.assert_success();
 
     let items = rabbit.stream_messages(&stream);

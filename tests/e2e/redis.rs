@@ -16,7 +16,7 @@
 
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
@@ -291,28 +291,16 @@ async fn a_frozen_server_holds_the_slot_and_everything_arrives_once_it_returns()
 /// kill -9 during a busy run leaves every change exactly once.
 #[tokio::test]
 async fn mariadb_changes_reach_redis_exactly_once() {
-    use crate::mysql_harness::{mysql_kill_9_while_writing, server_id, MyDb};
+    use crate::lifecycle::{mariadb_outflow, write_mariadb_items};
+    use crate::mysql_harness::{mysql_kill_9_while_writing, MyDb};
 
     let redis = OwnRedis::start(None);
     let mut db = MyDb::create("OUTFLOW_TEST_MYSQL_URL", "redis").await;
-    db.exec("CREATE TABLE items (id INT PRIMARY KEY, tag VARCHAR(20) NOT NULL)").await;
-    db.exec("CREATE TABLE t (id BIGINT PRIMARY KEY, payload VARCHAR(300))").await;
     let name = unique_name("maria");
-    let (url, id, sink) = (db.url(), server_id(), sink_toml(&redis.url()));
-    let config = |tables: &str, dir: &Path| {
-        format!(
-            "name = {name:?}\n[source]\nkind = \"mysql\"\nurl = {url:?}\ntables = [{tables}]\nserver_id = {id}\n\
-             [state]\ndir = {:?}\n{sink}",
-            dir.join("state"),
-        )
-    };
-    let tables = format!("\"{0}.items\", \"{0}.t\"", db.name);
-    let outflow = Outflow::raw(|dir| config(&tables, dir));
+    let outflow = mariadb_outflow(&mut db, &name, &sink_toml(&redis.url())).await;
     outflow.run_until_caught_up().await.assert_success();
 
-    db.exec("INSERT INTO items VALUES (1, 'one'), (2, 'two'), (3, 'three')").await;
-    db.exec("UPDATE items SET tag = 'TWO' WHERE id = 2").await;
-    db.exec("DELETE FROM items WHERE id = 3").await;
+    write_mariadb_items(&mut db).await;
     outflow.run_until_caught_up().await.assert_success();
 
     let items = entries(&redis.url(), &format!("{name}.{}.items", db.name));
