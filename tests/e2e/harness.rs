@@ -764,3 +764,14 @@ pub async fn kill_9_while_writing(
     }
     rounds * per_round
 }
+
+/// Sends SIGCONT to a process a test froze with SIGSTOP when dropped, even
+/// if the test fails while it is stopped.
+pub struct Thaw(pub u32);
+
+impl Drop for Thaw {
+    fn drop(&mut self) {
+        // SAFETY: kill(2) with a pid the test started and a valid signal number.
+        unsafe { libc::kill(self.0 as libc::pid_t, libc::SIGCONT) };
+    }
+}

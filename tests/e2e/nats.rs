@@ -25,7 +25,7 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use crate::harness::{env_var, kill_9_while_writing, wait_for, Outcome, Outflow, TestDb};
+use crate::harness::{env_var, kill_9_while_writing, wait_for, Outcome, Outflow, TestDb, Thaw};
 use crate::kafka::unique_name;
 use crate::lifecycle::{assert_lifecycle, write_lifecycle};
 use crate::outage::{confirmed_flush_lsn, slot_holds_while_down};
@@ -261,16 +261,6 @@ async fn a_server_down_for_20_s_holds_the_slot_and_everything_arrives_once_it_re
     assert!(out.stderr.contains("retrying"), "the lost connection was retried:\n{}", out.stderr);
     assert_exactly_once(&messages(&nats.url(), "OUTFLOW"), 2000);
     db.cleanup().await;
-}
-
-/// Sends SIGCONT to a frozen nats-server when dropped, even if the test
-/// fails while it is stopped.
-struct Thaw(u32);
-
-impl Drop for Thaw {
-    fn drop(&mut self) {
-        unsafe { libc::kill(self.0 as libc::pid_t, libc::SIGCONT) };
-    }
 }
 
 /// A frozen server (SIGSTOP) keeps its connections open and answers

@@ -26,7 +26,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use crate::harness::{env_var, kill_9_while_writing, wait_for, Outflow, TestDb};
+use crate::harness::{env_var, kill_9_while_writing, wait_for, Outflow, TestDb, Thaw};
 use crate::kafka::unique_name;
 use crate::outage::{confirmed_flush_lsn, slot_holds_while_down};
 
@@ -159,16 +159,6 @@ impl Drop for OwnRabbit {
     fn drop(&mut self) {
         self.stop();
         let _ = self.script.wait();
-    }
-}
-
-/// Sends SIGCONT to a frozen broker when dropped, even if the test fails
-/// while it is stopped.
-struct Thaw(i32);
-
-impl Drop for Thaw {
-    fn drop(&mut self) {
-        unsafe { libc::kill(self.0, libc::SIGCONT) };
     }
 }
 
@@ -321,7 +311,7 @@ async fn stream_a_frozen_broker_holds_the_slot_and_everything_arrives_once_it_re
 
     let run = outflow.spawn_run();
     db.wait_for_slot_streaming().await;
-    let thaw = Thaw(rabbit.beam);
+    let thaw = Thaw(rabbit.beam as u32);
     slot_holds_while_down(&db, || unsafe {
         libc::kill(rabbit.beam, libc::SIGSTOP);
     })

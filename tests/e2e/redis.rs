@@ -22,7 +22,7 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use crate::harness::{env_var, kill_9_while_writing, wait_for, write_rows, Outflow, TestDb, SHORT};
+use crate::harness::{env_var, kill_9_while_writing, wait_for, write_rows, Outflow, TestDb, Thaw, SHORT};
 use crate::kafka::unique_name;
 use crate::lifecycle::{assert_lifecycle, write_lifecycle};
 use crate::outage::slot_holds_while_down;
@@ -244,16 +244,6 @@ async fn dropped_connections_are_reopened_and_nothing_is_written_twice() {
     assert!(out.stderr.contains("retrying"), "the dropped connection was retried:\n{}", out.stderr);
     assert_exactly_once(&entries(&redis.url(), &stream), 5000);
     db.cleanup().await;
-}
-
-/// Sends SIGCONT to a frozen redis-server when dropped, even if the test
-/// fails while it is stopped.
-struct Thaw(u32);
-
-impl Drop for Thaw {
-    fn drop(&mut self) {
-        unsafe { libc::kill(self.0 as libc::pid_t, libc::SIGCONT) };
-    }
 }
 
 #[tokio::test]
