@@ -7,6 +7,7 @@
 
 use crate::harness::{changes, ops, wait_for, Outflow, TestDb, SHORT};
 use crate::intact::{Error, Image};
+use crate::own_servers::OwnPg;
 
 fn image(outflow: &Outflow) -> Image {
     Image::take(&[&outflow.state_dir(), &outflow.out_path()])
@@ -288,4 +289,69 @@ async fn source_row_larger_than_the_kafka_sink_accepts() {
     ids.sort();
     assert_eq!(ids, [1, 2], "each row exactly once");
     db.cleanup().await;
+}
+
+/// The server invalidates the slot (`max_slot_wal_keep_size` passed while
+/// outflow was stopped): the next run stops with the recovery steps, leaves
+/// the state as it was and streams nothing from a slot with a gap; the
+/// steps it names (drop the slot, reset the sink) recover every row.
+#[tokio::test]
+async fn source_slot_invalidated_by_max_slot_wal_keep_size_stops_with_the_recovery_steps() {
+    let pg = OwnPg::start();
+    let (client, conn) = tokio_postgres::connect(&pg.url(), tokio_postgres::NoTls).await.expect("connect");
+    tokio::spawn(conn);
+    client.batch_execute("ALTER SYSTEM SET max_slot_wal_keep_size = '1MB'").await.unwrap();
+    client.batch_execute("SELECT pg_reload_conf()").await.unwrap();
+    client.batch_execute("CREATE TABLE t (id bigint PRIMARY KEY, payload text)").await.unwrap();
+    client.batch_execute("INSERT INTO t SELECT g, 'x' FROM generate_series(1, 10) g").await.unwrap();
+    let url = pg.url();
+    let outflow = Outflow::raw(|dir| {
+        format!(
+            "[source]\nkind = \"postgres\"\nurl = {url:?}\ntables = [\"public.t\"]\nslot = \"lossy\"\n\
+             [state]\ndir = {:?}\n[[sink]]\nname = \"events\"\nkind = \"jsonl\"\npath = {:?}\n",
+            dir.join("state"),
+            dir.join("out.jsonl")
+        )
+    });
+    outflow.run_until_caught_up().await.assert_success();
+    assert_eq!(changes(&outflow.events(), "t").len(), 10);
+
+    // Stopped; writes go on and the WAL the slot holds passes the limit.
+    let wal_status = || async {
+        let row = client.query_one("SELECT wal_status FROM pg_replication_slots WHERE slot_name = 'lossy'", &[]).await;
+        row.ok().and_then(|r| r.get::<_, Option<String>>(0)).unwrap_or_default()
+    };
+    wait_for(SHORT, "the slot to be invalidated", || async {
+        client
+            .batch_execute("INSERT INTO t SELECT g, 'y' FROM generate_series(11, 5010) g ON CONFLICT DO NOTHING")
+            .await
+            .unwrap();
+        client.batch_execute("SELECT pg_switch_wal()").await.unwrap();
+        client.batch_execute("CHECKPOINT").await.unwrap();
+        wal_status().await == "lost"
+    })
+    .await;
+    let before = image(&outflow);
+    let out = outflow.run_until_caught_up().await;
+    let error = Error::of(&out, 1);
+    error.names(&["\"lossy\"", "invalidated", "removed WAL"]);
+    assert!(error.hint.contains("pg_drop_replication_slot('lossy')"), "{}", error.hint);
+    assert!(error.hint.contains("offsets reset --sink"), "{}", error.hint);
+    before.assert_unchanged(&image(&outflow));
+    let check = outflow.exec(&["check", "-c", &outflow.config_path().to_string_lossy()]).await;
+    assert_ne!(check.code, Some(0), "check flags the lost slot:\n{}", check.stdout);
+    assert!(check.stdout.contains("wal_status lost"), "{}", check.stdout);
+
+    // The recovery steps: drop the slot, reset the sink, run: a new snapshot.
+    client.batch_execute("SELECT pg_drop_replication_slot('lossy')").await.unwrap();
+    let config = outflow.config_path().to_string_lossy().into_owned();
+    outflow.exec(&["offsets", "-c", &config, "reset", "--sink", "events"]).await.assert_success();
+    outflow.run_until_caught_up().await.assert_success();
+    let rows: std::collections::BTreeSet<i64> = outflow
+        .events()
+        .iter()
+        .filter(|e| e["op"] == "r" && e["source"]["table"] == "t")
+        .map(|e| e["after"]["id"].as_i64().unwrap())
+        .collect();
+    assert_eq!(rows, (1..=5010).collect(), "the new snapshot holds every row");
 }
