@@ -3,6 +3,7 @@
 # their data under target/services/.
 #
 #   scripts/test-services.sh up     start them (idempotent: running ones are kept)
+#   scripts/test-services.sh up pg  start only the two PostgreSQL servers
 #   scripts/test-services.sh env    print `export` lines for the tests to eval
 #   scripts/test-services.sh down   stop them and delete their data (idempotent)
 #
@@ -27,6 +28,11 @@
 # `GRANT CREATE ON DATABASE <db> TO <role>` (to create the publication) and
 # `ALTER TABLE <t> OWNER TO <role>` (publication membership and SELECT).
 #
+# OUTFLOW_PG_BIN picks the PostgreSQL binaries (default Debian's 15; the
+# version matrix passes scripts/pg18.sh's); OUTFLOW_PG_PORT and
+# OUTFLOW_PG_REPLICA_WAL_PORT move the two servers, with OUTFLOW_SERVICES_DIR,
+# e.g. to run a second version next to the first.
+#
 # Running as root, the servers run as the `postgres` user (PostgreSQL refuses
 # root); otherwise as the current user. If the postgres user cannot reach the
 # repository's target/ (e.g. a clone under /root), the data goes to a
@@ -41,8 +47,8 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 source "$(dirname "${BASH_SOURCE[0]}")/mariadb-services.sh"
 
 PG_BIN="${OUTFLOW_PG_BIN:-/usr/lib/postgresql/15/bin}"
-PG_PORT=56432
-PG_REPLICA_WAL_PORT=56433
+PG_PORT="${OUTFLOW_PG_PORT:-56432}"
+PG_REPLICA_WAL_PORT="${OUTFLOW_PG_REPLICA_WAL_PORT:-56433}"
 KAFKA_PORT=56492
 READY_TIMEOUT=60
 
@@ -153,7 +159,8 @@ host    replication  outflow_scram  127.0.0.1/32  scram-sha-256
 host    all          all            127.0.0.1/32  trust
 host    replication  all            127.0.0.1/32  trust
 "
-    if [[ "$name" == pg ]]; then
+    # TLS where the build has it (PyPI's PostgreSQL 18 build has none).
+    if [[ "$name" == pg ]] && "$PG_BIN/pg_config" --configure | grep -q -e --with-ssl -e --with-openssl; then
         make_certs "$datadir"
         conf+="
 ssl = on
@@ -257,7 +264,7 @@ stop_kafka() {
 }
 
 cmd_up() {
-    [[ -x "$PG_BIN/initdb" ]] || die "PostgreSQL 15 is not installed at $PG_BIN; scripts/test.sh installs it (apt-get install postgresql-15)"
+    [[ -x "$PG_BIN/initdb" ]] || die "PostgreSQL is not installed at $PG_BIN; scripts/test.sh installs it (apt-get install postgresql-15, scripts/pg18.sh)"
     have openssl || die "openssl is not installed; scripts/test.sh installs it (apt-get install openssl)"
     mkdir -p "$SERVICES_DIR"
     if ((EUID == 0)); then
@@ -268,6 +275,7 @@ cmd_up() {
     start_server pg "$PG_PORT"
     start_server pg_replica_wal "$PG_REPLICA_WAL_PORT"
     create_roles
+    [[ "${1:-}" == pg ]] && return 0
     mariadb_up
     start_kafka
     log "up: pg on 127.0.0.1:$PG_PORT, pg_replica_wal on 127.0.0.1:$PG_REPLICA_WAL_PORT, kafka on 127.0.0.1:$KAFKA_PORT (data in $SERVICES_DIR)"
@@ -301,7 +309,7 @@ cmd_env() {
 }
 
 case "${1:-}" in
-up) cmd_up ;;
+up) cmd_up "${2:-}" ;;
 down) cmd_down ;;
 env) cmd_env ;;
 *)

@@ -159,15 +159,21 @@ pub async fn preflight(cfg: &PgConfig, snapshots: bool, report: &mut Checklist) 
         report.note(&format!("publication {:?} does not exist yet: `outflow run` creates it", cfg.publication));
     }
 
-    let can_emit: bool = client
-        .query_one("SELECT has_function_privilege('pg_logical_emit_message(boolean, text, text)', 'EXECUTE')", &[])
+    // The text variant; PostgreSQL 17 added a fourth argument (`flush`).
+    let emit = client
+        .query_one(
+            "SELECT has_function_privilege(oid, 'EXECUTE'), oid::regprocedure::text FROM pg_proc \
+             WHERE proname = 'pg_logical_emit_message' AND pronamespace = 'pg_catalog'::regnamespace \
+             AND proargtypes[2] = 'text'::regtype",
+            &[],
+        )
         .await
-        .map_err(q)?
-        .get(0);
+        .map_err(q)?;
+    let (can_emit, signature): (bool, String) = (emit.get(0), emit.get(1));
     report.item(
         can_emit || !snapshots,
         "snapshot watermarks can be written (pg_logical_emit_message)",
-        &format!("GRANT EXECUTE ON FUNCTION pg_logical_emit_message(boolean, text, text) TO {user}; or [snapshot] mode = \"never\""),
+        &format!("GRANT EXECUTE ON FUNCTION {signature} TO {user}; or [snapshot] mode = \"never\""),
     );
     Ok(())
 }

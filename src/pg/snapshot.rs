@@ -366,7 +366,8 @@ async fn emit_watermark(catalog: &Catalog, content: &str, flush: bool) -> Result
         let err = sql_error("writing a snapshot watermark with pg_logical_emit_message", &e);
         if e.as_db_error().is_some_and(|d| d.code().code() == "42501") {
             err.with_hint(
-                "GRANT EXECUTE ON FUNCTION pg_logical_emit_message(boolean, text, text) TO <the source user>; \
+                "GRANT EXECUTE ON FUNCTION pg_logical_emit_message(boolean, text, text) TO <the source user> \
+                     (PostgreSQL 17+: pg_logical_emit_message(boolean, text, text, boolean)); \
                      or set [snapshot] mode = \"never\"",
             )
         } else {

@@ -174,7 +174,12 @@ async fn source_user_without_the_replication_privilege() {
 async fn source_watermark_function_not_permitted() {
     let db = TestDb::create("no_emit_message").await;
     db.execute("CREATE TABLE t (id int PRIMARY KEY); INSERT INTO t SELECT generate_series(1, 50)").await;
-    db.execute("REVOKE EXECUTE ON FUNCTION pg_logical_emit_message(boolean, text, text) FROM PUBLIC").await;
+    // Its text variant, (boolean, text, text) before PostgreSQL 17, with a `flush` boolean after.
+    let emit: String = db
+        .query("SELECT oid::regprocedure::text FROM pg_proc WHERE proname = 'pg_logical_emit_message' AND proargtypes[2] = 'text'::regtype")
+        .await[0]
+        .get(0);
+    db.execute(&format!("REVOKE EXECUTE ON FUNCTION {emit} FROM PUBLIC")).await;
     let user = role(&db, true, &["t"]).await;
     let outflow = Outflow::new(&db, &["public.t"]).source_url(db.url_as(&user, "", ""));
 
@@ -186,7 +191,7 @@ async fn source_watermark_function_not_permitted() {
     let stored = std::fs::read_to_string(outflow.state_dir().join("sinks/events.json")).unwrap_or_default();
     assert!(!stored.contains("\"done\": true"), "the snapshot is recorded as done: {stored}");
 
-    db.execute(&format!("GRANT EXECUTE ON FUNCTION pg_logical_emit_message(boolean, text, text) TO {user}")).await;
+    db.execute(&format!("GRANT EXECUTE ON FUNCTION {emit} TO {user}")).await;
     outflow.run_until_caught_up().await.assert_success();
     let mut ids: Vec<i64> =
         changes(&outflow.events(), "t").iter().map(|e| e["after"]["id"].as_i64().unwrap()).collect();
