@@ -10,7 +10,7 @@ use std::path::PathBuf;
 
 use serde_json::{json, Value};
 
-use crate::harness::{changes, read_jsonl, wait_for, Outflow, TestDb, SHORT};
+use crate::harness::{changes, create_pg_types, read_jsonl, wait_for, Outflow, TestDb, SHORT};
 use crate::kafka::{brokers, records, unique_name};
 use crate::mysql_harness::{MyDb, MyOutflow};
 
@@ -304,19 +304,15 @@ fn assert_rows(events: &[&Value], golden: &[Value], deliberate: &[(i64, &str)], 
 }
 
 async fn postgres_corpus_with(modes: &str, golden_file: &str) {
-    let sql = std::fs::read_to_string(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/golden/pg_types.sql"))
-        .expect("golden SQL");
-    let split = sql.find("\nINSERT").expect("the golden SQL has INSERTs");
-    let (ddl, rows) = sql.split_at(split);
     let db = TestDb::create("dbz_modes").await;
-    db.client().batch_execute(ddl).await.expect("golden DDL");
+    let rows = create_pg_types(&db).await;
     let outflow = Outflow::new(&db, &["public.pg_types"]);
     // The `[sink.debezium]` of the generated config's JSONL sink (the last table).
     let config = format!("{}{modes}", outflow.config_text());
     let outflow = outflow.raw_config(config);
     outflow.run_until_caught_up().await.assert_success();
     db.wait_for_slot_idle().await;
-    db.client().batch_execute(rows).await.expect("golden rows");
+    db.execute(&rows).await;
     outflow.run_until_caught_up().await.assert_success();
     let events = outflow.events();
     let golden = golden_rows(golden_file);

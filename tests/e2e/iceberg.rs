@@ -20,7 +20,7 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde_json::{json, Value};
 
-use crate::harness::{env_var, wait_for, Outflow, TestDb, SHORT};
+use crate::harness::{create_pg_types, env_var, wait_for, Outflow, TestDb, SHORT};
 use crate::mysql_harness::{server_id, MyDb};
 use crate::pg_apply::{busy_transaction, random_statement, BusyWriter};
 
@@ -389,15 +389,12 @@ async fn iceberg_added_and_dropped_columns_reach_the_table_schema() {
 
 #[tokio::test]
 async fn iceberg_pg_type_corpus_arrives_with_iceberg_types() {
-    let sql = std::fs::read_to_string(format!("{}/tests/golden/pg_types.sql", env!("CARGO_MANIFEST_DIR"))).unwrap();
-    let split = sql.find("\nINSERT").expect("the golden SQL has INSERTs");
-    let (ddl, rows) = sql.split_at(split);
     let db = TestDb::create("ice_types").await;
-    db.execute(ddl).await;
+    let rows = create_pg_types(&db).await;
     let (outflow, root) = pg_to_iceberg(&db, &["public.pg_types"]);
     outflow.run_until_caught_up().await.assert_success();
     db.wait_for_slot_idle().await;
-    db.execute(rows).await;
+    db.execute(&rows).await;
     outflow.run_until_caught_up().await.assert_success();
 
     let catalog = read_catalog(&root);

@@ -15,7 +15,7 @@ use std::time::Duration;
 use rand::Rng;
 use serde_json::{json, Value};
 
-use crate::harness::{env_var, wait_for, Outflow, TestDb, SHORT};
+use crate::harness::{create_pg_types, env_var, wait_for, Outflow, TestDb, SHORT};
 
 fn python() -> String {
     env_var("OUTFLOW_TEST_PYTHON")
@@ -87,15 +87,11 @@ fn field<'a>(lake: &'a Value, table: &str, name: &str) -> &'a Value {
 #[tokio::test]
 async fn parquet_every_golden_type_arrives_with_its_arrow_type_and_value() {
     let db = TestDb::create("pq_types").await;
-    let sql =
-        std::fs::read_to_string(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/golden/pg_types.sql")).unwrap();
-    let split = sql.find("\nINSERT").expect("the golden SQL has INSERTs");
-    let (ddl, inserts) = sql.split_at(split);
-    db.execute(ddl).await;
+    let inserts = create_pg_types(&db).await;
     let (outflow, lake) = parquet_outflow(&db, &["public.pg_types"], "");
     outflow.run_until_caught_up().await.assert_success();
     db.wait_for_slot_idle().await;
-    db.execute(inserts).await;
+    db.execute(&inserts).await;
     outflow.run_until_caught_up().await.assert_success();
 
     let lake = read_lake(&lake, &[]);

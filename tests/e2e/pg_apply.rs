@@ -12,7 +12,7 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use std::path::Path;
 
-use crate::harness::{wait_for, Outflow, TestDb, SHORT};
+use crate::harness::{create_pg_types, wait_for, Outflow, TestDb, SHORT};
 use crate::mysql_harness::{server_id, MyDb};
 
 fn toml_str(s: &str) -> String {
@@ -297,16 +297,13 @@ async fn pg_apply_added_and_dropped_columns_reach_the_target() {
 
 #[tokio::test]
 async fn pg_apply_type_corpus_arrives_with_its_types_and_values() {
-    let sql = std::fs::read_to_string(format!("{}/tests/golden/pg_types.sql", env!("CARGO_MANIFEST_DIR"))).unwrap();
-    let split = sql.find("\nINSERT").expect("the golden SQL has INSERTs");
-    let (ddl, rows) = sql.split_at(split);
     let source = TestDb::create("apply_types_src").await;
     let target = TestDb::create("apply_types_dst").await;
-    source.execute(ddl).await;
+    let rows = create_pg_types(&source).await;
     let outflow = pg_to_pg(&source, &target, &["public.pg_types"]);
     outflow.run_until_caught_up().await.assert_success();
     source.wait_for_slot_idle().await;
-    source.execute(rows).await;
+    source.execute(&rows).await;
     outflow.run_until_caught_up().await.assert_success();
 
     let columns: Vec<(String, String)> = source
