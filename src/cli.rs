@@ -18,10 +18,13 @@ use crate::snapshot::{least_progress, SnapshotPlan};
 use crate::source::{Purpose, StreamRun};
 use crate::state::{SourceIdentity, StateDir, TableSnapshot};
 
+/// `outflow --version`: the crate version and the git revision built from.
+pub const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (", env!("OUTFLOW_GIT_REVISION"), ")");
+
 #[derive(Debug, Parser)]
 #[command(
     name = "outflow",
-    version,
+    version = VERSION,
     about = "Change-data-capture from PostgreSQL and MySQL/MariaDB to JSONL, Kafka, Redis Streams, Parquet, Iceberg and PostgreSQL"
 )]
 pub struct Cli {
@@ -66,6 +69,12 @@ pub enum Command {
         #[arg(long = "table", required = true, num_args = 1..)]
         tables: Vec<String>,
     },
+    /// Print a shell completion script to stdout, e.g.
+    /// `outflow completions bash > /etc/bash_completion.d/outflow`.
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
     /// Print changes to stdout; commits no offsets and leaves nothing on the server.
     Tail {
         #[arg(short, long, default_value = "outflow.toml")]
@@ -108,6 +117,11 @@ pub async fn dispatch(cli: Cli) -> Result<()> {
         Command::Tail { config, until_caught_up } => tail(&config, until_caught_up).await,
         Command::Snapshot { config, tables } => request_snapshots(&config, &tables),
         Command::Check { config } => crate::check::check(&config).await,
+        Command::Completions { shell } => {
+            use clap::CommandFactory;
+            clap_complete::generate(shell, &mut Cli::command(), "outflow", &mut std::io::stdout());
+            Ok(())
+        }
         Command::Offsets { config, action } => match action {
             OffsetsAction::Show => crate::offsets::show(&config),
             OffsetsAction::Set { sink, position, dry_run } => {

@@ -21,6 +21,7 @@ mod bad_state;
 mod chaos;
 mod check;
 mod check_sinks;
+mod cli;
 mod debezium;
 mod durability;
 mod fanout;
