@@ -18,7 +18,7 @@
 //! (and an untrusted certificate: a clean error); MariaDB changes in
 //! order, at least once across kill -9.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -238,7 +238,7 @@ async fn postgres_changes_arrive_signed_in_order_in_batches_and_one_per_request(
         assert_eq!(e["source"]["connector"], "postgresql");
         assert_eq!(e["source"]["name"], name.as_str());
     }
-    assert_lifecycle(&all.iter().collect::<Vec<_>>());
+    assert_lifecycle(&all);
 
     // One per request: the flat record itself, with table, op, key and position headers.
     let singles = receiver.delivered("/single");
