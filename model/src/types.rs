@@ -72,9 +72,13 @@ pub enum ColumnType {
     /// A JSON document, `Value::Json` (PostgreSQL json/jsonb, MySQL JSON).
     Json,
     /// An enum label, `Value::Enum` (PostgreSQL enums, MySQL ENUM).
-    Enum,
+    /// `labels`: the type's labels in declaration order (PostgreSQL's
+    /// `pg_enum` sort order; MySQL's column definition), empty when the
+    /// source could not tell.
+    Enum { labels: Vec<String> },
     /// MySQL SET: the chosen labels joined by commas, `Value::Text`.
-    Set,
+    /// `labels`: the labels the column allows, in declaration order.
+    Set { labels: Vec<String> },
     /// A bit string, `Value::Bits`: PostgreSQL `bit(n)` (`length` n) and
     /// `varbit` (`varying`, `length` the maximum if declared); MySQL `BIT(n)`
     /// for n > 1.

@@ -254,8 +254,8 @@ impl Catalog {
         Ok(rows.iter().map(|r| r.get(0)).collect())
     }
 
-    /// Looks up a type the decoder does not know: enums, domains (resolved
-    /// to their base type), arrays of those.
+    /// Looks up a type the decoder does not know: enums (with their labels),
+    /// domains (resolved to their base type), arrays of those.
     pub async fn lookup_type(&self, oid: u32) -> Result<(String, PgType)> {
         let mut current = oid;
         let mut array_depth = 0;
@@ -276,7 +276,17 @@ impl Catalog {
                     current = base;
                     continue;
                 }
-                "e" => PgType::Enum,
+                "e" => {
+                    let labels = self
+                        .client
+                        .query(
+                            "SELECT enumlabel::text FROM pg_enum WHERE enumtypid = $1 ORDER BY enumsortorder",
+                            &[&current],
+                        )
+                        .await
+                        .map_err(|e| sql_error("reading pg_enum", &e))?;
+                    PgType::Enum(labels.iter().map(|r| r.get(0)).collect())
+                }
                 "b" if category == "A" && elem != 0 => {
                     array_depth += 1;
                     current = elem;

@@ -114,8 +114,8 @@ fn kind_of_type(ty: &ColumnType) -> Kind {
         | ColumnType::Text { .. }
         | ColumnType::TimeTz { .. }
         | ColumnType::Json
-        | ColumnType::Enum
-        | ColumnType::Set
+        | ColumnType::Enum { .. }
+        | ColumnType::Set { .. }
         | ColumnType::Bits { .. }
         | ColumnType::Other => Kind::Utf8,
     }
@@ -493,7 +493,7 @@ mod tests {
             kind(ColumnType::Array(Box::new(ColumnType::TimestampTz { precision: None }))).data_type(),
             DataType::List(Arc::new(Kind::TimestampTz.field("item")))
         );
-        assert_eq!(kind(ColumnType::Enum), Kind::Utf8);
+        assert_eq!(kind(ColumnType::Enum { labels: vec![] }), Kind::Utf8);
         assert_eq!(kind(ColumnType::Duration { precision: Some(3) }), Kind::Duration);
         assert_eq!(kind(ColumnType::Bits { length: Some(1), varying: false }), Kind::Utf8);
     }
