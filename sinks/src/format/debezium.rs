@@ -17,8 +17,12 @@
 //! - converter settings ([`ValueModes`]): `decimal.handling.mode`,
 //!   `time.precision.mode`, `binary.handling.mode`, `interval.handling.mode`,
 //!   `bigint.unsigned.handling.mode` with all of Debezium's values;
-//!   `key.converter.schemas.enable`/`value.converter.schemas.enable` only
-//!   `false` (records with schemas are not written yet).
+//! - `key.converter.schemas.enable`/`value.converter.schemas.enable`
+//!   ([`SchemasEnable`]): records as the JSON converter's `{"schema",
+//!   "payload"}` (see `schema`); the sink's own `schemas = true` means both.
+//!   With schemas on and `bigint.unsigned.handling.mode` unset, BIGINT
+//!   UNSIGNED is Debezium's `precise` (a `Decimal` the schema describes)
+//!   rather than outflow's exact JSON integer, which no Connect type holds.
 
 use std::collections::BTreeMap;
 
@@ -33,9 +37,9 @@ pub type DebeziumProperties = BTreeMap<String, Setting>;
 const UNWRAP: &str = "io.debezium.transforms.ExtractNewRecordState";
 const ROUTER: &str = "io.debezium.transforms.ByLogicalTableRouter";
 
-/// Converter keys whose only supported value is outflow's rendering.
-const FIXED: &[(&str, &[&str])] =
-    &[("key.converter.schemas.enable", &["false"]), ("value.converter.schemas.enable", &["false"])];
+/// The JSON converter's schema switches, for keys and values.
+const SCHEMAS_KEY: &str = "key.converter.schemas.enable";
+const SCHEMAS_VALUE: &str = "value.converter.schemas.enable";
 
 /// Converter settings and the values each supports.
 const MODES: &[(&str, &[&str])] = &[
@@ -70,6 +74,21 @@ pub struct Debezium {
     pub routes: Vec<Route>,
     /// The converter settings (`decimal.handling.mode`, …).
     pub values: ValueModes,
+    /// Whether keys and values are written with their schemas.
+    pub schemas: SchemasEnable,
+}
+
+/// `key.converter.schemas.enable` and `value.converter.schemas.enable`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct SchemasEnable {
+    pub key: bool,
+    pub value: bool,
+}
+
+impl SchemasEnable {
+    pub fn any(self) -> bool {
+        self.key || self.value
+    }
 }
 
 /// One `message.key.columns` entry: the tables it applies to and the
@@ -164,8 +183,10 @@ impl Route {
 }
 
 impl Debezium {
-    /// Checks the properties; `sink` is the sink's kind for messages.
-    pub fn parse(props: &DebeziumProperties) -> Result<Debezium, String> {
+    /// Checks the properties. `schemas`: the sink's own `schemas = true`,
+    /// turning both converter switches on (a switch set to `false` as well
+    /// is an error).
+    pub fn parse(props: &DebeziumProperties, schemas: bool) -> Result<Debezium, String> {
         let mut out = Debezium::default();
         let get = |k: &str| props.get(k).map(ToString::to_string);
         let aliases: Vec<String> = match get("transforms") {
@@ -176,7 +197,9 @@ impl Debezium {
             let known = key == "transforms"
                 || key == "tombstones.on.delete"
                 || key == "message.key.columns"
-                || FIXED.iter().chain(MODES).any(|(k, _)| k == key)
+                || key == SCHEMAS_KEY
+                || key == SCHEMAS_VALUE
+                || MODES.iter().any(|(k, _)| k == key)
                 || key.strip_prefix("transforms.").is_some_and(|rest| {
                     aliases.iter().any(|a| rest.strip_prefix(a.as_str()).is_some_and(|r| r.starts_with('.')))
                 });
@@ -184,16 +207,16 @@ impl Debezium {
                 return Err(format!("`{key}` is not supported; supported keys: {}", supported_keys()));
             }
         }
-        for (key, values) in FIXED {
-            if let Some(v) = get(key) {
-                if !values.contains(&v.as_str()) {
-                    return Err(format!(
-                        "`{key} = {v:?}` is not supported; supported: {} (outflow's rendering)",
-                        values.join(", ")
-                    ));
-                }
+        let switch = |key: &str| -> Result<bool, String> {
+            match get(key) {
+                None => Ok(schemas),
+                Some(v) => match parse_bool(key, &v)? {
+                    false if schemas => Err(format!("`{key} = false` contradicts the sink's `schemas = true`; remove one")),
+                    on => Ok(on),
+                },
             }
-        }
+        };
+        out.schemas = SchemasEnable { key: switch(SCHEMAS_KEY)?, value: switch(SCHEMAS_VALUE)? };
         for (key, values) in MODES {
             if let Some(v) = get(key) {
                 if !values.contains(&v.as_str()) {
@@ -216,7 +239,8 @@ impl Debezium {
             binary: match mode("binary.handling.mode").as_str() {
                 "base64-url-safe" => BinaryMode::Base64UrlSafe,
                 "hex" => BinaryMode::Hex,
-                _ => BinaryMode::Base64,
+                "base64" => BinaryMode::Base64,
+                _ => BinaryMode::Bytes,
             },
             interval: match mode("interval.handling.mode").as_str() {
                 "string" => IntervalMode::String,
@@ -225,6 +249,7 @@ impl Debezium {
             unsigned: match mode("bigint.unsigned.handling.mode").as_str() {
                 "long" => UnsignedMode::Long,
                 "precise" => UnsignedMode::Precise,
+                _ if out.schemas.any() => UnsignedMode::Precise,
                 _ => UnsignedMode::Exact,
             },
         };
@@ -290,7 +315,8 @@ impl Debezium {
 fn supported_keys() -> String {
     let mut keys: Vec<String> = ["tombstones.on.delete", "message.key.columns", "transforms"]
         .into_iter()
-        .chain(MODES.iter().chain(FIXED).map(|(k, _)| *k))
+        .chain(MODES.iter().map(|(k, _)| *k))
+        .chain([SCHEMAS_KEY, SCHEMAS_VALUE])
         .map(str::to_string)
         .collect();
     keys.push(format!("transforms.<name>.type = {UNWRAP} | {ROUTER} and their settings"));
@@ -454,7 +480,7 @@ mod tests {
             ("transforms.route.type", ROUTER),
             ("transforms.route.topic.regex", "(.*)_shard_\\d+"),
             ("transforms.route.topic.replacement", "$1_all"),
-        ]))
+        ]), false)
         .unwrap();
         assert_eq!(d.tombstones, Some(true));
         assert_eq!(d.key_columns_for("public.events"), Some(&["tenant_id".to_string(), "id".to_string()][..]));
@@ -473,11 +499,28 @@ mod tests {
     }
 
     #[test]
+    fn schema_switches_are_independent_and_the_sink_key_sets_both() {
+        let parse = |p: &[(&str, &str)], sink: bool| Debezium::parse(&props(p), sink);
+        let only_value = parse(&[("value.converter.schemas.enable", "true")], false).unwrap();
+        assert_eq!(only_value.schemas, SchemasEnable { key: false, value: true });
+        let only_key = parse(&[("key.converter.schemas.enable", "true")], false).unwrap();
+        assert_eq!(only_key.schemas, SchemasEnable { key: true, value: false });
+        let both = parse(&[], true).unwrap();
+        assert_eq!(both.schemas, SchemasEnable { key: true, value: true });
+        assert_eq!(both.values.unsigned, UnsignedMode::Precise, "the exact integer has no Connect type");
+        assert_eq!(parse(&[], false).unwrap().values.unsigned, UnsignedMode::Exact);
+        let long = parse(&[("bigint.unsigned.handling.mode", "long")], true).unwrap();
+        assert_eq!(long.values.unsigned, UnsignedMode::Long);
+        let err = parse(&[("key.converter.schemas.enable", "false")], true).unwrap_err();
+        assert!(err.contains("contradicts"), "{err}");
+    }
+
+    #[test]
     fn unsupported_keys_and_values_say_what_is_supported() {
-        let err = |p: &[(&str, &str)]| Debezium::parse(&props(p)).unwrap_err();
+        let err = |p: &[(&str, &str)]| Debezium::parse(&props(p), false).unwrap_err();
         assert!(err(&[("snapshot.mode", "never")]).contains("supported keys: tombstones.on.delete"));
         assert!(err(&[("decimal.handling.mode", "exact")]).contains("supported: precise, string, double"));
-        assert!(err(&[("value.converter.schemas.enable", "true")]).contains("supported: false"));
+        assert!(err(&[("value.converter.schemas.enable", "yes")]).contains("must be true or false"));
         assert!(err(&[("transforms", "x"), ("transforms.x.type", "org.apache.kafka.connect.transforms.Filter")])
             .contains("supported transforms"));
         assert!(err(&[("transforms", "u"), ("transforms.u.type", UNWRAP), ("transforms.u.drop.fields", "a")])
@@ -491,7 +534,7 @@ mod tests {
         let mode = |p: &[(&str, &str)]| {
             let mut all = vec![("transforms", "u"), ("transforms.u.type", UNWRAP)];
             all.extend(p.iter().map(|(k, v)| (*k, *v)));
-            Debezium::parse(&props(&all)).unwrap().unwrap.unwrap().deletes
+            Debezium::parse(&props(&all), false).unwrap().unwrap.unwrap().deletes
         };
         assert_eq!(mode(&[]), DeleteHandling::Tombstone);
         assert_eq!(mode(&[("transforms.u.delete.handling.mode", "rewrite")]), DeleteHandling::Rewrite);

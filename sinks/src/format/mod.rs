@@ -4,6 +4,7 @@
 pub mod debezium;
 pub mod envelope;
 pub mod routing;
+pub mod schema;
 pub mod values;
 
 use serde::Deserialize;

@@ -58,6 +58,7 @@ use crate::format::envelope::EventWriter;
 use crate::format::Format;
 use crate::format::debezium::Debezium;
 use crate::format::routing::{write_key_from, NameTemplate};
+use crate::format::schema::{self, SchemaCache};
 use crate::format::values::ValueStyle;
 use crate::snapshot_marks::SnapshotRecord;
 use crate::{Checkpoint, Durable, Sink, SinkContext, SinkError};
@@ -83,6 +84,8 @@ pub struct KafkaSink {
     /// `message.key.columns` resolved per table: its schema version and
     /// the key columns' indexes (`None`: the table's own key).
     key_columns: HashMap<TableId, (u32, KeyIndexes)>,
+    /// Rendered key schemas per table, when keys carry them.
+    key_schemas: Option<SchemaCache>,
     /// `tombstones`, or `[sink.debezium] tombstones.on.delete`.
     tombstones: bool,
     debezium: Debezium,
@@ -111,6 +114,10 @@ type KeyIndexes = Option<Arc<[usize]>>;
 struct TableRoute {
     topic: String,
     key_field: Option<(String, String)>,
+    /// Where the record schemas' struct names start: the routed topic for
+    /// a routed table (as `ByLogicalTableRouter` renames them), else
+    /// `<prefix>.<schema>.<table>`.
+    struct_name: String,
 }
 
 struct TopicState {
@@ -198,7 +205,7 @@ impl KafkaConfig {
     pub fn open(&self, ctx: SinkContext, checkpoint: Option<&Checkpoint>) -> Result<KafkaSink, SinkError> {
         let (template, debezium) = self.check()?;
         let style = ValueStyle { modes: debezium.values, ..ValueStyle::new(self.unavailable_value_placeholder.clone()) };
-        let writer = EventWriter::new(self.format, style.clone(), ctx.clone());
+        let writer = EventWriter::new(self.format, style.clone(), ctx.clone()).with_schemas(debezium.schemas.value);
         let client_error = |what: &str, e: KafkaError| {
             SinkError::Data(format!(
                 "cannot create the kafka {what} for sink {:?}: {e}; check [sink.producer]",
@@ -224,6 +231,7 @@ impl KafkaConfig {
             table_topics: HashMap::new(),
             key_columns: HashMap::new(),
             tombstones: debezium.tombstones.unwrap_or(self.tombstones),
+            key_schemas: (debezium.schemas.key && self.format == Format::Debezium).then(SchemaCache::default),
             debezium,
             delivered: Delivered::default(),
             anchors: BTreeMap::new(),
@@ -402,8 +410,10 @@ impl KafkaSink {
         }
         let topic =
             self.template.render(&self.ctx.pipeline, &self.ctx.db, &table.schema, &table.name, message::push_topic_chars);
+        let routed = self.debezium.routes.iter().any(|r| r.regex.is_match(&topic));
         let (topic, key_field) = self.debezium.route(topic);
-        let route = TableRoute { topic, key_field };
+        let struct_name = if routed { topic.clone() } else { schema::table_name(&self.ctx.pipeline, table) };
+        let route = TableRoute { topic, key_field, struct_name };
         self.table_topics.insert(table.clone(), route.clone());
         route
     }
@@ -445,7 +455,21 @@ impl KafkaSink {
         }
         let columns = self.key_columns(&ev.table)?;
         let extra = route.key_field.as_ref().map(|(f, v)| (f.as_str(), v.as_str()));
-        Ok(write_key_from(out, ev, &self.style, columns.as_deref(), extra))
+        let Some(cache) = self.key_schemas.as_mut() else {
+            return Ok(write_key_from(out, ev, &self.style, columns.as_deref(), extra));
+        };
+        let start = out.len();
+        let modes = self.style.modes;
+        out.extend_from_slice(cache.get(&ev.table, || {
+            schema::key(&ev.table, &route.struct_name, columns.as_deref(), extra.map(|(f, _)| f), &modes)
+        }));
+        if write_key_from(out, ev, &self.style, columns.as_deref(), extra) {
+            out.push(b'}');
+            Ok(true)
+        } else {
+            out.truncate(start);
+            Ok(false)
+        }
     }
 
     /// Produces one record (unless an earlier run already delivered it),
@@ -643,8 +667,8 @@ impl KafkaSink {
                     }
                 }
                 None => {
-                    self.writer.write_change(&mut value, ev);
-                    value.pop(); // the line's newline
+                    let name = self.debezium.schemas.value.then_some(route.struct_name.as_str());
+                    self.writer.write_value(&mut value, ev, name);
                 }
             }
             let mut headers: Vec<(&str, &[u8])> = added.iter().map(|(n, v)| (n.as_str(), v.as_slice())).collect();
@@ -663,7 +687,13 @@ impl KafkaSink {
             StreamItem::Message(m) => {
                 self.begin_transaction()?;
                 let topic = format!("{}.message", sanitize(&self.ctx.pipeline));
-                let key = message::message_key(&m.prefix);
+                let mut key = message::message_key(&m.prefix);
+                if self.debezium.schemas.key {
+                    let mut keyed = schema::message_key().record_prefix();
+                    keyed.extend_from_slice(&key);
+                    keyed.push(b'}');
+                    key = keyed;
+                }
                 let mut value = Vec::new();
                 self.writer.write_message(&mut value, m);
                 value.pop();
