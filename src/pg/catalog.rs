@@ -254,6 +254,20 @@ impl Catalog {
         Ok(rows.iter().map(|r| r.get(0)).collect())
     }
 
+    /// The names of a table's columns declared NOT NULL.
+    pub async fn not_null_columns(&self, rel_id: u32) -> Result<Vec<String>> {
+        let rows = self
+            .client
+            .query(
+                "SELECT attname::text FROM pg_attribute \
+                 WHERE attrelid = $1 AND attnum > 0 AND attnotnull AND NOT attisdropped",
+                &[&rel_id],
+            )
+            .await
+            .map_err(|e| sql_error("reading the table's NOT NULL columns", &e))?;
+        Ok(rows.iter().map(|r| r.get(0)).collect())
+    }
+
     /// Looks up a type the decoder does not know: enums (with their labels),
     /// domains (resolved to their base type), arrays of those.
     pub async fn lookup_type(&self, oid: u32) -> Result<(String, PgType)> {

@@ -251,7 +251,10 @@ fn unknown_user_types_are_reported_then_decoded_as_registered() {
     );
     let after = changes(&items)[0].after.clone().unwrap();
     assert_eq!(after[1], pgtypes::parse_text(&PgType::Enum(Vec::new()), "happy").unwrap());
-    assert_eq!(after[2], pgtypes::parse_text(&PgType::Array(Box::new(PgType::Enum(Vec::new()))), "{happy,sad}").unwrap());
+    assert_eq!(
+        after[2],
+        pgtypes::parse_text(&PgType::Array(Box::new(PgType::Enum(Vec::new()))), "{happy,sad}").unwrap()
+    );
 }
 
 #[test]

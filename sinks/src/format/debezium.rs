@@ -211,7 +211,9 @@ impl Debezium {
             match get(key) {
                 None => Ok(schemas),
                 Some(v) => match parse_bool(key, &v)? {
-                    false if schemas => Err(format!("`{key} = false` contradicts the sink's `schemas = true`; remove one")),
+                    false if schemas => {
+                        Err(format!("`{key} = false` contradicts the sink's `schemas = true`; remove one"))
+                    }
                     on => Ok(on),
                 },
             }
@@ -470,17 +472,20 @@ mod tests {
 
     #[test]
     fn the_issue_example_parses() {
-        let d = Debezium::parse(&props(&[
-            ("tombstones.on.delete", "true"),
-            ("message.key.columns", "public.events:tenant_id,id"),
-            ("transforms", "unwrap,route"),
-            ("transforms.unwrap.type", UNWRAP),
-            ("transforms.unwrap.delete.tombstone.handling.mode", "rewrite"),
-            ("transforms.unwrap.add.fields", "op,table,lsn,source.ts_ms"),
-            ("transforms.route.type", ROUTER),
-            ("transforms.route.topic.regex", "(.*)_shard_\\d+"),
-            ("transforms.route.topic.replacement", "$1_all"),
-        ]), false)
+        let d = Debezium::parse(
+            &props(&[
+                ("tombstones.on.delete", "true"),
+                ("message.key.columns", "public.events:tenant_id,id"),
+                ("transforms", "unwrap,route"),
+                ("transforms.unwrap.type", UNWRAP),
+                ("transforms.unwrap.delete.tombstone.handling.mode", "rewrite"),
+                ("transforms.unwrap.add.fields", "op,table,lsn,source.ts_ms"),
+                ("transforms.route.type", ROUTER),
+                ("transforms.route.topic.regex", "(.*)_shard_\\d+"),
+                ("transforms.route.topic.replacement", "$1_all"),
+            ]),
+            false,
+        )
         .unwrap();
         assert_eq!(d.tombstones, Some(true));
         assert_eq!(d.key_columns_for("public.events"), Some(&["tenant_id".to_string(), "id".to_string()][..]));

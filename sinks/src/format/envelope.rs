@@ -64,7 +64,6 @@ impl EventWriter {
         self
     }
 
-
     /// Takes the processing time for the events written until the next call
     /// (a batch is written in well under a millisecond per event; reading
     /// the clock per event cost 3% of a snapshot's time).

@@ -167,7 +167,9 @@ fn scalar(ty: &ColumnType, col: &ColumnSchema, modes: &ValueModes, optional: boo
     let connect = modes.time == TimeMode::Connect;
     match ty {
         ColumnType::Bool => plain("boolean"),
-        ColumnType::Int { bits: 16, signed: true } if col.type_name == "year" => named("int32", "io.debezium.time.Year"),
+        ColumnType::Int { bits: 16, signed: true } if col.type_name == "year" => {
+            named("int32", "io.debezium.time.Year")
+        }
         ColumnType::Int { bits: 8 | 16, signed: true } | ColumnType::Int { bits: 8, signed: false } => plain("int16"),
         ColumnType::Int { bits: 16 | 24, .. } | ColumnType::Int { bits: 32, signed: true } => plain("int32"),
         ColumnType::Int { bits: 64, signed: false } => match modes.unsigned {
@@ -191,7 +193,10 @@ fn scalar(ty: &ColumnType, col: &ColumnSchema, modes: &ValueModes, optional: boo
                 }
                 None => Schema {
                     doc: Some("Variable scaled decimal"),
-                    fields: vec![("scale".into(), Schema::of("int32", false)), ("value".into(), Schema::of("bytes", false))],
+                    fields: vec![
+                        ("scale".into(), Schema::of("int32", false)),
+                        ("value".into(), Schema::of("bytes", false)),
+                    ],
                     ..named("struct", "io.debezium.data.VariableScaleDecimal")
                 },
             },
@@ -222,10 +227,13 @@ fn scalar(ty: &ColumnType, col: &ColumnSchema, modes: &ValueModes, optional: boo
         ColumnType::Uuid => named("string", "io.debezium.data.Uuid"),
         ColumnType::Json => named("string", "io.debezium.data.Json"),
         ColumnType::Enum { labels } => named("string", "io.debezium.data.Enum").with_param("allowed", labels.join(",")),
-        ColumnType::Set { labels } => named("string", "io.debezium.data.EnumSet").with_param("allowed", labels.join(",")),
+        ColumnType::Set { labels } => {
+            named("string", "io.debezium.data.EnumSet").with_param("allowed", labels.join(","))
+        }
         ColumnType::Bits { length: Some(1), varying: false } => plain("boolean"),
-        ColumnType::Bits { length, .. } => named("bytes", "io.debezium.data.Bits")
-            .with_param("length", length.unwrap_or(i32::MAX as u32).to_string()),
+        ColumnType::Bits { length, .. } => {
+            named("bytes", "io.debezium.data.Bits").with_param("length", length.unwrap_or(i32::MAX as u32).to_string())
+        }
         ColumnType::Geometry => Schema {
             doc: Some("Geometry"),
             fields: vec![("wkb".into(), Schema::of("bytes", false)), ("srid".into(), Schema::of("int32", true))],
@@ -249,7 +257,13 @@ pub fn row(table: &TableSchema, name: String, modes: &ValueModes) -> Schema {
 
 /// The record key's struct `<name>.Key` of the chosen columns (`None`: the
 /// table's key columns), with a routed record's `extra` string field last.
-pub fn key(table: &TableSchema, name: &str, columns: Option<&[usize]>, extra: Option<&str>, modes: &ValueModes) -> Schema {
+pub fn key(
+    table: &TableSchema,
+    name: &str,
+    columns: Option<&[usize]>,
+    extra: Option<&str>,
+    modes: &ValueModes,
+) -> Schema {
     let cols: Vec<&ColumnSchema> = match columns {
         None => table.columns.iter().filter(|c| c.key).collect(),
         Some(indexes) => indexes.iter().filter_map(|&i| table.columns.get(i)).collect(),
@@ -350,7 +364,8 @@ pub fn source(dialect: Dialect) -> Schema {
 
 /// A logical decoding message's record value (PostgreSQL's `MessageValue`).
 pub fn message_value(dialect: Dialect) -> Schema {
-    let message = vec![("prefix".to_string(), Schema::of("string", true)), ("content".to_string(), Schema::of("bytes", true))];
+    let message =
+        vec![("prefix".to_string(), Schema::of("string", true)), ("content".to_string(), Schema::of("bytes", true))];
     let fields = vec![
         ("op".to_string(), Schema::of("string", false)),
         ("ts_ms".to_string(), Schema::of("int64", true)),
@@ -358,7 +373,10 @@ pub fn message_value(dialect: Dialect) -> Schema {
         ("transaction".to_string(), transaction_block()),
         (
             "message".to_string(),
-            Schema { version: Some(1), ..Schema::structure("io.debezium.connector.postgresql.Message".into(), false, message) },
+            Schema {
+                version: Some(1),
+                ..Schema::structure("io.debezium.connector.postgresql.Message".into(), false, message)
+            },
         ),
     ];
     Schema {
@@ -370,7 +388,10 @@ pub fn message_value(dialect: Dialect) -> Schema {
 /// A logical decoding message's record key (`{"prefix"}`).
 pub fn message_key() -> Schema {
     let fields = vec![("prefix".to_string(), Schema::of("string", true))];
-    Schema { version: Some(1), ..Schema::structure("io.debezium.connector.postgresql.MessageKey".into(), false, fields) }
+    Schema {
+        version: Some(1),
+        ..Schema::structure("io.debezium.connector.postgresql.MessageKey".into(), false, fields)
+    }
 }
 
 /// The `transaction` block's struct (`event.block`).

@@ -135,8 +135,11 @@ fn mysql_columns_match_debezium_under_every_mode() {
         col("js", ColumnType::Text { max_chars: None }, "text", true),
         col("g", ColumnType::Geometry, "geometry", true),
     ];
-    for (set, modes) in [("default", ValueModes { unsigned: UnsignedMode::Precise, ..ValueModes::default() }), ("modes_a", A), ("modes_b", B)]
-    {
+    for (set, modes) in [
+        ("default", ValueModes { unsigned: UnsignedMode::Precise, ..ValueModes::default() }),
+        ("modes_a", A),
+        ("modes_b", B),
+    ] {
         for c in &columns {
             assert_eq!(rendered(&column(c, &modes), Some(&c.name)), golden_field(&golden[set], &c.name), "{set}");
         }
@@ -149,7 +152,8 @@ fn mysql_columns_match_debezium_under_every_mode() {
 /// that do not depend on the table.
 #[test]
 fn a_postgres_envelope_is_debeziums() {
-    let golden: Vec<Value> = golden("message.pg.schemas.jsonl").lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let golden: Vec<Value> =
+        golden("message.pg.schemas.jsonl").lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     let t = table(
         "public",
         "t",
@@ -159,7 +163,10 @@ fn a_postgres_envelope_is_debeziums() {
         ],
     );
     let modes = ValueModes::default();
-    assert_eq!(rendered(&envelope(&t, "dbz.public.t", Dialect::Postgres, &modes), None), compact(&golden[0]["value"]["schema"]));
+    assert_eq!(
+        rendered(&envelope(&t, "dbz.public.t", Dialect::Postgres, &modes), None),
+        compact(&golden[0]["value"]["schema"])
+    );
     assert_eq!(rendered(&key(&t, "dbz.public.t", None, None, &modes), None), compact(&golden[0]["key"]["schema"]));
     assert_eq!(rendered(&message_value(Dialect::Postgres), None), compact(&golden[1]["value"]["schema"]));
     assert_eq!(rendered(&message_key(), None), compact(&golden[1]["key"]["schema"]));
@@ -211,11 +218,18 @@ fn keys_and_unwrapped_values_are_debeziums() {
     let events = table(
         "public",
         "events",
-        vec![col("tenant_id", int(), "int4", true), col("id", int(), "int4", true), col("body", ColumnType::Text { max_chars: None }, "text", true)],
+        vec![
+            col("tenant_id", int(), "int4", true),
+            col("id", int(), "int4", true),
+            col("body", ColumnType::Text { max_chars: None }, "text", true),
+        ],
     );
     let modes = ValueModes::default();
     let events_record = record("dbz.public.events");
-    assert_eq!(rendered(&key(&events, "dbz.public.events", Some(&[0, 1]), None, &modes), None), compact(&events_record["key"]["schema"]));
+    assert_eq!(
+        rendered(&key(&events, "dbz.public.events", Some(&[0, 1]), None, &modes), None),
+        compact(&events_record["key"]["schema"])
+    );
     let unwrap = Unwrap {
         deletes: DeleteHandling::Rewrite,
         fields: ["op", "table", "lsn", "source.ts_ms"]

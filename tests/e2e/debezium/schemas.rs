@@ -76,7 +76,8 @@ fn schema_lines(path: &Path, from: &str, to: &str) -> Vec<(Value, Value)> {
         .map(|line| {
             let keys: Vec<&String> = line.as_object().expect("a record object").keys().collect();
             assert_eq!(keys, ["payload", "schema"], "a record with a schema: {line}");
-            let schema = serde_json::to_string(&line["schema"]).unwrap().replace(&format!("\"{from}."), &format!("\"{to}."));
+            let schema =
+                serde_json::to_string(&line["schema"]).unwrap().replace(&format!("\"{from}."), &format!("\"{to}."));
             (serde_json::from_str(&schema).unwrap(), line["payload"].clone())
         })
         .collect()
@@ -180,7 +181,8 @@ async fn mariadb_records_with_schemas_match_debezium_under_every_mode_and_after_
     outflow.exec(&["run", "--until-caught-up"]).await.assert_success();
     let golden = golden_schemas("mysql_types.schemas.json");
     let from = format!("outflow.{}.types", db.name);
-    for (set, path, rows) in [("modes_a", &a, "mysql_types.modes_a.json"), ("modes_b", &b, "mysql_types.modes_b.json")] {
+    for (set, path, rows) in [("modes_a", &a, "mysql_types.modes_a.json"), ("modes_b", &b, "mysql_types.modes_b.json")]
+    {
         let lines = schema_lines(path, &from, "dbz.dbz.types");
         assert_schema_records(&lines, &golden, set, &golden_rows(rows), &[], "types", false);
     }
@@ -223,15 +225,29 @@ async fn postgres_kafka_keys_and_unwrapped_values_with_schemas_match_debezium() 
     }
     outflow.run_until_caught_up().await.assert_success();
 
-    for (golden_file, prefix) in [("unwrap_route.pg.schemas.jsonl", name.clone()), ("route.pg.schemas.jsonl", format!("{name}-env"))] {
+    // Struct names start with the pipeline's name (Debezium's topic.prefix),
+    // a routed table's with its new topic.
+    for (golden_file, prefix) in
+        [("unwrap_route.pg.schemas.jsonl", name.clone()), ("route.pg.schemas.jsonl", format!("{name}-env"))]
+    {
         let golden = golden(golden_file);
         for topic in ["items", "events", "orders_all"] {
             let want: Vec<Value> =
                 golden.iter().filter(|r| r["topic"] == format!("dbz.public.{topic}")).map(comparable).collect();
             let got: Vec<Value> = records(&format!("{prefix}.public.{topic}"))
                 .iter()
-                .map(|r| renamed(&comparable(r), &prefix, "dbz"))
+                .map(|r| renamed(&renamed(&comparable(r), &prefix, "dbz"), &name, "dbz"))
                 .collect();
+            let (got, want) = if topic == "events" && golden_file.starts_with("route") {
+                // A table without a primary key under REPLICA IDENTITY FULL:
+                // Debezium's key is null, outflow's the identity's columns
+                // (not a schema matter; `message.key.columns` on the other
+                // sink gives both the same key).
+                let values = |rs: Vec<Value>| rs.into_iter().map(|r| r["value"].clone()).collect::<Vec<_>>();
+                (values(got), values(want))
+            } else {
+                (got, want)
+            };
             assert_eq!(got, want, "{golden_file}: topic {topic}");
         }
     }
@@ -260,12 +276,17 @@ async fn mariadb_kafka_keys_and_unwrapped_values_with_schemas_match_debezium() {
     }
     outflow.exec(&["run", "--until-caught-up"]).await.assert_success();
 
+    // Struct names start with the pipeline's name (Debezium's topic.prefix),
+    // a routed table's with its new topic.
     let golden = golden("unwrap_route.mariadb.schemas.jsonl");
-    let from = format!("{prefix}.{}", db.name);
+    let (topic_prefix, name_prefix) = (format!("{prefix}.{}", db.name), format!("outflow.{}", db.name));
     for topic in ["items", "events", "orders_all"] {
-        let want: Vec<Value> = golden.iter().filter(|r| r["topic"] == format!("dbz.dbz.{topic}")).map(comparable).collect();
-        let got: Vec<Value> =
-            records(&format!("{from}.{topic}")).iter().map(|r| renamed(&comparable(r), &from, "dbz.dbz")).collect();
+        let want: Vec<Value> =
+            golden.iter().filter(|r| r["topic"] == format!("dbz.dbz.{topic}")).map(comparable).collect();
+        let got: Vec<Value> = records(&format!("{topic_prefix}.{topic}"))
+            .iter()
+            .map(|r| renamed(&renamed(&comparable(r), &name_prefix, "dbz.dbz"), &topic_prefix, "dbz.dbz"))
+            .collect();
         assert_eq!(got, want, "topic {topic}");
     }
 }
