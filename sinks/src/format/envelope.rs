@@ -41,6 +41,8 @@ pub struct EventWriter {
     unwrap: Option<Arc<Unwrap>>,
     /// Rendered value schemas per table, when records carry them.
     schemas: Option<SchemaCache>,
+    /// The logical decoding messages' rendered schema, when records carry them.
+    message_schema: Option<Vec<u8>>,
 }
 
 struct RenderedSource {
@@ -54,13 +56,24 @@ const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), "-outflow");
 
 impl EventWriter {
     pub fn new(format: Format, style: ValueStyle, ctx: SinkContext) -> Self {
-        EventWriter { format, style, ctx, snapshot_source: None, now_us: now_us(), unwrap: None, schemas: None }
+        EventWriter {
+            format,
+            style,
+            ctx,
+            snapshot_source: None,
+            now_us: now_us(),
+            unwrap: None,
+            schemas: None,
+            message_schema: None,
+        }
     }
 
     /// Values are written with their schemas (`value.converter.schemas.enable`;
     /// the Debezium format only).
     pub fn with_schemas(mut self, on: bool) -> Self {
-        self.schemas = (on && self.format == Format::Debezium).then(SchemaCache::default);
+        let on = on && self.format == Format::Debezium;
+        self.schemas = on.then(SchemaCache::default);
+        self.message_schema = on.then(|| schema::message_value(self.ctx.dialect).record_prefix());
         self
     }
 
@@ -196,8 +209,8 @@ impl EventWriter {
     /// (with its `MessageValue` schema when values carry schemas), and a newline.
     pub fn write_message(&self, out: &mut Vec<u8>, m: &LogicalMessage) {
         use base64::Engine as _;
-        if self.schemas.is_some() {
-            out.extend_from_slice(&schema::message_value(self.ctx.dialect).record_prefix());
+        if let Some(prefix) = &self.message_schema {
+            out.extend_from_slice(prefix);
         }
         out.extend_from_slice(b"{\"op\":\"m\",\"ts_ms\":");
         push_int(out, self.now_us / 1000);
@@ -208,7 +221,7 @@ impl EventWriter {
         out.extend_from_slice(b",\"content\":\"");
         out.extend_from_slice(base64::engine::general_purpose::STANDARD.encode(&m.content).as_bytes());
         out.extend_from_slice(b"\"}}");
-        if self.schemas.is_some() {
+        if self.message_schema.is_some() {
             out.push(b'}');
         }
         out.push(b'\n');

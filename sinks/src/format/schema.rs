@@ -386,11 +386,43 @@ pub fn message_value(dialect: Dialect) -> Schema {
 }
 
 /// A logical decoding message's record key (`{"prefix"}`).
+#[cfg_attr(not(feature = "kafka"), allow(dead_code))]
 pub fn message_key() -> Schema {
     let fields = vec![("prefix".to_string(), Schema::of("string", true))];
     Schema {
         version: Some(1),
         ..Schema::structure("io.debezium.connector.postgresql.MessageKey".into(), false, fields)
+    }
+}
+
+/// A transaction record's key (`{"id"}`, the transaction topic).
+#[cfg_attr(not(feature = "kafka"), allow(dead_code))]
+pub fn transaction_key() -> Schema {
+    let fields = vec![("id".to_string(), Schema::of("string", false))];
+    Schema {
+        version: Some(1),
+        ..Schema::structure("io.debezium.connector.common.TransactionMetadataKey".into(), false, fields)
+    }
+}
+
+/// A transaction record's value (BEGIN/END, the transaction topic).
+#[cfg_attr(not(feature = "kafka"), allow(dead_code))]
+pub fn transaction_value() -> Schema {
+    let collection = vec![
+        ("data_collection".to_string(), Schema::of("string", false)),
+        ("event_count".to_string(), Schema::of("int64", false)),
+    ];
+    let collection = Schema { version: Some(1), ..Schema::structure("event.collection".into(), true, collection) };
+    let fields = vec![
+        ("status".to_string(), Schema::of("string", false)),
+        ("id".to_string(), Schema::of("string", false)),
+        ("event_count".to_string(), Schema::of("int64", true)),
+        ("data_collections".to_string(), Schema { items: Some(Box::new(collection)), ..Schema::of("array", true) }),
+        ("ts_ms".to_string(), Schema::of("int64", false)),
+    ];
+    Schema {
+        version: Some(1),
+        ..Schema::structure("io.debezium.connector.common.TransactionMetadataValue".into(), false, fields)
     }
 }
 

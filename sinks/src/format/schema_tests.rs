@@ -281,3 +281,22 @@ fn the_cache_renders_once_per_table_version() {
     assert_eq!(builds, 2, "a new version is rendered anew");
     assert!(String::from_utf8_lossy(prefix).contains("\"field\":\"v\""));
 }
+
+/// The transaction topic's BEGIN/END records (`transaction.pg.schemas.jsonl`).
+#[cfg(feature = "kafka")]
+#[test]
+fn transaction_records_are_debeziums() {
+    let golden: Vec<Value> =
+        golden("transaction.pg.schemas.jsonl").lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    for record in &golden {
+        assert_eq!(rendered(&transaction_key(), None), record["key"]["schema"]);
+        assert_eq!(rendered(&transaction_value(), None), record["value"]["schema"]);
+    }
+    let end = golden.iter().find(|r| r["value"]["payload"]["status"] == "END").unwrap();
+    let id = end["value"]["payload"]["id"].as_str().unwrap();
+    let ts_ms = end["value"]["payload"]["ts_ms"].as_i64().unwrap();
+    let ours = crate::kafka::message::transaction_end(id, ts_ms, &[("public.t".into(), 2)]);
+    let theirs = serde_json::to_string(&end["value"]["payload"]).unwrap();
+    let ours: Value = serde_json::from_slice(&ours).unwrap();
+    assert_eq!(ours, serde_json::from_str::<Value>(&theirs).unwrap());
+}

@@ -86,6 +86,9 @@ pub struct KafkaSink {
     key_columns: HashMap<TableId, (u32, KeyIndexes)>,
     /// Rendered key schemas per table, when keys carry them.
     key_schemas: Option<SchemaCache>,
+    /// The schemas of the records that belong to no table, when keys or
+    /// values carry schemas.
+    fixed_schemas: FixedSchemas,
     /// `tombstones`, or `[sink.debezium] tombstones.on.delete`.
     tombstones: bool,
     debezium: Debezium,
@@ -232,6 +235,7 @@ impl KafkaConfig {
             key_columns: HashMap::new(),
             tombstones: debezium.tombstones.unwrap_or(self.tombstones),
             key_schemas: (debezium.schemas.key && self.format == Format::Debezium).then(SchemaCache::default),
+            fixed_schemas: FixedSchemas::new(debezium.schemas.key, debezium.schemas.value),
             debezium,
             delivered: Delivered::default(),
             anchors: BTreeMap::new(),
@@ -248,6 +252,38 @@ impl KafkaConfig {
             sink.recover(from)?;
         }
         Ok(sink)
+    }
+}
+
+/// `{"schema":…,"payload":` of the records that belong to no table
+/// (logical decoding messages' keys, transaction records), rendered once.
+struct FixedSchemas {
+    message_key: Option<Vec<u8>>,
+    transaction_key: Option<Vec<u8>>,
+    transaction_value: Option<Vec<u8>>,
+}
+
+impl FixedSchemas {
+    fn new(keys: bool, values: bool) -> FixedSchemas {
+        FixedSchemas {
+            message_key: keys.then(|| schema::message_key().record_prefix()),
+            transaction_key: keys.then(|| schema::transaction_key().record_prefix()),
+            transaction_value: values.then(|| schema::transaction_value().record_prefix()),
+        }
+    }
+}
+
+/// `payload` as a record with its schema when there is one.
+fn with_schema(prefix: &Option<Vec<u8>>, payload: Vec<u8>) -> Vec<u8> {
+    match prefix {
+        None => payload,
+        Some(prefix) => {
+            let mut out = Vec::with_capacity(prefix.len() + payload.len() + 1);
+            out.extend_from_slice(prefix);
+            out.extend_from_slice(&payload);
+            out.push(b'}');
+            out
+        }
     }
 }
 
@@ -687,13 +723,7 @@ impl KafkaSink {
             StreamItem::Message(m) => {
                 self.begin_transaction()?;
                 let topic = format!("{}.message", sanitize(&self.ctx.pipeline));
-                let mut key = message::message_key(&m.prefix);
-                if self.debezium.schemas.key {
-                    let mut keyed = schema::message_key().record_prefix();
-                    keyed.extend_from_slice(&key);
-                    keyed.push(b'}');
-                    key = keyed;
-                }
+                let key = with_schema(&self.fixed_schemas.message_key, message::message_key(&m.prefix));
                 let mut value = Vec::new();
                 self.writer.write_message(&mut value, m);
                 value.pop();
@@ -726,8 +756,9 @@ impl KafkaSink {
 
     fn send_transaction(&mut self, id: &str, value: &[u8], position: &Position) -> Result<(), SinkError> {
         let topic = format!("{}.transaction", sanitize(&self.ctx.pipeline));
-        let key = message::transaction_key(id);
-        self.send(&topic, Some(&key), Some(value), Mark { position: position.clone(), seq: 0 })
+        let key = with_schema(&self.fixed_schemas.transaction_key, message::transaction_key(id));
+        let value = with_schema(&self.fixed_schemas.transaction_value, value.to_vec());
+        self.send(&topic, Some(&key), Some(&value), Mark { position: position.clone(), seq: 0 })
     }
 
     /// Waits until librdkafka has a delivery report for every record.

@@ -202,7 +202,8 @@ async fn mariadb_records_with_schemas_match_debezium_under_every_mode_and_after_
 /// `message.key.columns` optional; a routed table's key named after its new
 /// topic, with `__dbz__physicalTableIdentifier`), the unwrap transform's
 /// value schema, tombstones null; and, on a second sink without unwrap, the
-/// envelopes of routed tables renamed after their new topic.
+/// envelopes of routed tables renamed after their new topic; a logical
+/// decoding message and the transaction topic's records with their schemas.
 #[tokio::test]
 async fn postgres_kafka_keys_and_unwrapped_values_with_schemas_match_debezium() {
     let db = TestDb::create("dbz_schemas_kafka").await;
@@ -213,7 +214,7 @@ async fn postgres_kafka_keys_and_unwrapped_values_with_schemas_match_debezium() 
     let name = unique_name("schemas");
     let route = "\"transforms.route.type\" = \"io.debezium.transforms.ByLogicalTableRouter\"\n\"transforms.route.topic.regex\" = \"(.*)_shard_\\\\d+\"\n\"transforms.route.topic.replacement\" = \"$1_all\"\n";
     let sinks = format!(
-        "[[sink]]\nname = \"bus\"\nkind = \"kafka\"\nbrokers = {brokers:?}\npartitions = 1\nschemas = true\n[sink.debezium]\n\"transforms\" = \"unwrap,route\"\n\"transforms.unwrap.type\" = \"io.debezium.transforms.ExtractNewRecordState\"\n\"transforms.unwrap.delete.tombstone.handling.mode\" = \"rewrite\"\n\"transforms.unwrap.add.fields\" = \"op,table,lsn,source.ts_ms\"\n{route}\"message.key.columns\" = \"public.events:tenant_id,id\"\n\n[[sink]]\nname = \"env\"\nkind = \"kafka\"\nbrokers = {brokers:?}\npartitions = 1\ntopic = \"{name}-env.{{schema}}.{{table}}\"\n[sink.debezium]\n\"key.converter.schemas.enable\" = \"true\"\n\"value.converter.schemas.enable\" = \"true\"\n\"transforms\" = \"route\"\n{route}",
+        "[[sink]]\nname = \"bus\"\nkind = \"kafka\"\nbrokers = {brokers:?}\npartitions = 1\nschemas = true\n[sink.debezium]\n\"transforms\" = \"unwrap,route\"\n\"transforms.unwrap.type\" = \"io.debezium.transforms.ExtractNewRecordState\"\n\"transforms.unwrap.delete.tombstone.handling.mode\" = \"rewrite\"\n\"transforms.unwrap.add.fields\" = \"op,table,lsn,source.ts_ms\"\n{route}\"message.key.columns\" = \"public.events:tenant_id,id\"\n\n[[sink]]\nname = \"env\"\nkind = \"kafka\"\nbrokers = {brokers:?}\npartitions = 1\ntransaction_topic = true\ntopic = \"{name}-env.{{schema}}.{{table}}\"\n[sink.debezium]\n\"key.converter.schemas.enable\" = \"true\"\n\"value.converter.schemas.enable\" = \"true\"\n\"transforms\" = \"route\"\n{route}",
         brokers = brokers(),
     );
     let tables = ["public.items", "public.events", "public.orders_shard_1", "public.orders_shard_2"];
@@ -223,7 +224,24 @@ async fn postgres_kafka_keys_and_unwrapped_values_with_schemas_match_debezium() 
     for s in &writes {
         db.execute(s).await;
     }
+    db.execute("SELECT pg_logical_emit_message(true, 'outflow', 'hello')").await;
     outflow.run_until_caught_up().await.assert_success();
+
+    // Records of no table: the message and the transaction records (the
+    // second sink) carry Debezium's schemas. (Both sinks write the message
+    // to `{name}.message`; the second finds it at the topic's tail already.)
+    let schemas = |r: &Value| (r["key"]["schema"].clone(), r["value"]["schema"].clone());
+    let message = golden("message.pg.schemas.jsonl").into_iter().find(|r| r["topic"] == "dbz.message").unwrap();
+    let messages = records(&format!("{name}.message"));
+    assert_eq!(messages.len(), 1, "{messages:#?}");
+    assert!(messages.iter().all(|r| schemas(r) == schemas(&message)), "{messages:#?}");
+    assert_eq!(messages[0]["value"]["payload"]["message"]["content"], "aGVsbG8=");
+    let transaction = &golden("transaction.pg.schemas.jsonl")[0];
+    let transactions = records(&format!("{name}.transaction"));
+    assert!(!transactions.is_empty());
+    assert!(transactions.iter().all(|r| schemas(r) == schemas(transaction)), "{transactions:#?}");
+    let statuses: Vec<&Value> = transactions.iter().map(|r| &r["value"]["payload"]["status"]).collect();
+    assert_eq!((statuses[0], statuses[1]), (&json!("BEGIN"), &json!("END")));
 
     // Struct names start with the pipeline's name (Debezium's topic.prefix),
     // a routed table's with its new topic.
