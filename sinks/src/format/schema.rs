@@ -446,7 +446,7 @@ pub struct SchemaCache {
 impl SchemaCache {
     /// The prefix for `table`, built by `build` the first time a version is seen.
     pub fn get(&mut self, table: &TableSchema, build: impl FnOnce() -> Schema) -> &[u8] {
-        if !self.tables.get(&table.id).is_some_and(|(version, _)| *version == table.version) {
+        if self.tables.get(&table.id).is_none_or(|(version, _)| *version != table.version) {
             self.tables.insert(table.id.clone(), (table.version, build().record_prefix().into()));
         }
         &self.tables[&table.id].1
