@@ -334,19 +334,6 @@ fn record_end(insert: u64, block: u64, segment: u64) -> u64 {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::record_end;
-
-    #[test]
-    fn insert_positions_after_page_headers_become_record_ends() {
-        let (block, segment) = (8192, 16 << 20);
-        assert_eq!(record_end(0x1_0000 + 24, block, segment), 0x1_0000);
-        assert_eq!(record_end((16 << 20) + 40, block, segment), 16 << 20);
-        assert_eq!(record_end(0x1_0000 + 100, block, segment), 0x1_0000 + 100);
-    }
-}
-
 fn connect_error(params: &PgParams, e: &tokio_postgres::Error) -> Error {
     let display = params.display();
     if let Some(db) = e.as_db_error() {
@@ -395,5 +382,18 @@ fn privilege_hint(e: Error) -> Error {
         e.with_hint("the user needs to own the tables (or be superuser) to create a publication; a DBA can run CREATE PUBLICATION outflow FOR TABLE ... WITH (publish_via_partition_root = true)")
     } else {
         e
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::record_end;
+
+    #[test]
+    fn insert_positions_after_page_headers_become_record_ends() {
+        let (block, segment) = (8192, 16 << 20);
+        assert_eq!(record_end(0x1_0000 + 24, block, segment), 0x1_0000);
+        assert_eq!(record_end((16 << 20) + 40, block, segment), 16 << 20);
+        assert_eq!(record_end(0x1_0000 + 100, block, segment), 0x1_0000 + 100);
     }
 }

@@ -681,8 +681,8 @@ fn write_date(out: &mut Vec<u8>, days: i64) {
     } else if y < 0 {
         let _ = write!(out, "-{:04}", -y);
     } else {
-        push_2(out, y as i64 / 100);
-        push_2(out, y as i64 % 100);
+        push_2(out, y / 100);
+        push_2(out, y % 100);
     }
     out.push(b'-');
     push_2(out, m as i64);

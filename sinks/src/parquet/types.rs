@@ -153,12 +153,9 @@ impl Kind {
     /// A nullable field of this kind, with the extension tag where Arrow has one.
     fn field(&self, name: &str) -> Field {
         let mut meta = HashMap::new();
-        match self {
-            Kind::Uuid => {
-                meta.insert(EXTENSION.to_string(), "arrow.uuid".to_string());
-                meta.insert(EXTENSION_META.to_string(), String::new());
-            }
-            _ => {}
+        if self == &Kind::Uuid {
+            meta.insert(EXTENSION.to_string(), "arrow.uuid".to_string());
+            meta.insert(EXTENSION_META.to_string(), String::new());
         }
         Field::new(name, self.data_type(), true).with_metadata(meta)
     }
@@ -400,11 +397,11 @@ fn decimal(v: &Value, scale: i8) -> Option<Option<String>> {
     } else {
         // Negative scale: the value is a multiple of 10^-scale.
         let drop = (-scale) as usize;
-        if frac.trim_end_matches('0').len() > 0 || int_part.len() < drop {
+        if !frac.trim_end_matches('0').is_empty() || int_part.len() < drop {
             return if int_part.trim_start_matches('0').is_empty() { Some(Some("0".into())) } else { None };
         }
         let (keep, cut) = int_part.split_at(int_part.len() - drop);
-        if cut.trim_end_matches('0').len() > 0 {
+        if !cut.trim_end_matches('0').is_empty() {
             return None;
         }
         out.push_str(if keep.is_empty() { "0" } else { keep });
@@ -448,7 +445,7 @@ fn timetz(micros: i64, offset_secs: i32) -> String {
     let o = offset_secs.unsigned_abs();
     let sign = if offset_secs < 0 { '-' } else { '+' };
     let frac = if us == 0 { String::new() } else { format!(".{us:06}").trim_end_matches('0').to_string() };
-    let secs = if o % 60 == 0 { String::new() } else { format!(":{:02}", o % 60) };
+    let secs = if o.is_multiple_of(60) { String::new() } else { format!(":{:02}", o % 60) };
     format!("{h:02}:{m:02}:{s:02}{frac}{sign}{:02}:{:02}{secs}", o / 3600, o / 60 % 60)
 }
 
