@@ -183,6 +183,7 @@ fn builtin_column_type(oid: u32, typmod: i32) -> ColumnType {
         oid::INTERVAL => ColumnType::Interval,
         oid::UUID => ColumnType::Uuid,
         oid::JSON | oid::JSONB => ColumnType::Json,
+        oid::XML => ColumnType::Xml,
         oid::BIT => ColumnType::Bits { length: u32::try_from(typmod).ok(), varying: false },
         oid::VARBIT => ColumnType::Bits { length: u32::try_from(typmod).ok(), varying: true },
         _ => ColumnType::Other,

@@ -294,7 +294,7 @@ pub fn logical_type(ty: ColumnType, modifier: i32, unsigned: bool, binary: bool,
         MYSQL_TYPE_INT24 => int(24),
         MYSQL_TYPE_LONG => int(32),
         MYSQL_TYPE_LONGLONG => int(64),
-        MYSQL_TYPE_YEAR => LogicalType::Int { bits: 16, signed: true },
+        MYSQL_TYPE_YEAR => LogicalType::Year,
         MYSQL_TYPE_FLOAT => LogicalType::Float32,
         MYSQL_TYPE_DOUBLE => LogicalType::Float64,
         MYSQL_TYPE_NEWDECIMAL if modifier >= 4 => {

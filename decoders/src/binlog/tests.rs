@@ -130,7 +130,7 @@ fn mysql_types_have_logical_types() {
     use table::logical_type;
     assert_eq!(logical_type(MYSQL_TYPE_LONGLONG, -1, true, false, &[]), T::Int { bits: 64, signed: false });
     assert_eq!(logical_type(MYSQL_TYPE_INT24, -1, false, false, &[]), T::Int { bits: 24, signed: true });
-    assert_eq!(logical_type(MYSQL_TYPE_YEAR, -1, false, false, &[]), T::Int { bits: 16, signed: true });
+    assert_eq!(logical_type(MYSQL_TYPE_YEAR, -1, false, false, &[]), T::Year);
     let decimal = outflow_model::numeric_typmod(30, 10);
     assert_eq!(logical_type(MYSQL_TYPE_NEWDECIMAL, decimal, true, false, &[]), T::Decimal(Some((30, 10))));
     assert_eq!(logical_type(MYSQL_TYPE_TIME2, 3, false, false, &[]), T::Duration { precision: Some(3) });

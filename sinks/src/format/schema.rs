@@ -157,19 +157,16 @@ pub fn column(col: &ColumnSchema, modes: &ValueModes) -> Schema {
     }
 }
 
-/// A non-array type's schema. `col` is consulted for the three types the
-/// logical type does not tell apart from their neighbours, by the source's
-/// type name as `values` does: `money` (a decimal of scale 2), MySQL `year`
-/// and PostgreSQL `xml`.
+/// A non-array type's schema. `col` is consulted for `money`, which the
+/// logical type does not tell from an unconstrained decimal, by the
+/// source's type name as `values` renders it (a decimal of scale 2).
 fn scalar(ty: &ColumnType, col: &ColumnSchema, modes: &ValueModes, optional: bool) -> Schema {
     let plain = |t| Schema::of(t, optional);
     let named = |t, n: &str| Schema::named(t, optional, n);
     let connect = modes.time == TimeMode::Connect;
     match ty {
         ColumnType::Bool => plain("boolean"),
-        ColumnType::Int { bits: 16, signed: true } if col.type_name == "year" => {
-            named("int32", "io.debezium.time.Year")
-        }
+        ColumnType::Year => named("int32", "io.debezium.time.Year"),
         ColumnType::Int { bits: 8 | 16, signed: true } | ColumnType::Int { bits: 8, signed: false } => plain("int16"),
         ColumnType::Int { bits: 16 | 24, .. } | ColumnType::Int { bits: 32, signed: true } => plain("int32"),
         ColumnType::Int { bits: 64, signed: false } => match modes.unsigned {
@@ -239,7 +236,7 @@ fn scalar(ty: &ColumnType, col: &ColumnSchema, modes: &ValueModes, optional: boo
             fields: vec![("wkb".into(), Schema::of("bytes", false)), ("srid".into(), Schema::of("int32", true))],
             ..named("struct", "io.debezium.data.geometry.Geometry")
         },
-        ColumnType::Other if col.type_name == "xml" => named("string", "io.debezium.data.Xml"),
+        ColumnType::Xml => named("string", "io.debezium.data.Xml"),
         ColumnType::Other | ColumnType::Array(_) => plain("string"),
     }
 }

@@ -96,6 +96,7 @@ fn kind_of_type(ty: &ColumnType) -> Kind {
                 Kind::UInt(width)
             }
         }
+        ColumnType::Year => Kind::Int(16),
         ColumnType::Float32 => Kind::Float32,
         ColumnType::Float64 => Kind::Float64,
         ColumnType::Decimal(Some((p, s))) if (1..=76).contains(p) && *s <= *p as i32 && *s >= -127 => {
@@ -114,6 +115,7 @@ fn kind_of_type(ty: &ColumnType) -> Kind {
         | ColumnType::Text { .. }
         | ColumnType::TimeTz { .. }
         | ColumnType::Json
+        | ColumnType::Xml
         | ColumnType::Enum { .. }
         | ColumnType::Set { .. }
         | ColumnType::Bits { .. }

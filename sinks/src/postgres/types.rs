@@ -71,6 +71,7 @@ fn logical_type(ty: &ColumnType) -> String {
             25..=32 => "bigint",
             _ => "numeric(20,0)",
         },
+        ColumnType::Year => "smallint",
         ColumnType::Float32 => "real",
         ColumnType::Float64 => "double precision",
         ColumnType::Decimal(Some((p, s))) => return format!("numeric({p},{s})"),
@@ -87,6 +88,7 @@ fn logical_type(ty: &ColumnType) -> String {
         ColumnType::Bytes | ColumnType::Geometry => "bytea",
         ColumnType::Json => "jsonb",
         ColumnType::Uuid => "uuid",
+        ColumnType::Xml => "xml",
         ColumnType::Array(elem) => return format!("{}[]", logical_type(elem)),
         ColumnType::Text { .. } | ColumnType::Enum { .. } | ColumnType::Set { .. } | ColumnType::Bits { .. } | ColumnType::Other => {
             "text"
