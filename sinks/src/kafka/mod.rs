@@ -484,16 +484,18 @@ impl KafkaSink {
         Ok(resolved)
     }
 
-    /// Renders the event's record key into `out`; `false` for a null key.
+    /// Renders the event's record key into `out` (with its schema when keys
+    /// carry them); `false` for a null key.
     fn render_key(&mut self, out: &mut Vec<u8>, ev: &ChangeEvent, route: &TableRoute) -> Result<bool, SinkError> {
+        if self.key_schemas.is_none() {
+            return self.render_key_payload(out, ev, route);
+        }
         if ev.op == Op::Truncate {
             return Ok(false);
         }
         let columns = self.key_columns(&ev.table)?;
         let extra = route.key_field.as_ref().map(|(f, v)| (f.as_str(), v.as_str()));
-        let Some(cache) = self.key_schemas.as_mut() else {
-            return Ok(write_key_from(out, ev, &self.style, columns.as_deref(), extra));
-        };
+        let cache = self.key_schemas.as_mut().expect("checked above");
         let start = out.len();
         let modes = self.style.modes;
         out.extend_from_slice(cache.get(&ev.table, || {
@@ -506,6 +508,16 @@ impl KafkaSink {
             out.truncate(start);
             Ok(false)
         }
+    }
+
+    /// The event's record key without a schema; `false` for a null key.
+    fn render_key_payload(&mut self, out: &mut Vec<u8>, ev: &ChangeEvent, route: &TableRoute) -> Result<bool, SinkError> {
+        if ev.op == Op::Truncate {
+            return Ok(false);
+        }
+        let columns = self.key_columns(&ev.table)?;
+        let extra = route.key_field.as_ref().map(|(f, v)| (f.as_str(), v.as_str()));
+        Ok(write_key_from(out, ev, &self.style, columns.as_deref(), extra))
     }
 
     /// Produces one record (unless an earlier run already delivered it),
@@ -651,9 +663,11 @@ impl KafkaSink {
     /// tombstone, and a create under the new key with `__debezium.oldkey`.
     /// The three share the update's position (`outflow.seq` 0, 1, 2).
     fn write_key_change(&mut self, route: &TableRoute, delete: &ChangeEvent, create: &ChangeEvent) -> Result<(), SinkError> {
+        // The headers hold the keys' payloads: headers have their own
+        // converter, which `key.converter.schemas.enable` does not touch.
         let (mut old_key, mut new_key) = (Vec::new(), Vec::new());
-        self.render_key(&mut old_key, delete, route)?;
-        self.render_key(&mut new_key, create, route)?;
+        self.render_key_payload(&mut old_key, delete, route)?;
+        self.render_key_payload(&mut new_key, create, route)?;
         let (record, tombstone) = self.delete_records();
         if record {
             self.write_record(route, delete, 0, Some((NEW_KEY_HEADER, &new_key)))?;
