@@ -2,8 +2,9 @@
 //! the JSON converter's `{"schema", "payload"}` form compared with what
 //! Debezium 3.6.3 wrote with `schemas.enable=true` (`tests/golden/README.md`,
 //! `*.schemas.json*`): the type corpora under the three golden mode sets and
-//! after an ALTER TABLE, through the JSONL sink; keys, routed names and the
-//! unwrap transform's flat value schema through Kafka.
+//! after an ALTER TABLE, through the JSONL sink; keys, routed names, the
+//! unwrap transform's flat value schema (also in a JSONL sink), logical
+//! decoding messages and transaction records through Kafka.
 
 use std::path::{Path, PathBuf};
 
@@ -218,6 +219,12 @@ async fn postgres_kafka_keys_and_unwrapped_values_with_schemas_match_debezium() 
         brokers = brokers(),
     );
     let tables = ["public.items", "public.events", "public.orders_shard_1", "public.orders_shard_2"];
+    // And a JSONL sink with the unwrap transform and value schemas.
+    let dir = tempfile::tempdir().unwrap();
+    let flat = dir.path().join("flat.jsonl");
+    let sinks = format!(
+        "{sinks}\n[[sink]]\nname = \"flat\"\nkind = \"jsonl\"\npath = {flat:?}\n[sink.debezium]\n\"value.converter.schemas.enable\" = \"true\"\n\"transforms\" = \"u\"\n\"transforms.u.type\" = \"io.debezium.transforms.ExtractNewRecordState\"\n\"transforms.u.delete.tombstone.handling.mode\" = \"rewrite\"\n\"transforms.u.add.fields\" = \"op,table,lsn,source.ts_ms\"\n"
+    );
     let outflow = Outflow::new(&db, &tables).name(&name).section(&sinks);
     outflow.run_until_caught_up().await.assert_success();
     db.wait_for_slot_idle().await;
@@ -242,6 +249,24 @@ async fn postgres_kafka_keys_and_unwrapped_values_with_schemas_match_debezium() 
     assert!(transactions.iter().all(|r| schemas(r) == schemas(transaction)), "{transactions:#?}");
     let statuses: Vec<&Value> = transactions.iter().map(|r| &r["value"]["payload"]["status"]).collect();
     assert_eq!((statuses[0], statuses[1]), (&json!("BEGIN"), &json!("END")));
+
+    // The JSONL sink's unwrapped rows carry the golden value schema of
+    // their table (named after the table, routed or not).
+    let unwrapped = golden("unwrap_route.pg.schemas.jsonl");
+    let (lines, messages): (Vec<Value>, Vec<Value>) =
+        read_jsonl(&flat).into_iter().partition(|l| l["payload"]["op"] != "m");
+    assert_eq!(lines.len(), unwrapped.iter().filter(|r| !r["value"].is_null()).count());
+    assert_eq!(messages.len(), 1, "the logical decoding message, with its schema");
+    assert_eq!(messages[0]["schema"], message["value"]["schema"]);
+    for line in &lines {
+        let table = line["payload"]["__table"].as_str().expect("__table");
+        let want = unwrapped
+            .iter()
+            .find(|r| r["value"]["payload"]["__table"] == table)
+            .map(|r| r["value"]["schema"].clone())
+            .expect("a golden record of the table");
+        assert_eq!(renamed(&line["schema"], &name, "dbz"), want, "{line}");
+    }
 
     // A key change's headers name the other key by its payload: headers
     // have their own converter, untouched by the key converter's schemas.
