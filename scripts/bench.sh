@@ -95,6 +95,10 @@ WORK="${OUTFLOW_BENCH_DIR:-/tmp/outflow-bench}"
 MY_PORT=56466
 if [[ "$SOURCE" == mysql ]]; then WORK="${OUTFLOW_BENCH_DIR:-/tmp/outflow-bench-mysql}"; fi
 SINKS="${BENCH_SINKS:-jsonl}"
+# BENCH_SCHEMAS=1: the JSONL and Kafka sinks write records with schemas
+# (`schemas = true`: Kafka Connect's JSON converter form, keys and values).
+SCHEMAS_LINE=""
+if [[ "${BENCH_SCHEMAS:-0}" == 1 ]]; then SCHEMAS_LINE=$'\nschemas = true'; fi
 for kind in $SINKS; do
     case "$kind" in
         jsonl | parquet | kafka | postgres | iceberg | redis | http | nats | rabbitmq | kinesis) ;;
@@ -404,14 +408,14 @@ config_for() {
     local kind="$1" slot="outflow_bench" state="$WORK/state" sink
     if [[ "$kind" != jsonl ]]; then slot="outflow_bench_$kind"; state="$WORK/state-$kind"; fi
     case "$kind" in
-        jsonl) sink=$'name = "null"\nkind = "jsonl"\npath = "/dev/null"' ;;
+        jsonl) sink=$'name = "null"\nkind = "jsonl"\npath = "/dev/null"'"$SCHEMAS_LINE" ;;
         parquet) sink="name = \"null\"
 kind = \"parquet\"
 path = \"$WORK/lake\"" ;;
         kafka) sink="name = \"null\"
 kind = \"kafka\"
 brokers = \"127.0.0.1:$KAFKA_PORT\"
-partitions = 3" ;;
+partitions = 3$SCHEMAS_LINE" ;;
         redis) sink="name = \"null\"
 kind = \"redis\"
 url = \"redis://127.0.0.1:$REDIS_PORT/0\"" ;;

@@ -261,6 +261,7 @@ async fn tail(config_path: &Path, until_caught_up: bool) -> Result<()> {
         format: Default::default(),
         unavailable_value_placeholder: "__debezium_unavailable_value".into(),
         debezium: Default::default(),
+        schemas: false,
     };
     let sink = stdout.build(ctx, None)?;
     let mut handles = vec![spawn_sink("tail".into(), Box::new(sink), None, SinkStart::default(), COMMIT_INTERVAL)];

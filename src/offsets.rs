@@ -15,7 +15,7 @@ use crate::state::{now_rfc3339, SinkOffset, StateDir};
 pub fn show(config_path: &Path) -> Result<()> {
     let config = Config::load(config_path)?;
     let state = StateDir::open_read_only(&config.state.dir);
-    println!("{:<20} {:<8} {:<28} {:>12}  {}", "SINK", "KIND", "POSITION", "EVENTS", "COMMITTED");
+    println!("{:<20} {:<8} {:<28} {:>12}  COMMITTED", "SINK", "KIND", "POSITION", "EVENTS");
     for sink in &config.sinks {
         let (position, events, committed) = match state.sink_offset(sink.name())? {
             Some(o) => (o.position, o.events.to_string(), o.committed_at),

@@ -32,8 +32,8 @@
 //! emits a `SchemaChange` at version 1; a different shape (columns added,
 //! dropped, renamed, retyped, key changed, table renamed) a new version. A
 //! decoder starts empty, so after a process restart every table is announced
-//! again at version 1. pgoutput does not send nullability: every column is
-//! `nullable: true`. Key flags are the replica identity's columns: the
+//! again at version 1. pgoutput does not send nullability: a column is
+//! nullable unless the I/O side marked it `not_null` from the catalog. Key flags are the replica identity's columns: the
 //! primary key under `DEFAULT`, the index's columns under `USING INDEX`,
 //! *every* column under `FULL`, none under `NOTHING`. Partitioned tables:
 //! with `publish_via_partition_root` the server already reports changes as
@@ -249,7 +249,7 @@ impl PgDecoder {
                 type_name: self.types.type_name(c.type_oid),
                 type_id: c.type_oid,
                 type_modifier: c.type_modifier,
-                nullable: true,
+                nullable: !c.not_null,
                 key: c.key,
             })
             .collect();

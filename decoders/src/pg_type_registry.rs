@@ -30,8 +30,9 @@ use outflow_model::ColumnType;
 pub enum PgType {
     /// A built-in type, by its OID (e.g. 23 int4, 1700 numeric, 1184 timestamptz).
     Builtin(u32),
-    /// A user enum type: values are labels.
-    Enum,
+    /// A user enum type: values are labels; the type's labels in
+    /// `pg_enum` sort order.
+    Enum(Vec<String>),
     /// An array whose elements have this type (elem type resolved too;
     /// domains over arrays flatten).
     Array(Box<PgType>),
@@ -146,7 +147,7 @@ impl TypeRegistry {
 pub fn column_type(ty: &PgType, typmod: i32) -> ColumnType {
     match ty {
         PgType::Builtin(oid) => builtin_column_type(*oid, typmod),
-        PgType::Enum => ColumnType::Enum,
+        PgType::Enum(labels) => ColumnType::Enum { labels: labels.clone() },
         PgType::Array(elem) => ColumnType::Array(Box::new(column_type(elem, typmod))),
         PgType::Other => ColumnType::Other,
     }
@@ -182,6 +183,7 @@ fn builtin_column_type(oid: u32, typmod: i32) -> ColumnType {
         oid::INTERVAL => ColumnType::Interval,
         oid::UUID => ColumnType::Uuid,
         oid::JSON | oid::JSONB => ColumnType::Json,
+        oid::XML => ColumnType::Xml,
         oid::BIT => ColumnType::Bits { length: u32::try_from(typmod).ok(), varying: false },
         oid::VARBIT => ColumnType::Bits { length: u32::try_from(typmod).ok(), varying: true },
         _ => ColumnType::Other,
@@ -211,13 +213,13 @@ mod tests {
         assert_eq!(reg.resolve(16_385), PgType::Other);
         assert_eq!(reg.type_name(16_385), "16385");
 
-        reg.register(16_385, PgType::Enum);
-        reg.register(16_384, PgType::Array(Box::new(PgType::Enum)));
+        reg.register(16_385, PgType::Enum(Vec::new()));
+        reg.register(16_384, PgType::Array(Box::new(PgType::Enum(Vec::new()))));
         reg.register(16_390, PgType::Builtin(oid::TEXT)); // a domain over text
         reg.register_name(16_385, "mood");
         assert!(reg.is_known(16_385));
-        assert_eq!(reg.resolve(16_385), PgType::Enum);
-        assert_eq!(reg.resolve(16_384), PgType::Array(Box::new(PgType::Enum)));
+        assert_eq!(reg.resolve(16_385), PgType::Enum(Vec::new()));
+        assert_eq!(reg.resolve(16_384), PgType::Array(Box::new(PgType::Enum(Vec::new()))));
         assert_eq!(reg.resolve(16_390), PgType::Builtin(25));
         assert_eq!(reg.type_name(16_385), "mood");
     }
@@ -236,6 +238,7 @@ mod tests {
         assert_eq!(ty(1562, -1), ColumnType::Bits { length: None, varying: true });
         assert_eq!(ty(26, -1), ColumnType::Int { bits: 32, signed: false });
         assert_eq!(ty(869, -1), ColumnType::Other);
-        assert_eq!(column_type(&PgType::Enum, -1), ColumnType::Enum);
+        let mood = PgType::Enum(vec!["sad".into(), "ok".into()]);
+        assert_eq!(column_type(&mood, -1), ColumnType::Enum { labels: vec!["sad".into(), "ok".into()] });
     }
 }

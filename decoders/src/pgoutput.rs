@@ -114,6 +114,9 @@ pub struct Relation<'a> {
 pub struct RelationColumn<'a> {
     /// Part of the replica identity (flags bit 1).
     pub key: bool,
+    /// Declared NOT NULL. pgoutput does not send it: `false` as parsed; the
+    /// I/O side sets it from the catalog (`pg_attribute.attnotnull`).
+    pub not_null: bool,
     pub name: &'a str,
     pub type_oid: u32,
     pub type_modifier: i32,
@@ -297,6 +300,7 @@ fn relation<'a>(r: &mut Reader<'a>) -> Result<Relation<'a>, DecodeError> {
         let flags = r.u8("column flags")?;
         columns.push(RelationColumn {
             key: flags & 1 != 0,
+            not_null: false,
             name: r.cstr("column name")?,
             type_oid: r.u32("column type oid")?,
             type_modifier: r.i32("column type modifier")?,
@@ -579,8 +583,8 @@ mod tests {
         assert_eq!(
             rel.columns,
             vec![
-                RelationColumn { key: true, name: "id", type_oid: 23, type_modifier: -1 },
-                RelationColumn { key: false, name: "amount", type_oid: 1700, type_modifier: 655_366 },
+                RelationColumn { key: true, not_null: false, name: "id", type_oid: 23, type_modifier: -1 },
+                RelationColumn { key: false, not_null: false, name: "amount", type_oid: 1700, type_modifier: 655_366 },
             ]
         );
     }

@@ -17,8 +17,8 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     let ty = match oid {
-        1 => PgType::Enum,
-        2 => PgType::Array(Box::new(PgType::Enum)),
+        1 => PgType::Enum(Vec::new()),
+        2 => PgType::Array(Box::new(PgType::Enum(Vec::new()))),
         oid => TypeRegistry::new().resolve(oid),
     };
     let _ = pgtypes::parse_text(&ty, text);

@@ -56,8 +56,8 @@ fn begin() -> Vec<u8> {
 
 fuzz_target!(|data: &[u8]| {
     let mut dec = PgDecoder::new();
-    dec.types_mut().register(90_000, PgType::Enum);
-    dec.types_mut().register(90_001, PgType::Array(Box::new(PgType::Enum)));
+    dec.types_mut().register(90_000, PgType::Enum(Vec::new()));
+    dec.types_mut().register(90_001, PgType::Array(Box::new(PgType::Enum(Vec::new()))));
     let mut out = Vec::new();
     dec.decode(0x4000, &begin(), &mut out).expect("seed begin");
     dec.decode(0x4000, &relation(), &mut out).expect("seed relation");

@@ -30,8 +30,12 @@ pub enum ColumnType {
     /// An integer of `bits` bits (8, 16, 24, 32 or 64): `Value::Int`, or
     /// `Value::UInt` when not `signed`. PostgreSQL int2/int4/int8 and `oid`
     /// (32 bits, unsigned); MySQL TINYINT..BIGINT with their signedness,
-    /// MEDIUMINT being 24 bits, and YEAR (16 bits, signed).
+    /// MEDIUMINT being 24 bits.
     Int { bits: u8, signed: bool },
+    /// A calendar year, `Value::Int` (MySQL YEAR: 1901..=2155, 1900 for the
+    /// zero year): stored like a small integer, described as a year
+    /// (Debezium's `io.debezium.time.Year`).
+    Year,
     /// `Value::Float32`: PostgreSQL float4, MySQL FLOAT.
     Float32,
     /// `Value::Float64`: PostgreSQL float8, MySQL DOUBLE.
@@ -71,10 +75,16 @@ pub enum ColumnType {
     Uuid,
     /// A JSON document, `Value::Json` (PostgreSQL json/jsonb, MySQL JSON).
     Json,
+    /// An XML document as text, `Value::Text` (PostgreSQL xml).
+    Xml,
     /// An enum label, `Value::Enum` (PostgreSQL enums, MySQL ENUM).
-    Enum,
+    /// `labels`: the type's labels in declaration order (PostgreSQL's
+    /// `pg_enum` sort order; MySQL's column definition), empty when the
+    /// source could not tell.
+    Enum { labels: Vec<String> },
     /// MySQL SET: the chosen labels joined by commas, `Value::Text`.
-    Set,
+    /// `labels`: the labels the column allows, in declaration order.
+    Set { labels: Vec<String> },
     /// A bit string, `Value::Bits`: PostgreSQL `bit(n)` (`length` n) and
     /// `varbit` (`varying`, `length` the maximum if declared); MySQL `BIT(n)`
     /// for n > 1.
@@ -85,7 +95,7 @@ pub enum ColumnType {
     /// An array of this element type, `Value::Array` (n-dimensional arrays nest).
     Array(Box<ColumnType>),
     /// Any other type, kept in its source text form (`Value::Text` mostly):
-    /// PostgreSQL inet, cidr, macaddr, xml, ranges, geometric, composite and
+    /// PostgreSQL inet, cidr, macaddr, ranges, geometric, composite and
     /// extension types, the one-byte `"char"`.
     Other,
 }

@@ -40,7 +40,11 @@ pub struct JsonlConfig {
     /// (`format::debezium`); lines have no keys or topics, so
     /// `message.key.columns` and topic routes are refused.
     #[serde(default)]
-    pub debezium: DebeziumProperties,
+    pub debezium: DebeziumProperties,    /// Records with their schemas (Kafka Connect's JSON converter with
+    /// `schemas.enable=true`, keys and values): the same as setting both
+    /// `*.converter.schemas.enable` in `[sink.debezium]`.
+    #[serde(default)]
+    pub schemas: bool,
 }
 
 fn default_placeholder() -> String {
@@ -71,7 +75,8 @@ impl JsonlConfig {
     pub fn build(&self, ctx: SinkContext, checkpoint: Option<&Checkpoint>) -> Result<JsonlSink, SinkError> {
         let debezium = self.check()?;
         let style = ValueStyle { modes: debezium.values, ..ValueStyle::new(self.unavailable_value_placeholder.clone()) };
-        let writer = EventWriter::new(self.format, style, ctx).unwrapped(debezium.unwrap);
+        let writer =
+            EventWriter::new(self.format, style, ctx).unwrapped(debezium.unwrap).with_schemas(debezium.schemas.value);
         let is_stream =
             self.path.as_os_str() == "-" || std::fs::metadata(&self.path).is_ok_and(|m| !m.file_type().is_file());
         let out = if self.path.as_os_str() == "-" {
@@ -93,7 +98,7 @@ impl JsonlConfig {
     /// `[sink.debezium]`, checked for a sink of lines.
     fn check(&self) -> Result<Debezium, SinkError> {
         let bad = |what: String| SinkError::Data(format!("sink {:?}: [sink.debezium] {what}", self.name));
-        let debezium = Debezium::parse(&self.debezium).map_err(bad)?;
+        let debezium = Debezium::parse(&self.debezium, self.schemas).map_err(bad)?;
         if !debezium.key_columns.is_empty() {
             return Err(bad("`message.key.columns` sets record keys; jsonl lines have none (use it on a kafka sink)".into()));
         }
@@ -103,9 +108,10 @@ impl JsonlConfig {
         if !debezium.routes.is_empty() {
             return Err(bad("ByLogicalTableRouter routes topics; jsonl lines have none (use it on a kafka sink)".into()));
         }
-        if (debezium.unwrap.is_some() || debezium.values != ValueModes::default()) && self.format != Format::Debezium {
+        let converted = debezium.unwrap.is_some() || debezium.values != ValueModes::default() || debezium.schemas.any();
+        if converted && self.format != Format::Debezium {
             return Err(bad(
-                "transforms and converter settings apply to Debezium records: set `format = \"debezium\"` (the default)"
+                "transforms, schemas and converter settings apply to Debezium records: set `format = \"debezium\"` (the default)"
                     .into(),
             ));
         }

@@ -270,7 +270,7 @@ impl Catalog {
                     let behind = list
                         .gtids()
                         .iter()
-                        .any(|g| set.gtids().iter().find(|s| s.domain == g.domain).map_or(true, |s| s.seq < g.seq));
+                        .any(|g| set.gtids().iter().find(|s| s.domain == g.domain).is_none_or(|s| s.seq < g.seq));
                     if behind {
                         return Err(purged(&format!("gtid:{set}"), Some(oldest)));
                     }

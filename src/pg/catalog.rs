@@ -254,8 +254,22 @@ impl Catalog {
         Ok(rows.iter().map(|r| r.get(0)).collect())
     }
 
-    /// Looks up a type the decoder does not know: enums, domains (resolved
-    /// to their base type), arrays of those.
+    /// The names of a table's columns declared NOT NULL.
+    pub async fn not_null_columns(&self, rel_id: u32) -> Result<Vec<String>> {
+        let rows = self
+            .client
+            .query(
+                "SELECT attname::text FROM pg_attribute \
+                 WHERE attrelid = $1 AND attnum > 0 AND attnotnull AND NOT attisdropped",
+                &[&rel_id],
+            )
+            .await
+            .map_err(|e| sql_error("reading the table's NOT NULL columns", &e))?;
+        Ok(rows.iter().map(|r| r.get(0)).collect())
+    }
+
+    /// Looks up a type the decoder does not know: enums (with their labels),
+    /// domains (resolved to their base type), arrays of those.
     pub async fn lookup_type(&self, oid: u32) -> Result<(String, PgType)> {
         let mut current = oid;
         let mut array_depth = 0;
@@ -276,7 +290,17 @@ impl Catalog {
                     current = base;
                     continue;
                 }
-                "e" => PgType::Enum,
+                "e" => {
+                    let labels = self
+                        .client
+                        .query(
+                            "SELECT enumlabel::text FROM pg_enum WHERE enumtypid = $1 ORDER BY enumsortorder",
+                            &[&current],
+                        )
+                        .await
+                        .map_err(|e| sql_error("reading pg_enum", &e))?;
+                    PgType::Enum(labels.iter().map(|r| r.get(0)).collect())
+                }
                 "b" if category == "A" && elem != 0 => {
                     array_depth += 1;
                     current = elem;
@@ -307,19 +331,6 @@ fn record_end(insert: u64, block: u64, segment: u64) -> u64 {
         insert - SHORT_HEADER
     } else {
         insert
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::record_end;
-
-    #[test]
-    fn insert_positions_after_page_headers_become_record_ends() {
-        let (block, segment) = (8192, 16 << 20);
-        assert_eq!(record_end(0x1_0000 + 24, block, segment), 0x1_0000);
-        assert_eq!(record_end((16 << 20) + 40, block, segment), 16 << 20);
-        assert_eq!(record_end(0x1_0000 + 100, block, segment), 0x1_0000 + 100);
     }
 }
 
@@ -371,5 +382,18 @@ fn privilege_hint(e: Error) -> Error {
         e.with_hint("the user needs to own the tables (or be superuser) to create a publication; a DBA can run CREATE PUBLICATION outflow FOR TABLE ... WITH (publish_via_partition_root = true)")
     } else {
         e
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::record_end;
+
+    #[test]
+    fn insert_positions_after_page_headers_become_record_ends() {
+        let (block, segment) = (8192, 16 << 20);
+        assert_eq!(record_end(0x1_0000 + 24, block, segment), 0x1_0000);
+        assert_eq!(record_end((16 << 20) + 40, block, segment), 16 << 20);
+        assert_eq!(record_end(0x1_0000 + 100, block, segment), 0x1_0000 + 100);
     }
 }

@@ -247,14 +247,11 @@ impl ReplicationConn {
                 self.read_buf.advance(len);
                 return Ok(());
             }
-            match self.read_message().await.map_err(QueryError::Io)? {
-                Message::ErrorResponse(body) => {
-                    let e = ServerError::from_body(body);
-                    // drain to ReadyForQuery so the connection stays usable
-                    while !matches!(self.read_message().await.map_err(QueryError::Io)?, Message::ReadyForQuery(_)) {}
-                    return Err(QueryError::Server(e));
-                }
-                _ => {}
+            if let Message::ErrorResponse(body) = self.read_message().await.map_err(QueryError::Io)? {
+                let e = ServerError::from_body(body);
+                // drain to ReadyForQuery so the connection stays usable
+                while !matches!(self.read_message().await.map_err(QueryError::Io)?, Message::ReadyForQuery(_)) {}
+                return Err(QueryError::Server(e));
             }
         }
     }

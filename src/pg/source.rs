@@ -208,6 +208,11 @@ impl PgSource {
                     col.key = pk.iter().any(|k| k == col.name);
                 }
             }
+            // Nor does it send nullability (a record schema's `optional`).
+            let not_null = self.catalog.not_null_columns(rel.rel_id).await?;
+            for col in &mut rel.columns {
+                col.not_null = not_null.iter().any(|n| n == col.name);
+            }
         }
         for oid in PgDecoder::unknown_types(&msg, self.decoder.types()) {
             let (name, ty) = self.catalog.lookup_type(oid).await?;

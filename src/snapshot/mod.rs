@@ -73,7 +73,9 @@ pub struct SnapshotPlan {
     pub parallelism: usize,
 }
 
-/// What readers tell the stream side.
+/// What readers tell the stream side. (A chunk moves once per chunk through
+/// a channel: its size next to the small variants costs nothing worth a box.)
+#[allow(clippy::large_enum_variant)]
 pub enum ReaderEvent {
     Chunk(Chunk),
     /// Open chunk `id`'s window on `table` (`schema.table`) between two

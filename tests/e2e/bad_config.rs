@@ -161,8 +161,12 @@ bad_config! {
         |c| format!("{c}[sink.debezium]\n\"snapshot.mode\" = \"never\"\n") => ["snapshot.mode", "supported keys", "tombstones.on.delete"];
     config_debezium_unsupported_value:
         |c| format!("{c}[sink.debezium]\n\"decimal.handling.mode\" = \"exact\"\n") => ["exact", "supported: precise, string, double"];
-    config_debezium_schemas_not_yet_supported:
-        |c| format!("{c}[sink.debezium]\n\"value.converter.schemas.enable\" = \"true\"\n") => ["value.converter.schemas.enable", "supported: false"];
+    config_debezium_schemas_switch_not_a_boolean:
+        |c| format!("{c}[sink.debezium]\n\"value.converter.schemas.enable\" = \"yes\"\n") => ["value.converter.schemas.enable", "true or false"];
+    config_debezium_schemas_switched_off_under_sink_schemas:
+        |c| format!("{c}schemas = true\n[sink.debezium]\n\"key.converter.schemas.enable\" = \"false\"\n") => ["key.converter.schemas.enable", "contradicts"];
+    config_debezium_schemas_on_the_flat_format:
+        |c| set_line(c, "format = \"debezium\"", "format = \"json\"\nschemas = true") => ["schemas", "format = \"debezium\""];
     config_debezium_unknown_transform:
         |c| format!("{c}[sink.debezium]\ntransforms = \"f\"\n\"transforms.f.type\" = \"io.debezium.transforms.Filter\"\n") => ["io.debezium.transforms.Filter", "ExtractNewRecordState"];
     config_debezium_route_on_a_jsonl_sink:

@@ -6,6 +6,8 @@
 //! under the new key with `__debezium.oldkey`) and in the JSONL sink's
 //! Debezium format (the delete and the create).
 
+mod schemas;
+
 use std::path::PathBuf;
 
 use serde_json::{json, Value};

@@ -167,7 +167,7 @@ async fn mysql_restart_resumes_from_a_file_position_too() {
     let offset = of.state_dir().join("sinks").join("events.json");
     let text = std::fs::read_to_string(&offset).unwrap();
     assert!(text.contains("\"gtid:"), "{text}");
-    std::fs::write(&offset, format!("{{\"position\": \"file:mysql-bin.000001:4\", \"events\": 0, \"checkpoint\": {{\"len\": 0}}, \"committed_at\": \"2024-01-01T00:00:00Z\"}}")).unwrap();
+    std::fs::write(&offset, "{\"position\": \"file:mysql-bin.000001:4\", \"events\": 0, \"checkpoint\": {\"len\": 0}, \"committed_at\": \"2024-01-01T00:00:00Z\"}").unwrap();
     let out = of.run_until_caught_up().await;
     clean_error(&out);
 }

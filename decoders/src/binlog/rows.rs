@@ -102,6 +102,9 @@ impl<'a> Cursor<'a> {
     }
 }
 
+/// One row's images: `(before, after)`.
+pub type RowImages = (Option<Row>, Option<Row>);
+
 /// Decodes every row of a rows event's body. `before`/`after` say which
 /// images each row has (delete: before; write: after; update: both).
 pub fn decode_rows(
@@ -109,7 +112,7 @@ pub fn decode_rows(
     data: &[u8],
     before: Option<&Present>,
     after: Option<&Present>,
-) -> Result<Vec<(Option<Row>, Option<Row>)>, DecodeError> {
+) -> Result<Vec<RowImages>, DecodeError> {
     let mut cur = Cursor { data };
     let mut rows = Vec::new();
     while !cur.data.is_empty() {
@@ -438,7 +441,7 @@ fn decimal(raw: &[u8], precision: usize, scale: usize) -> Result<String, DecodeE
     };
     let int = precision - scale;
     let mut int_digits = String::new();
-    if int % DIGITS_PER_GROUP > 0 {
+    if !int.is_multiple_of(DIGITS_PER_GROUP) {
         int_digits.push_str(&group(int % DIGITS_PER_GROUP)?);
     }
     for _ in 0..int / DIGITS_PER_GROUP {
@@ -448,7 +451,7 @@ fn decimal(raw: &[u8], precision: usize, scale: usize) -> Result<String, DecodeE
     for _ in 0..scale / DIGITS_PER_GROUP {
         frac_digits.push_str(&group(DIGITS_PER_GROUP)?);
     }
-    if scale % DIGITS_PER_GROUP > 0 {
+    if !scale.is_multiple_of(DIGITS_PER_GROUP) {
         frac_digits.push_str(&group(scale % DIGITS_PER_GROUP)?);
     }
     let int_digits = int_digits.trim_start_matches('0');

@@ -122,7 +122,7 @@ pub fn shape_from_table_map(tme: &TableMapEvent<'_>) -> Result<TableShape, Decod
         let (type_name, modifier) = type_name(ty, &meta, unsigned, charset);
         columns.push(ColumnSchema {
             name,
-            ty: logical_type(ty, modifier, unsigned, charset == BINARY_CHARSET),
+            ty: logical_type(ty, modifier, unsigned, charset == BINARY_CHARSET, &labels),
             type_name,
             type_id: ty as u32,
             type_modifier: modifier,
@@ -282,9 +282,9 @@ fn type_name(ty: ColumnType, meta: &[u8], unsigned: bool, charset: u16) -> (Stri
 
 /// The logical type of a column of binlog type `ty` with the modifier
 /// [`type_name`] derives (fractional-second precision, BIT width, DECIMAL's
-/// precision and scale as [`numeric_typmod`]), signedness, and whether its
-/// charset is `binary`.
-pub fn logical_type(ty: ColumnType, modifier: i32, unsigned: bool, binary: bool) -> LogicalType {
+/// precision and scale as [`numeric_typmod`]), signedness, whether its
+/// charset is `binary`, and an ENUM's or SET's labels.
+pub fn logical_type(ty: ColumnType, modifier: i32, unsigned: bool, binary: bool, labels: &[String]) -> LogicalType {
     use ColumnType::*;
     let precision = u8::try_from(modifier).ok().filter(|p| *p <= 6);
     let int = |bits| LogicalType::Int { bits, signed: !unsigned };
@@ -294,7 +294,7 @@ pub fn logical_type(ty: ColumnType, modifier: i32, unsigned: bool, binary: bool)
         MYSQL_TYPE_INT24 => int(24),
         MYSQL_TYPE_LONG => int(32),
         MYSQL_TYPE_LONGLONG => int(64),
-        MYSQL_TYPE_YEAR => LogicalType::Int { bits: 16, signed: true },
+        MYSQL_TYPE_YEAR => LogicalType::Year,
         MYSQL_TYPE_FLOAT => LogicalType::Float32,
         MYSQL_TYPE_DOUBLE => LogicalType::Float64,
         MYSQL_TYPE_NEWDECIMAL if modifier >= 4 => {
@@ -308,8 +308,8 @@ pub fn logical_type(ty: ColumnType, modifier: i32, unsigned: bool, binary: bool)
         MYSQL_TYPE_TIMESTAMP | MYSQL_TYPE_TIMESTAMP2 => LogicalType::TimestampTz { precision },
         MYSQL_TYPE_BIT if modifier == 1 => LogicalType::Bool,
         MYSQL_TYPE_BIT => LogicalType::Bits { length: u32::try_from(modifier).ok(), varying: false },
-        MYSQL_TYPE_ENUM => LogicalType::Enum,
-        MYSQL_TYPE_SET => LogicalType::Set,
+        MYSQL_TYPE_ENUM => LogicalType::Enum { labels: labels.to_vec() },
+        MYSQL_TYPE_SET => LogicalType::Set { labels: labels.to_vec() },
         MYSQL_TYPE_STRING
         | MYSQL_TYPE_VARCHAR
         | MYSQL_TYPE_VAR_STRING

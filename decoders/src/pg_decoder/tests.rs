@@ -238,8 +238,8 @@ fn unknown_user_types_are_reported_then_decoded_as_registered() {
     assert_eq!(PgDecoder::unknown_types(&msg, dec.types()), [16_500, 16_499]);
     assert!(PgDecoder::unknown_types(&pgoutput::parse(&build::begin(1, 0, 1)).unwrap(), dec.types()).is_empty());
 
-    dec.types_mut().register(16_500, PgType::Enum);
-    dec.types_mut().register(16_499, PgType::Array(Box::new(PgType::Enum)));
+    dec.types_mut().register(16_500, PgType::Enum(Vec::new()));
+    dec.types_mut().register(16_499, PgType::Array(Box::new(PgType::Enum(Vec::new()))));
     assert!(PgDecoder::unknown_types(&msg, dec.types()).is_empty());
     let items = feed(
         &mut dec,
@@ -250,8 +250,11 @@ fn unknown_user_types_are_reported_then_decoded_as_registered() {
         ],
     );
     let after = changes(&items)[0].after.clone().unwrap();
-    assert_eq!(after[1], pgtypes::parse_text(&PgType::Enum, "happy").unwrap());
-    assert_eq!(after[2], pgtypes::parse_text(&PgType::Array(Box::new(PgType::Enum)), "{happy,sad}").unwrap());
+    assert_eq!(after[1], pgtypes::parse_text(&PgType::Enum(Vec::new()), "happy").unwrap());
+    assert_eq!(
+        after[2],
+        pgtypes::parse_text(&PgType::Array(Box::new(PgType::Enum(Vec::new()))), "{happy,sad}").unwrap()
+    );
 }
 
 #[test]

@@ -42,7 +42,7 @@ pub fn parse_text(ty: &PgType, text: &str) -> Result<Value, DecodeError> {
             Some(elem) => array::parse(&PgType::Builtin(elem), text),
             None => parse_builtin(*o, text),
         },
-        PgType::Enum => Ok(Value::Enum(text.to_owned())),
+        PgType::Enum(_) => Ok(Value::Enum(text.to_owned())),
         PgType::Array(elem) => array::parse(elem, text),
         PgType::Other => Ok(Value::Text(text.to_owned())),
     }

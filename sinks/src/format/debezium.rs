@@ -17,8 +17,12 @@
 //! - converter settings ([`ValueModes`]): `decimal.handling.mode`,
 //!   `time.precision.mode`, `binary.handling.mode`, `interval.handling.mode`,
 //!   `bigint.unsigned.handling.mode` with all of Debezium's values;
-//!   `key.converter.schemas.enable`/`value.converter.schemas.enable` only
-//!   `false` (records with schemas are not written yet);
+//! - `key.converter.schemas.enable`/`value.converter.schemas.enable`
+//!   ([`SchemasEnable`]): records as the JSON converter's `{"schema",
+//!   "payload"}` (see `schema`); the sink's own `schemas = true` means both.
+//!   With schemas on and `bigint.unsigned.handling.mode` unset, BIGINT
+//!   UNSIGNED is Debezium's `precise` (a `Decimal` the schema describes)
+//!   rather than outflow's exact JSON integer, which no Connect type holds.
 //! - `heartbeat.interval.ms` and `topic.heartbeat.prefix` ([`Heartbeat`],
 //!   Kafka only).
 
@@ -35,9 +39,9 @@ pub type DebeziumProperties = BTreeMap<String, Setting>;
 const UNWRAP: &str = "io.debezium.transforms.ExtractNewRecordState";
 const ROUTER: &str = "io.debezium.transforms.ByLogicalTableRouter";
 
-/// Converter keys whose only supported value is outflow's rendering.
-const FIXED: &[(&str, &[&str])] =
-    &[("key.converter.schemas.enable", &["false"]), ("value.converter.schemas.enable", &["false"])];
+/// The JSON converter's schema switches, for keys and values.
+const SCHEMAS_KEY: &str = "key.converter.schemas.enable";
+const SCHEMAS_VALUE: &str = "value.converter.schemas.enable";
 
 /// Converter settings and the values each supports.
 const MODES: &[(&str, &[&str])] = &[
@@ -77,6 +81,8 @@ pub struct Debezium {
     pub values: ValueModes,
     /// Heartbeat records, when `heartbeat.interval.ms` is above 0.
     pub heartbeat: Option<Heartbeat>,
+    /// Whether keys and values are written with their schemas.
+    pub schemas: SchemasEnable,
 }
 
 /// Debezium's heartbeat records: every `interval`, a record keyed
@@ -96,12 +102,31 @@ impl Heartbeat {
         format!("{}.{name}", self.prefix)
     }
 
-    /// The record's key and value, as Debezium's JSON converter without
-    /// schemas writes them.
-    pub fn record(name: &str, ts_ms: i64) -> (Vec<u8>, Vec<u8>) {
-        let key = serde_json::json!({ "serverName": name });
-        let value = serde_json::json!({ "ts_ms": ts_ms });
-        (key.to_string().into_bytes(), value.to_string().into_bytes())
+    /// The record's key and value, as Debezium's JSON converter writes
+    /// them, with their schemas (`ServerNameKey`, `Heartbeat`) where
+    /// `schemas` asks for them.
+    pub fn record(name: &str, ts_ms: i64, schemas: SchemasEnable) -> (Vec<u8>, Vec<u8>) {
+        const KEY_SCHEMA: &str = r#"{"type":"struct","fields":[{"type":"string","optional":false,"field":"serverName"}],"optional":false,"name":"io.debezium.connector.common.ServerNameKey","version":1}"#;
+        const VALUE_SCHEMA: &str = r#"{"type":"struct","fields":[{"type":"int64","optional":false,"field":"ts_ms"}],"optional":false,"name":"io.debezium.connector.common.Heartbeat","version":1}"#;
+        let key = serde_json::json!({ "serverName": name }).to_string();
+        let value = serde_json::json!({ "ts_ms": ts_ms }).to_string();
+        let with = |on: bool, schema: &str, payload: String| {
+            if on { format!(r#"{{"schema":{schema},"payload":{payload}}}"#) } else { payload }.into_bytes()
+        };
+        (with(schemas.key, KEY_SCHEMA, key), with(schemas.value, VALUE_SCHEMA, value))
+    }
+}
+
+/// `key.converter.schemas.enable` and `value.converter.schemas.enable`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct SchemasEnable {
+    pub key: bool,
+    pub value: bool,
+}
+
+impl SchemasEnable {
+    pub fn any(self) -> bool {
+        self.key || self.value
     }
 }
 
@@ -197,8 +222,10 @@ impl Route {
 }
 
 impl Debezium {
-    /// Checks the properties; `sink` is the sink's kind for messages.
-    pub fn parse(props: &DebeziumProperties) -> Result<Debezium, String> {
+    /// Checks the properties. `schemas`: the sink's own `schemas = true`,
+    /// turning both converter switches on (a switch set to `false` as well
+    /// is an error).
+    pub fn parse(props: &DebeziumProperties, schemas: bool) -> Result<Debezium, String> {
         let mut out = Debezium::default();
         let get = |k: &str| props.get(k).map(ToString::to_string);
         let aliases: Vec<String> = match get("transforms") {
@@ -210,7 +237,9 @@ impl Debezium {
                 || key == "tombstones.on.delete"
                 || key == "message.key.columns"
                 || HEARTBEAT_KEYS.contains(&key.as_str())
-                || FIXED.iter().chain(MODES).any(|(k, _)| k == key)
+                || key == SCHEMAS_KEY
+                || key == SCHEMAS_VALUE
+                || MODES.iter().any(|(k, _)| k == key)
                 || key.strip_prefix("transforms.").is_some_and(|rest| {
                     aliases.iter().any(|a| rest.strip_prefix(a.as_str()).is_some_and(|r| r.starts_with('.')))
                 });
@@ -218,16 +247,18 @@ impl Debezium {
                 return Err(format!("`{key}` is not supported; supported keys: {}", supported_keys()));
             }
         }
-        for (key, values) in FIXED {
-            if let Some(v) = get(key) {
-                if !values.contains(&v.as_str()) {
-                    return Err(format!(
-                        "`{key} = {v:?}` is not supported; supported: {} (outflow's rendering)",
-                        values.join(", ")
-                    ));
-                }
+        let switch = |key: &str| -> Result<bool, String> {
+            match get(key) {
+                None => Ok(schemas),
+                Some(v) => match parse_bool(key, &v)? {
+                    false if schemas => {
+                        Err(format!("`{key} = false` contradicts the sink's `schemas = true`; remove one"))
+                    }
+                    on => Ok(on),
+                },
             }
-        }
+        };
+        out.schemas = SchemasEnable { key: switch(SCHEMAS_KEY)?, value: switch(SCHEMAS_VALUE)? };
         for (key, values) in MODES {
             if let Some(v) = get(key) {
                 if !values.contains(&v.as_str()) {
@@ -250,7 +281,8 @@ impl Debezium {
             binary: match mode("binary.handling.mode").as_str() {
                 "base64-url-safe" => BinaryMode::Base64UrlSafe,
                 "hex" => BinaryMode::Hex,
-                _ => BinaryMode::Base64,
+                "base64" => BinaryMode::Base64,
+                _ => BinaryMode::Bytes,
             },
             interval: match mode("interval.handling.mode").as_str() {
                 "string" => IntervalMode::String,
@@ -259,6 +291,7 @@ impl Debezium {
             unsigned: match mode("bigint.unsigned.handling.mode").as_str() {
                 "long" => UnsignedMode::Long,
                 "precise" => UnsignedMode::Precise,
+                _ if out.schemas.any() => UnsignedMode::Precise,
                 _ => UnsignedMode::Exact,
             },
         };
@@ -326,7 +359,8 @@ fn supported_keys() -> String {
     let mut keys: Vec<String> = ["tombstones.on.delete", "message.key.columns", "transforms"]
         .into_iter()
         .chain(HEARTBEAT_KEYS.iter().copied())
-        .chain(MODES.iter().chain(FIXED).map(|(k, _)| *k))
+        .chain(MODES.iter().map(|(k, _)| *k))
+        .chain([SCHEMAS_KEY, SCHEMAS_VALUE])
         .map(str::to_string)
         .collect();
     keys.push(format!("transforms.<name>.type = {UNWRAP} | {ROUTER} and their settings"));
@@ -494,17 +528,20 @@ mod tests {
 
     #[test]
     fn the_issue_example_parses() {
-        let d = Debezium::parse(&props(&[
-            ("tombstones.on.delete", "true"),
-            ("message.key.columns", "public.events:tenant_id,id"),
-            ("transforms", "unwrap,route"),
-            ("transforms.unwrap.type", UNWRAP),
-            ("transforms.unwrap.delete.tombstone.handling.mode", "rewrite"),
-            ("transforms.unwrap.add.fields", "op,table,lsn,source.ts_ms"),
-            ("transforms.route.type", ROUTER),
-            ("transforms.route.topic.regex", "(.*)_shard_\\d+"),
-            ("transforms.route.topic.replacement", "$1_all"),
-        ]))
+        let d = Debezium::parse(
+            &props(&[
+                ("tombstones.on.delete", "true"),
+                ("message.key.columns", "public.events:tenant_id,id"),
+                ("transforms", "unwrap,route"),
+                ("transforms.unwrap.type", UNWRAP),
+                ("transforms.unwrap.delete.tombstone.handling.mode", "rewrite"),
+                ("transforms.unwrap.add.fields", "op,table,lsn,source.ts_ms"),
+                ("transforms.route.type", ROUTER),
+                ("transforms.route.topic.regex", "(.*)_shard_\\d+"),
+                ("transforms.route.topic.replacement", "$1_all"),
+            ]),
+            false,
+        )
         .unwrap();
         assert_eq!(d.tombstones, Some(true));
         assert_eq!(d.key_columns_for("public.events"), Some(&["tenant_id".to_string(), "id".to_string()][..]));
@@ -524,30 +561,61 @@ mod tests {
 
     #[test]
     fn heartbeats_are_off_unless_an_interval_is_set() {
-        assert_eq!(Debezium::parse(&props(&[])).unwrap().heartbeat, None);
-        assert_eq!(Debezium::parse(&props(&[("heartbeat.interval.ms", "0")])).unwrap().heartbeat, None);
-        let h = Debezium::parse(&props(&[("heartbeat.interval.ms", "500")])).unwrap().heartbeat.unwrap();
+        assert_eq!(Debezium::parse(&props(&[]), false).unwrap().heartbeat, None);
+        assert_eq!(Debezium::parse(&props(&[("heartbeat.interval.ms", "0")]), false).unwrap().heartbeat, None);
+        let h = Debezium::parse(&props(&[("heartbeat.interval.ms", "500")]), false).unwrap().heartbeat.unwrap();
         assert_eq!(h.interval, std::time::Duration::from_millis(500));
         assert_eq!(h.topic("inventory"), "__debezium-heartbeat.inventory");
-        let h = Debezium::parse(&props(&[("heartbeat.interval.ms", "10000"), ("topic.heartbeat.prefix", "hb")]))
+        let h = Debezium::parse(&props(&[("heartbeat.interval.ms", "10000"), ("topic.heartbeat.prefix", "hb")]), false)
             .unwrap()
             .heartbeat
             .unwrap();
         assert_eq!(h.topic("inventory"), "hb.inventory");
-        let err = Debezium::parse(&props(&[("heartbeat.interval.ms", "10s")])).unwrap_err();
+        let err = Debezium::parse(&props(&[("heartbeat.interval.ms", "10s")]), false).unwrap_err();
         assert!(err.contains("not a number of milliseconds"), "{err}");
         // Debezium 3.6.3 (debezium-ref, heartbeat.interval.ms=500) writes exactly these bytes.
-        let (key, value) = Heartbeat::record("dbz", 1796425989637);
+        let (key, value) = Heartbeat::record("dbz", 1796425989637, SchemasEnable::default());
         assert_eq!(key, br#"{"serverName":"dbz"}"#);
         assert_eq!(value, br#"{"ts_ms":1796425989637}"#);
+        let (key, value) = Heartbeat::record("dbz", 1796425989637, SchemasEnable { key: true, value: true });
+        let json = |b: &[u8]| serde_json::from_slice::<serde_json::Value>(b).unwrap();
+        assert_eq!(
+            json(&key),
+            serde_json::json!({"schema": {"type": "struct", "fields": [{"type": "string", "optional": false, "field": "serverName"}],
+                "optional": false, "name": "io.debezium.connector.common.ServerNameKey", "version": 1},
+                "payload": {"serverName": "dbz"}})
+        );
+        assert_eq!(
+            json(&value),
+            serde_json::json!({"schema": {"type": "struct", "fields": [{"type": "int64", "optional": false, "field": "ts_ms"}],
+                "optional": false, "name": "io.debezium.connector.common.Heartbeat", "version": 1},
+                "payload": {"ts_ms": 1796425989637_i64}})
+        );
+    }
+
+    #[test]
+    fn schema_switches_are_independent_and_the_sink_key_sets_both() {
+        let parse = |p: &[(&str, &str)], sink: bool| Debezium::parse(&props(p), sink);
+        let only_value = parse(&[("value.converter.schemas.enable", "true")], false).unwrap();
+        assert_eq!(only_value.schemas, SchemasEnable { key: false, value: true });
+        let only_key = parse(&[("key.converter.schemas.enable", "true")], false).unwrap();
+        assert_eq!(only_key.schemas, SchemasEnable { key: true, value: false });
+        let both = parse(&[], true).unwrap();
+        assert_eq!(both.schemas, SchemasEnable { key: true, value: true });
+        assert_eq!(both.values.unsigned, UnsignedMode::Precise, "the exact integer has no Connect type");
+        assert_eq!(parse(&[], false).unwrap().values.unsigned, UnsignedMode::Exact);
+        let long = parse(&[("bigint.unsigned.handling.mode", "long")], true).unwrap();
+        assert_eq!(long.values.unsigned, UnsignedMode::Long);
+        let err = parse(&[("key.converter.schemas.enable", "false")], true).unwrap_err();
+        assert!(err.contains("contradicts"), "{err}");
     }
 
     #[test]
     fn unsupported_keys_and_values_say_what_is_supported() {
-        let err = |p: &[(&str, &str)]| Debezium::parse(&props(p)).unwrap_err();
+        let err = |p: &[(&str, &str)]| Debezium::parse(&props(p), false).unwrap_err();
         assert!(err(&[("snapshot.mode", "never")]).contains("supported keys: tombstones.on.delete"));
         assert!(err(&[("decimal.handling.mode", "exact")]).contains("supported: precise, string, double"));
-        assert!(err(&[("value.converter.schemas.enable", "true")]).contains("supported: false"));
+        assert!(err(&[("value.converter.schemas.enable", "yes")]).contains("must be true or false"));
         assert!(err(&[("transforms", "x"), ("transforms.x.type", "org.apache.kafka.connect.transforms.Filter")])
             .contains("supported transforms"));
         assert!(err(&[("transforms", "u"), ("transforms.u.type", UNWRAP), ("transforms.u.drop.fields", "a")])
@@ -561,7 +629,7 @@ mod tests {
         let mode = |p: &[(&str, &str)]| {
             let mut all = vec![("transforms", "u"), ("transforms.u.type", UNWRAP)];
             all.extend(p.iter().map(|(k, v)| (*k, *v)));
-            Debezium::parse(&props(&all)).unwrap().unwrap.unwrap().deletes
+            Debezium::parse(&props(&all), false).unwrap().unwrap.unwrap().deletes
         };
         assert_eq!(mode(&[]), DeleteHandling::Tombstone);
         assert_eq!(mode(&[("transforms.u.delete.handling.mode", "rewrite")]), DeleteHandling::Rewrite);

@@ -7,6 +7,11 @@
 //! table's database). Values render by their column's logical type, the
 //! same for every source (see `values`).
 //!
+//! With value schemas on ([`EventWriter::with_schemas`]) each record is the
+//! JSON converter's `{"schema": …, "payload": …}`: the schema (see
+//! `schema`) is rendered once per table schema version and copied in front
+//! of the payload.
+//!
 //! This is the hot path of every JSON sink: events are appended to a reused
 //! byte buffer field by field; no JSON DOM is built. The rows of a snapshot
 //! chunk share one source block, which is rendered once per chunk.
@@ -17,6 +22,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use outflow_model::{ChangeEvent, Dialect, LogicalMessage, Op, Row, SourceInfo, TableSchema};
 
 use super::debezium::{MetaField, Unwrap};
+use super::schema::{self, SchemaCache};
 use super::values::{write_debezium_value, write_flat_value, write_json_str, ValueStyle};
 use super::Format;
 use crate::SinkContext;
@@ -33,6 +39,10 @@ pub struct EventWriter {
     now_us: i64,
     /// `ExtractNewRecordState` for [`EventWriter::write_lines`].
     unwrap: Option<Arc<Unwrap>>,
+    /// Rendered value schemas per table, when records carry them.
+    schemas: Option<SchemaCache>,
+    /// The logical decoding messages' rendered schema, when records carry them.
+    message_schema: Option<Vec<u8>>,
 }
 
 struct RenderedSource {
@@ -46,7 +56,25 @@ const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), "-outflow");
 
 impl EventWriter {
     pub fn new(format: Format, style: ValueStyle, ctx: SinkContext) -> Self {
-        EventWriter { format, style, ctx, snapshot_source: None, now_us: now_us(), unwrap: None }
+        EventWriter {
+            format,
+            style,
+            ctx,
+            snapshot_source: None,
+            now_us: now_us(),
+            unwrap: None,
+            schemas: None,
+            message_schema: None,
+        }
+    }
+
+    /// Values are written with their schemas (`value.converter.schemas.enable`;
+    /// the Debezium format only).
+    pub fn with_schemas(mut self, on: bool) -> Self {
+        let on = on && self.format == Format::Debezium;
+        self.schemas = on.then(SchemaCache::default);
+        self.message_schema = on.then(|| schema::message_value(self.ctx.dialect).record_prefix());
+        self
     }
 
     /// Takes the processing time for the events written until the next call
@@ -58,11 +86,27 @@ impl EventWriter {
 
     /// Appends one event as a single JSON line (with the trailing newline).
     pub fn write_change(&mut self, out: &mut Vec<u8>, ev: &ChangeEvent) {
+        self.write_value(out, ev, None);
+        out.push(b'\n');
+    }
+
+    /// Appends one event's record value (no newline); with schemas, its
+    /// struct names start with `name` (a routed topic) instead of the
+    /// table's `<prefix>.<schema>.<table>`.
+    pub fn write_value(&mut self, out: &mut Vec<u8>, ev: &ChangeEvent, name: Option<&str>) {
         match self.format {
-            Format::Debezium => self.write_envelope(out, ev),
+            Format::Debezium => {
+                let EventWriter { schemas, ctx, style, .. } = self;
+                let Some(cache) = schemas.as_mut() else { return self.write_envelope(out, ev) };
+                out.extend_from_slice(cache.get(&ev.table, || {
+                    let name = name.map_or_else(|| schema::table_name(&ctx.pipeline, &ev.table.id), str::to_string);
+                    schema::envelope(&ev.table, &name, ctx.dialect, &style.modes)
+                }));
+                self.write_envelope(out, ev);
+                out.push(b'}');
+            }
             Format::Json => self.write_flat(out, ev),
         }
-        out.push(b'\n');
     }
 
     /// Appends the event's lines as a file of Debezium records holds them:
@@ -104,6 +148,17 @@ impl EventWriter {
     /// record value (no newline): the new row (a delete's old row), then
     /// `__deleted` when deletes are rewritten, then the `add.fields`.
     pub fn write_unwrapped(&mut self, out: &mut Vec<u8>, ev: &ChangeEvent, unwrap: &Unwrap) {
+        let EventWriter { schemas, ctx, style, .. } = self;
+        let Some(cache) = schemas.as_mut() else { return self.write_unwrapped_row(out, ev, unwrap) };
+        out.extend_from_slice(cache.get(&ev.table, || {
+            let name = schema::table_name(&ctx.pipeline, &ev.table.id);
+            schema::unwrapped(&ev.table, &name, ctx.dialect, unwrap, &style.modes)
+        }));
+        self.write_unwrapped_row(out, ev, unwrap);
+        out.push(b'}');
+    }
+
+    fn write_unwrapped_row(&mut self, out: &mut Vec<u8>, ev: &ChangeEvent, unwrap: &Unwrap) {
         let row = if ev.op == Op::Delete { ev.before.as_ref() } else { ev.after.as_ref() };
         match row {
             Some(_) => {
@@ -150,18 +205,26 @@ impl EventWriter {
         }
     }
 
-    /// Appends a logical decoding message as Debezium's `op: "m"` record.
+    /// Appends a logical decoding message as Debezium's `op: "m"` record
+    /// (with its `MessageValue` schema when values carry schemas), and a newline.
     pub fn write_message(&self, out: &mut Vec<u8>, m: &LogicalMessage) {
         use base64::Engine as _;
+        if let Some(prefix) = &self.message_schema {
+            out.extend_from_slice(prefix);
+        }
         out.extend_from_slice(b"{\"op\":\"m\",\"ts_ms\":");
         push_int(out, self.now_us / 1000);
         out.extend_from_slice(b",\"source\":");
         self.write_source(out, &m.source, "", "");
-        out.extend_from_slice(b",\"message\":{\"prefix\":");
+        out.extend_from_slice(b",\"transaction\":null,\"message\":{\"prefix\":");
         write_json_str(out, &m.prefix);
         out.extend_from_slice(b",\"content\":\"");
         out.extend_from_slice(base64::engine::general_purpose::STANDARD.encode(&m.content).as_bytes());
-        out.extend_from_slice(b"\"}}\n");
+        out.extend_from_slice(b"\"}}");
+        if self.message_schema.is_some() {
+            out.push(b'}');
+        }
+        out.push(b'\n');
     }
 
     fn write_envelope(&mut self, out: &mut Vec<u8>, ev: &ChangeEvent) {
@@ -255,7 +318,7 @@ impl EventWriter {
         push_opt_int(out, s.tx_id);
         out.extend_from_slice(b",\"lsn\":");
         push_opt_int(out, s.lsn);
-        out.extend_from_slice(b",\"xmin\":null}");
+        out.extend_from_slice(b",\"xmin\":null,\"origin\":null,\"origin_lsn\":null}");
     }
 
     /// The MySQL connector's source block: `db` is the table's database.

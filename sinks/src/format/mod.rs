@@ -1,9 +1,11 @@
-//! Output formats: the Debezium JSON envelope (default) and flat JSON, and
-//! how message sinks name destinations and key records (`routing`).
+//! Output formats: the Debezium JSON envelope (default; with Kafka Connect
+//! schemas on request, `schema`) and flat JSON, and how message sinks name
+//! destinations and key records (`routing`).
 
 pub mod debezium;
 pub mod envelope;
 pub mod routing;
+pub mod schema;
 pub mod values;
 
 use serde::Deserialize;
@@ -12,7 +14,8 @@ use serde::Deserialize;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Format {
-    /// Debezium's JSON envelope (`schemas.enable=false`).
+    /// Debezium's JSON envelope (with `{"schema", "payload"}` around it when
+    /// `[sink.debezium]` turns the converter's schemas on; see `schema`).
     #[default]
     Debezium,
     /// The row flat, with ISO-8601 dates, plus `_op` and `_position`.

@@ -92,8 +92,12 @@ pub enum DecimalMode {
 /// `binary.handling.mode`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum BinaryMode {
-    /// `bytes` and `base64`: standard base64 (the same JSON).
+    /// `bytes` (Debezium's default): Connect bytes, which the JSON converter
+    /// writes as standard base64.
     #[default]
+    Bytes,
+    /// `base64`: a string of standard base64 (the same JSON as `bytes`;
+    /// only the schema differs).
     Base64,
     Base64UrlSafe,
     /// Lowercase hex.
@@ -228,7 +232,7 @@ fn debezium(out: &mut Vec<u8>, v: &Value, ct: &ColType, style: &ValueStyle) {
         Value::UInt(u) => match (style.modes.unsigned, ct.kind) {
             (UnsignedMode::Long, Kind::UInt64) => write_int(out, *u as i64),
             (UnsignedMode::Precise, Kind::UInt64) => {
-                write_bytes(out, &BigInt::from(*u).to_signed_bytes_be(), BinaryMode::Base64)
+                write_bytes(out, &BigInt::from(*u).to_signed_bytes_be(), BinaryMode::Bytes)
             }
             _ => out.extend_from_slice(itoa::Buffer::new().format(*u).as_bytes()),
         },
@@ -487,7 +491,7 @@ fn write_base64(out: &mut Vec<u8>, bytes: &[u8]) {
 /// padded, as Java's encoders) or lowercase hex, in a JSON string.
 fn write_bytes(out: &mut Vec<u8>, bytes: &[u8], mode: BinaryMode) {
     match mode {
-        BinaryMode::Base64 => write_base64(out, bytes),
+        BinaryMode::Bytes | BinaryMode::Base64 => write_base64(out, bytes),
         BinaryMode::Base64UrlSafe => {
             out.push(b'"');
             out.extend_from_slice(base64::engine::general_purpose::URL_SAFE.encode(bytes).as_bytes());
@@ -677,8 +681,8 @@ fn write_date(out: &mut Vec<u8>, days: i64) {
     } else if y < 0 {
         let _ = write!(out, "-{:04}", -y);
     } else {
-        push_2(out, y as i64 / 100);
-        push_2(out, y as i64 % 100);
+        push_2(out, y / 100);
+        push_2(out, y % 100);
     }
     out.push(b'-');
     push_2(out, m as i64);

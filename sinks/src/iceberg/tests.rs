@@ -106,7 +106,7 @@ fn source_types_map_to_lossless_iceberg_types() {
     assert_eq!(ty(ColumnType::Int { bits: 32, signed: false }), prim(PrimitiveType::Long));
     assert_eq!(ty(ColumnType::Int { bits: 16, signed: true }), prim(PrimitiveType::Int));
     assert_eq!(ty(ColumnType::Uuid), prim(PrimitiveType::Uuid));
-    assert_eq!(ty(ColumnType::Enum), prim(PrimitiveType::String));
+    assert_eq!(ty(ColumnType::Enum { labels: vec![] }), prim(PrimitiveType::String));
     assert!(matches!(ty(ColumnType::Interval), Type::Struct(_)));
     match ty(ColumnType::Array(Box::new(INT4))) {
         Type::List(l) => assert_eq!(*l.element_field.field_type, prim(PrimitiveType::Int)),

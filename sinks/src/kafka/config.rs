@@ -64,7 +64,11 @@ pub struct KafkaConfig {
     /// Debezium connector and transform properties, verbatim
     /// (`format::debezium`).
     #[serde(default)]
-    pub debezium: DebeziumProperties,
+    pub debezium: DebeziumProperties,    /// Records with their schemas (Kafka Connect's JSON converter with
+    /// `schemas.enable=true`, keys and values): the same as setting both
+    /// `*.converter.schemas.enable` in `[sink.debezium]`.
+    #[serde(default)]
+    pub schemas: bool,
 }
 
 fn yes() -> bool {
@@ -103,9 +107,10 @@ impl KafkaConfig {
 
     pub(crate) fn check(&self) -> Result<(NameTemplate, Debezium), SinkError> {
         let bad = |what: String| SinkError::Data(format!("sink {:?}: {what}", self.name));
-        let debezium = Debezium::parse(&self.debezium).map_err(|e| bad(format!("[sink.debezium] {e}")))?;
-        if (debezium.unwrap.is_some() || debezium.values != ValueModes::default()) && self.format != Format::Debezium {
-            return Err(bad("[sink.debezium] transforms and converter settings apply to Debezium records: set `format = \"debezium\"` (the default) or remove them".into()));
+        let debezium = Debezium::parse(&self.debezium, self.schemas).map_err(|e| bad(format!("[sink.debezium] {e}")))?;
+        let converted = debezium.unwrap.is_some() || debezium.values != ValueModes::default() || debezium.schemas.any();
+        if converted && self.format != Format::Debezium {
+            return Err(bad("[sink.debezium] transforms, schemas and converter settings apply to Debezium records: set `format = \"debezium\"` (the default) or remove them".into()));
         }
         if self.brokers.trim().is_empty() {
             return Err(bad("`brokers` is empty; set it to host:port of one or more brokers".into()));

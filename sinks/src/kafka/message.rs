@@ -101,11 +101,11 @@ pub fn transaction_key(id: &str) -> Vec<u8> {
     out
 }
 
-/// Debezium's BEGIN record value.
+/// Debezium's BEGIN record value (3.6.3's field order).
 pub fn transaction_begin(id: &str, ts_ms: i64) -> Vec<u8> {
     let mut out = b"{\"status\":\"BEGIN\",\"id\":".to_vec();
     write_json_str(&mut out, id);
-    out.extend_from_slice(format!(",\"ts_ms\":{ts_ms},\"event_count\":null,\"data_collections\":null}}").as_bytes());
+    out.extend_from_slice(format!(",\"event_count\":null,\"data_collections\":null,\"ts_ms\":{ts_ms}}}").as_bytes());
     out
 }
 
@@ -114,7 +114,7 @@ pub fn transaction_end(id: &str, ts_ms: i64, collections: &[(String, u64)]) -> V
     let mut out = b"{\"status\":\"END\",\"id\":".to_vec();
     write_json_str(&mut out, id);
     let total: u64 = collections.iter().map(|(_, n)| n).sum();
-    out.extend_from_slice(format!(",\"ts_ms\":{ts_ms},\"event_count\":{total},\"data_collections\":[").as_bytes());
+    out.extend_from_slice(format!(",\"event_count\":{total},\"data_collections\":[").as_bytes());
     for (i, (table, n)) in collections.iter().enumerate() {
         if i > 0 {
             out.push(b',');
@@ -123,7 +123,7 @@ pub fn transaction_end(id: &str, ts_ms: i64, collections: &[(String, u64)]) -> V
         write_json_str(&mut out, table);
         out.extend_from_slice(format!(",\"event_count\":{n}}}").as_bytes());
     }
-    out.extend_from_slice(b"]}");
+    out.extend_from_slice(format!("],\"ts_ms\":{ts_ms}}}").as_bytes());
     out
 }
 

@@ -58,6 +58,7 @@ use crate::format::envelope::EventWriter;
 use crate::format::Format;
 use crate::format::debezium::{Debezium, Heartbeat};
 use crate::format::routing::{write_key_from, NameTemplate};
+use crate::format::schema::{self, SchemaCache};
 use crate::format::values::ValueStyle;
 use crate::snapshot_marks::SnapshotRecord;
 use crate::{Checkpoint, Durable, Sink, SinkContext, SinkError};
@@ -83,6 +84,11 @@ pub struct KafkaSink {
     /// `message.key.columns` resolved per table: its schema version and
     /// the key columns' indexes (`None`: the table's own key).
     key_columns: HashMap<TableId, (u32, KeyIndexes)>,
+    /// Rendered key schemas per table, when keys carry them.
+    key_schemas: Option<SchemaCache>,
+    /// The schemas of the records that belong to no table, when keys or
+    /// values carry schemas.
+    fixed_schemas: FixedSchemas,
     /// `tombstones`, or `[sink.debezium] tombstones.on.delete`.
     tombstones: bool,
     debezium: Debezium,
@@ -123,6 +129,10 @@ type KeyIndexes = Option<Arc<[usize]>>;
 struct TableRoute {
     topic: String,
     key_field: Option<(String, String)>,
+    /// Where the record schemas' struct names start: the routed topic for
+    /// a routed table (as `ByLogicalTableRouter` renames them), else
+    /// `<prefix>.<schema>.<table>`.
+    struct_name: String,
 }
 
 struct TopicState {
@@ -210,7 +220,7 @@ impl KafkaConfig {
     pub fn open(&self, ctx: SinkContext, checkpoint: Option<&Checkpoint>) -> Result<KafkaSink, SinkError> {
         let (template, debezium) = self.check()?;
         let style = ValueStyle { modes: debezium.values, ..ValueStyle::new(self.unavailable_value_placeholder.clone()) };
-        let writer = EventWriter::new(self.format, style.clone(), ctx.clone());
+        let writer = EventWriter::new(self.format, style.clone(), ctx.clone()).with_schemas(debezium.schemas.value);
         let client_error = |what: &str, e: KafkaError| {
             SinkError::Data(format!(
                 "cannot create the kafka {what} for sink {:?}: {e}; check [sink.producer]",
@@ -243,6 +253,8 @@ impl KafkaConfig {
             table_topics: HashMap::new(),
             key_columns: HashMap::new(),
             tombstones: debezium.tombstones.unwrap_or(self.tombstones),
+            key_schemas: (debezium.schemas.key && self.format == Format::Debezium).then(SchemaCache::default),
+            fixed_schemas: FixedSchemas::new(debezium.schemas.key, debezium.schemas.value),
             debezium,
             delivered: Delivered::default(),
             anchors: BTreeMap::new(),
@@ -260,6 +272,38 @@ impl KafkaConfig {
             sink.recover(from)?;
         }
         Ok(sink)
+    }
+}
+
+/// `{"schema":…,"payload":` of the records that belong to no table
+/// (logical decoding messages' keys, transaction records), rendered once.
+struct FixedSchemas {
+    message_key: Option<Vec<u8>>,
+    transaction_key: Option<Vec<u8>>,
+    transaction_value: Option<Vec<u8>>,
+}
+
+impl FixedSchemas {
+    fn new(keys: bool, values: bool) -> FixedSchemas {
+        FixedSchemas {
+            message_key: keys.then(|| schema::message_key().record_prefix()),
+            transaction_key: keys.then(|| schema::transaction_key().record_prefix()),
+            transaction_value: values.then(|| schema::transaction_value().record_prefix()),
+        }
+    }
+}
+
+/// `payload` as a record with its schema when there is one.
+fn with_schema(prefix: &Option<Vec<u8>>, payload: Vec<u8>) -> Vec<u8> {
+    match prefix {
+        None => payload,
+        Some(prefix) => {
+            let mut out = Vec::with_capacity(prefix.len() + payload.len() + 1);
+            out.extend_from_slice(prefix);
+            out.extend_from_slice(&payload);
+            out.push(b'}');
+            out
+        }
     }
 }
 
@@ -422,8 +466,10 @@ impl KafkaSink {
         }
         let topic =
             self.template.render(&self.ctx.pipeline, &self.ctx.db, &table.schema, &table.name, message::push_topic_chars);
+        let routed = self.debezium.routes.iter().any(|r| r.regex.is_match(&topic));
         let (topic, key_field) = self.debezium.route(topic);
-        let route = TableRoute { topic, key_field };
+        let struct_name = if routed { topic.clone() } else { schema::table_name(&self.ctx.pipeline, table) };
+        let route = TableRoute { topic, key_field, struct_name };
         self.table_topics.insert(table.clone(), route.clone());
         route
     }
@@ -458,8 +504,34 @@ impl KafkaSink {
         Ok(resolved)
     }
 
-    /// Renders the event's record key into `out`; `false` for a null key.
+    /// Renders the event's record key into `out` (with its schema when keys
+    /// carry them); `false` for a null key.
     fn render_key(&mut self, out: &mut Vec<u8>, ev: &ChangeEvent, route: &TableRoute) -> Result<bool, SinkError> {
+        if self.key_schemas.is_none() {
+            return self.render_key_payload(out, ev, route);
+        }
+        if ev.op == Op::Truncate {
+            return Ok(false);
+        }
+        let columns = self.key_columns(&ev.table)?;
+        let extra = route.key_field.as_ref().map(|(f, v)| (f.as_str(), v.as_str()));
+        let cache = self.key_schemas.as_mut().expect("checked above");
+        let start = out.len();
+        let modes = self.style.modes;
+        out.extend_from_slice(cache.get(&ev.table, || {
+            schema::key(&ev.table, &route.struct_name, columns.as_deref(), extra.map(|(f, _)| f), &modes)
+        }));
+        if write_key_from(out, ev, &self.style, columns.as_deref(), extra) {
+            out.push(b'}');
+            Ok(true)
+        } else {
+            out.truncate(start);
+            Ok(false)
+        }
+    }
+
+    /// The event's record key without a schema; `false` for a null key.
+    fn render_key_payload(&mut self, out: &mut Vec<u8>, ev: &ChangeEvent, route: &TableRoute) -> Result<bool, SinkError> {
         if ev.op == Op::Truncate {
             return Ok(false);
         }
@@ -611,9 +683,11 @@ impl KafkaSink {
     /// tombstone, and a create under the new key with `__debezium.oldkey`.
     /// The three share the update's position (`outflow.seq` 0, 1, 2).
     fn write_key_change(&mut self, route: &TableRoute, delete: &ChangeEvent, create: &ChangeEvent) -> Result<(), SinkError> {
+        // The headers hold the keys' payloads: headers have their own
+        // converter, which `key.converter.schemas.enable` does not touch.
         let (mut old_key, mut new_key) = (Vec::new(), Vec::new());
-        self.render_key(&mut old_key, delete, route)?;
-        self.render_key(&mut new_key, create, route)?;
+        self.render_key_payload(&mut old_key, delete, route)?;
+        self.render_key_payload(&mut new_key, create, route)?;
         let (record, tombstone) = self.delete_records();
         if record {
             self.write_record(route, delete, 0, Some((NEW_KEY_HEADER, &new_key)))?;
@@ -663,8 +737,8 @@ impl KafkaSink {
                     }
                 }
                 None => {
-                    self.writer.write_change(&mut value, ev);
-                    value.pop(); // the line's newline
+                    let name = self.debezium.schemas.value.then_some(route.struct_name.as_str());
+                    self.writer.write_value(&mut value, ev, name);
                 }
             }
             let mut headers: Vec<(&str, &[u8])> = added.iter().map(|(n, v)| (n.as_str(), v.as_slice())).collect();
@@ -683,7 +757,7 @@ impl KafkaSink {
             StreamItem::Message(m) => {
                 self.begin_transaction()?;
                 let topic = format!("{}.message", sanitize(&self.ctx.pipeline));
-                let key = message::message_key(&m.prefix);
+                let key = with_schema(&self.fixed_schemas.message_key, message::message_key(&m.prefix));
                 let mut value = Vec::new();
                 self.writer.write_message(&mut value, m);
                 value.pop();
@@ -716,8 +790,9 @@ impl KafkaSink {
 
     fn send_transaction(&mut self, id: &str, value: &[u8], position: &Position) -> Result<(), SinkError> {
         let topic = format!("{}.transaction", sanitize(&self.ctx.pipeline));
-        let key = message::transaction_key(id);
-        self.send(&topic, Some(&key), Some(value), Mark { position: position.clone(), seq: 0 })
+        let key = with_schema(&self.fixed_schemas.transaction_key, message::transaction_key(id));
+        let value = with_schema(&self.fixed_schemas.transaction_value, value.to_vec());
+        self.send(&topic, Some(&key), Some(&value), Mark { position: position.clone(), seq: 0 })
     }
 
     /// Produces a heartbeat record when one is due: key `{"serverName":
@@ -737,7 +812,7 @@ impl KafkaSink {
         let ts_ms = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_millis() as i64);
-        let (key, value) = Heartbeat::record(&self.ctx.pipeline, ts_ms);
+        let (key, value) = Heartbeat::record(&self.ctx.pipeline, ts_ms, self.debezium.schemas);
         let position = clock.position.as_ref().map(ToString::to_string);
         let mut headers = OwnedHeaders::new_with_capacity(1);
         if let Some(p) = &position {

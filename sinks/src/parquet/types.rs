@@ -96,6 +96,7 @@ fn kind_of_type(ty: &ColumnType) -> Kind {
                 Kind::UInt(width)
             }
         }
+        ColumnType::Year => Kind::Int(16),
         ColumnType::Float32 => Kind::Float32,
         ColumnType::Float64 => Kind::Float64,
         ColumnType::Decimal(Some((p, s))) if (1..=76).contains(p) && *s <= *p as i32 && *s >= -127 => {
@@ -114,8 +115,9 @@ fn kind_of_type(ty: &ColumnType) -> Kind {
         | ColumnType::Text { .. }
         | ColumnType::TimeTz { .. }
         | ColumnType::Json
-        | ColumnType::Enum
-        | ColumnType::Set
+        | ColumnType::Xml
+        | ColumnType::Enum { .. }
+        | ColumnType::Set { .. }
         | ColumnType::Bits { .. }
         | ColumnType::Other => Kind::Utf8,
     }
@@ -153,12 +155,9 @@ impl Kind {
     /// A nullable field of this kind, with the extension tag where Arrow has one.
     fn field(&self, name: &str) -> Field {
         let mut meta = HashMap::new();
-        match self {
-            Kind::Uuid => {
-                meta.insert(EXTENSION.to_string(), "arrow.uuid".to_string());
-                meta.insert(EXTENSION_META.to_string(), String::new());
-            }
-            _ => {}
+        if self == &Kind::Uuid {
+            meta.insert(EXTENSION.to_string(), "arrow.uuid".to_string());
+            meta.insert(EXTENSION_META.to_string(), String::new());
         }
         Field::new(name, self.data_type(), true).with_metadata(meta)
     }
@@ -400,11 +399,11 @@ fn decimal(v: &Value, scale: i8) -> Option<Option<String>> {
     } else {
         // Negative scale: the value is a multiple of 10^-scale.
         let drop = (-scale) as usize;
-        if frac.trim_end_matches('0').len() > 0 || int_part.len() < drop {
+        if !frac.trim_end_matches('0').is_empty() || int_part.len() < drop {
             return if int_part.trim_start_matches('0').is_empty() { Some(Some("0".into())) } else { None };
         }
         let (keep, cut) = int_part.split_at(int_part.len() - drop);
-        if cut.trim_end_matches('0').len() > 0 {
+        if !cut.trim_end_matches('0').is_empty() {
             return None;
         }
         out.push_str(if keep.is_empty() { "0" } else { keep });
@@ -448,7 +447,7 @@ fn timetz(micros: i64, offset_secs: i32) -> String {
     let o = offset_secs.unsigned_abs();
     let sign = if offset_secs < 0 { '-' } else { '+' };
     let frac = if us == 0 { String::new() } else { format!(".{us:06}").trim_end_matches('0').to_string() };
-    let secs = if o % 60 == 0 { String::new() } else { format!(":{:02}", o % 60) };
+    let secs = if o.is_multiple_of(60) { String::new() } else { format!(":{:02}", o % 60) };
     format!("{h:02}:{m:02}:{s:02}{frac}{sign}{:02}:{:02}{secs}", o / 3600, o / 60 % 60)
 }
 
@@ -493,7 +492,7 @@ mod tests {
             kind(ColumnType::Array(Box::new(ColumnType::TimestampTz { precision: None }))).data_type(),
             DataType::List(Arc::new(Kind::TimestampTz.field("item")))
         );
-        assert_eq!(kind(ColumnType::Enum), Kind::Utf8);
+        assert_eq!(kind(ColumnType::Enum { labels: vec![] }), Kind::Utf8);
         assert_eq!(kind(ColumnType::Duration { precision: Some(3) }), Kind::Duration);
         assert_eq!(kind(ColumnType::Bits { length: Some(1), varying: false }), Kind::Utf8);
     }

@@ -71,6 +71,7 @@ fn logical_type(ty: &ColumnType) -> String {
             25..=32 => "bigint",
             _ => "numeric(20,0)",
         },
+        ColumnType::Year => "smallint",
         ColumnType::Float32 => "real",
         ColumnType::Float64 => "double precision",
         ColumnType::Decimal(Some((p, s))) => return format!("numeric({p},{s})"),
@@ -87,8 +88,9 @@ fn logical_type(ty: &ColumnType) -> String {
         ColumnType::Bytes | ColumnType::Geometry => "bytea",
         ColumnType::Json => "jsonb",
         ColumnType::Uuid => "uuid",
+        ColumnType::Xml => "xml",
         ColumnType::Array(elem) => return format!("{}[]", logical_type(elem)),
-        ColumnType::Text { .. } | ColumnType::Enum | ColumnType::Set | ColumnType::Bits { .. } | ColumnType::Other => {
+        ColumnType::Text { .. } | ColumnType::Enum { .. } | ColumnType::Set { .. } | ColumnType::Bits { .. } | ColumnType::Other => {
             "text"
         }
     };
@@ -131,8 +133,8 @@ mod tests {
         assert_eq!(pg("timestamptz", 1184, ColumnType::TimestampTz { precision: Some(3) }), "timestamptz(3)");
         assert_eq!(pg("_int4", 1007, arr(ColumnType::Int { bits: 32, signed: true })), "int4[]");
         assert_eq!(pg("_numeric", 1231, arr(ColumnType::Decimal(Some((5, 2))))), "numeric(5,2)[]");
-        assert_eq!(pg("mood", 16390, ColumnType::Enum), "text");
-        assert_eq!(pg("_mood", 16389, arr(ColumnType::Enum)), "text[]");
+        assert_eq!(pg("mood", 16390, ColumnType::Enum { labels: vec![] }), "text");
+        assert_eq!(pg("_mood", 16389, arr(ColumnType::Enum { labels: vec![] })), "text[]");
         assert_eq!(pg("varbit", 1562, ColumnType::Bits { length: None, varying: true }), "bit varying");
         assert_eq!(pg("money", 790, ColumnType::Decimal(None)), "money");
         assert_eq!(pg("oid", 26, ColumnType::Int { bits: 32, signed: false }), "oid");
@@ -148,7 +150,7 @@ mod tests {
         assert_eq!(my("tinyint", int(8, true)), "smallint");
         assert_eq!(my("decimal", ColumnType::Decimal(Some((12, 4)))), "numeric(12,4)");
         assert_eq!(my("decimal unsigned", ColumnType::Decimal(Some((5, 0)))), "numeric(5,0)");
-        assert_eq!(my("enum", ColumnType::Enum), "text");
+        assert_eq!(my("enum", ColumnType::Enum { labels: vec![] }), "text");
         assert_eq!(my("time", ColumnType::Duration { precision: Some(3) }), "interval");
         assert_eq!(my("datetime", ColumnType::Timestamp { precision: Some(6) }), "timestamp(6)");
         assert_eq!(my("timestamp", ColumnType::TimestampTz { precision: Some(0) }), "timestamptz(0)");

@@ -72,13 +72,16 @@ pub(super) async fn describe(conn: &mut Conn, table: &TableId) -> Result<(Vec<Co
     }
     let mut columns = Vec::with_capacity(rows.len());
     for (name, data_type, column_type, nullable, key, precision, scale, dt_precision, charset) in rows {
+        let data_type = data_type.to_lowercase();
+        let labels = if matches!(data_type.as_str(), "enum" | "set") { enum_labels(&column_type) } else { Vec::new() };
         let (ty, type_name, modifier, kind, logical) = column_type_of(
-            &data_type.to_lowercase(),
+            &data_type,
             &column_type.to_lowercase(),
             precision.unwrap_or(0),
             scale.unwrap_or(0),
             dt_precision.unwrap_or(0),
             charset.as_deref(),
+            &labels,
         )
         .ok_or_else(|| {
             Error::fatal(
@@ -97,7 +100,7 @@ pub(super) async fn describe(conn: &mut Conn, table: &TableId) -> Result<(Vec<Co
                 key: key.eq_ignore_ascii_case("PRI"),
             },
             kind,
-            labels: if kind == Kind::Enum { enum_labels(&column_type) } else { Vec::new() },
+            labels: if kind == Kind::Enum { labels } else { Vec::new() },
         });
     }
     let pk: Vec<String> = conn
@@ -118,7 +121,7 @@ pub(super) async fn describe(conn: &mut Conn, table: &TableId) -> Result<(Vec<Co
 
 /// The binlog column type, type name, modifier and logical type
 /// `decoders/src/binlog/table.rs` derives from a TableMap for a column of
-/// this SQL type, and how to read it.
+/// this SQL type (`labels`: an ENUM's or SET's), and how to read it.
 fn column_type_of(
     data_type: &str,
     column_type: &str,
@@ -126,6 +129,7 @@ fn column_type_of(
     scale: u64,
     dt_precision: u64,
     charset: Option<&str>,
+    labels: &[String],
 ) -> Option<(ColumnType, String, i32, Kind, LogicalType)> {
     use ColumnType::*;
     let unsigned = column_type.contains("unsigned");
@@ -166,7 +170,7 @@ fn column_type_of(
         _ => return None,
     };
     let name = if unsigned && numeric { format!("{name} unsigned") } else { name.to_string() };
-    Some((ty, name, modifier, kind, logical_type(ty, modifier, unsigned && numeric, binary)))
+    Some((ty, name, modifier, kind, logical_type(ty, modifier, unsigned && numeric, binary, labels)))
 }
 
 /// The labels of an `enum('a','it''s','a\\b')` column type (quotes doubled,

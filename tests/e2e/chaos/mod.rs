@@ -214,6 +214,7 @@ fn seed() -> u64 {
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 fn report(
     source: &ChaosSource,
     seed: u64,
