@@ -90,6 +90,32 @@ async fn a_postgres_key_change_is_a_delete_a_tombstone_and_a_create_as_debezium_
     assert_key_change_headers(&kafka);
     let events = outflow.events();
     assert_jsonl_matches(&changes(&events, "items"), &golden);
+    // A streamed change's source block has Debezium 3.6.3's fields (as in
+    // tests/golden/route.pg.schemas.jsonl), `snapshot` null, not "false".
+    let fields: std::collections::BTreeSet<&str> = [
+        "version",
+        "connector",
+        "name",
+        "ts_ms",
+        "snapshot",
+        "db",
+        "sequence",
+        "ts_us",
+        "ts_ns",
+        "schema",
+        "table",
+        "txId",
+        "lsn",
+        "xmin",
+        "origin",
+        "origin_lsn",
+    ]
+    .into();
+    for e in changes(&events, "items") {
+        let source = e["source"].as_object().expect("a source block");
+        assert_eq!(source.keys().map(String::as_str).collect::<std::collections::BTreeSet<_>>(), fields, "{e}");
+        assert_eq!(source["snapshot"], Value::Null, "{e}");
+    }
     db.cleanup().await;
 }
 

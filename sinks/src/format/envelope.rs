@@ -299,7 +299,8 @@ impl EventWriter {
         write_json_str(out, &self.ctx.pipeline);
         out.extend_from_slice(b",\"ts_ms\":");
         push_int(out, ts_us.div_euclid(1000));
-        out.extend_from_slice(if s.snapshot { b",\"snapshot\":\"true\"" } else { b",\"snapshot\":\"false\"" });
+        // Streamed changes: null, as Debezium 3.6.3 writes it (not "false").
+        out.extend_from_slice(if s.snapshot { b",\"snapshot\":\"true\"" } else { b",\"snapshot\":null" });
         out.extend_from_slice(b",\"db\":");
         write_json_str(out, &self.ctx.db);
         out.extend_from_slice(b",\"sequence\":\"[");
