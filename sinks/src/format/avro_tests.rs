@@ -10,15 +10,7 @@ use crate::format::schema;
 use crate::format::values::{DecimalMode, TimeMode, ValueModes};
 
 fn col(name: &str, ty: ColumnType, nullable: bool, key: bool) -> ColumnSchema {
-    ColumnSchema {
-        name: name.into(),
-        ty,
-        type_name: String::new(),
-        type_id: 0,
-        type_modifier: -1,
-        nullable,
-        key,
-    }
+    ColumnSchema { name: name.into(), ty, type_name: String::new(), type_id: 0, type_modifier: -1, nullable, key }
 }
 
 fn orders() -> TableSchema {

@@ -29,7 +29,7 @@ impl SinkFactory for KafkaConfig {
     /// Runs on a blocking thread: connecting waits for the broker.
     async fn build(&self, ctx: SinkContext, checkpoint: Option<&Checkpoint>) -> Result<Box<dyn Sink>, SinkError> {
         let (config, checkpoint) = (self.clone(), checkpoint.cloned());
-        open_blocking("kafka", move |_| config.open(ctx, checkpoint.as_ref())).await
+        open_blocking("kafka", move |runtime| config.open(ctx, checkpoint.as_ref(), runtime)).await
     }
 
     async fn preflight(&self) -> Vec<Probe> {
