@@ -31,7 +31,11 @@
 //!
 //! Payload surprises handled: bytes and precise decimals arrive as base64
 //! strings (decoded to Avro `bytes`), float NaN and infinities as the
-//! strings `"NaN"`, `"Infinity"`, `"-Infinity"`.
+//! strings `"NaN"`, `"Infinity"`, `"-Infinity"`; a null in a required
+//! column (a value the source did not send: the non-key columns of a
+//! PostgreSQL delete's old row under `REPLICA IDENTITY DEFAULT`) becomes
+//! the type's zero, as Debezium's value converters write it (Avro has no
+//! null for a required field; the JSON records show null there).
 
 use std::collections::HashSet;
 
@@ -221,6 +225,7 @@ fn transcode(s: &Schema, v: Json, path: &str) -> Result<Avro, String> {
 fn required(s: &Schema, v: Json, path: &str) -> Result<Avro, String> {
     let bad = |v: &Json| format!("field {path:?}: {v} is not a {}", s.ty);
     Ok(match (s.ty, v) {
+        (_, Json::Null) => fallback(s).ok_or_else(|| bad(&Json::Null))?,
         ("boolean", Json::Bool(b)) => Avro::Boolean(b),
         ("int8" | "int16" | "int32", Json::Number(n)) => {
             Avro::Int(n.as_i64().and_then(|i| i32::try_from(i).ok()).ok_or_else(|| bad(&Json::Number(n)))?)
@@ -252,6 +257,25 @@ fn required(s: &Schema, v: Json, path: &str) -> Result<Avro, String> {
             Avro::Record(fields)
         }
         (_, v) => return Err(bad(&v)),
+    })
+}
+
+/// What Debezium's value converters write for a required column whose
+/// value the source did not send (PostgreSQL's delete under `REPLICA
+/// IDENTITY DEFAULT` carries the key columns only): the type's zero,
+/// `JdbcValueConverters`' `fallback`.
+fn fallback(s: &Schema) -> Option<Avro> {
+    Some(match s.ty {
+        "boolean" => Avro::Boolean(false),
+        "int8" | "int16" | "int32" => Avro::Int(0),
+        "int64" => Avro::Long(0),
+        "float" => Avro::Float(0.0),
+        "double" => Avro::Double(0.0),
+        "string" => Avro::String(String::new()),
+        "bytes" if s.name.as_deref() == Some(DECIMAL) => Avro::Decimal(apache_avro::Decimal::from([0u8])),
+        "bytes" => Avro::Bytes(Vec::new()),
+        "array" => Avro::Array(Vec::new()),
+        _ => return None,
     })
 }
 

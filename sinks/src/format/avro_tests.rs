@@ -173,4 +173,29 @@ fn a_payload_that_does_not_fit_its_schema_is_an_error_naming_the_field() {
     let payload = json!({"after": {"id": "seven"}, "source": {}, "op": "c"});
     let err = encode(&env, &avro.parsed, payload.to_string().as_bytes(), &mut Vec::new()).unwrap_err();
     assert!(err.contains("\"id\""), "{err}");
+    let payload = json!({"after": {"id": 1}, "source": null, "op": "c"});
+    let err = encode(&env, &avro.parsed, payload.to_string().as_bytes(), &mut Vec::new()).unwrap_err();
+    assert!(err.contains("\"source\""), "{err}");
+}
+
+#[test]
+fn a_required_column_the_source_did_not_send_is_its_types_zero_as_in_debezium() {
+    let env = schema::envelope(&orders(), "p.public.orders", Dialect::Postgres, &precise());
+    let avro = AvroSchema::of(&env).unwrap();
+    let mut table = orders();
+    table.columns[1].nullable = false; // qty NOT NULL
+    let env = schema::envelope(&table, "p.public.orders", Dialect::Postgres, &precise());
+    let avro2 = AvroSchema::of(&env).unwrap();
+    assert_ne!(avro.text, avro2.text);
+    let source = json!({"version": "v", "connector": "postgresql", "name": "p", "ts_ms": 1, "db": "d",
+                        "schema": "public", "table": "orders"});
+    let payload = json!({"before": {"id": 1, "qty": null}, "after": null, "source": source, "op": "d"});
+    let mut out = Vec::new();
+    encode(&env, &avro2.parsed, payload.to_string().as_bytes(), &mut out).unwrap();
+    let Avro::Record(fields) = apache_avro::from_avro_datum(&avro2.parsed, &mut &out[..], None).unwrap() else {
+        panic!("not a record")
+    };
+    let Avro::Union(1, before) = &fields[0].1 else { panic!("before is set: {:?}", fields[0]) };
+    let Avro::Record(row) = &**before else { panic!("before is a record") };
+    assert_eq!(row[1], ("qty".to_string(), Avro::Int(0)));
 }

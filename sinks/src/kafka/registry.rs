@@ -282,9 +282,8 @@ impl Client {
             },
             StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => Answer::Fail(SinkError::fatal(
                 format!(
-                    "schema registry {} refused sink {:?} (HTTP {}{}): {message}",
+                    "schema registry {} refused to register subject {subject} (HTTP {}{}): {message}",
                     self.base,
-                    self.sink,
                     status.as_u16(),
                     if self.auth.is_some() { ", credentials given" } else { ", no credentials given" }
                 ),
