@@ -5,6 +5,7 @@
 
 #[cfg(feature = "kafka")]
 pub mod avro;
+mod converters;
 pub mod debezium;
 pub mod envelope;
 pub mod routing;

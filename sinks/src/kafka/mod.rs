@@ -46,7 +46,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use outflow_model::{ChangeEvent, Dialect, Op, Position, StreamItem, TableId, TableSchema};
+use outflow_model::{ChangeEvent, Op, Position, StreamItem, TableId, TableSchema};
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::{ClientContext, DefaultClientContext};
 use rdkafka::config::RDKafkaLogLevel;
@@ -60,7 +60,7 @@ pub use config::{KafkaConfig, KafkaFormat, Setting};
 pub use registry::RegistrySettings;
 use message::{NEW_KEY_HEADER, OLD_KEY_HEADER, POSITION_HEADER, SEQ_HEADER};
 use recovery::{Anchor, Mark, OffsetsRecord};
-use registry::{AvroRecords, Fixed, Part};
+use registry::{AvroRecords, Fixed};
 
 use crate::exactly_once::Delivered;
 use crate::format::envelope::EventWriter;
@@ -527,58 +527,6 @@ impl KafkaSink {
             out.truncate(start);
             Ok(false)
         }
-    }
-
-    /// With Avro, replaces the JSON key of `ev` by its Avro record.
-    fn avro_key(&mut self, key: &mut Vec<u8>, ev: &ChangeEvent, route: &TableRoute) -> Result<(), SinkError> {
-        if self.avro.is_none() {
-            return Ok(());
-        }
-        let columns = self.key_columns(&ev.table)?;
-        let extra = route.key_field.as_ref().map(|(f, _)| f.as_str());
-        let modes = self.style.modes;
-        let avro = self.avro.as_mut().expect("checked above");
-        avro.table_record(
-            &ev.table,
-            Part::Key,
-            || format!("{}-key", route.topic),
-            || schema::key(&ev.table, &route.struct_name, columns.as_deref(), extra, &modes),
-            key,
-        )
-    }
-
-    /// With Avro, replaces the JSON value of `ev` (the envelope, or the
-    /// unwrap transform's row) by its Avro record.
-    fn avro_value(&mut self, value: &mut Vec<u8>, ev: &ChangeEvent, route: &TableRoute) -> Result<(), SinkError> {
-        let Some(avro) = self.avro.as_mut() else { return Ok(()) };
-        let (modes, dialect) = (self.style.modes, self.ctx.dialect);
-        let (unwrap, pipeline) = (&self.debezium.unwrap, &self.ctx.pipeline);
-        avro.table_record(
-            &ev.table,
-            Part::Value,
-            || format!("{}-value", route.topic),
-            || match unwrap {
-                Some(unwrap) => {
-                    schema::unwrapped(&ev.table, &schema::table_name(pipeline, &ev.table.id), dialect, unwrap, &modes)
-                }
-                None => schema::envelope(&ev.table, &route.struct_name, dialect, &modes),
-            },
-            value,
-        )
-    }
-
-    /// With Avro, replaces the JSON record of a record that belongs to no
-    /// table by its Avro record.
-    fn avro_fixed(&mut self, record: &mut Vec<u8>, kind: Fixed, topic: &str) -> Result<(), SinkError> {
-        let Some(avro) = self.avro.as_mut() else { return Ok(()) };
-        let dialect = self.ctx.dialect;
-        let (suffix, build): (&str, fn(Dialect) -> schema::Schema) = match kind {
-            Fixed::MessageKey => ("key", |_| schema::message_key()),
-            Fixed::MessageValue => ("value", schema::message_value),
-            Fixed::TransactionKey => ("key", |_| schema::transaction_key()),
-            Fixed::TransactionValue => ("value", |_| schema::transaction_value()),
-        };
-        avro.fixed_record(kind, || format!("{topic}-{suffix}"), || build(dialect), record)
     }
 
     /// Produces one record (unless an earlier run already delivered it),

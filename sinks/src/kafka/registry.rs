@@ -21,14 +21,71 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use outflow_model::{TableId, TableSchema};
+use outflow_model::{ChangeEvent, Dialect, TableId, TableSchema};
 use reqwest::StatusCode;
 use serde_json::{json, Value as Json};
 use tokio::runtime::Handle;
 
 use crate::format::avro::{self, AvroSchema};
-use crate::format::schema::Schema;
+use super::TableRoute;
+use crate::format::schema::{self, Schema};
 use crate::SinkError;
+
+/// The sink's Avro steps: each replaces a rendered JSON record by its
+/// Avro record (nothing to do without Avro).
+impl super::KafkaSink {
+    /// With Avro, replaces the JSON key of `ev` by its Avro record.
+    pub(super) fn avro_key(&mut self, key: &mut Vec<u8>, ev: &ChangeEvent, route: &TableRoute) -> Result<(), SinkError> {
+        if self.avro.is_none() {
+            return Ok(());
+        }
+        let columns = self.key_columns(&ev.table)?;
+        let extra = route.key_field.as_ref().map(|(f, _)| f.as_str());
+        let modes = self.style.modes;
+        let avro = self.avro.as_mut().expect("checked above");
+        avro.table_record(
+            &ev.table,
+            Part::Key,
+            || format!("{}-key", route.topic),
+            || schema::key(&ev.table, &route.struct_name, columns.as_deref(), extra, &modes),
+            key,
+        )
+    }
+
+    /// With Avro, replaces the JSON value of `ev` (the envelope, or the
+    /// unwrap transform's row) by its Avro record.
+    pub(super) fn avro_value(&mut self, value: &mut Vec<u8>, ev: &ChangeEvent, route: &TableRoute) -> Result<(), SinkError> {
+        let Some(avro) = self.avro.as_mut() else { return Ok(()) };
+        let (modes, dialect) = (self.style.modes, self.ctx.dialect);
+        let (unwrap, pipeline) = (&self.debezium.unwrap, &self.ctx.pipeline);
+        avro.table_record(
+            &ev.table,
+            Part::Value,
+            || format!("{}-value", route.topic),
+            || match unwrap {
+                Some(unwrap) => {
+                    schema::unwrapped(&ev.table, &schema::table_name(pipeline, &ev.table.id), dialect, unwrap, &modes)
+                }
+                None => schema::envelope(&ev.table, &route.struct_name, dialect, &modes),
+            },
+            value,
+        )
+    }
+
+    /// With Avro, replaces the JSON record of a record that belongs to no
+    /// table by its Avro record.
+    pub(super) fn avro_fixed(&mut self, record: &mut Vec<u8>, kind: Fixed, topic: &str) -> Result<(), SinkError> {
+        let Some(avro) = self.avro.as_mut() else { return Ok(()) };
+        let dialect = self.ctx.dialect;
+        let (suffix, build): (&str, fn(Dialect) -> Schema) = match kind {
+            Fixed::MessageKey => ("key", |_| schema::message_key()),
+            Fixed::MessageValue => ("value", schema::message_value),
+            Fixed::TransactionKey => ("key", |_| schema::transaction_key()),
+            Fixed::TransactionValue => ("value", |_| schema::transaction_value()),
+        };
+        avro.fixed_record(kind, || format!("{topic}-{suffix}"), || build(dialect), record)
+    }
+}
 
 /// How often a wait on the registry says so in the log.
 const WAIT_LOG: Duration = Duration::from_secs(10);
@@ -70,6 +127,9 @@ struct Registered {
     id: u32,
 }
 
+/// A table's registered key and value schemas (by [`Part`]).
+type TableSchemas = [Option<Arc<Registered>>; 2];
+
 /// Which of a table's records.
 #[derive(Clone, Copy)]
 pub(crate) enum Part {
@@ -90,7 +150,7 @@ pub(crate) enum Fixed {
 pub(crate) struct AvroRecords {
     client: Client,
     /// Per table: its schema version and registered key and value schemas.
-    tables: HashMap<TableId, (u32, [Option<Arc<Registered>>; 2])>,
+    tables: HashMap<TableId, (u32, TableSchemas)>,
     fixed: HashMap<Fixed, Arc<Registered>>,
     /// Ids by (subject, Avro schema text).
     ids: HashMap<(String, String), u32>,
