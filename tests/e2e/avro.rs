@@ -32,9 +32,13 @@ struct TestRegistry {
 
 impl TestRegistry {
     fn start(auth: Option<(&str, &str)>) -> TestRegistry {
+        TestRegistry::start_with(auth, &[])
+    }
+
+    fn start_with(auth: Option<(&str, &str)>, args: &[&str]) -> TestRegistry {
         let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/readers/schema_registry.py");
         let mut cmd = Command::new(env_var("OUTFLOW_TEST_PYTHON"));
-        cmd.arg(script).stdout(Stdio::piped()).stderr(Stdio::null());
+        cmd.arg(script).args(args).stdout(Stdio::piped()).stderr(Stdio::null());
         if let Some((user, password)) = auth {
             cmd.args(["--user", user, "--password", password]);
         }
@@ -96,6 +100,40 @@ fn comparable(r: &Value) -> Value {
     })
 }
 
+/// A JSON sink and an Avro sink (topics `<prefix>.json.<table>` and
+/// `<prefix>.avro.<table>`) with the same `[sink.debezium]` settings.
+fn json_and_avro_sinks(registry: &TestRegistry, prefix: &str, debezium: &str) -> String {
+    format!(
+        "[[sink]]\nname = \"json\"\nkind = \"kafka\"\nbrokers = {b:?}\ntopic = \"{prefix}.json.{{table}}\"\n\
+         [sink.debezium]\n{debezium}\n\
+         [[sink]]\nname = \"avro\"\nkind = \"kafka\"\nbrokers = {b:?}\ntopic = \"{prefix}.avro.{{table}}\"\n\
+         format = \"avro\"\nschema_registry = {r:?}\n[sink.debezium]\n{debezium}\n",
+        b = brokers(),
+        r = registry.url
+    )
+}
+
+/// The Avro topic's records, decoded, after checking they equal the JSON
+/// topic's (`adjust` first edits the JSON records' comparable form).
+fn assert_same_records(
+    registry: &TestRegistry,
+    json_topic: &str,
+    avro_topic: &str,
+    adjust: impl Fn(&mut Value),
+) -> Vec<Value> {
+    let json = records(json_topic);
+    let decoded = avro_records(&registry.url, &[avro_topic]);
+    let avro = decoded["topics"][avro_topic]["records"].as_array().cloned().unwrap_or_default();
+    let mut want: Vec<Value> = json.iter().map(comparable).collect();
+    want.iter_mut().for_each(adjust);
+    let got: Vec<Value> = avro.iter().map(comparable).collect();
+    for (i, (w, g)) in want.iter().zip(&got).enumerate() {
+        assert_eq!(g, w, "record {i}: the avro record (left) decodes differently from the json record (right)");
+    }
+    assert_eq!(got.len(), want.len(), "as many avro records as json records");
+    avro
+}
+
 #[tokio::test]
 async fn avro_records_decode_to_the_json_records_of_the_same_changes_across_a_schema_change() {
     let registry = TestRegistry::start(None);
@@ -108,15 +146,7 @@ async fn avro_records_decode_to_the_json_records_of_the_same_changes_across_a_sc
     db.execute("INSERT INTO items VALUES (1, 12.34, 1, 'snap', '2024-02-29', '2024-02-29 12:34:56.789012', '\\x00ff')")
         .await;
     let name = unique_name("avro");
-    let sinks = format!(
-        "[[sink]]\nname = \"json\"\nkind = \"kafka\"\nbrokers = {b:?}\ntopic = \"{{name}}.json.{{table}}\"\n\
-         [sink.debezium]\n\"decimal.handling.mode\" = \"precise\"\n\
-         [[sink]]\nname = \"avro\"\nkind = \"kafka\"\nbrokers = {b:?}\ntopic = \"{{name}}.avro.{{table}}\"\n\
-         format = \"avro\"\nschema_registry = {r:?}\n\
-         [sink.debezium]\n\"decimal.handling.mode\" = \"precise\"\n",
-        b = brokers(),
-        r = registry.url
-    );
+    let sinks = json_and_avro_sinks(&registry, &name, "\"decimal.handling.mode\" = \"precise\"");
     let outflow = Outflow::new(&db, &["public.items"]).name(&name).section(&sinks);
     outflow.run_until_caught_up().await.assert_success();
     db.wait_for_slot_idle().await;
@@ -134,24 +164,16 @@ async fn avro_records_decode_to_the_json_records_of_the_same_changes_across_a_sc
     outflow.run_until_caught_up().await.assert_success();
 
     let (json_topic, avro_topic) = (format!("{name}.json.items"), format!("{name}.avro.items"));
-    let json = records(&json_topic);
-    let decoded = avro_records(&registry.url, &[&avro_topic]);
-    let avro = decoded["topics"][&avro_topic]["records"].as_array().cloned().unwrap_or_default();
-    // 1 snapshot read, 2 creates, 1 update, 1 delete + tombstone; 1 create, 1 update, 1 delete + tombstone.
-    assert_eq!(json.len(), 10, "json records: {json:#?}");
-    let mut want: Vec<Value> = json.iter().map(comparable).collect();
     // A delete's old row holds the key only (REPLICA IDENTITY DEFAULT): the
     // JSON records show the NOT NULL `qty` as null, Avro (which has no null
     // for a required field) as Debezium's converters write it, 0.
-    for w in want.iter_mut().filter(|w| w["value"]["op"] == "d") {
-        assert_eq!(w["value"]["before"]["qty"], Value::Null, "{w}");
-        w["value"]["before"]["qty"] = 0.into();
-    }
-    let got: Vec<Value> = avro.iter().map(comparable).collect();
-    for (i, (w, g)) in want.iter().zip(&got).enumerate() {
-        assert_eq!(g, w, "record {i}: the avro record (left) decodes differently from the json record (right)");
-    }
-    assert_eq!(got.len(), want.len());
+    let avro = assert_same_records(&registry, &json_topic, &avro_topic, |w| {
+        if w["value"]["op"] == "d" {
+            assert_eq!(w["value"]["before"]["qty"], Value::Null, "{w}");
+            w["value"]["before"]["qty"] = 0.into();
+        }
+    });
+    assert_eq!(avro.len(), 10, "records: {avro:#?}");
     let ops: Vec<&str> = avro.iter().map(|r| r["value"]["op"].as_str().unwrap_or("tombstone")).collect();
     assert_eq!(ops, ["r", "c", "c", "u", "d", "tombstone", "c", "u", "d", "tombstone"]);
 
@@ -225,4 +247,79 @@ async fn a_registry_refusing_the_credentials_stops_the_sink_with_the_settings_to
     let subjects = registry.get("/subjects", Some(("cdc", "s3cret")));
     assert_eq!(subjects, serde_json::json!([format!("{topic}-key"), format!("{topic}-value")]));
     db.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_schema_the_registry_refuses_as_incompatible_stops_the_sink_naming_the_subject() {
+    let registry = TestRegistry::start_with(None, &["--refuse-new-versions"]);
+    let db = TestDb::create("avro_409").await;
+    db.execute("CREATE TABLE t (id bigint PRIMARY KEY, v text)").await;
+    let name = unique_name("avro409");
+    let sink = format!(
+        "[[sink]]\nname = \"bus\"\nkind = \"kafka\"\nbrokers = {:?}\nformat = \"avro\"\nschema_registry = {:?}\n",
+        brokers(),
+        registry.url
+    );
+    let outflow = Outflow::new(&db, &["public.t"]).name(&name).section(&sink);
+    outflow.run_until_caught_up().await.assert_success();
+    db.wait_for_slot_idle().await;
+    db.execute("INSERT INTO t VALUES (1, 'one')").await;
+    outflow.run_until_caught_up().await.assert_success();
+    db.wait_for_slot_idle().await;
+    let before = confirmed_flush_lsn(&db).await;
+    db.execute("ALTER TABLE t ADD COLUMN w int").await;
+    db.execute("INSERT INTO t VALUES (2, 'two', 2)").await;
+
+    let out = outflow.run_until_caught_up().await;
+    assert_eq!(out.code, Some(1), "stderr:\n{}", out.stderr);
+    let errors: Vec<&str> = out.stderr.lines().filter(|l| l.starts_with("error: ")).collect();
+    assert_eq!(errors.len(), 1, "one error line:\n{}", out.stderr);
+    assert!(
+        errors[0].contains(&format!("subject {name}.public.t-value")) && errors[0].contains("incompatible"),
+        "{}",
+        errors[0]
+    );
+    assert!(out.stderr.contains("compatibility"), "the hint says what to change:\n{}", out.stderr);
+    assert_eq!(confirmed_flush_lsn(&db).await, before, "the slot moved past the unwritten record");
+    let topic = format!("{name}.public.t");
+    let decoded = avro_records(&registry.url, &[&topic]);
+    assert_eq!(decoded["topics"][&topic]["records"].as_array().map(Vec::len), Some(1), "{decoded:#}");
+    db.cleanup().await;
+}
+
+/// MariaDB: the binlog's rows (full before images, BIGINT UNSIGNED as a
+/// Decimal of precision 20) decode to the JSON records too.
+#[tokio::test]
+async fn mariadb_avro_records_decode_to_the_json_records_of_the_same_changes() {
+    use crate::mysql_harness::{MyDb, MyOutflow};
+
+    let registry = TestRegistry::start(None);
+    let mut db = MyDb::create("OUTFLOW_TEST_MYSQL_URL", "avro").await;
+    db.exec(
+        "CREATE TABLE items (id INT PRIMARY KEY, price DECIMAL(10,2), qty SMALLINT NOT NULL, \
+         note VARCHAR(20), day DATE, n BIGINT UNSIGNED, data VARBINARY(8))",
+    )
+    .await;
+    let modes = "\"decimal.handling.mode\" = \"precise\"\n\"bigint.unsigned.handling.mode\" = \"precise\"";
+    let name = unique_name("mavro");
+    let outflow = MyOutflow::new(&db).section(&json_and_avro_sinks(&registry, &name, modes));
+    outflow.exec(&["run", "--until-caught-up"]).await.assert_success();
+    db.exec(
+        "INSERT INTO items VALUES (1, 12.34, 1, 'one', '2024-02-29', 18446744073709551615, x'00ff'), \
+             (2, -0.5, 2, NULL, NULL, NULL, NULL)",
+    )
+    .await;
+    db.exec("UPDATE items SET price = 99999999.99, note = 'upd' WHERE id = 2").await;
+    db.exec("DELETE FROM items WHERE id = 1").await;
+    db.exec("ALTER TABLE items ADD COLUMN extra VARCHAR(10)").await;
+    db.exec("INSERT INTO items (id, qty, extra) VALUES (3, 3, 'new')").await;
+    outflow.exec(&["run", "--until-caught-up"]).await.assert_success();
+
+    let (json_topic, avro_topic) = (format!("{name}.json.items"), format!("{name}.avro.items"));
+    let avro = assert_same_records(&registry, &json_topic, &avro_topic, |_| {});
+    let ops: Vec<&str> = avro.iter().map(|r| r["value"]["op"].as_str().unwrap_or("tombstone")).collect();
+    assert_eq!(ops, ["c", "c", "u", "d", "tombstone", "c"]);
+    assert_eq!(avro[3]["value"]["before"]["qty"], 1, "binlog deletes carry the whole row");
+    let versions = registry.get(&format!("/subjects/{avro_topic}-value/versions"), None);
+    assert_eq!(versions, serde_json::json!([1, 2]));
 }

@@ -18,11 +18,13 @@ Errors are {"error_code": N, "message": "..."} with Confluent's codes
 (40401 subject not found, 40402 version not found, 40403 schema not found,
 42201 invalid schema, 401 unauthorized).
 
-    python schema_registry.py [--user U --password P]
+    python schema_registry.py [--user U --password P] [--refuse-new-versions]
 
 listens on 127.0.0.1 on a free port, prints `listening PORT` on stdout, and
 serves until killed. With --user/--password every request needs HTTP basic
-auth with them (else 401).
+auth with them (else 401). With --refuse-new-versions a second, different
+schema for a subject is answered 409 (error_code 409), as a registry whose
+compatibility rule refuses it would (no rule is actually evaluated).
 """
 import argparse
 import base64
@@ -35,8 +37,13 @@ from urllib.parse import unquote, urlsplit
 CONTENT_TYPE = "application/vnd.schemaregistry.v1+json"
 
 
+class Incompatible(Exception):
+    pass
+
+
 class Registry:
-    def __init__(self):
+    def __init__(self, refuse_new_versions=False):
+        self.refuse_new_versions = refuse_new_versions
         self.lock = threading.Lock()
         self.schemas = []  # id - 1 -> schema text
         self.by_canonical = {}  # canonical text -> id
@@ -46,6 +53,9 @@ class Registry:
         canonical = json.dumps(json.loads(schema), sort_keys=True, separators=(",", ":"))
         with self.lock:
             sid = self.by_canonical.get(canonical)
+            versions = self.subjects.get(subject, [])
+            if self.refuse_new_versions and versions and sid not in versions:
+                raise Incompatible(subject)
             if sid is None:
                 self.schemas.append(schema)
                 sid = len(self.schemas)
@@ -100,6 +110,9 @@ def handler(registry, auth):
                 if req.get("schemaType", "AVRO") != "AVRO":
                     raise ValueError("only AVRO schemas")
                 sid = registry.register(p[1], req["schema"])
+            except Incompatible:
+                return self.error(409, 409, "Schema being registered is incompatible with an earlier schema "
+                                            f"for subject \"{p[1]}\"")
             except (ValueError, KeyError, TypeError) as e:
                 return self.error(422, 42201, f"Invalid schema: {e}")
             self.reply(200, {"id": sid})
@@ -138,9 +151,10 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--user")
     ap.add_argument("--password")
+    ap.add_argument("--refuse-new-versions", action="store_true")
     args = ap.parse_args()
     auth = f"{args.user}:{args.password}" if args.user is not None else None
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler(Registry(), auth))
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler(Registry(args.refuse_new_versions), auth))
     print(f"listening {server.server_address[1]}", flush=True)
     server.serve_forever()
 
