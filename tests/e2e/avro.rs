@@ -11,8 +11,10 @@
 //! pipeline decode to the same keys and values (snapshot, inserts, updates,
 //! deletes with tombstones, precise decimals, a column added mid-stream
 //! registering a second value schema); a registry refusing the sink's
-//! credentials stops it with one error line naming the settings, and the
-//! `[sink.debezium]` converter form with basic auth then works.
+//! credentials fails `outflow check` and stops the sink with one error line
+//! naming the settings, and the `[sink.debezium]` converter form with basic
+//! auth then works; a registry refusing a new schema version (409) stops
+//! the sink naming the subject; MariaDB's records decode like PostgreSQL's.
 
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
@@ -207,6 +209,19 @@ async fn a_registry_refusing_the_credentials_stops_the_sink_with_the_settings_to
         registry.url
     );
     let outflow = Outflow::new(&db, &["public.t"]).name(&name).section(&refused);
+    // `outflow check` asks the registry with the sink's (missing) credentials.
+    let check = outflow.exec(&["check", "-c", &outflow.config_path().to_string_lossy()]).await;
+    assert_eq!(check.code, Some(1), "{}\n{}", check.stdout, check.stderr);
+    let what = format!(
+        "✗ sink \"bus\": schema registry {} is reachable and accepts the sink's credentials: HTTP 401",
+        registry.url
+    );
+    let mut lines = check.stdout.lines().skip_while(|l| !l.starts_with(&what));
+    assert!(lines.next().is_some(), "no {what:?}:\n{}", check.stdout);
+    let fix = lines.next().unwrap_or_default();
+    assert!(fix.trim().starts_with("fix: ") && fix.contains("schema_registry_user"), "{fix}\n{}", check.stdout);
+    assert!(check.stdout.contains("✓ sink \"bus\": kafka brokers"), "{}", check.stdout);
+
     outflow.run_until_caught_up().await.assert_success(); // nothing to write yet
     db.wait_for_slot_idle().await;
     let before = confirmed_flush_lsn(&db).await;

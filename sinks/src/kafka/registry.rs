@@ -29,7 +29,7 @@ use tokio::runtime::Handle;
 use crate::format::avro::{self, AvroSchema};
 use super::TableRoute;
 use crate::format::schema::{self, Schema};
-use crate::SinkError;
+use crate::{Probe, SinkError};
 
 /// The sink's Avro steps: each replaces a rendered JSON record by its
 /// Avro record (nothing to do without Avro).
@@ -87,6 +87,8 @@ impl super::KafkaSink {
     }
 }
 
+/// How long `outflow check` waits for the registry.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(10);
 /// How often a wait on the registry says so in the log.
 const WAIT_LOG: Duration = Duration::from_secs(10);
 const MAX_BACKOFF: Duration = Duration::from_secs(10);
@@ -257,9 +259,9 @@ enum Answer {
     Fail(SinkError),
 }
 
-impl Client {
-    fn new(settings: &RegistrySettings, sink: &str, runtime: Handle) -> Result<Client, SinkError> {
-        let mut builder = reqwest::Client::builder()
+/// The HTTP client for `settings` (no I/O).
+fn http_client(settings: &RegistrySettings, sink: &str) -> Result<reqwest::Client, SinkError> {
+    let mut builder = reqwest::Client::builder()
             .user_agent(concat!("outflow/", env!("CARGO_PKG_VERSION")))
             .timeout(Duration::from_secs(30))
             .connect_timeout(Duration::from_secs(10));
@@ -271,12 +273,47 @@ impl Client {
             })?;
             builder = builder.tls_certs_only(certs);
         }
-        let http = builder.build().map_err(|e| {
-            SinkError::fatal(
-                format!("cannot set up the schema registry client of sink {sink:?}: {e}"),
-                "check `schema_registry_ca_file`",
-            )
-        })?;
+    builder.build().map_err(|e| {
+        SinkError::fatal(
+            format!("cannot set up the schema registry client of sink {sink:?}: {e}"),
+            "check `schema_registry_ca_file`",
+        )
+    })
+}
+
+/// `outflow check`: the registry answers `GET /subjects` with the sink's
+/// credentials within [`PROBE_TIMEOUT`].
+pub(crate) async fn probe(sink: &str, settings: &RegistrySettings) -> Probe {
+    let what = format!("sink {sink:?}: schema registry {} is reachable and accepts the sink's credentials", settings.url);
+    let http = match http_client(settings, sink) {
+        Ok(h) => h,
+        Err(e) => return Probe::fail(format!("{what}: {e}"), "check `schema_registry_ca_file`"),
+    };
+    let mut request = http.get(format!("{}/subjects", settings.url.trim_end_matches('/'))).timeout(PROBE_TIMEOUT);
+    if let Some((user, password)) = &settings.auth {
+        request = request.basic_auth(user, Some(password));
+    }
+    match request.send().await {
+        Ok(r) if r.status().is_success() => Probe::pass(what),
+        Ok(r) if matches!(r.status(), StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN) => Probe::fail(
+            format!("{what}: HTTP {}", r.status().as_u16()),
+            "set `schema_registry_user` and `schema_registry_password` (or [sink.debezium] \
+             `*.converter.basic.auth.user.info`) to a user allowed to register schemas",
+        ),
+        Ok(r) => Probe::fail(
+            format!("{what}: HTTP {}", r.status().as_u16()),
+            "check `schema_registry`: the registry's base URL (e.g. http://host:8081)",
+        ),
+        Err(e) => Probe::fail(
+            format!("{what}: {e}"),
+            "check `schema_registry` (reachable from this host) and, for https, `schema_registry_ca_file`",
+        ),
+    }
+}
+
+impl Client {
+    fn new(settings: &RegistrySettings, sink: &str, runtime: Handle) -> Result<Client, SinkError> {
+        let http = http_client(settings, sink)?;
         Ok(Client {
             sink: sink.to_string(),
             base: settings.url.trim_end_matches('/').to_string(),
