@@ -14,7 +14,9 @@
 //! credentials fails `outflow check` and stops the sink with one error line
 //! naming the settings, and the `[sink.debezium]` converter form with basic
 //! auth then works; a registry refusing a new schema version (409) stops
-//! the sink naming the subject; MariaDB's records decode like PostgreSQL's.
+//! the sink naming the subject; MariaDB's records decode like PostgreSQL's;
+//! kill -9 during a busy run leaves every change exactly once (recovery
+//! reads headers, never an Avro value).
 
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
@@ -22,8 +24,8 @@ use std::process::{Child, Command, Stdio};
 
 use serde_json::Value;
 
-use crate::harness::{env_var, Outflow, TestDb};
-use crate::kafka::{brokers, records, unique_name};
+use crate::harness::{env_var, kill_9_while_writing, Outflow, TestDb};
+use crate::kafka::{assert_exactly_once, brokers, records, unique_name};
 use crate::outage::confirmed_flush_lsn;
 
 /// A running `schema_registry.py`, killed on drop.
@@ -240,7 +242,7 @@ async fn a_registry_refusing_the_credentials_stops_the_sink_with_the_settings_to
     // Debezium's converter properties, with the credentials.
     let converter = "io.confluent.connect.avro.AvroConverter";
     let debezium = format!(
-        "[[sink]]\nname = \"bus\"\nkind = \"kafka\"\nbrokers = {:?}\n[sink.debezium]\n\
+        "[[sink]]\nname = \"bus\"\nkind = \"kafka\"\nbrokers = {:?}\ntransaction_topic = true\n[sink.debezium]\n\
          \"key.converter\" = {converter:?}\n\"value.converter\" = {converter:?}\n\
          \"key.converter.schema.registry.url\" = {url:?}\n\"value.converter.schema.registry.url\" = {url:?}\n\
          \"value.converter.basic.auth.credentials.source\" = \"USER_INFO\"\n\
@@ -259,8 +261,19 @@ async fn a_registry_refusing_the_credentials_stops_the_sink_with_the_settings_to
     assert_eq!(recs.len(), 1, "{decoded:#}");
     assert_eq!(recs[0]["key"], serde_json::json!({"id": 1}));
     assert_eq!(recs[0]["value"]["after"], serde_json::json!({"id": 1, "v": "one"}));
+    // The transaction topic's BEGIN and END, with Debezium's transaction schemas.
+    let tx_topic = format!("{name}.transaction");
+    let decoded = avro_records(&authed, &[&tx_topic]);
+    let tx = decoded["topics"][&tx_topic]["records"].as_array().cloned().unwrap_or_default();
+    let statuses: Vec<&str> = tx.iter().filter_map(|r| r["value"]["status"].as_str()).collect();
+    assert_eq!(statuses, ["BEGIN", "END"], "{decoded:#}");
+    assert_eq!(tx[1]["value"]["event_count"], 1);
+    assert_eq!(tx[1]["value"]["data_collections"][0]["data_collection"], "public.t");
+    assert_eq!(tx[0]["key"]["id"], tx[1]["key"]["id"]);
     let subjects = registry.get("/subjects", Some(("cdc", "s3cret")));
-    assert_eq!(subjects, serde_json::json!([format!("{topic}-key"), format!("{topic}-value")]));
+    let want: Vec<String> =
+        [&topic, &tx_topic].iter().flat_map(|t| [format!("{t}-key"), format!("{t}-value")]).collect();
+    assert_eq!(subjects, serde_json::json!(want));
     db.cleanup().await;
 }
 
@@ -337,4 +350,40 @@ async fn mariadb_avro_records_decode_to_the_json_records_of_the_same_changes() {
     assert_eq!(avro[3]["value"]["before"]["qty"], 1, "binlog deletes carry the whole row");
     let versions = registry.get(&format!("/subjects/{avro_topic}-value/versions"), None);
     assert_eq!(versions, serde_json::json!([1, 2]));
+}
+
+/// Kill -9 during a busy run (and a lost offset file): recovery reads the
+/// partitions' tails by their headers only, so Avro records come out
+/// exactly once too.
+#[tokio::test]
+async fn kill_9_during_a_busy_avro_run_leaves_every_change_exactly_once() {
+    let registry = TestRegistry::start(None);
+    let db = TestDb::create("avro_kill9").await;
+    db.execute("CREATE TABLE t (id bigint PRIMARY KEY, payload text)").await;
+    let name = unique_name("avrokill9");
+    let sink = format!(
+        "[[sink]]\nname = \"bus\"\nkind = \"kafka\"\nbrokers = {:?}\npartitions = 3\nformat = \"avro\"\nschema_registry = {:?}\n",
+        brokers(),
+        registry.url
+    );
+    let outflow = Outflow::new(&db, &["public.t"]).name(&name).section(&sink);
+    outflow.run_until_caught_up().await.assert_success();
+    db.wait_for_slot_idle().await;
+    let written = kill_9_while_writing(&db, &outflow, 3, 2000, 200..1500).await;
+    std::fs::remove_file(outflow.state_dir().join("sinks/bus.json")).expect("removing the sink's offset file");
+    outflow.run_until_caught_up().await.assert_success();
+
+    let topic = format!("{name}.public.t");
+    let decoded = avro_records(&registry.url, &[&topic]);
+    let mut per_partition: std::collections::BTreeMap<i64, Vec<i64>> = Default::default();
+    for r in decoded["topics"][&topic]["records"].as_array().into_iter().flatten() {
+        if r["value"]["op"] == "c" {
+            per_partition
+                .entry(r["partition"].as_i64().unwrap())
+                .or_default()
+                .push(r["value"]["after"]["id"].as_i64().unwrap());
+        }
+    }
+    assert_exactly_once(&per_partition, written);
+    db.cleanup().await;
 }
