@@ -25,6 +25,10 @@
 # the default settings) on a throwaway tansu broker this script starts on
 # 127.0.0.1:56493 (from the test venv, scripts/python-env.sh); rows/s are
 # messages/s, counted once every delivery report is in.
+# BENCH_KAFKA_FORMAT=avro makes that Kafka sink write Avro records
+# (`format = "avro"`) registering their schemas in the test registry
+# (tests/readers/schema_registry.py, started on a free loopback port);
+# BENCH_KAFKA_FORMAT=debezium (the default) the JSON envelope.
 # BENCH_SINKS="iceberg" drains it into an Iceberg sink (SQLite catalog and
 # warehouse under $WORK/iceberg, default commit_interval) in mode
 # BENCH_ICEBERG_MODE (default append; upsert keeps the current row per key).
@@ -99,6 +103,12 @@ SINKS="${BENCH_SINKS:-jsonl}"
 # (`schemas = true`: Kafka Connect's JSON converter form, keys and values).
 SCHEMAS_LINE=""
 if [[ "${BENCH_SCHEMAS:-0}" == 1 ]]; then SCHEMAS_LINE=$'\nschemas = true'; fi
+KAFKA_FORMAT="${BENCH_KAFKA_FORMAT:-debezium}"
+case "$KAFKA_FORMAT" in
+    debezium | avro) ;;
+    *) echo "BENCH_KAFKA_FORMAT: $KAFKA_FORMAT is not debezium or avro" >&2; exit 2 ;;
+esac
+KAFKA_FORMAT_LINE=""
 for kind in $SINKS; do
     case "$kind" in
         jsonl | parquet | kafka | postgres | iceberg | redis | http | nats | rabbitmq | kinesis) ;;
@@ -125,6 +135,9 @@ stop_server() {
     fi
     if [[ -f "$WORK/kafka.pid" ]]; then
         kill "$(cat "$WORK/kafka.pid")" 2>/dev/null || true
+    fi
+    if [[ -f "$WORK/registry.pid" ]]; then
+        kill "$(cat "$WORK/registry.pid")" 2>/dev/null || true
     fi
     if [[ -f "$WORK/redis.pid" ]]; then
         kill "$(cat "$WORK/redis.pid")" 2>/dev/null || true
@@ -347,6 +360,12 @@ if [[ " $SINKS " == *" kafka "* ]]; then
         --storage-engine memory://tansu/ >"$WORK/kafka.log" 2>&1 </dev/null &
     echo $! >"$WORK/kafka.pid"
     for _ in $(seq 50); do (exec 3<>"/dev/tcp/127.0.0.1/$KAFKA_PORT") 2>/dev/null && break; sleep 0.2; done
+    if [[ "$KAFKA_FORMAT" == avro ]]; then
+        "$PY" tests/readers/schema_registry.py >"$WORK/registry.out" 2>/dev/null </dev/null &
+        echo $! >"$WORK/registry.pid"
+        for _ in $(seq 50); do grep -q '^listening ' "$WORK/registry.out" 2>/dev/null && break; sleep 0.2; done
+        KAFKA_FORMAT_LINE=$'\nformat = "avro"\nschema_registry = "http://127.0.0.1:'"$(sed -n 's/^listening //p' "$WORK/registry.out")"'"'
+    fi
 fi
 if [[ " $SINKS " == *" redis "* ]]; then
     redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no --dir "$WORK" \
@@ -415,7 +434,7 @@ path = \"$WORK/lake\"" ;;
         kafka) sink="name = \"null\"
 kind = \"kafka\"
 brokers = \"127.0.0.1:$KAFKA_PORT\"
-partitions = 3$SCHEMAS_LINE" ;;
+partitions = 3$SCHEMAS_LINE$KAFKA_FORMAT_LINE" ;;
         redis) sink="name = \"null\"
 kind = \"redis\"
 url = \"redis://127.0.0.1:$REDIS_PORT/0\"" ;;

@@ -108,6 +108,12 @@ impl JsonlConfig {
         if !debezium.routes.is_empty() {
             return Err(bad("ByLogicalTableRouter routes topics; jsonl lines have none (use it on a kafka sink)".into()));
         }
+        if debezium.avro.is_some() {
+            return Err(bad(
+                "io.confluent.connect.avro.AvroConverter writes binary records for a schema registry; jsonl lines are JSON (use it on a kafka sink)"
+                    .into(),
+            ));
+        }
         let converted = debezium.unwrap.is_some() || debezium.values != ValueModes::default() || debezium.schemas.any();
         if converted && self.format != Format::Debezium {
             return Err(bad(

@@ -173,6 +173,8 @@ bad_config! {
         |c| format!("{c}[sink.debezium]\ntransforms = \"r\"\n\"transforms.r.type\" = \"io.debezium.transforms.ByLogicalTableRouter\"\n\"transforms.r.topic.regex\" = \"x\"\n\"transforms.r.topic.replacement\" = \"y\"\n") => ["ByLogicalTableRouter", "kafka sink"];
     config_debezium_heartbeat_on_a_jsonl_sink:
         |c| format!("{c}[sink.debezium]\n\"heartbeat.interval.ms\" = \"1000\"\n") => ["heartbeat records", "kafka sink"];
+    config_debezium_heartbeat_with_avro:
+        |c| with_sink(c, "[[sink]]\nname = \"bus\"\nkind = \"kafka\"\nbrokers = \"127.0.0.1:1\"\nformat = \"avro\"\nschema_registry = \"http://127.0.0.1:1\"\n[sink.debezium]\n\"heartbeat.interval.ms\" = \"1000\"") => ["heartbeat records", "JSON converter only"];
     config_debezium_heartbeat_interval_not_a_number:
         |c| format!("{c}[sink.debezium]\n\"heartbeat.interval.ms\" = \"10s\"\n") => ["heartbeat.interval.ms", "not a number of milliseconds"];
     config_not_toml:

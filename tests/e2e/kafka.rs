@@ -196,7 +196,7 @@ fn created_ids_per_partition(topic: &str) -> BTreeMap<i64, Vec<i64>> {
 
 /// Every id in `1..=n` exactly once, and in commit (= id) order within each partition.
 #[track_caller]
-fn assert_exactly_once(per_partition: &BTreeMap<i64, Vec<i64>>, n: i64) {
+pub(crate) fn assert_exactly_once(per_partition: &BTreeMap<i64, Vec<i64>>, n: i64) {
     let mut counts = BTreeMap::new();
     for ids in per_partition.values() {
         assert!(ids.windows(2).all(|w| w[0] < w[1]), "ids out of commit order within a partition");

@@ -12,6 +12,7 @@
 //! way).
 
 mod admin;
+mod avro;
 mod bad_config;
 mod bad_disk;
 mod bad_input;

@@ -33,7 +33,10 @@ def parse(b):
         return b.decode("utf-8", "replace")
 
 
-def read_topic(brokers, topic):
+def read_topic(brokers, topic, decode=None):
+    """The topic's records; `decode(topic, field, bytes)` ("key"/"value")
+    turns keys and values into JSON-ready values (default: `parse`)."""
+    decode = decode or (lambda _topic, _field, b: parse(b))
     admin = AdminClient({"bootstrap.servers": brokers})
     md = admin.list_topics(topic, timeout=30)
     t = md.topics.get(topic)
@@ -65,8 +68,8 @@ def read_topic(brokers, topic):
         by_part[m.partition()].append({
             "partition": m.partition(),
             "offset": m.offset(),
-            "key": parse(m.key()),
-            "value": parse(m.value()),
+            "key": decode(topic, "key", m.key()),
+            "value": decode(topic, "value", m.value()),
             "headers": {k: (v.decode() if v is not None else None) for k, v in (m.headers() or [])},
         })
     c.close()

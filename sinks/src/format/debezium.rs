@@ -25,11 +25,20 @@
 //!   rather than outflow's exact JSON integer, which no Connect type holds.
 //! - `heartbeat.interval.ms` and `topic.heartbeat.prefix` ([`Heartbeat`],
 //!   Kafka only).
+//! - `key.converter`/`value.converter` ([`AvroConverter`]): Confluent's
+//!   `io.confluent.connect.avro.AvroConverter` for both (Kafka sink only),
+//!   with `*.converter.schema.registry.url` and, for basic auth,
+//!   `*.converter.basic.auth.credentials.source = USER_INFO` and
+//!   `*.converter.basic.auth.user.info = user:password`; or Kafka's
+//!   `org.apache.kafka.connect.json.JsonConverter` (the default). Key and
+//!   value settings must agree: outflow has one registry client per sink.
 
 use std::collections::BTreeMap;
 
 use regex::Regex;
 
+pub use super::converters::AvroConverter;
+use super::converters::{converter_key, parse_converters, AVRO_KEYS};
 use super::values::{BinaryMode, DecimalMode, IntervalMode, TimeMode, UnsignedMode, ValueModes};
 use crate::settings::Setting;
 
@@ -83,6 +92,8 @@ pub struct Debezium {
     pub heartbeat: Option<Heartbeat>,
     /// Whether keys and values are written with their schemas.
     pub schemas: SchemasEnable,
+    /// `*.converter = io.confluent.connect.avro.AvroConverter`.
+    pub avro: Option<AvroConverter>,
 }
 
 /// Debezium's heartbeat records: every `interval`, a record keyed
@@ -239,6 +250,7 @@ impl Debezium {
                 || HEARTBEAT_KEYS.contains(&key.as_str())
                 || key == SCHEMAS_KEY
                 || key == SCHEMAS_VALUE
+                || converter_key(key)
                 || MODES.iter().any(|(k, _)| k == key)
                 || key.strip_prefix("transforms.").is_some_and(|rest| {
                     aliases.iter().any(|a| rest.strip_prefix(a.as_str()).is_some_and(|r| r.starts_with('.')))
@@ -259,6 +271,13 @@ impl Debezium {
             }
         };
         out.schemas = SchemasEnable { key: switch(SCHEMAS_KEY)?, value: switch(SCHEMAS_VALUE)? };
+        out.avro = parse_converters(&get)?;
+        if out.avro.is_some() && out.schemas.any() {
+            return Err(format!(
+                "`{SCHEMAS_KEY}`/`{SCHEMAS_VALUE}` (and the sink's `schemas`) are the JSON converter's; \
+                 Avro records always have their schemas (in the registry): remove them"
+            ));
+        }
         for (key, values) in MODES {
             if let Some(v) = get(key) {
                 if !values.contains(&v.as_str()) {
@@ -291,7 +310,7 @@ impl Debezium {
             unsigned: match mode("bigint.unsigned.handling.mode").as_str() {
                 "long" => UnsignedMode::Long,
                 "precise" => UnsignedMode::Precise,
-                _ if out.schemas.any() => UnsignedMode::Precise,
+                _ if out.schemas.any() || out.avro.is_some() => UnsignedMode::Precise,
                 _ => UnsignedMode::Exact,
             },
         };
@@ -360,9 +379,10 @@ fn supported_keys() -> String {
         .into_iter()
         .chain(HEARTBEAT_KEYS.iter().copied())
         .chain(MODES.iter().map(|(k, _)| *k))
-        .chain([SCHEMAS_KEY, SCHEMAS_VALUE])
+        .chain([SCHEMAS_KEY, SCHEMAS_VALUE, "key.converter", "value.converter"])
         .map(str::to_string)
         .collect();
+    keys.push(format!("*.converter.{}", AVRO_KEYS.join(" | ")));
     keys.push(format!("transforms.<name>.type = {UNWRAP} | {ROUTER} and their settings"));
     keys.join(", ")
 }

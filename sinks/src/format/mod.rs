@@ -1,7 +1,11 @@
 //! Output formats: the Debezium JSON envelope (default; with Kafka Connect
-//! schemas on request, `schema`) and flat JSON, and how message sinks name
+//! schemas on request, `schema`; as Avro for a schema registry, `avro`)
+//! and flat JSON, and how message sinks name
 //! destinations and key records (`routing`).
 
+#[cfg(feature = "kafka")]
+pub mod avro;
+mod converters;
 pub mod debezium;
 pub mod envelope;
 pub mod routing;

@@ -38,16 +38,16 @@ use super::values::{write_json_str, BinaryMode, DecimalMode, IntervalMode, TimeM
 /// One Kafka Connect schema node.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Schema {
-    ty: &'static str,
-    optional: bool,
-    name: Option<String>,
-    version: Option<u32>,
-    doc: Option<&'static str>,
-    parameters: Vec<(&'static str, String)>,
+    pub(super) ty: &'static str,
+    pub(super) optional: bool,
+    pub(super) name: Option<String>,
+    pub(super) version: Option<u32>,
+    pub(super) doc: Option<&'static str>,
+    pub(super) parameters: Vec<(&'static str, String)>,
     /// The default as JSON text.
-    default: Option<&'static str>,
-    items: Option<Box<Schema>>,
-    fields: Vec<(String, Schema)>,
+    pub(super) default: Option<&'static str>,
+    pub(super) items: Option<Box<Schema>>,
+    pub(super) fields: Vec<(String, Schema)>,
 }
 
 impl Schema {

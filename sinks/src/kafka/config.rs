@@ -7,6 +7,11 @@
 //! compression, batching). A `[sink.producer]` entry that would break the
 //! exactly-once guarantee (`enable.idempotence = false`, `acks = 1`) is
 //! refused while `exactly_once = true`.
+//!
+//! Avro (`format = "avro"` with `schema_registry`, or Debezium's
+//! `key.converter`/`value.converter = io.confluent.connect.avro.AvroConverter`
+//! in `[sink.debezium]`) resolves to one [`RegistrySettings`]; the two
+//! forms may be combined only when they agree.
 
 use std::collections::BTreeMap;
 
@@ -14,8 +19,9 @@ use rdkafka::ClientConfig;
 use serde::Deserialize;
 
 use crate::format::debezium::{Debezium, DebeziumProperties};
-use crate::format::values::ValueModes;
+use crate::format::values::{UnsignedMode, ValueModes};
 use crate::format::Format;
+use super::registry::RegistrySettings;
 pub use crate::settings::Setting;
 use crate::SinkError;
 
@@ -31,9 +37,22 @@ pub struct KafkaConfig {
     /// `{db}`, `{schema}` and `{table}` are replaced.
     #[serde(default = "default_topic")]
     pub topic: String,
-    /// Record value format: `debezium` (envelope) or `json` (the row flat).
+    /// Record format: `debezium` (the JSON envelope), `json` (the row
+    /// flat) or `avro` (Debezium's records as Avro in Confluent's wire
+    /// format, schemas in `schema_registry`).
     #[serde(default)]
-    pub format: Format,
+    pub format: KafkaFormat,
+    /// Confluent Schema Registry URL (`format = "avro"`).
+    #[serde(default)]
+    pub schema_registry: Option<String>,
+    /// Basic auth for the registry (with `schema_registry_password`).
+    #[serde(default)]
+    pub schema_registry_user: Option<String>,
+    #[serde(default)]
+    pub schema_registry_password: Option<String>,
+    /// PEM file of the CA(s) that signed an `https` registry's certificate.
+    #[serde(default)]
+    pub schema_registry_ca_file: Option<String>,
     /// A delete is followed by a tombstone (same key, null value).
     #[serde(default = "yes")]
     pub tombstones: bool,
@@ -64,11 +83,41 @@ pub struct KafkaConfig {
     /// Debezium connector and transform properties, verbatim
     /// (`format::debezium`).
     #[serde(default)]
-    pub debezium: DebeziumProperties,    /// Records with their schemas (Kafka Connect's JSON converter with
+    pub debezium: DebeziumProperties,
+    /// Records with their schemas (Kafka Connect's JSON converter with
     /// `schemas.enable=true`, keys and values): the same as setting both
     /// `*.converter.schemas.enable` in `[sink.debezium]`.
     #[serde(default)]
     pub schemas: bool,
+}
+
+/// `format` on a Kafka sink: the shared formats plus Avro.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum KafkaFormat {
+    #[default]
+    Debezium,
+    Json,
+    /// Debezium records as Avro for a schema registry.
+    Avro,
+}
+
+impl KafkaFormat {
+    /// The records rendered before any Avro encoding.
+    pub fn records(self) -> Format {
+        match self {
+            KafkaFormat::Json => Format::Json,
+            KafkaFormat::Debezium | KafkaFormat::Avro => Format::Debezium,
+        }
+    }
+}
+
+/// What `check` found: the topic template, `[sink.debezium]`, and the
+/// registry when records are Avro.
+pub(crate) struct Checked {
+    pub template: NameTemplate,
+    pub debezium: Debezium,
+    pub registry: Option<RegistrySettings>,
 }
 
 fn yes() -> bool {
@@ -105,11 +154,17 @@ impl KafkaConfig {
         self.check().map(drop)
     }
 
-    pub(crate) fn check(&self) -> Result<(NameTemplate, Debezium), SinkError> {
+    pub(crate) fn check(&self) -> Result<Checked, SinkError> {
         let bad = |what: String| SinkError::Data(format!("sink {:?}: {what}", self.name));
-        let debezium = Debezium::parse(&self.debezium, self.schemas).map_err(|e| bad(format!("[sink.debezium] {e}")))?;
+        let mut debezium =
+            Debezium::parse(&self.debezium, self.schemas).map_err(|e| bad(format!("[sink.debezium] {e}")))?;
+        let registry = self.registry(&debezium).map_err(bad)?;
+        if registry.is_some() && !self.debezium.contains_key("bigint.unsigned.handling.mode") {
+            // As with schemas: a Decimal the schema describes.
+            debezium.values.unsigned = UnsignedMode::Precise;
+        }
         let converted = debezium.unwrap.is_some() || debezium.values != ValueModes::default() || debezium.schemas.any();
-        if converted && self.format != Format::Debezium {
+        if converted && self.format == KafkaFormat::Json {
             return Err(bad("[sink.debezium] transforms, schemas and converter settings apply to Debezium records: set `format = \"debezium\"` (the default) or remove them".into()));
         }
         if self.brokers.trim().is_empty() {
@@ -146,7 +201,59 @@ impl KafkaConfig {
         }
         let template =
             NameTemplate::parse(&self.topic, "topic").map_err(|e| bad(format!("`topic = {:?}`: {e}", self.topic)))?;
-        Ok((template, debezium))
+        Ok(Checked { template, debezium, registry })
+    }
+
+    /// The registry of Avro records, from `format = "avro"` and
+    /// `schema_registry*`, or from `[sink.debezium]`'s Avro converter.
+    fn registry(&self, debezium: &Debezium) -> Result<Option<RegistrySettings>, String> {
+        let converter = debezium.avro.as_ref();
+        let avro = self.format == KafkaFormat::Avro || converter.is_some();
+        if !avro {
+            if self.schema_registry.is_some()
+                || self.schema_registry_user.is_some()
+                || self.schema_registry_password.is_some()
+                || self.schema_registry_ca_file.is_some()
+            {
+                return Err("`schema_registry*` settings apply to Avro records: set `format = \"avro\"` or remove them".into());
+            }
+            return Ok(None);
+        }
+        if self.format == KafkaFormat::Json {
+            return Err("[sink.debezium] io.confluent.connect.avro.AvroConverter writes Debezium records: remove `format = \"json\"`".into());
+        }
+        if self.schemas {
+            return Err("`schemas = true` is the JSON converter's; Avro records always have their schemas (in the registry): remove it".into());
+        }
+        if debezium.heartbeat.is_some() {
+            return Err("heartbeat records are written with the JSON converter only: remove `heartbeat.interval.ms` from an Avro sink (or use a second, JSON kafka sink for them)".into());
+        }
+        let url = match (self.schema_registry.as_deref(), converter) {
+            (Some(url), Some(c)) if url.trim_end_matches('/') != c.url.trim_end_matches('/') => {
+                return Err(format!(
+                    "`schema_registry = {url:?}` and [sink.debezium] `*.converter.schema.registry.url = {:?}` differ; keep one",
+                    c.url
+                ))
+            }
+            (Some(url), _) => url.to_string(),
+            (None, Some(c)) => c.url.clone(),
+            (None, None) => {
+                return Err("`format = \"avro\"` needs `schema_registry = \"http://host:8081\"` (the Confluent Schema Registry's URL)".into())
+            }
+        };
+        let auth = match (&self.schema_registry_user, &self.schema_registry_password, converter.and_then(|c| c.user_info.clone())) {
+            (Some(_), None, _) | (None, Some(_), _) => {
+                return Err("set both `schema_registry_user` and `schema_registry_password`, or neither".into())
+            }
+            (Some(u), Some(p), Some(info)) if (u, p) != (&info.0, &info.1) => {
+                return Err("`schema_registry_user`/`schema_registry_password` and [sink.debezium] `*.converter.basic.auth.user.info` differ; keep one".into())
+            }
+            (Some(u), Some(p), _) => Some((u.clone(), p.clone())),
+            (None, None, info) => info,
+        };
+        let settings = RegistrySettings { url, auth, ca_file: self.schema_registry_ca_file.clone() };
+        settings.validate()?;
+        Ok(Some(settings))
     }
 
     /// The producer's librdkafka properties.

@@ -1,7 +1,8 @@
 //! The Kafka sink's factory: `validate` (the settings alone), `build` (on
 //! a blocking thread: connecting waits for the broker) and `preflight`
 //! (`outflow check`: one metadata fetch within [`PROBE_TIMEOUT`] proves the
-//! brokers reachable and the credentials accepted).
+//! brokers reachable and the credentials accepted; with Avro, the schema
+//! registry answers with the sink's credentials too).
 
 use std::time::Duration;
 
@@ -29,7 +30,7 @@ impl SinkFactory for KafkaConfig {
     /// Runs on a blocking thread: connecting waits for the broker.
     async fn build(&self, ctx: SinkContext, checkpoint: Option<&Checkpoint>) -> Result<Box<dyn Sink>, SinkError> {
         let (config, checkpoint) = (self.clone(), checkpoint.cloned());
-        open_blocking("kafka", move |_| config.open(ctx, checkpoint.as_ref())).await
+        open_blocking("kafka", move |runtime| config.open(ctx, checkpoint.as_ref(), runtime)).await
     }
 
     async fn preflight(&self) -> Vec<Probe> {
@@ -39,7 +40,7 @@ impl SinkFactory for KafkaConfig {
             "sink {:?}: kafka brokers {} are reachable and accept the sink's credentials",
             self.name, self.brokers
         );
-        vec![match probe {
+        let mut probes = vec![match probe {
             Ok(Ok(topics)) => Probe::pass(format!("{what} ({topics} topics visible)")),
             Ok(Err(why)) => Probe::fail(
                 format!("{what}: {why}"),
@@ -47,7 +48,11 @@ impl SinkFactory for KafkaConfig {
                  (security.protocol, sasl.*, ssl.*) in [sink.producer]",
             ),
             Err(e) => Probe::fail(format!("{what}: the probe failed: {e}"), "this is a bug; please report it"),
-        }]
+        }];
+        if let Ok(super::config::Checked { registry: Some(registry), .. }) = self.check() {
+            probes.push(super::registry::probe(&self.name, &registry).await);
+        }
+        probes
     }
 }
 

@@ -23,6 +23,12 @@
 //! `outflow check` fetches the cluster's metadata (brokers reachable, and
 //! the credentials accepted) within a timeout.
 //!
+//! Avro (`format = "avro"`, [`registry`]): keys and values in Confluent's
+//! wire format, schemas registered in a Schema Registry. Only the bodies
+//! change: headers, partitioning (by the record key's bytes, as Kafka's
+//! default partitioner does with the Avro converter's keys) and recovery
+//! are the same, and recovery reads headers only, never a value.
+//!
 //! Definite errors (record too large, missing topic without
 //! `create_topics`, authorization) stop the sink with a message naming the
 //! setting; nothing past the failing record is acknowledged.
@@ -32,6 +38,7 @@ mod errors;
 mod factory;
 pub mod message;
 mod recovery;
+mod registry;
 #[cfg(test)]
 mod tests;
 
@@ -49,9 +56,11 @@ use rdkafka::message::{Header, Message, OwnedHeaders};
 use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext};
 use serde_json::json;
 
-pub use config::{KafkaConfig, Setting};
+pub use config::{KafkaConfig, KafkaFormat, Setting};
+pub use registry::RegistrySettings;
 use message::{NEW_KEY_HEADER, OLD_KEY_HEADER, POSITION_HEADER, SEQ_HEADER};
 use recovery::{Anchor, Mark, OffsetsRecord};
+use registry::{AvroRecords, Fixed};
 
 use crate::exactly_once::Delivered;
 use crate::format::envelope::EventWriter;
@@ -105,6 +114,9 @@ pub struct KafkaSink {
     value: Vec<u8>,
     /// Bytes of record keys and values produced by this instance.
     bytes: u64,
+    /// Avro records: the JSON rendered above, transcoded, with its
+    /// registered schema's id.
+    avro: Option<AvroRecords>,
     /// `[sink.debezium] heartbeat.interval.ms`: when the next heartbeat
     /// record is due, and the furthest position written.
     heartbeat: Option<HeartbeatClock>,
@@ -217,10 +229,18 @@ impl KafkaConfig {
     /// Connects (waiting for the broker if it is down) and, for exactly-once,
     /// reads back what earlier runs delivered. `checkpoint` is the state
     /// directory's cache: `{"offsets_offset": N}`.
-    pub fn open(&self, ctx: SinkContext, checkpoint: Option<&Checkpoint>) -> Result<KafkaSink, SinkError> {
-        let (template, debezium) = self.check()?;
+    /// `runtime` carries the schema registry's requests (Avro only).
+    pub fn open(
+        &self,
+        ctx: SinkContext,
+        checkpoint: Option<&Checkpoint>,
+        runtime: tokio::runtime::Handle,
+    ) -> Result<KafkaSink, SinkError> {
+        let config::Checked { template, debezium, registry } = self.check()?;
         let style = ValueStyle { modes: debezium.values, ..ValueStyle::new(self.unavailable_value_placeholder.clone()) };
-        let writer = EventWriter::new(self.format, style.clone(), ctx.clone()).with_schemas(debezium.schemas.value);
+        let writer =
+            EventWriter::new(self.format.records(), style.clone(), ctx.clone()).with_schemas(debezium.schemas.value);
+        let avro = registry.map(|r| AvroRecords::new(&r, &self.name, runtime)).transpose()?;
         let client_error = |what: &str, e: KafkaError| {
             SinkError::Data(format!(
                 "cannot create the kafka {what} for sink {:?}: {e}; check [sink.producer]",
@@ -253,7 +273,7 @@ impl KafkaConfig {
             table_topics: HashMap::new(),
             key_columns: HashMap::new(),
             tombstones: debezium.tombstones.unwrap_or(self.tombstones),
-            key_schemas: (debezium.schemas.key && self.format == Format::Debezium).then(SchemaCache::default),
+            key_schemas: (debezium.schemas.key && self.format == KafkaFormat::Debezium).then(SchemaCache::default),
             fixed_schemas: FixedSchemas::new(debezium.schemas.key, debezium.schemas.value),
             debezium,
             delivered: Delivered::default(),
@@ -264,6 +284,7 @@ impl KafkaConfig {
             value: Vec::with_capacity(4096),
             bytes: 0,
             heartbeat,
+            avro,
         };
         if self.exactly_once {
             let consumer: BaseConsumer = self.consumer_config().create().map_err(|e| client_error("consumer", e))?;
@@ -634,7 +655,7 @@ impl KafkaSink {
     fn write_change(&mut self, ev: &ChangeEvent) -> Result<(), SinkError> {
         self.begin_transaction()?;
         let route = self.table_route(&ev.table.id);
-        let split = if self.cfg.format == Format::Debezium { ev.split_key_change() } else { None };
+        let split = if self.cfg.format.records() == Format::Debezium { ev.split_key_change() } else { None };
         let events = split.as_ref().map_or(1, |_| 2);
         let result = match &split {
             Some([delete, create]) => self.write_key_change(&route, delete, create),
@@ -703,6 +724,9 @@ impl KafkaSink {
         let mut key = std::mem::take(&mut self.key);
         key.clear();
         let result = self.render_key(&mut key, delete, route).and_then(|keyed| {
+            if keyed {
+                self.avro_key(&mut key, delete, route)?;
+            }
             let mark = Mark { position: delete.position.clone(), seq: 1 };
             self.send(&route.topic, keyed.then_some(key.as_slice()), None, mark)
         });
@@ -724,6 +748,9 @@ impl KafkaSink {
         key.clear();
         value.clear();
         let result = self.render_key(&mut key, ev, route).and_then(|keyed| {
+            if keyed {
+                self.avro_key(&mut key, ev, route)?;
+            }
             let mut added: Vec<(String, Vec<u8>)> = Vec::new();
             match &self.debezium.unwrap {
                 Some(unwrap) => {
@@ -741,6 +768,7 @@ impl KafkaSink {
                     self.writer.write_value(&mut value, ev, name);
                 }
             }
+            self.avro_value(&mut value, ev, route)?;
             let mut headers: Vec<(&str, &[u8])> = added.iter().map(|(n, v)| (n.as_str(), v.as_slice())).collect();
             headers.extend(header);
             let mark = Mark { position: ev.position.clone(), seq };
@@ -757,10 +785,12 @@ impl KafkaSink {
             StreamItem::Message(m) => {
                 self.begin_transaction()?;
                 let topic = format!("{}.message", sanitize(&self.ctx.pipeline));
-                let key = with_schema(&self.fixed_schemas.message_key, message::message_key(&m.prefix));
+                let mut key = with_schema(&self.fixed_schemas.message_key, message::message_key(&m.prefix));
                 let mut value = Vec::new();
                 self.writer.write_message(&mut value, m);
                 value.pop();
+                self.avro_fixed(&mut key, Fixed::MessageKey, &topic)?;
+                self.avro_fixed(&mut value, Fixed::MessageValue, &topic)?;
                 self.send(&topic, Some(&key), Some(&value), Mark { position: m.position.clone(), seq: 0 })
             }
             StreamItem::Begin { tx_id, commit_ts_us, position } => {
@@ -790,8 +820,10 @@ impl KafkaSink {
 
     fn send_transaction(&mut self, id: &str, value: &[u8], position: &Position) -> Result<(), SinkError> {
         let topic = format!("{}.transaction", sanitize(&self.ctx.pipeline));
-        let key = with_schema(&self.fixed_schemas.transaction_key, message::transaction_key(id));
-        let value = with_schema(&self.fixed_schemas.transaction_value, value.to_vec());
+        let mut key = with_schema(&self.fixed_schemas.transaction_key, message::transaction_key(id));
+        let mut value = with_schema(&self.fixed_schemas.transaction_value, value.to_vec());
+        self.avro_fixed(&mut key, Fixed::TransactionKey, &topic)?;
+        self.avro_fixed(&mut value, Fixed::TransactionValue, &topic)?;
         self.send(&topic, Some(&key), Some(&value), Mark { position: position.clone(), seq: 0 })
     }
 

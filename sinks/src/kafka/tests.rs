@@ -106,3 +106,48 @@ fn transaction_records() {
     assert_eq!(end["data_collections"][1]["data_collection"], "public.b");
     assert_eq!(end["data_collections"][1]["event_count"], 1);
 }
+
+/// A sink's settings from JSON (as serde reads the TOML table).
+fn kafka_config(extra: serde_json::Value) -> Result<super::KafkaConfig, String> {
+    let mut v = serde_json::json!({"name": "k", "brokers": "127.0.0.1:9092"});
+    v.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+    serde_json::from_value(v).map_err(|e| e.to_string())
+}
+
+fn checked(extra: serde_json::Value) -> Result<Option<super::RegistrySettings>, String> {
+    kafka_config(extra)?.check().map(|c| c.registry).map_err(|e| e.to_string())
+}
+
+#[test]
+fn avro_needs_a_registry_given_once() {
+    use serde_json::json;
+    let settings = |url: &str, auth: Option<(&str, &str)>| super::RegistrySettings {
+        url: url.into(),
+        auth: auth.map(|(u, p)| (u.into(), p.into())),
+        ca_file: None,
+    };
+    assert_eq!(checked(json!({})).unwrap(), None);
+    let own = checked(json!({"format": "avro", "schema_registry": "http://r:8081",
+        "schema_registry_user": "u", "schema_registry_password": "p"}));
+    assert_eq!(own.unwrap(), Some(settings("http://r:8081", Some(("u", "p")))));
+    let debezium = checked(json!({"debezium": {
+        "key.converter": "io.confluent.connect.avro.AvroConverter",
+        "value.converter": "io.confluent.connect.avro.AvroConverter",
+        "value.converter.schema.registry.url": "http://r:8081",
+        "value.converter.basic.auth.credentials.source": "USER_INFO",
+        "value.converter.basic.auth.user.info": "u:p"}}));
+    assert_eq!(debezium.unwrap(), Some(settings("http://r:8081", Some(("u", "p")))));
+
+    let err = |extra| checked(extra).unwrap_err();
+    assert!(err(json!({"format": "avro"})).contains("schema_registry"));
+    assert!(err(json!({"schema_registry": "http://r:8081"})).contains("format = \"avro\""));
+    assert!(err(json!({"format": "avro", "schema_registry": "r:8081"})).contains("http"));
+    assert!(err(json!({"format": "avro", "schema_registry": "http://r", "schema_registry_user": "u"})).contains("both"));
+    assert!(err(json!({"format": "avro", "schema_registry": "http://r", "schemas": true})).contains("JSON converter"));
+    assert!(err(json!({"format": "json", "debezium": {
+        "key.converter": "io.confluent.connect.avro.AvroConverter",
+        "value.converter": "io.confluent.connect.avro.AvroConverter",
+        "key.converter.schema.registry.url": "http://r"}}))
+    .contains("AvroConverter writes Debezium records"));
+    assert!(kafka_config(json!({"schema_registry_url": "http://r"})).unwrap_err().contains("unknown field"));
+}
