@@ -16,7 +16,8 @@
 //! auth then works; a registry refusing a new schema version (409) stops
 //! the sink naming the subject; MariaDB's records decode like PostgreSQL's;
 //! kill -9 during a busy run leaves every change exactly once (recovery
-//! reads headers, never an Avro value).
+//! reads headers, never an Avro value); a registry that is down holds the
+//! source (slot unmoved, warnings logged) until it answers.
 
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
@@ -24,7 +25,7 @@ use std::process::{Child, Command, Stdio};
 
 use serde_json::Value;
 
-use crate::harness::{env_var, kill_9_while_writing, Outflow, TestDb};
+use crate::harness::{env_var, kill_9_while_writing, wait_for, Outflow, TestDb};
 use crate::kafka::{assert_exactly_once, brokers, records, unique_name};
 use crate::outage::confirmed_flush_lsn;
 
@@ -385,5 +386,45 @@ async fn kill_9_during_a_busy_avro_run_leaves_every_change_exactly_once() {
         }
     }
     assert_exactly_once(&per_partition, written);
+    db.cleanup().await;
+}
+
+/// The registry down when the first record needs its schema: the sink
+/// waits (retrying with backoff, the slot held) and delivers once the
+/// registry is up.
+#[tokio::test]
+async fn an_unreachable_registry_holds_the_source_until_it_answers() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let db = TestDb::create("avro_down").await;
+    db.execute("CREATE TABLE t (id bigint PRIMARY KEY, v text)").await;
+    let name = unique_name("avrodown");
+    let sink = format!(
+        "[[sink]]\nname = \"bus\"\nkind = \"kafka\"\nbrokers = {:?}\nformat = \"avro\"\nschema_registry = \"http://127.0.0.1:{port}\"\n",
+        brokers()
+    );
+    let outflow = Outflow::new(&db, &["public.t"]).name(&name).section(&sink);
+    outflow.run_until_caught_up().await.assert_success();
+    db.wait_for_slot_idle().await;
+    let before = confirmed_flush_lsn(&db).await;
+    let mut run = outflow.spawn_run();
+    db.wait_for_slot_streaming().await;
+    db.execute("INSERT INTO t VALUES (1, 'one')").await;
+    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+    assert!(run.is_running(), "outflow gave up on the registry: {}", run.stderr());
+    assert_eq!(confirmed_flush_lsn(&db).await, before, "the slot moved while the record was not written");
+
+    let registry = TestRegistry::start_with(None, &["--port", &port.to_string()]);
+    let topic = format!("{name}.public.t");
+    wait_for(std::time::Duration::from_secs(60), "the record once the registry answers", || {
+        let (url, topic) = (registry.url.clone(), topic.clone());
+        async move {
+            let decoded = avro_records(&url, &[&topic]);
+            decoded["topics"][&topic]["records"].as_array().is_some_and(|r| r.len() == 1)
+        }
+    })
+    .await;
+    let out = run.sigterm_and_wait().await;
+    out.assert_success();
+    assert!(out.stderr.contains("schema registry is not answering; retrying"), "no retry warning:\n{}", out.stderr);
     db.cleanup().await;
 }

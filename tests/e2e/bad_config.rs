@@ -145,6 +145,14 @@ bad_config! {
         |c| with_sink(c, "[[sink]]\nname = \"events\"\nkind = \"kafka\"\nbrokers = \"127.0.0.1:1\"\npartitions = 0") => ["partitions = 0"];
     config_kafka_acks_weakened_under_exactly_once:
         |c| with_sink(c, "[[sink]]\nname = \"events\"\nkind = \"kafka\"\nbrokers = \"127.0.0.1:1\"\n[sink.producer]\nacks = \"1\"") => ["acks"];
+    config_kafka_avro_without_a_registry:
+        |c| with_sink(c, "[[sink]]\nname = \"events\"\nkind = \"kafka\"\nbrokers = \"127.0.0.1:1\"\nformat = \"avro\"") => ["schema_registry", "format = \"avro\""];
+    config_kafka_registry_misspelled:
+        |c| with_sink(c, "[[sink]]\nname = \"events\"\nkind = \"kafka\"\nbrokers = \"127.0.0.1:1\"\nformat = \"avro\"\nschema_registry_url = \"http://r:8081\"") => ["schema_registry_url"];
+    config_kafka_avro_converter_without_its_url:
+        |c| with_sink(c, "[[sink]]\nname = \"events\"\nkind = \"kafka\"\nbrokers = \"127.0.0.1:1\"\n[sink.debezium]\n\"key.converter\" = \"io.confluent.connect.avro.AvroConverter\"\n\"value.converter\" = \"io.confluent.connect.avro.AvroConverter\"") => ["schema.registry.url"];
+    config_debezium_avro_converter_on_a_jsonl_sink:
+        |c| format!("{c}[sink.debezium]\n\"key.converter\" = \"io.confluent.connect.avro.AvroConverter\"\n\"value.converter\" = \"io.confluent.connect.avro.AvroConverter\"\n\"value.converter.schema.registry.url\" = \"http://r:8081\"\n") => ["AvroConverter", "kafka sink"];
     config_parquet_unknown_compression:
         |c| with_sink(c, "[[sink]]\nname = \"events\"\nkind = \"parquet\"\npath = \"lake\"\ncompression = \"lz5\"") => ["lz5", "zstd"];
     config_parquet_negative_roll_bytes:

@@ -18,9 +18,9 @@ Errors are {"error_code": N, "message": "..."} with Confluent's codes
 (40401 subject not found, 40402 version not found, 40403 schema not found,
 42201 invalid schema, 401 unauthorized).
 
-    python schema_registry.py [--user U --password P] [--refuse-new-versions]
+    python schema_registry.py [--port N] [--user U --password P] [--refuse-new-versions]
 
-listens on 127.0.0.1 on a free port, prints `listening PORT` on stdout, and
+listens on 127.0.0.1 on port N (default: a free port), prints `listening PORT` on stdout, and
 serves until killed. With --user/--password every request needs HTTP basic
 auth with them (else 401). With --refuse-new-versions a second, different
 schema for a subject is answered 409 (error_code 409), as a registry whose
@@ -149,12 +149,13 @@ def handler(registry, auth):
 
 def main():
     ap = argparse.ArgumentParser()
+    ap.add_argument("--port", type=int, default=0)
     ap.add_argument("--user")
     ap.add_argument("--password")
     ap.add_argument("--refuse-new-versions", action="store_true")
     args = ap.parse_args()
     auth = f"{args.user}:{args.password}" if args.user is not None else None
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler(Registry(args.refuse_new_versions), auth))
+    server = ThreadingHTTPServer(("127.0.0.1", args.port), handler(Registry(args.refuse_new_versions), auth))
     print(f"listening {server.server_address[1]}", flush=True)
     server.serve_forever()
 

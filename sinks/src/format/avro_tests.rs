@@ -144,7 +144,7 @@ fn payloads_transcode_to_what_an_avro_reader_reads_back() {
     });
     let mut out = Vec::new();
     wire_header(&mut out, 42);
-    encode(&env, &avro.parsed, payload.to_string().as_bytes(), &mut out).unwrap();
+    encode(&env, payload.to_string().as_bytes(), &mut out).unwrap();
     assert_eq!(&out[..5], &[0, 0, 0, 0, 42]);
     let read = apache_avro::from_avro_datum(&avro.parsed, &mut &out[5..], None).unwrap();
     let Avro::Record(fields) = read else { panic!("not a record: {read:?}") };
@@ -169,12 +169,11 @@ fn payloads_transcode_to_what_an_avro_reader_reads_back() {
 #[test]
 fn a_payload_that_does_not_fit_its_schema_is_an_error_naming_the_field() {
     let env = schema::envelope(&orders(), "p.public.orders", Dialect::Postgres, &precise());
-    let avro = AvroSchema::of(&env).unwrap();
     let payload = json!({"after": {"id": "seven"}, "source": {}, "op": "c"});
-    let err = encode(&env, &avro.parsed, payload.to_string().as_bytes(), &mut Vec::new()).unwrap_err();
+    let err = encode(&env, payload.to_string().as_bytes(), &mut Vec::new()).unwrap_err();
     assert!(err.contains("\"id\""), "{err}");
     let payload = json!({"after": {"id": 1}, "source": null, "op": "c"});
-    let err = encode(&env, &avro.parsed, payload.to_string().as_bytes(), &mut Vec::new()).unwrap_err();
+    let err = encode(&env, payload.to_string().as_bytes(), &mut Vec::new()).unwrap_err();
     assert!(err.contains("\"source\""), "{err}");
 }
 
@@ -191,11 +190,54 @@ fn a_required_column_the_source_did_not_send_is_its_types_zero_as_in_debezium() 
                         "schema": "public", "table": "orders"});
     let payload = json!({"before": {"id": 1, "qty": null}, "after": null, "source": source, "op": "d"});
     let mut out = Vec::new();
-    encode(&env, &avro2.parsed, payload.to_string().as_bytes(), &mut out).unwrap();
+    encode(&env, payload.to_string().as_bytes(), &mut out).unwrap();
     let Avro::Record(fields) = apache_avro::from_avro_datum(&avro2.parsed, &mut &out[..], None).unwrap() else {
         panic!("not a record")
     };
     let Avro::Union(1, before) = &fields[0].1 else { panic!("before is set: {:?}", fields[0]) };
     let Avro::Record(row) = &**before else { panic!("before is a record") };
     assert_eq!(row[1], ("qty".to_string(), Avro::Int(0)));
+}
+
+#[test]
+fn arrays_floats_and_negative_numbers_read_back() {
+    let table = TableSchema {
+        id: TableId::new("s", "t"),
+        version: 1,
+        columns: vec![
+            col("id", ColumnType::Int { bits: 64, signed: true }, false, true),
+            col("xs", ColumnType::Array(Box::new(ColumnType::Int { bits: 32, signed: true })), true, false),
+            col("f", ColumnType::Float64, false, false),
+            col("g", ColumnType::Float32, true, false),
+            col("b", ColumnType::Bool, false, false),
+        ],
+    };
+    let key = schema::key(&table, "p.s.t", Some(&[0, 1, 2, 3, 4]), None, &precise());
+    let avro = AvroSchema::of(&key).unwrap();
+    let rows = [
+        json!({"id": -1_234_567_890_123i64, "xs": [1, -2, null, 300000], "f": "NaN", "g": 1.5, "b": true}),
+        json!({"id": i64::MIN, "xs": [], "f": -2.0, "g": null, "b": false}),
+        json!({"id": 0, "xs": null, "f": 1.0e300, "g": "-Infinity", "b": true}),
+    ];
+    for row in rows {
+        let mut out = Vec::new();
+        encode(&key, row.to_string().as_bytes(), &mut out).unwrap();
+        let read = apache_avro::from_avro_datum(&avro.parsed, &mut &out[..], None).unwrap();
+        let Avro::Record(fields) = read else { panic!("not a record") };
+        let opt = |v: Avro| Avro::Union(1, Box::new(v));
+        assert_eq!(fields[0].1, Avro::Long(row["id"].as_i64().unwrap()));
+        match row["xs"].as_array() {
+            None => assert_eq!(fields[1].1, Avro::Union(0, Box::new(Avro::Null))),
+            Some(xs) => {
+                let items = xs
+                    .iter()
+                    .map(|x| x.as_i64().map_or(Avro::Union(0, Box::new(Avro::Null)), |i| opt(Avro::Int(i as i32))))
+                    .collect();
+                assert_eq!(fields[1].1, opt(Avro::Array(items)));
+            }
+        }
+        let Avro::Double(f) = fields[2].1 else { panic!("f is a double") };
+        assert!(f.is_nan() || Some(f) == row["f"].as_f64(), "{f}");
+        assert_eq!(fields[4].1, Avro::Boolean(row["b"].as_bool().unwrap()));
+    }
 }

@@ -122,10 +122,9 @@ impl RegistrySettings {
 }
 
 /// A schema registered for one record kind: its Connect schema (which
-/// guides transcoding), its Avro form and its id.
+/// guides transcoding) and the id of its Avro form.
 struct Registered {
     connect: Schema,
-    avro: apache_avro::Schema,
     id: u32,
 }
 
@@ -230,14 +229,14 @@ impl AvroRecords {
                 id
             }
         };
-        Ok(Registered { connect, avro: avro.parsed, id })
+        Ok(Registered { connect, id })
     }
 
     fn encode(&mut self, registered: &Registered, record: &mut Vec<u8>) -> Result<(), SinkError> {
         std::mem::swap(&mut self.json, record);
         record.clear();
         avro::wire_header(record, registered.id);
-        avro::encode(&registered.connect, &registered.avro, &self.json, record)
+        avro::encode(&registered.connect, &self.json, record)
             .map_err(|e| SinkError::Data(format!("cannot write an avro record (schema id {}): {e}", registered.id)))
     }
 }
