@@ -213,6 +213,11 @@ impl ColType {
 
 /// Appends the Debezium JSON for `v` to `out`.
 pub fn write_debezium_value(out: &mut Vec<u8>, v: &Value, col: &ColumnSchema, style: &ValueStyle) {
+    if matches!(v, Value::Null) && !col.nullable {
+        if let Some(zero) = fallback(&col.ty) {
+            return write_debezium_value(out, &zero, col, style);
+        }
+    }
     // The commonest values render the same whatever the declared type.
     let ct = match v {
         Value::Decimal(_) if style.modes.decimal != DecimalMode::String => col_type(col),
@@ -220,6 +225,35 @@ pub fn write_debezium_value(out: &mut Vec<u8>, v: &Value, col: &ColumnSchema, st
         _ => col_type(col),
     };
     debezium(out, v, &ct, style);
+}
+
+/// A NOT NULL column without a value is one the source did not send (a
+/// PostgreSQL delete under `REPLICA IDENTITY DEFAULT` carries the key
+/// columns only). Debezium's value converters write their fallback there,
+/// the type's zero (checked with debezium-ref: `""`, `0`, `0.0`, `false`,
+/// `[]`, `"0.00"` for numeric(10,2), epoch dates and times,
+/// `"1970-01-01T00:00:00Z"`); `None` leaves null where no fallback was checked.
+fn fallback(ty: &ColumnType) -> Option<Value> {
+    Some(match ty {
+        ColumnType::Bool => Value::Bool(false),
+        ColumnType::Int { signed: false, .. } => Value::UInt(0),
+        ColumnType::Int { .. } | ColumnType::Year => Value::Int(0),
+        ColumnType::Float32 => Value::Float32(0.0),
+        ColumnType::Float64 => Value::Float64(0.0),
+        ColumnType::Decimal(Some((_, scale))) if *scale > 0 => {
+            Value::Decimal(format!("0.{}", "0".repeat(*scale as usize)))
+        }
+        ColumnType::Decimal(_) => Value::Decimal("0".into()),
+        ColumnType::Text { .. } | ColumnType::Xml | ColumnType::Json | ColumnType::Uuid => Value::Text(String::new()),
+        ColumnType::Bytes => Value::Bytes(Vec::new()),
+        ColumnType::Date => Value::Date(0),
+        ColumnType::Time { .. } => Value::Time(0),
+        ColumnType::Timestamp { .. } => Value::Timestamp(0),
+        // Debezium's fixed fallback string, not the column's rendering of the epoch.
+        ColumnType::TimestampTz { .. } => Value::Text("1970-01-01T00:00:00Z".into()),
+        ColumnType::Array(_) => Value::Array(Vec::new()),
+        _ => return None,
+    })
 }
 
 const UNTYPED: ColType = ColType { kind: Kind::Other, is_array: false, precision: None };

@@ -157,3 +157,35 @@ fn converter_modes_render_like_debezium() {
     assert_eq!(render_with(u64max.clone(), big.clone(), exact), r#""AP//////////""#);
     assert_eq!(render_with(u64max, big, ValueModes::default()), "18446744073709551615");
 }
+
+/// A NOT NULL column the source did not send (a PostgreSQL delete's old
+/// row under `REPLICA IDENTITY DEFAULT`): Debezium 3.6.3's fallbacks, as
+/// debezium-ref printed them for `DELETE` on a table of NOT NULL columns:
+/// `{"c_text": "", "c_int": 0, "c_bool": false, "c_num": "0.00", "c_numu":
+/// "0", "c_f8": 0.0, "c_date": 0, "c_ts": 0, "c_tstz":
+/// "1970-01-01T00:00:00Z", "c_uuid": "", "c_bytea": "", "c_jsonb": "",
+/// "c_arr": [], "c_time": 0}`. A nullable column stays null.
+#[test]
+fn not_null_columns_without_a_value_render_debeziums_fallback() {
+    let not_null = |ty: ColumnType| {
+        let mut out = Vec::new();
+        let c = ColumnSchema { nullable: false, ..col(ty) };
+        write_debezium_value(&mut out, &Value::Null, &c, &ValueStyle::default());
+        String::from_utf8(out).unwrap()
+    };
+    assert_eq!(not_null(ColumnType::Text { max_chars: None }), r#""""#);
+    assert_eq!(not_null(ColumnType::Int { bits: 32, signed: true }), "0");
+    assert_eq!(not_null(ColumnType::Bool), "false");
+    assert_eq!(not_null(ColumnType::Decimal(Some((10, 2)))), r#""0.00""#);
+    assert_eq!(not_null(ColumnType::Decimal(None)), r#""0""#);
+    assert_eq!(not_null(ColumnType::Float64), "0.0");
+    assert_eq!(not_null(ColumnType::Date), "0");
+    assert_eq!(not_null(ColumnType::Timestamp { precision: None }), "0");
+    assert_eq!(not_null(ColumnType::TimestampTz { precision: None }), r#""1970-01-01T00:00:00Z""#);
+    assert_eq!(not_null(ColumnType::Uuid), r#""""#);
+    assert_eq!(not_null(ColumnType::Bytes), r#""""#);
+    assert_eq!(not_null(ColumnType::Json), r#""""#);
+    assert_eq!(not_null(ColumnType::Array(Box::new(ColumnType::Int { bits: 32, signed: true }))), "[]");
+    assert_eq!(not_null(ColumnType::Time { precision: None }), "0");
+    assert_eq!(render(Value::Null, ColumnType::Int { bits: 32, signed: true }), "null", "nullable stays null");
+}
