@@ -34,13 +34,17 @@
 //! setting; nothing past the failing record is acknowledged.
 
 mod config;
+mod delivery;
 mod errors;
 mod factory;
+mod heartbeat;
+mod offsets;
 pub mod message;
 mod recovery;
 mod registry;
 #[cfg(test)]
 mod tests;
+mod topics;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
@@ -71,6 +75,9 @@ use crate::format::schema::{self, SchemaCache};
 use crate::format::values::ValueStyle;
 use crate::snapshot_marks::SnapshotRecord;
 use crate::{Checkpoint, Durable, Sink, SinkContext, SinkError};
+use delivery::Delivery;
+use heartbeat::HeartbeatClock;
+use topics::TopicState;
 
 /// How often a wait on the broker says so in the log.
 const WAIT_LOG: Duration = Duration::from_secs(10);
@@ -122,15 +129,6 @@ pub struct KafkaSink {
     heartbeat: Option<HeartbeatClock>,
 }
 
-struct HeartbeatClock {
-    every: Heartbeat,
-    topic: String,
-    /// The topic exists (checked on the first heartbeat).
-    ready: bool,
-    next: Instant,
-    position: Option<Position>,
-}
-
 /// A table's `message.key.columns` as column indexes (`None`: its own key).
 type KeyIndexes = Option<Arc<[usize]>>;
 
@@ -147,14 +145,6 @@ struct TableRoute {
     struct_name: String,
 }
 
-struct TopicState {
-    partitions: i32,
-    /// What an earlier run left at each partition's end (exactly-once only).
-    tails: Vec<Option<Mark>>,
-    /// The last record this run produced to each partition.
-    sent: Vec<Option<Mark>>,
-}
-
 /// The open transaction, for the transaction topic's BEGIN/END records.
 /// Like Debezium, BEGIN is published with the transaction's first record,
 /// so transactions without captured changes publish nothing.
@@ -164,65 +154,6 @@ struct Tx {
     position: Position,
     begun: bool,
     counts: Vec<(String, u64)>,
-}
-
-/// librdkafka callbacks: delivery reports and client errors, served by the
-/// sink's own `poll`/`flush` calls on its thread.
-#[derive(Default)]
-struct Delivery {
-    state: Mutex<DeliveryState>,
-}
-
-#[derive(Default)]
-struct DeliveryState {
-    /// Highest delivered offset per topic and partition.
-    delivered: HashMap<String, Vec<i64>>,
-    /// The first failed delivery.
-    failed: Option<SinkError>,
-    /// The last client-level error (broker down...), for wait messages.
-    last_error: Option<String>,
-}
-
-impl ClientContext for Delivery {
-    fn log(&self, level: RDKafkaLogLevel, fac: &str, message: &str) {
-        if (level as i32) <= (RDKafkaLogLevel::Warning as i32) {
-            tracing::warn!(facility = fac, "librdkafka: {message}");
-        }
-    }
-
-    fn error(&self, error: KafkaError, reason: &str) {
-        tracing::warn!(error = %error, "kafka: {reason}");
-        self.state.lock().unwrap_or_else(|e| e.into_inner()).last_error = Some(reason.to_string());
-    }
-}
-
-impl ProducerContext for Delivery {
-    type DeliveryOpaque = ();
-
-    fn delivery(&self, result: &DeliveryResult<'_>, _: ()) {
-        let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        match result {
-            Ok(msg) => {
-                let (p, off) = (msg.partition() as usize, msg.offset());
-                let slots = match st.delivered.get_mut(msg.topic()) {
-                    Some(s) => s,
-                    None => st.delivered.entry(msg.topic().to_string()).or_default(),
-                };
-                if slots.len() <= p {
-                    slots.resize(p + 1, -1);
-                }
-                slots[p] = slots[p].max(off);
-            }
-            Err((e, msg)) => {
-                if st.failed.is_none() {
-                    let topic = msg.topic();
-                    st.failed = Some(errors::definite(e, topic).unwrap_or_else(|| {
-                        SinkError::Data(format!("kafka did not accept a record for topic {topic}: {e}"))
-                    }));
-                }
-            }
-        }
-    }
 }
 
 impl KafkaConfig {
@@ -336,151 +267,6 @@ fn sanitize(s: &str) -> String {
 }
 
 impl KafkaSink {
-    /// Reads the last offsets record of this sink.
-    fn recover(&mut self, from: Option<i64>) -> Result<(), SinkError> {
-        let topic = self.offsets_topic.clone();
-        let partitions = self.ensure_topic(&topic, 1, true)?;
-        if partitions != 1 {
-            return Err(SinkError::Data(format!(
-                "{topic} has {partitions} partitions; outflow's offsets topic must have exactly one: delete it and let outflow create it"
-            )));
-        }
-        let consumer = self.consumer.as_ref().expect("exactly-once sinks have a consumer");
-        let found = recovery::read_offsets(consumer, &topic, &self.cfg.name, from)?;
-        if let Some((offset, rec)) = found {
-            let position: Position = rec
-                .position
-                .parse()
-                .map_err(|e| SinkError::Checkpoint(format!("offsets record at offset {offset} of {topic}: {e}")))?;
-            tracing::info!(sink = %self.cfg.name, position = %position, "resuming after what kafka already has");
-            self.delivered = Delivered::recovered(Some(position), BTreeMap::new(), rec.snapshot);
-            self.anchors = rec.partitions;
-            self.offsets_offset = Some(offset);
-        }
-        Ok(())
-    }
-
-    /// Makes sure `topic` exists (creating it first when allowed: some
-    /// brokers auto-create a topic with their own partition count as soon
-    /// as its metadata is asked for) and returns its partition count; waits
-    /// with backoff while the broker is unreachable.
-    fn ensure_topic(&self, topic: &str, partitions: i32, compact: bool) -> Result<i32, SinkError> {
-        if self.cfg.create_topics {
-            self.create_topic(topic, partitions, compact)?;
-        }
-        let mut backoff = Duration::from_millis(200);
-        let mut logged: Option<Instant> = None;
-        loop {
-            match self.producer.client().fetch_metadata(Some(topic), Duration::from_secs(5)) {
-                Ok(md) => {
-                    let t = md.topics().iter().find(|t| t.name() == topic);
-                    let n = t.map_or(0, |t| t.partitions().len() as i32);
-                    match t.and_then(|t| t.error()).map(RDKafkaErrorCode::from) {
-                        None if n > 0 => return Ok(n),
-                        None | Some(RDKafkaErrorCode::UnknownTopicOrPartition | RDKafkaErrorCode::UnknownTopic)
-                            if !self.cfg.create_topics =>
-                        {
-                            return Err(SinkError::Data(format!(
-                                "topic {topic} does not exist; create it, or set create_topics = true on sink {:?}",
-                                self.cfg.name
-                            )))
-                        }
-                        Some(code) => {
-                            if let Some(fatal) = errors::definite(&KafkaError::MetadataFetch(code), topic) {
-                                if !matches!(
-                                    code,
-                                    RDKafkaErrorCode::UnknownTopicOrPartition | RDKafkaErrorCode::UnknownTopic
-                                ) {
-                                    return Err(fatal);
-                                }
-                            }
-                        }
-                        None => {}
-                    }
-                }
-                Err(e) => {
-                    if let Some(fatal) = errors::definite(&e, topic) {
-                        return Err(fatal);
-                    }
-                    if logged.is_none_or(|l| l.elapsed() >= WAIT_LOG) {
-                        tracing::warn!(sink = %self.cfg.name, brokers = %self.cfg.brokers, error = %e,
-                            "kafka is not reachable; retrying (check `brokers` if this persists)");
-                        logged = Some(Instant::now());
-                    }
-                }
-            }
-            std::thread::sleep(backoff);
-            backoff = (backoff * 2).min(MAX_BACKOFF);
-        }
-    }
-
-    /// Creates `topic`; an existing topic is fine. Retries while the broker
-    /// is unreachable.
-    fn create_topic(&self, topic: &str, partitions: i32, compact: bool) -> Result<(), SinkError> {
-        let mut new = NewTopic::new(topic, partitions, TopicReplication::Fixed(self.cfg.replication_factor));
-        if compact {
-            new = new.set("cleanup.policy", "compact");
-        }
-        let opts = AdminOptions::new()
-            .operation_timeout(Some(Duration::from_secs(30)))
-            .request_timeout(Some(Duration::from_secs(10)));
-        let mut backoff = Duration::from_millis(200);
-        let mut logged: Option<Instant> = None;
-        loop {
-            match futures::executor::block_on(self.admin.create_topics([&new], &opts)) {
-                Ok(results) => {
-                    for r in results {
-                        match r {
-                            Ok(_) => tracing::info!(topic, partitions, "created kafka topic"),
-                            Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
-                            Err((_, code)) => {
-                                let e = KafkaError::AdminOp(code);
-                                return Err(errors::definite(&e, topic).unwrap_or_else(|| {
-                                    SinkError::Data(format!(
-                                        "cannot create topic {topic}: {code}; create it yourself and set create_topics = false"
-                                    ))
-                                }));
-                            }
-                        }
-                    }
-                    return Ok(());
-                }
-                Err(e) => {
-                    if let Some(fatal) = errors::definite(&e, topic) {
-                        return Err(fatal);
-                    }
-                    if logged.is_none_or(|l| l.elapsed() >= WAIT_LOG) {
-                        tracing::warn!(sink = %self.cfg.name, brokers = %self.cfg.brokers, error = %e,
-                            "cannot reach kafka to create topic {topic}; retrying (check `brokers` if this persists)");
-                        logged = Some(Instant::now());
-                    }
-                }
-            }
-            std::thread::sleep(backoff);
-            backoff = (backoff * 2).min(MAX_BACKOFF);
-        }
-    }
-
-    /// The topic state, learning about the topic the first time: partition
-    /// count, and (exactly-once) what an earlier run left at its tails.
-    fn topic_state(&mut self, topic: &str) -> Result<&mut TopicState, SinkError> {
-        if !self.topics.contains_key(topic) {
-            let partitions = self.ensure_topic(topic, self.cfg.partitions, false)?;
-            let tails = match &self.consumer {
-                Some(consumer) => recovery::read_tails(consumer, topic, partitions, self.anchors.get(topic))?,
-                None => vec![None; partitions as usize],
-            };
-            if let Some((p, last)) =
-                tails.iter().enumerate().filter_map(|(p, t)| Some((p, t.as_ref()?))).max_by(|a, b| a.1.cmp(b.1))
-            {
-                tracing::info!(topic, partition = p, position = %last.position, "topic already holds changes up to this position; skipping those");
-            }
-            let sent = vec![None; partitions as usize];
-            self.topics.insert(topic.to_string(), TopicState { partitions, tails, sent });
-        }
-        Ok(self.topics.get_mut(topic).expect("inserted above"))
-    }
-
     fn table_route(&mut self, table: &TableId) -> TableRoute {
         if let Some(t) = self.table_topics.get(table) {
             return t.clone();
@@ -620,24 +406,6 @@ impl KafkaSink {
                 }
             }
         }
-    }
-
-    fn check_failed(&self) -> Result<(), SinkError> {
-        let mut st = self.producer.context().state.lock().unwrap_or_else(|e| e.into_inner());
-        match st.failed.take() {
-            Some(e) => Err(e),
-            None => Ok(()),
-        }
-    }
-
-    fn log_waiting(&self, what: &str) {
-        let last = self.producer.context().state.lock().unwrap_or_else(|e| e.into_inner()).last_error.clone();
-        tracing::warn!(
-            sink = %self.cfg.name,
-            in_flight = self.producer.in_flight_count(),
-            last_error = last.as_deref().unwrap_or("none"),
-            "{what}; nothing after the last delivered record is acknowledged to the source"
-        );
     }
 
     /// Publishes the open transaction's BEGIN before its first record.
@@ -825,100 +593,6 @@ impl KafkaSink {
         self.avro_fixed(&mut key, Fixed::TransactionKey, &topic)?;
         self.avro_fixed(&mut value, Fixed::TransactionValue, &topic)?;
         self.send(&topic, Some(&key), Some(&value), Mark { position: position.clone(), seq: 0 })
-    }
-
-    /// Produces a heartbeat record when one is due: key `{"serverName":
-    /// <pipeline>}`, value `{"ts_ms": <now>}` (Debezium's), with the furthest
-    /// position written in the position header. Heartbeats are not changes:
-    /// they skip the exactly-once bookkeeping (a crash may repeat or drop
-    /// one) and a full queue skips one rather than holding the source.
-    fn heartbeat(&mut self) -> Result<(), SinkError> {
-        let Some(clock) = self.heartbeat.as_mut().filter(|c| Instant::now() >= c.next) else { return Ok(()) };
-        clock.next = Instant::now() + clock.every.interval;
-        let topic = clock.topic.clone();
-        if !clock.ready {
-            self.ensure_topic(&topic, 1, false)?;
-        }
-        let clock = self.heartbeat.as_mut().expect("checked above");
-        clock.ready = true;
-        let ts_ms = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as i64);
-        let (key, value) = Heartbeat::record(&self.ctx.pipeline, ts_ms, self.debezium.schemas);
-        let position = clock.position.as_ref().map(ToString::to_string);
-        let mut headers = OwnedHeaders::new_with_capacity(1);
-        if let Some(p) = &position {
-            headers = headers.insert(Header { key: POSITION_HEADER, value: Some(p) });
-        }
-        let record: BaseRecord<'_, [u8], [u8]> =
-            BaseRecord::to(&topic).partition(0).key(key.as_slice()).payload(value.as_slice()).headers(headers);
-        match self.producer.send(record) {
-            Ok(()) | Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {}
-            Err((e, _)) => {
-                return Err(errors::definite(&e, &topic)
-                    .unwrap_or_else(|| SinkError::Data(format!("cannot produce to topic {topic}: {e}"))))
-            }
-        }
-        self.producer.poll(Duration::ZERO);
-        Ok(())
-    }
-
-    /// Waits until librdkafka has a delivery report for every record.
-    fn wait_delivered(&self) -> Result<(), SinkError> {
-        let mut since = Instant::now();
-        loop {
-            match self.producer.flush(Duration::from_millis(500)) {
-                Ok(()) => break,
-                Err(KafkaError::Flush(RDKafkaErrorCode::OperationTimedOut)) => {}
-                Err(e) => {
-                    if let Some(fatal) = errors::definite(&e, "(flush)") {
-                        return Err(fatal);
-                    }
-                }
-            }
-            self.check_failed()?;
-            if let Some((code, reason)) = self.producer.client().fatal_error() {
-                return Err(SinkError::Data(format!("kafka producer failed: {code}: {reason}")));
-            }
-            if since.elapsed() >= WAIT_LOG {
-                self.log_waiting("waiting for kafka to acknowledge records");
-                since = Instant::now();
-            }
-        }
-        self.check_failed()
-    }
-
-    /// Appends this sink's offsets record and waits for its delivery.
-    fn write_offsets(&mut self, position: &Position) -> Result<(), SinkError> {
-        let delivered = self.producer.context().state.lock().unwrap_or_else(|e| e.into_inner()).delivered.clone();
-        let mut partitions = std::mem::take(&mut self.anchors);
-        for (topic, state) in &self.topics {
-            let Some(offsets) = delivered.get(topic) else { continue };
-            for (p, mark) in state.sent.iter().enumerate() {
-                let (Some(mark), Some(&offset)) = (mark, offsets.get(p)) else { continue };
-                if offset >= 0 {
-                    partitions
-                        .entry(topic.clone())
-                        .or_default()
-                        .insert(p as i32, Anchor(offset, mark.position.to_string(), mark.seq));
-                }
-            }
-        }
-        let snapshot = Some(self.delivered.commit_record(&Durable::All).clone());
-        let record = OffsetsRecord { position: position.to_string(), partitions, snapshot };
-        let value = serde_json::to_vec(&record).expect("offsets records serialize");
-        self.anchors = record.partitions;
-        let topic = self.offsets_topic.clone();
-        let name = self.cfg.name.clone();
-        let r: BaseRecord<'_, str, [u8]> =
-            BaseRecord::to(&topic).partition(0).key(name.as_str()).payload(value.as_slice());
-        self.producer.send(r).map_err(|(e, _)| {
-            errors::definite(&e, &topic).unwrap_or_else(|| SinkError::Data(format!("cannot write {topic}: {e}")))
-        })?;
-        self.wait_delivered()?;
-        let st = self.producer.context().state.lock().unwrap_or_else(|e| e.into_inner());
-        self.offsets_offset = st.delivered.get(&topic).and_then(|o| o.first().copied()).filter(|&o| o >= 0);
-        Ok(())
     }
 }
 
