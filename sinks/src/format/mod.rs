@@ -9,6 +9,7 @@ mod converters;
 pub mod debezium;
 pub mod envelope;
 pub mod routing;
+mod scalars;
 pub mod schema;
 pub mod values;
 
