@@ -14,7 +14,6 @@
 //! walsenders first) and the database, so no slot is left pinning WAL.
 
 use std::future::Future;
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::str::FromStr;
@@ -24,6 +23,10 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use tempfile::TempDir;
 use tokio_postgres::{Client, NoTls, Row};
+
+use crate::events::read_complete_lines;
+
+pub use crate::events::{assert_key_only, assert_row, changes, columns, for_each_jsonl, ops, read_jsonl};
 
 /// How long one `outflow` invocation may take before the test fails.
 pub const RUN_TIMEOUT: Duration = Duration::from_secs(300);
@@ -625,100 +628,6 @@ where
 }
 
 // ---------------------------------------------------------------------------
-// Reading the JSONL sink
-
-/// Calls `f(line_number, value)` for each line of a finished JSONL file,
-/// parsed independently with serde_json. Fails on a missing file, a line
-/// that is not JSON, or a partial (unterminated) last line. Streams, so it
-/// suits large outputs.
-pub fn for_each_jsonl(path: &Path, mut f: impl FnMut(usize, Value)) {
-    let file = std::fs::File::open(path).unwrap_or_else(|e| panic!("opening {}: {e}", path.display()));
-    let mut reader = BufReader::new(file);
-    let mut line = String::new();
-    let mut number = 0;
-    loop {
-        line.clear();
-        let n = reader.read_line(&mut line).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
-        if n == 0 {
-            return;
-        }
-        number += 1;
-        assert!(line.ends_with('\n'), "{}: line {number} is partial (no trailing newline): {line:?}", path.display());
-        let value = serde_json::from_str(&line)
-            .unwrap_or_else(|e| panic!("{}: line {number} is not JSON ({e}): {line}", path.display()));
-        f(number, value);
-    }
-}
-
-/// All lines of a finished JSONL file (see [`for_each_jsonl`]).
-pub fn read_jsonl(path: &Path) -> Vec<Value> {
-    let mut values = Vec::new();
-    for_each_jsonl(path, |_, v| values.push(v));
-    values
-}
-
-fn read_complete_lines(path: &Path) -> Vec<Value> {
-    let Ok(text) = std::fs::read_to_string(path) else {
-        return Vec::new();
-    };
-    let complete = match text.rfind('\n') {
-        Some(end) => &text[..end],
-        None => return Vec::new(),
-    };
-    complete
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{}: not JSON ({e}): {l}", path.display())))
-        .collect()
-}
-
-// ---------------------------------------------------------------------------
-// Looking at events
-
-/// The row-change events (`op` in c, u, d, t, r) of `table`, in file order.
-pub fn changes<'a>(events: &'a [Value], table: &str) -> Vec<&'a Value> {
-    events
-        .iter()
-        .filter(|e| matches!(e["op"].as_str(), Some("c" | "u" | "d" | "t" | "r")))
-        .filter(|e| e["source"]["table"].as_str() == Some(table))
-        .collect()
-}
-
-/// The `op` codes of `events`, e.g. `["c", "u", "d"]`.
-pub fn ops(events: &[&Value]) -> Vec<String> {
-    events.iter().map(|e| e["op"].as_str().unwrap_or("?").to_string()).collect()
-}
-
-/// Asserts `row` is a JSON object with exactly `expected`'s columns and values.
-#[track_caller]
-pub fn assert_row(row: &Value, expected: Value) {
-    assert_eq!(row, &expected, "row mismatch");
-}
-
-/// Asserts `row` carries `key`'s columns with their values and nothing else
-/// but nulls (a key-only old tuple: Debezium renders the other columns null).
-#[track_caller]
-pub fn assert_key_only(row: &Value, key: Value) {
-    let row_obj = row.as_object().unwrap_or_else(|| panic!("expected a key-only row, got {row}"));
-    let key_obj = key.as_object().expect("key must be a JSON object");
-    for (column, value) in key_obj {
-        assert_eq!(row_obj.get(column), Some(value), "key column {column} in {row}");
-    }
-    for (column, value) in row_obj {
-        if !key_obj.contains_key(column) {
-            assert!(value.is_null(), "non-key column {column} should be null in a key-only row: {row}");
-        }
-    }
-}
-
-/// The sorted column names of a row object.
-pub fn columns(row: &Value) -> Vec<String> {
-    let mut names: Vec<String> =
-        row.as_object().unwrap_or_else(|| panic!("expected a row object, got {row}")).keys().cloned().collect();
-    names.sort();
-    names
-}
-
-// ---------------------------------------------------------------------------
 // Crashing while a writer is busy
 
 /// Inserts ids `from..from+count` into `t (id, payload)` in transactions of
@@ -763,17 +672,6 @@ pub async fn kill_9_while_writing(
         db.wait_for_slot_idle().await;
     }
     rounds * per_round
-}
-
-/// Sends SIGCONT to a process a test froze with SIGSTOP when dropped, even
-/// if the test fails while it is stopped.
-pub struct Thaw(pub u32);
-
-impl Drop for Thaw {
-    fn drop(&mut self) {
-        // SAFETY: kill(2) with a pid the test started and a valid signal number.
-        unsafe { libc::kill(self.0 as libc::pid_t, libc::SIGCONT) };
-    }
 }
 
 /// The PostgreSQL type corpus (`tests/golden/pg_types.sql`): creates its

@@ -24,10 +24,11 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::harness::write_rows;
-use crate::harness::{env_var, kill_9_while_writing, wait_for, Outflow, TestDb, Thaw, SHORT};
+use crate::harness::{env_var, kill_9_while_writing, wait_for, Outflow, TestDb, SHORT};
 use crate::kafka::unique_name;
 use crate::lifecycle::{assert_lifecycle, write_lifecycle, LIFECYCLE_CHANGES};
 use crate::outage::confirmed_flush_lsn;
+use crate::own_servers::Thaw;
 
 const STREAM: &str = "outflow-cdc";
 

@@ -25,6 +25,7 @@ mod check_sinks;
 mod cli;
 mod debezium;
 mod durability;
+mod events;
 mod fanout;
 mod harness;
 mod http;

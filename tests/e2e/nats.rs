@@ -25,10 +25,11 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use crate::harness::{env_var, kill_9_while_writing, wait_for, Outcome, Outflow, TestDb, Thaw};
+use crate::harness::{env_var, kill_9_while_writing, wait_for, Outcome, Outflow, TestDb};
 use crate::kafka::unique_name;
 use crate::lifecycle::{assert_lifecycle, write_lifecycle};
 use crate::outage::{confirmed_flush_lsn, slot_holds_while_down};
+use crate::own_servers::Thaw;
 
 /// A `nats-server -js` of one test's own, with an optional config file
 /// (auth users, `max_payload`). Stopped on drop.

@@ -217,3 +217,14 @@ impl Drop for OwnMariaDb {
         }
     }
 }
+
+/// Sends SIGCONT to a process a test froze with SIGSTOP when dropped, even
+/// if the test fails while it is stopped.
+pub struct Thaw(pub u32);
+
+impl Drop for Thaw {
+    fn drop(&mut self) {
+        // SAFETY: kill(2) with a pid the test started and a valid signal number.
+        unsafe { libc::kill(self.0 as libc::pid_t, libc::SIGCONT) };
+    }
+}

@@ -26,9 +26,10 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use crate::harness::{env_var, kill_9_while_writing, wait_for, Outflow, TestDb, Thaw};
+use crate::harness::{env_var, kill_9_while_writing, wait_for, Outflow, TestDb};
 use crate::kafka::unique_name;
 use crate::outage::{confirmed_flush_lsn, slot_holds_while_down};
+use crate::own_servers::Thaw;
 
 /// A `rabbitmq-server` of the tests' own: AMQP and stream ports, the
 /// server script and the Erlang VM's pid.

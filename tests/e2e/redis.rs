@@ -22,10 +22,11 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use crate::harness::{env_var, kill_9_while_writing, wait_for, write_rows, Outflow, TestDb, Thaw, SHORT};
+use crate::harness::{env_var, kill_9_while_writing, wait_for, write_rows, Outflow, TestDb, SHORT};
 use crate::kafka::unique_name;
 use crate::lifecycle::{assert_lifecycle, write_lifecycle};
 use crate::outage::slot_holds_while_down;
+use crate::own_servers::Thaw;
 
 /// A `redis-server` of one test's own. Stopped on drop.
 struct OwnRedis {
