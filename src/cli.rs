@@ -17,6 +17,7 @@ use crate::pipeline::{spawn_sink, SinkHandle, SinkStart};
 use crate::snapshot::{least_progress, SnapshotPlan};
 use crate::source::{Purpose, StreamRun};
 use crate::state::{SourceIdentity, StateDir, TableSnapshot};
+use crate::transform::Transforms;
 
 /// `outflow --version`: the crate version and the git revision built from.
 pub const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (", env!("OUTFLOW_GIT_REVISION"), ")");
@@ -181,7 +182,7 @@ async fn run(config_path: &Path, until_caught_up: bool) -> Result<()> {
             check_identity(&state, known, &probed)?;
         }
     }
-    let source = factory.connect(Purpose::Run { has_offsets }).await?;
+    let source = factory.connect(Purpose::Run { has_offsets }, &config.global_transforms()?).await?;
     let this = source.identity();
     match &identity {
         Some(known) => check_identity(&state, known, &this)?,
@@ -221,7 +222,8 @@ async fn run(config_path: &Path, until_caught_up: bool) -> Result<()> {
     let mut handles = Vec::new();
     for ((sink_cfg, (offset, position)), (sink, snapshot)) in config.sinks.iter().zip(starts).zip(sinks) {
         let start = SinkStart { position, events: offset.as_ref().map_or(0, |o| o.events), snapshot };
-        handles.push(spawn_sink(sink_cfg.name().to_string(), sink, Some(state.clone()), start, COMMIT_INTERVAL));
+        let transforms = config.sink_transforms(sink_cfg)?;
+        handles.push(spawn_sink(sink_cfg.name().to_string(), sink, Some(state.clone()), start, COMMIT_INTERVAL, transforms));
     }
     let run = StreamRun {
         sinks: &mut handles,
@@ -230,6 +232,7 @@ async fn run(config_path: &Path, until_caught_up: bool) -> Result<()> {
         exit_after_snapshot: config.snapshot.mode == SnapshotMode::InitialOnly,
         until_caught_up,
         stop: shutdown_on_signal(),
+        transforms: config.global_transforms()?,
     };
     source.stream(run).await?;
     report_done(&handles);
@@ -253,7 +256,7 @@ fn check_identity(state: &StateDir, known: &SourceIdentity, this: &SourceIdentit
 
 async fn tail(config_path: &Path, until_caught_up: bool) -> Result<()> {
     let config = Config::load(config_path)?;
-    let source = config.source.factory().connect(Purpose::Tail).await?;
+    let source = config.source.factory().connect(Purpose::Tail, &config.global_transforms()?).await?;
     let ctx = source.sink_context(&config.name);
     let stdout = outflow_sinks::jsonl::JsonlConfig {
         name: "tail".into(),
@@ -264,7 +267,8 @@ async fn tail(config_path: &Path, until_caught_up: bool) -> Result<()> {
         schemas: false,
     };
     let sink = stdout.build(ctx, None)?;
-    let mut handles = vec![spawn_sink("tail".into(), Box::new(sink), None, SinkStart::default(), COMMIT_INTERVAL)];
+    let sink = spawn_sink("tail".into(), Box::new(sink), None, SinkStart::default(), COMMIT_INTERVAL, Transforms::default());
+    let mut handles = vec![sink];
     let run = StreamRun {
         sinks: &mut handles,
         state: None,
@@ -272,6 +276,7 @@ async fn tail(config_path: &Path, until_caught_up: bool) -> Result<()> {
         exit_after_snapshot: false,
         until_caught_up,
         stop: shutdown_on_signal(),
+        transforms: config.global_transforms()?,
     };
     source.stream(run).await
 }

@@ -9,6 +9,7 @@ use outflow_sinks::settings::Interval;
 use serde::Deserialize;
 
 use crate::error::{Error, Result};
+use crate::transform::{TransformConfig, Transforms};
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -22,7 +23,10 @@ pub struct Config {
     #[serde(default)]
     pub state: StateConfig,
     #[serde(default, rename = "sink")]
-    pub sinks: Vec<SinkConfig>,
+    pub sinks: Vec<SinkEntry>,
+    /// `[[transform]]`: column exclusions and masks (see `src/transform/`).
+    #[serde(default, rename = "transform")]
+    pub transforms: Vec<TransformConfig>,
     /// `[admin]`: the HTTP server for health checks, metrics and status.
     #[serde(default)]
     pub admin: Option<AdminConfig>,
@@ -153,9 +157,41 @@ impl AdminConfig {
     }
 }
 
-/// One `[[sink]]`: its kind and settings; the kinds are listed once, in
+/// One `[[sink]]`'s kind and settings; the kinds are listed once, in
 /// the sinks crate's registry.
 pub use outflow_sinks::SinkConfig;
+
+/// One `[[sink]]`: its kind's settings, and the named transforms that apply
+/// to it alone (`transforms = ["mask-pii"]`), which outflow reads before the
+/// kind's settings so that no sink kind has to know about them.
+#[derive(Debug, Clone)]
+pub struct SinkEntry {
+    pub config: SinkConfig,
+    pub transforms: Vec<String>,
+}
+
+impl std::ops::Deref for SinkEntry {
+    type Target = SinkConfig;
+
+    fn deref(&self) -> &SinkConfig {
+        &self.config
+    }
+}
+
+impl<'de> Deserialize<'de> for SinkEntry {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        use serde::de::Error as _;
+        let mut table = toml::Table::deserialize(d)?;
+        let transforms = match table.remove("transforms") {
+            None => Vec::new(),
+            Some(list) => Vec::<String>::deserialize(list)
+                .map_err(|e| D::Error::custom(format!("transforms: {}", e.message().trim())))?,
+        };
+        // The kind's own errors keep their message (the line is found from it).
+        let config = SinkConfig::deserialize(toml::Value::Table(table)).map_err(|e| D::Error::custom(e.message()))?;
+        Ok(SinkEntry { config, transforms })
+    }
+}
 
 impl Config {
     pub fn load(path: &Path) -> Result<Config> {
@@ -185,14 +221,7 @@ impl Config {
                 "list the tables to capture, e.g. tables = [\"public.orders\"]",
             ));
         }
-        for t in source.tables() {
-            if t.split('.').count() != 2 || t.starts_with('.') || t.ends_with('.') {
-                return Err(Error::config(
-                    format!("[source] tables: {t:?} is not of the form schema.table"),
-                    "write tables as \"public.orders\" (a trailing * matches a prefix)",
-                ));
-            }
-        }
+        source.table_filter()?;
         // Checked now (e.g. the URL parsed), so a malformed value is a config
         // error before anything is created (state directory, slot, publication).
         source.validate()?;
@@ -226,6 +255,7 @@ impl Config {
                 Error::config(e.to_string(), format!("fix the [[sink]] named {:?} in the config", sink.name()))
             })?;
         }
+        self.validate_transforms()?;
         for name in names {
             if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
                 return Err(Error::config(
@@ -235,6 +265,54 @@ impl Config {
             }
         }
         Ok(())
+    }
+}
+
+impl Config {
+    fn validate_transforms(&self) -> Result<()> {
+        for (index, transform) in self.transforms.iter().enumerate() {
+            transform.validate(index)?;
+        }
+        let mut named: Vec<&str> = self.transforms.iter().filter_map(|t| t.name.as_deref()).collect();
+        named.sort();
+        if let Some(w) = named.windows(2).find(|w| w[0] == w[1]) {
+            return Err(Error::config(
+                format!("two [[transform]] entries are named {:?}", w[0]),
+                "give every named transform a unique name",
+            ));
+        }
+        for sink in &self.sinks {
+            if let Some(unknown) = sink.transforms.iter().find(|t| !named.contains(&t.as_str())) {
+                return Err(Error::config(
+                    format!("[[sink]] {:?} lists transform {unknown:?}, but no [[transform]] has that name", sink.name()),
+                    match named.is_empty() {
+                        true => "add a [[transform]] with name = \"...\" and list that name".to_string(),
+                        false => format!("named transforms: {}", named.join(", ")),
+                    },
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether a sink lists `transform` (it is then not applied to the others).
+    fn sink_specific(&self, transform: &TransformConfig) -> bool {
+        transform.name.as_ref().is_some_and(|n| self.sinks.iter().any(|s| s.transforms.contains(n)))
+    }
+
+    /// The transforms every sink gets, applied once in the stream driver.
+    pub fn global_transforms(&self) -> Result<Transforms> {
+        Transforms::new(&self.transforms, |t| !self.sink_specific(t))
+    }
+
+    /// The transforms only `sink` gets, in the order it lists them.
+    pub fn sink_transforms(&self, sink: &SinkEntry) -> Result<Transforms> {
+        let ordered: Vec<TransformConfig> = sink
+            .transforms
+            .iter()
+            .filter_map(|name| self.transforms.iter().find(|t| t.name.as_ref() == Some(name)).cloned())
+            .collect();
+        Transforms::new(&ordered, |_| true)
     }
 }
 
@@ -409,12 +487,12 @@ mod tests {
         let text = MINIMAL.replace("kind = \"jsonl\"\n        path = \"out.jsonl\"", iceberg);
         let c = Config::parse(&text, "test").unwrap();
         assert_eq!(c.sinks[0].kind(), "iceberg");
-        let SinkConfig::Iceberg(ice) = &c.sinks[0] else { panic!("{:?}", c.sinks[0]) };
+        let SinkConfig::Iceberg(ice) = &c.sinks[0].config else { panic!("{:?}", c.sinks[0]) };
         assert_eq!(ice.mode, outflow_sinks::iceberg::Mode::Append);
         assert_eq!(ice.catalog_name, "outflow");
         assert_eq!(ice.commit_interval.0, std::time::Duration::from_secs(60));
         let upsert = text.replace("catalog =", "mode = \"upsert\"\n catalog =");
-        let SinkConfig::Iceberg(ice) = &Config::parse(&upsert, "test").unwrap().sinks[0] else { panic!() };
+        let SinkConfig::Iceberg(ice) = &Config::parse(&upsert, "test").unwrap().sinks[0].config else { panic!() };
         assert_eq!(ice.mode, outflow_sinks::iceberg::Mode::Upsert);
         let merge = text.replace("catalog =", "mode = \"merge\"\n catalog =");
         let err = Config::parse(&merge, "test").unwrap_err().to_string();
@@ -511,6 +589,43 @@ mod tests {
             .replace("tables = [\"public.orders\"]", "tables = 5");
         let err = Config::parse(&text, "t.toml").unwrap_err();
         assert!(!err.message.contains("hunter2"), "{}", err.message);
+    }
+
+    #[test]
+    fn transforms_apply_globally_unless_a_sink_names_them() {
+        let text = format!(
+            "{MINIMAL}transforms = [\"pii\"]\n\
+             [[sink]]\nname = \"raw\"\nkind = \"jsonl\"\npath = \"raw.jsonl\"\n\
+             [[transform]]\nname = \"pii\"\nexclude_columns = [\"ssn\"]\n\
+             [[transform]]\ntables = [\"public.*\"]\nredact_columns = {{ notes = 3 }}\n"
+        );
+        let c = Config::parse(&text, "test").unwrap();
+        assert_eq!(c.sinks[0].transforms, ["pii"]);
+        assert!(c.sinks[1].transforms.is_empty());
+        let users = outflow_model::TableId::new("public", "users");
+        assert!(c.global_transforms().unwrap().excluded_columns(&users).is_empty());
+        assert_eq!(c.sink_transforms(&c.sinks[0]).unwrap().excluded_columns(&users), ["ssn"]);
+        assert!(c.sink_transforms(&c.sinks[1]).unwrap().is_empty());
+
+        // A sink's own keys are still checked, with the line found.
+        let err = Config::parse(&format!("{MINIMAL}transforms = [\"pii\"]\nflush = 1\n[[transform]]\nname = \"pii\"\n"), "t")
+            .unwrap_err();
+        assert!(err.message.contains("line 11 `flush = 1`: unknown field `flush`"), "{}", err.message);
+        let err = Config::parse(&format!("{MINIMAL}transforms = \"pii\"\n"), "t").unwrap_err();
+        assert!(err.message.contains("transforms: invalid type: string \"pii\", expected a sequence"), "{}", err.message);
+        let err = Config::parse(&format!("{MINIMAL}[[transform]]\nname = \"a\"\n[[transform]]\nname = \"a\"\n"), "t")
+            .unwrap_err();
+        assert_eq!(err.message, "two [[transform]] entries are named \"a\"");
+    }
+
+    #[test]
+    fn exclude_tables_and_regexes_are_checked() {
+        let text = MINIMAL.replace("tables =", "exclude_tables = [\"re:^public\\\\.tmp_\\\\d+$\"]\n tables =");
+        let c = Config::parse(&text, "test").unwrap();
+        let filter = c.source.factory().table_filter().unwrap();
+        assert!(filter.matches("public", "orders"));
+        let err = Config::parse(&MINIMAL.replace("tables =", "exclude_tables = [\"re:(\"]\n tables ="), "t").unwrap_err();
+        assert!(err.message.starts_with("[source] tables or exclude_tables: \"re:(\" is not a valid regular expression"), "{}", err.message);
     }
 
     #[test]

@@ -19,6 +19,7 @@ pub mod source;
 pub mod state;
 pub mod status;
 pub mod stream;
+pub mod transform;
 
 // The registered sources: a new one is a folder under `src/` and a line here.
 config::sources! {

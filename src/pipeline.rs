@@ -62,6 +62,7 @@ use crate::failpoints;
 use crate::health::health;
 use crate::metrics::{metrics, EventLabels, SinkLabel, TableLabel};
 use crate::state::{now_rfc3339, SinkOffset, StateDir, TableSnapshot};
+use crate::transform::Transforms;
 
 pub type Batch = Arc<Vec<StreamItem>>;
 
@@ -114,6 +115,7 @@ pub fn spawn_sink(
     state: Option<Arc<StateDir>>,
     start: SinkStart,
     commit_interval: Duration,
+    transforms: Transforms,
 ) -> SinkHandle {
     let (tx, mut rx) = mpsc::channel::<Batch>(QUEUE_BATCHES);
     let (durable_tx, durable) = watch::channel(start.position.clone());
@@ -149,6 +151,7 @@ pub fn spawn_sink(
                 bytes: 0,
                 idle: worker_idle,
                 durable_asked: worker_durable_asked,
+                transforms,
             };
             let result = worker.run(sink.as_mut(), &mut rx, &runtime, commit_interval);
             if let Err(e) = &result {
@@ -197,6 +200,8 @@ struct Worker {
     idle: Arc<AtomicBool>,
     /// [`ask_durable_now`] was called: commit everything at the next boundary.
     durable_asked: Arc<AtomicBool>,
+    /// The transforms this sink alone gets (after the global ones).
+    transforms: Transforms,
 }
 
 impl Worker {
@@ -251,6 +256,14 @@ impl Worker {
                 } else {
                     Cow::Owned(old.iter().filter(|i| i.position().is_none()).chain(new).cloned().collect())
                 }
+            }
+        };
+        let fresh = match self.transforms.is_empty() {
+            true => fresh,
+            false => {
+                let mut own = fresh.into_owned();
+                self.transforms.apply(&mut own)?;
+                Cow::Owned(own)
             }
         };
         let fresh = &fresh[..];

@@ -28,18 +28,20 @@
 //! the minimum durable position ([`Source::open`]) may send items again.
 
 use std::future::Future;
+use std::sync::Arc;
 
 use futures::future::BoxFuture;
-use outflow_model::{Position, StreamItem, TableId, TableSchema};
+use outflow_model::{Position, StreamItem, TableFilter, TableId, TableSchema};
 use outflow_sinks::SinkContext;
 use serde_json::{Map, Value};
 use tokio_util::sync::CancellationToken;
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::pipeline::SinkHandle;
 use crate::report::Checklist;
 use crate::snapshot::{SnapshotPlan, Snapshots};
 use crate::state::{SourceIdentity, StateDir, TableSnapshot};
+use crate::transform::Transforms;
 
 /// What the source is being prepared for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -54,9 +56,22 @@ pub enum Purpose {
 /// A source kind's handling of its `[source]` config: everything the
 /// commands ask of a source before (or without) streaming.
 pub trait SourceFactory: Send + Sync {
-    /// The configured table patterns (`schema.table`, a trailing `*`
-    /// matching a prefix), checked for their form by the config.
+    /// The configured table patterns (`[source] tables`: globs over
+    /// `schema.table`, or regexes after `re:`), checked by the config.
     fn tables(&self) -> &[String];
+
+    /// `[source] exclude_tables`: patterns of tables not captured.
+    fn exclude_tables(&self) -> &[String];
+
+    /// The captured tables' filter: `tables` minus `exclude_tables`.
+    fn table_filter(&self) -> Result<TableFilter> {
+        TableFilter::new(self.tables(), self.exclude_tables()).map_err(|e| {
+            Error::config(
+                format!("[source] tables or exclude_tables: {e}"),
+                "write tables as \"schema.table\" globs (* and ? within a name) or as \"re:<regular expression>\"",
+            )
+        })
+    }
 
     /// Checks the config without connecting (a malformed URL, a value the
     /// server would refuse), as a config error; runs before anything is
@@ -71,7 +86,9 @@ pub trait SourceFactory: Send + Sync {
 
     /// Connects, checks the server's settings and privileges (each refusal
     /// an error saying what to change), and sets up what streaming needs.
-    fn connect(&self, purpose: Purpose) -> BoxFuture<'_, Result<Box<dyn AnySource>>>;
+    /// `transforms` are the global ones: a source may push their column
+    /// exclusions down to the server (PostgreSQL's publication column lists).
+    fn connect<'a>(&'a self, purpose: Purpose, transforms: &'a Transforms) -> BoxFuture<'a, Result<Box<dyn AnySource>>>;
 
     /// `outflow check`: one [`Checklist::item`] per condition `connect` and
     /// streaming rely on, each failure with its exact fix (SQL or setting).
@@ -215,6 +232,8 @@ pub struct StreamRun<'a> {
     pub exit_after_snapshot: bool,
     pub until_caught_up: bool,
     pub stop: CancellationToken,
+    /// The transforms every sink gets (see `src/transform/`).
+    pub transforms: Transforms,
 }
 
 /// A connected [`Source`], boxed: what the commands hold.
@@ -235,6 +254,8 @@ pub struct Emit<'a> {
     pub(crate) snapshots: &'a mut Option<Snapshots>,
     pub(crate) state: Option<&'a StateDir>,
     pub(crate) durable_asked: bool,
+    /// The global transforms: the schema history records the shape sinks see.
+    pub(crate) transforms: &'a mut Transforms,
 }
 
 impl<'a> Emit<'a> {
@@ -291,9 +312,9 @@ impl<'a> Emit<'a> {
     /// Appends a table's shape, with the DDL that caused it, to the schema
     /// history (unless the last entry already has these columns: a restart
     /// re-announces every table it meets); nothing without a state directory.
-    pub fn record_schema(&self, schema: &TableSchema, ddl: Option<&str>) -> Result<()> {
+    pub fn record_schema(&mut self, schema: &Arc<TableSchema>, ddl: Option<&str>) -> Result<()> {
         match self.state {
-            Some(state) => record_schema(state, schema, ddl),
+            Some(state) => record_schema(state, &*self.transforms.schema(schema)?, ddl),
             None => Ok(()),
         }
     }

@@ -52,6 +52,7 @@ use crate::pipeline::{
 use crate::snapshot::{receive, SnapshotPlan, Snapshots};
 use crate::source::{AnySource, Emit, Source, StreamRun, BATCH_ITEMS};
 use crate::state::{SourceIdentity, StateDir, TableSnapshot};
+use crate::transform::Transforms;
 
 /// How often the durable position is acknowledged when nothing else prompts it.
 const STATUS_INTERVAL: Duration = Duration::from_secs(10);
@@ -77,8 +78,8 @@ impl<S: Source> AnySource for S {
 /// Streams `source` into the sinks until stopped or done (see the module
 /// doc); returns after the sinks have drained and committed.
 async fn drive<S: Source>(mut source: S, run: StreamRun<'_>) -> Result<()> {
-    let StreamRun { sinks, state, snapshot, exit_after_snapshot, until_caught_up, stop } = run;
-    let mut driver = Driver { sinks, state, plan: snapshot, snapshots: None, exit_after_snapshot, stop };
+    let StreamRun { sinks, state, snapshot, exit_after_snapshot, until_caught_up, stop, transforms } = run;
+    let mut driver = Driver { sinks, state, plan: snapshot, snapshots: None, exit_after_snapshot, stop, transforms };
     let result = driver.run(&mut source, until_caught_up).await;
     health().set_phase(Phase::Stopping);
     let sink_result = finish_all(driver.sinks).await;
@@ -95,6 +96,8 @@ struct Driver<'a> {
     snapshots: Option<Snapshots>,
     exit_after_snapshot: bool,
     stop: CancellationToken,
+    /// Applied to every batch before the fan-out.
+    transforms: Transforms,
 }
 
 impl Driver<'_> {
@@ -178,7 +181,8 @@ impl Driver<'_> {
         loop {
             source.place_snapshots(&mut self.emit(&mut batch));
             if !batch.is_empty() && (batch.len() >= BATCH_ITEMS || !source.hold_batch()) {
-                let full = std::mem::replace(&mut batch, Vec::with_capacity(BATCH_ITEMS));
+                let mut full = std::mem::replace(&mut batch, Vec::with_capacity(BATCH_ITEMS));
+                self.transforms.apply(&mut full)?;
                 if send_all(self.sinks, full).await.is_err() {
                     return Ok(Flow::Done); // a sink stopped; `finish` reports why
                 }
@@ -224,13 +228,20 @@ impl Driver<'_> {
         // Whole items decoded before the stop (e.g. the last snapshot chunk
         // for `initial_only`) still go to the sinks.
         if !batch.is_empty() {
+            self.transforms.apply(&mut batch)?;
             let _ = send_all(self.sinks, batch).await;
         }
         Ok(Flow::Done)
     }
 
     fn emit<'b>(&'b mut self, batch: &'b mut Vec<StreamItem>) -> Emit<'b> {
-        Emit { batch, snapshots: &mut self.snapshots, state: self.state, durable_asked: false }
+        Emit {
+            batch,
+            snapshots: &mut self.snapshots,
+            state: self.state,
+            durable_asked: false,
+            transforms: &mut self.transforms,
+        }
     }
 
     /// Starts a snapshot for each table `outflow snapshot --table` asked for.

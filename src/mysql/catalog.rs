@@ -177,7 +177,7 @@ impl Catalog {
 
     /// The base tables the `db.table` patterns of `[source] tables` match now
     /// (system schemas left out), for snapshots.
-    pub async fn resolve_tables(&mut self, patterns: &[String]) -> Result<Vec<TableId>> {
+    pub async fn resolve_tables(&mut self, filter: &TableFilter) -> Result<Vec<TableId>> {
         let rows: Vec<(String, String)> = self
             .conn
             .query(
@@ -187,7 +187,6 @@ impl Catalog {
             )
             .await
             .map_err(|e| sql_error("listing tables", e))?;
-        let filter = TableFilter::new(patterns);
         Ok(rows.into_iter().filter(|(d, t)| filter.matches(d, t)).map(|(d, t)| TableId::new(d, t)).collect())
     }
 

@@ -6,6 +6,7 @@ use super::catalog::{display, parse_url, sql_error, Catalog};
 use super::config::MysqlConfig;
 use crate::error::Result;
 use crate::report::Checklist;
+use crate::source::SourceFactory;
 
 pub async fn preflight(cfg: &MysqlConfig, report: &mut Checklist) -> Result<()> {
     let where_ = display(&parse_url(&cfg.url)?);
@@ -49,7 +50,7 @@ pub async fn preflight(cfg: &MysqlConfig, report: &mut Checklist) -> Result<()> 
         &format!("[source] server_id {ours} differs from the server's own ({})", catalog.server_id),
         "choose a server_id no server or replica in the topology uses",
     );
-    let tables = catalog.resolve_tables(&cfg.tables).await?;
+    let tables = catalog.resolve_tables(&cfg.table_filter()?).await?;
     report.item(
         !tables.is_empty(),
         &format!("[source] tables match {} table(s)", tables.len()),

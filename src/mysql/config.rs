@@ -10,7 +10,11 @@ pub const DEFAULT_SERVER_ID: u32 = 5401;
 #[serde(deny_unknown_fields)]
 pub struct MysqlConfig {
     pub url: String,
+    /// Table patterns to capture (`schema.table` globs, or regexes after `re:`).
     pub tables: Vec<String>,
+    /// Patterns of tables not to capture even though `tables` matches them.
+    #[serde(default)]
+    pub exclude_tables: Vec<String>,
     /// The replica id outflow registers with; unique among the server's
     /// replicas (default 5401).
     #[serde(default)]

@@ -11,10 +11,15 @@ use crate::error::{Error, Result};
 use crate::report::Checklist;
 use crate::source::{AnySource, Purpose, SourceFactory, SourceStatus};
 use crate::state::SourceIdentity;
+use crate::transform::Transforms;
 
 impl SourceFactory for MysqlConfig {
     fn tables(&self) -> &[String] {
         &self.tables
+    }
+
+    fn exclude_tables(&self) -> &[String] {
+        &self.exclude_tables
     }
 
     fn validate(&self) -> Result<()> {
@@ -34,7 +39,9 @@ impl SourceFactory for MysqlConfig {
 
     /// Nothing is left on the server either way: run and tail differ only in
     /// whether offsets are stored.
-    fn connect(&self, _purpose: Purpose) -> BoxFuture<'_, Result<Box<dyn AnySource>>> {
+    /// The binlog carries whole rows (`binlog_row_image = FULL`): column
+    /// exclusions cannot be pushed to the server; the transforms drop them.
+    fn connect<'a>(&'a self, _purpose: Purpose, _transforms: &'a Transforms) -> BoxFuture<'a, Result<Box<dyn AnySource>>> {
         Box::pin(async move { Ok(Box::new(MysqlSource::prepare(self).await?) as Box<dyn AnySource>) })
     }
 

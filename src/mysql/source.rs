@@ -47,7 +47,7 @@ use super::config::MysqlConfig;
 use super::snapshot::ReaderConfig;
 use crate::error::{Error, ErrorClass, Result};
 use crate::snapshot::Snapshots;
-use crate::source::{record_schema, Emit, Source};
+use crate::source::{Emit, Source, SourceFactory};
 use crate::state::{SourceIdentity, TableSnapshot};
 
 /// MariaDB heartbeat period while idle.
@@ -96,13 +96,14 @@ impl MysqlSource {
         let server_id = cfg.server_id();
         catalog.preflight(server_id).await?;
         let database = catalog.opts.db_name().unwrap_or("").to_string();
-        let captured = catalog.resolve_tables(&cfg.tables).await?;
+        let filter = cfg.table_filter()?;
+        let captured = catalog.resolve_tables(&filter).await?;
         Ok(MysqlSource {
             catalog,
             server_id,
             captured,
             database,
-            filter: TableFilter::new(&cfg.tables),
+            filter,
             stale_catalog: false,
             start: None,
             target: None,
@@ -361,7 +362,6 @@ fn stream_error(e: mysql_async::Error, start: &MysqlAnchor) -> Error {
 /// Between two transactions: opens the windows readers asked for and
 /// emits the chunks the stream is past.
 fn place(decoder: &BinlogDecoder, last: &mut Option<Position>, out: &mut Emit<'_>) {
-    let state = out.state();
     let (Some(s), batch) = out.snapshots_and_batch() else { return };
     let here = Position::mysql(decoder.file_anchor());
     s.windows.open_pending(&here);
@@ -385,6 +385,7 @@ fn place(decoder: &BinlogDecoder, last: &mut Option<Position>, out: &mut Emit<'_
     }
     *last = batch.last().and_then(StreamItem::position).cloned();
     let mut recorded = std::collections::HashSet::new();
+    let mut first_seen = Vec::new();
     for item in &mut batch[from..] {
         let StreamItem::Change(ev) = item else { continue };
         match decoder.schema(&ev.table.id) {
@@ -397,12 +398,15 @@ fn place(decoder: &BinlogDecoder, last: &mut Option<Position>, out: &mut Emit<'_
             }
             None => {
                 // Not announced by the stream yet: the history starts with the snapshot's shape.
-                if let (true, Some(state)) = (recorded.insert(ev.table.id.clone()), state) {
-                    if let Err(e) = record_schema(state, &ev.table, None) {
-                        tracing::warn!(table = %ev.table.id, error = %e.message, "cannot record the snapshot's schema");
-                    }
+                if recorded.insert(ev.table.id.clone()) {
+                    first_seen.push(ev.table.clone());
                 }
             }
+        }
+    }
+    for schema in first_seen {
+        if let Err(e) = out.record_schema(&schema, None) {
+            tracing::warn!(table = %schema.id, error = %e.message, "cannot record the snapshot's schema");
         }
     }
 }

@@ -1,13 +1,13 @@
 //! Ordinary SQL against the source (tokio-postgres): preflight checks, the
 //! publication, slot facts, user-defined types, the server's WAL position.
 
-use std::collections::BTreeSet;
 
 use outflow_decoders::pg_type_registry::PgType;
+use outflow_model::TableFilter;
 use tokio_postgres::{Client, NoTls};
 
 use super::params::PgParams;
-use super::sql::{connection_lost, ident};
+use super::sql::connection_lost;
 use super::tls;
 use crate::error::{Error, Result};
 
@@ -85,101 +85,35 @@ impl Catalog {
         Ok(row.get(0))
     }
 
-    /// Expands the configured table patterns (`schema.table`, `schema.prefix*`)
-    /// to existing tables, refusing patterns that match nothing.
-    pub async fn resolve_tables(&self, patterns: &[String]) -> Result<Vec<(String, String)>> {
-        let mut out = BTreeSet::new();
-        for pattern in patterns {
-            let (schema, table) = pattern.split_once('.').unwrap_or(("public", pattern));
-            let like = table.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_").replace('*', "%");
-            let rows = self
-                .client
-                .query(
-                    "SELECT n.nspname, c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
-                     WHERE c.relkind IN ('r','p') AND n.nspname = $1 AND c.relname LIKE $2 AND NOT c.relispartition \
-                     ORDER BY 1, 2",
-                    &[&schema, &like],
-                )
-                .await
-                .map_err(|e| sql_error("listing tables", &e))?;
-            if rows.is_empty() {
-                return Err(Error::config(
-                    format!("table {pattern} does not exist in database at {}", self.display),
-                    "fix [source] tables, or create the table first",
-                ));
-            }
-            for r in rows {
-                out.insert((r.get::<_, String>(0), r.get::<_, String>(1)));
-            }
-        }
-        Ok(out.into_iter().collect())
-    }
-
-    /// Creates the publication for exactly `tables`, or brings an existing
-    /// one to that table list.
-    pub async fn ensure_publication(&self, name: &str, tables: &[(String, String)]) -> Result<()> {
-        let list = tables.iter().map(|(s, t)| format!("{}.{}", ident(s), ident(t))).collect::<Vec<_>>().join(", ");
-        // Every kind of change, reported under the partitioned table: a
-        // publication made by hand with fewer would silently drop changes.
-        let found = self
-            .client
-            .query_opt(
-                "SELECT pubinsert AND pubupdate AND pubdelete AND pubtruncate AND pubviaroot, puballtables \
-                 FROM pg_publication WHERE pubname = $1",
-                &[&name],
-            )
-            .await
-            .map_err(|e| sql_error("reading pg_publication", &e))?
-            .map(|r| (r.get::<_, bool>(0), r.get::<_, bool>(1)));
-        if let Some((_, true)) = found {
-            // Its table list cannot be set, and it would stream every table.
-            return Err(Error::fatal(
-                format!("publication {name:?} is defined FOR ALL TABLES, not for the configured tables"),
-                format!(
-                    "set [source] publication to a name no publication has (outflow creates it), or DROP PUBLICATION {};",
-                    ident(name)
-                ),
-            ));
-        }
-        let complete = found.map(|(complete, _)| complete);
-        if complete == Some(false) {
-            let sql = format!(
-                "ALTER PUBLICATION {} SET (publish = 'insert, update, delete, truncate', publish_via_partition_root = true)",
-                ident(name)
-            );
-            self.client
-                .batch_execute(&sql)
-                .await
-                .map_err(|e| privilege_hint(sql_error("updating the publication", &e)))?;
-            tracing::info!(publication = name, "set the publication to publish every change");
-        }
-        let exists = complete.is_some();
-        if !exists {
-            let sql =
-                format!("CREATE PUBLICATION {} FOR TABLE {list} WITH (publish_via_partition_root = true)", ident(name));
-            self.client
-                .batch_execute(&sql)
-                .await
-                .map_err(|e| privilege_hint(sql_error("creating the publication", &e)))?;
-            tracing::info!(publication = name, "created publication");
-            return Ok(());
-        }
+    /// The tables (ordinary and partitioned, not partitions) `filter`
+    /// selects, refusing include patterns that match no table at all.
+    pub async fn resolve_tables(&self, filter: &TableFilter) -> Result<Vec<(String, String)>> {
         let rows = self
             .client
-            .query("SELECT schemaname, tablename FROM pg_publication_tables WHERE pubname = $1", &[&name])
+            .query(
+                "SELECT n.nspname::text, c.relname::text FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+                 WHERE c.relkind IN ('r','p') AND NOT c.relispartition \
+                 AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\\_%' \
+                 ORDER BY 1, 2",
+                &[],
+            )
             .await
-            .map_err(|e| sql_error("reading pg_publication_tables", &e))?;
-        let mut have: Vec<(String, String)> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
-        have.sort();
-        if have != tables {
-            let sql = format!("ALTER PUBLICATION {} SET TABLE {list}", ident(name));
-            self.client
-                .batch_execute(&sql)
-                .await
-                .map_err(|e| privilege_hint(sql_error("updating the publication", &e)))?;
-            tracing::info!(publication = name, "updated publication to the configured tables");
+            .map_err(|e| sql_error("listing tables", &e))?;
+        let all: Vec<(String, String)> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
+        if let Some(pattern) = filter.unmatched(&all).first() {
+            return Err(Error::config(
+                format!("table {pattern} does not exist in database at {}", self.display),
+                "fix [source] tables, or create the table first",
+            ));
         }
-        Ok(())
+        let tables: Vec<_> = all.into_iter().filter(|(s, t)| filter.matches(s, t)).collect();
+        if tables.is_empty() {
+            return Err(Error::config(
+                format!("every table [source] tables matches in database at {} is in exclude_tables", self.display),
+                "fix [source] tables or exclude_tables",
+            ));
+        }
+        Ok(tables)
     }
 
     pub async fn slot(&self, name: &str) -> Result<Option<SlotInfo>> {
@@ -377,13 +311,6 @@ pub fn sql_error(what: &str, e: &tokio_postgres::Error) -> Error {
     }
 }
 
-fn privilege_hint(e: Error) -> Error {
-    if e.message.contains("42501") {
-        e.with_hint("the user needs to own the tables (or be superuser) to create a publication; a DBA can run CREATE PUBLICATION outflow FOR TABLE ... WITH (publish_via_partition_root = true)")
-    } else {
-        e
-    }
-}
 
 #[cfg(test)]
 mod tests {

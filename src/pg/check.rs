@@ -9,6 +9,7 @@ use super::params::PgParams;
 use super::sql::ident;
 use crate::error::Result;
 use crate::report::Checklist;
+use crate::source::SourceFactory;
 
 pub async fn preflight(cfg: &PgConfig, snapshots: bool, report: &mut Checklist) -> Result<()> {
     let params = PgParams::from_url(&cfg.url)?;
@@ -92,7 +93,7 @@ pub async fn preflight(cfg: &PgConfig, snapshots: bool, report: &mut Checklist) 
         None => report.note(&format!("slot {:?} does not exist yet: `outflow run` creates it", cfg.slot)),
     }
 
-    let tables = match catalog.resolve_tables(&cfg.tables).await {
+    let tables = match catalog.resolve_tables(&cfg.table_filter()?).await {
         Ok(t) => {
             report.item(true, &format!("{} table(s) match [source] tables", t.len()), "");
             t
@@ -149,11 +150,23 @@ pub async fn preflight(cfg: &PgConfig, snapshots: bool, report: &mut Checklist) 
             .map_err(q)?;
         let mut have: Vec<(String, String)> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
         have.sort();
-        let list = tables.iter().map(|(s, t)| format!("{}.{}", ident(s), ident(t))).collect::<Vec<_>>().join(", ");
+        // Added and dropped one by one: SET TABLE would reset the others' column lists and row filters.
+        let publication = ident(&cfg.publication);
+        let qualified = |(s, t): &(String, String)| format!("{}.{}", ident(s), ident(t));
+        let fixes: Vec<String> = tables
+            .iter()
+            .filter(|t| !have.contains(t))
+            .map(|t| format!("ALTER PUBLICATION {publication} ADD TABLE {};", qualified(t)))
+            .chain(
+                have.iter()
+                    .filter(|t| !tables.contains(t))
+                    .map(|t| format!("ALTER PUBLICATION {publication} DROP TABLE {};", qualified(t))),
+            )
+            .collect();
         report.item(
-            have == tables,
+            fixes.is_empty(),
             &format!("publication {:?} covers exactly the configured tables", cfg.publication),
-            &format!("ALTER PUBLICATION {} SET TABLE {list};", ident(&cfg.publication)),
+            &fixes.join(" "),
         );
     } else {
         report.note(&format!("publication {:?} does not exist yet: `outflow run` creates it", cfg.publication));

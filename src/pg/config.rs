@@ -11,7 +11,11 @@ pub const DEFAULT_WAL_WARN_BYTES: u64 = 1 << 30;
 #[serde(deny_unknown_fields)]
 pub struct PgConfig {
     pub url: String,
+    /// Table patterns to capture (`schema.table` globs, or regexes after `re:`).
     pub tables: Vec<String>,
+    /// Patterns of tables not to capture even though `tables` matches them.
+    #[serde(default)]
+    pub exclude_tables: Vec<String>,
     /// The logical replication slot; created if missing.
     #[serde(default = "default_outflow")]
     pub slot: String,

@@ -13,10 +13,15 @@ use crate::error::Result;
 use crate::report::Checklist;
 use crate::source::{AnySource, Purpose, SourceFactory, SourceStatus};
 use crate::state::SourceIdentity;
+use crate::transform::Transforms;
 
 impl SourceFactory for PgConfig {
     fn tables(&self) -> &[String] {
         &self.tables
+    }
+
+    fn exclude_tables(&self) -> &[String] {
+        &self.exclude_tables
     }
 
     fn validate(&self) -> Result<()> {
@@ -36,13 +41,13 @@ impl SourceFactory for PgConfig {
         })
     }
 
-    fn connect(&self, purpose: Purpose) -> BoxFuture<'_, Result<Box<dyn AnySource>>> {
+    fn connect<'a>(&'a self, purpose: Purpose, transforms: &'a Transforms) -> BoxFuture<'a, Result<Box<dyn AnySource>>> {
         Box::pin(async move {
             let (slot, temporary, must_exist) = match purpose {
                 Purpose::Run { has_offsets } => (self.slot.clone(), false, has_offsets),
                 Purpose::Tail => (format!("outflow_tail_{}", std::process::id()), true, false),
             };
-            let source = PgSource::prepare(self, &slot, temporary, must_exist).await?;
+            let source = PgSource::prepare(self, &slot, temporary, must_exist, transforms).await?;
             Ok(Box::new(source) as Box<dyn AnySource>)
         })
     }

@@ -8,6 +8,7 @@ pub mod check;
 pub mod config;
 pub mod factory;
 pub mod params;
+pub mod publication;
 pub mod replication;
 pub mod retention;
 pub mod snapshot;

@@ -36,6 +36,7 @@ use outflow_model::{Position, StreamItem, TableId};
 use outflow_sinks::SinkContext;
 
 use super::catalog::{Catalog, SlotInfo};
+use super::publication::Published;
 use super::config::PgConfig;
 use super::params::PgParams;
 use super::replication::{server_error, QueryError, ReplicationConn, ReplicationMessage};
@@ -43,8 +44,9 @@ use super::sql::ident;
 use crate::error::{Error, Result};
 use crate::health::health;
 use crate::snapshot::Snapshots;
-use crate::source::{Emit, Source};
+use crate::source::{Emit, Source, SourceFactory};
 use crate::state::{SourceIdentity, TableSnapshot};
+use crate::transform::Transforms;
 
 /// A source whose server side is ready: publication present, slot present.
 pub struct PgSource {
@@ -84,12 +86,26 @@ impl PgSource {
     /// `temporary` slot disappears when the connection ends (for `tail`).
     /// With `slot_must_exist` a missing slot is an error instead of being
     /// created (sinks have offsets: a new slot would silently skip changes).
-    pub async fn prepare(cfg: &PgConfig, slot: &str, temporary: bool, slot_must_exist: bool) -> Result<PgSource> {
+    pub async fn prepare(
+        cfg: &PgConfig,
+        slot: &str,
+        temporary: bool,
+        slot_must_exist: bool,
+        transforms: &Transforms,
+    ) -> Result<PgSource> {
         let params = PgParams::from_url(&cfg.url)?;
         let catalog = Catalog::connect(&params).await?;
         catalog.check_wal_level().await?;
-        let tables = catalog.resolve_tables(&cfg.tables).await?;
-        catalog.ensure_publication(&cfg.publication, &tables).await?;
+        let tables = catalog.resolve_tables(&cfg.table_filter()?).await?;
+        let published: Vec<Published> = tables
+            .iter()
+            .map(|(schema, table)| Published {
+                schema,
+                table,
+                exclude: transforms.excluded_columns(&TableId::new(schema, table)),
+            })
+            .collect();
+        catalog.ensure_publication(&cfg.publication, &published).await?;
         let existing = catalog.slot(slot).await?;
         match &existing {
             Some(info) => check_slot(info, slot, &params)?,

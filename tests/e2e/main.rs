@@ -53,3 +53,4 @@ mod rabbitmq;
 mod redis;
 mod resilience;
 mod snapshot;
+mod transforms;

@@ -55,6 +55,8 @@ pub struct MyOutflow {
     pub server_id: u32,
     /// Extra TOML appended to the config (e.g. a `[snapshot]` section).
     pub extra: String,
+    /// Extra keys of `[source]` (e.g. `exclude_tables = [...]`).
+    pub source_extra: String,
 }
 
 impl MyOutflow {
@@ -65,6 +67,7 @@ impl MyOutflow {
             tables: vec![format!("{}.*", db.name)],
             server_id: server_id(),
             extra: String::new(),
+            source_extra: String::new(),
         }
     }
 
@@ -110,10 +113,11 @@ impl MyOutflow {
         let path = self.dir.path().join("outflow.toml");
         let tables: Vec<String> = self.tables.iter().map(|t| format!("{t:?}")).collect();
         let text = format!(
-            "[source]\nkind = \"mysql\"\nurl = {:?}\ntables = [{}]\nserver_id = {}\n[state]\ndir = {:?}\n[[sink]]\nname = \"events\"\nkind = \"jsonl\"\npath = {:?}\n{}",
+            "[source]\nkind = \"mysql\"\nurl = {:?}\ntables = [{}]\nserver_id = {}\n{}\n[state]\ndir = {:?}\n[[sink]]\nname = \"events\"\nkind = \"jsonl\"\npath = {:?}\n{}",
             self.url,
             tables.join(", "),
             self.server_id,
+            self.source_extra,
             self.state_dir(),
             self.out_path(),
             self.extra

@@ -44,35 +44,7 @@ use outflow_model::{Position, StreamItem};
 use rows::Present;
 use table::TableShape;
 
-/// Which tables are captured: `db.table` patterns, a trailing `*` matching a prefix.
-#[derive(Debug, Clone, Default)]
-pub struct TableFilter {
-    patterns: Vec<(String, String)>,
-}
-
-impl TableFilter {
-    pub fn new(patterns: &[String]) -> Self {
-        TableFilter {
-            patterns: patterns
-                .iter()
-                .filter_map(|p| p.split_once('.').map(|(d, t)| (d.to_string(), t.to_string())))
-                .collect(),
-        }
-    }
-
-    /// Everything (for tests and the fuzz target).
-    pub fn all() -> Self {
-        TableFilter { patterns: vec![("*".into(), "*".into())] }
-    }
-
-    pub fn matches(&self, db: &str, table: &str) -> bool {
-        let m = |pat: &str, s: &str| match pat.strip_suffix('*') {
-            Some(prefix) => s.starts_with(prefix),
-            None => pat == s,
-        };
-        self.patterns.iter().any(|(d, t)| m(d, db) && m(t, table))
-    }
-}
+pub use outflow_model::TableFilter;
 
 /// The transaction being decoded.
 #[derive(Debug)]

@@ -1,17 +1,7 @@
 //! Scenario tests are in the e2e suite against a real MariaDB; here only what
-//! needs no server: filters, event parsing limits and type mapping.
+//! needs no server: event parsing limits and type mapping.
 
 use super::*;
-
-#[test]
-fn table_filter_matches_exact_names_and_prefixes() {
-    let f = TableFilter::new(&["app.orders".into(), "app.customer*".into()]);
-    assert!(f.matches("app", "orders"));
-    assert!(f.matches("app", "customers"));
-    assert!(!f.matches("app", "order"));
-    assert!(!f.matches("other", "orders"));
-    assert!(TableFilter::all().matches("x", "y"));
-}
 
 /// Found by the `binlog` fuzz target: a header claiming more bytes than are
 /// left made mysql_common's reader panic.

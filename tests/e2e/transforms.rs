@@ -1,0 +1,249 @@
+//! Transforms (`[[transform]]`) and table selection (`exclude_tables`,
+//! regexes) on both sources: excluded columns are absent from every event,
+//! the schema history and (PostgreSQL) the publication's column list;
+//! hashes equal the SHA-256 the database itself computes of salt and value;
+//! redaction and truncation as Debezium's masks; per-sink transforms; a
+//! DBA's publication keeps its column lists and row filters; bad transforms
+//! are refused before anything is sent.
+
+use serde_json::{json, Value};
+
+use crate::events::{changes, read_jsonl};
+use crate::harness::{Outflow, TestDb};
+use crate::mysql_harness::{clean_error, MyDb, MyOutflow};
+
+const SALT: &str = "pepper-e2e";
+
+/// The rows of `events` (after, or before for deletes).
+fn rows<'a>(events: &[&'a Value]) -> Vec<&'a Value> {
+    events.iter().map(|e| if e["op"] == "d" { &e["before"] } else { &e["after"] }).collect()
+}
+
+/// No event, before or after, carries `column`.
+fn assert_absent(events: &[&Value], column: &str) {
+    for e in events {
+        for image in ["before", "after"] {
+            assert!(e[image].get(column).is_none(), "{column} leaked in {image}: {e}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn pg_transforms_exclude_hash_redact_and_truncate_everywhere_and_push_the_exclusion_down() {
+    let db = TestDb::create("transforms").await;
+    db.execute(
+        "CREATE TABLE users (id int PRIMARY KEY, email text, code varchar(10), notes text, bio text, ssn text, n int); \
+         CREATE TABLE audit_log (id int PRIMARY KEY); CREATE TABLE tmp_12 (id int PRIMARY KEY); \
+         CREATE TABLE tmp_x (id int PRIMARY KEY); \
+         INSERT INTO users VALUES (1, 'a@example.com', 'abc', 'hello world', 'a long biography', '123-45-6789', 42); \
+         INSERT INTO audit_log VALUES (1); INSERT INTO tmp_12 VALUES (1); INSERT INTO tmp_x VALUES (1)",
+    )
+    .await;
+    // The first section lands in [source].
+    let outflow = Outflow::new(&db, &["public.*"])
+        .section(r#"exclude_tables = ["public.audit_*", 're:^public\.tmp_\d+$']"#)
+        .section(
+            "[[transform]]\ntables = [\"public.users\"]\nexclude_columns = [\"ssn\"]\nhash_columns = [\"email\", \"code\"]\n\
+             hash_salt = \"${MASK_SALT}\"\nredact_columns = { notes = 6 }\ntruncate_columns = { bio = 5 }",
+        );
+    outflow.with_env("MASK_SALT", SALT);
+    outflow.run_until_caught_up().await.assert_success();
+
+    // The server no longer sends ssn: the publication's column list leaves it out.
+    let published = db
+        .query(&format!(
+            "SELECT tablename::text, attnames::text[] FROM pg_publication_tables WHERE pubname = 'outflow' ORDER BY 1"
+        ))
+        .await;
+    let published: Vec<(String, Vec<String>)> = published.iter().map(|r| (r.get(0), r.get(1))).collect();
+    assert_eq!(
+        published,
+        vec![
+            ("tmp_x".into(), vec!["id".into()]),
+            ("users".into(), ["id", "email", "code", "notes", "bio", "n"].map(String::from).to_vec()),
+        ]
+    );
+
+    db.execute(
+        "INSERT INTO users VALUES (2, 'b@example.com', NULL, NULL, 'x', '987-65-4321', 7); \
+         UPDATE users SET email = 'c@example.com', ssn = '000' WHERE id = 1; DELETE FROM users WHERE id = 2; \
+         INSERT INTO audit_log VALUES (2); INSERT INTO tmp_12 VALUES (2); INSERT INTO tmp_x VALUES (2)",
+    )
+    .await;
+    outflow.run_until_caught_up().await.assert_success();
+
+    let events = read_jsonl(&outflow.out_path());
+    for excluded in ["audit_log", "tmp_12"] {
+        assert!(changes(&events, excluded).is_empty(), "{excluded} is in exclude_tables");
+    }
+    assert_eq!(changes(&events, "tmp_x").len(), 2);
+    let users = changes(&events, "users");
+    assert_eq!(users.iter().map(|e| e["op"].as_str().unwrap()).collect::<Vec<_>>(), ["r", "c", "u", "d"]);
+    assert_absent(&users, "ssn");
+    // SHA-256 of salt || value, computed by PostgreSQL itself.
+    let sha = |v: &str| {
+        let sql = format!("SELECT encode(sha256(convert_to('{SALT}' || '{v}', 'UTF8')), 'hex')");
+        async move { db.query(&sql).await[0].get::<_, String>(0) }
+    };
+    let (a, b, c, abc) = (sha("a@example.com").await, sha("b@example.com").await, sha("c@example.com").await, sha("abc").await);
+    let rows = rows(&users);
+    assert_eq!(rows[0], &json!({"id": 1, "email": a, "code": abc[..10], "notes": "******", "bio": "a lon", "n": 42}));
+    assert_eq!(rows[1], &json!({"id": 2, "email": b, "code": null, "notes": "******", "bio": "x", "n": 7}));
+    assert_eq!(rows[2], &json!({"id": 1, "email": c, "code": abc[..10], "notes": "******", "bio": "a lon", "n": 42}));
+    // The delete's before image has the key only (replica identity default);
+    // the redaction covers the unsent column too, as in Debezium.
+    assert_eq!(rows[3]["id"], 2);
+    assert_eq!(rows[3]["notes"], "******");
+
+    // The schema history records the shape the sinks see.
+    let history = std::fs::read_to_string(outflow.state_dir().join("schemas/public.users.json")).unwrap();
+    assert!(history.contains("\"email\"") && !history.contains("ssn"), "{history}");
+    // Nothing outflow wrote holds the excluded values or the salt.
+    for value in ["123-45-6789", "987-65-4321", SALT, "a@example.com"] {
+        let out = std::fs::read_to_string(outflow.out_path()).unwrap();
+        assert!(!out.contains(value), "{value} in the output");
+    }
+    db.cleanup().await;
+}
+
+#[tokio::test]
+async fn pg_a_transform_named_by_one_sink_masks_only_that_sink() {
+    let db = TestDb::create("transforms_sink").await;
+    db.execute("CREATE TABLE users (id int PRIMARY KEY, email text, ssn text)").await;
+    db.execute("INSERT INTO users VALUES (1, 'a@example.com', '111')").await;
+    let masked = tempfile::tempdir().unwrap();
+    let masked_path = masked.path().join("masked.jsonl");
+    let outflow = Outflow::new(&db, &["public.users"]).section(&format!(
+        "[[transform]]\nname = \"pii\"\nexclude_columns = [\"ssn\"]\nhash_columns = [\"email\"]\nhash_salt = \"{SALT}\"\n\n\
+         [[sink]]\nname = \"analytics\"\nkind = \"jsonl\"\npath = {:?}\ntransforms = [\"pii\"]",
+        masked_path.to_str().unwrap()
+    ));
+    outflow.run_until_caught_up().await.assert_success();
+    db.execute("UPDATE users SET email = 'b@example.com' WHERE id = 1").await;
+    outflow.run_until_caught_up().await.assert_success();
+
+    // A per-sink exclusion is not pushed into the publication: the other sink needs the column.
+    let published = db.query("SELECT attnames::text[] FROM pg_publication_tables WHERE tablename = 'users'").await;
+    assert_eq!(published[0].get::<_, Vec<String>>(0), ["id", "email", "ssn"]);
+
+    let plain = read_jsonl(&outflow.out_path());
+    let plain = rows(&changes(&plain, "users")).into_iter().cloned().collect::<Vec<_>>();
+    assert_eq!(plain, [json!({"id": 1, "email": "a@example.com", "ssn": "111"}), json!({"id": 1, "email": "b@example.com", "ssn": "111"})]);
+    let masked = read_jsonl(&masked_path);
+    let masked = changes(&masked, "users");
+    assert_absent(&masked, "ssn");
+    let sha = |v: &str| {
+        let sql = format!("SELECT encode(sha256(convert_to('{SALT}' || '{v}', 'UTF8')), 'hex')");
+        async move { db.query(&sql).await[0].get::<_, String>(0) }
+    };
+    let emails: Vec<&Value> = rows(&masked).iter().map(|r| &r["email"]).collect();
+    assert_eq!(emails, [&json!(sha("a@example.com").await), &json!(sha("b@example.com").await)]);
+    db.cleanup().await;
+}
+
+#[tokio::test]
+async fn pg_a_publication_made_by_a_dba_keeps_its_column_lists_and_row_filters() {
+    let db = TestDb::create("transforms_dba_pub").await;
+    db.execute(
+        "CREATE TABLE a (id int PRIMARY KEY, x text, secret text); CREATE TABLE b (id int PRIMARY KEY); \
+         CREATE TABLE c (id int PRIMARY KEY); \
+         CREATE PUBLICATION outflow FOR TABLE a (id, x) WHERE (id > 10), b WITH (publish_via_partition_root = true)",
+    )
+    .await;
+    let outflow = Outflow::new(&db, &["public.a", "public.c"]).section("[snapshot]\nmode = \"never\"");
+    outflow.run_until_caught_up().await.assert_success();
+    let published = db
+        .query("SELECT tablename::text, attnames::text[], rowfilter FROM pg_publication_tables WHERE pubname = 'outflow' ORDER BY 1")
+        .await;
+    let published: Vec<(String, Vec<String>, Option<String>)> =
+        published.iter().map(|r| (r.get(0), r.get(1), r.get(2))).collect();
+    assert_eq!(
+        published,
+        vec![("a".into(), vec!["id".into(), "x".into()], Some("(id > 10)".into())), ("c".into(), vec!["id".into()], None)]
+    );
+    // The row filter is the server's: outflow streams what it sends.
+    db.execute("INSERT INTO a VALUES (1, 'low', 's1'), (11, 'high', 's2'); INSERT INTO c VALUES (1)").await;
+    outflow.run_until_caught_up().await.assert_success();
+    let events = read_jsonl(&outflow.out_path());
+    assert_eq!(rows(&changes(&events, "a")), [&json!({"id": 11, "x": "high"})]);
+    assert_eq!(changes(&events, "c").len(), 1);
+    db.cleanup().await;
+}
+
+#[tokio::test]
+async fn pg_bad_transforms_are_refused_before_anything_is_sent() {
+    let db = TestDb::create("transforms_bad").await;
+    db.execute("CREATE TABLE t (id int PRIMARY KEY, n int, s text); INSERT INTO t VALUES (1, 2, 'x')").await;
+    let cases = [
+        ("[[transform]]\nexclude_columns = [\"id\"]", "exclude_columns names \"id\", a key column of public.t"),
+        ("[[transform]]\nhash_columns = [\"n\"]\nhash_salt = \"s\"", "hash_columns names public.t.n, a int4 column"),
+        ("[[transform]]\nhash_columns = [\"s\"]", "[[transform]] #1 has hash_columns but no hash_salt"),
+        ("[[transform]]\nexclude_columns = [\"s\"]\nredact_columns = { s = 3 }", "column \"s\" is in both exclude_columns and redact_columns"),
+        ("[[transform]]\ntables = [\"re:(\"]", "[[transform]] #1 tables: \"re:(\" is not a valid regular expression"),
+    ];
+    for (section, expected) in cases {
+        let outflow = Outflow::new(&db, &["public.t"]).section(section);
+        let out = outflow.run_until_caught_up().await;
+        let error = out.assert_clean_error();
+        assert!(error.contains(expected), "{section}: {error}");
+        assert!(!outflow.out_path().exists() || read_jsonl(&outflow.out_path()).is_empty(), "{section}: events were written");
+    }
+    let outflow = Outflow::new(&db, &["public.t"]).section(
+        "[[sink]]\nname = \"other\"\nkind = \"jsonl\"\npath = \"other.jsonl\"\ntransforms = [\"nope\"]",
+    );
+    let error = outflow.run_until_caught_up().await.assert_clean_error().to_string();
+    assert!(error.contains("[[sink]] \"other\" lists transform \"nope\", but no [[transform]] has that name"), "{error}");
+    db.cleanup().await;
+}
+
+#[tokio::test]
+async fn mysql_transforms_and_exclude_tables_apply_to_snapshot_and_binlog() {
+    let mut db = MyDb::create("OUTFLOW_TEST_MYSQL_URL", "transforms").await;
+    db.exec(
+        "CREATE TABLE users (id INT PRIMARY KEY, email TEXT, ssn VARCHAR(11), bio TEXT); \
+         CREATE TABLE audit_log (id INT PRIMARY KEY); CREATE TABLE tmp_3 (id INT PRIMARY KEY)",
+    )
+    .await;
+    db.exec("INSERT INTO users VALUES (1, 'a@example.com', '123-45-6789', 'a long biography')").await;
+    let mut outflow = MyOutflow::new(&db);
+    outflow.source_extra = format!(r#"exclude_tables = ["{0}.audit_*", 're:{0}\.tmp_\d+']"#, db.name);
+    let outflow = outflow.section(&format!(
+        "[[transform]]\nexclude_columns = [\"ssn\"]\nhash_columns = [\"email\"]\nhash_salt = \"{SALT}\"\ntruncate_columns = {{ bio = 6 }}"
+    ));
+    outflow.run_until_caught_up().await.assert_success();
+    db.exec("INSERT INTO users VALUES (2, 'b@example.com', '987-65-4321', 'x')").await;
+    db.exec("UPDATE users SET email = 'c@example.com' WHERE id = 1").await;
+    db.exec("DELETE FROM users WHERE id = 2").await;
+    db.exec("INSERT INTO audit_log VALUES (1); INSERT INTO tmp_3 VALUES (1)").await;
+    outflow.run_until_caught_up().await.assert_success();
+
+    let events = outflow.events();
+    for excluded in ["audit_log", "tmp_3"] {
+        assert!(changes(&events, excluded).is_empty(), "{excluded} is in exclude_tables");
+    }
+    let users = changes(&events, "users");
+    assert_absent(&users, "ssn");
+    // SHA-256 of salt and value, computed by MariaDB.
+    let mut sha = Vec::new();
+    for v in ["a@example.com", "b@example.com", "c@example.com"] {
+        use mysql_async::prelude::Queryable;
+        let h: String = db.conn.query_first(format!("SELECT SHA2(CONCAT('{SALT}', '{v}'), 256)")).await.unwrap().unwrap();
+        sha.push(h);
+    }
+    let rows = rows(&users);
+    assert_eq!(rows[0], &json!({"id": 1, "email": sha[0], "bio": "a long"}));
+    assert_eq!(rows[1], &json!({"id": 2, "email": sha[1], "bio": "x"}));
+    assert_eq!(rows[2], &json!({"id": 1, "email": sha[2], "bio": "a long"}));
+    assert_eq!(rows[3], &json!({"id": 2, "email": sha[1], "bio": "x"}));
+    // Before images of the binlog are transformed too.
+    assert_eq!(users[2]["before"], json!({"id": 1, "email": sha[0], "bio": "a long"}));
+
+    let history = std::fs::read_to_string(outflow.state_dir().join(format!("schemas/{}.users.json", db.name))).unwrap();
+    assert!(!history.contains("ssn"), "{history}");
+    let out = std::fs::read_to_string(outflow.out_path()).unwrap();
+    assert!(!out.contains("123-45-6789") && !out.contains("a@example.com"), "{out}");
+
+    let bad = MyOutflow::new(&db).section("[[transform]]\nexclude_columns = [\"id\"]");
+    let error = clean_error(&bad.run_until_caught_up().await);
+    assert!(error.contains("a key column of"), "{error}");
+}
