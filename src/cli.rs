@@ -15,7 +15,7 @@ use crate::config::{Config, SinkConfig, SnapshotMode};
 use crate::error::{Error, Result};
 use crate::pipeline::{spawn_sink, SinkHandle, SinkStart};
 use crate::snapshot::{least_progress, SnapshotPlan};
-use crate::source::{Purpose, StreamRun};
+use crate::source::{AnySource, Purpose, StreamRun};
 use crate::state::{SourceIdentity, StateDir, TableSnapshot};
 use crate::transform::Transforms;
 
@@ -182,7 +182,8 @@ async fn run(config_path: &Path, until_caught_up: bool) -> Result<()> {
             check_identity(&state, known, &probed)?;
         }
     }
-    let source = factory.connect(Purpose::Run { has_offsets }, &config.global_transforms()?).await?;
+    let mut source = factory.connect(Purpose::Run { has_offsets }, &config.global_transforms()?).await?;
+    check_transforms(&config, source.as_mut()).await?;
     let this = source.identity();
     match &identity {
         Some(known) => check_identity(&state, known, &this)?,
@@ -239,6 +240,24 @@ async fn run(config_path: &Path, until_caught_up: bool) -> Result<()> {
     Ok(())
 }
 
+/// Every transform checked against every captured table's current shape
+/// (a key column excluded, a mask on a column that does not hold
+/// characters) before anything is streamed.
+async fn check_transforms(config: &Config, source: &mut dyn AnySource) -> Result<()> {
+    if config.transforms.is_empty() {
+        return Ok(());
+    }
+    let mut global = config.global_transforms()?;
+    let mut per_sink = config.sinks.iter().map(|s| config.sink_transforms(s)).collect::<Result<Vec<_>>>()?;
+    for table in source.tables() {
+        let shown = global.schema(&source.describe(&table).await?)?;
+        for transforms in &mut per_sink {
+            transforms.schema(&shown)?;
+        }
+    }
+    Ok(())
+}
+
 /// Refuses a state directory that belongs to another source.
 fn check_identity(state: &StateDir, known: &SourceIdentity, this: &SourceIdentity) -> Result<()> {
     if known == this {
@@ -256,7 +275,8 @@ fn check_identity(state: &StateDir, known: &SourceIdentity, this: &SourceIdentit
 
 async fn tail(config_path: &Path, until_caught_up: bool) -> Result<()> {
     let config = Config::load(config_path)?;
-    let source = config.source.factory().connect(Purpose::Tail, &config.global_transforms()?).await?;
+    let mut source = config.source.factory().connect(Purpose::Tail, &config.global_transforms()?).await?;
+    check_transforms(&config, source.as_mut()).await?;
     let ctx = source.sink_context(&config.name);
     let stdout = outflow_sinks::jsonl::JsonlConfig {
         name: "tail".into(),

@@ -209,6 +209,10 @@ pub trait Source: Send + Sized + 'static {
         true
     }
 
+    /// The table's current shape as the catalog describes it (what a
+    /// snapshot reads), to check the transforms before streaming.
+    fn describe(&mut self, table: &TableId) -> impl Future<Output = Result<Arc<TableSchema>>> + Send;
+
     /// Starts the snapshot reader for one table on `snapshots`, from
     /// `progress`.
     fn spawn_reader(&self, snapshots: &mut Snapshots, table: TableId, progress: TableSnapshot);
@@ -241,6 +245,7 @@ pub trait AnySource: Send {
     fn identity(&self) -> SourceIdentity;
     fn sink_context(&self, pipeline: &str) -> SinkContext;
     fn tables(&self) -> Vec<TableId>;
+    fn describe<'a>(&'a mut self, table: &'a TableId) -> BoxFuture<'a, Result<Arc<TableSchema>>>;
     /// Streams into the sinks until stopped or caught up (see
     /// `src/stream.rs`); returns after the sinks have drained and committed.
     fn stream<'a>(self: Box<Self>, run: StreamRun<'a>) -> BoxFuture<'a, Result<()>>;

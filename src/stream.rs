@@ -35,10 +35,11 @@
 //!   and commits ([`finish_all`]) and the source confirms the final durable
 //!   position and closes ([`Source::close`]).
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures::future::BoxFuture;
-use outflow_model::{Position, StreamItem, TableId};
+use outflow_model::{Position, StreamItem, TableId, TableSchema};
 use outflow_sinks::SinkContext;
 use tokio_util::sync::CancellationToken;
 
@@ -68,6 +69,10 @@ impl<S: Source> AnySource for S {
 
     fn tables(&self) -> Vec<TableId> {
         Source::tables(self).to_vec()
+    }
+
+    fn describe<'a>(&'a mut self, table: &'a TableId) -> BoxFuture<'a, Result<Arc<TableSchema>>> {
+        Box::pin(Source::describe(self, table))
     }
 
     fn stream<'a>(self: Box<Self>, run: StreamRun<'a>) -> BoxFuture<'a, Result<()>> {

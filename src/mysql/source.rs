@@ -29,6 +29,7 @@
 //! carries `A` itself) is moved to `A:0:K+1` and a heartbeat at `A` dropped,
 //! so every item sorts after the one before it.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures::{FutureExt, StreamExt};
@@ -38,7 +39,7 @@ use mysql_async::BinlogStream;
 use mysql_async::BinlogStreamRequest;
 use outflow_decoders::binlog::{BinlogDecoder, TableFilter};
 use outflow_model::position::{MysqlAnchor, MysqlPos};
-use outflow_model::{Position, StreamItem, TableId};
+use outflow_model::{Position, StreamItem, TableId, TableSchema};
 use outflow_sinks::SinkContext;
 use tokio::time::Instant;
 
@@ -303,6 +304,10 @@ impl Source for MysqlSource {
 
     fn caught_up(&self) -> bool {
         self.session.as_ref().is_some_and(|s| reached(self.target.as_ref(), &s.decoder))
+    }
+
+    async fn describe(&mut self, table: &TableId) -> Result<Arc<TableSchema>> {
+        super::snapshot::describe_schema(&mut self.catalog.conn, table).await
     }
 
     fn spawn_reader(&self, snapshots: &mut Snapshots, table: TableId, progress: TableSnapshot) {

@@ -183,9 +183,11 @@ impl Catalog {
             let (column, identity, in_identity): (String, String, bool) = (r.get(0), r.get(1), r.get(2));
             if !t.exclude.contains(&column.as_str()) {
                 keep.push(column);
-            } else if identity == "f" || in_identity {
-                tracing::warn!(table = %format!("{}.{}", t.schema, t.table), column, "an excluded column is part of the replica identity: the server still sends it (outflow drops it)");
+            } else if identity == "f" {
+                tracing::warn!(table = %format!("{}.{}", t.schema, t.table), column, "the table has REPLICA IDENTITY FULL: the server still sends the excluded column (outflow drops it)");
                 return Ok(None);
+            } else if in_identity {
+                return Ok(None); // a key column: the transform refuses it
             }
         }
         Ok((keep.len() < rows.len()).then_some(keep))

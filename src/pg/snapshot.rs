@@ -410,6 +410,11 @@ async fn wait_until_visible(catalog: &Catalog, snapshot: &str) -> Result<()> {
     }
 }
 
+/// The table's current shape, as a snapshot reads it.
+pub async fn describe_schema(catalog: &Catalog, table: &TableId) -> Result<Arc<TableSchema>> {
+    describe(catalog, table).await.map(|(schema, _)| schema)
+}
+
 /// The table's columns (in order, dropped ones left out), types and key.
 async fn describe(catalog: &Catalog, table: &TableId) -> Result<(Arc<TableSchema>, Vec<Column>)> {
     let qualified = format!("{}.{}", ident(&table.schema), ident(&table.name));

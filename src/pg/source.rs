@@ -27,12 +27,13 @@
 //! `retention.rs`), and the live state (`src/health.rs`) learns the
 //! server's WAL end.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use outflow_decoders::pg_decoder::PgDecoder;
 use outflow_decoders::pgoutput;
 use outflow_model::position::format_lsn;
-use outflow_model::{Position, StreamItem, TableId};
+use outflow_model::{Position, StreamItem, TableId, TableSchema};
 use outflow_sinks::SinkContext;
 
 use super::catalog::{Catalog, SlotInfo};
@@ -392,6 +393,10 @@ impl Source for PgSource {
 
     fn rejoin_during_snapshot(&self) -> bool {
         false
+    }
+
+    async fn describe(&mut self, table: &TableId) -> Result<Arc<TableSchema>> {
+        super::snapshot::describe_schema(&self.catalog, table).await
     }
 
     fn spawn_reader(&self, snapshots: &mut Snapshots, table: TableId, progress: TableSnapshot) {

@@ -72,6 +72,16 @@ fn quote(name: &str) -> String {
     format!("`{}`", name.replace('`', "``"))
 }
 
+/// The table's current shape, as a snapshot reads it.
+pub async fn describe_schema(conn: &mut Conn, table: &TableId) -> Result<Arc<TableSchema>> {
+    let (columns, _) = describe(conn, table).await?;
+    Ok(Arc::new(schema_of(table, &columns)))
+}
+
+fn schema_of(table: &TableId, columns: &[Column]) -> TableSchema {
+    TableSchema { id: table.clone(), version: 1, columns: columns.iter().map(|c| c.schema.clone()).collect() }
+}
+
 /// Reads one table chunk by chunk, sending each chunk to the stream side.
 /// A big table with a key that nothing has been read of yet is split into
 /// key ranges, read at once by as many connections as `parallel` has free
@@ -85,11 +95,7 @@ pub async fn snapshot_table(
 ) -> Result<()> {
     let mut conn = connect(cfg).await?;
     let (columns, key_order) = describe(&mut conn, &table).await?;
-    let schema = Arc::new(TableSchema {
-        id: table.clone(),
-        version: 1,
-        columns: columns.iter().map(|c| c.schema.clone()).collect(),
-    });
+    let schema = Arc::new(schema_of(&table, &columns));
     let qualified = format!("{}.{}", quote(&table.schema), quote(&table.name));
     let select_list = columns.iter().map(|c| quote(&c.schema.name)).collect::<Vec<_>>().join(", ");
     tracing::info!(table = %table, rows_done = progress.rows, "snapshot started");
