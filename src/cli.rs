@@ -15,7 +15,7 @@ use crate::config::{Config, SinkConfig, SnapshotMode};
 use crate::error::{Error, Result};
 use crate::pipeline::{spawn_sink, SinkHandle, SinkStart};
 use crate::snapshot::{least_progress, SnapshotPlan};
-use crate::source::{AnySource, Purpose, StreamRun};
+use crate::source::{Purpose, StreamRun};
 use crate::state::{SourceIdentity, StateDir, TableSnapshot};
 use crate::transform::Transforms;
 
@@ -182,8 +182,8 @@ async fn run(config_path: &Path, until_caught_up: bool) -> Result<()> {
             check_identity(&state, known, &probed)?;
         }
     }
-    let mut source = factory.connect(Purpose::Run { has_offsets }, &config.global_transforms()?).await?;
-    check_transforms(&config, source.as_mut()).await?;
+    check_transforms(&config).await?;
+    let source = factory.connect(Purpose::Run { has_offsets }, &config.global_transforms()?).await?;
     let this = source.identity();
     match &identity {
         Some(known) => check_identity(&state, known, &this)?,
@@ -224,7 +224,14 @@ async fn run(config_path: &Path, until_caught_up: bool) -> Result<()> {
     for ((sink_cfg, (offset, position)), (sink, snapshot)) in config.sinks.iter().zip(starts).zip(sinks) {
         let start = SinkStart { position, events: offset.as_ref().map_or(0, |o| o.events), snapshot };
         let transforms = config.sink_transforms(sink_cfg)?;
-        handles.push(spawn_sink(sink_cfg.name().to_string(), sink, Some(state.clone()), start, COMMIT_INTERVAL, transforms));
+        handles.push(spawn_sink(
+            sink_cfg.name().to_string(),
+            sink,
+            Some(state.clone()),
+            start,
+            COMMIT_INTERVAL,
+            transforms,
+        ));
     }
     let run = StreamRun {
         sinks: &mut handles,
@@ -243,19 +250,20 @@ async fn run(config_path: &Path, until_caught_up: bool) -> Result<()> {
 /// Every transform checked against every captured table's current shape
 /// (a key column excluded, a mask on a column that does not hold
 /// characters) before anything is streamed.
-async fn check_transforms(config: &Config, source: &mut dyn AnySource) -> Result<()> {
+pub async fn check_transforms(config: &Config) -> Result<usize> {
     if config.transforms.is_empty() {
-        return Ok(());
+        return Ok(0);
     }
     let mut global = config.global_transforms()?;
     let mut per_sink = config.sinks.iter().map(|s| config.sink_transforms(s)).collect::<Result<Vec<_>>>()?;
-    for table in source.tables() {
-        let shown = global.schema(&source.describe(&table).await?)?;
+    let schemas = config.source.factory().table_schemas().await?;
+    for schema in &schemas {
+        let shown = global.schema(schema)?;
         for transforms in &mut per_sink {
             transforms.schema(&shown)?;
         }
     }
-    Ok(())
+    Ok(schemas.len())
 }
 
 /// Refuses a state directory that belongs to another source.
@@ -275,8 +283,8 @@ fn check_identity(state: &StateDir, known: &SourceIdentity, this: &SourceIdentit
 
 async fn tail(config_path: &Path, until_caught_up: bool) -> Result<()> {
     let config = Config::load(config_path)?;
-    let mut source = config.source.factory().connect(Purpose::Tail, &config.global_transforms()?).await?;
-    check_transforms(&config, source.as_mut()).await?;
+    check_transforms(&config).await?;
+    let source = config.source.factory().connect(Purpose::Tail, &config.global_transforms()?).await?;
     let ctx = source.sink_context(&config.name);
     let stdout = outflow_sinks::jsonl::JsonlConfig {
         name: "tail".into(),
@@ -287,7 +295,8 @@ async fn tail(config_path: &Path, until_caught_up: bool) -> Result<()> {
         schemas: false,
     };
     let sink = stdout.build(ctx, None)?;
-    let sink = spawn_sink("tail".into(), Box::new(sink), None, SinkStart::default(), COMMIT_INTERVAL, Transforms::default());
+    let sink =
+        spawn_sink("tail".into(), Box::new(sink), None, SinkStart::default(), COMMIT_INTERVAL, Transforms::default());
     let mut handles = vec![sink];
     let run = StreamRun {
         sinks: &mut handles,

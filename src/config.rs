@@ -284,7 +284,10 @@ impl Config {
         for sink in &self.sinks {
             if let Some(unknown) = sink.transforms.iter().find(|t| !named.contains(&t.as_str())) {
                 return Err(Error::config(
-                    format!("[[sink]] {:?} lists transform {unknown:?}, but no [[transform]] has that name", sink.name()),
+                    format!(
+                        "[[sink]] {:?} lists transform {unknown:?}, but no [[transform]] has that name",
+                        sink.name()
+                    ),
                     match named.is_empty() {
                         true => "add a [[transform]] with name = \"...\" and list that name".to_string(),
                         false => format!("named transforms: {}", named.join(", ")),
@@ -608,11 +611,16 @@ mod tests {
         assert!(c.sink_transforms(&c.sinks[1]).unwrap().is_empty());
 
         // A sink's own keys are still checked, with the line found.
-        let err = Config::parse(&format!("{MINIMAL}transforms = [\"pii\"]\nflush = 1\n[[transform]]\nname = \"pii\"\n"), "t")
-            .unwrap_err();
+        let err =
+            Config::parse(&format!("{MINIMAL}transforms = [\"pii\"]\nflush = 1\n[[transform]]\nname = \"pii\"\n"), "t")
+                .unwrap_err();
         assert!(err.message.contains("line 11 `flush = 1`: unknown field `flush`"), "{}", err.message);
         let err = Config::parse(&format!("{MINIMAL}transforms = \"pii\"\n"), "t").unwrap_err();
-        assert!(err.message.contains("transforms: invalid type: string \"pii\", expected a sequence"), "{}", err.message);
+        assert!(
+            err.message.contains("transforms: invalid type: string \"pii\", expected a sequence"),
+            "{}",
+            err.message
+        );
         let err = Config::parse(&format!("{MINIMAL}[[transform]]\nname = \"a\"\n[[transform]]\nname = \"a\"\n"), "t")
             .unwrap_err();
         assert_eq!(err.message, "two [[transform]] entries are named \"a\"");
@@ -624,8 +632,13 @@ mod tests {
         let c = Config::parse(&text, "test").unwrap();
         let filter = c.source.factory().table_filter().unwrap();
         assert!(filter.matches("public", "orders"));
-        let err = Config::parse(&MINIMAL.replace("tables =", "exclude_tables = [\"re:(\"]\n tables ="), "t").unwrap_err();
-        assert!(err.message.starts_with("[source] tables or exclude_tables: \"re:(\" is not a valid regular expression"), "{}", err.message);
+        let err =
+            Config::parse(&MINIMAL.replace("tables =", "exclude_tables = [\"re:(\"]\n tables ="), "t").unwrap_err();
+        assert!(
+            err.message.starts_with("[source] tables or exclude_tables: \"re:(\" is not a valid regular expression"),
+            "{}",
+            err.message
+        );
     }
 
     #[test]

@@ -88,7 +88,12 @@ pub trait SourceFactory: Send + Sync {
     /// an error saying what to change), and sets up what streaming needs.
     /// `transforms` are the global ones: a source may push their column
     /// exclusions down to the server (PostgreSQL's publication column lists).
-    fn connect<'a>(&'a self, purpose: Purpose, transforms: &'a Transforms) -> BoxFuture<'a, Result<Box<dyn AnySource>>>;
+    fn connect<'a>(&'a self, purpose: Purpose, transforms: &'a Transforms)
+        -> BoxFuture<'a, Result<Box<dyn AnySource>>>;
+
+    /// The current shape of every table the patterns select, as a snapshot
+    /// reads it: what the transforms are checked against before a run.
+    fn table_schemas(&self) -> BoxFuture<'_, Result<Vec<Arc<TableSchema>>>>;
 
     /// `outflow check`: one [`Checklist::item`] per condition `connect` and
     /// streaming rely on, each failure with its exact fix (SQL or setting).
@@ -209,9 +214,13 @@ pub trait Source: Send + Sized + 'static {
         true
     }
 
-    /// The table's current shape as the catalog describes it (what a
-    /// snapshot reads), to check the transforms before streaming.
-    fn describe(&mut self, table: &TableId) -> impl Future<Output = Result<Arc<TableSchema>>> + Send;
+    /// Tables created since the start that the patterns match: the source
+    /// starts capturing them and returns those whose existing rows the
+    /// stream does not carry (to be snapshotted). Called every few seconds;
+    /// a failure to look is logged, not an error.
+    fn discover_tables(&mut self) -> impl Future<Output = Vec<TableId>> + Send {
+        async { Vec::new() }
+    }
 
     /// Starts the snapshot reader for one table on `snapshots`, from
     /// `progress`.
@@ -245,7 +254,6 @@ pub trait AnySource: Send {
     fn identity(&self) -> SourceIdentity;
     fn sink_context(&self, pipeline: &str) -> SinkContext;
     fn tables(&self) -> Vec<TableId>;
-    fn describe<'a>(&'a mut self, table: &'a TableId) -> BoxFuture<'a, Result<Arc<TableSchema>>>;
     /// Streams into the sinks until stopped or caught up (see
     /// `src/stream.rs`); returns after the sinks have drained and committed.
     fn stream<'a>(self: Box<Self>, run: StreamRun<'a>) -> BoxFuture<'a, Result<()>>;

@@ -20,7 +20,10 @@
 //!   any sink's durable position, and every 10 s, is acknowledged to the
 //!   source ([`Source::acknowledge`]). A reply-requested keepalive
 //!   ([`Emit::ask_durable_now`]) asks the sinks to make everything durable
-//!   now and acknowledges at once.
+//!   now and acknowledges at once. Every 5 s the source looks for new
+//!   tables the patterns match ([`Source::discover_tables`]); those whose
+//!   existing rows the stream lacks are snapshotted (unless the run reads
+//!   no snapshots).
 //! - **Fan-out.** Items are handed over in batches of up to
 //!   [`BATCH_ITEMS`] with [`send_all`]; a source may hold a batch while more
 //!   is buffered ([`Source::hold_batch`]).
@@ -35,11 +38,10 @@
 //!   and commits ([`finish_all`]) and the source confirms the final durable
 //!   position and closes ([`Source::close`]).
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use futures::future::BoxFuture;
-use outflow_model::{Position, StreamItem, TableId, TableSchema};
+use outflow_model::{Position, StreamItem, TableId};
 use outflow_sinks::SinkContext;
 use tokio_util::sync::CancellationToken;
 
@@ -57,6 +59,8 @@ use crate::transform::Transforms;
 
 /// How often the durable position is acknowledged when nothing else prompts it.
 const STATUS_INTERVAL: Duration = Duration::from_secs(10);
+/// How often the source looks for new tables that match the patterns.
+const DISCOVER_INTERVAL: Duration = Duration::from_secs(5);
 
 impl<S: Source> AnySource for S {
     fn identity(&self) -> SourceIdentity {
@@ -71,10 +75,6 @@ impl<S: Source> AnySource for S {
         Source::tables(self).to_vec()
     }
 
-    fn describe<'a>(&'a mut self, table: &'a TableId) -> BoxFuture<'a, Result<Arc<TableSchema>>> {
-        Box::pin(Source::describe(self, table))
-    }
-
     fn stream<'a>(self: Box<Self>, run: StreamRun<'a>) -> BoxFuture<'a, Result<()>> {
         Box::pin(drive(*self, run))
     }
@@ -84,7 +84,17 @@ impl<S: Source> AnySource for S {
 /// doc); returns after the sinks have drained and committed.
 async fn drive<S: Source>(mut source: S, run: StreamRun<'_>) -> Result<()> {
     let StreamRun { sinks, state, snapshot, exit_after_snapshot, until_caught_up, stop, transforms } = run;
-    let mut driver = Driver { sinks, state, plan: snapshot, snapshots: None, exit_after_snapshot, stop, transforms };
+    let snapshot_new_tables = snapshot.is_some();
+    let mut driver = Driver {
+        sinks,
+        state,
+        plan: snapshot,
+        snapshots: None,
+        exit_after_snapshot,
+        stop,
+        transforms,
+        snapshot_new_tables,
+    };
     let result = driver.run(&mut source, until_caught_up).await;
     health().set_phase(Phase::Stopping);
     let sink_result = finish_all(driver.sinks).await;
@@ -103,6 +113,8 @@ struct Driver<'a> {
     stop: CancellationToken,
     /// Applied to every batch before the fan-out.
     transforms: Transforms,
+    /// Tables found mid-run are snapshotted (not with `[snapshot] mode = "never"`).
+    snapshot_new_tables: bool,
 }
 
 impl Driver<'_> {
@@ -182,6 +194,8 @@ impl Driver<'_> {
         probe_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut request_tick = tokio::time::interval(Duration::from_secs(1));
         let mut rejoin_tick = tokio::time::interval(Duration::from_millis(250));
+        let mut discover_tick = tokio::time::interval(DISCOVER_INTERVAL);
+        discover_tick.reset(); // not at once: the start just resolved the tables
 
         loop {
             source.place_snapshots(&mut self.emit(&mut batch));
@@ -228,6 +242,14 @@ impl Driver<'_> {
                     }
                 }
                 _ = request_tick.tick(), if self.state.is_some() => self.take_snapshot_requests(source),
+                _ = discover_tick.tick() => {
+                    for table in source.discover_tables().await {
+                        if self.snapshot_new_tables {
+                            let snapshots = self.snapshots.get_or_insert_with(|| Snapshots::new(run_id(), 2, 10_000));
+                            source.spawn_reader(snapshots, table, TableSnapshot::default());
+                        }
+                    }
+                }
             }
         }
         // Whole items decoded before the stop (e.g. the last snapshot chunk

@@ -1,10 +1,13 @@
 //! How the commands reach this folder: the [`SourceFactory`] of a
 //! `kind = "mysql"` config (connect, check, status, offsets).
 
+use std::sync::Arc;
+
 use futures::future::BoxFuture;
-use outflow_model::Position;
+use outflow_model::{Position, TableSchema};
 use serde_json::Value;
 
+use super::catalog::Catalog;
 use super::config::MysqlConfig;
 use super::source::MysqlSource;
 use crate::error::{Error, Result};
@@ -43,6 +46,17 @@ impl SourceFactory for MysqlConfig {
     /// exclusions cannot be pushed to the server; the transforms drop them.
     fn connect<'a>(&'a self, _purpose: Purpose, _transforms: &'a Transforms) -> BoxFuture<'a, Result<Box<dyn AnySource>>> {
         Box::pin(async move { Ok(Box::new(MysqlSource::prepare(self).await?) as Box<dyn AnySource>) })
+    }
+
+    fn table_schemas(&self) -> BoxFuture<'_, Result<Vec<Arc<TableSchema>>>> {
+        Box::pin(async move {
+            let mut catalog = Catalog::connect(&self.url).await?;
+            let mut schemas = Vec::new();
+            for table in catalog.resolve_tables(&self.table_filter()?).await? {
+                schemas.push(super::snapshot::describe_schema(&mut catalog.conn, &table).await?);
+            }
+            Ok(schemas)
+        })
     }
 
     fn preflight<'a>(&'a self, _snapshots: bool, report: &'a mut Checklist) -> BoxFuture<'a, Result<()>> {

@@ -29,7 +29,6 @@
 //! carries `A` itself) is moved to `A:0:K+1` and a heartbeat at `A` dropped,
 //! so every item sorts after the one before it.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use futures::{FutureExt, StreamExt};
@@ -39,7 +38,7 @@ use mysql_async::BinlogStream;
 use mysql_async::BinlogStreamRequest;
 use outflow_decoders::binlog::{BinlogDecoder, TableFilter};
 use outflow_model::position::{MysqlAnchor, MysqlPos};
-use outflow_model::{Position, StreamItem, TableId, TableSchema};
+use outflow_model::{Position, StreamItem, TableId};
 use outflow_sinks::SinkContext;
 use tokio::time::Instant;
 
@@ -306,8 +305,22 @@ impl Source for MysqlSource {
         self.session.as_ref().is_some_and(|s| reached(self.target.as_ref(), &s.decoder))
     }
 
-    async fn describe(&mut self, table: &TableId) -> Result<Arc<TableSchema>> {
-        super::snapshot::describe_schema(&mut self.catalog.conn, table).await
+    /// New matching tables are already in the stream (the decoder takes
+    /// every table map the patterns match, from the CREATE TABLE on): they
+    /// only become known for snapshot requests. Nothing to snapshot.
+    async fn discover_tables(&mut self) -> Vec<TableId> {
+        match self.catalog.resolve_tables(&self.filter).await {
+            Ok(found) => {
+                for table in found {
+                    if !self.captured.contains(&table) {
+                        tracing::info!(table = %table, "captured a new table that matches [source] tables");
+                        self.captured.push(table);
+                    }
+                }
+            }
+            Err(e) => tracing::debug!(error = %e.message, "cannot look for new tables"),
+        }
+        Vec::new()
     }
 
     fn spawn_reader(&self, snapshots: &mut Snapshots, table: TableId, progress: TableSnapshot) {

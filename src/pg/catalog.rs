@@ -88,18 +88,7 @@ impl Catalog {
     /// The tables (ordinary and partitioned, not partitions) `filter`
     /// selects, refusing include patterns that match no table at all.
     pub async fn resolve_tables(&self, filter: &TableFilter) -> Result<Vec<(String, String)>> {
-        let rows = self
-            .client
-            .query(
-                "SELECT n.nspname::text, c.relname::text FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
-                 WHERE c.relkind IN ('r','p') AND NOT c.relispartition \
-                 AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\\_%' \
-                 ORDER BY 1, 2",
-                &[],
-            )
-            .await
-            .map_err(|e| sql_error("listing tables", &e))?;
-        let all: Vec<(String, String)> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
+        let all = self.user_tables().await?;
         if let Some(pattern) = filter.unmatched(&all).first() {
             return Err(Error::config(
                 format!("table {pattern} does not exist in database at {}", self.display),
@@ -114,6 +103,27 @@ impl Catalog {
             ));
         }
         Ok(tables)
+    }
+
+    /// The tables `filter` selects now (no error when none).
+    pub async fn matching_tables(&self, filter: &TableFilter) -> Result<Vec<(String, String)>> {
+        Ok(self.user_tables().await?.into_iter().filter(|(s, t)| filter.matches(s, t)).collect())
+    }
+
+    /// Every ordinary and partitioned table outside the system schemas.
+    async fn user_tables(&self) -> Result<Vec<(String, String)>> {
+        let rows = self
+            .client
+            .query(
+                "SELECT n.nspname::text, c.relname::text FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+                 WHERE c.relkind IN ('r','p') AND NOT c.relispartition \
+                 AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\\_%' \
+                 ORDER BY 1, 2",
+                &[],
+            )
+            .await
+            .map_err(|e| sql_error("listing tables", &e))?;
+        Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
     }
 
     pub async fn slot(&self, name: &str) -> Result<Option<SlotInfo>> {

@@ -1,8 +1,10 @@
 //! How the commands reach this folder: the [`SourceFactory`] of a
 //! `kind = "postgres"` config (connect, check, status, offsets).
 
+use std::sync::Arc;
+
 use futures::future::BoxFuture;
-use outflow_model::Position;
+use outflow_model::{Position, TableId, TableSchema};
 use serde_json::Value;
 
 use super::catalog::Catalog;
@@ -49,6 +51,17 @@ impl SourceFactory for PgConfig {
             };
             let source = PgSource::prepare(self, &slot, temporary, must_exist, transforms).await?;
             Ok(Box::new(source) as Box<dyn AnySource>)
+        })
+    }
+
+    fn table_schemas(&self) -> BoxFuture<'_, Result<Vec<Arc<TableSchema>>>> {
+        Box::pin(async move {
+            let catalog = Catalog::connect(&PgParams::from_url(&self.url)?).await?;
+            let mut schemas = Vec::new();
+            for (schema, table) in catalog.resolve_tables(&self.table_filter()?).await? {
+                schemas.push(super::snapshot::describe_schema(&catalog, &TableId::new(schema, table)).await?);
+            }
+            Ok(schemas)
         })
     }
 

@@ -17,9 +17,12 @@
 
 use std::collections::BTreeMap;
 
+use outflow_model::TableId;
+
 use super::catalog::{sql_error, Catalog};
 use super::sql::ident;
 use crate::error::{Error, Result};
+use crate::transform::Transforms;
 
 /// The comment that marks a publication as created, and so managed, by outflow.
 pub const OWNED: &str = "created by outflow: its table and column lists follow the config";
@@ -30,6 +33,20 @@ pub struct Published<'a> {
     pub schema: &'a str,
     pub table: &'a str,
     pub exclude: Vec<&'a str>,
+}
+
+impl<'a> Published<'a> {
+    /// Each of `tables` with the global transforms' exclusions.
+    pub fn all(tables: &'a [(String, String)], transforms: &'a Transforms) -> Vec<Published<'a>> {
+        tables
+            .iter()
+            .map(|(schema, table)| Published {
+                schema,
+                table,
+                exclude: transforms.excluded_columns(&TableId::new(schema, table)),
+            })
+            .collect()
+    }
 }
 
 impl Catalog {

@@ -27,13 +27,12 @@
 //! `retention.rs`), and the live state (`src/health.rs`) learns the
 //! server's WAL end.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use outflow_decoders::pg_decoder::PgDecoder;
 use outflow_decoders::pgoutput;
 use outflow_model::position::format_lsn;
-use outflow_model::{Position, StreamItem, TableId, TableSchema};
+use outflow_model::{Position, StreamItem, TableFilter, TableId};
 use outflow_sinks::SinkContext;
 
 use super::catalog::{Catalog, SlotInfo};
@@ -61,6 +60,12 @@ pub struct PgSource {
     pub wal_warn_bytes: u64,
     /// The captured tables, resolved from the configured patterns.
     pub tables: Vec<TableId>,
+    /// The patterns, to find tables created later.
+    filter: TableFilter,
+    /// The global transforms, whose exclusions a new table's column list carries.
+    transforms: Transforms,
+    /// New tables that could not be added to the publication (warned once).
+    unaddable: Vec<TableId>,
     /// `conn` is the one `prepare` opened, not yet streaming.
     fresh: bool,
     /// A transient error in `start`: connect the catalog again first.
@@ -97,16 +102,9 @@ impl PgSource {
         let params = PgParams::from_url(&cfg.url)?;
         let catalog = Catalog::connect(&params).await?;
         catalog.check_wal_level().await?;
-        let tables = catalog.resolve_tables(&cfg.table_filter()?).await?;
-        let published: Vec<Published> = tables
-            .iter()
-            .map(|(schema, table)| Published {
-                schema,
-                table,
-                exclude: transforms.excluded_columns(&TableId::new(schema, table)),
-            })
-            .collect();
-        catalog.ensure_publication(&cfg.publication, &published).await?;
+        let filter = cfg.table_filter()?;
+        let tables = catalog.resolve_tables(&filter).await?;
+        catalog.ensure_publication(&cfg.publication, &Published::all(&tables, transforms)).await?;
         let existing = catalog.slot(slot).await?;
         match &existing {
             Some(info) => check_slot(info, slot, &params)?,
@@ -151,6 +149,9 @@ impl PgSource {
             system_identifier,
             wal_warn_bytes: cfg.wal_warn_bytes(),
             tables: tables.into_iter().map(|(s, t)| TableId::new(s, t)).collect(),
+            filter,
+            transforms: transforms.clone(),
+            unaddable: Vec::new(),
             fresh: true,
             stale_catalog: false,
             retention: None,
@@ -395,8 +396,37 @@ impl Source for PgSource {
         false
     }
 
-    async fn describe(&mut self, table: &TableId) -> Result<Arc<TableSchema>> {
-        super::snapshot::describe_schema(&self.catalog, table).await
+    /// Adds new matching tables to the publication; they are snapshotted,
+    /// as rows written before they were added are not in the stream.
+    async fn discover_tables(&mut self) -> Vec<TableId> {
+        let found = match self.catalog.matching_tables(&self.filter).await {
+            Ok(found) => found,
+            Err(e) => {
+                tracing::debug!(error = %e.message, "cannot look for new tables");
+                return Vec::new();
+            }
+        };
+        let new: Vec<TableId> = found
+            .iter()
+            .map(|(s, t)| TableId::new(s, t))
+            .filter(|t| !self.tables.contains(t) && !self.unaddable.contains(t))
+            .collect();
+        if new.is_empty() {
+            return Vec::new();
+        }
+        let published = Published::all(&found, &self.transforms);
+        if let Err(e) = self.catalog.ensure_publication(&self.publication, &published).await {
+            for table in &new {
+                tracing::warn!(table = %table, error = %e.message, hint = e.hint.as_deref().unwrap_or(""), "a new table matches [source] tables but cannot be added to the publication; it is not captured");
+            }
+            self.unaddable.extend(new);
+            return Vec::new();
+        }
+        for table in &new {
+            tracing::info!(table = %table, "captured a new table that matches [source] tables");
+        }
+        self.tables.extend(new.iter().cloned());
+        new
     }
 
     fn spawn_reader(&self, snapshots: &mut Snapshots, table: TableId, progress: TableSnapshot) {

@@ -33,7 +33,7 @@ use mask::TablePlan;
 use crate::error::Result;
 
 /// One configured transform, ready to apply.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Step {
     label: String,
     tables: TableFilter,
@@ -41,7 +41,7 @@ pub struct Step {
 }
 
 /// A chain of transforms with the plan of each table shape met so far.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct Transforms {
     steps: Vec<Step>,
     /// Per table: the source shape the plan was made for, and the plan
@@ -55,7 +55,11 @@ impl Transforms {
     pub fn new(configs: &[TransformConfig], pick: impl Fn(&TransformConfig) -> bool) -> Result<Transforms> {
         let mut steps = Vec::new();
         for (index, config) in configs.iter().enumerate().filter(|(_, c)| pick(c)) {
-            steps.push(Step { label: config.label(index), tables: config.table_filter(index)?, config: config.clone() });
+            steps.push(Step {
+                label: config.label(index),
+                tables: config.table_filter(index)?,
+                config: config.clone(),
+            });
         }
         Ok(Transforms { steps, plans: HashMap::new() })
     }
@@ -76,8 +80,14 @@ impl Transforms {
 
     /// The plan for `schema`, made on first sight of each shape.
     fn plan(&mut self, schema: &Arc<TableSchema>) -> Result<Option<Arc<TablePlan>>> {
-        if let Some((seen, plan)) = self.plans.get(&schema.id) {
-            if Arc::ptr_eq(seen, schema) || **seen == **schema {
+        if let Some((seen, plan)) = self.plans.get_mut(&schema.id) {
+            if Arc::ptr_eq(seen, schema) {
+                return Ok(plan.clone());
+            }
+            if **seen == **schema {
+                // The same shape in another allocation (a snapshot chunk's):
+                // remembered, so its next events match by pointer.
+                *seen = schema.clone();
                 return Ok(plan.clone());
             }
         }

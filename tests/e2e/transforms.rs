@@ -9,7 +9,7 @@
 use serde_json::{json, Value};
 
 use crate::events::{changes, read_jsonl};
-use crate::harness::{Outflow, TestDb};
+use crate::harness::{wait_for, Outflow, TestDb, SHORT};
 use crate::mysql_harness::{clean_error, MyDb, MyOutflow};
 
 const SALT: &str = "pepper-e2e";
@@ -87,8 +87,12 @@ async fn pg_transforms_exclude_hash_redact_and_truncate_everywhere_and_push_the_
     assert_eq!(users.iter().map(|e| e["op"].as_str().unwrap()).collect::<Vec<_>>(), ["r", "c", "u", "d"]);
     assert_absent(&users, "ssn");
     // SHA-256 of salt || value, computed by PostgreSQL itself.
-    let (a, b, c, abc) =
-        (sha(&db, "a@example.com").await, sha(&db, "b@example.com").await, sha(&db, "c@example.com").await, sha(&db, "abc").await);
+    let (a, b, c, abc) = (
+        sha(&db, "a@example.com").await,
+        sha(&db, "b@example.com").await,
+        sha(&db, "c@example.com").await,
+        sha(&db, "abc").await,
+    );
     let rows = rows(&users);
     assert_eq!(rows[0], &json!({"id": 1, "email": a, "code": abc[..10], "notes": "******", "bio": "a lon", "n": 42}));
     assert_eq!(rows[1], &json!({"id": 2, "email": b, "code": null, "notes": "******", "bio": "x", "n": 7}));
@@ -131,7 +135,13 @@ async fn pg_a_transform_named_by_one_sink_masks_only_that_sink() {
 
     let plain = read_jsonl(&outflow.out_path());
     let plain = rows(&changes(&plain, "users")).into_iter().cloned().collect::<Vec<_>>();
-    assert_eq!(plain, [json!({"id": 1, "email": "a@example.com", "ssn": "111"}), json!({"id": 1, "email": "b@example.com", "ssn": "111"})]);
+    assert_eq!(
+        plain,
+        [
+            json!({"id": 1, "email": "a@example.com", "ssn": "111"}),
+            json!({"id": 1, "email": "b@example.com", "ssn": "111"})
+        ]
+    );
     let masked = read_jsonl(&masked_path);
     let masked = changes(&masked, "users");
     assert_absent(&masked, "ssn");
@@ -158,7 +168,10 @@ async fn pg_a_publication_made_by_a_dba_keeps_its_column_lists_and_row_filters()
         published.iter().map(|r| (r.get(0), r.get(1), r.get(2))).collect();
     assert_eq!(
         published,
-        vec![("a".into(), vec!["id".into(), "x".into()], Some("(id > 10)".into())), ("c".into(), vec!["id".into()], None)]
+        vec![
+            ("a".into(), vec!["id".into(), "x".into()], Some("(id > 10)".into())),
+            ("c".into(), vec!["id".into()], None)
+        ]
     );
     // The row filter is the server's: outflow streams what it sends.
     db.execute("INSERT INTO a VALUES (1, 'low', 's1'), (11, 'high', 's2'); INSERT INTO c VALUES (1)").await;
@@ -177,22 +190,38 @@ async fn pg_bad_transforms_are_refused_before_anything_is_sent() {
         ("[[transform]]\nexclude_columns = [\"id\"]", "exclude_columns names \"id\", a key column of public.t"),
         ("[[transform]]\nhash_columns = [\"n\"]\nhash_salt = \"s\"", "hash_columns names public.t.n, a int4 column"),
         ("[[transform]]\nhash_columns = [\"s\"]", "[[transform]] #1 has hash_columns but no hash_salt"),
-        ("[[transform]]\nexclude_columns = [\"s\"]\nredact_columns = { s = 3 }", "column \"s\" is in both exclude_columns and redact_columns"),
+        (
+            "[[transform]]\nexclude_columns = [\"s\"]\nredact_columns = { s = 3 }",
+            "column \"s\" is in both exclude_columns and redact_columns",
+        ),
         ("[[transform]]\ntables = [\"re:(\"]", "[[transform]] #1 tables: \"re:(\" is not a valid regular expression"),
     ];
     for (section, expected) in cases {
         let outflow = Outflow::new(&db, &["public.t"]).section(section);
-        // Refused after connecting (the table shapes are read from the
-        // source), before anything is streamed.
-        let error = clean_error(&outflow.run_until_caught_up().await);
+        // Refused before anything is created or streamed (the table shapes
+        // are read from the source's catalog).
+        let error = outflow.run_until_caught_up().await.assert_clean_error().to_string();
         assert!(error.contains(expected), "{section}: {error}");
-        assert!(!outflow.out_path().exists() || read_jsonl(&outflow.out_path()).is_empty(), "{section}: events were written");
+        assert!(!outflow.out_path().exists(), "{section}: the sink was opened");
     }
-    let outflow = Outflow::new(&db, &["public.t"]).section(
-        "[[sink]]\nname = \"other\"\nkind = \"jsonl\"\npath = \"other.jsonl\"\ntransforms = [\"nope\"]",
+    // `outflow check` says the same as a failed item, with the fix.
+    let outflow = Outflow::new(&db, &["public.t"]).section(cases[1].0);
+    let check = outflow.exec(&["check", "-c", &outflow.config_path().to_string_lossy()]).await;
+    assert_eq!(check.code, Some(1), "{}", check.stdout);
+    assert!(
+        check.stdout.contains("✗ [[transform]] #1: hash_columns names public.t.n, a int4 column"),
+        "{}",
+        check.stdout
     );
+    let slots = db.query(&format!("SELECT 1 FROM pg_replication_slots WHERE slot_name = '{}'", db.name())).await;
+    assert!(slots.is_empty(), "a refused run created the slot");
+    let outflow = Outflow::new(&db, &["public.t"])
+        .section("[[sink]]\nname = \"other\"\nkind = \"jsonl\"\npath = \"other.jsonl\"\ntransforms = [\"nope\"]");
     let error = outflow.run_until_caught_up().await.assert_clean_error().to_string(); // a config error: nothing is touched
-    assert!(error.contains("[[sink]] \"other\" lists transform \"nope\", but no [[transform]] has that name"), "{error}");
+    assert!(
+        error.contains("[[sink]] \"other\" lists transform \"nope\", but no [[transform]] has that name"),
+        "{error}"
+    );
     db.cleanup().await;
 }
 
@@ -227,7 +256,8 @@ async fn mysql_transforms_and_exclude_tables_apply_to_snapshot_and_binlog() {
     let mut sha = Vec::new();
     for v in ["a@example.com", "b@example.com", "c@example.com"] {
         use mysql_async::prelude::Queryable;
-        let h: String = db.conn.query_first(format!("SELECT SHA2(CONCAT('{SALT}', '{v}'), 256)")).await.unwrap().unwrap();
+        let h: String =
+            db.conn.query_first(format!("SELECT SHA2(CONCAT('{SALT}', '{v}'), 256)")).await.unwrap().unwrap();
         sha.push(h);
     }
     let rows = rows(&users);
@@ -246,4 +276,89 @@ async fn mysql_transforms_and_exclude_tables_apply_to_snapshot_and_binlog() {
     let bad = MyOutflow::new(&db).section("[[transform]]\nexclude_columns = [\"id\"]");
     let error = clean_error(&bad.run_until_caught_up().await);
     assert!(error.contains("a key column of"), "{error}");
+}
+
+/// The ids of `table`'s rows in `events` that are not deleted: reads and creates.
+fn present_ids(events: &[Value], table: &str) -> std::collections::BTreeSet<i64> {
+    changes(events, table)
+        .iter()
+        .filter(|e| e["op"] == "r" || e["op"] == "c")
+        .map(|e| e["after"]["id"].as_i64().unwrap())
+        .collect()
+}
+
+#[tokio::test]
+async fn pg_a_table_created_mid_run_that_matches_is_added_snapshotted_and_streamed() {
+    let db = TestDb::create("transforms_new_table").await;
+    db.execute("CREATE TABLE evt_1 (id int PRIMARY KEY, v text, secret text); INSERT INTO evt_1 VALUES (1, 'a', 's')")
+        .await;
+    let outflow = Outflow::new(&db, &["public.evt_*"]).section("[[transform]]\nexclude_columns = [\"secret\"]");
+    let run = outflow.spawn_run();
+    db.wait_for_slot_streaming().await;
+    // Rows written before outflow adds the table to the publication reach
+    // the sinks through its snapshot, later ones through the stream.
+    db.execute(
+        "CREATE TABLE evt_2 (id int PRIMARY KEY, v text, secret text); \
+                INSERT INTO evt_2 SELECT g, 'v' || g, 'hidden' FROM generate_series(1, 50) g",
+    )
+    .await;
+    wait_for(SHORT, "the new table's existing rows", || {
+        let n = present_ids(&outflow.events_so_far(), "evt_2").len();
+        async move { n == 50 }
+    })
+    .await;
+    db.execute("INSERT INTO evt_2 SELECT g, 'v' || g, 'hidden' FROM generate_series(51, 60) g; UPDATE evt_2 SET v = 'new' WHERE id = 1").await;
+    wait_for(SHORT, "the new table's later rows", || {
+        let events = outflow.events_so_far();
+        let done =
+            present_ids(&events, "evt_2").len() == 60 && changes(&events, "evt_2").iter().any(|e| e["op"] == "u");
+        async move { done }
+    })
+    .await;
+    run.sigterm_and_wait().await.assert_success();
+    let events = read_jsonl(&outflow.out_path());
+    let new = changes(&events, "evt_2");
+    assert_eq!(present_ids(&events, "evt_2"), (1..=60).collect());
+    assert!(new.iter().filter(|e| e["op"] == "c").count() >= 10, "the later rows are streamed");
+    assert_absent(&new, "secret");
+    assert_eq!(new.last().unwrap()["after"], json!({"id": 1, "v": "new"}));
+    // Added with the global exclusion as its column list.
+    let published = db.query("SELECT attnames::text[] FROM pg_publication_tables WHERE tablename = 'evt_2'").await;
+    assert_eq!(published[0].get::<_, Vec<String>>(0), ["id", "v"]);
+    db.cleanup().await;
+}
+
+#[tokio::test]
+async fn mysql_a_table_created_mid_run_that_matches_is_streamed_from_its_create() {
+    let mut db = MyDb::create("OUTFLOW_TEST_MYSQL_URL", "new_table").await;
+    db.exec("CREATE TABLE evt_1 (id INT PRIMARY KEY)").await;
+    let mut outflow = MyOutflow::new(&db);
+    outflow.tables = vec![format!("{}.evt_*", db.name)];
+    outflow.run_until_caught_up().await.assert_success();
+    let run = outflow.spawn_run();
+    let log = outflow.dir.path().join("run.stderr");
+    wait_for(SHORT, "the run to stream", || {
+        let logged = std::fs::read_to_string(&log).unwrap_or_default();
+        async move { logged.contains("streaming binlog") }
+    })
+    .await;
+    db.exec("CREATE TABLE evt_2 (id INT PRIMARY KEY, v TEXT)").await;
+    db.exec("INSERT INTO evt_2 VALUES (1, 'a'), (2, 'b')").await;
+    db.exec("CREATE TABLE other (id INT PRIMARY KEY)").await;
+    db.exec("INSERT INTO other VALUES (1)").await;
+    wait_for(SHORT, "the new table's rows", || {
+        let n = present_ids(&outflow.events(), "evt_2").len();
+        async move { n == 2 }
+    })
+    .await;
+    // Known for snapshot requests too, once discovered.
+    wait_for(SHORT, "the new table to be captured", || {
+        let logged = std::fs::read_to_string(&log).unwrap_or_default();
+        async move { logged.contains("captured a new table") }
+    })
+    .await;
+    outflow.sigterm(run).await;
+    let events = outflow.events();
+    assert_eq!(changes(&events, "evt_2").iter().map(|e| e["op"].as_str().unwrap()).collect::<Vec<_>>(), ["c", "c"]);
+    assert!(changes(&events, "other").is_empty());
 }
