@@ -41,6 +41,8 @@ pub const WAL_RETAINED_BYTES: &str = "outflow_wal_retained_bytes";
 pub const WAL_WARNING: &str = "outflow_wal_retention_warning";
 /// Gauge per sink: 1 while the source does not feed it (see `pipeline`).
 pub const SINK_DETACHED: &str = "outflow_sink_detached";
+/// Counter: events dropped by a transform's filter (or a failing expression).
+pub const DROPPED: &str = "outflow_transform_dropped_events";
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct EventLabels {
@@ -57,6 +59,16 @@ pub struct SinkLabel {
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct TableLabel {
     pub table: String,
+}
+
+/// An event a transform dropped: its table, the transform, and why
+/// (`filter`: the filter was false; `error`: an expression failed with
+/// `on_error = "skip"` or `"null"`).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct DroppedLabels {
+    pub transform: String,
+    pub table: String,
+    pub reason: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -80,6 +92,7 @@ pub struct Metrics {
     pub wal_retained_bytes: Gauge,
     pub wal_warning: Gauge,
     pub sink_detached: Family<SinkLabel, Gauge>,
+    pub dropped: Family<DroppedLabels, Counter>,
 }
 
 /// The process's metrics.
@@ -109,6 +122,7 @@ impl Metrics {
             wal_retained_bytes: Gauge::default(),
             wal_warning: Gauge::default(),
             sink_detached: Family::default(),
+            dropped: Family::default(),
         };
         let mut r = Registry::default();
         r.register(EVENTS, "Change events written to a sink, by table and op", m.events.clone());
@@ -135,6 +149,7 @@ impl Metrics {
             "1 while a slow sink is detached from the source (it holds the slot)",
             m.sink_detached.clone(),
         );
+        r.register(DROPPED, "Change events a transform dropped, by transform, table and reason", m.dropped.clone());
         // Every class shows from the start, at 0.
         for class in ["config", "fatal", "transient"] {
             m.errors.get_or_create(&ClassLabel { class: class.into() }).inc_by(0);

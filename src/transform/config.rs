@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use outflow_model::TableFilter;
 use serde::Deserialize;
 
+use super::cel::Expression;
 use crate::error::{Error, Result};
 
 /// One `[[transform]]`. Column names are plain names, looked up in every
@@ -38,6 +39,29 @@ pub struct TransformConfig {
     /// Character columns cut to this many characters.
     #[serde(default)]
     pub truncate_columns: BTreeMap<String, usize>,
+    /// A CEL expression: events for which it is false are dropped.
+    #[serde(default)]
+    pub filter: Option<String>,
+    /// Columns added to `after`, each the value of a CEL expression.
+    #[serde(default)]
+    pub derive: BTreeMap<String, String>,
+    /// What an expression that fails for an event does.
+    #[serde(default)]
+    pub on_error: OnError,
+}
+
+/// `on_error`: what a filter or derived field that fails for an event
+/// (a type error, a column a DDL removed) does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OnError {
+    /// Stop: nothing from the event on is delivered or acknowledged.
+    #[default]
+    Fail,
+    /// Drop the event (logged as a warning, counted).
+    Skip,
+    /// The derived field is null; a failing filter counts as false.
+    Null,
 }
 
 impl TransformConfig {
@@ -95,6 +119,22 @@ impl TransformConfig {
                 ));
             }
         }
+        if let Some(filter) = &self.filter {
+            Expression::compile(filter).map_err(|e| {
+                Error::config(
+                    format!("{label} filter: {e}"),
+                    "write filter as a CEL expression, e.g. \"op != 'd' && after.country == 'DE'\"",
+                )
+            })?;
+        }
+        for (column, expression) in &self.derive {
+            Expression::compile(expression).map_err(|e| {
+                Error::config(
+                    format!("{label} derive {column}: {e}"),
+                    "write each derived field as a CEL expression, e.g. \"after.amount * 0.92\"",
+                )
+            })?;
+        }
         // A column in two lists: excluded and masked, or masked twice, is a
         // mistake whose outcome would depend on an order nobody wrote down.
         let mut seen: BTreeMap<&str, &str> = BTreeMap::new();
@@ -103,13 +143,14 @@ impl TransformConfig {
             ("hash_columns", self.hash_columns.iter().collect()),
             ("redact_columns", self.redact_columns.keys().collect()),
             ("truncate_columns", self.truncate_columns.keys().collect()),
+            ("derive", self.derive.keys().collect()),
         ];
         for (list, columns) in &lists {
             for column in columns {
                 if let Some(other) = seen.insert(column.as_str(), list) {
                     return Err(Error::config(
                         format!("{label}: column {column:?} is in both {other} and {list}"),
-                        "name each column in one of exclude_columns, hash_columns, redact_columns, truncate_columns",
+                        "name each column in one of exclude_columns, hash_columns, redact_columns, truncate_columns, derive",
                     ));
                 }
             }

@@ -1,11 +1,13 @@
 //! Transforms: what leaves the database, decided between the source and
 //! the sinks (`[[transform]]` in the config).
 //!
-//! A transform applies to the tables its `tables` patterns match and
-//! rewrites their changes: columns excluded (gone from `before`, `after`,
-//! the key and the schema) or masked (hashed, redacted, truncated). The
-//! change keeps its position, so offsets, snapshot windows and key dedup
-//! are untouched.
+//! A transform applies to the tables its `tables` patterns match: its
+//! `filter` (a CEL expression, `cel/`) drops the changes for which it is
+//! false; then columns are excluded (gone from `before`, `after`, the key
+//! and the schema) or masked (hashed, redacted, truncated), and `derive`d
+//! columns are appended (`plan.rs`). A change keeps its position, so
+//! offsets, snapshot windows and key dedup are untouched; a transaction
+//! whose changes were all dropped still passes as its Begin and Commit.
 //!
 //! **Where they run.** Transforms that no `[[sink]]` names in its
 //! `transforms` run once, in the stream driver, on every batch before it
@@ -19,8 +21,9 @@
 //! publication's column list (`src/pg/catalog.rs`), so the server never
 //! sends them.
 
+pub mod cel;
 pub mod config;
-mod mask;
+mod plan;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -28,25 +31,48 @@ use std::sync::Arc;
 use outflow_model::{StreamItem, TableFilter, TableId, TableSchema};
 
 pub use config::TransformConfig;
-use mask::TablePlan;
+use plan::{Fate, StepPlan};
 
 use crate::error::Result;
+use crate::metrics::{metrics, DroppedLabels};
 
-/// One configured transform, ready to apply.
+/// One configured transform, ready to apply, with its plan for each table
+/// shape met so far.
 #[derive(Debug, Clone)]
 pub struct Step {
     label: String,
     tables: TableFilter,
     config: TransformConfig,
+    /// Per table: the shape coming in the plan was made for, and the plan
+    /// (None: this transform leaves the table alone).
+    plans: HashMap<TableId, (Arc<TableSchema>, Option<Arc<StepPlan>>)>,
 }
 
-/// A chain of transforms with the plan of each table shape met so far.
+impl Step {
+    /// The plan for `schema`, made on first sight of each shape.
+    fn plan(&mut self, schema: &Arc<TableSchema>) -> Result<Option<Arc<StepPlan>>> {
+        if let Some((seen, plan)) = self.plans.get_mut(&schema.id) {
+            if Arc::ptr_eq(seen, schema) {
+                return Ok(plan.clone());
+            }
+            if **seen == **schema {
+                // The same shape in another allocation (a snapshot chunk's):
+                // remembered, so its next events match by pointer.
+                *seen = schema.clone();
+                return Ok(plan.clone());
+            }
+        }
+        let previous = self.plans.get(&schema.id).and_then(|(_, p)| p.clone());
+        let plan = StepPlan::build(schema, self, previous.as_deref())?.map(Arc::new);
+        self.plans.insert(schema.id.clone(), (schema.clone(), plan.clone()));
+        Ok(plan)
+    }
+}
+
+/// A chain of transforms, applied in order.
 #[derive(Debug, Default, Clone)]
 pub struct Transforms {
     steps: Vec<Step>,
-    /// Per table: the source shape the plan was made for, and the plan
-    /// (None: the transforms leave this table alone).
-    plans: HashMap<TableId, (Arc<TableSchema>, Option<Arc<TablePlan>>)>,
 }
 
 impl Transforms {
@@ -59,9 +85,10 @@ impl Transforms {
                 label: config.label(index),
                 tables: config.table_filter(index)?,
                 config: config.clone(),
+                plans: HashMap::new(),
             });
         }
-        Ok(Transforms { steps, plans: HashMap::new() })
+        Ok(Transforms { steps })
     }
 
     pub fn is_empty(&self) -> bool {
@@ -78,51 +105,62 @@ impl Transforms {
             .collect()
     }
 
-    /// The plan for `schema`, made on first sight of each shape.
-    fn plan(&mut self, schema: &Arc<TableSchema>) -> Result<Option<Arc<TablePlan>>> {
-        if let Some((seen, plan)) = self.plans.get_mut(&schema.id) {
-            if Arc::ptr_eq(seen, schema) {
-                return Ok(plan.clone());
-            }
-            if **seen == **schema {
-                // The same shape in another allocation (a snapshot chunk's):
-                // remembered, so its next events match by pointer.
-                *seen = schema.clone();
-                return Ok(plan.clone());
-            }
-        }
-        let plan = TablePlan::build(schema, &self.steps)?.map(Arc::new);
-        self.plans.insert(schema.id.clone(), (schema.clone(), plan.clone()));
-        Ok(plan)
-    }
-
     /// The shape sinks see of `schema`.
     pub fn schema(&mut self, schema: &Arc<TableSchema>) -> Result<Arc<TableSchema>> {
-        if self.steps.is_empty() {
-            return Ok(schema.clone());
+        let mut shape = schema.clone();
+        for step in &mut self.steps {
+            if let Some(plan) = step.plan(&shape)? {
+                shape = plan.schema.clone();
+            }
         }
-        Ok(self.plan(schema)?.map_or_else(|| schema.clone(), |p| p.schema.clone()))
+        Ok(shape)
     }
 
-    /// Rewrites the items in place. An error (a key column excluded, a
-    /// mask on a column that does not hold characters) stops the stream
-    /// before the item: nothing from it on is delivered or acknowledged.
-    pub fn apply(&mut self, items: &mut [StreamItem]) -> Result<()> {
+    /// Rewrites the items in place and removes the changes a filter drops.
+    /// An error (a key column excluded, a mask on a column that does not
+    /// hold characters, an expression failing with `on_error = "fail"`)
+    /// stops the stream at that item: nothing from it on is delivered or
+    /// acknowledged.
+    pub fn apply(&mut self, items: &mut Vec<StreamItem>) -> Result<()> {
         if self.steps.is_empty() {
             return Ok(());
         }
-        for item in items {
-            match item {
-                StreamItem::Change(ev) => {
-                    let Some(plan) = self.plan(&ev.table)? else { continue };
-                    ev.table = plan.schema.clone();
-                    ev.before = ev.before.take().map(|row| plan.row(row));
-                    ev.after = ev.after.take().map(|row| plan.row(row));
-                }
-                StreamItem::SchemaChange(schema) => *schema = self.schema(schema)?,
-                _ => {}
+        let mut failure = None;
+        items.retain_mut(|item| {
+            if failure.is_some() {
+                return true;
             }
+            match self.apply_one(item) {
+                Ok(keep) => keep,
+                Err(e) => {
+                    failure = Some(e);
+                    true
+                }
+            }
+        });
+        failure.map_or(Ok(()), Err)
+    }
+
+    /// One item; false when a filter drops it.
+    fn apply_one(&mut self, item: &mut StreamItem) -> Result<bool> {
+        match item {
+            StreamItem::Change(ev) => {
+                for step in &mut self.steps {
+                    let Some(plan) = step.plan(&ev.table)? else { continue };
+                    if let Fate::Drop(reason) = plan.apply(ev)? {
+                        let labels = DroppedLabels {
+                            transform: step.label.clone(),
+                            table: ev.table.id.to_string(),
+                            reason: reason.into(),
+                        };
+                        metrics().dropped.get_or_create(&labels).inc();
+                        return Ok(false);
+                    }
+                }
+            }
+            StreamItem::SchemaChange(schema) => *schema = self.schema(schema)?,
+            _ => {}
         }
-        Ok(())
+        Ok(true)
     }
 }
