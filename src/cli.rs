@@ -258,9 +258,9 @@ pub async fn check_transforms(config: &Config) -> Result<usize> {
     let mut per_sink = config.sinks.iter().map(|s| config.sink_transforms(s)).collect::<Result<Vec<_>>>()?;
     let schemas = config.source.factory().table_schemas().await?;
     for schema in &schemas {
-        let shown = global.schema(schema)?;
+        let shown = global.check(schema)?;
         for transforms in &mut per_sink {
-            transforms.schema(&shown)?;
+            transforms.check(&shown)?;
         }
     }
     Ok(schemas.len())

@@ -49,8 +49,9 @@ pub struct Step {
 }
 
 impl Step {
-    /// The plan for `schema`, made on first sight of each shape.
-    fn plan(&mut self, schema: &Arc<TableSchema>) -> Result<Option<Arc<StepPlan>>> {
+    /// The plan for `schema`, made on first sight of each shape (`strict`:
+    /// see [`StepPlan::build`]).
+    fn plan(&mut self, schema: &Arc<TableSchema>, strict: bool) -> Result<Option<Arc<StepPlan>>> {
         if let Some((seen, plan)) = self.plans.get_mut(&schema.id) {
             if Arc::ptr_eq(seen, schema) {
                 return Ok(plan.clone());
@@ -63,7 +64,7 @@ impl Step {
             }
         }
         let previous = self.plans.get(&schema.id).and_then(|(_, p)| p.clone());
-        let plan = StepPlan::build(schema, self, previous.as_deref())?.map(Arc::new);
+        let plan = StepPlan::build(schema, self, previous.as_deref(), strict)?.map(Arc::new);
         self.plans.insert(schema.id.clone(), (schema.clone(), plan.clone()));
         Ok(plan)
     }
@@ -107,9 +108,19 @@ impl Transforms {
 
     /// The shape sinks see of `schema`.
     pub fn schema(&mut self, schema: &Arc<TableSchema>) -> Result<Arc<TableSchema>> {
+        self.shape(schema, false)
+    }
+
+    /// The shape sinks see of `schema`, refusing expressions that fail on
+    /// it (before a run, and `outflow check`).
+    pub fn check(&mut self, schema: &Arc<TableSchema>) -> Result<Arc<TableSchema>> {
+        self.shape(schema, true)
+    }
+
+    fn shape(&mut self, schema: &Arc<TableSchema>, strict: bool) -> Result<Arc<TableSchema>> {
         let mut shape = schema.clone();
         for step in &mut self.steps {
-            if let Some(plan) = step.plan(&shape)? {
+            if let Some(plan) = step.plan(&shape, strict)? {
                 shape = plan.schema.clone();
             }
         }
@@ -146,7 +157,7 @@ impl Transforms {
         match item {
             StreamItem::Change(ev) => {
                 for step in &mut self.steps {
-                    let Some(plan) = step.plan(&ev.table)? else { continue };
+                    let Some(plan) = step.plan(&ev.table, false)? else { continue };
                     if let Fate::Drop(reason) = plan.apply(ev)? {
                         let labels = DroppedLabels {
                             transform: step.label.clone(),

@@ -82,12 +82,19 @@ pub enum Fate {
 
 impl StepPlan {
     /// The plan of `step` for `source`, or None when the step leaves the
-    /// table alone. `previous` (this table's last plan) gives derived
-    /// columns their type when a trial run fails after a DDL and `on_error`
-    /// tolerates it. Refuses to exclude a key column, to mask a column
-    /// that does not hold characters, and (with `on_error = "fail"`) an
-    /// expression that fails on the table's shape.
-    pub fn build(source: &Arc<TableSchema>, step: &Step, previous: Option<&StepPlan>) -> Result<Option<StepPlan>> {
+    /// table alone. Refuses to exclude a key column and to mask a column
+    /// that does not hold characters. With `strict` (before a run, and
+    /// `outflow check`) an expression that fails on the table's shape is
+    /// refused too, unless `on_error` tolerates it; mid-stream (after a DDL) it is left to fail on the
+    /// first change it meets, which `on_error` then handles and the error
+    /// names. `previous` (this table's last plan) keeps a derived column's
+    /// type when its trial run fails.
+    pub fn build(
+        source: &Arc<TableSchema>,
+        step: &Step,
+        previous: Option<&StepPlan>,
+        strict: bool,
+    ) -> Result<Option<StepPlan>> {
         let id = &source.id;
         if !step.tables.matches(&id.schema, &id.name) {
             return Ok(None);
@@ -141,7 +148,9 @@ impl StepPlan {
                             "write the filter as a condition, e.g. \"after.country == 'DE'\"",
                         ))
                     }
-                    Err(e) if c.on_error == OnError::Fail => return Err(trial_failed(label, "filter", id, &e)),
+                    Err(e) if strict && c.on_error == OnError::Fail => {
+                        return Err(trial_failed(label, "filter", id, &e))
+                    }
                     Err(_) => {}
                 }
                 Some(filter)
@@ -160,7 +169,7 @@ impl StepPlan {
             let ty = match expression.result_type(source) {
                 Ok(Some(ty)) => ty,
                 Ok(None) => known.unwrap_or(ColumnType::Text { max_chars: None }),
-                Err(e) if c.on_error == OnError::Fail => {
+                Err(e) if strict && c.on_error == OnError::Fail => {
                     return Err(trial_failed(label, &format!("derive {name}"), id, &e))
                 }
                 Err(_) => known.unwrap_or(ColumnType::Text { max_chars: None }),

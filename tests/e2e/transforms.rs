@@ -9,7 +9,7 @@
 use serde_json::{json, Value};
 
 use crate::events::{changes, read_jsonl};
-use crate::harness::{wait_for, Outflow, TestDb, SHORT};
+use crate::harness::{wait_for, Outflow, TestDb, RUN_TIMEOUT, SHORT};
 use crate::mysql_harness::{clean_error, MyDb, MyOutflow};
 
 const SALT: &str = "pepper-e2e";
@@ -361,4 +361,147 @@ async fn mysql_a_table_created_mid_run_that_matches_is_streamed_from_its_create(
     let events = outflow.events();
     assert_eq!(changes(&events, "evt_2").iter().map(|e| e["op"].as_str().unwrap()).collect::<Vec<_>>(), ["c", "c"]);
     assert!(changes(&events, "other").is_empty());
+}
+
+/// `(op, id)` of each change of `table`, with the row's `after` (or `before`).
+fn ops_and_ids(events: &[&Value]) -> Vec<(String, i64)> {
+    rows(events)
+        .iter()
+        .zip(events)
+        .map(|(r, e)| (e["op"].as_str().unwrap().to_string(), r["id"].as_i64().unwrap()))
+        .collect()
+}
+
+const DE_FILTER: &str = r#"filter = "op == 'd' ? before.country == 'DE' : after.country == 'DE'""#;
+const DERIVE: &str =
+    r#"derive = { amount_eur = "after.amount * 0.92", region = "after.country == 'DE' ? 'eu' : 'other'" }"#;
+
+#[tokio::test]
+async fn pg_filters_and_derived_fields_follow_rows_in_and_out_of_the_filter() {
+    let db = TestDb::create("transforms_filter").await;
+    db.execute(
+        "CREATE TABLE orders (id int PRIMARY KEY, amount numeric(10,2), country text); \
+         ALTER TABLE orders REPLICA IDENTITY FULL; \
+         INSERT INTO orders VALUES (1, 10.00, 'DE'), (2, 20.00, 'FR')",
+    )
+    .await;
+    let all = tempfile::tempdir().unwrap();
+    let all_path = all.path().join("all.jsonl");
+    let outflow = Outflow::new(&db, &["public.orders"]).section(&format!(
+        "[[transform]]\nname = \"de\"\n{DE_FILTER}\n{DERIVE}\n\n\
+         [[sink]]\nname = \"all\"\nkind = \"jsonl\"\npath = {:?}",
+        all_path.to_str().unwrap()
+    ));
+    // The named transform is listed by no sink: it applies to both.
+    outflow.run_until_caught_up().await.assert_success();
+    db.execute(
+        "INSERT INTO orders VALUES (3, 19.99, 'DE'), (4, 5.00, 'US'); \
+         UPDATE orders SET country = 'FR' WHERE id = 1; UPDATE orders SET country = 'DE' WHERE id = 2; \
+         DELETE FROM orders WHERE id = 3; DELETE FROM orders WHERE id = 4",
+    )
+    .await;
+    outflow.run_until_caught_up().await.assert_success();
+
+    for path in [outflow.out_path(), all_path] {
+        let events = read_jsonl(&path);
+        let orders = changes(&events, "orders");
+        // 1 leaves the filter (its update is dropped), 2 enters it, 4 never is in it.
+        assert_eq!(ops_and_ids(&orders), [("r".into(), 1), ("c".into(), 3), ("u".into(), 2), ("d".into(), 3)]);
+        let computed: String = db.query("SELECT (19.99 * 0.92)::text").await[0].get(0);
+        assert_eq!(
+            orders[1]["after"],
+            json!({"id": 3, "amount": "19.99", "country": "DE", "amount_eur": computed, "region": "eu"})
+        );
+        assert_eq!(orders[0]["after"]["amount_eur"], "9.2000");
+        assert_eq!(orders[2]["after"]["amount_eur"], "18.4000");
+        // Derived fields are null in before images and absent from deletes' after.
+        assert_eq!(orders[2]["before"]["amount_eur"], Value::Null);
+        assert_eq!(orders[3]["after"], Value::Null);
+    }
+    db.cleanup().await;
+}
+
+#[tokio::test]
+async fn pg_a_ddl_that_removes_a_column_an_expression_uses_follows_on_error() {
+    let db = TestDb::create("transforms_ddl").await;
+    db.execute("CREATE TABLE orders (id int PRIMARY KEY, amount numeric(10,2), country text)").await;
+    let transform = |on_error: &str| format!("[[transform]]\n{DERIVE}\non_error = \"{on_error}\"");
+    let outflow = Outflow::new(&db, &["public.orders"]).section(&transform("fail"));
+    outflow.run_until_caught_up().await.assert_success();
+    let run = outflow.spawn_run();
+    db.wait_for_slot_streaming().await;
+    db.execute("INSERT INTO orders VALUES (1, 1.00, 'DE'); ALTER TABLE orders DROP COLUMN country; INSERT INTO orders VALUES (2, 2.00)").await;
+
+    // fail (the default): the run stops at the change and names it...
+    let out = run.wait_exit(RUN_TIMEOUT).await;
+    let error = clean_error(&out);
+    assert!(error.contains("[[transform]] #1 derive region failed for public.orders at lsn:"), "{error}");
+    assert!(error.contains("No such key: country"), "{error}");
+    // ... and acknowledges nothing from it on; a new run refuses to start
+    // while the table has no such column.
+    let error = outflow.run_until_caught_up().await.assert_clean_error().to_string();
+    assert_eq!(error, "error: [[transform]] #1 derive region fails on public.orders: No such key: country");
+    let ids: Vec<i64> = changes(&read_jsonl(&outflow.out_path()), "orders")
+        .iter()
+        .map(|e| e["after"]["id"].as_i64().unwrap())
+        .collect();
+    assert_eq!(ids, [1]);
+
+    // null: the field that cannot be computed is null, the change goes on.
+    let switch = |outflow: Outflow, from: &str, to: &str| {
+        let text = outflow.config_text().replace(&format!("on_error = \"{from}\""), &format!("on_error = \"{to}\""));
+        outflow.raw_config(text)
+    };
+    let outflow = switch(outflow, "fail", "null");
+    outflow.run_until_caught_up().await.assert_success();
+    let events = read_jsonl(&outflow.out_path());
+    let orders = changes(&events, "orders");
+    assert_eq!(orders[1]["after"], json!({"id": 2, "amount": "2.00", "amount_eur": "1.8400", "region": null}));
+
+    // skip: the change is left out, with a warning naming it.
+    let outflow = switch(outflow, "null", "skip");
+    db.execute("INSERT INTO orders VALUES (3, 3.00)").await;
+    let out = outflow.run_until_caught_up().await;
+    out.assert_success();
+    assert!(out.stderr.contains("derive region failed; the event is skipped"), "{}", out.stderr);
+    assert_eq!(changes(&read_jsonl(&outflow.out_path()), "orders").len(), 2);
+    db.cleanup().await;
+}
+
+#[tokio::test]
+async fn mysql_filters_and_derived_fields_apply_to_snapshot_and_binlog_and_per_sink() {
+    let mut db = MyDb::create("OUTFLOW_TEST_MYSQL_URL", "transforms_filter").await;
+    db.exec("CREATE TABLE orders (id INT PRIMARY KEY, amount DECIMAL(10,2), country VARCHAR(2))").await;
+    db.exec("INSERT INTO orders VALUES (1, 10.00, 'DE'), (2, 20.00, 'FR')").await;
+    let de = tempfile::tempdir().unwrap();
+    let de_path = de.path().join("de.jsonl");
+    // The events sink gets every row with the derived fields; the "de" sink only German rows.
+    let outflow = MyOutflow::new(&db).section(&format!(
+        "[[transform]]\n{DERIVE}\n[[transform]]\nname = \"de_only\"\n{DE_FILTER}\n\
+         [[sink]]\nname = \"de\"\nkind = \"jsonl\"\npath = {:?}\ntransforms = [\"de_only\"]",
+        de_path.to_str().unwrap()
+    ));
+    outflow.run_until_caught_up().await.assert_success();
+    db.exec("INSERT INTO orders VALUES (3, 19.99, 'DE'), (4, 5.00, 'US')").await;
+    db.exec("UPDATE orders SET country = 'FR' WHERE id = 1").await;
+    db.exec("UPDATE orders SET country = 'DE' WHERE id = 2").await;
+    db.exec("DELETE FROM orders WHERE id IN (3, 4)").await;
+    outflow.run_until_caught_up().await.assert_success();
+
+    let everything = outflow.events();
+    let all = changes(&everything, "orders");
+    assert_eq!(all.len(), 8);
+    use mysql_async::prelude::Queryable;
+    let computed: String = db.conn.query_first("SELECT CAST(19.99 * 0.92 AS CHAR)").await.unwrap().unwrap();
+    assert_eq!(
+        all[2]["after"],
+        json!({"id": 3, "amount": "19.99", "country": "DE", "amount_eur": computed, "region": "eu"})
+    );
+    assert_eq!(all[3]["after"]["region"], "other");
+
+    let de = read_jsonl(&de_path);
+    let de = changes(&de, "orders");
+    assert_eq!(ops_and_ids(&de), [("r".into(), 1), ("c".into(), 3), ("u".into(), 2), ("d".into(), 3)]);
+    // The per-sink filter sees the global derived fields too.
+    assert_eq!(de[2]["after"]["region"], "eu");
 }
