@@ -17,7 +17,6 @@ use crate::pipeline::{spawn_sink, SinkHandle, SinkStart};
 use crate::snapshot::{least_progress, SnapshotPlan};
 use crate::source::{Purpose, StreamRun};
 use crate::state::{SourceIdentity, StateDir, TableSnapshot};
-use crate::transform::Transforms;
 
 /// `outflow --version`: the crate version and the git revision built from.
 pub const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (", env!("OUTFLOW_GIT_REVISION"), ")");
@@ -82,6 +81,10 @@ pub enum Command {
         config: PathBuf,
         #[arg(long)]
         until_caught_up: bool,
+        /// Also apply this named [[transform]] (after the global ones), to
+        /// try an expression; repeatable.
+        #[arg(long = "transform", value_name = "NAME")]
+        transforms: Vec<String>,
     },
 }
 
@@ -115,7 +118,7 @@ pub async fn dispatch(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Run { config, until_caught_up } => run(&config, until_caught_up).await,
         Command::Status { config, json } => crate::status::status(&config, json).await,
-        Command::Tail { config, until_caught_up } => tail(&config, until_caught_up).await,
+        Command::Tail { config, until_caught_up, transforms } => tail(&config, until_caught_up, &transforms).await,
         Command::Snapshot { config, tables } => request_snapshots(&config, &tables),
         Command::Check { config } => crate::check::check(&config).await,
         Command::Completions { shell } => {
@@ -281,8 +284,9 @@ fn check_identity(state: &StateDir, known: &SourceIdentity, this: &SourceIdentit
     ))
 }
 
-async fn tail(config_path: &Path, until_caught_up: bool) -> Result<()> {
+async fn tail(config_path: &Path, until_caught_up: bool, named: &[String]) -> Result<()> {
     let config = Config::load(config_path)?;
+    let tried = config.named_transforms(named)?;
     check_transforms(&config).await?;
     let source = config.source.factory().connect(Purpose::Tail, &config.global_transforms()?).await?;
     let ctx = source.sink_context(&config.name);
@@ -295,8 +299,7 @@ async fn tail(config_path: &Path, until_caught_up: bool) -> Result<()> {
         schemas: false,
     };
     let sink = stdout.build(ctx, None)?;
-    let sink =
-        spawn_sink("tail".into(), Box::new(sink), None, SinkStart::default(), COMMIT_INTERVAL, Transforms::default());
+    let sink = spawn_sink("tail".into(), Box::new(sink), None, SinkStart::default(), COMMIT_INTERVAL, tried);
     let mut handles = vec![sink];
     let run = StreamRun {
         sinks: &mut handles,
@@ -305,7 +308,7 @@ async fn tail(config_path: &Path, until_caught_up: bool) -> Result<()> {
         exit_after_snapshot: false,
         until_caught_up,
         stop: shutdown_on_signal(),
-        transforms: config.global_transforms()?,
+        transforms: config.global_transforms_except(named)?,
     };
     source.stream(run).await
 }

@@ -305,16 +305,34 @@ impl Config {
 
     /// The transforms every sink gets, applied once in the stream driver.
     pub fn global_transforms(&self) -> Result<Transforms> {
-        Transforms::new(&self.transforms, |t| !self.sink_specific(t))
+        self.global_transforms_except(&[])
+    }
+
+    /// The global transforms but those named in `tried` (which `tail
+    /// --transform` applies itself, in its order).
+    pub fn global_transforms_except(&self, tried: &[String]) -> Result<Transforms> {
+        Transforms::new(&self.transforms, |t| {
+            !self.sink_specific(t) && !t.name.as_ref().is_some_and(|n| tried.contains(n))
+        })
     }
 
     /// The transforms only `sink` gets, in the order it lists them.
     pub fn sink_transforms(&self, sink: &SinkEntry) -> Result<Transforms> {
-        let ordered: Vec<TransformConfig> = sink
-            .transforms
-            .iter()
-            .filter_map(|name| self.transforms.iter().find(|t| t.name.as_ref() == Some(name)).cloned())
-            .collect();
+        self.named_transforms(&sink.transforms)
+    }
+
+    /// The transforms named `names`, in that order (`tail --transform`).
+    pub fn named_transforms(&self, names: &[String]) -> Result<Transforms> {
+        let mut ordered = Vec::new();
+        for name in names {
+            let Some(found) = self.transforms.iter().find(|t| t.name.as_ref() == Some(name)) else {
+                return Err(Error::config(
+                    format!("no [[transform]] is named {name:?}"),
+                    "give the [[transform]] a name = \"...\" and use that name",
+                ));
+            };
+            ordered.push(found.clone());
+        }
         Transforms::new(&ordered, |_| true)
     }
 }

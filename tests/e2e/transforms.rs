@@ -505,3 +505,37 @@ async fn mysql_filters_and_derived_fields_apply_to_snapshot_and_binlog_and_per_s
     // The per-sink filter sees the global derived fields too.
     assert_eq!(de[2]["after"]["region"], "eu");
 }
+
+#[tokio::test]
+async fn tail_tries_a_named_transform_without_touching_the_pipeline() {
+    let db = TestDb::create("transforms_tail").await;
+    db.execute("CREATE TABLE orders (id int PRIMARY KEY, amount numeric(10,2), country text)").await;
+    let outflow = Outflow::new(&db, &["public.orders"])
+        .section(&format!("[[transform]]\nname = \"try\"\nfilter = \"after.country == 'DE'\"\n{DERIVE}"));
+    let config = outflow.config_path().to_string_lossy().to_string();
+    let tail = outflow.spawn_command(&["tail", "-c", &config, "--transform", "try"]);
+    wait_for(SHORT, "tail to stream", || async {
+        !db.query("SELECT 1 FROM pg_replication_slots WHERE slot_name LIKE 'outflow_tail_%' AND active")
+            .await
+            .is_empty()
+    })
+    .await;
+    db.execute("INSERT INTO orders VALUES (1, 10.00, 'FR'), (2, 19.99, 'DE')").await;
+    wait_for(SHORT, "tail to print the German order", || {
+        let out = tail.stdout();
+        async move { out.contains("\"amount_eur\"") }
+    })
+    .await;
+    let out = tail.sigterm_and_wait().await;
+    out.assert_success();
+    let printed: Vec<Value> = out.stdout.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let orders = changes(&printed, "orders");
+    assert_eq!(
+        rows(&orders),
+        [&json!({"id": 2, "amount": "19.99", "country": "DE", "amount_eur": "18.3908", "region": "eu"})]
+    );
+
+    let unknown = outflow.exec(&["tail", "-c", &config, "--transform", "nope"]).await;
+    assert_eq!(unknown.assert_clean_error(), "error: no [[transform]] is named \"nope\"");
+    db.cleanup().await;
+}
