@@ -41,6 +41,8 @@ use crate::metrics::{metrics, DroppedLabels};
 #[derive(Debug, Clone)]
 pub struct Step {
     label: String,
+    /// The `transform` label of its metrics: its name, or its place (`#2`).
+    metric: String,
     tables: TableFilter,
     config: TransformConfig,
     /// Per table: the shape coming in the plan was made for, and the plan
@@ -84,6 +86,7 @@ impl Transforms {
         for (index, config) in configs.iter().enumerate().filter(|(_, c)| pick(c)) {
             steps.push(Step {
                 label: config.label(index),
+                metric: config.name.clone().unwrap_or_else(|| format!("#{}", index + 1)),
                 tables: config.table_filter(index)?,
                 config: config.clone(),
                 plans: HashMap::new(),
@@ -160,7 +163,7 @@ impl Transforms {
                     let Some(plan) = step.plan(&ev.table, false)? else { continue };
                     if let Fate::Drop(reason) = plan.apply(ev)? {
                         let labels = DroppedLabels {
-                            transform: step.label.clone(),
+                            transform: step.metric.clone(),
                             table: ev.table.id.to_string(),
                             reason: reason.into(),
                         };

@@ -268,3 +268,30 @@ async fn a_taken_admin_port_is_a_clear_error() {
     drop(taken);
     db.cleanup().await;
 }
+
+#[tokio::test]
+async fn metrics_count_the_events_a_filter_drops_per_table() {
+    let db = TestDb::create("admin_filter").await;
+    db.execute("CREATE TABLE t (id int PRIMARY KEY)").await;
+    let port = free_port();
+    let outflow = Outflow::new(&db, &["public.t"])
+        .section("[[transform]]\nname = \"even\"\nfilter = \"after.id % 2 == 0\"")
+        .section(&admin_section(port, "30s"));
+    let run = outflow.spawn_run();
+    wait_for_status(port, "/healthz", 200, "ok").await;
+    db.wait_for_slot_streaming().await;
+    db.execute("INSERT INTO t SELECT g FROM generate_series(1, 10) g").await;
+    let deadline = Instant::now() + SHORT;
+    while changes(&outflow.events_so_far(), "t").len() != 5 {
+        let (stderr, events) = (run.stderr(), outflow.events_so_far());
+        assert!(Instant::now() < deadline, "the 5 even rows never arrived; got {events:?}; stderr:\n{stderr}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let labels = [("transform", "even"), ("table", "public.t"), ("reason", "filter")];
+    wait_for(SHORT, "5 dropped events in /metrics", || async {
+        sample(&metrics(port).await, "outflow_transform_dropped_events_total", &labels) == Some(5.0)
+    })
+    .await;
+    run.sigterm_and_wait().await.assert_success();
+    db.cleanup().await;
+}
