@@ -56,6 +56,10 @@
 # scripts/python-env.sh) this script starts on 127.0.0.1:56488, and counts the
 # stream's records with boto3 against the backlog. moto (Python) is the
 # bottleneck, not outflow: use a smaller ROWS (e.g. 100000 0).
+# BENCH_SINKS="jsonl transforms" also drains it into JSONL on /dev/null
+# through a [[transform]] with a filter (that keeps every row, so the count
+# check holds), two hashed columns (status, note) and one derived decimal
+# (amount * 0.92), and prints its rate relative to plain JSONL.
 # BENCH_SINKS="postgres" applies it to a PostgreSQL target (database
 # bench_target on the same server, the `kind = "postgres"` apply sink), with
 # BENCH_UPDATE_PCT (default 30 when postgres is among the sinks, else 0)
@@ -111,8 +115,8 @@ esac
 KAFKA_FORMAT_LINE=""
 for kind in $SINKS; do
     case "$kind" in
-        jsonl | parquet | kafka | postgres | iceberg | redis | http | nats | rabbitmq | kinesis) ;;
-        *) echo "BENCH_SINKS: unknown sink kind $kind (jsonl, parquet, kafka, postgres, iceberg, redis, http, nats, rabbitmq, kinesis)" >&2; exit 2 ;;
+        jsonl | parquet | kafka | postgres | iceberg | redis | http | nats | rabbitmq | kinesis | transforms) ;;
+        *) echo "BENCH_SINKS: unknown sink kind $kind (jsonl, parquet, kafka, postgres, iceberg, redis, http, nats, rabbitmq, kinesis, transforms)" >&2; exit 2 ;;
     esac
 done
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/outflow/target}"
@@ -428,6 +432,9 @@ config_for() {
     if [[ "$kind" != jsonl ]]; then slot="outflow_bench_$kind"; state="$WORK/state-$kind"; fi
     case "$kind" in
         jsonl) sink=$'name = "null"\nkind = "jsonl"\npath = "/dev/null"'"$SCHEMAS_LINE" ;;
+        transforms) sink=$'name = "null"\nkind = "jsonl"\npath = "/dev/null"\n\n[[transform]]\n'\
+$'filter = "op != \'d\' && after.amount >= 0.0 && after.status != \'deleted\'"\n'\
+$'hash_columns = ["status", "note"]\nhash_salt = "bench-salt"\nderive = { amount_eur = "after.amount * 0.92" }' ;;
         parquet) sink="name = \"null\"
 kind = \"parquet\"
 path = \"$WORK/lake\"" ;;
@@ -532,6 +539,10 @@ printf '\nrows %d\n' "$TOTAL"
 status=0
 for kind in $SINKS; do
     printf 'ratio outflow %s/pg_recvlogical: %s\n' "$kind" "$(awk -v a="$REF_S" -v b="${OUT_S[$kind]}" 'BEGIN { printf "%.2f", a / b }')"
+    if [[ "$kind" == transforms && -n "${OUT_S[jsonl]:-}" ]]; then
+        printf 'ratio outflow transforms/jsonl (same sink, with the transform): %s\n' \
+            "$(awk -v a="${OUT_S[jsonl]}" -v b="${OUT_S[transforms]}" 'BEGIN { printf "%.2f", a / b }')"
+    fi
     if [[ "${EVENTS[$kind]}" != "$TOTAL" ]]; then
         echo "error: outflow -> $kind delivered ${EVENTS[$kind]} events, expected $TOTAL" >&2
         status=1
