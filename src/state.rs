@@ -8,6 +8,7 @@
 //! - `source.json` — the source database this directory belongs to.
 //! - `sinks/<name>.json` — one sink's offset, event count and checkpoint.
 //! - `schemas/<schema>.<table>.json` — every version of a table's schema.
+//! - `dropped.json` — how many changes transforms dropped, per table.
 //! - `detached.json` — the sinks the running process has detached (stopped
 //!   feeding because they did not keep up), with the time; only while some
 //!   are, and only meaningful while that process holds the lock.
@@ -246,6 +247,17 @@ impl StateDir {
             return BTreeMap::new();
         }
         read_json(&self.dir.join("detached.json")).ok().flatten().unwrap_or_default()
+    }
+
+    /// Stores how many changes transforms dropped, per table (`dropped.json`,
+    /// for `status`; counts over every run).
+    pub fn write_dropped(&self, dropped: &BTreeMap<String, u64>) -> Result<()> {
+        write_json_atomic(&self.dir.join("dropped.json"), dropped)
+    }
+
+    /// See [`write_dropped`](Self::write_dropped); empty when none were.
+    pub fn dropped(&self) -> BTreeMap<String, u64> {
+        read_json(&self.dir.join("dropped.json")).ok().flatten().unwrap_or_default()
     }
 
     /// Appends a schema version to the table's history file.

@@ -107,6 +107,7 @@ pub fn report(
         "held_back_by": held_back_by,
         "sinks": sinks,
         "snapshot": snapshot(config, state),
+        "dropped_by_transforms": state.dropped(),
         "process": state.running().map(|i| json!({"pid": i.pid, "started_at": i.started_at})),
     })
 }
@@ -185,6 +186,13 @@ fn print_report(config: &Config, r: &Value) {
         println!("{:<40} {:<10} {:>12}", "SNAPSHOT TABLE", "STATUS", "ROWS");
         for t in &snapshot {
             println!("{:<40} {:<10} {:>12}", text(&t["table"]), text(&t["status"]), text(&t["rows"]));
+        }
+    }
+    if let Some(dropped) = r["dropped_by_transforms"].as_object().filter(|d| !d.is_empty()) {
+        println!();
+        println!("{:<40} {:>12}", "TABLE", "DROPPED BY TRANSFORMS");
+        for (table, n) in dropped {
+            println!("{:<40} {:>12}", table, text(n));
         }
     }
 }

@@ -38,6 +38,7 @@
 //!   and commits ([`finish_all`]) and the source confirms the final durable
 //!   position and closes ([`Source::close`]).
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use futures::future::BoxFuture;
@@ -55,7 +56,7 @@ use crate::pipeline::{
 use crate::snapshot::{receive, SnapshotPlan, Snapshots};
 use crate::source::{AnySource, Emit, Source, StreamRun, BATCH_ITEMS};
 use crate::state::{SourceIdentity, StateDir, TableSnapshot};
-use crate::transform::Transforms;
+use crate::transform::{dropped_so_far, Transforms};
 
 /// How often the durable position is acknowledged when nothing else prompts it.
 const STATUS_INTERVAL: Duration = Duration::from_secs(10);
@@ -94,10 +95,12 @@ async fn drive<S: Source>(mut source: S, run: StreamRun<'_>) -> Result<()> {
         stop,
         transforms,
         snapshot_new_tables,
+        dropped_before: state.map(|s| s.dropped()).unwrap_or_default(),
     };
     let result = driver.run(&mut source, until_caught_up).await;
     health().set_phase(Phase::Stopping);
     let sink_result = finish_all(driver.sinks).await;
+    driver.record_dropped();
     source.close(min_durable(driver.sinks)).await;
     result.and(sink_result)
 }
@@ -115,6 +118,8 @@ struct Driver<'a> {
     transforms: Transforms,
     /// Tables found mid-run are snapshotted (not with `[snapshot] mode = "never"`).
     snapshot_new_tables: bool,
+    /// Changes transforms dropped in earlier runs, per table.
+    dropped_before: BTreeMap<String, u64>,
 }
 
 impl Driver<'_> {
@@ -234,7 +239,10 @@ impl Driver<'_> {
                 }
                 r = receive(&mut self.snapshots) => r?,
                 _ = any_changed(&mut durable_changed) => source.acknowledge(min_durable(self.sinks).as_ref()).await?,
-                _ = status_tick.tick() => source.acknowledge(min_durable(self.sinks).as_ref()).await?,
+                _ = status_tick.tick() => {
+                    source.acknowledge(min_durable(self.sinks).as_ref()).await?;
+                    self.record_dropped();
+                }
                 _ = probe_tick.tick(), if probe => source.probe().await?,
                 _ = rejoin_tick.tick(), if rejoin => {
                     if let Some(flow) = rejoin_ready(self.sinks) {
@@ -268,6 +276,21 @@ impl Driver<'_> {
             state: self.state,
             durable_asked: false,
             transforms: &mut self.transforms,
+        }
+    }
+
+    /// Stores how many changes transforms dropped so far, over every run (for `status`).
+    fn record_dropped(&self) {
+        let (Some(state), now) = (self.state, dropped_so_far()) else { return };
+        if now.is_empty() {
+            return;
+        }
+        let mut total = self.dropped_before.clone();
+        for (table, n) in now {
+            *total.entry(table).or_default() += n;
+        }
+        if let Err(e) = state.write_dropped(&total) {
+            tracing::warn!(error = %e.message, "cannot store the dropped-changes counts");
         }
     }
 

@@ -25,8 +25,8 @@ pub mod cel;
 pub mod config;
 mod plan;
 
-use std::collections::HashMap;
-use std::sync::Arc;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
 
 use outflow_model::{StreamItem, TableFilter, TableId, TableSchema};
 
@@ -70,6 +70,15 @@ impl Step {
         self.plans.insert(schema.id.clone(), (schema.clone(), plan.clone()));
         Ok(plan)
     }
+}
+
+/// Changes dropped by this process's transforms, per table (what `status`
+/// shows; `/metrics` has them by transform and reason too).
+static DROPPED: Mutex<BTreeMap<String, u64>> = Mutex::new(BTreeMap::new());
+
+/// See [`DROPPED`].
+pub fn dropped_so_far() -> BTreeMap<String, u64> {
+    DROPPED.lock().map(|d| d.clone()).unwrap_or_default()
 }
 
 /// A chain of transforms, applied in order.
@@ -168,6 +177,9 @@ impl Transforms {
                             reason: reason.into(),
                         };
                         metrics().dropped.get_or_create(&labels).inc();
+                        if let Ok(mut dropped) = DROPPED.lock() {
+                            *dropped.entry(labels.table).or_default() += 1;
+                        }
                         return Ok(false);
                     }
                 }

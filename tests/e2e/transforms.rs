@@ -418,6 +418,9 @@ async fn pg_filters_and_derived_fields_follow_rows_in_and_out_of_the_filter() {
         assert_eq!(orders[2]["before"]["amount_eur"], Value::Null);
         assert_eq!(orders[3]["after"], Value::Null);
     }
+    // status counts the dropped changes per table, over both runs: the
+    // snapshot's FR row, the US insert, the update out of the filter, the US delete.
+    assert_eq!(outflow.status_json().await["dropped_by_transforms"], json!({"public.orders": 4}));
     db.cleanup().await;
 }
 
