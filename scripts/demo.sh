@@ -13,7 +13,7 @@ cargo build --quiet --bin outflow
 OUTFLOW="$CARGO_TARGET_DIR/debug/outflow"
 
 trap 'scripts/test-services.sh down' EXIT
-scripts/test-services.sh up
+scripts/test-services.sh up pg # the PostgreSQL servers only: the demo needs no broker
 eval "$(scripts/test-services.sh env)"
 PSQL=("$OUTFLOW_TEST_PG_BIN/psql" -X -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -p 56432 -U postgres)
 

@@ -47,6 +47,9 @@ struct Column {
 /// A big table with a key that nothing has been read of yet is split into
 /// key ranges, read at once by as many connections as `parallel` has free
 /// reader slots.
+/// `exclude`: the global transforms' excluded columns of this table, left
+/// out of the SELECT (never read from the server).
+#[allow(clippy::too_many_arguments)]
 pub async fn snapshot_table(
     params: &PgParams,
     run: &str,
@@ -55,14 +58,15 @@ pub async fn snapshot_table(
     chunk_size: u64,
     parallel: Parallel,
     out: &mpsc::Sender<ReaderEvent>,
+    exclude: &[String],
 ) -> Result<()> {
-    let first = Worker::open(params, &table).await?;
+    let first = Worker::open(params, &table, exclude).await?;
     let keyed = first.schema.key_indexes().next().is_some();
     let qualified = format!("{}.{}", ident(&table.schema), ident(&table.name));
     let estimate = estimated_rows(&first.catalog, &qualified).await?;
     tracing::info!(table = %table, rows_done = progress.rows, "snapshot started");
     let bar = Mutex::new(RowProgress::new(table.to_string(), estimate, progress.rows));
-    let reader = TableReader { run, table: &table, qualified, chunk_size, out, bar };
+    let reader = TableReader { run, table: &table, qualified, chunk_size, out, bar, exclude };
     if !keyed {
         return reader.read_pages(first, progress).await;
     }
@@ -94,7 +98,7 @@ pub async fn snapshot_table(
     let id = NEXT_READER.fetch_add(1, Ordering::Relaxed);
     let mut workers = vec![first];
     for _ in 0..extra.len().min(ranges.len().saturating_sub(1)) {
-        workers.push(Worker::open(params, &table).await?);
+        workers.push(Worker::open(params, &table, exclude).await?);
     }
     let finished = futures::future::try_join_all(
         workers.into_iter().map(|worker| reader.read_ranges(worker, id, &base, &ranges, &todo)),
@@ -118,6 +122,8 @@ struct TableReader<'a> {
     chunk_size: u64,
     out: &'a mpsc::Sender<ReaderEvent>,
     bar: Mutex<RowProgress>,
+    /// Columns not read (see [`snapshot_table`]).
+    exclude: &'a [String],
 }
 
 /// One connection reading chunks of a table: it reads the next chunk while
@@ -133,7 +139,7 @@ struct Worker {
 }
 
 impl Worker {
-    async fn open(params: &PgParams, table: &TableId) -> Result<Worker> {
+    async fn open(params: &PgParams, table: &TableId, exclude: &[String]) -> Result<Worker> {
         let catalog = Catalog::connect(params).await?;
         catalog
             .client()
@@ -144,7 +150,7 @@ impl Worker {
             )
             .await
             .map_err(|e| sql_error("setting up the snapshot session", &e))?;
-        let (schema, columns) = describe(&catalog, table).await?;
+        let (schema, columns) = describe(&catalog, table, exclude).await?;
         let select_list = select_list(&columns);
         Ok(Worker { catalog, schema, columns, select_list, in_flight: InFlight::default(), reshaped: false })
     }
@@ -182,7 +188,7 @@ impl Worker {
         }
         if self.reshaped {
             tracing::info!(table = %reader.table, "table changed during its snapshot; reading it with its new columns");
-            (self.schema, self.columns) = describe(&self.catalog, reader.table).await?;
+            (self.schema, self.columns) = describe(&self.catalog, reader.table, reader.exclude).await?;
             self.select_list = select_list(&self.columns);
         }
         Ok(true)
@@ -412,11 +418,12 @@ async fn wait_until_visible(catalog: &Catalog, snapshot: &str) -> Result<()> {
 
 /// The table's current shape, as a snapshot reads it.
 pub async fn describe_schema(catalog: &Catalog, table: &TableId) -> Result<Arc<TableSchema>> {
-    describe(catalog, table).await.map(|(schema, _)| schema)
+    describe(catalog, table, &[]).await.map(|(schema, _)| schema)
 }
 
 /// The table's columns (in order, dropped ones left out), types and key.
-async fn describe(catalog: &Catalog, table: &TableId) -> Result<(Arc<TableSchema>, Vec<Column>)> {
+/// `exclude` names columns left out (unless they are key columns).
+async fn describe(catalog: &Catalog, table: &TableId, exclude: &[String]) -> Result<(Arc<TableSchema>, Vec<Column>)> {
     let qualified = format!("{}.{}", ident(&table.schema), ident(&table.name));
     let rows = catalog
         .client()
@@ -452,6 +459,7 @@ async fn describe(catalog: &Catalog, table: &TableId) -> Result<(Arc<TableSchema
             sql_type: r.get(4),
         });
     }
+    columns.retain(|c| c.schema.key || !exclude.contains(&c.schema.name));
     if columns.is_empty() {
         return Err(Error::fatal(format!("table {table} has no columns to snapshot"), "check [source] tables"));
     }

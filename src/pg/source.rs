@@ -432,8 +432,9 @@ impl Source for PgSource {
     fn spawn_reader(&self, snapshots: &mut Snapshots, table: TableId, progress: TableSnapshot) {
         let (params, run, chunk_size) =
             (self.params.clone(), snapshots.windows.run().to_string(), snapshots.chunk_size);
+        let exclude: Vec<String> = self.transforms.excluded_columns(&table).into_iter().map(String::from).collect();
         snapshots.spawn(move |tx, parallel| async move {
-            super::snapshot::snapshot_table(&params, &run, table, progress, chunk_size, parallel, &tx).await
+            super::snapshot::snapshot_table(&params, &run, table, progress, chunk_size, parallel, &tx, &exclude).await
         });
     }
 

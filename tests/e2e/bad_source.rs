@@ -133,7 +133,7 @@ async fn role(db: &TestDb, replication: bool, tables: &[&str]) -> String {
     role
 }
 
-async fn drop_role(db: TestDb, role: &str) {
+pub(crate) async fn drop_role(db: TestDb, role: &str) {
     let admin = crate::harness::env_var("OUTFLOW_TEST_PG_URL");
     db.cleanup().await;
     let (client, conn) = tokio_postgres::connect(&admin, tokio_postgres::NoTls).await.unwrap();

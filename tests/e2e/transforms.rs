@@ -542,3 +542,32 @@ async fn tail_tries_a_named_transform_without_touching_the_pipeline() {
     assert_eq!(unknown.assert_clean_error(), "error: no [[transform]] is named \"nope\"");
     db.cleanup().await;
 }
+
+/// Column privileges prove the snapshot never reads an excluded column: the
+/// user may not SELECT it, and the publication (a DBA's) leaves it out.
+#[tokio::test]
+async fn pg_an_excluded_column_is_never_read_so_a_column_grant_suffices() {
+    let db = TestDb::create("transforms_grants").await;
+    let role = format!("r_{}", db.name());
+    db.execute(&format!(
+        "CREATE TABLE users (id int PRIMARY KEY, email text, secret text); \
+         INSERT INTO users VALUES (1, 'a@example.com', 's1'); \
+         CREATE PUBLICATION outflow FOR TABLE users (id, email) WITH (publish_via_partition_root = true); \
+         CREATE ROLE {role} LOGIN REPLICATION; GRANT SELECT (id, email) ON users TO {role}"
+    ))
+    .await;
+    let outflow = Outflow::new(&db, &["public.users"])
+        .source_url(db.url_as(&role, "", ""))
+        .section("[[transform]]\nexclude_columns = [\"secret\"]");
+    outflow.run_until_caught_up().await.assert_success();
+    db.execute(
+        "INSERT INTO users VALUES (2, 'b@example.com', 's2'); UPDATE users SET email = 'c@example.com' WHERE id = 1",
+    )
+    .await;
+    outflow.run_until_caught_up().await.assert_success();
+    let events = read_jsonl(&outflow.out_path());
+    let users = changes(&events, "users");
+    assert_eq!(ops_and_ids(&users), [("r".into(), 1), ("c".into(), 2), ("u".into(), 1)]);
+    assert_absent(&users, "secret");
+    crate::bad_source::drop_role(db, &role).await;
+}
