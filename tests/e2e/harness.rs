@@ -116,6 +116,11 @@ impl TestDb {
     }
 
     /// The database's name (also used as its replication slot's name).
+    /// The server's port.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
     pub fn name(&self) -> &str {
         &self.name
     }

@@ -52,5 +52,6 @@ mod proxy;
 mod rabbitmq;
 mod redis;
 mod resilience;
+mod secrets;
 mod snapshot;
 mod transforms;
