@@ -51,6 +51,9 @@ pub struct Expression {
     /// The columns of `before` and `after` the expression names (None: it
     /// uses a whole map, so every column is converted).
     columns: Option<BTreeSet<String>>,
+    /// The variables it uses (`op`, `before`, `after`, `source`): only
+    /// those are built for each change.
+    variables: BTreeSet<String>,
 }
 
 /// What an expression gave: one of the value kinds below, or an error.
@@ -75,18 +78,26 @@ impl Expression {
         let program = env().compile(text).map_err(|e| e.to_string().replace('\n', " "))?;
         let mut expr = program.expression().clone();
         decimal::rewrite(&mut expr);
-        let mut columns = Some(BTreeSet::new());
-        named_columns(&expr, &mut columns);
-        Ok(Expression { text: text.to_string(), expr, columns })
+        let (columns, variables) = references(&expr);
+        Ok(Expression { text: text.to_string(), expr, columns, variables })
     }
 
     /// Evaluates the expression for `event`.
     pub fn eval(&self, event: &ChangeEvent) -> Result<Outcome, String> {
         let mut ctx = Context::with_env(env());
-        ctx.add_variable_as_val("op", Box::new(CelString::from(event.op.code().to_string())));
-        ctx.add_variable_as_val("before", self.image(&event.table, event.before.as_ref()));
-        ctx.add_variable_as_val("after", self.image(&event.table, event.after.as_ref()));
-        ctx.add_variable_as_val("source", source(event));
+        let uses = |name: &str| self.variables.contains(name);
+        if uses("op") {
+            ctx.add_variable_as_val("op", Box::new(CelString::from(event.op.code().to_string())));
+        }
+        if uses("before") {
+            ctx.add_variable_as_val("before", self.image(&event.table, event.before.as_ref()));
+        }
+        if uses("after") {
+            ctx.add_variable_as_val("after", self.image(&event.table, event.after.as_ref()));
+        }
+        if uses("source") {
+            ctx.add_variable_as_val("source", source(event));
+        }
         let value = cel::Value::resolve_val(&self.expr, &ctx).map_err(|e| e.to_string())?;
         outcome(&*value)
     }
@@ -153,41 +164,64 @@ impl Outcome {
     }
 }
 
-/// Collects the columns named as `before.x` / `after.x`; a bare `before`
-/// or `after` elsewhere makes it every column (None).
-fn named_columns(e: &IdedExpr, named: &mut Option<BTreeSet<String>>) {
+/// The columns named as `before.x` / `after.x` (None when a bare `before`
+/// or `after` is used elsewhere: every column), and every identifier.
+fn references(expr: &IdedExpr) -> (Option<BTreeSet<String>>, BTreeSet<String>) {
     let row_map = |e: &IdedExpr| matches!(&e.expr, Expr::Ident(n) if n == "before" || n == "after");
-    match &e.expr {
+    let mut columns = Some(BTreeSet::new());
+    let mut identifiers = BTreeSet::new();
+    walk(expr, &mut |e| match &e.expr {
         Expr::Select(s) if row_map(&s.operand) => {
-            if let Some(set) = named {
+            if let Expr::Ident(map) = &s.operand.expr {
+                identifiers.insert(map.clone());
+            }
+            if let Some(set) = &mut columns {
                 set.insert(s.field.clone());
             }
+            false // not the bare map
         }
-        Expr::Ident(_) if row_map(e) => *named = None,
-        Expr::Select(s) => named_columns(&s.operand, named),
+        Expr::Ident(name) => {
+            if row_map(e) {
+                columns = None;
+            }
+            identifiers.insert(name.clone());
+            false
+        }
+        _ => true,
+    });
+    (columns, identifiers)
+}
+
+/// Calls `visit` on `e` and, while it returns true, on every expression inside.
+fn walk(e: &IdedExpr, visit: &mut dyn FnMut(&IdedExpr) -> bool) {
+    if !visit(e) {
+        return;
+    }
+    match &e.expr {
+        Expr::Select(s) => walk(&s.operand, visit),
         Expr::Call(call) => {
-            call.target.iter().for_each(|t| named_columns(t, named));
-            call.args.iter().for_each(|a| named_columns(a, named));
+            call.target.iter().for_each(|t| walk(t, visit));
+            call.args.iter().for_each(|a| walk(a, visit));
         }
         Expr::Comprehension(c) => {
             for part in [&c.iter_range, &c.accu_init, &c.loop_cond, &c.loop_step, &c.result] {
-                named_columns(part, named);
+                walk(part, visit);
             }
         }
-        Expr::List(l) => l.elements.iter().for_each(|x| named_columns(x, named)),
-        Expr::Map(m) => m.entries.iter().for_each(|en| entry_columns(&en.expr, named)),
-        Expr::Struct(s) => s.entries.iter().for_each(|en| entry_columns(&en.expr, named)),
+        Expr::List(l) => l.elements.iter().for_each(|x| walk(x, visit)),
+        Expr::Map(m) => m.entries.iter().for_each(|en| walk_entry(&en.expr, visit)),
+        Expr::Struct(s) => s.entries.iter().for_each(|en| walk_entry(&en.expr, visit)),
         Expr::Ident(_) | Expr::Literal(_) | Expr::Unspecified => {}
     }
 }
 
-fn entry_columns(entry: &EntryExpr, named: &mut Option<BTreeSet<String>>) {
+fn walk_entry(entry: &EntryExpr, visit: &mut dyn FnMut(&IdedExpr) -> bool) {
     match entry {
         EntryExpr::MapEntry(me) => {
-            named_columns(&me.key, named);
-            named_columns(&me.value, named);
+            walk(&me.key, visit);
+            walk(&me.value, visit);
         }
-        EntryExpr::StructField(sf) => named_columns(&sf.value, named),
+        EntryExpr::StructField(sf) => walk(&sf.value, visit),
     }
 }
 

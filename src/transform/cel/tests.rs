@@ -115,4 +115,8 @@ fn only_the_named_columns_are_converted() {
     assert_eq!(Expression::compile("after.amount * 2 + before.id").unwrap().columns.unwrap().len(), 2);
     assert!(Expression::compile("size(after) > 1").unwrap().columns.is_none());
     assert!(Expression::compile("has(after.doc)").unwrap().columns.unwrap().contains("doc"));
+    // A bare map anywhere converts every column, of both maps.
+    let both = Expression::compile("size(before) > 0 || after.id == 7").unwrap();
+    assert!(both.columns.is_none());
+    assert_eq!(both.eval(&order()), Ok(Outcome::Bool(true)));
 }
