@@ -42,10 +42,10 @@ impl SourceFactory for MysqlConfig {
 
     /// Nothing is left on the server either way: run and tail differ only in
     /// whether offsets are stored.
-    /// The binlog carries whole rows (`binlog_row_image = FULL`): column
-    /// exclusions cannot be pushed to the server; the transforms drop them.
-    fn connect<'a>(&'a self, _purpose: Purpose, _transforms: &'a Transforms) -> BoxFuture<'a, Result<Box<dyn AnySource>>> {
-        Box::pin(async move { Ok(Box::new(MysqlSource::prepare(self).await?) as Box<dyn AnySource>) })
+    /// The binlog carries whole rows (`binlog_row_image = FULL`): the
+    /// transforms drop excluded columns from it; snapshots do not read them.
+    fn connect<'a>(&'a self, _purpose: Purpose, transforms: &'a Transforms) -> BoxFuture<'a, Result<Box<dyn AnySource>>> {
+        Box::pin(async move { Ok(Box::new(MysqlSource::prepare(self, transforms).await?) as Box<dyn AnySource>) })
     }
 
     fn table_schemas(&self) -> BoxFuture<'_, Result<Vec<Arc<TableSchema>>>> {

@@ -38,7 +38,7 @@ use mysql_async::BinlogStream;
 use mysql_async::BinlogStreamRequest;
 use outflow_decoders::binlog::{BinlogDecoder, TableFilter};
 use outflow_model::position::{MysqlAnchor, MysqlPos};
-use outflow_model::{Position, StreamItem, TableId};
+use outflow_model::{ColumnSchema, Position, Row, StreamItem, TableId, TableSchema, Value};
 use outflow_sinks::SinkContext;
 use tokio::time::Instant;
 
@@ -49,6 +49,7 @@ use crate::error::{Error, ErrorClass, Result};
 use crate::snapshot::Snapshots;
 use crate::source::{Emit, Source, SourceFactory};
 use crate::state::{SourceIdentity, TableSnapshot};
+use crate::transform::Transforms;
 
 /// MariaDB heartbeat period while idle.
 const HEARTBEAT_NS: u64 = 1_000_000_000;
@@ -62,6 +63,8 @@ pub struct MysqlSource {
     pub captured: Vec<TableId>,
     pub database: String,
     filter: TableFilter,
+    /// The global transforms, whose excluded columns snapshots do not read.
+    transforms: Transforms,
     /// A transient error in `start`: connect the catalog again first.
     stale_catalog: bool,
     /// Where streaming starts without sink offsets (set by `start`).
@@ -91,7 +94,7 @@ struct Session {
 }
 
 impl MysqlSource {
-    pub async fn prepare(cfg: &MysqlConfig) -> Result<MysqlSource> {
+    pub async fn prepare(cfg: &MysqlConfig, transforms: &Transforms) -> Result<MysqlSource> {
         let mut catalog = Catalog::connect(&cfg.url).await?;
         let server_id = cfg.server_id();
         catalog.preflight(server_id).await?;
@@ -104,6 +107,7 @@ impl MysqlSource {
             captured,
             database,
             filter,
+            transforms: transforms.clone(),
             stale_catalog: false,
             start: None,
             target: None,
@@ -329,6 +333,7 @@ impl Source for MysqlSource {
             mariadb: self.catalog.mariadb,
             server_id: self.catalog.server_id,
             chunk_size: snapshots.chunk_size,
+            exclude: self.transforms.excluded_columns(&table).into_iter().map(String::from).collect(),
         };
         snapshots.spawn(move |tx, parallel| async move {
             super::snapshot::snapshot_table(&cfg, table, progress, parallel, &tx).await
@@ -409,6 +414,12 @@ fn place(decoder: &BinlogDecoder, last: &mut Option<Position>, out: &mut Emit<'_
         match decoder.schema(&ev.table.id) {
             // The stream's own schema object (same version) when the shapes agree.
             Some(known) if known.columns == ev.table.columns => ev.table = known,
+            // The snapshot left out columns the transforms exclude: the rows
+            // take the stream's shape, with nulls the transforms then drop.
+            Some(known) if is_subsequence(&ev.table.columns, &known.columns) => {
+                let read = std::mem::replace(&mut ev.table, known);
+                ev.after = ev.after.take().map(|row| widen(row, &read, &ev.table));
+            }
             Some(known) => {
                 if recorded.insert(ev.table.id.clone()) {
                     tracing::warn!(table = %ev.table.id, stream_version = known.version, "the snapshot reads a different table shape than the binlog last announced");
@@ -427,6 +438,24 @@ fn place(decoder: &BinlogDecoder, last: &mut Option<Position>, out: &mut Emit<'_
             tracing::warn!(table = %schema.id, error = %e.message, "cannot record the snapshot's schema");
         }
     }
+}
+
+/// Whether `part`'s columns are `whole`'s with some left out, in order.
+fn is_subsequence(part: &[ColumnSchema], whole: &[ColumnSchema]) -> bool {
+    let mut rest = whole.iter();
+    part.len() < whole.len() && part.iter().all(|c| rest.any(|w| w == c))
+}
+
+/// `row` of shape `read` in shape `whole` (a superset): absent columns null.
+fn widen(mut row: Row, read: &TableSchema, whole: &TableSchema) -> Row {
+    whole
+        .columns
+        .iter()
+        .map(|c| match read.columns.iter().position(|r| r.name == c.name) {
+            Some(i) => std::mem::replace(&mut row[i], Value::Null),
+            None => Value::Null,
+        })
+        .collect()
 }
 
 /// Keeps positions increasing after a snapshot chunk: a Begin at the

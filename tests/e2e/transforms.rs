@@ -571,3 +571,31 @@ async fn pg_an_excluded_column_is_never_read_so_a_column_grant_suffices() {
     assert_absent(&users, "secret");
     crate::bad_source::drop_role(db, &role).await;
 }
+
+/// MariaDB: a user granted only the columns outflow keeps (and the
+/// replication privileges) snapshots and streams; the binlog's rows carry
+/// the excluded column, which the transform drops.
+#[tokio::test]
+async fn mysql_an_excluded_column_is_never_read_so_a_column_grant_suffices() {
+    let mut db = MyDb::create("OUTFLOW_TEST_MYSQL_URL", "transforms_grants").await;
+    db.exec("CREATE TABLE users (id INT PRIMARY KEY, email TEXT, secret TEXT)").await;
+    db.exec("INSERT INTO users VALUES (1, 'a@example.com', 's1')").await;
+    let user = format!("u_{}", db.name);
+    db.exec(&format!("CREATE USER '{user}'@'127.0.0.1'")).await;
+    db.exec(&format!("GRANT REPLICATION SLAVE, BINLOG MONITOR ON *.* TO '{user}'@'127.0.0.1'")).await;
+    db.exec(&format!("GRANT SELECT (id, email) ON {}.users TO '{user}'@'127.0.0.1'", db.name)).await;
+    let mut outflow = MyOutflow::new(&db);
+    outflow.url = db.url().replace("root@", &format!("{user}@"));
+    let outflow = outflow.section("[[transform]]\nexclude_columns = [\"secret\"]");
+    outflow.run_until_caught_up().await.assert_success();
+    db.exec("INSERT INTO users VALUES (2, 'b@example.com', 's2')").await;
+    db.exec("UPDATE users SET email = 'c@example.com' WHERE id = 1").await;
+    let out = outflow.run_until_caught_up().await;
+    out.assert_success();
+    let events = outflow.events();
+    let users = changes(&events, "users");
+    assert_eq!(ops_and_ids(&users), [("r".into(), 1), ("c".into(), 2), ("u".into(), 1)]);
+    assert_absent(&users, "secret");
+    assert_eq!(users[2]["before"], json!({"id": 1, "email": "a@example.com"}));
+    db.exec(&format!("DROP USER '{user}'@'127.0.0.1'")).await;
+}

@@ -66,6 +66,8 @@ pub struct ReaderConfig {
     pub mariadb: bool,
     pub server_id: u32,
     pub chunk_size: u64,
+    /// The global transforms' excluded columns of the table: not read.
+    pub exclude: Vec<String>,
 }
 
 fn quote(name: &str) -> String {
@@ -74,7 +76,7 @@ fn quote(name: &str) -> String {
 
 /// The table's current shape, as a snapshot reads it.
 pub async fn describe_schema(conn: &mut Conn, table: &TableId) -> Result<Arc<TableSchema>> {
-    let (columns, _) = describe(conn, table).await?;
+    let (columns, _) = describe(conn, table, &[]).await?;
     Ok(Arc::new(schema_of(table, &columns)))
 }
 
@@ -94,7 +96,7 @@ pub async fn snapshot_table(
     out: &mpsc::Sender<ReaderEvent>,
 ) -> Result<()> {
     let mut conn = connect(cfg).await?;
-    let (columns, key_order) = describe(&mut conn, &table).await?;
+    let (columns, key_order) = describe(&mut conn, &table, &cfg.exclude).await?;
     let schema = Arc::new(schema_of(&table, &columns));
     let qualified = format!("{}.{}", quote(&table.schema), quote(&table.name));
     let select_list = columns.iter().map(|c| quote(&c.schema.name)).collect::<Vec<_>>().join(", ");

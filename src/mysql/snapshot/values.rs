@@ -53,7 +53,12 @@ pub(super) struct Column {
 
 /// The table's columns as the binlog decoder would describe them, and the
 /// primary key's column indexes in key order (empty: no key).
-pub(super) async fn describe(conn: &mut Conn, table: &TableId) -> Result<(Vec<Column>, Vec<usize>)> {
+/// `exclude` names columns left out (unless they are key columns).
+pub(super) async fn describe(
+    conn: &mut Conn,
+    table: &TableId,
+    exclude: &[String],
+) -> Result<(Vec<Column>, Vec<usize>)> {
     type ColumnRow = (String, String, String, String, String, Option<u64>, Option<u64>, Option<u64>, Option<String>);
     let rows: Vec<ColumnRow> = conn
         .exec(
@@ -103,6 +108,7 @@ pub(super) async fn describe(conn: &mut Conn, table: &TableId) -> Result<(Vec<Co
             labels: if kind == Kind::Enum { labels } else { Vec::new() },
         });
     }
+    columns.retain(|c| c.schema.key || !exclude.contains(&c.schema.name));
     let pk: Vec<String> = conn
         .exec(
             "SELECT COLUMN_NAME FROM information_schema.KEY_COLUMN_USAGE WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? \
