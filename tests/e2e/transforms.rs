@@ -599,3 +599,29 @@ async fn mysql_an_excluded_column_is_never_read_so_a_column_grant_suffices() {
     assert_eq!(users[2]["before"], json!({"id": 1, "email": "a@example.com"}));
     db.exec(&format!("DROP USER '{user}'@'127.0.0.1'")).await;
 }
+
+#[tokio::test]
+async fn mysql_a_ddl_that_removes_a_column_an_expression_uses_follows_on_error() {
+    let mut db = MyDb::create("OUTFLOW_TEST_MYSQL_URL", "transforms_ddl").await;
+    db.exec("CREATE TABLE orders (id INT PRIMARY KEY, amount DECIMAL(10,2), country VARCHAR(2))").await;
+    let outflow = MyOutflow::new(&db).section(&format!("[[transform]]\n{DERIVE}\non_error = \"skip\""));
+    outflow.run_until_caught_up().await.assert_success();
+    db.exec("INSERT INTO orders VALUES (1, 1.00, 'DE')").await;
+    db.exec("ALTER TABLE orders DROP COLUMN country").await;
+    db.exec("INSERT INTO orders VALUES (2, 2.00)").await;
+    let out = outflow.run_until_caught_up().await;
+    out.assert_success();
+    assert!(out.stderr.contains("derive region failed; the event is skipped"), "{}", out.stderr);
+    let events = outflow.events();
+    let orders = changes(&events, "orders");
+    assert_eq!(ops_and_ids(&orders), [("c".into(), 1)]);
+    assert_eq!(
+        orders[0]["after"],
+        json!({"id": 1, "amount": "1.00", "country": "DE", "amount_eur": "0.9200", "region": "eu"})
+    );
+
+    // With the default (fail), a new run refuses the table's new shape.
+    let strict = MyOutflow::new(&db).section(&format!("[[transform]]\n{DERIVE}"));
+    let error = clean_error(&strict.run_until_caught_up().await);
+    assert!(error.contains("derive region fails on") && error.contains("No such key: country"), "{error}");
+}
