@@ -222,10 +222,19 @@ impl StepPlan {
                 }
             }
         }
-        ev.table = self.schema.clone();
-        ev.before = ev.before.take().map(|row| self.row(row, std::iter::repeat_n(Value::Null, self.derived.len())));
-        ev.after = ev.after.take().map(|row| self.row(row, std::mem::take(&mut values)));
+        if self.reshapes() {
+            ev.table = self.schema.clone();
+            ev.before = ev.before.take().map(|row| self.row(row, std::iter::repeat_n(Value::Null, self.derived.len())));
+            ev.after = ev.after.take().map(|row| self.row(row, std::mem::take(&mut values)));
+        }
         Ok(Fate::Keep)
+    }
+
+    /// Whether rows change at all (not for a transform that only filters).
+    fn reshapes(&self) -> bool {
+        !self.derived.is_empty()
+            || self.columns.len() != self.schema.columns.len()
+            || self.columns.iter().enumerate().any(|(at, (i, masks))| at != *i || !masks.is_empty())
     }
 
     /// `on_error` for a failed expression: an error (fail), a drop (skip),

@@ -23,7 +23,7 @@ use std::cmp::Ordering;
 use std::str::FromStr;
 
 use bigdecimal::{BigDecimal, ToPrimitive, Zero};
-use cel::common::ast::{EntryExpr, Expr, IdedExpr};
+use cel::common::ast::{EntryExpr, Expr, IdedExpr, LiteralValue};
 use cel::common::traits::{Adder, Comparer, Divider, Modder, Multiplier, Negator, Subtractor, Zeroer};
 use cel::common::types::{
     CelBool, CelDouble, CelInt, CelList, CelString, CelUInt, Type, DOUBLE_TYPE, DYN_TYPE, INT_TYPE, STRING_TYPE,
@@ -50,8 +50,24 @@ pub fn f64_to_decimal(f: f64) -> Result<BigDecimal, ExecutionError> {
     if !f.is_finite() {
         return Err(ExecutionError::function_error("decimal", format!("cannot convert {f} to decimal")));
     }
-    // `Display` for f64 prints the shortest string that round-trips, without exponent.
-    BigDecimal::from_str(&format!("{f}")).map_err(|e| ExecutionError::function_error("decimal", e.to_string()))
+    // `Display` for f64 prints the shortest string that round-trips, without
+    // exponent. Remembered per thread: the same literal meets every row.
+    thread_local! {
+        static SEEN: std::cell::RefCell<std::collections::HashMap<u64, BigDecimal>> = Default::default();
+    }
+    if let Some(d) = SEEN.with(|seen| seen.borrow().get(&f.to_bits()).cloned()) {
+        return Ok(d);
+    }
+    let d =
+        BigDecimal::from_str(&format!("{f}")).map_err(|e| ExecutionError::function_error("decimal", e.to_string()))?;
+    SEEN.with(|seen| {
+        let mut seen = seen.borrow_mut();
+        if seen.len() >= 1024 {
+            seen.clear();
+        }
+        seen.insert(f.to_bits(), d.clone());
+    });
+    Ok(d)
 }
 
 /// The numeric value of `v` as a decimal: `Some(Ok)` for decimal/int/uint/finite double,
@@ -365,8 +381,18 @@ pub fn rewrite(e: &mut IdedExpr) {
     match &mut e.expr {
         Expr::Call(call) => {
             if call.target.is_none() && call.args.len() == 2 {
-                if let Some((_, to)) = REWRITES.iter().find(|(from, _)| *from == call.func_name) {
-                    call.func_name = (*to).to_owned();
+                if let Some((from, to)) = REWRITES.iter().find(|(from, _)| *from == call.func_name) {
+                    // Only where the interpreter's own dispatch would be
+                    // wrong (an overload costs a lookup per evaluation): a
+                    // number on the left meeting a possible decimal on the
+                    // right, or a possible decimal looked up in a list.
+                    let needed = match *from {
+                        "@in" => may_be_decimal(&call.args[0]),
+                        _ => may_be_decimal(&call.args[1]) && may_be_number(&call.args[0]),
+                    };
+                    if needed {
+                        call.func_name = (*to).to_owned();
+                    }
                 }
             }
             if let Some(t) = call.target.as_mut() {
@@ -399,6 +425,32 @@ pub fn rewrite(e: &mut IdedExpr) {
         Expr::Select(s) => rewrite(&mut s.operand),
         Expr::Ident(_) | Expr::Literal(_) | Expr::Unspecified => {}
     }
+}
+
+/// Whether `e` can evaluate to a decimal: not a literal, `op`, a `source`
+/// field, or a call that gives no number.
+fn may_be_decimal(e: &IdedExpr) -> bool {
+    match &e.expr {
+        Expr::Literal(_) => false,
+        Expr::Ident(name) => name != "op",
+        Expr::Select(s) => !matches!(&s.operand.expr, Expr::Ident(name) if name == "source"),
+        Expr::Call(call) => {
+            matches!(call.func_name.as_str(), "_+_" | "_-_" | "_*_" | "_/_" | "_%_" | "-_" | "_?_:_" | "decimal")
+                || call.func_name.starts_with("@dec_")
+                || call.target.is_some()
+                    && !matches!(call.func_name.as_str(), "startsWith" | "endsWith" | "contains" | "matches" | "size")
+        }
+        _ => true,
+    }
+}
+
+/// Whether `e` can evaluate to a number other than a decimal (not a string,
+/// bytes, bool or null literal).
+fn may_be_number(e: &IdedExpr) -> bool {
+    !matches!(
+        &e.expr,
+        Expr::Literal(LiteralValue::String(_) | LiteralValue::Bytes(_) | LiteralValue::Boolean(_) | LiteralValue::Null)
+    )
 }
 
 fn fn_decimal<'b, 'v>(a: Vec<CowVal<'b, 'v>>) -> Result<CowVal<'b, 'v>, ExecutionError> {

@@ -20,12 +20,14 @@ use std::sync::{Arc, OnceLock};
 
 use bigdecimal::BigDecimal;
 use cel::common::ast::{EntryExpr, Expr, IdedExpr};
+use cel::common::traits::Indexer;
 use cel::common::types::{
     CelBool, CelBytes, CelDouble, CelDuration, CelInt, CelList, CelMap, CelMapKey, CelNull, CelString, CelTimestamp,
     CelUInt,
 };
-use cel::common::value::Val;
-use cel::{Context, Env};
+use cel::common::types::{Type, MAP_TYPE};
+use cel::common::value::{CowVal, Val};
+use cel::{Context, Env, ExecutionError};
 use chrono::{DateTime, Utc};
 use outflow_model::{ChangeEvent, ColumnType, Row, TableSchema, Value};
 
@@ -128,9 +130,13 @@ impl Expression {
         })
     }
 
-    /// `before` or `after` as a CEL map (null without the image).
-    fn image(&self, schema: &TableSchema, row: Option<&Row>) -> Box<dyn Val> {
+    /// `before` or `after` (null without the image): read field by field
+    /// when the expression only reads fields, else a whole CEL map.
+    fn image<'v>(&self, schema: &'v TableSchema, row: Option<&'v Row>) -> Box<dyn Val + 'v> {
         let Some(row) = row else { return Box::new(CelNull) };
+        if self.columns.is_some() {
+            return Box::new(RowVal { schema, row });
+        }
         let mut map = HashMap::new();
         for (column, value) in schema.columns.iter().zip(row) {
             if self.columns.as_ref().is_some_and(|named| !named.contains(&column.name)) {
@@ -161,6 +167,65 @@ impl Outcome {
             (Outcome::Timestamp(t), ColumnType::TimestampTz { .. }) => Value::TimestampTz(t),
             (other, ty) => return Err(format!("gave {other:?}, but the column is {ty:?} (from its first value)")),
         })
+    }
+}
+
+/// A row read field by field: `after.amount` converts that one value when
+/// it is read; a column the server did not send is a missing key (so
+/// `has()` is false). Only for expressions that use no whole map: it
+/// answers nothing but field reads.
+#[derive(Debug, Clone, Copy)]
+struct RowVal<'v> {
+    schema: &'v TableSchema,
+    row: &'v Row,
+}
+
+impl RowVal<'_> {
+    fn field(&self, idx: &dyn Val) -> Result<Box<dyn Val>, ExecutionError> {
+        let name = idx.downcast_ref::<CelString>().map(|s| s.inner()).unwrap_or_default();
+        let missing = || ExecutionError::NoSuchKey(Arc::new(name.to_string()));
+        let at = self.schema.columns.iter().position(|c| c.name == name).ok_or_else(missing)?;
+        self.row.get(at).and_then(|v| to_cel(v, &self.schema.columns[at].ty)).ok_or_else(missing)
+    }
+}
+
+impl Val for RowVal<'_> {
+    fn get_type(&self) -> &Type {
+        &MAP_TYPE
+    }
+
+    fn cel_type() -> &'static Type {
+        &MAP_TYPE
+    }
+
+    fn as_indexer<'b, 'v>(&'b self) -> Option<&'b (dyn Indexer + 'v)>
+    where
+        Self: 'v,
+    {
+        Some(self)
+    }
+
+    fn clone_as_boxed<'v>(&self) -> Box<dyn Val + 'v>
+    where
+        Self: 'v,
+    {
+        Box::new(*self)
+    }
+}
+
+impl Indexer for RowVal<'_> {
+    fn get<'b, 'v>(&'b self, idx: &dyn Val) -> Result<CowVal<'b, 'v>, ExecutionError>
+    where
+        Self: 'v,
+    {
+        self.field(idx).map(CowVal::Owned)
+    }
+
+    fn steal<'v>(self: Box<Self>, idx: &dyn Val) -> Result<Box<dyn Val + 'v>, ExecutionError>
+    where
+        Self: 'v,
+    {
+        self.field(idx)
     }
 }
 
