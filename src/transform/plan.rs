@@ -63,6 +63,8 @@ pub struct StepPlan {
     filter: Option<Expression>,
     on_error: OnError,
     label: Arc<str>,
+    /// Whether rows change at all (false for a transform that only filters).
+    reshapes: bool,
 }
 
 #[derive(Debug)]
@@ -176,6 +178,9 @@ impl StepPlan {
             };
             derived.push(Derived { name: name.clone(), ty, expression });
         }
+        let reshapes = !derived.is_empty()
+            || columns.len() != source.columns.len()
+            || columns.iter().any(|(_, masks)| !masks.is_empty());
         let mut shape: Vec<ColumnSchema> = columns.iter().map(|(i, _)| source.columns[*i].clone()).collect();
         shape.extend(derived.iter().map(|d| derived_column(&d.name, &d.ty)));
         let schema = TableSchema { id: id.clone(), version: source.version, columns: shape };
@@ -186,6 +191,7 @@ impl StepPlan {
             filter,
             on_error: c.on_error,
             label: label.as_str().into(),
+            reshapes,
         }))
     }
 
@@ -222,19 +228,12 @@ impl StepPlan {
                 }
             }
         }
-        if self.reshapes() {
+        if self.reshapes {
             ev.table = self.schema.clone();
             ev.before = ev.before.take().map(|row| self.row(row, std::iter::repeat_n(Value::Null, self.derived.len())));
             ev.after = ev.after.take().map(|row| self.row(row, std::mem::take(&mut values)));
         }
         Ok(Fate::Keep)
-    }
-
-    /// Whether rows change at all (not for a transform that only filters).
-    fn reshapes(&self) -> bool {
-        !self.derived.is_empty()
-            || self.columns.len() != self.schema.columns.len()
-            || self.columns.iter().enumerate().any(|(at, (i, masks))| at != *i || !masks.is_empty())
     }
 
     /// `on_error` for a failed expression: an error (fail), a drop (skip),
@@ -312,6 +311,41 @@ fn derived_column(name: &str, ty: &ColumnType) -> ColumnSchema {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Found by an e2e test: excluding a table's last column (no masks, no
+    /// derived field) must still rebuild the rows.
+    #[test]
+    fn excluding_the_last_column_drops_it_from_rows_and_schema() {
+        use outflow_model::{ChangeEvent, ColumnSchema, Op, Position, StreamItem, TableId};
+        let config: super::super::TransformConfig = toml::from_str("exclude_columns = [\"secret\"]").unwrap();
+        let mut transforms = super::super::Transforms::new(&[config], |_| true).unwrap();
+        let column = |name: &str, key| ColumnSchema {
+            name: name.into(),
+            ty: ColumnType::Text { max_chars: None },
+            type_name: "text".into(),
+            type_id: 25,
+            type_modifier: -1,
+            nullable: true,
+            key,
+        };
+        let table = TableSchema {
+            id: TableId::new("s", "t"),
+            version: 1,
+            columns: vec![column("id", true), column("secret", false)],
+        };
+        let mut items = vec![StreamItem::Change(ChangeEvent {
+            op: Op::Create,
+            table: Arc::new(table),
+            before: None,
+            after: Some(vec![Value::Text("1".into()), Value::Text("hidden".into())]),
+            source: Default::default(),
+            position: Position::Pg { lsn: 1, index: 0 },
+        })];
+        transforms.apply(&mut items).unwrap();
+        let StreamItem::Change(ev) = &items[0] else { panic!() };
+        assert_eq!(ev.after, Some(vec![Value::Text("1".into())]));
+        assert_eq!(ev.table.columns.len(), 1);
+    }
 
     #[test]
     fn masks_render_as_debezium_does() {
