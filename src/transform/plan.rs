@@ -32,10 +32,15 @@ impl Mask {
         match (self, value) {
             (Mask::Redact(n), _) => Value::Text("*".repeat(*n)),
             (Mask::Hash { salt, max_chars }, Value::Text(text)) => {
+                const DIGITS: &[u8; 16] = b"0123456789abcdef";
                 let mut hasher = Sha256::new();
                 hasher.update(salt.as_bytes());
                 hasher.update(text.as_bytes());
-                let mut hex = hex::encode(hasher.finalize());
+                let mut hex = String::with_capacity(64);
+                for byte in hasher.finalize() {
+                    hex.push(char::from(DIGITS[usize::from(byte >> 4)]));
+                    hex.push(char::from(DIGITS[usize::from(byte & 15)]));
+                }
                 if let Some(n) = max_chars {
                     hex.truncate(*n as usize);
                 }

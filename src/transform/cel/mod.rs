@@ -89,7 +89,7 @@ impl Expression {
         let mut ctx = Context::with_env(env());
         let uses = |name: &str| self.variables.contains(name);
         if uses("op") {
-            ctx.add_variable_as_val("op", Box::new(CelString::from(event.op.code().to_string())));
+            ctx.add_variable_as_val("op", Box::new(CelString::from(event.op.code())));
         }
         if uses("before") {
             ctx.add_variable_as_val("before", self.image(&event.table, event.before.as_ref()));
