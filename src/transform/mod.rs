@@ -81,6 +81,43 @@ pub fn dropped_so_far() -> BTreeMap<String, u64> {
     DROPPED.lock().map(|d| d.clone()).unwrap_or_default()
 }
 
+/// The plans one table shape goes through: (step index, plan).
+type Chain = Arc<Vec<(usize, Arc<StepPlan>)>>;
+
+/// What became of one item: kept (None), dropped by a step (its index and
+/// why), or an error.
+type ItemFate = Result<Option<(usize, &'static str)>>;
+
+/// Rewrites `items` by their `chains` (None: left alone), on two threads
+/// for a batch big enough to be worth it.
+fn rewrite_all(items: &mut [StreamItem], chains: &[Option<Chain>]) -> Vec<ItemFate> {
+    let one = |items: &mut [StreamItem], chains: &[Option<Chain>]| -> Vec<ItemFate> {
+        items.iter_mut().zip(chains).map(|(item, chain)| rewrite(item, chain.as_deref())).collect()
+    };
+    if items.len() < 256 {
+        return one(items, chains);
+    }
+    let half = items.len() / 2;
+    let (first, second) = items.split_at_mut(half);
+    let (first_chains, second_chains) = chains.split_at(half);
+    std::thread::scope(|scope| {
+        let other = scope.spawn(|| one(second, second_chains));
+        let mut fates = one(first, first_chains);
+        fates.extend(other.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)));
+        fates
+    })
+}
+
+fn rewrite(item: &mut StreamItem, chain: Option<&Vec<(usize, Arc<StepPlan>)>>) -> ItemFate {
+    let (StreamItem::Change(ev), Some(chain)) = (item, chain) else { return Ok(None) };
+    for (step, plan) in chain {
+        if let Fate::Drop(reason) = plan.apply(ev)? {
+            return Ok(Some((*step, reason)));
+        }
+    }
+    Ok(None)
+}
+
 /// A chain of transforms, applied in order.
 #[derive(Debug, Default, Clone)]
 pub struct Transforms {
@@ -144,49 +181,159 @@ impl Transforms {
     /// hold characters, an expression failing with `on_error = "fail"`)
     /// stops the stream at that item: nothing from it on is delivered or
     /// acknowledged.
+    ///
+    /// The plans are looked up in order (they change with schema changes);
+    /// the changes are then rewritten on two threads, a half each, as
+    /// expressions and hashes cost microseconds per change.
     pub fn apply(&mut self, items: &mut Vec<StreamItem>) -> Result<()> {
         if self.steps.is_empty() {
             return Ok(());
         }
+        let mut chains: Vec<Option<Chain>> = Vec::with_capacity(items.len());
         let mut failure = None;
-        items.retain_mut(|item| {
-            if failure.is_some() {
-                return true;
-            }
-            match self.apply_one(item) {
-                Ok(keep) => keep,
+        let mut known: HashMap<*const TableSchema, Chain> = HashMap::new();
+        for (at, item) in items.iter_mut().enumerate() {
+            let chain = match item {
+                StreamItem::Change(ev) => match known.get(&Arc::as_ptr(&ev.table)) {
+                    Some(chain) => Some(chain.clone()),
+                    None => match self.chain(&ev.table) {
+                        Ok(chain) => {
+                            known.insert(Arc::as_ptr(&ev.table), chain.clone());
+                            Some(chain)
+                        }
+                        Err(e) => {
+                            failure = Some((at, e));
+                            break;
+                        }
+                    },
+                },
+                StreamItem::SchemaChange(schema) => match self.schema(schema) {
+                    Ok(shape) => {
+                        *schema = shape;
+                        None
+                    }
+                    Err(e) => {
+                        failure = Some((at, e));
+                        break;
+                    }
+                },
+                _ => None,
+            };
+            chains.push(chain);
+        }
+        let done = chains.len();
+        let fates = rewrite_all(&mut items[..done], &chains);
+        let mut keep = Vec::with_capacity(items.len());
+        for (at, fate) in fates.into_iter().enumerate() {
+            match fate {
+                Ok(None) => keep.push(true),
+                Ok(Some((step, reason))) => {
+                    let StreamItem::Change(ev) = &items[at] else { unreachable!("only changes are dropped") };
+                    let labels = DroppedLabels {
+                        transform: self.steps[step].metric.clone(),
+                        table: ev.table.id.to_string(),
+                        reason: reason.into(),
+                    };
+                    metrics().dropped.get_or_create(&labels).inc();
+                    if let Ok(mut dropped) = DROPPED.lock() {
+                        *dropped.entry(labels.table).or_default() += 1;
+                    }
+                    keep.push(false);
+                }
                 Err(e) => {
-                    failure = Some(e);
-                    true
+                    if failure.as_ref().is_none_or(|(first, _)| at < *first) {
+                        failure = Some((at, e));
+                    }
+                    keep.push(true);
                 }
             }
-        });
-        failure.map_or(Ok(()), Err)
+        }
+        if let Some((_, e)) = failure {
+            return Err(e);
+        }
+        let mut kept = keep.into_iter();
+        items.retain(|_| kept.next().unwrap_or(true));
+        Ok(())
     }
 
-    /// One item; false when a filter drops it.
-    fn apply_one(&mut self, item: &mut StreamItem) -> Result<bool> {
-        match item {
-            StreamItem::Change(ev) => {
-                for step in &mut self.steps {
-                    let Some(plan) = step.plan(&ev.table, false)? else { continue };
-                    if let Fate::Drop(reason) = plan.apply(ev)? {
-                        let labels = DroppedLabels {
-                            transform: step.metric.clone(),
-                            table: ev.table.id.to_string(),
-                            reason: reason.into(),
-                        };
-                        metrics().dropped.get_or_create(&labels).inc();
-                        if let Ok(mut dropped) = DROPPED.lock() {
-                            *dropped.entry(labels.table).or_default() += 1;
-                        }
-                        return Ok(false);
-                    }
-                }
+    /// The plans a change of shape `schema` goes through, in order.
+    fn chain(&mut self, schema: &Arc<TableSchema>) -> Result<Chain> {
+        let mut chain = Vec::new();
+        let mut shape = schema.clone();
+        for (at, step) in self.steps.iter_mut().enumerate() {
+            if let Some(plan) = step.plan(&shape, false)? {
+                shape = plan.schema.clone();
+                chain.push((at, plan));
             }
-            StreamItem::SchemaChange(schema) => *schema = self.schema(schema)?,
-            _ => {}
         }
-        Ok(true)
+        Ok(Arc::new(chain))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use outflow_model::{ChangeEvent, ColumnSchema, ColumnType, Op, Position, Value};
+
+    use super::*;
+
+    fn batch(n: i64) -> Vec<StreamItem> {
+        let column = |name: &str, ty, key| ColumnSchema {
+            name: name.into(),
+            ty,
+            type_name: String::new(),
+            type_id: 0,
+            type_modifier: -1,
+            nullable: true,
+            key,
+        };
+        let table = Arc::new(TableSchema {
+            id: TableId::new("s", "t"),
+            version: 1,
+            columns: vec![
+                column("id", ColumnType::Int { bits: 64, signed: true }, true),
+                column("email", ColumnType::Text { max_chars: None }, false),
+            ],
+        });
+        (0..n)
+            .map(|i| {
+                StreamItem::Change(ChangeEvent {
+                    op: Op::Create,
+                    table: table.clone(),
+                    before: None,
+                    after: Some(vec![Value::Int(i), Value::Text(format!("{i}@example.com"))]),
+                    source: Default::default(),
+                    position: Position::Pg { lsn: i as u64 + 1, index: 0 },
+                })
+            })
+            .collect()
+    }
+
+    fn transforms(toml: &str) -> Transforms {
+        Transforms::new(&[toml::from_str(toml).unwrap()], |_| true).unwrap()
+    }
+
+    /// A batch big enough to be rewritten on two threads keeps its order,
+    /// drops what the filter drops on both halves, and reports the first
+    /// failing change.
+    #[test]
+    fn big_batches_keep_order_drops_and_the_first_error() {
+        let mut items = batch(1000);
+        transforms("filter = \"after.id % 3 != 0\"\nderive = { twice = \"after.id * 2\" }").apply(&mut items).unwrap();
+        let ids: Vec<(i64, i64)> = items
+            .iter()
+            .map(|i| match i {
+                StreamItem::Change(ev) => match ev.after.as_deref() {
+                    Some([Value::Int(id), _, Value::Int(twice)]) => (*id, *twice),
+                    other => panic!("{other:?}"),
+                },
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        let expected: Vec<(i64, i64)> = (0..1000).filter(|i| i % 3 != 0).map(|i| (i, i * 2)).collect();
+        assert_eq!(ids, expected);
+
+        let mut items = batch(1000);
+        let err = transforms("derive = { d = \"100 / (after.id - 700)\" }").apply(&mut items).unwrap_err();
+        assert!(err.message.contains("at lsn:0/2BD"), "{}", err.message); // id 700 is at lsn 701 = 0x2BD
     }
 }
