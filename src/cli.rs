@@ -186,7 +186,8 @@ async fn run(config_path: &Path, until_caught_up: bool) -> Result<()> {
         }
     }
     check_transforms(&config).await?;
-    let source = factory.connect(Purpose::Run { has_offsets }, &config.global_transforms()?).await?;
+    let transforms = config.global_transforms()?;
+    let source = factory.connect(Purpose::Run { has_offsets }, &transforms).await?;
     let this = source.identity();
     match &identity {
         Some(known) => check_identity(&state, known, &this)?,
@@ -243,7 +244,7 @@ async fn run(config_path: &Path, until_caught_up: bool) -> Result<()> {
         exit_after_snapshot: config.snapshot.mode == SnapshotMode::InitialOnly,
         until_caught_up,
         stop: shutdown_on_signal(),
-        transforms: config.global_transforms()?,
+        transforms,
     };
     source.stream(run).await?;
     report_done(&handles);

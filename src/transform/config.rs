@@ -84,6 +84,31 @@ impl TransformConfig {
         })
     }
 
+    /// The compiled `filter` and `derive` expressions (in `derive` order).
+    pub fn expressions(&self, index: usize) -> Result<(Option<Expression>, Vec<(String, Expression)>)> {
+        let label = self.label(index);
+        let filter = match &self.filter {
+            None => None,
+            Some(text) => Some(Expression::compile(text).map_err(|e| {
+                Error::config(
+                    format!("{label} filter: {e}"),
+                    "write filter as a CEL expression, e.g. \"op != 'd' && after.country == 'DE'\"",
+                )
+            })?),
+        };
+        let mut derive = Vec::new();
+        for (column, text) in &self.derive {
+            let expression = Expression::compile(text).map_err(|e| {
+                Error::config(
+                    format!("{label} derive {column}: {e}"),
+                    "write each derived field as a CEL expression, e.g. \"after.amount * 0.92\"",
+                )
+            })?;
+            derive.push((column.clone(), expression));
+        }
+        Ok((filter, derive))
+    }
+
     /// Checks what can be checked without the tables' schemas.
     pub fn validate(&self, index: usize) -> Result<()> {
         let label = self.label(index);
@@ -119,22 +144,7 @@ impl TransformConfig {
                 ));
             }
         }
-        if let Some(filter) = &self.filter {
-            Expression::compile(filter).map_err(|e| {
-                Error::config(
-                    format!("{label} filter: {e}"),
-                    "write filter as a CEL expression, e.g. \"op != 'd' && after.country == 'DE'\"",
-                )
-            })?;
-        }
-        for (column, expression) in &self.derive {
-            Expression::compile(expression).map_err(|e| {
-                Error::config(
-                    format!("{label} derive {column}: {e}"),
-                    "write each derived field as a CEL expression, e.g. \"after.amount * 0.92\"",
-                )
-            })?;
-        }
+        self.expressions(index)?;
         // A column in two lists: excluded and masked, or masked twice, is a
         // mistake whose outcome would depend on an order nobody wrote down.
         let mut seen: BTreeMap<&str, &str> = BTreeMap::new();

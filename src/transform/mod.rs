@@ -45,6 +45,9 @@ pub struct Step {
     metric: String,
     tables: TableFilter,
     config: TransformConfig,
+    /// `config.filter` and `config.derive`, compiled once.
+    filter: Option<cel::Expression>,
+    derive: Vec<(String, cel::Expression)>,
     /// Per table: the shape coming in the plan was made for, and the plan
     /// (None: this transform leaves the table alone).
     plans: HashMap<TableId, (Arc<TableSchema>, Option<Arc<StepPlan>>)>,
@@ -130,7 +133,10 @@ impl Transforms {
     pub fn new(configs: &[TransformConfig], pick: impl Fn(&TransformConfig) -> bool) -> Result<Transforms> {
         let mut steps = Vec::new();
         for (index, config) in configs.iter().enumerate().filter(|(_, c)| pick(c)) {
+            let (filter, derive) = config.expressions(index)?;
             steps.push(Step {
+                filter,
+                derive,
                 label: config.label(index),
                 metric: config.name.clone().unwrap_or_else(|| format!("#{}", index + 1)),
                 tables: config.table_filter(index)?,
@@ -335,5 +341,24 @@ mod tests {
         let mut items = batch(1000);
         let err = transforms("derive = { d = \"100 / (after.id - 700)\" }").apply(&mut items).unwrap_err();
         assert!(err.message.contains("at lsn:0/2BD"), "{}", err.message); // id 700 is at lsn 701 = 0x2BD
+    }
+
+    /// A filter that gives no bool (here: after a DDL, as the stream meets
+    /// it) follows on_error like a failing one.
+    #[test]
+    fn a_filter_giving_no_bool_follows_on_error() {
+        let mut items = batch(3);
+        transforms("filter = \"after.email\"\non_error = \"skip\"").apply(&mut items).unwrap();
+        assert!(items.is_empty());
+        let mut items = batch(3);
+        let err = transforms("filter = \"after.email\"").apply(&mut items).unwrap_err();
+        assert!(err.message.contains("filter failed for s.t at lsn:0/1: gave Text"), "{}", err.message);
+        // Before a run the same filter is a config error.
+        let schema = match &batch(1)[0] {
+            StreamItem::Change(ev) => ev.table.clone(),
+            _ => unreachable!(),
+        };
+        let err = transforms("filter = \"after.email\"").check(&schema).unwrap_err();
+        assert!(err.message.contains("not true or false"), "{}", err.message);
     }
 }

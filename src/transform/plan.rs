@@ -32,19 +32,13 @@ impl Mask {
         match (self, value) {
             (Mask::Redact(n), _) => Value::Text("*".repeat(*n)),
             (Mask::Hash { salt, max_chars }, Value::Text(text)) => {
-                const DIGITS: &[u8; 16] = b"0123456789abcdef";
                 let mut hasher = Sha256::new();
                 hasher.update(salt.as_bytes());
                 hasher.update(text.as_bytes());
-                let mut hex = String::with_capacity(64);
-                for byte in hasher.finalize() {
-                    hex.push(char::from(DIGITS[usize::from(byte >> 4)]));
-                    hex.push(char::from(DIGITS[usize::from(byte & 15)]));
-                }
-                if let Some(n) = max_chars {
-                    hex.truncate(*n as usize);
-                }
-                Value::Text(hex)
+                let mut hex = [0u8; 64];
+                hex::encode_to_slice(hasher.finalize(), &mut hex).expect("64 hex digits for 32 bytes");
+                let n = max_chars.map_or(hex.len(), |n| (n as usize).min(hex.len()));
+                Value::Text(String::from_utf8_lossy(&hex[..n]).into_owned())
             }
             (Mask::Truncate(n), Value::Text(text)) => match text.char_indices().nth(*n) {
                 Some((cut, _)) => Value::Text(text[..cut].to_string()),
@@ -143,35 +137,36 @@ impl StepPlan {
             };
             columns[at].1.push(mask.unwrap_or_else(|| Mask::Hash { salt: salt.clone(), max_chars }));
         }
-        let filter = match &c.filter {
+        let filter = match &step.filter {
             None => None,
-            Some(text) => {
-                let filter = compiled(text, label, "filter")?;
+            Some(filter) => {
                 match filter.result_type(source) {
                     Ok(Some(ColumnType::Bool)) => {}
-                    Ok(other) => {
+                    // Mid-stream a filter that stopped giving a bool fails
+                    // on its first change, which on_error handles.
+                    Ok(other) if strict => {
                         return Err(Error::config(
                             format!("{label} filter on {id}: gives {other:?}, not true or false"),
                             "write the filter as a condition, e.g. \"after.country == 'DE'\"",
                         ))
                     }
+                    Ok(_) => {}
                     Err(e) if strict && c.on_error == OnError::Fail => {
                         return Err(trial_failed(label, "filter", id, &e))
                     }
                     Err(_) => {}
                 }
-                Some(filter)
+                Some(filter.clone())
             }
         };
         let mut derived = Vec::new();
-        for (name, text) in &c.derive {
+        for (name, expression) in &step.derive {
             if source.columns.iter().any(|col| &col.name == name) {
                 return Err(Error::config(
                     format!("{label}: derive {name:?} would replace a column of {id}"),
                     "give the derived field a name the table does not have",
                 ));
             }
-            let expression = compiled(text, label, &format!("derive {name}"))?;
             let known = previous.and_then(|p| p.derived.iter().find(|d| &d.name == name)).map(|d| d.ty.clone());
             let ty = match expression.result_type(source) {
                 Ok(Some(ty)) => ty,
@@ -181,7 +176,7 @@ impl StepPlan {
                 }
                 Err(_) => known.unwrap_or(ColumnType::Text { max_chars: None }),
             };
-            derived.push(Derived { name: name.clone(), ty, expression });
+            derived.push(Derived { name: name.clone(), ty, expression: expression.clone() });
         }
         let reshapes = !derived.is_empty()
             || columns.len() != source.columns.len()
@@ -209,12 +204,13 @@ impl StepPlan {
             match filter.eval(ev) {
                 Ok(Outcome::Bool(true)) => {}
                 Ok(Outcome::Bool(false) | Outcome::Null) => return Ok(Fate::Drop("filter")),
-                Ok(other) => return self.failed(ev, "filter", &format!("gave {other:?}, not true or false")),
-                Err(e) => {
-                    if let Some(fate) = self.on_failure(ev, "filter", &e)? {
-                        return Ok(fate);
-                    }
-                    return Ok(Fate::Drop("error"));
+                outcome => {
+                    let e = match outcome {
+                        Ok(other) => format!("gave {other:?}, not true or false"),
+                        Err(e) => e,
+                    };
+                    // A failing filter drops the change unless on_error stops the run.
+                    return Ok(self.on_failure(ev, "filter", &e)?.unwrap_or(Fate::Drop("error")));
                 }
             }
         }
@@ -277,11 +273,6 @@ impl StepPlan {
         out.extend(derived);
         out
     }
-}
-
-fn compiled(text: &str, label: &str, what: &str) -> Result<Expression> {
-    Expression::compile(text)
-        .map_err(|e| Error::config(format!("{label} {what}: {e}"), "see CEL's syntax in README.md (Transforms)"))
 }
 
 fn trial_failed(label: &str, what: &str, table: &TableId, error: &str) -> Error {
