@@ -273,11 +273,13 @@ pub struct Emit<'a> {
 
 impl<'a> Emit<'a> {
     /// Adds one item in stream order: a schema change is recorded in the
-    /// state's schema history (with `ddl`, the statement behind it when the
-    /// source knows it), a change is noted in the open snapshot windows.
-    pub fn push(&mut self, item: StreamItem, ddl: Option<&str>) -> Result<()> {
+    /// state's schema history (with the statement behind it when the source
+    /// knows it), a change is noted in the open snapshot windows.
+    pub fn push(&mut self, item: StreamItem) -> Result<()> {
         match &item {
-            StreamItem::SchemaChange(schema) => self.record_schema(schema, ddl)?,
+            StreamItem::SchemaChange(change) => {
+                self.record_schema(&change.schema, change.ddl.as_ref().map(|d| d.statement.as_str()))?
+            }
             StreamItem::Change(ev) => {
                 if let Some(s) = self.snapshots.as_mut() {
                     s.windows.on_change(ev);

@@ -69,7 +69,7 @@ use crate::pgoutput::{self, OldTuple, PgMessage, ReplicaIdentity, TupleValue};
 use crate::pgtypes;
 use crate::DecodeError;
 use outflow_model::{
-    ChangeEvent, ColumnSchema, LogicalMessage, Op, Position, Row, SourceInfo, StreamItem, TableId, TableSchema, Value,
+    ChangeEvent, ColumnSchema, LogicalMessage, Op, Position, Row, SchemaChange, SourceInfo, StreamItem, TableId, TableSchema, Value,
 };
 
 #[derive(Debug, Clone)]
@@ -259,7 +259,7 @@ impl PgDecoder {
             previous => {
                 let version = previous.map_or(1, |p| p.schema.version.saturating_add(1));
                 let schema = Arc::new(TableSchema { id, version, columns });
-                out.push(StreamItem::SchemaChange(schema.clone()));
+                out.push(StreamItem::SchemaChange(SchemaChange::shape(schema.clone())));
                 schema
             }
         };

@@ -185,6 +185,31 @@ impl ChangeEvent {
     }
 }
 
+/// A table's new shape, and the statement behind it when the source knows it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SchemaChange {
+    pub schema: Arc<TableSchema>,
+    /// MySQL/MariaDB: the last DDL statement on the table before its new
+    /// shape was first seen. `None` for PostgreSQL (pgoutput sends shapes,
+    /// not statements) and for a table first met when streaming starts.
+    pub ddl: Option<Arc<Ddl>>,
+}
+
+impl SchemaChange {
+    /// A shape with no known statement behind it.
+    pub fn shape(schema: Arc<TableSchema>) -> Self {
+        SchemaChange { schema, ddl: None }
+    }
+}
+
+/// A DDL statement as the binlog carries it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Ddl {
+    pub statement: String,
+    /// Where the statement is in the binlog and when it was committed.
+    pub source: SourceInfo,
+}
+
 /// A logical decoding message (`pg_logical_emit_message`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct LogicalMessage {
@@ -240,8 +265,9 @@ pub enum StreamItem {
     },
     Change(ChangeEvent),
     Message(LogicalMessage),
-    /// A table's shape changed; later changes of the table carry this schema.
-    SchemaChange(Arc<TableSchema>),
+    /// A table's shape changed (or is first met); later changes of the
+    /// table carry this schema.
+    SchemaChange(SchemaChange),
     /// End of a transaction: `position` is the resume point after it.
     Commit {
         tx_id: Option<u64>,

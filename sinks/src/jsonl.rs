@@ -102,6 +102,11 @@ impl JsonlConfig {
         if !debezium.key_columns.is_empty() {
             return Err(bad("`message.key.columns` sets record keys; jsonl lines have none (use it on a kafka sink)".into()));
         }
+        if debezium.schema_changes {
+            return Err(bad(
+                "schema change records go to a schema change topic; jsonl lines have none (use it on a kafka sink)".into(),
+            ));
+        }
         if debezium.heartbeat.is_some() {
             return Err(bad("heartbeat records go to a heartbeat topic; jsonl lines have none (use it on a kafka sink)".into()));
         }

@@ -272,11 +272,7 @@ impl Source for MysqlSource {
             })?;
             order_after_last(&mut self.last, &mut session.decoded);
             for item in session.decoded.drain(..) {
-                let ddl = match &item {
-                    StreamItem::SchemaChange(schema) => session.decoder.recent_ddl(&schema.id.schema),
-                    _ => None,
-                };
-                out.push(item, ddl)?;
+                out.push(item)?;
             }
             if out.full() || reached(target.as_ref(), &session.decoder) {
                 break;

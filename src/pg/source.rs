@@ -332,7 +332,7 @@ impl Source for PgSource {
                         }
                         _ => {}
                     }
-                    out.push(item, None)?;
+                    out.push(item)?;
                 }
                 if let Some(p) = out.last_position() {
                     self.last_emitted = Some(p.clone());

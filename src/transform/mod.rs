@@ -213,9 +213,9 @@ impl Transforms {
                         }
                     },
                 },
-                StreamItem::SchemaChange(schema) => match self.schema(schema) {
+                StreamItem::SchemaChange(change) => match self.schema(&change.schema) {
                     Ok(shape) => {
-                        *schema = shape;
+                        change.schema = shape;
                         None
                     }
                     Err(e) => {

@@ -57,6 +57,8 @@ pub struct MyOutflow {
     pub extra: String,
     /// Extra keys of `[source]` (e.g. `exclude_tables = [...]`).
     pub source_extra: String,
+    /// The pipeline's `name`, when not the default.
+    pub name: Option<String>,
 }
 
 impl MyOutflow {
@@ -68,6 +70,7 @@ impl MyOutflow {
             server_id: server_id(),
             extra: String::new(),
             source_extra: String::new(),
+            name: None,
         }
     }
 
@@ -112,8 +115,9 @@ impl MyOutflow {
     fn write_config(&self) -> PathBuf {
         let path = self.dir.path().join("outflow.toml");
         let tables: Vec<String> = self.tables.iter().map(|t| format!("{t:?}")).collect();
+        let name = self.name.as_ref().map(|n| format!("name = {n:?}\n")).unwrap_or_default();
         let text = format!(
-            "[source]\nkind = \"mysql\"\nurl = {:?}\ntables = [{}]\nserver_id = {}\n{}\n[state]\ndir = {:?}\n[[sink]]\nname = \"events\"\nkind = \"jsonl\"\npath = {:?}\n{}",
+            "{name}[source]\nkind = \"mysql\"\nurl = {:?}\ntables = [{}]\nserver_id = {}\n{}\n[state]\ndir = {:?}\n[[sink]]\nname = \"events\"\nkind = \"jsonl\"\npath = {:?}\n{}",
             self.url,
             tables.join(", "),
             self.server_id,

@@ -27,6 +27,7 @@
 //!   error rather than skipped: skipping would silently lose rows.
 //! - INCIDENT events mean the primary lost changes: a hard error.
 
+mod ddl;
 pub mod mariadb;
 pub mod rows;
 pub mod table;
@@ -39,7 +40,7 @@ use mysql_common::binlog::events::{Event, EventData, QueryEvent, RotateEvent, Ro
 
 use crate::DecodeError;
 use outflow_model::position::{Gtid, GtidSet, MysqlAnchor, MysqlPos};
-use outflow_model::{BinlogSource, ChangeEvent, Op, SourceInfo, TableId, TableSchema};
+use outflow_model::{BinlogSource, ChangeEvent, Ddl, Op, SchemaChange, SourceInfo, TableId, TableSchema};
 use outflow_model::{Position, StreamItem};
 use rows::Present;
 use table::TableShape;
@@ -83,7 +84,9 @@ pub struct BinlogDecoder {
     tables: HashMap<u64, Option<Arc<Mapped>>>,
     /// Last schema per table, for version numbers across table ids.
     schemas: HashMap<TableId, Arc<TableSchema>>,
-    recent_ddl: HashMap<String, String>,
+    /// The last DDL statement that named each table, until the table's
+    /// next shape takes it.
+    ddl: HashMap<TableId, Arc<Ddl>>,
 }
 
 impl BinlogDecoder {
@@ -107,7 +110,7 @@ impl BinlogDecoder {
             tx: None,
             tables: HashMap::new(),
             schemas: HashMap::new(),
-            recent_ddl: HashMap::new(),
+            ddl: HashMap::new(),
         }
     }
 
@@ -144,10 +147,6 @@ impl BinlogDecoder {
         self.next_pos
     }
 
-    /// The last DDL statement seen in database `db`.
-    pub fn recent_ddl(&self, db: &str) -> Option<&str> {
-        self.recent_ddl.get(db).map(String::as_str)
-    }
 
     /// Decodes one event, appending what it produces to `out`.
     pub fn decode(&mut self, event: &Event, out: &mut Vec<StreamItem>) -> Result<(), DecodeError> {
@@ -215,7 +214,22 @@ impl BinlogDecoder {
                 {
                     // Only appear around non-transactional changes; no rows of their own.
                 } else {
-                    self.recent_ddl.insert(q.schema().into_owned(), sql.into_owned());
+                    if let Some(table) = ddl::changed_table(&sql, &q.schema()) {
+                        let tx = self.tx.as_ref();
+                        let source = SourceInfo {
+                            commit_ts_us: i64::from(header.timestamp()) * 1_000_000,
+                            binlog: Some(BinlogSource {
+                                file: self.file.clone(),
+                                pos: tx.map_or(start_pos, |t| t.begin_pos),
+                                row: 0,
+                                server_id: header.server_id(),
+                                gtid: tx.and_then(|t| t.gtid_text.clone()),
+                                thread: None,
+                            }),
+                            ..SourceInfo::default()
+                        };
+                        self.ddl.insert(table, Arc::new(Ddl { statement: sql.into_owned(), source }));
+                    }
                     let standalone = self.tx.as_ref().is_none_or(|t| t.standalone);
                     if standalone {
                         // A DDL is its own transaction: advance past it.
@@ -357,7 +371,8 @@ impl BinlogDecoder {
                 let version = prev.map_or(1, |s| s.version + 1);
                 let s = Arc::new(table::schema_of(&shape, version));
                 self.schemas.insert(shape.id.clone(), s.clone());
-                out.push(StreamItem::SchemaChange(s.clone()));
+                let ddl = self.ddl.remove(&shape.id);
+                out.push(StreamItem::SchemaChange(SchemaChange { schema: s.clone(), ddl }));
                 s
             }
         };

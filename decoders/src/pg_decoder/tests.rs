@@ -52,7 +52,7 @@ fn a_transaction_of_insert_update_delete() {
     );
     assert_eq!(items.len(), 6);
     assert_eq!(items[0], StreamItem::Begin { tx_id: Some(700), commit_ts_us: TS, position: Position::pg(0x5000) });
-    let StreamItem::SchemaChange(schema) = &items[1] else { panic!("{:?}", items[1]) };
+    let StreamItem::SchemaChange(SchemaChange { schema, .. }) = &items[1] else { panic!("{:?}", items[1]) };
     assert_eq!(schema.id, TableId::new("public", "orders"));
     assert_eq!(schema.version, 1);
     assert_eq!(items[5], StreamItem::Commit { tx_id: Some(700), commit_ts_us: TS, position: Position::pg(0x5030) });
@@ -163,7 +163,7 @@ fn schemas_are_versioned_only_when_their_shape_changes() {
         &[(true, "id", 23, -1), (false, "note", 25, -1), (false, "qty", 21, -1)],
     );
     let items = feed(&mut dec, &[added.clone(), build::insert(ORDERS, &[Col::Text("1"), Col::Null, Col::Text("3")])]);
-    let StreamItem::SchemaChange(v2) = &items[0] else { panic!("{:?}", items[0]) };
+    let StreamItem::SchemaChange(SchemaChange { schema: v2, .. }) = &items[0] else { panic!("{:?}", items[0]) };
     assert_eq!(v2.version, 2);
     assert_eq!(v2.columns[2].name, "qty");
     assert_eq!(v2.columns[2].type_name, "int2");
@@ -178,7 +178,7 @@ fn schemas_are_versioned_only_when_their_shape_changes() {
         b'd',
         &[(true, "id", 20, -1), (false, "note", 25, -1), (false, "qty", 21, -1)],
     );
-    let StreamItem::SchemaChange(v3) = &feed(&mut dec, &[retyped])[0] else { panic!() };
+    let StreamItem::SchemaChange(SchemaChange { schema: v3, .. }) = &feed(&mut dec, &[retyped])[0] else { panic!() };
     assert_eq!((v3.version, v3.columns[0].type_name.as_str()), (3, "int8"));
     // Old events keep the schema they were decoded with.
     assert_eq!(v1.version, 1);
@@ -201,7 +201,7 @@ fn relation_columns_become_the_table_schema() {
             ),
         ],
     );
-    let StreamItem::SchemaChange(s) = &items[0] else { panic!() };
+    let StreamItem::SchemaChange(SchemaChange { schema: s, .. }) = &items[0] else { panic!() };
     assert_eq!(s.id, TableId::new("pg_catalog", "pg_thing"));
     let names: Vec<(&str, &str, u32, i32, bool, bool)> = s
         .columns

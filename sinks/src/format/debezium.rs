@@ -25,6 +25,9 @@
 //!   rather than outflow's exact JSON integer, which no Connect type holds.
 //! - `heartbeat.interval.ms` and `topic.heartbeat.prefix` ([`Heartbeat`],
 //!   Kafka only).
+//! - `include.schema.changes` (Kafka only): schema change records on the
+//!   `<pipeline>` topic (see `schema_change`). Off unless set: Debezium's
+//!   MySQL connector defaults it to true, outflow to false.
 //! - `key.converter`/`value.converter` ([`AvroConverter`]): Confluent's
 //!   `io.confluent.connect.avro.AvroConverter` for both (Kafka sink only),
 //!   with `*.converter.schema.registry.url` and, for basic auth,
@@ -74,6 +77,9 @@ const UNWRAP_KEYS: &[&str] = &[
 
 const ROUTER_KEYS: &[&str] = &["type", "topic.regex", "topic.replacement", "key.enforce.uniqueness", "key.field.name"];
 
+/// Schema change records (Kafka only).
+const SCHEMA_CHANGES: &str = "include.schema.changes";
+
 /// `heartbeat.interval.ms` and `topic.heartbeat.prefix`.
 const HEARTBEAT_KEYS: &[&str] = &["heartbeat.interval.ms", "topic.heartbeat.prefix"];
 
@@ -94,6 +100,8 @@ pub struct Debezium {
     pub schemas: SchemasEnable,
     /// `*.converter = io.confluent.connect.avro.AvroConverter`.
     pub avro: Option<AvroConverter>,
+    /// `include.schema.changes`: schema change records on the pipeline's topic.
+    pub schema_changes: bool,
 }
 
 /// Debezium's heartbeat records: every `interval`, a record keyed
@@ -247,6 +255,7 @@ impl Debezium {
             let known = key == "transforms"
                 || key == "tombstones.on.delete"
                 || key == "message.key.columns"
+                || key == SCHEMA_CHANGES
                 || HEARTBEAT_KEYS.contains(&key.as_str())
                 || key == SCHEMAS_KEY
                 || key == SCHEMAS_VALUE
@@ -321,6 +330,9 @@ impl Debezium {
             out.key_columns = parse_key_columns(&v)?;
         }
         out.heartbeat = parse_heartbeat(&get)?;
+        if let Some(v) = get(SCHEMA_CHANGES) {
+            out.schema_changes = parse_bool(SCHEMA_CHANGES, &v)?;
+        }
         for alias in &aliases {
             let key = |k: &str| format!("transforms.{alias}.{k}");
             let prop = |k: &str| get(&key(k));
@@ -375,7 +387,7 @@ impl Debezium {
 }
 
 fn supported_keys() -> String {
-    let mut keys: Vec<String> = ["tombstones.on.delete", "message.key.columns", "transforms"]
+    let mut keys: Vec<String> = ["tombstones.on.delete", "message.key.columns", SCHEMA_CHANGES, "transforms"]
         .into_iter()
         .chain(HEARTBEAT_KEYS.iter().copied())
         .chain(MODES.iter().map(|(k, _)| *k))

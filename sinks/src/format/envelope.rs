@@ -283,7 +283,18 @@ impl EventWriter {
         self.snapshot_source = Some(RenderedSource { table: ev.table.clone(), source: ev.source.clone(), json });
     }
 
-    fn write_source(&self, out: &mut Vec<u8>, s: &SourceInfo, schema: &str, table: &str) {
+    /// The pipeline this writer renders for.
+    pub fn ctx(&self) -> &SinkContext {
+        &self.ctx
+    }
+
+    /// The processing time of the batch (see [`EventWriter::start_batch`]).
+    pub fn now_us(&self) -> i64 {
+        self.now_us
+    }
+
+    /// The connector's `source` block of a change in `schema.table`.
+    pub(super) fn write_source(&self, out: &mut Vec<u8>, s: &SourceInfo, schema: &str, table: &str) {
         match self.ctx.dialect {
             Dialect::Postgres => self.write_postgres_source(out, s, schema, table),
             Dialect::Mysql => self.write_mysql_source(out, s, schema, table),

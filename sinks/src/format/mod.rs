@@ -11,6 +11,8 @@ pub mod envelope;
 pub mod routing;
 mod scalars;
 pub mod schema;
+#[cfg(feature = "kafka")]
+pub mod schema_change;
 pub mod values;
 
 use serde::Deserialize;

@@ -51,7 +51,7 @@ pub struct Schema {
 }
 
 impl Schema {
-    fn of(ty: &'static str, optional: bool) -> Schema {
+    pub(super) fn of(ty: &'static str, optional: bool) -> Schema {
         Schema {
             ty,
             optional,
@@ -76,7 +76,7 @@ impl Schema {
     }
 
     /// A struct named `name` (no version) of `fields`.
-    fn structure(name: String, optional: bool, fields: Vec<(String, Schema)>) -> Schema {
+    pub(super) fn structure(name: String, optional: bool, fields: Vec<(String, Schema)>) -> Schema {
         Schema { name: Some(name), fields, ..Schema::of("struct", optional) }
     }
 

@@ -147,7 +147,7 @@ fn an_added_column_reaches_the_table_schema() {
     let (v1, v2) = (table("t", 1, false), table("t", 2, true));
     let mut sink = config(dir.path(), 0).open(crate::test_runtime()).unwrap();
     sink.write(&[change(&v1, Op::Create, 10, 1), commit(10)]).unwrap();
-    sink.write(&[StreamItem::SchemaChange(v2.clone()), change(&v2, Op::Create, 20, 2), commit(20)]).unwrap();
+    sink.write(&[StreamItem::SchemaChange(outflow_model::SchemaChange::shape(v2.clone())), change(&v2, Op::Create, 20, 2), commit(20)]).unwrap();
     sink.finish().unwrap();
     let batches = read(&sink, "t");
     assert_eq!(ids(&batches), vec![(1, "c".into()), (2, "c".into())]);

@@ -42,6 +42,7 @@ mod offsets;
 pub mod message;
 mod recovery;
 mod registry;
+mod schema_changes;
 #[cfg(test)]
 mod tests;
 mod topics;
@@ -77,6 +78,7 @@ use crate::snapshot_marks::SnapshotRecord;
 use crate::{Checkpoint, Durable, Sink, SinkContext, SinkError};
 use delivery::Delivery;
 use heartbeat::HeartbeatClock;
+use schema_changes::SchemaChanges;
 use topics::TopicState;
 
 /// How often a wait on the broker says so in the log.
@@ -127,6 +129,8 @@ pub struct KafkaSink {
     /// `[sink.debezium] heartbeat.interval.ms`: when the next heartbeat
     /// record is due, and the furthest position written.
     heartbeat: Option<HeartbeatClock>,
+    /// `[sink.debezium] include.schema.changes`.
+    schema_changes: Option<SchemaChanges>,
 }
 
 /// A table's `message.key.columns` as column indexes (`None`: its own key).
@@ -190,6 +194,9 @@ impl KafkaConfig {
             ready: false,
             position: None,
         });
+        let schema_changes = debezium.schema_changes.then(|| {
+            SchemaChanges::new(&ctx.pipeline, ctx.dialect, (debezium.schemas.key, debezium.schemas.value))
+        });
         let mut sink = KafkaSink {
             cfg: self.clone(),
             template,
@@ -215,6 +222,7 @@ impl KafkaConfig {
             value: Vec::with_capacity(4096),
             bytes: 0,
             heartbeat,
+            schema_changes,
             avro,
         };
         if self.exactly_once {
@@ -422,6 +430,7 @@ impl KafkaSink {
 
     fn write_change(&mut self, ev: &ChangeEvent) -> Result<(), SinkError> {
         self.begin_transaction()?;
+        self.write_schema_change(ev)?;
         let route = self.table_route(&ev.table.id);
         let split = if self.cfg.format.records() == Format::Debezium { ev.split_key_change() } else { None };
         let events = split.as_ref().map_or(1, |_| 2);
@@ -581,7 +590,13 @@ impl KafkaSink {
                 }
                 Ok(())
             }
-            // Schema changes, heartbeats and snapshot bookkeeping carry no record.
+            StreamItem::SchemaChange(change) => {
+                if let Some(changes) = &mut self.schema_changes {
+                    changes.announce(change);
+                }
+                Ok(())
+            }
+            // Heartbeats and snapshot bookkeeping carry no record.
             _ => Ok(()),
         }
     }

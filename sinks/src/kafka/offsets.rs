@@ -23,6 +23,9 @@ impl KafkaSink {
             tracing::info!(sink = %self.cfg.name, position = %position, "resuming after what kafka already has");
             self.delivered = Delivered::recovered(Some(position), BTreeMap::new(), rec.snapshot);
             self.anchors = rec.partitions;
+            if let Some(changes) = &mut self.schema_changes {
+                changes.written = rec.shapes;
+            }
             self.offsets_offset = Some(offset);
         }
         Ok(())
@@ -45,7 +48,8 @@ impl KafkaSink {
             }
         }
         let snapshot = Some(self.delivered.commit_record(&Durable::All).clone());
-        let record = OffsetsRecord { position: position.to_string(), partitions, snapshot };
+        let shapes = self.schema_changes.as_ref().map(|c| c.written.clone()).unwrap_or_default();
+        let record = OffsetsRecord { position: position.to_string(), partitions, snapshot, shapes };
         let value = serde_json::to_vec(&record).expect("offsets records serialize");
         self.anchors = record.partitions;
         let topic = self.offsets_topic.clone();

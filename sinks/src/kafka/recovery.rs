@@ -56,6 +56,10 @@ pub struct OffsetsRecord {
     /// absent in records of older versions.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub snapshot: Option<SnapshotRecord>,
+    /// Per table, the fingerprint of the last shape written to the schema
+    /// change topic (`include.schema.changes`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub shapes: BTreeMap<String, String>,
 }
 
 /// How long a read waits without any progress before it says so in the log

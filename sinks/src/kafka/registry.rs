@@ -29,6 +29,7 @@ use tokio::runtime::Handle;
 use crate::format::avro::{self, AvroSchema};
 use super::TableRoute;
 use crate::format::schema::{self, Schema};
+use crate::format::schema_change;
 use crate::{Probe, SinkError};
 
 /// The sink's Avro steps: each replaces a rendered JSON record by its
@@ -82,6 +83,8 @@ impl super::KafkaSink {
             Fixed::MessageValue => ("value", schema::message_value),
             Fixed::TransactionKey => ("key", |_| schema::transaction_key()),
             Fixed::TransactionValue => ("value", |_| schema::transaction_value()),
+            Fixed::SchemaChangeKey => ("key", schema_change::key_schema),
+            Fixed::SchemaChangeValue => ("value", schema_change::value_schema),
         };
         avro.fixed_record(kind, || format!("{topic}-{suffix}"), || build(dialect), record)
     }
@@ -145,6 +148,8 @@ pub(crate) enum Fixed {
     MessageValue,
     TransactionKey,
     TransactionValue,
+    SchemaChangeKey,
+    SchemaChangeValue,
 }
 
 /// Encodes records as Avro, registering their schemas as needed.

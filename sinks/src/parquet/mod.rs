@@ -39,7 +39,7 @@ use std::time::Duration;
 
 use ::parquet::basic::{Compression as PqCompression, ZstdLevel};
 use ::parquet::file::properties::WriterProperties;
-use outflow_model::{Position, StreamItem};
+use outflow_model::{Position, SchemaChange, StreamItem};
 use serde::Deserialize;
 use serde_json::json;
 use tokio::runtime::Handle;
@@ -376,7 +376,7 @@ impl Sink for ParquetSink {
                         }
                     }
                 }
-                StreamItem::SchemaChange(schema) => {
+                StreamItem::SchemaChange(SchemaChange { schema, .. }) => {
                     let key = schema.id.to_string().replace('%', "%25").replace('/', "%2F");
                     if self.tables.get(&key).is_some_and(|t| t.schema.version != schema.version) {
                         self.roll(&key)?;

@@ -206,7 +206,7 @@ fn a_schema_change_starts_a_new_file() {
         ev.table = schema(2, true);
         ev.after = Some(vec![Value::Int(2), Value::Null, Value::Int(42)]);
     }
-    sink.write(&[change(Op::Create, 0x100, 1, 1, Value::Null), StreamItem::SchemaChange(schema(2, true)), second])
+    sink.write(&[change(Op::Create, 0x100, 1, 1, Value::Null), StreamItem::SchemaChange(outflow_model::SchemaChange::shape(schema(2, true))), second])
         .unwrap();
     sink.finish().unwrap();
     let batches = read_table(dir.path());

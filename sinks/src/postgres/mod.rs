@@ -40,7 +40,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures::SinkExt;
-use outflow_model::{ChangeEvent, Dialect, Op, Position, StreamItem, TableId, TableSchema};
+use outflow_model::{ChangeEvent, Dialect, Op, Position, SchemaChange, StreamItem, TableId, TableSchema};
 use serde::Deserialize;
 use serde_json::json;
 use tokio::runtime::Handle;
@@ -463,7 +463,7 @@ impl Sink for PostgresSink {
     fn write(&mut self, items: &[StreamItem]) -> Result<(), SinkError> {
         for item in items {
             let Some(position) = item.position() else {
-                if let StreamItem::SchemaChange(schema) = item {
+                if let StreamItem::SchemaChange(SchemaChange { schema, .. }) = item {
                     if self.delivered.written().is_some() && self.tables.contains_key(&schema.id) {
                         self.sync_table(schema)?;
                     }
