@@ -69,7 +69,8 @@ use crate::pgoutput::{self, OldTuple, PgMessage, ReplicaIdentity, TupleValue};
 use crate::pgtypes;
 use crate::DecodeError;
 use outflow_model::{
-    ChangeEvent, ColumnSchema, LogicalMessage, Op, Position, Row, SchemaChange, SourceInfo, StreamItem, TableId, TableSchema, Value,
+    ChangeEvent, ColumnSchema, LogicalMessage, Op, Position, Row, SchemaChange, SourceInfo, StreamItem, TableId,
+    TableSchema, Value,
 };
 
 #[derive(Debug, Clone)]

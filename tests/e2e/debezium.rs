@@ -6,6 +6,7 @@
 //! under the new key with `__debezium.oldkey`) and in the JSONL sink's
 //! Debezium format (the delete and the create).
 
+mod schema_changes;
 mod schemas;
 
 use std::path::PathBuf;

@@ -147,7 +147,6 @@ impl BinlogDecoder {
         self.next_pos
     }
 
-
     /// Decodes one event, appending what it produces to `out`.
     pub fn decode(&mut self, event: &Event, out: &mut Vec<StreamItem>) -> Result<(), DecodeError> {
         let header = event.header();

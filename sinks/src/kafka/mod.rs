@@ -590,13 +590,8 @@ impl KafkaSink {
                 }
                 Ok(())
             }
-            StreamItem::SchemaChange(change) => {
-                if let Some(changes) = &mut self.schema_changes {
-                    changes.announce(change);
-                }
-                Ok(())
-            }
-            // Heartbeats and snapshot bookkeeping carry no record.
+            // Schema changes (see `write`), heartbeats and snapshot
+            // bookkeeping carry no record of their own.
             _ => Ok(()),
         }
     }
@@ -615,7 +610,13 @@ impl Sink for KafkaSink {
     fn write(&mut self, items: &[StreamItem]) -> Result<(), SinkError> {
         self.writer.start_batch();
         for item in items {
-            let Some(position) = item.position() else { continue };
+            let Some(position) = item.position() else {
+                // A schema change: its record (if any) goes with the table's next change.
+                if let (StreamItem::SchemaChange(change), Some(changes)) = (item, &mut self.schema_changes) {
+                    changes.announce(change);
+                }
+                continue;
+            };
             if self.delivered.holds(position) {
                 continue;
             }
