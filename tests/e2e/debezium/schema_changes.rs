@@ -157,3 +157,51 @@ async fn postgres_shapes_go_to_the_schema_change_topic_with_their_schemas() {
     assert_eq!(records(&format!("{name}.public.items")).len(), 3);
     db.cleanup().await;
 }
+
+/// kill -9 while tables change shape under a busy writer, three rounds, then
+/// a clean run: every shape is in the schema change topic exactly once, in
+/// order (one more column each time).
+#[tokio::test]
+async fn kill_9_while_shapes_change_leaves_each_shape_once() {
+    use rand::Rng;
+    let db = TestDb::create("dbz_schema_kill9").await;
+    db.execute("CREATE TABLE t (id bigint PRIMARY KEY)").await;
+    let name = unique_name("schemakill9");
+    let outflow = Outflow::new(&db, &["public.t"]).name(&name).section(&kafka_section(""));
+    outflow.run_until_caught_up().await.assert_success();
+    db.wait_for_slot_idle().await;
+    let (mut id, mut alters) = (0, 0);
+    for _round in 0..3 {
+        let mut run = outflow.spawn_run();
+        db.wait_for_slot_streaming().await;
+        let delay = std::time::Duration::from_millis(rand::rng().random_range(200..1500));
+        let writer = async {
+            for _ in 0..15 {
+                for _ in 0..40 {
+                    id += 1;
+                    db.execute(&format!("INSERT INTO t (id) VALUES ({id})")).await;
+                }
+                alters += 1;
+                db.execute(&format!("ALTER TABLE t ADD COLUMN c{alters} int")).await;
+            }
+            id += 1;
+            db.execute(&format!("INSERT INTO t (id) VALUES ({id})")).await;
+        };
+        let killer = async {
+            tokio::time::sleep(delay).await;
+            assert!(run.is_running(), "outflow exited early: {}", run.stderr());
+            run.kill9().await;
+        };
+        tokio::join!(writer, killer);
+        db.wait_for_slot_idle().await;
+    }
+    outflow.run_until_caught_up().await.assert_success();
+
+    let got = records(&name);
+    let widths: Vec<usize> =
+        got.iter().map(|r| r["value"]["tableChanges"][0]["table"]["columns"].as_array().map_or(0, Vec::len)).collect();
+    let want: Vec<usize> = (1..=alters + 1).collect();
+    assert_eq!(widths, want, "one record per shape, in order");
+    assert_eq!(records(&format!("{name}.public.t")).len(), id);
+    db.cleanup().await;
+}
