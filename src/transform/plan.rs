@@ -38,7 +38,7 @@ impl Mask {
                 let mut hex = [0u8; 64];
                 hex::encode_to_slice(hasher.finalize(), &mut hex).expect("64 hex digits for 32 bytes");
                 let n = max_chars.map_or(hex.len(), |n| (n as usize).min(hex.len()));
-                Value::Text(String::from_utf8_lossy(&hex[..n]).into_owned())
+                Value::Text(std::str::from_utf8(&hex[..n]).expect("hex digits are ASCII").to_string())
             }
             (Mask::Truncate(n), Value::Text(text)) => match text.char_indices().nth(*n) {
                 Some((cut, _)) => Value::Text(text[..cut].to_string()),

@@ -13,6 +13,7 @@
 //! tells. Only the columns an expression names are converted per event.
 
 pub mod decimal;
+mod fast;
 
 use std::collections::{BTreeSet, HashMap};
 use std::str::FromStr;
@@ -27,6 +28,7 @@ use cel::common::types::{
 };
 use cel::common::types::{Type, MAP_TYPE};
 use cel::common::value::{CowVal, Val};
+use cel::context::VariableResolver;
 use cel::{Context, Env, ExecutionError};
 use chrono::{DateTime, Utc};
 use outflow_model::{ChangeEvent, ColumnType, Row, TableSchema, Value};
@@ -53,9 +55,8 @@ pub struct Expression {
     /// The columns of `before` and `after` the expression names (None: it
     /// uses a whole map, so every column is converted).
     columns: Option<BTreeSet<String>>,
-    /// The variables it uses (`op`, `before`, `after`, `source`): only
-    /// those are built for each change.
-    variables: BTreeSet<String>,
+    /// The shortcut, when the expression is in its subset ([`fast`]).
+    fast: Option<fast::Fast>,
 }
 
 /// What an expression gave: one of the value kinds below, or an error.
@@ -79,27 +80,26 @@ impl Expression {
     pub fn compile(text: &str) -> Result<Expression, String> {
         let program = env().compile(text).map_err(|e| e.to_string().replace('\n', " "))?;
         let mut expr = program.expression().clone();
+        let fast = fast::Fast::of(&expr);
         decimal::rewrite(&mut expr);
-        let (columns, variables) = references(&expr);
-        Ok(Expression { text: text.to_string(), expr, columns, variables })
+        let columns = references(&expr);
+        Ok(Expression { text: text.to_string(), expr, columns, fast })
     }
 
-    /// Evaluates the expression for `event`.
+    /// Evaluates the expression for `event`. The variables are built when
+    /// the expression reads them ([`EventVariables`]), not beforehand.
     pub fn eval(&self, event: &ChangeEvent) -> Result<Outcome, String> {
+        if let Some(outcome) = self.fast.as_ref().and_then(|f| f.eval(event)) {
+            return Ok(outcome);
+        }
+        self.interpret(event)
+    }
+
+    /// Evaluates the expression with the CEL interpreter.
+    fn interpret(&self, event: &ChangeEvent) -> Result<Outcome, String> {
+        let variables = EventVariables { expression: self, event };
         let mut ctx = Context::with_env(env());
-        let uses = |name: &str| self.variables.contains(name);
-        if uses("op") {
-            ctx.add_variable_as_val("op", Box::new(CelString::from(event.op.code())));
-        }
-        if uses("before") {
-            ctx.add_variable_as_val("before", self.image(&event.table, event.before.as_ref()));
-        }
-        if uses("after") {
-            ctx.add_variable_as_val("after", self.image(&event.table, event.after.as_ref()));
-        }
-        if uses("source") {
-            ctx.add_variable_as_val("source", source(event));
-        }
+        ctx.set_variable_resolver(&variables);
         let value = cel::Value::resolve_val(&self.expr, &ctx).map_err(|e| e.to_string())?;
         outcome(&*value)
     }
@@ -170,6 +170,27 @@ impl Outcome {
     }
 }
 
+/// The variables of one event (`op`, `before`, `after`, `source`), each
+/// made when the expression reads it.
+struct EventVariables<'v> {
+    expression: &'v Expression,
+    event: &'v ChangeEvent,
+}
+
+impl VariableResolver for EventVariables<'_> {
+    fn resolve<'b>(&'b self, variable: &str) -> Option<CowVal<'b, 'b>> {
+        let event = self.event;
+        let value: Box<dyn Val + 'b> = match variable {
+            "op" => Box::new(CelString::from(event.op.code())),
+            "before" => self.expression.image(&event.table, event.before.as_ref()),
+            "after" => self.expression.image(&event.table, event.after.as_ref()),
+            "source" => source(event),
+            _ => return None,
+        };
+        Some(CowVal::Owned(value))
+    }
+}
+
 /// A row read field by field: `after.amount` converts that one value when
 /// it is read; a column the server did not send is a missing key (so
 /// `has()` is false). Only for expressions that use no whole map: it
@@ -230,31 +251,26 @@ impl Indexer for RowVal<'_> {
 }
 
 /// The columns named as `before.x` / `after.x` (None when a bare `before`
-/// or `after` is used elsewhere: every column), and every identifier.
-fn references(expr: &IdedExpr) -> (Option<BTreeSet<String>>, BTreeSet<String>) {
+/// or `after` is used elsewhere: every column).
+fn references(expr: &IdedExpr) -> Option<BTreeSet<String>> {
     let row_map = |e: &IdedExpr| matches!(&e.expr, Expr::Ident(n) if n == "before" || n == "after");
     let mut columns = Some(BTreeSet::new());
-    let mut identifiers = BTreeSet::new();
     walk(expr, &mut |e| match &e.expr {
         Expr::Select(s) if row_map(&s.operand) => {
-            if let Expr::Ident(map) = &s.operand.expr {
-                identifiers.insert(map.clone());
-            }
             if let Some(set) = &mut columns {
                 set.insert(s.field.clone());
             }
             false // not the bare map
         }
-        Expr::Ident(name) => {
+        Expr::Ident(_) => {
             if row_map(e) {
                 columns = None;
             }
-            identifiers.insert(name.clone());
             false
         }
         _ => true,
     });
-    (columns, identifiers)
+    columns
 }
 
 /// Calls `visit` on `e` and, while it returns true, on every expression inside.

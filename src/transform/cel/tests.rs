@@ -120,3 +120,70 @@ fn only_the_named_columns_are_converted() {
     assert!(both.columns.is_none());
     assert_eq!(both.eval(&order()), Ok(Outcome::Bool(true)));
 }
+
+/// The shortcut (`fast`) answers exactly as the interpreter does wherever
+/// it answers, and answers the common forms at all.
+#[test]
+fn the_shortcut_agrees_with_the_interpreter() {
+    let rows = [
+        vec![Value::Int(7), Value::Decimal("19.99".into()), Value::Text("DE".into()), Value::Null, Value::Unchanged],
+        vec![Value::Int(-3), Value::Decimal("0".into()), Value::Text("FR".into()), Value::Null, Value::Null],
+        vec![
+            Value::Int(0),
+            Value::Decimal("-0.50".into()),
+            Value::Text("".into()),
+            Value::Null,
+            Value::Json("{}".into()),
+        ],
+        vec![
+            Value::Int(9_223_372_036_854_775_807),
+            Value::Decimal("NaN".into()),
+            Value::Null,
+            Value::Null,
+            Value::Null,
+        ],
+        vec![Value::Null, Value::Null, Value::Text("déjà".into()), Value::Null, Value::Null],
+    ];
+    let expressions = [
+        "op != 'd' && after.country == 'DE'",
+        "op == 'u' || after.amount > 10",
+        "after.amount >= 0.0 && after.country != 'deleted'",
+        "after.amount * 0.92",
+        "after.amount + 1",
+        "after.amount - 0.5",
+        "after.amount == 19.99",
+        "after.amount != 0",
+        "after.amount < after.amount",
+        "after.id * 2",
+        "after.id + 1",
+        "after.id - 1 < 0",
+        "after.id >= 7",
+        "!(after.id == 7)",
+        "after.country < 'E'",
+        "after.country == 'DE' ? 'eu' : 'other'",
+        "after.id > 0 ? after.amount * 2 : after.amount",
+        "after.doc == '{}'",
+        "after.missing == 1",
+        "before.id == 1 || true",
+        "false && after.amount > 1",
+        "true == (after.id == 7)",
+        "after.amount * after.id",
+        "after.id * after.amount",
+    ];
+    let mut answered = 0;
+    for text in expressions {
+        let expression = Expression::compile(text).unwrap_or_else(|e| panic!("{text}: {e}"));
+        let fast = expression.fast.as_ref().unwrap_or_else(|| panic!("{text} is in the shortcut's subset"));
+        for (i, row) in rows.iter().enumerate() {
+            let ev = event(Op::Update, Some(row.clone()));
+            if let Some(got) = fast.eval(&ev) {
+                answered += 1;
+                assert_eq!(Ok(got), expression.interpret(&ev), "{text} on row {i}");
+            }
+        }
+    }
+    assert!(answered >= 60, "the shortcut answered {answered} times");
+    for text in ["has(after.doc)", "size(after.country) > 1", "source.table == 'x'", "after.x == null"] {
+        assert!(Expression::compile(text).unwrap().fast.is_none(), "{text} is left to the interpreter");
+    }
+}
