@@ -33,7 +33,10 @@ pub enum Fast {
     },
     Str(String),
     Int(i64),
-    Double(f64),
+    /// A double literal, as the decimal it is when it meets a decimal (its
+    /// shortest text, as the decimal operators take it; None for NaN and
+    /// the infinities). A double meeting anything else is the interpreter's.
+    Double(Option<BigDecimal>),
     Bool(bool),
     Cmp(Cmp, Box<Fast>, Box<Fast>),
     And(Box<Fast>, Box<Fast>),
@@ -66,8 +69,8 @@ enum V<'a> {
     Int(i64),
     Str(&'a str),
     Dec(BigDecimal),
-    /// A literal double (only ever meets a decimal).
-    Double(f64),
+    /// A double literal (only ever meets a decimal) and its decimal.
+    Double(&'a Option<BigDecimal>),
 }
 
 impl Fast {
@@ -87,7 +90,7 @@ impl Fast {
             },
             Expr::Literal(LiteralValue::String(s)) => Fast::Str(s.inner().to_string()),
             Expr::Literal(LiteralValue::Int(i)) => Fast::Int(*i.inner()),
-            Expr::Literal(LiteralValue::Double(d)) => Fast::Double(*d.inner()),
+            Expr::Literal(LiteralValue::Double(d)) => Fast::Double(f64_to_decimal(*d.inner()).ok()),
             Expr::Literal(LiteralValue::Boolean(b)) => Fast::Bool(*b.inner()),
             Expr::Call(call) if call.target.is_none() => {
                 let args = &call.args;
@@ -145,7 +148,7 @@ impl Fast {
             }
             Fast::Str(s) => V::Str(s),
             Fast::Int(i) => V::Int(*i),
-            Fast::Double(d) => V::Double(*d),
+            Fast::Double(d) => V::Double(d),
             Fast::Bool(b) => V::Bool(*b),
             Fast::Cmp(op, l, r) => V::Bool(compare(*op, l.value(ev)?, r.value(ev)?)?),
             // CEL's `&&`/`||` give false/true from either side, errors
@@ -170,6 +173,14 @@ impl Fast {
                 }
             }
             Fast::Arith(op, l, r) => match (l.value(ev)?, r.value(ev)?) {
+                (V::Dec(a), V::Double(b)) => {
+                    let b = b.as_ref()?;
+                    V::Dec(match op {
+                        Arith::Add => a + b,
+                        Arith::Sub => a - b,
+                        Arith::Mul => a * b,
+                    })
+                }
                 (V::Dec(a), b) => {
                     let b = decimal_of(b)?;
                     V::Dec(match op {
@@ -202,7 +213,7 @@ fn decimal_of(v: V<'_>) -> Option<BigDecimal> {
     match v {
         V::Dec(d) => Some(d),
         V::Int(i) => Some(BigDecimal::from(i)),
-        V::Double(d) => f64_to_decimal(d).ok(),
+        V::Double(d) => d.clone(),
         _ => None,
     }
 }
@@ -212,6 +223,7 @@ fn compare(op: Cmp, l: V<'_>, r: V<'_>) -> Option<bool> {
         (V::Str(a), V::Str(b)) => a.cmp(b),
         (V::Int(a), V::Int(b)) => a.cmp(&b),
         (V::Bool(a), V::Bool(b)) if matches!(op, Cmp::Eq | Cmp::Ne) => a.cmp(&b),
+        (V::Dec(a), V::Double(b)) => a.cmp(b.as_ref()?),
         (V::Dec(a), b) => a.cmp(&decimal_of(b)?),
         _ => return None,
     };
