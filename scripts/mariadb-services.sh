@@ -9,7 +9,9 @@
 #                   test at a time (preflight error paths, purged binlogs)
 #
 # Each runs as root (--user=root) with its data, socket and log under
-# $SERVICES_DIR/<name>; user root@127.0.0.1 has no password.
+# $SERVICES_DIR/<name>; user root@127.0.0.1 has no password. `mariadb`
+# also offers TLS (optional for clients) with a throwaway CA and a server
+# certificate for IP 127.0.0.1 (make_certs; CA in $SERVICES_DIR/mariadb/ca.crt).
 
 MARIADB_SERVERS=("mariadb:56436:1" "mariadb_nobin:56437:2" "mariadb_misc:56438:3")
 
@@ -28,6 +30,7 @@ mariadb_start_one() {
         mariadb-install-db --no-defaults --datadir="$dir/data" --user=root --skip-test-db \
             --auth-root-authentication-method=normal >"$dir/install.log" 2>&1 ||
             die "mariadb-install-db for $name failed; see $dir/install.log"
+        if [[ "$name" == mariadb ]]; then make_certs "$dir"; fi
     fi
     # Each server its own tmpdir: a starting server deletes the `#sql*` temp
     # files it finds there, other servers' included (an information_schema
@@ -40,7 +43,8 @@ mariadb_start_one() {
         --max-connections=300 --sync-binlog=0 --innodb-flush-log-at-trx-commit=2)
     case "$name" in
     mariadb) args+=(--log-bin=mysql-bin --binlog-format=ROW --binlog-row-image=FULL --binlog-row-metadata=FULL
-        --gtid-strict-mode=1 --log-slave-updates --binlog-checksum=CRC32) ;;
+        --gtid-strict-mode=1 --log-slave-updates --binlog-checksum=CRC32
+        --ssl-ca="$dir/ca.crt" --ssl-cert="$dir/server.crt" --ssl-key="$dir/server.key") ;;
     mariadb_misc) args+=(--log-bin=mysql-bin --binlog-format=STATEMENT) ;;
     esac
     log "starting $name on 127.0.0.1:$port"
@@ -81,4 +85,5 @@ mariadb_env() {
     printf 'export OUTFLOW_TEST_MYSQL_URL=%q\n' "mysql://root@127.0.0.1:56436"
     printf 'export OUTFLOW_TEST_MYSQL_NOBIN_URL=%q\n' "mysql://root@127.0.0.1:56437"
     printf 'export OUTFLOW_TEST_MYSQL_MISC_URL=%q\n' "mysql://root@127.0.0.1:56438"
+    printf 'export OUTFLOW_TEST_MYSQL_CA=%q\n' "$SERVICES_DIR/mariadb/ca.crt"
 }

@@ -19,6 +19,10 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() {
     let cli = Cli::parse();
+    // Both of rustls's crypto backends are in the build (the AWS SDK brings
+    // aws-lc-rs): the libraries that take the process default (mysql_async)
+    // get ring, as outflow's own TLS code does.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("OUTFLOW_LOG").unwrap_or_else(|_| "info".into()))
         .with_writer(std::io::stderr)

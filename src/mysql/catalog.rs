@@ -30,6 +30,12 @@ pub struct Catalog {
 /// Turns a mysql_async error into ours: server errors are fatal with the
 /// server's text; I/O errors are transient.
 pub fn sql_error(what: &str, e: mysql_async::Error) -> Error {
+    if super::tls::is_tls_failure(&e) {
+        return Error::fatal(
+            format!("{what}: the TLS handshake with mysql failed: {}", e.to_string().replace("Input/output error: ", "")),
+            "check ssl-mode and ssl-ca in [source] url (VERIFY_CA needs the CA that signed the server certificate; VERIFY_IDENTITY also a certificate naming the url's host)",
+        );
+    }
     match e {
         mysql_async::Error::Server(se) => Error::fatal(
             format!("{what} failed: {} (mysql error {})", se.message.to_lowercase(), se.code),
@@ -40,13 +46,16 @@ pub fn sql_error(what: &str, e: mysql_async::Error) -> Error {
     }
 }
 
+/// The connection settings of `[source] url`, TLS included (see `tls`).
 pub fn parse_url(url: &str) -> Result<Opts> {
-    Opts::from_url(url).map_err(|e| {
+    let (url, ssl) = super::tls::split_url(url)?;
+    let opts = Opts::from_url(&url).map_err(|e| {
         Error::config(
             format!("[source] url is not a mysql url: {e}"),
             "write it as mysql://USER:${PASSWORD}@HOST:3306/DATABASE",
         )
-    })
+    })?;
+    Ok(super::tls::with_tls(opts, ssl))
 }
 
 pub fn display(opts: &Opts) -> String {
@@ -61,6 +70,7 @@ impl Catalog {
                 format!("mysql refused the login of {:?}: {}", opts.user().unwrap_or(""), se.message),
                 "check the user and password in [source] url",
             ),
+            e if super::tls::is_tls_failure(&e) => sql_error("connecting to mysql", e),
             mysql_async::Error::Io(io) => Error::transient(format!(
                 "cannot connect to mysql at {}:{}: {io}",
                 opts.ip_or_hostname(),

@@ -10,3 +10,4 @@ pub mod factory;
 pub mod snapshot;
 pub mod source;
 pub mod status;
+pub mod tls;

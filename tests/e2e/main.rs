@@ -38,6 +38,7 @@ mod lifecycle;
 mod mysql_harness;
 mod mysql_snapshot;
 mod mysql_stream;
+mod mysql_tls;
 mod nats;
 mod offsets;
 mod outage;
