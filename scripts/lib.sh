@@ -76,3 +76,21 @@ install_prereqs() {
     export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/outflow/target}"
     export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 }
+
+# install_cargo_deny: put cargo-deny (the pinned version) on PATH, installing
+# it from crates.io into ~/.cache/outflow/tools when missing (once: it
+# compiles for a few minutes). Its own build directory keeps the install
+# away from outflow's CARGO_TARGET_DIR.
+install_cargo_deny() {
+    local version=0.20.2 root="$HOME/.cache/outflow/tools"
+    if ! have cargo && [[ -x "$HOME/.cargo/bin/cargo" ]]; then
+        PATH="$HOME/.cargo/bin:$PATH"
+    fi
+    have cargo || die "cargo is not installed; install Rust from https://rustup.rs"
+    PATH="$root/bin:$PATH"
+    if [[ "$(cargo-deny --version 2>/dev/null)" != "cargo-deny $version" ]]; then
+        log "installing cargo-deny $version into $root (a few minutes, once)"
+        CARGO_TARGET_DIR="$HOME/.cache/outflow/deny-target" \
+            cargo install cargo-deny --version "$version" --locked --root "$root" >&2
+    fi
+}
