@@ -62,6 +62,13 @@ impl fmt::Display for Error {
 
 impl std::error::Error for Error {}
 
+/// A PostgreSQL connection setting that cannot work (URL, TLS): a config error.
+impl From<outflow_pgconn::ConnError> for Error {
+    fn from(e: outflow_pgconn::ConnError) -> Self {
+        Error::config(e.message, e.hint)
+    }
+}
+
 impl From<outflow_sinks::SinkError> for Error {
     fn from(e: outflow_sinks::SinkError) -> Self {
         if let outflow_sinks::SinkError::Fatal { message, hint } = e {

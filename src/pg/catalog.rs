@@ -4,11 +4,10 @@
 
 use outflow_decoders::pg_type_registry::PgType;
 use outflow_model::TableFilter;
-use tokio_postgres::{Client, NoTls};
+use tokio_postgres::Client;
 
-use super::params::PgParams;
+use outflow_pgconn::PgParams;
 use super::sql::connection_lost;
-use super::tls;
 use crate::error::{Error, Result};
 
 /// Facts about a replication slot, as `pg_replication_slots` shows them.
@@ -33,25 +32,7 @@ pub struct Catalog {
 impl Catalog {
     pub async fn connect(params: &PgParams) -> Result<Catalog> {
         let display = params.display();
-        let config = params.sql_config();
-        let result = match tls::client_config(params)? {
-            Some(tls) => {
-                let connector = tokio_postgres_rustls::MakeRustlsConnect::new((*tls).clone());
-                config.connect(connector).await.map(|(c, conn)| {
-                    tokio::spawn(async move {
-                        let _ = conn.await;
-                    });
-                    c
-                })
-            }
-            None => config.connect(NoTls).await.map(|(c, conn)| {
-                tokio::spawn(async move {
-                    let _ = conn.await;
-                });
-                c
-            }),
-        };
-        let client = result.map_err(|e| connect_error(params, &e))?;
+        let client = outflow_pgconn::connect(params).await?.map_err(|e| connect_error(params, &e))?;
         Ok(Catalog { client, display })
     }
 

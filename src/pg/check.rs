@@ -5,14 +5,14 @@
 
 use super::catalog::{sql_error, Catalog};
 use super::config::PgConfig;
-use super::params::PgParams;
+use outflow_pgconn::PgParams;
 use super::sql::ident;
 use crate::error::Result;
 use crate::report::Checklist;
 use crate::source::SourceFactory;
 
 pub async fn preflight(cfg: &PgConfig, snapshots: bool, report: &mut Checklist) -> Result<()> {
-    let params = PgParams::from_url(&cfg.url)?;
+    let params = PgParams::from_url(&cfg.url, "[source] url")?;
     let catalog = match Catalog::connect(&params).await {
         Ok(c) => c,
         Err(e) => {

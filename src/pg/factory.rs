@@ -9,7 +9,7 @@ use serde_json::Value;
 
 use super::catalog::Catalog;
 use super::config::PgConfig;
-use super::params::PgParams;
+use outflow_pgconn::PgParams;
 use super::source::PgSource;
 use crate::error::Result;
 use crate::report::Checklist;
@@ -27,12 +27,12 @@ impl SourceFactory for PgConfig {
     }
 
     fn validate(&self) -> Result<()> {
-        PgParams::from_url(&self.url).map(|_| ())
+        PgParams::from_url(&self.url, "[source] url").map(|_| ()).map_err(crate::error::Error::from)
     }
 
     fn probe_identity(&self) -> BoxFuture<'_, Result<Option<SourceIdentity>>> {
         Box::pin(async move {
-            let params = PgParams::from_url(&self.url)?;
+            let params = PgParams::from_url(&self.url, "[source] url")?;
             let catalog = Catalog::connect(&params).await?;
             Ok(Some(SourceIdentity {
                 kind: "postgres".into(),
@@ -56,7 +56,7 @@ impl SourceFactory for PgConfig {
 
     fn table_schemas(&self) -> BoxFuture<'_, Result<Vec<Arc<TableSchema>>>> {
         Box::pin(async move {
-            let catalog = Catalog::connect(&PgParams::from_url(&self.url)?).await?;
+            let catalog = Catalog::connect(&PgParams::from_url(&self.url, "[source] url")?).await?;
             let mut schemas = Vec::new();
             for (schema, table) in catalog.resolve_tables(&self.table_filter()?).await? {
                 schemas.push(super::snapshot::describe_schema(&catalog, &TableId::new(schema, table)).await?);

@@ -21,9 +21,8 @@ use postgres_protocol::message::frontend;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use super::params::{PgParams, SslMode};
+use outflow_pgconn::{tls, PgParams, SslMode};
 use super::sql::{connection_lost, ident};
-use super::tls;
 use crate::error::{Error, Result};
 
 trait Stream: AsyncRead + AsyncWrite + Unpin + Send {}

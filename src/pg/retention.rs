@@ -9,7 +9,7 @@
 use std::time::{Duration, Instant};
 
 use super::catalog::Catalog;
-use super::params::PgParams;
+use outflow_pgconn::PgParams;
 use crate::metrics::metrics;
 
 const CHECK_EVERY: Duration = Duration::from_secs(10);

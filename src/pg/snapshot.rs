@@ -24,7 +24,7 @@ use tokio_postgres::SimpleQueryMessage;
 
 use crate::error::{Error, Result};
 use crate::pg::catalog::{sql_error, Catalog};
-use crate::pg::params::PgParams;
+use outflow_pgconn::PgParams;
 use crate::pg::sql::ident;
 use crate::pg::watermark::{watermark, WATERMARK_PREFIX};
 use crate::progress::RowProgress;

@@ -38,7 +38,7 @@ use outflow_sinks::SinkContext;
 use super::catalog::{Catalog, SlotInfo};
 use super::publication::Published;
 use super::config::PgConfig;
-use super::params::PgParams;
+use outflow_pgconn::PgParams;
 use super::replication::{server_error, QueryError, ReplicationConn, ReplicationMessage};
 use super::sql::ident;
 use crate::error::{Error, Result};
@@ -99,7 +99,7 @@ impl PgSource {
         slot_must_exist: bool,
         transforms: &Transforms,
     ) -> Result<PgSource> {
-        let params = PgParams::from_url(&cfg.url)?;
+        let params = PgParams::from_url(&cfg.url, "[source] url")?;
         let catalog = Catalog::connect(&params).await?;
         catalog.check_wal_level().await?;
         let filter = cfg.table_filter()?;

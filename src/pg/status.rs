@@ -9,13 +9,13 @@ use serde_json::{json, Map, Value};
 
 use super::catalog::Catalog;
 use super::config::PgConfig;
-use super::params::PgParams;
+use outflow_pgconn::PgParams;
 use crate::error::{Error, Result};
 use crate::report::text;
 use crate::source::{Lag, SourceStatus};
 
 pub async fn status(cfg: &PgConfig) -> Result<SourceStatus> {
-    let params = PgParams::from_url(&cfg.url)?;
+    let params = PgParams::from_url(&cfg.url, "[source] url")?;
     let server = async {
         let catalog = Catalog::connect(&params).await?;
         let lsn = catalog.current_wal_lsn().await?;
@@ -79,7 +79,7 @@ pub async fn check_position(cfg: &PgConfig, target: &Position) -> Result<()> {
     let Position::Pg { .. } = target else {
         return Err(Error::config(format!("{target} is not a PostgreSQL position"), "e.g. --position lsn:0/16B3748"));
     };
-    let params = PgParams::from_url(&cfg.url)?;
+    let params = PgParams::from_url(&cfg.url, "[source] url")?;
     let catalog = Catalog::connect(&params).await?;
     let lsn = target.pg_ack_lsn();
     if let Some(slot) = catalog.slot(&cfg.slot).await? {

@@ -12,7 +12,7 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use std::path::Path;
 
-use crate::harness::{create_pg_types, wait_for, Outflow, TestDb, SHORT};
+use crate::harness::{create_pg_types, env_var, wait_for, Outflow, TestDb, SHORT};
 use crate::mysql_harness::{server_id, MyDb};
 
 fn toml_str(s: &str) -> String {
@@ -641,5 +641,50 @@ async fn pg_apply_from_mariadb_keeps_the_target_equal() {
     );
     let log: i64 = target.query("SELECT count(*) FROM mirror.log").await[0].get(0);
     assert_eq!(log, 15, "the keyless table is appended to once per insert");
+    target.cleanup().await;
+}
+
+/// The target over TLS, `sslmode` and `sslrootcert` as for the source: with
+/// `verify-full` against the test CA the rows arrive; a certificate from
+/// another CA, or one that does not name the host (`localhost` against a
+/// certificate for 127.0.0.1), is one TLS error with the fix.
+#[tokio::test]
+async fn pg_apply_tls_verify_full_target() {
+    let source = TestDb::create("apply_tls_src").await;
+    let target = TestDb::create("apply_tls_dst").await;
+    source.execute("CREATE TABLE items (id int PRIMARY KEY, note text); INSERT INTO items VALUES (1, 'a');").await;
+    let with_target = |url: String| {
+        let (src, slot) = (source.url(), source.name().to_string());
+        Outflow::raw(move |dir: &Path| {
+            format!(
+                "[source]\nkind = \"postgres\"\nurl = {}\ntables = [\"public.items\"]\nslot = {}\n[state]\ndir = {}\n\
+                 [[sink]]\nname = \"replica\"\nkind = \"postgres\"\nurl = {}\n",
+                toml_str(&src),
+                toml_str(&slot),
+                toml_str(&dir.join("state").to_string_lossy()),
+                toml_str(&url),
+            )
+        })
+    };
+    let ca = crate::harness::pg_ca_path();
+    let verified = with_target(format!("{}?sslmode=verify-full&sslrootcert={ca}", target.url()));
+    verified.run_until_caught_up().await.assert_success();
+    source.execute("INSERT INTO items VALUES (2, 'b'); UPDATE items SET note = 'z' WHERE id = 1;").await;
+    verified.run_until_caught_up().await.assert_success();
+    assert_same_rows(&source, &target, "items", "id").await;
+
+    let other_ca = env_var("OUTFLOW_TEST_MYSQL_CA");
+    let refused = [
+        format!("{}?sslmode=verify-ca&sslrootcert={other_ca}", target.url()),
+        format!("{}?sslmode=verify-full&sslrootcert={ca}", target.url().replace("127.0.0.1", "localhost")),
+    ];
+    for url in refused {
+        let out = with_target(url.clone()).run_until_caught_up().await;
+        out.assert_clean_error();
+        let error = out.stderr.lines().find(|l| l.starts_with("error: ")).unwrap_or_default().to_lowercase();
+        assert!(error.contains("tls") || error.contains("certificate"), "{url}: {}", out.stderr);
+        assert!(out.stderr.contains("sslrootcert"), "the hint names the setting: {}", out.stderr);
+    }
+    source.cleanup().await;
     target.cleanup().await;
 }

@@ -41,7 +41,7 @@ async fn probe(config: &PostgresConfig) -> Vec<Probe> {
         Err(e) => return vec![Probe::fail(format!("sink {name:?}: {e}"), "fix the sink's url")],
     };
     let shown = describe_target(&target);
-    let user = target.get_user().unwrap_or("(default user)").to_string();
+    let user = target.user.clone();
     let connect = format!("sink {name:?}: connect to the postgres target {shown} as {user:?}");
     let client = match config.connect(&target, &shown).await {
         Ok(c) => c,

@@ -45,7 +45,8 @@ use serde::Deserialize;
 use serde_json::json;
 use tokio::runtime::Handle;
 use tokio_postgres::error::SqlState;
-use tokio_postgres::{Client, NoTls, SimpleQueryMessage};
+use outflow_pgconn::PgParams;
+use tokio_postgres::{Client, SimpleQueryMessage};
 
 use apply::{ident, TableState};
 
@@ -115,22 +116,21 @@ impl PostgresConfig {
         Ok(sink)
     }
 
-    fn target_config(&self) -> Result<tokio_postgres::Config, SinkError> {
-        self.url.parse().map_err(|e| {
-            SinkError::fatal(
-                format!("sink {:?}: url is not a PostgreSQL connection URL: {e}", self.name),
-                "write url = \"postgres://user@host:5432/database\" (the password can come from ${VAR})",
-            )
-        })
+    /// The target's connection settings: a libpq-style URL with `sslmode`
+    /// and `sslrootcert`, as the PostgreSQL source takes them.
+    fn target_config(&self) -> Result<PgParams, SinkError> {
+        PgParams::from_url(&self.url, &format!("sink {:?} url", self.name))
+            .map_err(|e| SinkError::fatal(e.message, e.hint))
     }
 
     /// Connects (at most 30 s) and runs the connection's driver as a task
     /// on the current runtime.
-    async fn connect(&self, config: &tokio_postgres::Config, shown: &str) -> Result<Client, SinkError> {
-        let connected = tokio::time::timeout(Duration::from_secs(30), config.connect(NoTls)).await;
-        let (client, connection) = match connected {
-            Ok(Ok(c)) => c,
-            Ok(Err(e)) => {
+    async fn connect(&self, params: &PgParams, shown: &str) -> Result<Client, SinkError> {
+        let connected = tokio::time::timeout(Duration::from_secs(30), outflow_pgconn::connect(params)).await;
+        match connected {
+            Ok(Ok(Ok(client))) => Ok(client),
+            Ok(Err(e)) => Err(SinkError::fatal(e.message, e.hint)),
+            Ok(Ok(Err(e))) => {
                 return Err(pg_error(
                     &format!("sink {:?}: cannot connect to the postgres target {shown}", self.name),
                     &e,
@@ -145,30 +145,24 @@ impl PostgresConfig {
                     "check the host and port in the sink's url",
                 ))
             }
-        };
-        tokio::spawn(async move {
-            if let Err(e) = connection.await {
-                tracing::warn!(error = %e, "postgres target connection closed");
-            }
-        });
-        Ok(client)
+        }
     }
 }
 
 /// `host:port/database` for messages (never the password).
-fn describe_target(config: &tokio_postgres::Config) -> String {
-    let host = match config.get_hosts().first() {
-        Some(tokio_postgres::config::Host::Tcp(h)) => h.clone(),
-        Some(tokio_postgres::config::Host::Unix(p)) => p.display().to_string(),
-        None => "localhost".into(),
-    };
-    let port = config.get_ports().first().copied().unwrap_or(5432);
-    format!("{host}:{port}/{}", config.get_dbname().unwrap_or("(default database)"))
+fn describe_target(params: &PgParams) -> String {
+    params.display()
 }
 
 /// What failed, and the fix.
 fn pg_error(what: &str, e: &tokio_postgres::Error) -> SinkError {
     let Some(db) = e.as_db_error() else {
+        if e.to_string().to_lowercase().contains("tls") {
+            return SinkError::fatal(
+                format!("{what}: {e}"),
+                "check sslmode and sslrootcert in the sink's url (verify-full needs the CA that signed the target's certificate and a certificate naming its host)",
+            );
+        }
         return SinkError::fatal(
             format!("{what}: {e}"),
             "check that the target server is running and reachable at the host and port of the sink's url",

@@ -7,7 +7,7 @@
 
 use std::path::PathBuf;
 
-use crate::error::{Error, Result};
+use crate::ConnError;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SslMode {
@@ -32,10 +32,11 @@ pub struct PgParams {
 }
 
 impl PgParams {
-    pub fn from_url(url: &str) -> Result<PgParams> {
+    /// The settings of `url`; `what` names it in errors (`[source] url`).
+    pub fn from_url(url: &str, what: &str) -> Result<PgParams, ConnError> {
         let bad = |why: String| {
-            Error::config(
-                format!("invalid [source] url: {why}"),
+            ConnError::new(
+                format!("invalid {what}: {why}"),
                 "write it as postgres://user:${PGPASSWORD}@host:5432/dbname",
             )
         };
@@ -113,13 +114,14 @@ mod tests {
 
     #[test]
     fn url_parts_and_ssl_modes() {
-        let p = PgParams::from_url("postgres://cdc:pw@db.example:6543/app?sslmode=verify-full&sslrootcert=/ca.pem")
-            .unwrap();
+        let p =
+            PgParams::from_url("postgres://cdc:pw@db.example:6543/app?sslmode=verify-full&sslrootcert=/ca.pem", "url")
+                .unwrap();
         assert_eq!((p.host.as_str(), p.port, p.user.as_str(), p.dbname.as_str()), ("db.example", 6543, "cdc", "app"));
         assert_eq!(p.password.as_deref(), Some("pw"));
         assert_eq!(p.ssl_mode, SslMode::VerifyFull);
         assert_eq!(p.ssl_root_cert, Some(PathBuf::from("/ca.pem")));
-        assert_eq!(PgParams::from_url("postgres://u@h/d").unwrap().ssl_mode, SslMode::Prefer);
-        assert!(PgParams::from_url("postgres://u@h/d?sslmode=sometimes").is_err());
+        assert_eq!(PgParams::from_url("postgres://u@h/d", "url").unwrap().ssl_mode, SslMode::Prefer);
+        assert!(PgParams::from_url("postgres://u@h/d?sslmode=sometimes", "url").is_err());
     }
 }

@@ -12,15 +12,15 @@ use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, Server
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
 
-use super::params::{PgParams, SslMode};
-use crate::error::{Error, Result};
+use crate::params::{PgParams, SslMode};
+use crate::ConnError;
 
 /// The rustls configuration for `params`, or None when TLS is disabled.
-pub fn client_config(params: &PgParams) -> Result<Option<Arc<ClientConfig>>> {
+pub fn client_config(params: &PgParams) -> Result<Option<Arc<ClientConfig>>, ConnError> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let builder = ClientConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
-        .map_err(|e| Error::fatal(format!("tls setup failed: {e}"), "this is a bug; please report it"))?;
+        .map_err(|e| ConnError::new(format!("tls setup failed: {e}"), "this is a bug; please report it"))?;
     let config = match params.ssl_mode {
         SslMode::Disable => return Ok(None),
         SslMode::Prefer | SslMode::Require => builder
@@ -34,7 +34,7 @@ pub fn client_config(params: &PgParams) -> Result<Option<Arc<ClientConfig>>> {
             } else {
                 let inner = rustls::client::WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider)
                     .build()
-                    .map_err(|e| Error::fatal(format!("tls setup failed: {e}"), "check sslrootcert"))?;
+                    .map_err(|e| ConnError::new(format!("tls setup failed: {e}"), "check sslrootcert"))?;
                 builder.dangerous().with_custom_certificate_verifier(Arc::new(ChainOnly(inner))).with_no_client_auth()
             }
         }
@@ -42,23 +42,23 @@ pub fn client_config(params: &PgParams) -> Result<Option<Arc<ClientConfig>>> {
     Ok(Some(Arc::new(config)))
 }
 
-fn root_store(params: &PgParams) -> Result<RootCertStore> {
+fn root_store(params: &PgParams) -> Result<RootCertStore, ConnError> {
     let mut roots = RootCertStore::empty();
     match &params.ssl_root_cert {
         Some(path) => {
             let pem = std::fs::read(path).map_err(|e| {
-                Error::config(
+                ConnError::new(
                     format!("cannot read sslrootcert {}: {e}", path.display()),
                     "point sslrootcert at the PEM file of the CA that signed the server certificate",
                 )
             })?;
             for cert in rustls_pemfile::certs(&mut pem.as_slice()) {
                 let cert = cert.map_err(|e| {
-                    Error::config(format!("sslrootcert {} is not PEM: {e}", path.display()), "use a PEM CA file")
+                    ConnError::new(format!("sslrootcert {} is not PEM: {e}", path.display()), "use a PEM CA file")
                 })?;
                 roots
                     .add(cert)
-                    .map_err(|e| Error::config(format!("sslrootcert {}: {e}", path.display()), "use a PEM CA file"))?;
+                    .map_err(|e| ConnError::new(format!("sslrootcert {}: {e}", path.display()), "use a PEM CA file"))?;
             }
         }
         None => roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),
