@@ -57,10 +57,12 @@ pub async fn preflight(cfg: &MysqlConfig, report: &mut Checklist) -> Result<()> 
         "check the database.table patterns in [source] tables",
     );
     for t in &tables {
+        // STATISTICS, not TABLE_CONSTRAINTS: MariaDB hides the latter from
+        // a user who may only SELECT the table.
         let keyed: Option<u64> = mysql_async::prelude::Queryable::exec_first(
             &mut catalog.conn,
-            "SELECT COUNT(*) FROM information_schema.TABLE_CONSTRAINTS \
-             WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? AND CONSTRAINT_TYPE = 'PRIMARY KEY'",
+            "SELECT COUNT(*) FROM information_schema.STATISTICS \
+             WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? AND INDEX_NAME = 'PRIMARY'",
             (t.schema.as_str(), t.name.as_str()),
         )
         .await

@@ -70,10 +70,12 @@ impl Catalog {
                 ));
             }
             Some(flags) => {
-                if !flags.complete {
-                    // Every kind of change, reported under the partitioned
-                    // table: a publication made by hand with fewer would
-                    // silently drop changes.
+                // Every kind of change, and changes of partitions reported
+                // under their partitioned table (when one is captured): a
+                // publication made by hand with less would silently drop
+                // changes. A DBA's publication that has both needs no change.
+                let needs_root = !flags.via_root && self.any_partitioned(tables).await?;
+                if !flags.every_change || needs_root {
                     self.alter(
                         &format!(
                             "ALTER PUBLICATION {} SET (publish = 'insert, update, delete, truncate', publish_via_partition_root = true)",
@@ -147,14 +149,31 @@ impl Catalog {
         let row = self
             .client()
             .query_opt(
-                "SELECT pubinsert AND pubupdate AND pubdelete AND pubtruncate AND pubviaroot, puballtables, \
+                "SELECT pubinsert AND pubupdate AND pubdelete AND pubtruncate, pubviaroot, puballtables, \
                  obj_description(oid, 'pg_publication') IS NOT DISTINCT FROM $2 \
                  FROM pg_publication WHERE pubname = $1",
                 &[&name, &OWNED],
             )
             .await
             .map_err(|e| sql_error("reading pg_publication", &e))?;
-        Ok(row.map(|r| Flags { complete: r.get(0), all_tables: r.get(1), owned: r.get(2) }))
+        Ok(row.map(|r| Flags { every_change: r.get(0), via_root: r.get(1), all_tables: r.get(2), owned: r.get(3) }))
+    }
+
+    /// Whether any of `tables` is a partitioned table.
+    async fn any_partitioned(&self, tables: &[Published<'_>]) -> Result<bool> {
+        let schemas: Vec<&str> = tables.iter().map(|t| t.schema).collect();
+        let names: Vec<&str> = tables.iter().map(|t| t.table).collect();
+        let row = self
+            .client()
+            .query_one(
+                "SELECT EXISTS (SELECT 1 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+                 WHERE c.relkind = 'p' AND (n.nspname::text, c.relname::text) IN \
+                 (SELECT * FROM unnest($1::text[], $2::text[])))",
+                &[&schemas, &names],
+            )
+            .await
+            .map_err(|e| sql_error("reading pg_class", &e))?;
+        Ok(row.get(0))
     }
 
     /// The tables in the publication, each with its column list (None: all columns).
@@ -212,7 +231,10 @@ impl Catalog {
 }
 
 struct Flags {
-    complete: bool,
+    /// Publishes inserts, updates, deletes and truncates.
+    every_change: bool,
+    /// `publish_via_partition_root`.
+    via_root: bool,
     all_tables: bool,
     owned: bool,
 }

@@ -34,6 +34,7 @@ mod iceberg_upsert;
 mod intact;
 mod kafka;
 mod kinesis;
+mod least_privilege;
 mod lifecycle;
 mod mysql_harness;
 mod mysql_snapshot;
