@@ -139,6 +139,10 @@ pub struct AdminConfig {
     /// longer ago than this (default 60s).
     #[serde(default = "default_ready_max_lag")]
     pub ready_max_lag: Interval,
+    /// HTTPS: the server certificate chain (PEM) and its private key (PEM);
+    /// both or neither.
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
 }
 
 fn default_ready_max_lag() -> Interval {
@@ -227,6 +231,7 @@ impl Config {
         source.validate()?;
         if let Some(admin) = &self.admin {
             admin.addr()?;
+            crate::admin::tls_acceptor(admin)?;
         }
         if self.snapshot.chunk_size == 0 || self.snapshot.parallelism == 0 {
             return Err(Error::config(

@@ -298,3 +298,71 @@ async fn metrics_count_the_events_a_filter_drops_per_table() {
     run.sigterm_and_wait().await.assert_success();
     db.cleanup().await;
 }
+
+/// `GET path` over HTTPS, trusting only `ca`: (status code, body), or the
+/// error (refused connection, failed handshake).
+async fn get_tls(port: u16, path: &str, ca: &str) -> Result<(u16, String), String> {
+    use std::sync::Arc;
+    let mut roots = rustls::RootCertStore::empty();
+    let pem = std::fs::read(ca).map_err(|e| e.to_string())?;
+    for cert in rustls_pemfile::certs(&mut pem.as_slice()) {
+        roots.add(cert.map_err(|e| e.to_string())?).map_err(|e| e.to_string())?;
+    }
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.map_err(|e| e.to_string())?;
+    let name = rustls::pki_types::ServerName::try_from("127.0.0.1").unwrap();
+    let mut stream =
+        tokio_rustls::TlsConnector::from(Arc::new(config)).connect(name, tcp).await.map_err(|e| e.to_string())?;
+    stream
+        .write_all(format!("GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").as_bytes())
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut response = Vec::new();
+    let _ = stream.read_to_end(&mut response).await; // the server may close without close_notify
+    let text = String::from_utf8(response).map_err(|e| e.to_string())?;
+    let (head, body) = text.split_once("\r\n\r\n").ok_or_else(|| format!("no HTTP response: {text:?}"))?;
+    let status = head.split_whitespace().nth(1).and_then(|s| s.parse().ok()).ok_or("no status")?;
+    Ok((status, body.to_string()))
+}
+
+/// `[admin] tls_cert`/`tls_key`: HTTPS only, verified against the CA that
+/// signed the certificate (the test servers' throwaway CA); plain HTTP gets
+/// no answer, and a client trusting another CA is refused.
+#[tokio::test]
+async fn admin_tls_serves_https_with_the_configured_certificate() {
+    let db = TestDb::create("admin_tls").await;
+    db.execute("CREATE TABLE items (id int PRIMARY KEY)").await;
+    let ca = crate::harness::pg_ca_path();
+    let dir = std::path::Path::new(&ca).parent().unwrap().to_path_buf();
+    let port = free_port();
+    let section = format!(
+        "{}\ntls_cert = {:?}\ntls_key = {:?}",
+        admin_section(port, "60s"),
+        dir.join("server.crt"),
+        dir.join("server.key")
+    );
+    let outflow = Outflow::new(&db, &["public.items"]).section(&section);
+    let run = outflow.spawn_run();
+    let deadline = Instant::now() + SHORT;
+    let (status, body) = loop {
+        match get_tls(port, "/healthz", &ca).await {
+            Ok(answer) => break answer,
+            Err(e) => assert!(Instant::now() < deadline, "no HTTPS answer within {SHORT:?}: {e}"),
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!((status, body.as_str()), (200, "ok\n"));
+    let (status, metrics) = get_tls(port, "/metrics", &ca).await.expect("metrics over HTTPS");
+    assert_eq!(status, 200);
+    parse_metrics(&metrics);
+    assert_eq!(get(port, "/healthz").await, None, "plain HTTP gets no answer");
+    let other_ca = crate::harness::env_var("OUTFLOW_TEST_MYSQL_CA");
+    let refused = get_tls(port, "/healthz", &other_ca).await;
+    assert!(refused.as_ref().is_err_and(|e| e.contains("certificate")), "{refused:?}");
+    run.sigterm_and_wait().await.assert_success();
+    db.cleanup().await;
+}

@@ -662,11 +662,25 @@ pub async fn kill_9_while_writing(
     per_round: i64,
     delay_ms: std::ops::Range<u64>,
 ) -> i64 {
+    kill_9_during(db, outflow, rounds, delay_ms, |round| write_rows(db, round * per_round + 1, per_round)).await;
+    rounds * per_round
+}
+
+/// `rounds` times: start `outflow run`, run `write(round)`, and kill -9 the
+/// process after a random delay (milliseconds in `delay_ms`) while the
+/// writer is still busy.
+pub async fn kill_9_during<F: std::future::Future<Output = ()>>(
+    db: &TestDb,
+    outflow: &Outflow,
+    rounds: i64,
+    delay_ms: std::ops::Range<u64>,
+    mut write: impl FnMut(i64) -> F,
+) {
     use rand::Rng;
     for round in 0..rounds {
         let mut run = outflow.spawn_run();
         db.wait_for_slot_streaming().await;
-        let writer = write_rows(db, round * per_round + 1, per_round);
+        let writer = write(round);
         let delay = Duration::from_millis(rand::rng().random_range(delay_ms.clone()));
         let killer = async {
             tokio::time::sleep(delay).await;
@@ -676,7 +690,6 @@ pub async fn kill_9_while_writing(
         tokio::join!(writer, killer);
         db.wait_for_slot_idle().await;
     }
-    rounds * per_round
 }
 
 /// The PostgreSQL type corpus (`tests/golden/pg_types.sql`): creates its

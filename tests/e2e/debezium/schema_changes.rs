@@ -8,7 +8,7 @@
 use serde_json::{json, Value};
 
 use super::golden;
-use crate::harness::{Outflow, TestDb};
+use crate::harness::{kill_9_during, Outflow, TestDb};
 use crate::kafka::{brokers, records, unique_name};
 use crate::mysql_harness::{MyDb, MyOutflow};
 
@@ -163,45 +163,38 @@ async fn postgres_shapes_go_to_the_schema_change_topic_with_their_schemas() {
 /// order (one more column each time).
 #[tokio::test]
 async fn kill_9_while_shapes_change_leaves_each_shape_once() {
-    use rand::Rng;
     let db = TestDb::create("dbz_schema_kill9").await;
     db.execute("CREATE TABLE t (id bigint PRIMARY KEY)").await;
     let name = unique_name("schemakill9");
     let outflow = Outflow::new(&db, &["public.t"]).name(&name).section(&kafka_section(""));
     outflow.run_until_caught_up().await.assert_success();
     db.wait_for_slot_idle().await;
-    let (mut id, mut alters) = (0, 0);
-    for _round in 0..3 {
-        let mut run = outflow.spawn_run();
-        db.wait_for_slot_streaming().await;
-        let delay = std::time::Duration::from_millis(rand::rng().random_range(200..1500));
-        let writer = async {
-            for _ in 0..15 {
+    // Each round: 15 times 40 inserts then an ALTER adding a column, then
+    // one more insert (601 rows and 15 shapes a round).
+    let (rounds, alters_per_round, rows_per_round) = (3, 15, 601);
+    kill_9_during(&db, &outflow, rounds, 200..1500, |round| {
+        let db = &db;
+        async move {
+            let mut id = round * rows_per_round;
+            for a in 1..=alters_per_round {
                 for _ in 0..40 {
                     id += 1;
                     db.execute(&format!("INSERT INTO t (id) VALUES ({id})")).await;
                 }
-                alters += 1;
-                db.execute(&format!("ALTER TABLE t ADD COLUMN c{alters} int")).await;
+                db.execute(&format!("ALTER TABLE t ADD COLUMN c{} int", round * alters_per_round + a)).await;
             }
-            id += 1;
-            db.execute(&format!("INSERT INTO t (id) VALUES ({id})")).await;
-        };
-        let killer = async {
-            tokio::time::sleep(delay).await;
-            assert!(run.is_running(), "outflow exited early: {}", run.stderr());
-            run.kill9().await;
-        };
-        tokio::join!(writer, killer);
-        db.wait_for_slot_idle().await;
-    }
+            db.execute(&format!("INSERT INTO t (id) VALUES ({})", id + 1)).await;
+        }
+    })
+    .await;
     outflow.run_until_caught_up().await.assert_success();
+    let (alters, id) = (rounds * alters_per_round, rounds * rows_per_round);
 
     let got = records(&name);
     let widths: Vec<usize> =
         got.iter().map(|r| r["value"]["tableChanges"][0]["table"]["columns"].as_array().map_or(0, Vec::len)).collect();
-    let want: Vec<usize> = (1..=alters + 1).collect();
+    let want: Vec<usize> = (1..=alters as usize + 1).collect();
     assert_eq!(widths, want, "one record per shape, in order");
-    assert_eq!(records(&format!("{name}.public.t")).len(), id);
+    assert_eq!(records(&format!("{name}.public.t")).len() as i64, id);
     db.cleanup().await;
 }
