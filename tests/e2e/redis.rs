@@ -379,3 +379,55 @@ async fn a_change_over_the_servers_bulk_limit_stops_the_run_until_the_limit_is_r
     assert_exactly_once(&entries(&redis.url(), &stream), 2);
     db.cleanup().await;
 }
+
+/// `rediss://` with `tls_ca_file`: the changes arrive over TLS verified
+/// against the test CA; a server certificate from another CA, or one that
+/// does not name the host, stops the run with one TLS error (not an
+/// endless retry).
+#[tokio::test]
+async fn redis_tls_with_the_servers_ca() {
+    let ca = crate::harness::pg_ca_path();
+    let dir = std::path::Path::new(&ca).parent().unwrap().to_path_buf();
+    let tls_port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port().to_string();
+    let (cert, key) = (dir.join("server.crt"), dir.join("server.key"));
+    let redis = OwnRedis::start_with(
+        None,
+        &[
+            "--tls-port",
+            &tls_port,
+            "--tls-cert-file",
+            cert.to_str().unwrap(),
+            "--tls-key-file",
+            key.to_str().unwrap(),
+            "--tls-auth-clients",
+            "no",
+        ],
+    );
+    let db = TestDb::create("redis_tls").await;
+    db.execute("CREATE TABLE items (id int PRIMARY KEY, tag text NOT NULL, qty int)").await;
+    let name = unique_name("tls");
+    let with = |url: String, ca_file: &str| {
+        let outflow = Outflow::new(&db, &["public.items"]).name(&name);
+        let text = outflow.config_text();
+        let base = &text[..text.find("[[sink]]").expect("generated config has a sink")];
+        outflow.raw_config(format!("{base}{}tls_ca_file = {ca_file:?}\n", sink_toml(&url)))
+    };
+    let outflow = with(format!("rediss://127.0.0.1:{tls_port}/0"), &ca);
+    outflow.run_until_caught_up().await.assert_success();
+    write_lifecycle(&db).await;
+    outflow.run_until_caught_up().await.assert_success();
+    let all = entries(&redis.url(), &format!("{name}.public.items"));
+    assert_lifecycle(&all.iter().map(|e| &e["value"]).collect::<Vec<_>>());
+
+    let refused = [
+        with(format!("rediss://127.0.0.1:{tls_port}/0"), &env_var("OUTFLOW_TEST_MYSQL_CA")),
+        with(format!("rediss://localhost:{tls_port}/0"), &ca),
+    ];
+    for outflow in refused {
+        db.execute("INSERT INTO items VALUES (1000, 'x', 1) ON CONFLICT (id) DO UPDATE SET qty = items.qty + 1").await;
+        let out = outflow.run_until_caught_up().await;
+        out.assert_clean_error();
+        assert!(out.stderr.contains("TLS handshake failed") && out.stderr.contains("tls_ca_file"), "{}", out.stderr);
+    }
+    db.cleanup().await;
+}

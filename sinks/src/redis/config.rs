@@ -11,9 +11,13 @@ pub use crate::text::redact;
 #[serde(deny_unknown_fields)]
 pub struct RedisConfig {
     pub name: String,
-    /// `redis://[user:password@]host:port/db` (no TLS: `rediss://` is
-    /// refused).
+    /// `redis://[user:password@]host:port/db`, or `rediss://…` for TLS.
     pub url: String,
+    /// With `rediss://`: the PEM CA file the server's certificate must
+    /// chain to (default: the system's trusted roots). The host must match
+    /// the certificate either way.
+    #[serde(default)]
+    pub tls_ca_file: Option<std::path::PathBuf>,
     /// Stream of each table's changes: `{name}` (the pipeline's name),
     /// `{db}`, `{schema}` and `{table}` are replaced.
     #[serde(default = "default_stream")]
@@ -51,14 +55,33 @@ impl RedisConfig {
         self.check().map(|_| ())
     }
 
+    /// The client for `url` (and `tls_ca_file`), without connecting.
+    pub(crate) fn client(&self) -> Result<redis::Client, SinkError> {
+        let bad = |what: String| SinkError::Data(format!("sink {:?}: {what}", self.name));
+        let not_a_url = |e: redis::RedisError| {
+            bad(format!(
+                "`url = {:?}` is not a Redis URL ({e}); use redis://[user:password@]host:port/db (rediss:// for TLS)",
+                redact(&self.url)
+            ))
+        };
+        match &self.tls_ca_file {
+            None => redis::Client::open(self.url.as_str()).map_err(not_a_url),
+            Some(_) if !self.url.starts_with("rediss://") => {
+                Err(bad("`tls_ca_file` is set but the url is not rediss:// (TLS); use rediss://host:port/db".into()))
+            }
+            Some(path) => {
+                let root_cert = std::fs::read(path).map_err(|e| {
+                    bad(format!("`tls_ca_file = {:?}` cannot be read ({e}); give the PEM file of the server's CA", path))
+                })?;
+                let certs = redis::TlsCertificates { client_tls: None, root_cert: Some(root_cert) };
+                redis::Client::build_with_tls(self.url.as_str(), certs).map_err(not_a_url)
+            }
+        }
+    }
+
     pub(crate) fn check(&self) -> Result<NameTemplate, SinkError> {
         let bad = |what: String| SinkError::Data(format!("sink {:?}: {what}", self.name));
-        if let Err(e) = redis::Client::open(self.url.as_str()) {
-            return Err(bad(format!(
-                "`url = {:?}` is not a Redis URL ({e}); use redis://[user:password@]host:port/db",
-                redact(&self.url)
-            )));
-        }
+        self.client()?;
         if self.maxlen == Some(0) {
             return Err(bad("`maxlen = 0` would empty every stream; set it to at least 1 or remove it".into()));
         }

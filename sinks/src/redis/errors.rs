@@ -13,13 +13,25 @@ pub fn retryable(e: &RedisError) -> bool {
         || matches!(e.code(), Some("LOADING" | "BUSY" | "TRYAGAIN" | "MASTERDOWN"))
 }
 
+/// A refused certificate: retrying cannot help.
+fn is_tls_failure(e: &RedisError) -> bool {
+    let text = e.to_string();
+    text.contains("invalid peer certificate") || text.contains("InvalidCertificate")
+}
+
 /// The definite error `e` stands for, with its fix; None when retrying may
 /// help.
 pub fn definite(e: &RedisError, url: &str) -> Option<SinkError> {
+    let url = redact(url);
+    if is_tls_failure(e) {
+        return Some(SinkError::fatal(
+            format!("redis at {url}: the TLS handshake failed: {}", one_line(&e.to_string())),
+            "check the sink's rediss:// host and `tls_ca_file` (the CA that signed the server's certificate, which must name that host)",
+        ));
+    }
     if retryable(e) {
         return None;
     }
-    let url = redact(url);
     let code = e.code().unwrap_or("");
     let detail = e.detail().unwrap_or("");
     Some(if e.kind() == ErrorKind::AuthenticationFailed || matches!(code, "WRONGPASS" | "NOAUTH" | "NOPERM") {

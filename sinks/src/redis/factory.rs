@@ -34,9 +34,9 @@ impl SinkFactory for RedisConfig {
 
     async fn preflight(&self) -> Vec<Probe> {
         let what = format!("sink {:?}: redis at {} answers PING with the sink's credentials", self.name, redact(&self.url));
-        let client = match redis::Client::open(self.url.as_str()) {
+        let client = match self.client() {
             Ok(c) => c,
-            Err(e) => return vec![Probe::fail(format!("{what}: {e}"), "fix the sink's `url`")],
+            Err(e) => return vec![Probe::fail(format!("{what}: {e}"), "fix the sink's `url` and `tls_ca_file`")],
         };
         let probe = tokio::time::timeout(PROBE_TIMEOUT, async {
             let mut conn = connect_once(&client).await?;

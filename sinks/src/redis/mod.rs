@@ -107,8 +107,7 @@ impl RedisConfig {
     /// Connects (waiting while Redis is down) on the pipeline's runtime.
     pub fn open(&self, ctx: SinkContext, runtime: Handle) -> Result<RedisSink, SinkError> {
         let template = self.check()?;
-        let client = redis::Client::open(self.url.as_str())
-            .map_err(|e| SinkError::Data(format!("sink {:?}: bad `url`: {e}", self.name)))?;
+        let client = self.client()?;
         let style = ValueStyle::new(self.unavailable_value_placeholder.clone());
         let mut pending = redis::pipe();
         pending.ignore_errors();
