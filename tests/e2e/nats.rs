@@ -111,8 +111,12 @@ impl Drop for OwnNats {
 /// Runs the reader script with `args`; its stdout.
 fn reader(args: &[&str]) -> String {
     let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/readers/nats_read.py");
-    let out =
-        Command::new(env_var("OUTFLOW_TEST_PYTHON")).arg(&script).args(args).output().expect("running the nats reader");
+    let out = Command::new(env_var("OUTFLOW_TEST_PYTHON"))
+        .arg(&script)
+        .args(args)
+        .env("OUTFLOW_TEST_TLS_CA", crate::harness::pg_ca_path()) // for tls:// urls
+        .output()
+        .expect("running the nats reader");
     assert!(out.status.success(), "nats reader {args:?} failed:\n{}", String::from_utf8_lossy(&out.stderr));
     String::from_utf8(out.stdout).unwrap()
 }
@@ -427,4 +431,40 @@ async fn mariadb_changes_reach_nats_exactly_once() {
         .filter(|m| m["subject"] == format!("{name}.{}.t", db.name))
         .collect();
     assert_exactly_once(&t, written);
+}
+
+/// `tls://` with `tls_ca_file`: the changes arrive over TLS verified
+/// against the test CA (the server requires TLS); a certificate from another
+/// CA, or one that does not name the host, is one TLS error with the fix.
+#[tokio::test]
+async fn nats_tls_with_the_servers_ca() {
+    let ca = crate::harness::pg_ca_path();
+    let dir = Path::new(&ca).parent().unwrap().to_path_buf();
+    let config =
+        format!("tls {{\n  cert_file: {:?}\n  key_file: {:?}\n}}\n", dir.join("server.crt"), dir.join("server.key"));
+    let nats = OwnNats::start(&config);
+    let url = format!("tls://127.0.0.1:{}", nats.port);
+    let db = TestDb::create("nats_tls").await;
+    db.execute("CREATE TABLE items (id int PRIMARY KEY, tag text NOT NULL, qty int)").await;
+    let name = unique_name("tls");
+    let with_ca = |url: &str, ca_file: &str| {
+        nats_outflow(&db, &["public.items"], &name, url, &format!("tls_ca_file = {ca_file:?}\n"))
+    };
+    let outflow = with_ca(&url, &ca);
+    outflow.run_until_caught_up().await.assert_success();
+    write_lifecycle(&db).await;
+    outflow.run_until_caught_up().await.assert_success();
+    let all = messages(&url, "OUTFLOW");
+    assert_lifecycle(&all.iter().map(|m| &m["value"]).collect::<Vec<_>>());
+
+    let refused =
+        [with_ca(&url, &env_var("OUTFLOW_TEST_MYSQL_CA")), with_ca(&format!("tls://localhost:{}", nats.port), &ca)];
+    for outflow in refused {
+        db.execute("INSERT INTO items VALUES (1000, 'x', 1) ON CONFLICT (id) DO UPDATE SET qty = items.qty + 1").await;
+        let out = outflow.run_until_caught_up().await;
+        let error = error_line(&out);
+        assert!(error.contains("TLS"), "{}", out.stderr);
+        assert!(out.stderr.contains("tls_ca_file"), "the hint names the setting: {}", out.stderr);
+    }
+    db.cleanup().await;
 }

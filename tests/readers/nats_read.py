@@ -15,6 +15,8 @@ filter and the given duplicate window, and prints its config.
 """
 import asyncio
 import json
+import os
+import ssl
 import sys
 
 import nats
@@ -33,8 +35,15 @@ def parse(b):
         return b.decode("utf-8", "replace")
 
 
+def tls(url):
+    """For tls:// URLs: trust the CA in $OUTFLOW_TEST_TLS_CA."""
+    if not url.startswith("tls://"):
+        return {}
+    return {"tls": ssl.create_default_context(cafile=os.environ["OUTFLOW_TEST_TLS_CA"])}
+
+
 async def read(url, stream):
-    nc = await nats.connect(url, allow_reconnect=False)
+    nc = await nats.connect(url, allow_reconnect=False, **tls(url))
     try:
         js = nc.jetstream()
         try:
@@ -67,7 +76,7 @@ async def read(url, stream):
 
 
 async def count(url, stream):
-    nc = await nats.connect(url, allow_reconnect=False)
+    nc = await nats.connect(url, allow_reconnect=False, **tls(url))
     try:
         return (await nc.jetstream().stream_info(stream)).state.messages
     except NotFoundError:
@@ -77,7 +86,7 @@ async def count(url, stream):
 
 
 async def create(url, stream, subject, duplicate_window):
-    nc = await nats.connect(url, allow_reconnect=False)
+    nc = await nats.connect(url, allow_reconnect=False, **tls(url))
     try:
         info = await nc.jetstream().add_stream(name=stream, subjects=[subject], duplicate_window=duplicate_window)
         return info.config.as_dict()

@@ -29,6 +29,10 @@ pub struct NatsConfig {
     /// A NATS credentials file (user JWT and nkey seed, as `nsc` writes it).
     #[serde(default)]
     pub creds: Option<PathBuf>,
+    /// With `tls://`: the PEM CA file the server's certificate must chain
+    /// to (default: the system's trusted roots).
+    #[serde(default)]
+    pub tls_ca_file: Option<PathBuf>,
     /// Subject of each table's changes: `{name}` (the pipeline's name),
     /// `{db}`, `{schema}` and `{table}` are replaced.
     #[serde(default = "default_subject")]
@@ -112,6 +116,14 @@ impl NatsConfig {
                 "`url = {:?}` is not a NATS URL; use nats://[user:password@]host:port (or tls://)",
                 redact(&self.url)
             )));
+        }
+        if let Some(path) = &self.tls_ca_file {
+            if url.scheme() != "tls" {
+                return Err(bad("`tls_ca_file` is set but the url is not tls://; use tls://host:port".into()));
+            }
+            if !path.is_file() {
+                return Err(bad(format!("`tls_ca_file = {path:?}` is not a file; give the PEM file of the server's CA")));
+            }
         }
         let server = format!("{}://{}:{}", url.scheme(), url.host_str().unwrap_or_default(), url.port().unwrap_or(4222));
         let in_url = match (url.username(), url.password()) {

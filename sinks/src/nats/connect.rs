@@ -85,6 +85,10 @@ pub async fn open(cfg: &NatsConfig, checked: &Checked, pipeline: &str, max_in_fl
     .max_reconnects(1)
     .client_capacity(max_in_flight + 64)
     .ignore_discovered_servers();
+    let options = match &cfg.tls_ca_file {
+        Some(ca) => options.require_tls(true).add_root_certificates(ca.clone()),
+        None => options,
+    };
     let client = options.connect(checked.server.as_str()).await.map_err(|e| errors::connect(&e, &cfg.url))?;
     if !client.server_info().jetstream {
         return Err(Failure::Definite(errors::jetstream_off(&cfg.url)));

@@ -44,9 +44,10 @@ pub fn connect(e: &async_nats::ConnectError, url: &str) -> Failure {
                 CREDENTIALS_HINT,
             ))
         }
-        ConnectErrorKind::Tls => Failure::Definite(SinkError::fatal(
+        // A refused certificate comes as an I/O error from the handshake.
+        _ if e.kind() == ConnectErrorKind::Tls || e.to_string().contains("invalid peer certificate") => Failure::Definite(SinkError::fatal(
             format!("nats at {}: TLS failed ({})", redact(url), one_line(&e.to_string())),
-            "check that the server's certificate is trusted by this host, or use nats:// for a server without TLS",
+            "check `tls_ca_file` (the CA that signed the server's certificate, which must name the url's host), or use nats:// for a server without TLS",
         )),
         _ => Failure::Retry(format!("cannot connect: {}", one_line(&e.to_string()))),
     }
