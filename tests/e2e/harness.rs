@@ -56,6 +56,8 @@ pub fn pg_ca_path() -> String {
     env_var("OUTFLOW_TEST_PG_CA")
 }
 
+pub use crate::kill9::{kill_9_during, kill_9_while_writing};
+
 // ---------------------------------------------------------------------------
 // Databases
 
@@ -649,46 +651,6 @@ pub async fn write_rows(db: &TestDb, from: i64, count: i64) {
         ))
         .await;
         next += size;
-    }
-}
-
-/// `rounds` times: start `outflow run`, write `per_round` rows, and kill -9
-/// the process after a random delay (milliseconds in `delay_ms`) while the
-/// writer is still busy. Returns how many rows were written.
-pub async fn kill_9_while_writing(
-    db: &TestDb,
-    outflow: &Outflow,
-    rounds: i64,
-    per_round: i64,
-    delay_ms: std::ops::Range<u64>,
-) -> i64 {
-    kill_9_during(db, outflow, rounds, delay_ms, |round| write_rows(db, round * per_round + 1, per_round)).await;
-    rounds * per_round
-}
-
-/// `rounds` times: start `outflow run`, run `write(round)`, and kill -9 the
-/// process after a random delay (milliseconds in `delay_ms`) while the
-/// writer is still busy.
-pub async fn kill_9_during<F: std::future::Future<Output = ()>>(
-    db: &TestDb,
-    outflow: &Outflow,
-    rounds: i64,
-    delay_ms: std::ops::Range<u64>,
-    mut write: impl FnMut(i64) -> F,
-) {
-    use rand::Rng;
-    for round in 0..rounds {
-        let mut run = outflow.spawn_run();
-        db.wait_for_slot_streaming().await;
-        let writer = write(round);
-        let delay = Duration::from_millis(rand::rng().random_range(delay_ms.clone()));
-        let killer = async {
-            tokio::time::sleep(delay).await;
-            assert!(run.is_running(), "outflow exited early: {}", run.stderr());
-            run.kill9().await;
-        };
-        tokio::join!(writer, killer);
-        db.wait_for_slot_idle().await;
     }
 }
 

@@ -33,6 +33,7 @@ mod iceberg;
 mod iceberg_upsert;
 mod intact;
 mod kafka;
+mod kill9;
 mod kinesis;
 mod least_privilege;
 mod lifecycle;
