@@ -7,6 +7,7 @@
 //!   line (see `src/health.rs`).
 //! - `/status`: the JSON of `outflow status --json` (`src/status.rs`).
 //! - `/metrics`: Prometheus text format (`src/metrics.rs`).
+//! - `/api/...`: signals (`src/signal/api.rs`), actions behind `[admin] token`.
 //!
 //! The listener is bound before the run connects anywhere, so a taken port
 //! stops the run at once with a clear error. With `tls_cert` and `tls_key`
@@ -58,7 +59,8 @@ pub async fn start(admin: &AdminConfig, config: &Config) -> Result<AdminServer> 
         .route("/readyz", get(readyz))
         .route("/status", get(status))
         .route("/metrics", get(prometheus))
-        .with_state(shared);
+        .with_state(shared)
+        .merge(crate::signal::api::router(admin.token.clone(), config.sinks.iter().map(|s| s.name().to_string()).collect()));
     let tls = tls_acceptor(admin)?;
     let scheme = if tls.is_some() { "https" } else { "http" };
     tracing::info!(listen = %addr, scheme, "admin server: /healthz /readyz /status /metrics");

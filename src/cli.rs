@@ -68,6 +68,10 @@ pub enum Command {
         /// SCHEMA.TABLE, one or more.
         #[arg(long = "table", required = true, num_args = 1..)]
         tables: Vec<String>,
+        /// Only the rows matching this SQL condition (Debezium's
+        /// additional-condition), e.g. --filter "region = 'eu'".
+        #[arg(long)]
+        filter: Option<String>,
     },
     /// Print a shell completion script to stdout, e.g.
     /// `outflow completions bash > /etc/bash_completion.d/outflow`.
@@ -119,7 +123,7 @@ pub async fn dispatch(cli: Cli) -> Result<()> {
         Command::Run { config, until_caught_up } => run(&config, until_caught_up).await,
         Command::Status { config, json } => crate::status::status(&config, json).await,
         Command::Tail { config, until_caught_up, transforms } => tail(&config, until_caught_up, &transforms).await,
-        Command::Snapshot { config, tables } => request_snapshots(&config, &tables),
+        Command::Snapshot { config, tables, filter } => request_snapshots(&config, &tables, filter.as_deref()),
         Command::Check { config } => crate::check::check(&config).await,
         Command::Completions { shell } => {
             use clap::CommandFactory;
@@ -136,7 +140,7 @@ pub async fn dispatch(cli: Cli) -> Result<()> {
     }
 }
 
-fn request_snapshots(config_path: &Path, tables: &[String]) -> Result<()> {
+fn request_snapshots(config_path: &Path, tables: &[String], condition: Option<&str>) -> Result<()> {
     let config = Config::load(config_path)?;
     let state = StateDir::open_read_only(&config.state.dir);
     for table in tables {
@@ -146,7 +150,7 @@ fn request_snapshots(config_path: &Path, tables: &[String]) -> Result<()> {
                 "e.g. --table public.orders",
             ));
         }
-        state.request_snapshot(table)?;
+        state.request_snapshot(table, condition)?;
         println!("snapshot of {table} requested");
     }
     match state.running() {
@@ -157,11 +161,17 @@ fn request_snapshots(config_path: &Path, tables: &[String]) -> Result<()> {
 }
 
 async fn run(config_path: &Path, until_caught_up: bool) -> Result<()> {
-    let config = Config::load(config_path)?;
+    let mut config = Config::load(config_path)?;
     let state = Arc::new(StateDir::open_locked(&config.state.dir)?);
     state.check_all()?;
     // A previous process's detached sinks are attached again in this one.
     state.write_detached(&Default::default())?;
+    crate::signal::signals().attach(state.path())?;
+    // Tables added by signals in earlier runs, and the signal table, are captured too.
+    let signal_table = config.source.factory().signal_table_id()?;
+    let mut more = state.added_tables()?;
+    more.extend(signal_table.as_ref().map(ToString::to_string));
+    config.source.factory_mut().capture_more(&more);
     let _admin = match &config.admin {
         Some(admin) => Some(crate::admin::start(admin, &config).await?),
         None => None,
@@ -214,6 +224,7 @@ async fn run(config_path: &Path, until_caught_up: bool) -> Result<()> {
             tables: source
                 .tables()
                 .into_iter()
+                .filter(|t| Some(t) != signal_table.as_ref())
                 .map(|t| {
                     let p = least_progress(&progress, &t);
                     (t, p)
@@ -237,6 +248,7 @@ async fn run(config_path: &Path, until_caught_up: bool) -> Result<()> {
             transforms,
         ));
     }
+    crate::pipeline::restore_paused(&mut handles, &state.paused());
     let run = StreamRun {
         sinks: &mut handles,
         state: Some(&state),
@@ -245,6 +257,7 @@ async fn run(config_path: &Path, until_caught_up: bool) -> Result<()> {
         until_caught_up,
         stop: shutdown_on_signal(),
         transforms,
+        signal_table,
     };
     source.stream(run).await?;
     report_done(&handles);
@@ -310,6 +323,7 @@ async fn tail(config_path: &Path, until_caught_up: bool, named: &[String]) -> Re
         until_caught_up,
         stop: shutdown_on_signal(),
         transforms: config.global_transforms_except(named)?,
+        signal_table: None,
     };
     source.stream(run).await
 }

@@ -62,6 +62,12 @@ macro_rules! sources {
                     $(SourceConfig::$variant(c) => c,)*
                 }
             }
+
+            pub fn factory_mut(&mut self) -> &mut dyn $crate::source::SourceFactory {
+                match self {
+                    $(SourceConfig::$variant(c) => c,)*
+                }
+            }
         }
     };
 }
@@ -143,6 +149,9 @@ pub struct AdminConfig {
     /// both or neither.
     pub tls_cert: Option<PathBuf>,
     pub tls_key: Option<PathBuf>,
+    /// The bearer token the actions (`POST /api/...`) need, best from the
+    /// environment (`token = "${OUTFLOW_ADMIN_TOKEN}"`); unset: actions off.
+    pub token: Option<String>,
 }
 
 fn default_ready_max_lag() -> Interval {
@@ -226,6 +235,7 @@ impl Config {
             ));
         }
         source.table_filter()?;
+        source.signal_table_id()?;
         // Checked now (e.g. the URL parsed), so a malformed value is a config
         // error before anything is created (state directory, slot, publication).
         source.validate()?;

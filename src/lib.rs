@@ -14,6 +14,7 @@ pub mod offsets;
 pub mod pipeline;
 pub mod progress;
 pub mod report;
+pub mod signal;
 pub mod snapshot;
 pub mod source;
 pub mod state;

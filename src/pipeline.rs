@@ -82,6 +82,8 @@ pub struct SinkHandle {
     durable_asked: Arc<AtomicBool>,
     /// The source stopped feeding this sink (see the module doc), and when.
     detached: Option<String>,
+    /// Paused by a signal: detached, and not re-attached until resumed.
+    paused: bool,
     state: Option<Arc<StateDir>>,
 }
 
@@ -169,6 +171,7 @@ pub fn spawn_sink(
         idle,
         durable_asked,
         detached: None,
+        paused: false,
         state: handle_state,
     }
 }
@@ -507,7 +510,7 @@ pub fn any_detached(sinks: &[SinkHandle]) -> bool {
 /// (its error comes from `finish`), else nothing.
 pub fn rejoin_ready(sinks: &[SinkHandle]) -> Option<Flow> {
     let mut ready = false;
-    for s in sinks.iter().filter(|s| s.detached.is_some()) {
+    for s in sinks.iter().filter(|s| s.detached.is_some() && !s.paused) {
         match &s.tx {
             Some(tx) if !tx.is_closed() => {
                 ready |= tx.capacity() == tx.max_capacity() && s.idle.load(Ordering::SeqCst);
@@ -523,7 +526,7 @@ pub fn rejoin_ready(sinks: &[SinkHandle]) -> Option<Flow> {
 pub fn reattach(sinks: &mut [SinkHandle]) {
     let from = min_durable(sinks).map_or("the slot's start".to_string(), |p| p.to_string());
     let mut changed = false;
-    for s in sinks.iter_mut().filter(|s| s.detached.is_some()) {
+    for s in sinks.iter_mut().filter(|s| s.detached.is_some() && !s.paused) {
         let ready = s.tx.as_ref().is_some_and(|tx| tx.capacity() == tx.max_capacity());
         if ready && s.idle.load(Ordering::SeqCst) {
             tracing::warn!(
@@ -541,7 +544,59 @@ pub fn reattach(sinks: &mut [SinkHandle]) {
     }
 }
 
-/// Tells `status` (through the state directory) which sinks are detached.
+/// Pauses sink `name` (a `pause-sink` signal): the source stops feeding it,
+/// as if it were detached, until [`resume`]; its durable position still
+/// holds back what the source acknowledges. With every sink paused the
+/// source stops reading ([`all_paused`]).
+pub fn pause(sinks: &mut [SinkHandle], name: &str) -> std::result::Result<(), String> {
+    let sink = find(sinks, name)?;
+    if sink.paused {
+        return Err(format!("sink {name:?} is already paused"));
+    }
+    sink.paused = true;
+    sink.detached.get_or_insert_with(now_rfc3339);
+    tracing::warn!(sink = %name, "sink {name:?} paused by a signal: the source is acknowledged no further than its durable position until it is resumed");
+    publish_detached(sinks);
+    Ok(())
+}
+
+/// Resumes a paused sink: it re-attaches (catching up from its durable
+/// position) like a detached sink that caught up.
+pub fn resume(sinks: &mut [SinkHandle], name: &str) -> std::result::Result<(), String> {
+    let sink = find(sinks, name)?;
+    if !sink.paused {
+        return Err(format!("sink {name:?} is not paused"));
+    }
+    sink.paused = false;
+    tracing::info!(sink = %name, "sink {name:?} resumed: it re-attaches once it has taken what it was given");
+    publish_detached(sinks);
+    Ok(())
+}
+
+/// Pauses the sinks a previous run left paused (stored in the state directory).
+pub fn restore_paused(sinks: &mut [SinkHandle], paused: &[String]) {
+    for name in paused {
+        if let Some(sink) = sinks.iter_mut().find(|s| &s.name == name) {
+            sink.paused = true;
+            sink.detached.get_or_insert_with(now_rfc3339);
+            tracing::warn!(sink = %name, "sink {name:?} stays paused (paused by a signal before the restart); resume it to feed it");
+        }
+    }
+    publish_detached(sinks);
+}
+
+/// Whether every sink is paused: the source then reads nothing.
+pub fn all_paused(sinks: &[SinkHandle]) -> bool {
+    !sinks.is_empty() && sinks.iter().all(|s| s.paused)
+}
+
+fn find<'a>(sinks: &'a mut [SinkHandle], name: &str) -> std::result::Result<&'a mut SinkHandle, String> {
+    let names: Vec<String> = sinks.iter().map(|s| s.name.clone()).collect();
+    sinks.iter_mut().find(|s| s.name == name).ok_or_else(|| format!("no sink named {name:?}; the sinks are {names:?}"))
+}
+
+/// Tells `status` (through the state directory) which sinks are detached
+/// and which are paused.
 fn publish_detached(sinks: &[SinkHandle]) {
     for s in sinks {
         let label = crate::metrics::SinkLabel { sink: s.name.clone() };
@@ -549,9 +604,10 @@ fn publish_detached(sinks: &[SinkHandle]) {
     }
     let detached: BTreeMap<String, String> =
         sinks.iter().filter_map(|s| Some((s.name.clone(), s.detached.clone()?))).collect();
+    let paused: Vec<String> = sinks.iter().filter(|s| s.paused).map(|s| s.name.clone()).collect();
     if let Some(state) = sinks.iter().find_map(|s| s.state.as_ref()) {
-        if let Err(e) = state.write_detached(&detached) {
-            tracing::warn!(error = %e.message, "cannot record the detached sinks for `status`");
+        if let Err(e) = state.write_detached(&detached).and_then(|()| state.write_paused(&paused)) {
+            tracing::warn!(error = %e.message, "cannot record the detached and paused sinks for `status`");
         }
     }
 }

@@ -63,6 +63,27 @@ pub trait SourceFactory: Send + Sync {
     /// `[source] exclude_tables`: patterns of tables not captured.
     fn exclude_tables(&self) -> &[String];
 
+    /// `[source] signal_table` (`schema.table`), if set.
+    fn signal_table(&self) -> Option<&str>;
+
+    /// The signal table as a table id; an error when it is not `schema.table`.
+    fn signal_table_id(&self) -> Result<Option<TableId>> {
+        let Some(name) = self.signal_table() else { return Ok(None) };
+        match name.split_once('.') {
+            Some((schema, table)) if !schema.is_empty() && !table.is_empty() && !table.contains('.') => {
+                Ok(Some(TableId::new(schema, table)))
+            }
+            _ => Err(Error::config(
+                format!("[source] signal_table {name:?} is not of the form schema.table"),
+                "e.g. signal_table = \"outflow.signals\"",
+            )),
+        }
+    }
+
+    /// Captures these table patterns too (the signal table, tables added by
+    /// signals in earlier runs).
+    fn capture_more(&mut self, patterns: &[String]);
+
     /// The captured tables' filter: `tables` minus `exclude_tables`.
     fn table_filter(&self) -> Result<TableFilter> {
         TableFilter::new(self.tables(), self.exclude_tables()).map_err(|e| {
@@ -222,9 +243,21 @@ pub trait Source: Send + Sized + 'static {
         async { Vec::new() }
     }
 
+    /// Adds the tables `patterns` match to the capture (an `add-tables`
+    /// signal): from now on their changes are streamed. Returns the tables
+    /// that were not captured before (to be snapshotted); an error says why
+    /// they cannot be captured (e.g. the publication is not outflow's).
+    fn add_tables(&mut self, patterns: &[String]) -> impl Future<Output = Result<Vec<TableId>>> + Send;
+
+    /// Checks an ad-hoc snapshot's SQL `condition` on `table` without
+    /// reading anything: an error in the server's words when it is not a
+    /// valid condition there. Only a checked condition reaches
+    /// [`spawn_reader`](Self::spawn_reader).
+    fn check_condition(&self, table: &TableId, condition: &str) -> impl Future<Output = Result<()>> + Send;
+
     /// Starts the snapshot reader for one table on `snapshots`, from
-    /// `progress`.
-    fn spawn_reader(&self, snapshots: &mut Snapshots, table: TableId, progress: TableSnapshot);
+    /// `progress`; `condition`: only the rows matching this SQL condition.
+    fn spawn_reader(&self, snapshots: &mut Snapshots, table: TableId, progress: TableSnapshot, condition: Option<String>);
 
     /// Ends the connections after the sinks drained; `durable` is their
     /// final minimum durable position, confirmed first where the source
@@ -247,6 +280,9 @@ pub struct StreamRun<'a> {
     pub stop: CancellationToken,
     /// The transforms every sink gets (see `src/transform/`).
     pub transforms: Transforms,
+    /// `[source] signal_table`: its rows are signals, not changes (see
+    /// `src/signal/`). Only `run` takes signals.
+    pub signal_table: Option<TableId>,
 }
 
 /// A connected [`Source`], boxed: what the commands hold.

@@ -199,13 +199,22 @@ impl StateDir {
         self.source_identity().map(|_| ())
     }
 
-    /// Asks a running (or the next) `run` to snapshot `table` again.
-    pub fn request_snapshot(&self, table: &str) -> Result<()> {
+    /// Asks a running (or the next) `run` to snapshot `table` again, only
+    /// the rows matching `condition` when given.
+    pub fn request_snapshot(&self, table: &str, condition: Option<&str>) -> Result<()> {
         let dir = self.dir.join("snapshot-requests");
         fs::create_dir_all(&dir).map_err(|e| {
             Error::fatal(format!("cannot create {}: {e}", dir.display()), "check the state directory's permissions")
         })?;
-        write_json_atomic(&dir.join(format!("{table}.json")), &serde_json::json!({ "requested_at": now_rfc3339() }))
+        let request = serde_json::json!({ "requested_at": now_rfc3339(), "filter": condition });
+        write_json_atomic(&dir.join(format!("{table}.json")), &request)
+    }
+
+    /// The condition a pending snapshot request carries, if any.
+    pub fn snapshot_request_condition(&self, table: &str) -> Option<String> {
+        let path = self.dir.join("snapshot-requests").join(format!("{table}.json"));
+        let request: serde_json::Value = read_json(&path).ok().flatten()?;
+        request.get("filter")?.as_str().map(str::to_string)
     }
 
     /// Tables with a pending snapshot request.
@@ -247,6 +256,28 @@ impl StateDir {
             return BTreeMap::new();
         }
         read_json(&self.dir.join("detached.json")).ok().flatten().unwrap_or_default()
+    }
+
+    /// Records the sinks paused by a signal (`paused.json`): they stay
+    /// paused across restarts until resumed.
+    pub fn write_paused(&self, paused: &[String]) -> Result<()> {
+        write_json_atomic(&self.dir.join("paused.json"), &paused)
+    }
+
+    /// See [`write_paused`](Self::write_paused).
+    pub fn paused(&self) -> Vec<String> {
+        read_json(&self.dir.join("paused.json")).ok().flatten().unwrap_or_default()
+    }
+
+    /// Records the table patterns `add-tables` signals added to the capture
+    /// (`added-tables.json`): later runs capture them too.
+    pub fn write_added_tables(&self, patterns: &[String]) -> Result<()> {
+        write_json_atomic(&self.dir.join("added-tables.json"), &patterns)
+    }
+
+    /// See [`write_added_tables`](Self::write_added_tables).
+    pub fn added_tables(&self) -> Result<Vec<String>> {
+        Ok(read_json(&self.dir.join("added-tables.json"))?.unwrap_or_default())
     }
 
     /// Stores how many changes transforms dropped, per table (`dropped.json`,

@@ -57,6 +57,7 @@ pub fn report(
     let mut sinks = Vec::new();
     let now_us = crate::health::now_us();
     let detached = state.detached();
+    let paused = state.paused();
     // (position, name) of the sink with the least durable position.
     let mut least: Option<(Option<Position>, &str)> = None;
     for sink in &config.sinks {
@@ -65,6 +66,7 @@ pub fn report(
         let mut entry = json!({"name": name, "kind": sink.kind(), "position": null, "events": 0, "committed_at": null});
         entry["detached"] = json!(detached.contains_key(name));
         entry["detached_since"] = json!(detached.get(name));
+        entry["paused"] = json!(paused.iter().any(|p| p == name));
         let offset = state.sink_offset(name);
         let position = offset.as_ref().ok().and_then(|o| o.as_ref()?.position(&path).ok());
         if least.as_ref().is_none_or(|(p, _)| position < *p) {
@@ -108,6 +110,7 @@ pub fn report(
         "sinks": sinks,
         "snapshot": snapshot(config, state),
         "dropped_by_transforms": state.dropped(),
+        "signals": crate::signal::stored(state.path()),
         "process": state.running().map(|i| json!({"pid": i.pid, "started_at": i.started_at})),
     })
 }
@@ -173,10 +176,11 @@ fn print_report(config: &Config, r: &Value) {
             text(&sink["lag_bytes"]),
             txs(sink),
             text(&sink["lag_seconds"]),
-            match (sink["error"].as_str(), sink["detached"] == json!(true)) {
-                (Some(e), _) => format!("error: {e}"),
-                (None, true) => format!("{} (detached)", text(&sink["committed_at"])),
-                (None, false) => text(&sink["committed_at"]),
+            match (sink["error"].as_str(), sink["paused"] == json!(true), sink["detached"] == json!(true)) {
+                (Some(e), _, _) => format!("error: {e}"),
+                (None, true, _) => format!("{} (paused)", text(&sink["committed_at"])),
+                (None, false, true) => format!("{} (detached)", text(&sink["committed_at"])),
+                (None, false, false) => text(&sink["committed_at"]),
             },
         );
     }
@@ -186,6 +190,22 @@ fn print_report(config: &Config, r: &Value) {
         println!("{:<40} {:<10} {:>12}", "SNAPSHOT TABLE", "STATUS", "ROWS");
         for t in &snapshot {
             println!("{:<40} {:<10} {:>12}", text(&t["table"]), text(&t["status"]), text(&t["rows"]));
+        }
+    }
+    let signals = r["signals"].as_array().cloned().unwrap_or_default();
+    if !signals.is_empty() {
+        println!();
+        println!("{:<18} {:<18} {:<6} {:<8} {:<20}  DETAIL", "SIGNAL", "TYPE", "FROM", "STATUS", "UPDATED");
+        for s in signals.iter().take(10) {
+            println!(
+                "{:<18} {:<18} {:<6} {:<8} {:<20}  {}",
+                text(&s["id"]),
+                text(&s["type"]),
+                text(&s["origin"]),
+                text(&s["status"]),
+                text(&s["updated_at"]),
+                s["detail"].as_str().unwrap_or("")
+            );
         }
     }
     if let Some(dropped) = r["dropped_by_transforms"].as_object().filter(|d| !d.is_empty()) {

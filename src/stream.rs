@@ -13,8 +13,11 @@
 //!   is re-attached the same way, at once ([`Flow::Rejoin`]); sources whose
 //!   snapshot windows are watermarks in the stream wait for the snapshot to
 //!   complete first ([`Source::rejoin_during_snapshot`]).
-//! - **Ticks.** Every second, `outflow snapshot --table` requests are taken
-//!   from the state directory and their readers started; every 250 ms a
+//! - **Signals** (`src/signal/`): taken when one arrives and every second
+//!   (`outflow snapshot --table` requests in the state directory with
+//!   them), between two reads; the signal table's rows are taken out of the
+//!   batch as it is read. With every sink paused the source is not read.
+//! - **Ticks.** Every 250 ms a
 //!   detached sink is checked for rejoining and, while catching up, the
 //!   source may probe the server's position ([`Source::probe`]); a change of
 //!   any sink's durable position, and every 10 s, is acknowledged to the
@@ -50,9 +53,12 @@ use crate::error::{ErrorClass, Result};
 use crate::health::{health, Phase};
 use crate::metrics::metrics;
 use crate::pipeline::{
-    any_detached, ask_durable_now, finish_all, min_durable, reattach, reconnect_delay, rejoin_ready, send_all, Flow,
-    SinkHandle,
+    all_paused, any_detached, ask_durable_now, finish_all, min_durable, reattach, reconnect_delay, rejoin_ready,
+    send_all, Flow, SinkHandle,
 };
+use crate::signal::run::SnapshotSignal;
+use crate::signal::signals;
+use crate::signal::table::take_signals;
 use crate::snapshot::{receive, SnapshotPlan, Snapshots};
 use crate::source::{AnySource, Emit, Source, StreamRun, BATCH_ITEMS};
 use crate::state::{SourceIdentity, StateDir, TableSnapshot};
@@ -84,8 +90,9 @@ impl<S: Source> AnySource for S {
 /// Streams `source` into the sinks until stopped or done (see the module
 /// doc); returns after the sinks have drained and committed.
 async fn drive<S: Source>(mut source: S, run: StreamRun<'_>) -> Result<()> {
-    let StreamRun { sinks, state, snapshot, exit_after_snapshot, until_caught_up, stop, transforms } = run;
+    let StreamRun { sinks, state, snapshot, exit_after_snapshot, until_caught_up, stop, transforms, signal_table } = run;
     let snapshot_new_tables = snapshot.is_some();
+    let snapshot_settings = snapshot.as_ref().map_or((2, 10_000), |p| (p.parallelism, p.chunk_size));
     let mut driver = Driver {
         sinks,
         state,
@@ -95,7 +102,10 @@ async fn drive<S: Source>(mut source: S, run: StreamRun<'_>) -> Result<()> {
         stop,
         transforms,
         snapshot_new_tables,
+        snapshot_settings,
         dropped_before: state.map(|s| s.dropped()).unwrap_or_default(),
+        signal_table,
+        snapshot_signals: Vec::new(),
     };
     let result = driver.run(&mut source, until_caught_up).await;
     health().set_phase(Phase::Stopping);
@@ -105,21 +115,27 @@ async fn drive<S: Source>(mut source: S, run: StreamRun<'_>) -> Result<()> {
     result.and(sink_result)
 }
 
-struct Driver<'a> {
-    sinks: &'a mut [SinkHandle],
-    state: Option<&'a StateDir>,
+pub(crate) struct Driver<'a> {
+    pub(crate) sinks: &'a mut [SinkHandle],
+    pub(crate) state: Option<&'a StateDir>,
     /// This run's snapshot plan, until the first connection starts it.
     plan: Option<SnapshotPlan>,
     /// The running snapshot's readers and windows, once started.
-    snapshots: Option<Snapshots>,
+    pub(crate) snapshots: Option<Snapshots>,
     exit_after_snapshot: bool,
     stop: CancellationToken,
     /// Applied to every batch before the fan-out.
     transforms: Transforms,
     /// Tables found mid-run are snapshotted (not with `[snapshot] mode = "never"`).
-    snapshot_new_tables: bool,
+    pub(crate) snapshot_new_tables: bool,
+    /// Readers and rows per chunk of snapshots started while streaming.
+    snapshot_settings: (usize, u64),
     /// Changes transforms dropped in earlier runs, per table.
     dropped_before: BTreeMap<String, u64>,
+    /// `[source] signal_table` (see `src/signal/`).
+    pub(crate) signal_table: Option<TableId>,
+    /// Running ad-hoc snapshot signals (see `src/signal/run.rs`).
+    pub(crate) snapshot_signals: Vec<SnapshotSignal>,
 }
 
 impl Driver<'_> {
@@ -185,13 +201,16 @@ impl Driver<'_> {
         if let Some(plan) = self.plan.take() {
             let mut snapshots = Snapshots::new(run_id(), plan.parallelism, plan.chunk_size);
             for (table, progress) in plan.tables {
-                if !progress.done {
-                    source.spawn_reader(&mut snapshots, table, progress);
+                if !progress.done && Some(&table) != self.signal_table.as_ref() {
+                    let condition = self.resumed_signal(&table);
+                    source.spawn_reader(&mut snapshots, table, progress, condition);
                 }
             }
             self.snapshots = Some(snapshots);
+            self.settle_resumed_signals();
         }
-        self.take_snapshot_requests(source);
+        signals().set_captured(source.tables().to_vec());
+        self.handle_signals(source).await;
         let mut batch: Vec<StreamItem> = Vec::with_capacity(BATCH_ITEMS);
         let mut durable_changed: Vec<_> = self.sinks.iter().map(|s| s.durable_watch()).collect();
         let mut status_tick = tokio::time::interval(STATUS_INTERVAL);
@@ -220,14 +239,20 @@ impl Driver<'_> {
             }
             let probe = source.wants_probe();
             let rejoin = detached && (snapshot_done || source.rejoin_during_snapshot());
+            let reading = !all_paused(self.sinks);
             tokio::select! {
                 biased;
                 _ = self.stop.cancelled() => break,
-                r = source.recv() => {
+                r = source.recv(), if reading => {
                     r?;
+                    let from = batch.len();
                     let mut out = self.emit(&mut batch);
                     source.read(&mut out).await?;
-                    if out.durable_asked {
+                    let durable_asked = out.durable_asked;
+                    if let Some(table) = &self.signal_table {
+                        take_signals(&mut batch, from, table);
+                    }
+                    if durable_asked {
                         // The server waits for our confirmation: sinks that
                         // commit in larger units make what they have durable
                         // now, and the reply carries what is durable now (while
@@ -249,16 +274,20 @@ impl Driver<'_> {
                         return Ok(flow);
                     }
                 }
-                _ = request_tick.tick(), if self.state.is_some() => self.take_snapshot_requests(source),
+                _ = request_tick.tick() => self.handle_signals(source).await,
+                _ = signals().arrived() => self.handle_signals(source).await,
                 _ = discover_tick.tick() => {
-                    for table in source.discover_tables().await {
+                    let found = source.discover_tables().await;
+                    let signal_table = self.signal_table.clone();
+                    for table in found.into_iter().filter(|t| Some(t) != signal_table.as_ref()) {
                         if self.snapshot_new_tables {
-                            let snapshots = self.snapshots.get_or_insert_with(|| Snapshots::new(run_id(), 2, 10_000));
-                            source.spawn_reader(snapshots, table, TableSnapshot::default());
+                            source.spawn_reader(self.snapshots_mut(), table, TableSnapshot::default(), None);
                         }
                     }
+                    signals().set_captured(source.tables().to_vec());
                 }
             }
+            self.snapshots_ended();
         }
         // Whole items decoded before the stop (e.g. the last snapshot chunk
         // for `initial_only`) still go to the sinks.
@@ -294,20 +323,10 @@ impl Driver<'_> {
         }
     }
 
-    /// Starts a snapshot for each table `outflow snapshot --table` asked for.
-    fn take_snapshot_requests<S: Source>(&mut self, source: &S) {
-        let Some(state) = self.state else { return };
-        for name in state.snapshot_requests() {
-            let Some(table) = source.tables().iter().find(|t| t.to_string() == name).cloned() else {
-                tracing::warn!(table = %name, "snapshot asked for a table that is not captured; ignoring it");
-                state.take_snapshot_request(&name);
-                continue;
-            };
-            let snapshots = self.snapshots.get_or_insert_with(|| Snapshots::new(run_id(), 2, 10_000));
-            tracing::info!(table = %table, "snapshot requested");
-            source.spawn_reader(snapshots, table, TableSnapshot::default());
-            state.take_snapshot_request(&name);
-        }
+    /// The running snapshot's readers, started now if none runs.
+    pub(crate) fn snapshots_mut(&mut self) -> &mut Snapshots {
+        let (parallelism, chunk_size) = self.snapshot_settings;
+        self.snapshots.get_or_insert_with(|| Snapshots::new(run_id(), parallelism, chunk_size))
     }
 }
 

@@ -73,6 +73,15 @@ impl TableFilter {
         Ok(TableFilter { include: parse(include)?, exclude: parse(exclude)? })
     }
 
+    /// This filter with more include patterns (tables added while running).
+    pub fn including(&self, more: &[String]) -> Result<TableFilter, String> {
+        let mut include = self.include.clone();
+        for p in more {
+            include.push(TablePattern::parse(p)?);
+        }
+        Ok(TableFilter { include, exclude: self.exclude.clone() })
+    }
+
     /// Every table (for tests and the fuzz target).
     pub fn all() -> Self {
         TableFilter::new(&["*.*".into()], &[]).expect("a valid pattern")

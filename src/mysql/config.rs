@@ -15,6 +15,11 @@ pub struct MysqlConfig {
     /// Patterns of tables not to capture even though `tables` matches them.
     #[serde(default)]
     pub exclude_tables: Vec<String>,
+    /// A table whose inserted rows are signals (Debezium's
+    /// `signal.data.collection`; see `src/signal/`), captured but never
+    /// delivered or snapshotted.
+    #[serde(default)]
+    pub signal_table: Option<String>,
     /// The replica id outflow registers with; unique among the server's
     /// replicas (default 5401).
     #[serde(default)]

@@ -25,6 +25,14 @@ impl SourceFactory for MysqlConfig {
         &self.exclude_tables
     }
 
+    fn signal_table(&self) -> Option<&str> {
+        self.signal_table.as_deref()
+    }
+
+    fn capture_more(&mut self, patterns: &[String]) {
+        self.tables.extend(patterns.iter().filter(|p| !self.tables.contains(p)).cloned().collect::<Vec<_>>());
+    }
+
     fn validate(&self) -> Result<()> {
         if self.server_id == Some(0) {
             return Err(Error::config(

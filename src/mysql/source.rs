@@ -323,15 +323,35 @@ impl Source for MysqlSource {
         Vec::new()
     }
 
-    fn spawn_reader(&self, snapshots: &mut Snapshots, table: TableId, progress: TableSnapshot) {
+    async fn add_tables(&mut self, patterns: &[String]) -> Result<Vec<TableId>> {
+        let filter = self.filter.including(patterns).map_err(|e| {
+            Error::config(format!("tables to add: {e}"), "write tables as \"db.table\" globs or \"re:<regex>\"")
+        })?;
+        let found = self.catalog.resolve_tables(&filter).await?;
+        let new: Vec<TableId> = found.into_iter().filter(|t| !self.captured.contains(t)).collect();
+        self.captured.extend(new.iter().cloned());
+        if let Some(session) = &mut self.session {
+            session.decoder.set_filter(filter.clone());
+        }
+        self.filter = filter;
+        Ok(new)
+    }
+
+    fn check_condition(&self, table: &TableId, condition: &str) -> impl std::future::Future<Output = Result<()>> + Send {
+        let (opts, table, condition) = (self.catalog.opts.clone(), table.clone(), condition.to_string());
+        async move { super::snapshot::check_condition(&opts, &table, &condition).await }
+    }
+
+    fn spawn_reader(&self, snapshots: &mut Snapshots, table: TableId, progress: TableSnapshot, condition: Option<String>) {
         let cfg = ReaderConfig {
             opts: self.catalog.opts.clone(),
             mariadb: self.catalog.mariadb,
             server_id: self.catalog.server_id,
             chunk_size: snapshots.chunk_size,
             exclude: self.transforms.excluded_columns(&table).into_iter().map(String::from).collect(),
+            condition,
         };
-        snapshots.spawn(move |tx, parallel| async move {
+        snapshots.spawn(table.clone(), move |tx, parallel| async move {
             super::snapshot::snapshot_table(&cfg, table, progress, parallel, &tx).await
         });
     }

@@ -16,6 +16,11 @@ pub struct PgConfig {
     /// Patterns of tables not to capture even though `tables` matches them.
     #[serde(default)]
     pub exclude_tables: Vec<String>,
+    /// A table whose inserted rows are signals (Debezium's
+    /// `signal.data.collection`; see `src/signal/`), captured but never
+    /// delivered or snapshotted.
+    #[serde(default)]
+    pub signal_table: Option<String>,
     /// The logical replication slot; created if missing.
     #[serde(default = "default_outflow")]
     pub slot: String,

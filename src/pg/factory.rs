@@ -26,6 +26,14 @@ impl SourceFactory for PgConfig {
         &self.exclude_tables
     }
 
+    fn signal_table(&self) -> Option<&str> {
+        self.signal_table.as_deref()
+    }
+
+    fn capture_more(&mut self, patterns: &[String]) {
+        self.tables.extend(patterns.iter().filter(|p| !self.tables.contains(p)).cloned().collect::<Vec<_>>());
+    }
+
     fn validate(&self) -> Result<()> {
         PgParams::from_url(&self.url, "[source] url").map(|_| ()).map_err(crate::error::Error::from)
     }

@@ -48,7 +48,9 @@ struct Column {
 /// key ranges, read at once by as many connections as `parallel` has free
 /// reader slots.
 /// `exclude`: the global transforms' excluded columns of this table, left
-/// out of the SELECT (never read from the server).
+/// out of the SELECT (never read from the server). `condition`: only the
+/// rows matching this SQL condition (an ad-hoc snapshot's, checked first
+/// with [`check_condition`]).
 #[allow(clippy::too_many_arguments)]
 pub async fn snapshot_table(
     params: &PgParams,
@@ -59,6 +61,7 @@ pub async fn snapshot_table(
     parallel: Parallel,
     out: &mpsc::Sender<ReaderEvent>,
     exclude: &[String],
+    condition: Option<&str>,
 ) -> Result<()> {
     let first = Worker::open(params, &table, exclude).await?;
     let keyed = first.schema.key_indexes().next().is_some();
@@ -66,7 +69,7 @@ pub async fn snapshot_table(
     let estimate = estimated_rows(&first.catalog, &qualified).await?;
     tracing::info!(table = %table, rows_done = progress.rows, "snapshot started");
     let bar = Mutex::new(RowProgress::new(table.to_string(), estimate, progress.rows));
-    let reader = TableReader { run, table: &table, qualified, chunk_size, out, bar, exclude };
+    let reader = TableReader { run, table: &table, qualified, chunk_size, out, bar, exclude, condition };
     if !keyed {
         return reader.read_pages(first, progress).await;
     }
@@ -124,6 +127,8 @@ struct TableReader<'a> {
     bar: Mutex<RowProgress>,
     /// Columns not read (see [`snapshot_table`]).
     exclude: &'a [String],
+    /// Only the rows matching this SQL condition.
+    condition: Option<&'a str>,
 }
 
 /// One connection reading chunks of a table: it reads the next chunk while
@@ -241,6 +246,7 @@ impl TableReader<'_> {
                     &worker.columns,
                     after.as_deref(),
                     range.upper.as_deref(),
+                    self.condition,
                     self.chunk_size,
                 );
                 let id = NEXT_CHUNK.fetch_add(1, Ordering::Relaxed);
@@ -270,8 +276,10 @@ impl TableReader<'_> {
             let from = progress.resume.unwrap_or(0);
             let to = from + pages_per_chunk;
             let sql = format!(
-                "SELECT {} FROM {} WHERE ctid >= '({from},0)'::tid AND ctid < '({to},0)'::tid",
-                worker.select_list, self.qualified
+                "SELECT {} FROM {} WHERE ctid >= '({from},0)'::tid AND ctid < '({to},0)'::tid{}",
+                worker.select_list,
+                self.qualified,
+                self.condition.map(and_condition).unwrap_or_default()
             );
             let rows = match worker.read(&self, id, &sql).await? {
                 Some((rows, _)) => {
@@ -475,6 +483,7 @@ fn keyed_chunk_sql(
     columns: &[Column],
     after: Option<&[Option<String>]>,
     upper: Option<&[Option<String>]>,
+    condition: Option<&str>,
     limit: u64,
 ) -> String {
     let keys: Vec<usize> = schema.key_indexes().collect();
@@ -497,7 +506,36 @@ fn keyed_chunk_sql(
         filters.push(format!("({key_list}) <= ({})", row(upper)));
     }
     let filter = if filters.is_empty() { String::new() } else { format!(" WHERE {}", filters.join(" AND ")) };
-    format!("SELECT {select_list} FROM {qualified}{filter} ORDER BY {key_list} LIMIT {limit}")
+    let condition = match (condition, filters.is_empty()) {
+        (None, _) => String::new(),
+        (Some(c), true) => format!(" WHERE TRUE{}", and_condition(c)),
+        (Some(c), false) => and_condition(c),
+    };
+    format!("SELECT {select_list} FROM {qualified}{filter}{condition} ORDER BY {key_list} LIMIT {limit}")
+}
+
+/// ` AND (condition)`, the condition on lines of its own so that a `--`
+/// comment in it ends with it.
+fn and_condition(condition: &str) -> String {
+    format!(" AND (\n{condition}\n)")
+}
+
+/// Checks an ad-hoc snapshot's condition on `table` before any chunk is
+/// read: prepared (one statement only, never run) in the shape the chunks
+/// use, so a condition that is not a boolean SQL expression over the
+/// table's columns — or that tries to end the statement — is refused with
+/// the server's own message.
+pub async fn check_condition(params: &PgParams, table: &TableId, condition: &str) -> Result<()> {
+    let catalog = Catalog::connect(params).await?;
+    let qualified = format!("{}.{}", ident(&table.schema), ident(&table.name));
+    let sql = format!("SELECT 1 FROM {qualified} WHERE TRUE{} LIMIT 0", and_condition(condition));
+    catalog.client().prepare(&sql).await.map(|_| ()).map_err(|e| {
+        let message = e.as_db_error().map_or_else(|| e.to_string(), |d| d.message().to_string());
+        Error::config(
+            format!("the snapshot condition for {table} is not valid SQL for it: {message}"),
+            "write a boolean SQL condition over the table's columns, e.g. \"id > 1000\"",
+        )
+    })
 }
 
 /// A SQL string literal (standard_conforming_strings is on for the session).

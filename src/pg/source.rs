@@ -399,42 +399,50 @@ impl Source for PgSource {
     /// Adds new matching tables to the publication; they are snapshotted,
     /// as rows written before they were added are not in the stream.
     async fn discover_tables(&mut self) -> Vec<TableId> {
-        let found = match self.catalog.matching_tables(&self.filter).await {
-            Ok(found) => found,
-            Err(e) => {
-                tracing::debug!(error = %e.message, "cannot look for new tables");
-                return Vec::new();
+        let filter = self.filter.clone();
+        match self.capture_new(&filter).await {
+            Ok(new) => {
+                for table in &new {
+                    tracing::info!(table = %table, "captured a new table that matches [source] tables");
+                }
+                new
             }
-        };
-        let new: Vec<TableId> = found
-            .iter()
-            .map(|(s, t)| TableId::new(s, t))
-            .filter(|t| !self.tables.contains(t) && !self.unaddable.contains(t))
-            .collect();
-        if new.is_empty() {
-            return Vec::new();
-        }
-        let published = Published::all(&found, &self.transforms);
-        if let Err(e) = self.catalog.ensure_publication(&self.publication, &published).await {
-            for table in &new {
-                tracing::warn!(table = %table, error = %e.message, hint = e.hint.as_deref().unwrap_or(""), "a new table matches [source] tables but cannot be added to the publication; it is not captured");
+            Err((new, e)) => {
+                if new.is_empty() {
+                    tracing::debug!(error = %e.message, "cannot look for new tables");
+                }
+                for table in &new {
+                    tracing::warn!(table = %table, error = %e.message, hint = e.hint.as_deref().unwrap_or(""), "a new table matches [source] tables but cannot be added to the publication; it is not captured");
+                }
+                self.unaddable.extend(new);
+                Vec::new()
             }
-            self.unaddable.extend(new);
-            return Vec::new();
         }
-        for table in &new {
-            tracing::info!(table = %table, "captured a new table that matches [source] tables");
-        }
-        self.tables.extend(new.iter().cloned());
-        new
     }
 
-    fn spawn_reader(&self, snapshots: &mut Snapshots, table: TableId, progress: TableSnapshot) {
+    async fn add_tables(&mut self, patterns: &[String]) -> Result<Vec<TableId>> {
+        let filter = self.filter.including(patterns).map_err(|e| {
+            Error::config(format!("tables to add: {e}"), "write tables as \"schema.table\" globs or \"re:<regex>\"")
+        })?;
+        self.unaddable.clear();
+        let new = self.capture_new(&filter).await.map_err(|(_, e)| e)?;
+        self.filter = filter;
+        Ok(new)
+    }
+
+    fn check_condition(&self, table: &TableId, condition: &str) -> impl std::future::Future<Output = Result<()>> + Send {
+        let (params, table, condition) = (self.params.clone(), table.clone(), condition.to_string());
+        async move { super::snapshot::check_condition(&params, &table, &condition).await }
+    }
+
+    fn spawn_reader(&self, snapshots: &mut Snapshots, table: TableId, progress: TableSnapshot, condition: Option<String>) {
         let (params, run, chunk_size) =
             (self.params.clone(), snapshots.windows.run().to_string(), snapshots.chunk_size);
         let exclude: Vec<String> = self.transforms.excluded_columns(&table).into_iter().map(String::from).collect();
-        snapshots.spawn(move |tx, parallel| async move {
-            super::snapshot::snapshot_table(&params, &run, table, progress, chunk_size, parallel, &tx, &exclude).await
+        snapshots.spawn(table.clone(), move |tx, parallel| async move {
+            let condition = condition.as_deref();
+            super::snapshot::snapshot_table(&params, &run, table, progress, chunk_size, parallel, &tx, &exclude, condition)
+                .await
         });
     }
 
@@ -447,6 +455,29 @@ impl Source for PgSource {
             let _ = conn.send_status(p.pg_ack_lsn(), false).await;
         }
         conn.close().await;
+    }
+}
+
+impl PgSource {
+    /// Captures the tables `filter` matches that are not captured yet: adds
+    /// them to the publication and to the stream. On error, the new tables
+    /// and why they could not be added.
+    async fn capture_new(&mut self, filter: &TableFilter) -> std::result::Result<Vec<TableId>, (Vec<TableId>, Error)> {
+        let found = self.catalog.matching_tables(filter).await.map_err(|e| (Vec::new(), e))?;
+        let new: Vec<TableId> = found
+            .iter()
+            .map(|(s, t)| TableId::new(s, t))
+            .filter(|t| !self.tables.contains(t) && !self.unaddable.contains(t))
+            .collect();
+        if new.is_empty() {
+            return Ok(new);
+        }
+        let published = Published::all(&found, &self.transforms);
+        if let Err(e) = self.catalog.ensure_publication(&self.publication, &published).await {
+            return Err((new, e));
+        }
+        self.tables.extend(new.iter().cloned());
+        Ok(new)
     }
 }
 

@@ -86,8 +86,8 @@ pub enum ReaderEvent {
         table: String,
         opened: oneshot::Sender<Position>,
     },
-    /// A table's snapshot is complete.
-    TableDone,
+    /// A table's reader ended (its snapshot is complete, or stopped).
+    TableDone(TableId),
     Failed(Error),
 }
 
@@ -143,6 +143,14 @@ pub struct Windows {
     ranged: HashMap<TableId, (u64, TableSnapshot)>,
     /// Readers still running (the plan's and those asked for later).
     pub readers: usize,
+    /// The same, per table.
+    running: HashMap<TableId, usize>,
+    /// Tables whose snapshot was stopped: their chunks are dropped, the
+    /// first one's place taking a final progress marked done (`true` once
+    /// written), until their readers end.
+    stopped: HashMap<TableId, bool>,
+    /// Tables whose reader ended since [`Windows::take_ended`].
+    ended: Vec<TableId>,
     warned_keyless: HashSet<TableId>,
 }
 
@@ -156,6 +164,9 @@ impl Windows {
             chunks,
             ranged: HashMap::new(),
             readers,
+            running: HashMap::new(),
+            stopped: HashMap::new(),
+            ended: Vec::new(),
             warned_keyless: HashSet::new(),
         }
     }
@@ -182,8 +193,17 @@ impl Windows {
                 self.pending_open.push((id, table, opened));
                 Ok(Some(()))
             }
-            Some(ReaderEvent::TableDone) => {
+            Some(ReaderEvent::TableDone(table)) => {
                 self.readers = self.readers.saturating_sub(1);
+                let left = self.running.get_mut(&table).map(|n| {
+                    *n = n.saturating_sub(1);
+                    *n
+                });
+                if left == Some(0) {
+                    self.running.remove(&table);
+                    self.stopped.remove(&table);
+                    self.ended.push(table);
+                }
                 Ok(Some(()))
             }
             Some(ReaderEvent::Failed(e)) => Err(e),
@@ -222,8 +242,35 @@ impl Windows {
     }
 
     /// Another table's reader was started (a snapshot asked for while running).
-    pub fn reader_started(&mut self) {
+    pub fn reader_started(&mut self, table: &TableId) {
         self.readers += 1;
+        *self.running.entry(table.clone()).or_default() += 1;
+    }
+
+    /// Whether a reader of `table` runs (or waits for its turn).
+    pub fn is_running(&self, table: &TableId) -> bool {
+        self.running.contains_key(table)
+    }
+
+    /// Tables being read now.
+    pub fn running_tables(&self) -> Vec<TableId> {
+        self.running.keys().cloned().collect()
+    }
+
+    /// Stops `table`'s snapshot: its chunks are dropped from now on (their
+    /// readers see that and end) and the table's progress is stored as done,
+    /// so no later run resumes it. False when no reader of it runs.
+    pub fn stop(&mut self, table: &TableId) -> bool {
+        if !self.running.contains_key(table) {
+            return false;
+        }
+        self.stopped.entry(table.clone()).or_insert(false);
+        true
+    }
+
+    /// The tables whose readers ended since the last call.
+    pub fn take_ended(&mut self) -> Vec<TableId> {
+        std::mem::take(&mut self.ended)
     }
 
     /// Notes a change for every open window on its table.
@@ -276,13 +323,29 @@ impl Windows {
         position: &mut dyn FnMut() -> Position,
         out: &mut Vec<StreamItem>,
     ) {
+        if let Some(marked) = self.stopped.get_mut(&chunk.table.id) {
+            // Dropping the chunk (and its `emitted`) ends its reader.
+            if !std::mem::replace(marked, true) {
+                let now_us = now_micros();
+                let progress = TableSnapshot { done: true, ..chunk.progress };
+                out.push(StreamItem::Begin { tx_id: None, commit_ts_us: now_us, position: position() });
+                out.push(StreamItem::SnapshotProgress(SnapshotProgress {
+                    table: chunk.table.id.clone(),
+                    last_key: progress.last_key,
+                    resume: progress.resume,
+                    ranges: progress.ranges,
+                    rows: progress.rows,
+                    done: true,
+                    position: position(),
+                }));
+                out.push(StreamItem::Commit { tx_id: None, commit_ts_us: now_us, position: position() });
+            }
+            return;
+        }
         if !chunk.keyed && self.warned_keyless.insert(chunk.table.id.clone()) {
             tracing::warn!(table = %chunk.table.id, "table has no primary key: snapshot rows cannot be deduplicated against concurrent changes");
         }
-        let now_us = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_micros() as i64)
-            .unwrap_or(0);
+        let now_us = now_micros();
         out.push(StreamItem::Begin { tx_id: None, commit_ts_us: now_us, position: position() });
         let source = SourceInfo { commit_ts_us: now_us, tx_id: None, snapshot: true, ..source };
         let progress = match chunk.range {
@@ -331,6 +394,10 @@ impl Windows {
         progress.done = progress.ranges.iter().all(|r| r.done);
         progress.clone()
     }
+}
+
+fn now_micros() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_micros() as i64).unwrap_or(0)
 }
 
 /// Where `table`'s snapshot resumes: the least advanced sink's progress (a
@@ -477,17 +544,17 @@ impl Snapshots {
 
     /// Starts a reader for one table once a slot is free; its end (or its
     /// error) reaches the stream side as a [`ReaderEvent`].
-    pub fn spawn<F, Fut>(&mut self, read: F)
+    pub fn spawn<F, Fut>(&mut self, table: TableId, read: F)
     where
         F: FnOnce(mpsc::Sender<ReaderEvent>, Parallel) -> Fut + Send + 'static,
         Fut: std::future::Future<Output = Result<()>> + Send + 'static,
     {
-        self.windows.reader_started();
+        self.windows.reader_started(&table);
         let (tx, limit) = (self.tx.clone(), self.limit.clone());
         tokio::spawn(async move {
             let Ok(_permit) = limit.clone().acquire_owned().await else { return };
             let event = match read(tx.clone(), Parallel { limit }).await {
-                Ok(()) => ReaderEvent::TableDone,
+                Ok(()) => ReaderEvent::TableDone(table),
                 Err(e) => ReaderEvent::Failed(e),
             };
             let _ = tx.send(event).await;
@@ -598,7 +665,7 @@ mod tests {
         assert!(matches!(out.last(), Some(StreamItem::Commit { .. })));
         assert!(out.windows(2).all(|w| w[0].position() < w[1].position()));
         done.await.unwrap();
-        tx.send(ReaderEvent::TableDone).await.unwrap();
+        tx.send(ReaderEvent::TableDone(TableId::new("public", "t"))).await.unwrap();
         windows.receive().await.unwrap();
         assert!(windows.finished());
     }

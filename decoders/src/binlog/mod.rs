@@ -94,6 +94,12 @@ impl BinlogDecoder {
     /// binlog file and offset. `checksums` says the server was asked for
     /// CRC32 checksums (`@master_binlog_checksum`), so the first fake Rotate
     /// carries 4 CRC bytes mysql_common cannot know about yet.
+    /// Decodes the tables `filter` matches from the next table map on
+    /// (tables added to the capture while streaming).
+    pub fn set_filter(&mut self, filter: TableFilter) {
+        self.filter = filter;
+    }
+
     pub fn new(filter: TableFilter, start: &MysqlAnchor, checksums: bool) -> Self {
         let (gtid_mode, gtids, file, next_pos) = match start {
             MysqlAnchor::Gtid(set) => (true, set.clone(), Arc::from(""), 4),

@@ -68,6 +68,9 @@ pub struct ReaderConfig {
     pub chunk_size: u64,
     /// The global transforms' excluded columns of the table: not read.
     pub exclude: Vec<String>,
+    /// Only the rows matching this SQL condition (an ad-hoc snapshot's,
+    /// checked first with [`check_condition`]).
+    pub condition: Option<String>,
 }
 
 fn quote(name: &str) -> String {
@@ -197,6 +200,7 @@ impl Keyed {
                     &self.key_order,
                     after.is_some(),
                     range.upper.is_some(),
+                    reader.cfg.condition.as_deref(),
                     chunk_size,
                 );
                 let mut params = Vec::new();
@@ -374,7 +378,8 @@ impl Reader<'_> {
             None => self.master_status().await?,
         };
         let skip = progress.resume.unwrap_or(0);
-        let sql = format!("SELECT {select_list} FROM {qualified}");
+        let condition = cfg_condition(self.cfg);
+        let sql = format!("SELECT {select_list} FROM {qualified}{condition}");
         let Reader { cfg, conn, table, schema, columns, out } = self;
         let mut rows: Vec<Row> = Vec::new();
         let mut seen = 0u64;
@@ -460,6 +465,7 @@ fn keyed_chunk_sql(
     keys: &[usize],
     after: bool,
     upper: bool,
+    condition: Option<&str>,
     limit: u64,
 ) -> String {
     let name = |i: usize| quote(&columns[i].schema.name);
@@ -482,9 +488,41 @@ fn keyed_chunk_sql(
     if upper {
         filters.push(expanded("<", "<="));
     }
+    if let Some(c) = condition {
+        filters.push(format!("(\n{c}\n)"));
+    }
     let filter = if filters.is_empty() { String::new() } else { format!(" WHERE {}", filters.join(" AND ")) };
     let order = keys.iter().map(|&i| name(i)).collect::<Vec<_>>().join(", ");
     format!("SELECT {select_list} FROM {qualified}{filter} ORDER BY {order} LIMIT {limit}")
+}
+
+/// ` WHERE (condition)` of a keyless read, the condition on lines of its
+/// own so that a `-- ` comment in it ends with it.
+fn cfg_condition(cfg: &ReaderConfig) -> String {
+    cfg.condition.as_deref().map(|c| format!(" WHERE (\n{c}\n)")).unwrap_or_default()
+}
+
+/// Checks an ad-hoc snapshot's condition on `table` before any chunk is
+/// read: prepared (one statement only, never run) in the shape the chunks
+/// use, so a condition that is not an SQL expression over the table's
+/// columns — or that tries to end the statement — is refused with the
+/// server's own message.
+pub async fn check_condition(opts: &Opts, table: &TableId, condition: &str) -> Result<()> {
+    let mut conn = Conn::new(opts.clone()).await.map_err(|e| sql_error("connecting to check a snapshot condition", e))?;
+    let qualified = format!("{}.{}", quote(&table.schema), quote(&table.name));
+    let sql = format!("SELECT 1 FROM {qualified} WHERE (\n{condition}\n) LIMIT 0");
+    let checked = conn.prep(sql.as_str()).await.map(|_| ());
+    let _ = conn.disconnect().await;
+    checked.map_err(|e| {
+        let message = match &e {
+            mysql_async::Error::Server(se) => se.message.clone(),
+            other => other.to_string(),
+        };
+        Error::config(
+            format!("the snapshot condition for {table} is not valid SQL for it: {message}"),
+            "write a boolean SQL condition over the table's columns, e.g. \"id > 1000\"",
+        )
+    })
 }
 
 /// A parameter typed like the key column, so comparisons are exact (a
@@ -562,13 +600,13 @@ mod tests {
     fn composite_keys_page_with_an_expanded_filter() {
         let col = key_column;
         let columns = vec![col("a", Kind::Int { unsigned: false }), col("b", Kind::Decimal { precision: 5, scale: 2 })];
-        let sql = keyed_chunk_sql("`a`, `b`", "`d`.`t`", &columns, &[0, 1], true, false, 10);
+        let sql = keyed_chunk_sql("`a`, `b`", "`d`.`t`", &columns, &[0, 1], true, false, None, 10);
         assert_eq!(
             sql,
             "SELECT `a`, `b` FROM `d`.`t` WHERE ((`a` > ?) OR (`a` = ? AND `b` > CAST(? AS DECIMAL(5,2)))) ORDER BY `a`, `b` LIMIT 10"
         );
         // A key range's upper bound is inclusive.
-        let sql = keyed_chunk_sql("`a`", "`d`.`t`", &columns, &[0, 1], true, true, 10);
+        let sql = keyed_chunk_sql("`a`", "`d`.`t`", &columns, &[0, 1], true, true, None, 10);
         assert!(
             sql.ends_with("AND ((`a` < ?) OR (`a` = ? AND `b` <= CAST(? AS DECIMAL(5,2)))) ORDER BY `a`, `b` LIMIT 10")
         );
