@@ -60,7 +60,10 @@ pub async fn start(admin: &AdminConfig, config: &Config) -> Result<AdminServer> 
         .route("/status", get(status))
         .route("/metrics", get(prometheus))
         .with_state(shared)
-        .merge(crate::signal::api::router(admin.token.clone(), config.sinks.iter().map(|s| s.name().to_string()).collect()));
+        .merge(crate::signal::api::router(
+            admin.token.clone(),
+            config.sinks.iter().map(|s| s.name().to_string()).collect(),
+        ));
     let tls = tls_acceptor(admin)?;
     let scheme = if tls.is_some() { "https" } else { "http" };
     tracing::info!(listen = %addr, scheme, "admin server: /healthz /readyz /status /metrics");

@@ -414,6 +414,11 @@ impl SinkHandle {
         }
     }
 
+    /// Whether the source does not feed this sink now (detached or paused).
+    pub fn is_detached(&self) -> bool {
+        self.detached.is_some()
+    }
+
     pub fn durable(&self) -> Option<Position> {
         self.durable.borrow().clone()
     }

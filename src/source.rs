@@ -257,7 +257,13 @@ pub trait Source: Send + Sized + 'static {
 
     /// Starts the snapshot reader for one table on `snapshots`, from
     /// `progress`; `condition`: only the rows matching this SQL condition.
-    fn spawn_reader(&self, snapshots: &mut Snapshots, table: TableId, progress: TableSnapshot, condition: Option<String>);
+    fn spawn_reader(
+        &self,
+        snapshots: &mut Snapshots,
+        table: TableId,
+        progress: TableSnapshot,
+        condition: Option<String>,
+    );
 
     /// Ends the connections after the sinks drained; `durable` is their
     /// final minimum durable position, confirmed first where the source
@@ -274,6 +280,9 @@ pub struct StreamRun<'a> {
     pub state: Option<&'a StateDir>,
     /// Tables to snapshot in this run.
     pub snapshot: Option<SnapshotPlan>,
+    /// (readers, rows per chunk) of snapshots started while streaming
+    /// (signals, tables found later).
+    pub snapshot_settings: (usize, u64),
     /// Stop once the snapshot is complete (`mode = "initial_only"`).
     pub exit_after_snapshot: bool,
     pub until_caught_up: bool,

@@ -57,8 +57,8 @@ use crate::pipeline::{
     send_all, Flow, SinkHandle,
 };
 use crate::signal::run::SnapshotSignal;
-use crate::signal::signals;
 use crate::signal::table::take_signals;
+use crate::signal::{signals, Action};
 use crate::snapshot::{receive, SnapshotPlan, Snapshots};
 use crate::source::{AnySource, Emit, Source, StreamRun, BATCH_ITEMS};
 use crate::state::{SourceIdentity, StateDir, TableSnapshot};
@@ -90,9 +90,18 @@ impl<S: Source> AnySource for S {
 /// Streams `source` into the sinks until stopped or done (see the module
 /// doc); returns after the sinks have drained and committed.
 async fn drive<S: Source>(mut source: S, run: StreamRun<'_>) -> Result<()> {
-    let StreamRun { sinks, state, snapshot, exit_after_snapshot, until_caught_up, stop, transforms, signal_table } = run;
+    let StreamRun {
+        sinks,
+        state,
+        snapshot,
+        snapshot_settings,
+        exit_after_snapshot,
+        until_caught_up,
+        stop,
+        transforms,
+        signal_table,
+    } = run;
     let snapshot_new_tables = snapshot.is_some();
-    let snapshot_settings = snapshot.as_ref().map_or((2, 10_000), |p| (p.parallelism, p.chunk_size));
     let mut driver = Driver {
         sinks,
         state,
@@ -106,6 +115,7 @@ async fn drive<S: Source>(mut source: S, run: StreamRun<'_>) -> Result<()> {
         dropped_before: state.map(|s| s.dropped()).unwrap_or_default(),
         signal_table,
         snapshot_signals: Vec::new(),
+        deferred_signals: Vec::new(),
     };
     let result = driver.run(&mut source, until_caught_up).await;
     health().set_phase(Phase::Stopping);
@@ -136,6 +146,8 @@ pub(crate) struct Driver<'a> {
     pub(crate) signal_table: Option<TableId>,
     /// Running ad-hoc snapshot signals (see `src/signal/run.rs`).
     pub(crate) snapshot_signals: Vec<SnapshotSignal>,
+    /// Snapshot signals waiting for a running snapshot of their tables.
+    pub(crate) deferred_signals: Vec<(String, Action)>,
 }
 
 impl Driver<'_> {

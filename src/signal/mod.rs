@@ -46,9 +46,15 @@ pub const KEEP: usize = 100;
 pub enum Action {
     /// Snapshot these tables (patterns, as `[source] tables`), each with an
     /// optional SQL condition on its rows (Debezium's additional condition).
-    ExecuteSnapshot { tables: Vec<String>, conditions: Vec<(String, String)>, condition: Option<String> },
+    ExecuteSnapshot {
+        tables: Vec<String>,
+        conditions: Vec<(String, String)>,
+        condition: Option<String>,
+    },
     /// Stop the ad-hoc snapshots of these tables (none: all of them).
-    StopSnapshot { tables: Vec<String> },
+    StopSnapshot {
+        tables: Vec<String>,
+    },
     PauseSink(String),
     ResumeSink(String),
     /// Add tables (names or patterns) to the capture and snapshot them.
@@ -64,13 +70,18 @@ impl Action {
                 None | Some(Json::Null) => Ok(Vec::new()),
                 Some(Json::Array(items)) => items
                     .iter()
-                    .map(|v| v.as_str().map(str::to_string).ok_or_else(|| format!("\"{key}\" must be a list of strings")))
+                    .map(|v| {
+                        v.as_str().map(str::to_string).ok_or_else(|| format!("\"{key}\" must be a list of strings"))
+                    })
                     .collect(),
                 Some(_) => Err(format!("\"{key}\" must be a list of strings")),
             }
         };
         let text = |key: &str| -> Result<String, String> {
-            data.get(key).and_then(Json::as_str).map(str::to_string).ok_or_else(|| format!("\"{key}\" (a string) is missing"))
+            data.get(key)
+                .and_then(Json::as_str)
+                .map(str::to_string)
+                .ok_or_else(|| format!("\"{key}\" (a string) is missing"))
         };
         if !data.is_object() {
             return Err("the signal's data must be a JSON object".into());
@@ -220,23 +231,34 @@ impl Hub {
     /// Returns the id, or None when that id was seen before (a replay).
     pub fn submit(&self, id: Option<String>, kind: &str, data: Json, origin: Origin) -> Option<String> {
         let id = id.unwrap_or_else(new_id);
-        let mut inner = self.lock();
-        if inner.records.iter().any(|r| r.id == id) {
+        let action = match Action::parse(kind, &data) {
+            Ok(action) => action,
+            Err(why) => return self.reject(id.clone(), kind, data, origin, why).then_some(id),
+        };
+        if !self.record(&id, kind, data, origin, Status::Pending, None) {
             return None;
         }
+        self.lock().queue.push_back((id.clone(), action));
+        self.arrived.notify_one();
+        Some(id)
+    }
+
+    /// Records a signal that cannot be parsed at all (e.g. a signal table row
+    /// whose data is not JSON) as failed; false if its id was seen before.
+    pub fn reject(&self, id: String, kind: &str, data: Json, origin: Origin, why: String) -> bool {
+        tracing::warn!(signal = %id, r#type = kind, error = %why, "malformed signal ignored");
+        self.record(&id, kind, data, origin, Status::Failed, Some(why))
+    }
+
+    /// Adds a record, newest first; false if the id was seen before.
+    fn record(&self, id: &str, kind: &str, data: Json, origin: Origin, status: Status, detail: Option<String>) -> bool {
+        let mut inner = self.lock();
+        if inner.records.iter().any(|r| r.id == id) {
+            return false;
+        }
         let now = now_rfc3339();
-        let (status, detail) = match Action::parse(kind, &data) {
-            Ok(action) => {
-                inner.queue.push_back((id.clone(), action));
-                (Status::Pending, None)
-            }
-            Err(e) => {
-                tracing::warn!(signal = %id, r#type = kind, error = %e, "malformed signal ignored");
-                (Status::Failed, Some(e))
-            }
-        };
-        let record = SignalRecord {
-            id: id.clone(),
+        inner.records.push_front(SignalRecord {
+            id: id.to_string(),
             kind: kind.to_string(),
             origin,
             data,
@@ -245,13 +267,10 @@ impl Hub {
             tables: Vec::new(),
             received_at: now.clone(),
             updated_at: now,
-        };
-        inner.records.push_front(record);
+        });
         inner.records.truncate(KEEP);
         inner.save();
-        drop(inner);
-        self.arrived.notify_one();
-        Some(id)
+        true
     }
 
     /// The queued signals, oldest first (for the driver).
@@ -269,9 +288,16 @@ impl Hub {
         let detail = detail.into();
         let mut inner = self.lock();
         let Some(r) = inner.records.iter_mut().find(|r| r.id == id) else { return };
+        if r.status == status && r.detail == detail {
+            return;
+        }
         match status {
-            Status::Failed => tracing::warn!(signal = %id, r#type = %r.kind, detail = detail.as_deref().unwrap_or(""), "signal failed"),
-            _ => tracing::info!(signal = %id, r#type = %r.kind, status = ?status, detail = detail.as_deref().unwrap_or(""), "signal"),
+            Status::Failed => {
+                tracing::warn!(signal = %id, r#type = %r.kind, detail = detail.as_deref().unwrap_or(""), "signal failed")
+            }
+            _ => {
+                tracing::info!(signal = %id, r#type = %r.kind, status = ?status, detail = detail.as_deref().unwrap_or(""), "signal")
+            }
         }
         r.status = status;
         r.detail = detail;
@@ -360,7 +386,10 @@ mod tests {
         assert_eq!(action.condition_for("public.a").as_deref(), Some("id > 5"));
         assert_eq!(action.condition_for("public.b"), None);
         let legacy = json!({"data-collections": ["public.a"], "additional-condition": "x = 1"});
-        assert_eq!(Action::parse("execute-snapshot", &legacy).unwrap().condition_for("public.a").as_deref(), Some("x = 1"));
+        assert_eq!(
+            Action::parse("execute-snapshot", &legacy).unwrap().condition_for("public.a").as_deref(),
+            Some("x = 1")
+        );
         assert!(Action::parse("execute-snapshot", &json!({"data-collections": []})).is_err());
         assert!(Action::parse("execute-snapshot", &json!({"data-collections": ["a.b"], "type": "blocking"}))
             .unwrap_err()
@@ -370,8 +399,11 @@ mod tests {
         assert!(Action::parse("pause-sink", &json!({})).unwrap_err().contains("sink"));
         assert!(Action::parse("explode", &json!({})).unwrap_err().starts_with("unknown signal type"));
         assert!(Action::parse("log", &json!("text")).is_err());
-        assert_eq!(snapshot_data(&["public.a".into()], Some("id > 1")), json!({"data-collections": ["public.a"],
-            "type": "incremental", "additional-conditions": [{"data-collection": "public.a", "filter": "id > 1"}]}));
+        assert_eq!(
+            snapshot_data(&["public.a".into()], Some("id > 1")),
+            json!({"data-collections": ["public.a"],
+            "type": "incremental", "additional-conditions": [{"data-collection": "public.a", "filter": "id > 1"}]})
+        );
     }
 
     #[test]

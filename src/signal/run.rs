@@ -3,7 +3,8 @@
 //!
 //! - `execute-snapshot`: the patterns are matched against the captured
 //!   tables; a table already being read, or a condition the server refuses
-//!   (checked by preparing it), fails the signal and starts nothing. Else a
+//!   (checked by preparing it), fails the signal and starts nothing; one
+//!   whose table is being read waits (pending) until that snapshot ends. Else a
 //!   reader starts per table (the DBLog windows make it safe while changes
 //!   stream) and the signal is `running` until every table's reader ended:
 //!   `done`, or `stopped` if a `stop-snapshot` cut it short. A restart
@@ -43,11 +44,19 @@ impl Driver<'_> {
         if let Some(state) = self.state {
             for table in state.snapshot_requests() {
                 let condition = state.snapshot_request_condition(&table);
-                signals().submit(None, "execute-snapshot", snapshot_data(&[table.clone()], condition.as_deref()), Origin::Cli);
+                signals().submit(
+                    None,
+                    "execute-snapshot",
+                    snapshot_data(&[table.clone()], condition.as_deref()),
+                    Origin::Cli,
+                );
                 state.take_snapshot_request(&table);
             }
         }
-        for (id, action) in signals().take() {
+        // Snapshots that waited for a table's running snapshot come first.
+        let mut todo = std::mem::take(&mut self.deferred_signals);
+        todo.extend(signals().take());
+        for (id, action) in todo {
             let (status, detail) = match self.run_signal(source, &id, action).await {
                 Ok(outcome) => outcome,
                 Err(why) => (Status::Failed, Some(why)),
@@ -59,12 +68,15 @@ impl Driver<'_> {
     async fn run_signal<S: Source>(&mut self, source: &mut S, id: &str, action: Action) -> Outcome {
         match &action {
             Action::ExecuteSnapshot { tables, .. } => {
+                self.all_attached()?;
                 let captured: Vec<TableId> =
                     source.tables().iter().filter(|t| Some(*t) != self.signal_table.as_ref()).cloned().collect();
-                let tables = expand(tables, &captured)?;
+                let tables = expand(tables, &captured).map_err(|p| format!("{p} matches no captured table"))?;
                 let running = self.snapshots.as_ref().map(|s| s.windows.running_tables()).unwrap_or_default();
                 if let Some(busy) = tables.iter().find(|t| running.contains(t)) {
-                    return Err(format!("{busy} is already being snapshotted; stop that snapshot first (stop-snapshot)"));
+                    let detail = format!("waits for the running snapshot of {busy} to end");
+                    self.deferred_signals.push((id.to_string(), action.clone()));
+                    return Ok((Status::Pending, Some(detail)));
                 }
                 let mut conditions = Vec::new();
                 for table in &tables {
@@ -82,7 +94,10 @@ impl Driver<'_> {
             }
             Action::StopSnapshot { tables } => {
                 let running = self.snapshots.as_ref().map(|s| s.windows.running_tables()).unwrap_or_default();
-                let chosen = if tables.is_empty() { running } else { expand(tables, &running)? };
+                let chosen = match tables.is_empty() {
+                    true => running,
+                    false => expand(tables, &running).map_err(|p| format!("no snapshot of {p} is running"))?,
+                };
                 if chosen.is_empty() {
                     return Err("no snapshot is running".into());
                 }
@@ -97,6 +112,13 @@ impl Driver<'_> {
                 Ok((Status::Done, Some(format!("stopped the snapshot of {}", names(&chosen)))))
             }
             Action::PauseSink(name) => {
+                let running = self.snapshots.as_ref().map(|s| s.windows.running_tables()).unwrap_or_default();
+                if !running.is_empty() {
+                    return Err(format!(
+                        "a snapshot is running ({}): its rows would not reach a paused sink; pause after it completes, or stop it first",
+                        names(&running)
+                    ));
+                }
                 pause(self.sinks, name)?;
                 Ok((Status::Done, Some(format!("sink {name:?} paused"))))
             }
@@ -105,6 +127,9 @@ impl Driver<'_> {
                 Ok((Status::Done, Some(format!("sink {name:?} resumed"))))
             }
             Action::AddTables(patterns) => {
+                if self.snapshot_new_tables {
+                    self.all_attached()?;
+                }
                 let new = source.add_tables(patterns).await.map_err(|e| match e.hint {
                     Some(hint) => format!("{} ({hint})", e.message),
                     None => e.message,
@@ -121,7 +146,10 @@ impl Driver<'_> {
                     state.write_added_tables(&added).map_err(|e| e.message)?;
                 }
                 if !self.snapshot_new_tables {
-                    return Ok((Status::Done, Some(format!("capturing {} (no snapshot: [snapshot] mode)", names(&new)))));
+                    return Ok((
+                        Status::Done,
+                        Some(format!("capturing {} (no snapshot: [snapshot] mode)", names(&new))),
+                    ));
                 }
                 for table in &new {
                     source.spawn_reader(self.snapshots_mut(), table.clone(), TableSnapshot::default(), None);
@@ -136,11 +164,27 @@ impl Driver<'_> {
         }
     }
 
+    /// Snapshot rows reach only the sinks being fed: none may be paused or
+    /// detached when a snapshot starts.
+    fn all_attached(&self) -> Result<(), String> {
+        match self.sinks.iter().find(|s| s.is_detached()) {
+            Some(s) => Err(format!(
+                "sink {:?} is paused or detached: snapshot rows would not reach it; resume it (or wait until it re-attaches) first",
+                s.name
+            )),
+            None => Ok(()),
+        }
+    }
+
     /// Follows a snapshot signal's tables until their readers end.
     fn track(&mut self, id: &str, tables: Vec<TableId>) -> (Status, Option<String>) {
         signals().set_tables(id, tables.iter().map(ToString::to_string).collect());
         let detail = format!("snapshotting {}", names(&tables));
-        self.snapshot_signals.push(SnapshotSignal { id: id.to_string(), left: tables.into_iter().collect(), stopped: false });
+        self.snapshot_signals.push(SnapshotSignal {
+            id: id.to_string(),
+            left: tables.into_iter().collect(),
+            stopped: false,
+        });
         (Status::Running, Some(detail))
     }
 
@@ -195,15 +239,16 @@ impl Driver<'_> {
     }
 }
 
-/// The tables of `among` each pattern matches; a pattern matching none is an error.
+/// The tables of `among` each pattern matches; the error is the first
+/// pattern that matches none (or is not a pattern).
 fn expand(patterns: &[String], among: &[TableId]) -> Result<Vec<TableId>, String> {
     let mut tables = Vec::new();
     for pattern in patterns {
         let filter = TableFilter::new(std::slice::from_ref(&pattern.replace(['"', '`'], "")), &[])
-            .map_err(|e| format!("{pattern:?}: {e}"))?;
+            .map_err(|e| format!("{pattern:?} ({e})"))?;
         let matched: Vec<&TableId> = among.iter().filter(|t| filter.matches(&t.schema, &t.name)).collect();
         if matched.is_empty() {
-            return Err(format!("{pattern:?} matches no captured table"));
+            return Err(format!("{pattern:?}"));
         }
         for t in matched {
             if !tables.contains(t) {

@@ -57,9 +57,7 @@ fn submit_row(ev: &ChangeEvent) {
             signals().submit(Some(id), &kind, data, Origin::Table);
         }
         (Some(id), Err(e)) => {
-            if let Some(id) = signals().submit(Some(id), &kind, Json::String(data), Origin::Table) {
-                signals().update(&id, super::Status::Failed, e);
-            }
+            signals().reject(id, &kind, Json::String(data), Origin::Table, e);
         }
     }
 }

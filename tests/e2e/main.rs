@@ -56,5 +56,6 @@ mod rabbitmq;
 mod redis;
 mod resilience;
 mod secrets;
+mod signals;
 mod snapshot;
 mod transforms;
