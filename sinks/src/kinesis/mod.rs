@@ -40,8 +40,8 @@
 //! ([`records::identity`]). A call that gets no
 //! answer (timeout, lost connection, server error) may have landed: the sink
 //! reads the shards the same way before resending, and sends only what is
-//! not there. Limits, stated in the README: outflow must be the only writer
-//! of its records to the stream; without a checkpoint the whole retained
+//! not there. Limits, stated in docs/src/sinks/kinesis.md: outflow must be
+//! the only writer of its records to the stream; without a checkpoint the whole retained
 //! stream is read once at start (memory grows with it); snapshot rows that a
 //! restarted snapshot reads again carry a new snapshot position, so they are
 //! written again; a call the server finishes only after the sink gave up on

@@ -3,7 +3,7 @@
 //! The mapping reads the column's logical type (`ColumnSchema::ty`) only;
 //! [`kind_of`] is one table: a new logical type is one match arm.
 //!
-//! Decisions (also in the README):
+//! Decisions (also in docs/src/sinks/parquet.md):
 //! - `numeric(p,s)` → Decimal128(p,s) up to 38 digits, Decimal256(p,s) up to
 //!   76; unconstrained `numeric` (arbitrary precision, NaN, ±Infinity) → Utf8
 //!   holding the exact text. NaN in a `numeric(p,s)` column (PostgreSQL

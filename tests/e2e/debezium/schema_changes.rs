@@ -22,7 +22,7 @@ fn kafka_section(extra: &str) -> String {
 /// A schema change record without what cannot agree between two servers
 /// and two runs (times, binlog coordinates, versions) and without what the
 /// binlog does not tell (character sets, defaults, auto-increment, display
-/// widths and character lengths: README "deliberate differences").
+/// widths and character lengths: docs/src/debezium.md, `include.schema.changes`).
 fn comparable(record: &Value) -> Value {
     let mut r = json!({"key": record["key"], "value": record["value"].clone()});
     let value = &mut r["value"];
