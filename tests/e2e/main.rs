@@ -38,6 +38,7 @@ mod kinesis;
 mod least_privilege;
 mod lifecycle;
 mod mysql_harness;
+mod mysql_signals;
 mod mysql_snapshot;
 mod mysql_stream;
 mod mysql_tls;
