@@ -408,8 +408,8 @@ fn misplaced_source_key(expanded: &str, e: &toml::de::Error) -> Option<Error> {
 /// nearest key for unknown fields.
 fn config_error(origin: &str, written: &str, expanded: &str, e: &toml::de::Error) -> Error {
     let message = e.message().trim().replace('\n', " ");
-    let hint =
-        unknown_field_hint(&message).unwrap_or_else(|| "see the configuration reference in docs/src/configuration.md".to_string());
+    let hint = unknown_field_hint(&message)
+        .unwrap_or_else(|| "see the configuration reference in docs/src/configuration.md".to_string());
     // Expansion happens inside lines, so line numbers agree in both texts.
     let line_of = |at: usize| expanded.as_bytes()[..at.min(expanded.len())].iter().filter(|b| **b == b'\n').count();
     let place = e

@@ -24,16 +24,52 @@ pub struct SlotInfo {
     pub safe_wal_size: Option<i64>,
 }
 
+/// The server's WAL position: replayed so far on a standby, written on a primary.
+pub const SERVER_LSN: &str =
+    "(CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn() ELSE pg_current_wal_lsn() END)";
+
 pub struct Catalog {
     client: Client,
     display: String,
+    /// The server is a hot standby (read-only; logical decoding on a
+    /// standby needs PostgreSQL 16+).
+    pub standby: bool,
 }
 
 impl Catalog {
     pub async fn connect(params: &PgParams) -> Result<Catalog> {
         let display = params.display();
         let client = outflow_pgconn::connect(params).await?.map_err(|e| connect_error(params, &e))?;
-        Ok(Catalog { client, display })
+        let row = client.query_one("SELECT pg_is_in_recovery()", &[]).await.map_err(|e| sql_error("pg_is_in_recovery()", &e))?;
+        Ok(Catalog { client, display, standby: row.get(0) })
+    }
+
+    /// On a standby: refuses `hot_standby_feedback = off` (the primary
+    /// would remove catalog rows the slot still needs, and the server then
+    /// invalidates the slot) and servers before PostgreSQL 16.
+    pub async fn check_standby(&self) -> Result<()> {
+        if !self.standby {
+            return Ok(());
+        }
+        let row = self
+            .client
+            .query_one("SELECT current_setting('server_version_num')::int, current_setting('hot_standby_feedback')", &[])
+            .await
+            .map_err(|e| sql_error("reading the standby's settings", &e))?;
+        let (version, feedback): (i32, String) = (row.get(0), row.get(1));
+        if version < 160000 {
+            return Err(Error::fatal(
+                format!("postgres at {} is a standby, and logical decoding on a standby needs PostgreSQL 16 or later", self.display),
+                "point [source] url at the primary, or upgrade the standby",
+            ));
+        }
+        if feedback != "on" {
+            return Err(Error::fatal(
+                format!("postgres at {} is a standby with hot_standby_feedback={feedback}; the primary could remove catalog rows the slot needs, and the slot would be invalidated", self.display),
+                "on the standby: ALTER SYSTEM SET hot_standby_feedback = on; SELECT pg_reload_conf();",
+            ));
+        }
+        Ok(())
     }
 
     pub fn client(&self) -> &Client {
@@ -111,9 +147,11 @@ impl Catalog {
         let row = self
             .client
             .query_opt(
-                "SELECT plugin, database, active, active_pid, confirmed_flush_lsn::text, restart_lsn::text, \
-                 (pg_current_wal_lsn() - restart_lsn)::bigint, wal_status, safe_wal_size \
-                 FROM pg_replication_slots WHERE slot_name = $1",
+                &format!(
+                    "SELECT plugin, database, active, active_pid, confirmed_flush_lsn::text, restart_lsn::text, \
+                 ({SERVER_LSN} - restart_lsn)::bigint, wal_status, safe_wal_size \
+                 FROM pg_replication_slots WHERE slot_name = $1"
+                ),
                 &[&name],
             )
             .await
@@ -135,9 +173,9 @@ impl Catalog {
     pub async fn current_wal_lsn(&self) -> Result<u64> {
         let row = self
             .client
-            .query_one("SELECT (pg_current_wal_lsn() - '0/0')::bigint", &[])
+            .query_one(&format!("SELECT ({SERVER_LSN} - '0/0')::bigint"), &[])
             .await
-            .map_err(|e| sql_error("reading pg_current_wal_lsn()", &e))?;
+            .map_err(|e| sql_error("reading the server's WAL position", &e))?;
         Ok(row.get::<_, i64>(0) as u64)
     }
 
@@ -149,7 +187,11 @@ impl Catalog {
     /// starts a new page, while a walsender that has read everything reports
     /// the end of the last record, i.e. the page boundary; that header is
     /// taken off so the two compare.
+    /// On a standby: the end of the last record replayed.
     pub async fn wal_insert_end(&self) -> Result<u64> {
+        if self.standby {
+            return self.current_wal_lsn().await;
+        }
         let row = self
             .client
             .query_one(

@@ -1,4 +1,6 @@
 //! The publication: which tables (and columns) the server decodes for us.
+//! On a standby it is the primary's (replicated, read-only): what outflow
+//! would change there is an error that gives the SQL to run on the primary.
 //!
 //! outflow creates the publication when it is missing and marks it as its
 //! own with a comment ([`OWNED`]). It then keeps the table list in step
@@ -138,6 +140,13 @@ impl Catalog {
     }
 
     async fn alter(&self, sql: &str, what: &str) -> Result<()> {
+        if self.standby {
+            // Read-only: the publication is the primary's to change.
+            return Err(Error::fatal(
+                format!("[source] url is a standby, where outflow cannot do this: {what}"),
+                format!("run this on the primary, then start outflow again: {sql};"),
+            ));
+        }
         if let Err(e) = self.client().batch_execute(sql).await {
             let _ = self.client().batch_execute("ROLLBACK").await;
             return Err(privilege_hint(sql_error(what, &e)));

@@ -18,7 +18,7 @@ use std::sync::{Arc, Mutex};
 use outflow_decoders::pg_type_registry::{column_type, PgType, TypeRegistry};
 use outflow_decoders::pgtypes::oid::{INT2, INT4, INT8};
 use outflow_decoders::pgtypes::parse_text;
-use outflow_model::{ColumnSchema, KeyRange, KeyText, Row, SourceInfo, TableId, TableSchema, Value};
+use outflow_model::{ColumnSchema, KeyRange, KeyText, Position, Row, SourceInfo, TableId, TableSchema, Value};
 use tokio::sync::{mpsc, oneshot};
 use tokio_postgres::SimpleQueryMessage;
 
@@ -141,6 +141,9 @@ struct Worker {
     in_flight: InFlight,
     /// The table changed shape since it was described (see [`Worker::read`]).
     reshaped: bool,
+    /// On a standby: the replay position the last chunk read is consistent
+    /// with (see [`Worker::read_on_standby`]).
+    high: Option<u64>,
 }
 
 impl Worker {
@@ -157,7 +160,7 @@ impl Worker {
             .map_err(|e| sql_error("setting up the snapshot session", &e))?;
         let (schema, columns) = describe(&catalog, table, exclude).await?;
         let select_list = select_list(&columns);
-        Ok(Worker { catalog, schema, columns, select_list, in_flight: InFlight::default(), reshaped: false })
+        Ok(Worker { catalog, schema, columns, select_list, in_flight: InFlight::default(), reshaped: false, high: None })
     }
 
     /// Writes the chunk's low watermark and reads it with `sql`. No rows
@@ -170,9 +173,51 @@ impl Worker {
         id: u64,
         sql: &str,
     ) -> Result<Option<(Vec<Row>, Option<KeyText>)>> {
+        if self.catalog.standby {
+            return self.read_on_standby(reader, id, sql).await;
+        }
         let in_progress = emit_watermark(&self.catalog, &watermark(reader.run, false, id, reader.table), false).await?;
         wait_until_visible(&self.catalog, &in_progress).await?;
         let read = read_rows(&self.catalog, sql, &self.columns).await?;
+        self.reshaped = read.is_none();
+        Ok(read)
+    }
+
+    /// A standby is read-only: no watermarks. The stream side opens the
+    /// chunk's window first (between two transactions, at what it has
+    /// decoded so far: every transaction committed before it is replayed,
+    /// so visible to the chunk); then the chunk is read in one REPEATABLE
+    /// READ transaction whose first statement takes the snapshot and then
+    /// reads the replay position H. A standby makes transactions visible as
+    /// it replays their commits, so every transaction the chunk sees ends at
+    /// or before H: the chunk is emitted once the stream is past H, and
+    /// changes between the window's opening and H win over its rows (the
+    /// same dedup as between watermarks). `Ok(None)` also when the stream
+    /// side stopped (the chunk is then never sent).
+    async fn read_on_standby(
+        &mut self,
+        reader: &TableReader<'_>,
+        id: u64,
+        sql: &str,
+    ) -> Result<Option<(Vec<Row>, Option<KeyText>)>> {
+        let (opened, at) = oneshot::channel();
+        let open = ReaderEvent::Open { id, table: reader.table.to_string(), opened };
+        if reader.out.send(open).await.is_err() || at.await.is_err() {
+            return Ok(None);
+        }
+        let client = self.catalog.client();
+        client
+            .batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            .await
+            .map_err(|e| sql_error("starting a snapshot chunk's transaction", &e))?;
+        let high = client
+            .query_one("SELECT (pg_last_wal_replay_lsn() - '0/0')::bigint", &[])
+            .await
+            .map_err(|e| sql_error("reading the standby's replay position", &e))?;
+        self.high = Some(high.get::<_, i64>(0) as u64);
+        let read = read_rows(&self.catalog, sql, &self.columns).await;
+        let _ = client.batch_execute("COMMIT").await;
+        let read = read?;
         self.reshaped = read.is_none();
         Ok(read)
     }
@@ -186,7 +231,9 @@ impl Worker {
         if !self.in_flight.send(reader.out, chunk).await {
             return Ok(false);
         }
-        emit_watermark(&self.catalog, &watermark(reader.run, true, id, reader.table), true).await?;
+        if !self.catalog.standby {
+            emit_watermark(&self.catalog, &watermark(reader.run, true, id, reader.table), true).await?;
+        }
         reader.bar.lock().unwrap_or_else(|e| e.into_inner()).advance(rows);
         if !self.in_flight.settle().await {
             return Ok(false);
@@ -215,8 +262,8 @@ impl Worker {
             keyed,
             progress,
             range,
-            high: None,
-            source: SourceInfo::default(),
+            high: self.high.map(Position::pg),
+            source: SourceInfo { lsn: self.high, ..SourceInfo::default() },
             emitted,
         }
     }

@@ -78,6 +78,12 @@ pub struct PgSource {
     reached: bool,
     /// The message `recv` took, for `read`.
     pending: Option<ReplicationMessage>,
+    /// Everything up to this LSN has been decoded (the last commit's end,
+    /// or an idle keepalive's WAL end): where snapshot chunks read on a
+    /// standby are placed (see [`PgSource::place_on_standby`]).
+    here: u64,
+    /// On a standby: snapshot windows or chunks wait for their place.
+    placing: bool,
     decoder: PgDecoder,
     decoded: Vec<StreamItem>,
     /// What the server was last told is durable.
@@ -102,6 +108,7 @@ impl PgSource {
         let params = PgParams::from_url(&cfg.url, "[source] url")?;
         let catalog = Catalog::connect(&params).await?;
         catalog.check_wal_level().await?;
+        catalog.check_standby().await?;
         let filter = cfg.table_filter()?;
         let tables = catalog.resolve_tables(&filter).await?;
         catalog.ensure_publication(&cfg.publication, &Published::all(&tables, transforms)).await?;
@@ -125,7 +132,13 @@ impl PgSource {
                 slot.replace('"', "\"\""),
                 if temporary { "TEMPORARY " } else { "" }
             );
-            conn.simple_query(&sql).await.map_err(|e| match e {
+            let create = conn.simple_query(&sql);
+            tokio::pin!(create);
+            let created = tokio::select! {
+                created = &mut create => created,
+                never = note_standby_wait(catalog.standby) => match never {},
+            };
+            created.map_err(|e| match e {
                 QueryError::Server(se) if se.code == "42501" => Error::fatal(
                     format!("user {:?} may not create replication slots: {}", params.user, se.message),
                     format!("ALTER ROLE {} WITH REPLICATION;", super::sql::ident(&params.user)),
@@ -158,6 +171,8 @@ impl PgSource {
             target: None,
             reached: true,
             pending: None,
+            here: 0,
+            placing: false,
             decoder: PgDecoder::new(),
             decoded: Vec::new(),
             acked: 0,
@@ -296,6 +311,7 @@ impl Source for PgSource {
         self.decoded.clear();
         self.pending = None;
         self.acked = start;
+        self.here = start;
         self.last_heartbeat = 0;
         self.last_emitted = None;
         self.reached = self.target.is_none();
@@ -322,6 +338,7 @@ impl Source for PgSource {
                     match &item {
                         StreamItem::Commit { position, .. } => {
                             self.reached |= self.target.is_some_and(|t| position.pg_ack_lsn() >= t);
+                            self.here = self.here.max(position.pg_ack_lsn());
                         }
                         StreamItem::Message(m) => {
                             if let (Some(s), batch) = out.snapshots_and_batch() {
@@ -340,6 +357,9 @@ impl Source for PgSource {
             }
             Some(ReplicationMessage::Keepalive { wal_end, reply_requested }) => {
                 health().server_end(wal_end);
+                if !self.decoder.in_transaction() {
+                    self.here = self.here.max(wal_end);
+                }
                 // A keepalive right after a non-transactional message
                 // (a watermark, its snapshot chunk) reports the message's
                 // own LSN, which sorts before the message (`lsn:M` <
@@ -364,6 +384,14 @@ impl Source for PgSource {
         Ok(())
     }
 
+    /// On a standby, between two transactions: opens the snapshot windows
+    /// readers asked for and places the chunks the stream is past.
+    fn place_snapshots(&mut self, out: &mut Emit<'_>) {
+        if self.catalog.standby && !self.decoder.in_transaction() {
+            self.place_on_standby(out);
+        }
+    }
+
     fn caught_up(&self) -> bool {
         self.target.is_some() && self.reached
     }
@@ -383,8 +411,10 @@ impl Source for PgSource {
         Ok(())
     }
 
+    /// Also while a chunk read on a standby waits for the stream to pass
+    /// its position (an idle stream moves only with keepalives).
     fn wants_probe(&self) -> bool {
-        !self.reached && !self.decoder.in_transaction()
+        (!self.reached || self.placing) && !self.decoder.in_transaction()
     }
 
     /// Asks for a keepalive: its WAL end tells how far the server has sent.
@@ -459,6 +489,31 @@ impl Source for PgSource {
 }
 
 impl PgSource {
+    /// Snapshots on a standby (no watermarks, see `snapshot.rs`): windows
+    /// open here, at [`PgSource::here`], and a chunk consistent with replay
+    /// position H is emitted once `here` reaches H, at positions right after
+    /// the last item emitted.
+    fn place_on_standby(&mut self, out: &mut Emit<'_>) {
+        let last = out.last_position().cloned().max(self.last_emitted.clone());
+        let (Some(s), batch) = out.snapshots_and_batch() else { return };
+        let here = Position::pg(self.here);
+        s.windows.open_pending(&here);
+        let (lsn, mut index) = match last {
+            Some(Position::Pg { lsn, index }) => (lsn, index),
+            _ => (self.here, 0),
+        };
+        let from = batch.len();
+        let mut next = || {
+            index += 1;
+            Position::Pg { lsn, index }
+        };
+        s.windows.emit_reached(|high| *high <= here, &mut next, batch);
+        self.placing = s.windows.waiting();
+        if batch.len() > from {
+            self.last_emitted = batch.last().and_then(StreamItem::position).cloned();
+        }
+    }
+
     /// Captures the tables `filter` matches that are not captured yet: adds
     /// them to the publication and to the stream. On error, the new tables
     /// and why they could not be added.
@@ -479,6 +534,20 @@ impl PgSource {
         self.tables.extend(new.iter().cloned());
         Ok(new)
     }
+}
+
+/// On a standby, creating a slot waits for the primary to log its running
+/// transactions, which an idle primary does only every few minutes: says
+/// what to run after a few seconds (never returns).
+async fn note_standby_wait(standby: bool) -> std::convert::Infallible {
+    if standby {
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        tracing::warn!(
+            "creating the replication slot on a standby waits for the primary to log a standby snapshot; \
+             an idle primary does so only every few minutes: run SELECT pg_log_standby_snapshot(); on the primary"
+        );
+    }
+    std::future::pending().await
 }
 
 fn check_slot(info: &SlotInfo, slot: &str, params: &PgParams) -> Result<()> {

@@ -252,6 +252,11 @@ impl Windows {
         self.running.contains_key(table)
     }
 
+    /// Whether a window waits to be opened or a chunk for its place.
+    pub fn waiting(&self) -> bool {
+        !self.pending_open.is_empty() || !self.stash.is_empty()
+    }
+
     /// Tables being read now.
     pub fn running_tables(&self) -> Vec<TableId> {
         self.running.keys().cloned().collect()

@@ -59,4 +59,5 @@ mod resilience;
 mod secrets;
 mod signals;
 mod snapshot;
+mod standby;
 mod transforms;

@@ -13,6 +13,8 @@ use crate::harness::{env_var, wait_for, SHORT};
 pub struct OwnPg {
     dir: tempfile::TempDir,
     port: u16,
+    /// Server options besides the usual ones (e.g. a standby's).
+    options: String,
 }
 
 impl OwnPg {
@@ -27,6 +29,25 @@ impl OwnPg {
 
     /// initdb and start (waits until the server accepts connections).
     pub fn start() -> OwnPg {
+        let pg = OwnPg::new(String::new());
+        pg.pg("initdb", &["-D", &pg.data(), "-A", "trust", "-U", "postgres"]);
+        pg.pg_ctl("start", "fast", 60);
+        pg
+    }
+
+    /// A hot standby of `primary` (pg_basebackup, streaming replication,
+    /// `hot_standby_feedback = on`), started and accepting read-only
+    /// connections.
+    pub fn standby_of(primary: &OwnPg) -> OwnPg {
+        let pg = OwnPg::new("-c hot_standby_feedback=on".to_string());
+        let from = format!("host=127.0.0.1 port={} user=postgres", primary.port);
+        pg.pg("pg_basebackup", &["-D", &pg.data(), "-R", "-X", "stream", "-d", &from]);
+        pg.pg_ctl("start", "fast", 60);
+        pg
+    }
+
+    /// A temp directory the `postgres` user owns, and a free port.
+    fn new(options: String) -> OwnPg {
         let dir = tempfile::tempdir().unwrap();
         // SAFETY: geteuid has no preconditions.
         if unsafe { libc::geteuid() } == 0 {
@@ -34,18 +55,16 @@ impl OwnPg {
             assert!(out.status.success(), "chown: {}", String::from_utf8_lossy(&out.stderr));
         }
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let pg = OwnPg { dir, port };
-        pg.pg("initdb", &["-D", &pg.data(), "-A", "trust", "-U", "postgres"]);
-        pg.pg_ctl("start", "fast", 60);
-        pg
+        OwnPg { dir, port, options }
     }
 
     fn pg_ctl(&self, action: &str, mode: &str, timeout_secs: u32) {
         let log = self.dir.path().join("server.log").to_string_lossy().into_owned();
         let opts = format!(
-            "-p {} -c listen_addresses=127.0.0.1 -c unix_socket_directories={} -c wal_level=logical -c fsync=off",
+            "-p {} -c listen_addresses=127.0.0.1 -c unix_socket_directories={} -c wal_level=logical -c fsync=off {}",
             self.port,
-            self.dir.path().display()
+            self.dir.path().display(),
+            self.options
         );
         let timeout = timeout_secs.to_string();
         self.pg("pg_ctl", &["-D", &self.data(), "-l", &log, "-w", "-t", &timeout, "-m", mode, "-o", &opts, action]);
