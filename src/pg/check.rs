@@ -35,6 +35,38 @@ pub async fn preflight(cfg: &PgConfig, snapshots: bool, report: &mut Checklist) 
         "ALTER SYSTEM SET wal_level = logical; then restart postgres",
     );
 
+    if catalog.standby {
+        let row = client
+            .query_one(
+                "SELECT current_setting('server_version_num')::int >= 160000, current_setting('server_version'), \
+                 current_setting('hot_standby_feedback'), current_setting('primary_slot_name')",
+                &[],
+            )
+            .await
+            .map_err(q)?;
+        let (new_enough, version, feedback, primary_slot): (bool, String, String, String) =
+            (row.get(0), row.get(1), row.get(2), row.get(3));
+        report.item(
+            new_enough,
+            &format!("a standby (PostgreSQL {version}) that can decode: 16 or later"),
+            "point [source] url at the primary, or upgrade the standby to PostgreSQL 16+",
+        );
+        report.item(
+            feedback == "on",
+            &format!("the standby's hot_standby_feedback = {feedback}"),
+            "on the standby: ALTER SYSTEM SET hot_standby_feedback = on; SELECT pg_reload_conf();",
+        );
+        match primary_slot.is_empty() {
+            true => report.note(
+                "the standby streams without a physical slot on the primary, which may then remove WAL the standby \
+                 still needs; recommended: SELECT pg_create_physical_replication_slot('standby1'); on the primary, \
+                 then on the standby ALTER SYSTEM SET primary_slot_name = 'standby1'; SELECT pg_reload_conf();",
+            ),
+            false => report.item(true, &format!("the standby streams from slot {primary_slot:?} on the primary"), ""),
+        }
+        report.note("the primary's wal_level (logical) is checked when the slot is created: a standby cannot read it");
+    }
+
     let row = client
         .query_one("SELECT rolreplication OR rolsuper, rolsuper FROM pg_roles WHERE rolname = current_user", &[])
         .await

@@ -78,10 +78,10 @@ pub struct PgSource {
     reached: bool,
     /// The message `recv` took, for `read`.
     pending: Option<ReplicationMessage>,
-    /// Everything up to this LSN has been decoded (the last commit's end,
-    /// or an idle keepalive's WAL end): where snapshot chunks read on a
-    /// standby are placed (see [`PgSource::place_on_standby`]).
-    here: u64,
+    /// On a standby: the WAL end of the last keepalive between two
+    /// transactions — everything before it is decoded, and any later
+    /// transaction commits at or after it (see [`PgSource::place_on_standby`]).
+    room: u64,
     /// On a standby: snapshot windows or chunks wait for their place.
     placing: bool,
     decoder: PgDecoder,
@@ -171,7 +171,7 @@ impl PgSource {
             target: None,
             reached: true,
             pending: None,
-            here: 0,
+            room: 0,
             placing: false,
             decoder: PgDecoder::new(),
             decoded: Vec::new(),
@@ -311,7 +311,7 @@ impl Source for PgSource {
         self.decoded.clear();
         self.pending = None;
         self.acked = start;
-        self.here = start;
+        self.room = 0;
         self.last_heartbeat = 0;
         self.last_emitted = None;
         self.reached = self.target.is_none();
@@ -338,7 +338,6 @@ impl Source for PgSource {
                     match &item {
                         StreamItem::Commit { position, .. } => {
                             self.reached |= self.target.is_some_and(|t| position.pg_ack_lsn() >= t);
-                            self.here = self.here.max(position.pg_ack_lsn());
                         }
                         StreamItem::Message(m) => {
                             if let (Some(s), batch) = out.snapshots_and_batch() {
@@ -357,8 +356,16 @@ impl Source for PgSource {
             }
             Some(ReplicationMessage::Keepalive { wal_end, reply_requested }) => {
                 health().server_end(wal_end);
-                if !self.decoder.in_transaction() {
-                    self.here = self.here.max(wal_end);
+                if self.catalog.standby {
+                    if !self.decoder.in_transaction() && wal_end > self.room {
+                        self.room = wal_end;
+                        self.place_on_standby(out);
+                        self.reached |= self.target.is_some_and(|t| wal_end >= t);
+                    }
+                    if reply_requested {
+                        out.ask_durable_now();
+                    }
+                    return Ok(());
                 }
                 // A keepalive right after a non-transactional message
                 // (a watermark, its snapshot chunk) reports the message's
@@ -385,7 +392,8 @@ impl Source for PgSource {
     }
 
     /// On a standby, between two transactions: opens the snapshot windows
-    /// readers asked for and places the chunks the stream is past.
+    /// readers asked for and places the chunks the stream is past (see
+    /// [`PgSource::place_on_standby`]).
     fn place_snapshots(&mut self, out: &mut Emit<'_>) {
         if self.catalog.standby && !self.decoder.in_transaction() {
             self.place_on_standby(out);
@@ -489,29 +497,41 @@ impl Source for PgSource {
 }
 
 impl PgSource {
-    /// Snapshots on a standby (no watermarks, see `snapshot.rs`): windows
-    /// open here, at [`PgSource::here`], and a chunk consistent with replay
-    /// position H is emitted once `here` reaches H, at positions right after
-    /// the last item emitted.
+    /// Snapshots on a standby (no watermarks, see `snapshot.rs`), and its
+    /// heartbeats: items outflow adds between transactions need positions
+    /// strictly after everything emitted and strictly before any later
+    /// transaction. A keepalive's WAL end W gives that room: every later
+    /// transaction commits at W or after, so `lsn:<W-1>:<n>` fits (after an
+    /// item at W-1 itself, its next indexes). A chunk consistent with replay
+    /// position H is emitted once W reaches H; the heartbeat follows it.
+    /// Windows the readers asked for open at any point between transactions.
     fn place_on_standby(&mut self, out: &mut Emit<'_>) {
+        let w = self.room;
+        if let (Some(s), _) = out.snapshots_and_batch() {
+            s.windows.open_pending(&Position::pg(w));
+            self.placing = s.windows.waiting();
+        }
         let last = out.last_position().cloned().max(self.last_emitted.clone());
-        let (Some(s), batch) = out.snapshots_and_batch() else { return };
-        let here = Position::pg(self.here);
-        s.windows.open_pending(&here);
         let (lsn, mut index) = match last {
-            Some(Position::Pg { lsn, index }) => (lsn, index),
-            _ => (self.here, 0),
+            _ if w == 0 => return,
+            Some(Position::Pg { lsn, index }) if lsn == w - 1 => (lsn, index),
+            Some(Position::Pg { lsn, .. }) if lsn >= w => return,
+            _ => (w - 1, 0),
         };
-        let from = batch.len();
         let mut next = || {
             index += 1;
             Position::Pg { lsn, index }
         };
-        s.windows.emit_reached(|high| *high <= here, &mut next, batch);
-        self.placing = s.windows.waiting();
-        if batch.len() > from {
-            self.last_emitted = batch.last().and_then(StreamItem::position).cloned();
+        let (snapshots, batch) = out.snapshots_and_batch();
+        if let Some(s) = snapshots {
+            s.windows.emit_reached(|high| *high <= Position::pg(w), &mut next, batch);
+            self.placing = s.windows.waiting();
         }
+        if w > self.last_heartbeat {
+            self.last_heartbeat = w;
+            out.push_heartbeat(next());
+        }
+        self.last_emitted = out.last_position().cloned().or(self.last_emitted.take());
     }
 
     /// Captures the tables `filter` matches that are not captured yet: adds

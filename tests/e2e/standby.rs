@@ -99,10 +99,22 @@ async fn a_standby_streams_and_snapshots_under_a_writer_without_writing_anywhere
         .unwrap();
     }
     let expected = table(&p).await;
-    wait_for(SHORT, "the sink to hold exactly the primary's rows", || async {
-        replay(&outflow.events_so_far()) == expected
-    })
-    .await;
+    let deadline = std::time::Instant::now() + SHORT;
+    while replay(&outflow.events_so_far()) != expected {
+        if std::time::Instant::now() > deadline {
+            let got = replay(&outflow.events_so_far());
+            let wrong: Vec<_> = expected.iter().filter(|(k, v)| got.get(k) != Some(v)).take(10).collect();
+            let extra: Vec<_> = got.keys().filter(|k| !expected.contains_key(k)).take(10).collect();
+            panic!(
+                "the sink does not hold the primary's rows: {} vs {} rows; differing {wrong:?} (sink has {:?}); extra {extra:?}\n{}",
+                got.len(),
+                expected.len(),
+                wrong.iter().map(|(k, _)| got.get(k)).collect::<Vec<_>>(),
+                run.stderr()
+            );
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
     wait_for(SHORT, "status to show the snapshot done", || async {
         outflow.status_json().await["snapshot"][0]["status"] == "done"
     })
@@ -129,4 +141,8 @@ async fn a_standby_streams_and_snapshots_under_a_writer_without_writing_anywhere
         .unwrap()
         .get(0);
     assert_eq!(slots, 1, "the slot lives on the standby");
+    let config = outflow.config_path();
+    let check = outflow.exec(&["check", "-c", &config.to_string_lossy()]).await;
+    check.assert_success();
+    assert!(check.stdout.contains("✓ the standby's hot_standby_feedback = on"), "{}", check.stdout);
 }
