@@ -43,60 +43,79 @@ async fn table(client: &Client) -> BTreeMap<i64, i64> {
     rows.iter().map(|r| (r.get(0), r.get(1))).collect()
 }
 
-#[tokio::test]
-async fn a_standby_streams_and_snapshots_under_a_writer_without_writing_anywhere() {
+/// A primary with `t` (ids 1..=rows, v = 0) in a publication the "DBA"
+/// made, and a hot standby that has replayed it; None below PostgreSQL 16.
+async fn pair(rows: i64) -> Option<(OwnPg, OwnPg, Client, Client)> {
     let primary = OwnPg::start();
     let p = connect(&primary.url()).await;
     let version: i32 = p.query_one("SELECT current_setting('server_version_num')::int", &[]).await.unwrap().get(0);
     if version < 160000 {
         eprintln!("skipped: logical decoding on a standby needs PostgreSQL 16+, this is {version}");
-        return;
+        return None;
     }
-    p.batch_execute(
+    p.batch_execute(&format!(
         "CREATE TABLE t (id int PRIMARY KEY, v int NOT NULL);
-         INSERT INTO t SELECT g, 0 FROM generate_series(1, 3000) g;
-         CREATE PUBLICATION outflow FOR TABLE t;",
-    )
+         INSERT INTO t SELECT g, 0 FROM generate_series(1, {rows}) g;
+         CREATE PUBLICATION outflow FOR TABLE t;"
+    ))
     .await
     .unwrap();
     let standby = OwnPg::standby_of(&primary);
     let s = connect(&standby.url()).await;
     wait_for(SHORT, "the standby to replay the table", || async {
-        s.query_one("SELECT count(*) FROM t", &[]).await.is_ok_and(|r| r.get::<_, i64>(0) == 3000)
+        s.query_one("SELECT count(*) FROM t", &[]).await.is_ok_and(|r| r.get::<_, i64>(0) == rows)
     })
     .await;
+    Some((primary, standby, p, s))
+}
 
-    let outflow = Outflow::raw(|dir| {
+/// outflow on the standby (nothing else: it never has the primary's address).
+fn outflow_on(standby: &OwnPg, chunk_size: u64, parallelism: usize) -> Outflow {
+    let url = standby.url();
+    Outflow::raw(|dir| {
         format!(
-            "[source]\nkind = \"postgres\"\nurl = \"{}\"\ntables = [\"public.t\"]\nslot = \"on_standby\"\n\
-             [snapshot]\nchunk_size = 100\nparallelism = 2\n[state]\ndir = \"{}/state\"\n\
+            "[source]\nkind = \"postgres\"\nurl = \"{url}\"\ntables = [\"public.t\"]\nslot = \"on_standby\"\n\
+             [snapshot]\nchunk_size = {chunk_size}\nparallelism = {parallelism}\n[state]\ndir = \"{}/state\"\n\
              [[sink]]\nname = \"events\"\nkind = \"jsonl\"\npath = \"{}/out.jsonl\"\n",
-            standby.url(),
             dir.display(),
             dir.display()
         )
-    });
-    let run = outflow.spawn_run();
-    // Slot creation on a standby waits for the primary's next standby
-    // snapshot: what the user is told to run, run here by the "DBA".
+    })
+}
+
+/// Slot creation on a standby waits for the primary's next standby
+/// snapshot: what the user is told to run, run here by the "DBA".
+async fn wait_for_slot(p: &Client, s: &Client) {
     wait_for(SHORT, "the slot on the standby", || async {
         let _ = p.batch_execute("SELECT pg_log_standby_snapshot()").await;
         let slot = s.query_opt("SELECT 1 FROM pg_replication_slots WHERE slot_name = 'on_standby'", &[]).await;
         slot.is_ok_and(|r| r.is_some())
     })
     .await;
+}
 
+/// One writer transaction on the primary: an update, an insert, a delete.
+async fn write(p: &Client, round: i64, rows: i64) {
+    p.batch_execute(&format!(
+        "BEGIN; UPDATE t SET v = v + 1 WHERE id = {}; INSERT INTO t VALUES ({}, {round}); \
+         DELETE FROM t WHERE id = {}; COMMIT;",
+        (round * 37) % rows + 1,
+        100_000 + round,
+        (round * 53) % rows + 1
+    ))
+    .await
+    .unwrap();
+}
+
+#[tokio::test]
+async fn a_standby_streams_and_snapshots_under_a_writer_without_writing_anywhere() {
+    let Some((_primary, standby, p, s)) = pair(3000).await else { return };
+    let outflow = outflow_on(&standby, 100, 2);
+    let run = outflow.spawn_run();
+    wait_for_slot(&p, &s).await;
     // A writer on the primary while the snapshot runs: updates, inserts, deletes.
     for round in 0..200 {
-        let id = (round * 37) % 3000 + 1;
-        p.batch_execute(&format!(
-            "BEGIN; UPDATE t SET v = v + 1 WHERE id = {id}; INSERT INTO t VALUES ({}, {round}); \
-             DELETE FROM t WHERE id = {}; COMMIT;",
-            10_000 + round,
-            (round * 53) % 3000 + 1
-        ))
-        .await
-        .unwrap();
+        write(&p, round, 3000).await;
     }
     let expected = table(&p).await;
     let deadline = std::time::Instant::now() + SHORT;
@@ -145,4 +164,42 @@ async fn a_standby_streams_and_snapshots_under_a_writer_without_writing_anywhere
     let check = outflow.exec(&["check", "-c", &config.to_string_lossy()]).await;
     check.assert_success();
     assert!(check.stdout.contains("✓ the standby's hot_standby_feedback = on"), "{}", check.stdout);
+}
+
+/// kill -9 in the middle of a standby's snapshot, under a writer, several
+/// times: each run resumes the snapshot from what the sink made durable, and
+/// the sink ends up holding exactly the primary's rows.
+#[tokio::test]
+async fn a_standby_snapshot_resumes_after_kill_9() {
+    let Some((_primary, standby, p, s)) = pair(4000).await else { return };
+    let outflow = outflow_on(&standby, 50, 1);
+    let mut round = 0;
+    for kill in 0..3 {
+        let mut run = outflow.spawn_run();
+        if kill == 0 {
+            wait_for_slot(&p, &s).await;
+        }
+        let before = changes(&outflow.events_so_far(), "t").len();
+        for _ in 0..20 {
+            write(&p, round, 4000).await;
+            round += 1;
+        }
+        let deadline = std::time::Instant::now() + SHORT;
+        while changes(&outflow.events_so_far(), "t").len() < before + 100 {
+            assert!(std::time::Instant::now() < deadline, "run {kill} made no progress:\n{}", run.stderr());
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        run.kill9().await;
+    }
+    for _ in 0..20 {
+        write(&p, round, 4000).await;
+        round += 1;
+    }
+    let expected = table(&p).await;
+    wait_for(SHORT, "the standby to replay the writes", || async { table(&s).await == expected }).await;
+    outflow.run_until_caught_up().await.assert_success();
+    let events = crate::events::read_complete_lines(&outflow.out_path());
+    assert_eq!(replay(&events), expected, "after three kill -9 mid-snapshot");
+    let status = outflow.status_json().await;
+    assert_eq!(status["snapshot"][0]["status"], "done", "{status}");
 }
