@@ -55,7 +55,7 @@ pub async fn on_message(windows: &mut Windows, m: &LogicalMessage, out: &mut Vec
         windows.open_window(wm.chunk, wm.table.to_string());
         return Ok(true);
     }
-    let (chunk, changed) = windows.close_window(wm.chunk).await?;
+    let Some((chunk, changed)) = windows.close_window(wm.chunk).await? else { return Ok(true) };
     let Position::Pg { lsn, index } = m.position.clone() else {
         let _ = chunk.emitted.send(());
         return Ok(true);

@@ -151,6 +151,10 @@ pub struct Windows {
     stopped: HashMap<TableId, bool>,
     /// Tables whose reader ended since [`Windows::take_ended`].
     ended: Vec<TableId>,
+    /// Chunks already emitted: a watermark of theirs read again (the stream
+    /// restarted from a durable position inside this run, to re-attach a
+    /// sink) is ignored.
+    emitted: HashSet<u64>,
     warned_keyless: HashSet<TableId>,
 }
 
@@ -167,6 +171,7 @@ impl Windows {
             running: HashMap::new(),
             stopped: HashMap::new(),
             ended: Vec::new(),
+            emitted: HashSet::new(),
             warned_keyless: HashSet::new(),
         }
     }
@@ -295,13 +300,19 @@ impl Windows {
     /// change the stream passes from now on is noted in it (sources that
     /// mark windows in their stream, e.g. PostgreSQL's low watermark).
     pub fn open_window(&mut self, id: u64, table: String) {
-        self.open.insert(id, Window { table, changed: HashSet::new() });
+        if !self.emitted.contains(&id) {
+            self.open.insert(id, Window { table, changed: HashSet::new() });
+        }
     }
 
     /// Closes chunk `id`'s window here and returns the chunk with the keys
     /// changed in the window, waiting for its reader to hand it over
     /// (PostgreSQL's high watermark); emit it with [`Windows::emit`].
-    pub async fn close_window(&mut self, id: u64) -> Result<(Chunk, HashSet<String>)> {
+    /// None for a chunk emitted before (its watermark read again).
+    pub async fn close_window(&mut self, id: u64) -> Result<Option<(Chunk, HashSet<String>)>> {
+        if self.emitted.contains(&id) {
+            return Ok(None);
+        }
         let window = self.open.remove(&id);
         let chunk = loop {
             if let Some(c) = self.stash.remove(&id) {
@@ -314,7 +325,7 @@ impl Windows {
                 ));
             }
         };
-        Ok((chunk, window.map(|w| w.changed).unwrap_or_default()))
+        Ok(Some((chunk, window.map(|w| w.changed).unwrap_or_default())))
     }
 
     /// Appends a chunk's group to `out`: Begin, its rows as reads (minus the
@@ -328,6 +339,7 @@ impl Windows {
         position: &mut dyn FnMut() -> Position,
         out: &mut Vec<StreamItem>,
     ) {
+        self.emitted.insert(chunk.id);
         if let Some(marked) = self.stopped.get_mut(&chunk.table.id) {
             // Dropping the chunk (and its `emitted`) ends its reader.
             if !std::mem::replace(marked, true) {
