@@ -335,7 +335,9 @@ async function loadConfig() {
   try {
     const data = await getJson('/api/config');
     $('config').textContent = data.toml;
-    $('pipeline-name').textContent = data.config.name || 'outflow';
+    const name = data.config.name;
+    $('pipeline-name').textContent = name && name !== 'outflow' ? '· ' + name : '';
+    if (name) document.title = name + ' · outflow console';
     for (const t of data.config.source?.tables || []) if (!/[*?]/.test(t)) state.tables.add(t);
     renderTableChoices();
   } catch (e) {
