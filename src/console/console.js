@@ -209,10 +209,12 @@ function renderSnapshot(status) {
 
 // ---- charts ---------------------------------------------------------------------
 
-function niceMax(v) {
-  if (!(v > 0)) return 1;
-  const p = Math.pow(10, Math.floor(Math.log10(v)));
-  for (const m of [1, 2, 2.5, 5, 10]) if (v <= m * p) return m * p;
+/// A round step (1, 2 or 5 times a power of ten) for about four gridlines up to `max`.
+function niceStep(max) {
+  if (!(max > 0)) return 0.25;
+  const raw = max / 4;
+  const p = Math.pow(10, Math.floor(Math.log10(raw)));
+  for (const m of [1, 2, 5]) if (raw <= m * p) return m * p;
   return 10 * p;
 }
 
@@ -235,11 +237,13 @@ function drawChart(node, field) {
     const t0 = samples[0].t, t1 = Math.max(samples[samples.length - 1].t, t0 + 1);
     let max = 0;
     for (const s of samples) for (const n of names) { const v = s.sinks[n]?.[field]; if (v > max) max = v; }
-    const top = niceMax(max);
+    const step = niceStep(max);
+    const lines = Math.max(1, Math.ceil(max / step));
+    const top = step * lines;
     const x = (t) => L + (t - t0) / (t1 - t0) * (W - L - R);
     const y = (v) => T + (1 - v / top) * (H - T - B);
-    for (let i = 0; i <= 4; i++) {
-      const v = top * i / 4;
+    for (let i = 0; i <= lines; i++) {
+      const v = step * i;
       children.push(svg('line', { x1: L, x2: W - R, y1: y(v), y2: y(v), class: 'grid' }));
       children.push(svg('text', { x: L - 6, y: y(v) + 4, 'text-anchor': 'end', class: 'axis' }, fmtAxis(v)));
     }

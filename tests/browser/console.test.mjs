@@ -7,15 +7,17 @@
 //
 // The JSON argument: {"url": "http://127.0.0.1:PORT/", "artifacts": DIR,
 // "phase": "view" | "action", "secret": a string that must not be shown,
-// and for "action": "token", "tables", "filter"}.
+// and for "action": "token", "tables", "filter", "sink"}.
 //
 // "view": checks that the sinks, lag and snapshot bars show exactly what the
 // /status response the page last rendered says (every /status response is
 // recorded through a route), that the snapshot bar has the estimate of
 // /api/snapshots and a rate and ETA, that a chart gains a point, that the
 // WAL warning and the log show, and that the config masks the secret.
-// "action": submits the snapshot form with the token and the filter and
-// waits for the signal id. Screenshots go to DIR. Prints one JSON line of
+// It also checks that an action without a token, or with a wrong one, shows
+// its refusal. "action": submits the snapshot form with the token and the
+// filter, waits for the signal id and its row in the signals table, then
+// pauses and resumes the sink with its buttons. Screenshots go to DIR. Prints one JSON line of
 // results on stdout; any failed check exits 1 with the reason on stderr.
 import assert from 'node:assert/strict';
 import { mkdirSync } from 'node:fs';
@@ -152,7 +154,20 @@ async function view() {
   assert.ok(!(await page.content()).includes(args.secret), 'the page shows the secret');
 
   await shot('console-snapshot.png');
-  return { renders: seen.renders, table: running.table, rows: expected.rows, estimate, rate, points: [before, after] };
+
+  // An action without a token is refused by the page; with a wrong one the
+  // server's refusal (or a missing route) shows, in red.
+  await page.locator('#snapshot-tables').selectOption([running.table]);
+  await page.locator('#snapshot-start').click();
+  assert.match(await page.locator('#action-result').textContent(), /enter the admin token first/);
+  await page.locator('#token').fill('not-the-token');
+  await page.locator('#snapshot-start').click();
+  const refused = await waitFor('the refusal of a wrong token', 30, async () => {
+    const t = await page.locator('#action-result').textContent();
+    return /^POST \/api\/snapshot failed: HTTP 4\d\d/.test(t) && t;
+  });
+  assert.equal(await page.locator('#action-result').getAttribute('class'), 'result bad');
+  return { renders: seen.renders, table: running.table, rows: expected.rows, estimate, rate, points: [before, after], refused };
 }
 
 async function action() {
@@ -173,5 +188,14 @@ async function action() {
   assert.equal(stored, args.token, 'the token is kept in sessionStorage');
   await waitFor(`signal ${id} in the signals table`, 30, () => page.locator(`#signals tr[data-signal="${id}"]`).count());
   await shot('console-action.png');
+
+  // Pause and resume the sink from its row.
+  const sink = page.locator(`#sinks tr[data-sink="${args.sink}"]`);
+  const stateIs = (want) => async () => (await sink.locator('[data-field="state"]').textContent()) === want;
+  await sink.locator('button[data-action="pause"]').click();
+  await waitFor(`sink ${args.sink} paused`, 30, stateIs('paused'));
+  await shot('console-paused.png');
+  await sink.locator('button[data-action="resume"]').click();
+  await waitFor(`sink ${args.sink} resumed`, 30, stateIs('ok'));
   return { id };
 }

@@ -232,7 +232,7 @@ async fn console_shows_a_running_snapshot_and_its_actions_work() {
         let acted = browse(
             &modules,
             json!({"phase": "action", "url": url, "artifacts": artifacts, "secret": SECRET,
-                   "token": TOKEN, "tables": ["public.big"], "filter": "id % 1000 = 7"}),
+                   "token": TOKEN, "tables": ["public.big"], "filter": "id % 1000 = 7", "sink": "events"}),
         )
         .await;
         let id = acted["id"].as_str().expect("a signal id").to_string();
