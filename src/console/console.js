@@ -198,7 +198,7 @@ function renderSnapshot(status) {
           el('span', { class: 'badge ' + (done ? 'ok' : t.status === 'running' ? 'info' : ''), text: t.status }),
           el('span', { 'data-field': 'rows', text: fmtInt(rows) }),
           ' / ',
-          el('span', { 'data-field': 'estimate', text: estimate ? fmtInt(estimate) : done ? fmtInt(rows) : '?' }),
+          el('span', { 'data-field': 'estimate', text: done ? fmtInt(rows) : estimate ? fmtInt(estimate) : '?' }),
           ' rows',
           fraction !== null ? el('span', { class: 'muted', 'data-field': 'percent', text: ' · ' + Math.floor(fraction * 100) + '%' }) : null)),
       bar,
