@@ -373,7 +373,6 @@ async function pollStatus() {
     renderSnapshot(status);
     renderTableChoices();
     renderCharts();
-    if (Array.isArray(status.signals)) renderSignals(status.signals);
     const pill = $('ready');
     pill.textContent = ready.ok ? 'ready' : ready.text || 'not ready';
     pill.title = ready.text;

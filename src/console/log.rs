@@ -3,7 +3,9 @@
 //! keeps the last [`CAPACITY`] WARN and ERROR events of the process with
 //! their fields, whatever `OUTFLOW_LOG` lets through to stderr; `/api/log`
 //! serves them newest first. outflow never logs row values, so neither does
-//! this.
+//! this; and since the page needs no token, URL passwords and secret
+//! `name=value` pairs in the text are masked (`mask.rs`), in case an error
+//! quotes a connection string.
 
 use std::collections::VecDeque;
 use std::fmt::Write as _;
@@ -110,6 +112,10 @@ impl Visit for Fields {
 
 impl Fields {
     fn set(&mut self, field: &Field, value: Value) {
+        let value = match value {
+            Value::String(s) => Value::String(super::mask::mask_string(&s)),
+            other => other,
+        };
         if field.name() == "message" {
             self.message = match value {
                 Value::String(s) => s,
@@ -152,8 +158,11 @@ mod tests {
         let subscriber = tracing_subscriber::registry().with(log_layer());
         tracing::subscriber::with_default(subscriber, || {
             tracing::warn!(sink = "events", lag = 12_u64, "sink {:?} is behind", "events");
+            tracing::error!(error = "connecting to postgres://cdc:LogSecret-1@db/shop failed", "lost the source");
         });
-        let newest = recent()["entries"][0].clone();
+        let masked = recent()["entries"][0].clone();
+        assert_eq!(masked["fields"]["error"], "connecting to postgres://cdc:****@db/shop failed");
+        let newest = recent()["entries"][1].clone();
         assert_eq!(newest["message"], "sink \"events\" is behind");
         assert_eq!(newest["fields"], json!({"sink": "events", "lag": 12}));
         assert_eq!(newest["level"], "WARN");

@@ -9,7 +9,8 @@
 //! - `/api/snapshots`: each table's row estimate and rows read by this
 //!   process (`src/progress.rs`), the denominators of the snapshot bars;
 //! - `/api/log`: the recent warnings and errors ([`log`]);
-//! - `/api/config`: the effective config with secrets masked ([`mask`]).
+//! - `/api/config`: the effective config with secrets masked ([`mask`]),
+//!   as `{"config": <the tree as JSON>, "toml": "<the same as TOML text>"}`.
 //!
 //! Its actions POST to the signal routes (`/api/snapshot`, ...), which are
 //! not defined here. Every GET route is read-only and needs no token, like
@@ -57,14 +58,10 @@ impl Console {
     pub fn start(config: &Config) -> Console {
         let history = History::new();
         let sampler = history.start(config);
-        let masked = Value::Object(
-            mask::masked(&config.toml)
-                .into_iter()
-                .map(|(k, v)| (k, serde_json::to_value(v).unwrap_or(Value::Null)))
-                .collect(),
-        );
-        let toml_text = toml::to_string(&mask::masked(&config.toml)).unwrap_or_default();
-        Console { history, config: json!({"config": masked, "toml": toml_text}), sampler }
+        let masked = mask::masked(&config.toml);
+        let text = toml::to_string(&masked).unwrap_or_default();
+        let config = json!({"config": serde_json::to_value(&masked).unwrap_or(Value::Null), "toml": text});
+        Console { history, config, sampler }
     }
 
     /// `GET /`, its assets and the `/api/*` reads.
