@@ -5,10 +5,11 @@
 #
 #   scripts/browser-env.sh     # prints the node_modules directory on stdout
 #
-# Idempotent: installs chromium and nodejs only when missing, and runs
-# `npm ci` into $HOME/.cache/outflow/browser only when
-# tests/browser/package-lock.json changed since the last successful install
-# (a hash stamp next to it).
+# playwright-core is pinned to a release that runs on Debian 12's Node.js 18
+# (later ones want 20). Idempotent: installs chromium and nodejs only when
+# missing, and runs `npm ci` into $HOME/.cache/outflow/browser only when
+# tests/browser/package.json or package-lock.json changed since the last
+# successful install (a hash stamp next to them).
 set -euo pipefail
 
 # shellcheck source=scripts/lib.sh
