@@ -23,6 +23,9 @@ install_prereqs
 # The independent readers (pyarrow for Parquet, a local S3 server) live in a venv.
 OUTFLOW_TEST_PYTHON="$(scripts/python-env.sh)"
 export OUTFLOW_TEST_PYTHON
+# The console's browser test: Debian's chromium and playwright-core (tests/browser/).
+OUTFLOW_TEST_BROWSER="$(scripts/browser-env.sh)"
+export OUTFLOW_TEST_BROWSER
 
 trap 'scripts/test-services.sh down' EXIT
 

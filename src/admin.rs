@@ -7,6 +7,8 @@
 //!   line (see `src/health.rs`).
 //! - `/status`: the JSON of `outflow status --json` (`src/status.rs`).
 //! - `/metrics`: Prometheus text format (`src/metrics.rs`).
+//! - `/`: the web console, and the `/api/*` reads it uses
+//!   (`src/console/`).
 //! - `/api/...`: signals (`src/signal/api.rs`), actions behind `[admin] token`.
 //!
 //! The listener is bound before the run connects anywhere, so a taken port
@@ -24,6 +26,7 @@ use axum::routing::get;
 use axum::Router;
 
 use crate::config::{AdminConfig, Config};
+use crate::console::Console;
 use crate::error::{Error, Result};
 use crate::health::health;
 use crate::metrics::{metrics, CONTENT_TYPE};
@@ -33,9 +36,10 @@ struct Shared {
     ready_max_lag: Duration,
 }
 
-/// The running server; dropping it stops it.
+/// The running server; dropping it stops it (and the console's sampler).
 pub struct AdminServer {
     task: tokio::task::JoinHandle<()>,
+    _console: Console,
 }
 
 impl Drop for AdminServer {
@@ -54,19 +58,22 @@ pub async fn start(admin: &AdminConfig, config: &Config) -> Result<AdminServer> 
         )
     })?;
     let shared = Arc::new(Shared { config: config.clone(), ready_max_lag: admin.ready_max_lag.0 });
+    let console = Console::start(config);
+    // Every route, one group a line.
     let app = Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
         .route("/status", get(status))
         .route("/metrics", get(prometheus))
         .with_state(shared)
+        .merge(console.router())
         .merge(crate::signal::api::router(
             admin.token.clone(),
             config.sinks.iter().map(|s| s.name().to_string()).collect(),
         ));
     let tls = tls_acceptor(admin)?;
     let scheme = if tls.is_some() { "https" } else { "http" };
-    tracing::info!(listen = %addr, scheme, "admin server: /healthz /readyz /status /metrics");
+    tracing::info!(listen = %addr, scheme, "admin server: console at {scheme}://{addr}/, /healthz /readyz /status /metrics");
     let task = tokio::spawn(async move {
         let served = match tls {
             Some(acceptor) => axum::serve(TlsListener { tcp: listener, acceptor }, app).await,
@@ -76,7 +83,7 @@ pub async fn start(admin: &AdminConfig, config: &Config) -> Result<AdminServer> 
             tracing::warn!(error = %e, "admin server stopped");
         }
     });
-    Ok(AdminServer { task })
+    Ok(AdminServer { task, _console: console })
 }
 
 /// The TLS acceptor of `[admin] tls_cert`/`tls_key`, or None for plain HTTP.

@@ -30,6 +30,10 @@ pub struct Config {
     /// `[admin]`: the HTTP server for health checks, metrics and status.
     #[serde(default)]
     pub admin: Option<AdminConfig>,
+    /// The file as parsed, after `${VAR}` expansion: the console shows it
+    /// with its secrets masked (`src/console/mask.rs`).
+    #[serde(skip)]
+    pub toml: toml::Table,
 }
 
 fn default_name() -> String {
@@ -219,10 +223,11 @@ impl Config {
 
     pub fn parse(text: &str, origin: &str) -> Result<Config> {
         let expanded = expand_env(text)?;
-        let config: Config = toml::from_str(&expanded).map_err(|e| {
+        let mut config: Config = toml::from_str(&expanded).map_err(|e| {
             misplaced_source_key(&expanded, &e).unwrap_or_else(|| config_error(origin, text, &expanded, &e))
         })?;
         config.validate()?;
+        config.toml = toml::from_str(&expanded).unwrap_or_default();
         Ok(config)
     }
 

@@ -6,6 +6,7 @@ pub mod check;
 pub mod check_sinks;
 pub mod cli;
 pub mod config;
+pub mod console;
 pub mod error;
 pub use outflow_sinks::failpoints;
 pub mod health;

@@ -6,6 +6,8 @@ use std::io::IsTerminal;
 
 use clap::Parser;
 use outflow::cli::{dispatch, Cli};
+use tracing_subscriber::prelude::*;
+use tracing_subscriber::EnvFilter;
 
 /// mimalloc instead of glibc's malloc: rows are allocated by the source's
 /// tasks and freed on the sinks' threads, and glibc's per-thread arenas
@@ -23,12 +25,14 @@ fn main() {
     // aws-lc-rs): the libraries that take the process default (mysql_async)
     // get ring, as outflow's own TLS code does.
     let _ = rustls::crypto::ring::default_provider().install_default();
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("OUTFLOW_LOG").unwrap_or_else(|_| "info".into()))
+    // stderr gets what OUTFLOW_LOG lets through; the console keeps the
+    // recent warnings and errors whatever it says.
+    let stderr = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())
         .with_target(false)
-        .init();
+        .with_filter(EnvFilter::try_from_env("OUTFLOW_LOG").unwrap_or_else(|_| "info".into()));
+    tracing_subscriber::registry().with(stderr).with(outflow::console::log_layer()).init();
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {

@@ -23,6 +23,7 @@ mod chaos;
 mod check;
 mod check_sinks;
 mod cli;
+mod console;
 mod debezium;
 mod durability;
 mod events;
