@@ -130,7 +130,8 @@ impl Inspection {
             };
             let _ = writeln!(out, "  {name:<width$}  {key:<key_width$}  {rows:>14} {size:>9}{what}");
             if !t.selectable {
-                let _ = writeln!(out, "      the user may not SELECT it: snapshots of it fail ({})", self.grant_select(t));
+                let _ =
+                    writeln!(out, "      the user may not SELECT it: snapshots of it fail ({})", self.grant_select(t));
             }
             if let Some(note) = self.key_note(t, captured == Some(true)) {
                 let _ = writeln!(out, "      {note}");

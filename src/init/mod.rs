@@ -152,10 +152,7 @@ fn write(output: &Path, text: &str, force: bool) -> Result<()> {
             format!("{} already exists; outflow init does not replace it", output.display()),
             "pass --force to replace it, or -o to write another file",
         ),
-        _ => Error::fatal(
-            format!("cannot write {}: {e}", output.display()),
-            "pass -o with a path this user may write",
-        ),
+        _ => Error::fatal(format!("cannot write {}: {e}", output.display()), "pass -o with a path this user may write"),
     })
 }
 
@@ -220,10 +217,8 @@ fn choose_tables(inspection: &Inspection, wanted: &[String]) -> Result<Vec<Strin
 
 /// The pipeline's name from the database's: letters, digits and `_`.
 fn default_name(database: &str) -> String {
-    let name: String = database
-        .chars()
-        .map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '_' })
-        .collect();
+    let name: String =
+        database.chars().map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '_' }).collect();
     match name.trim_matches('_') {
         "" => "outflow".to_string(),
         n => n.to_string(),
@@ -242,9 +237,8 @@ fn slot_name(name: &str) -> String {
 /// the same for the same pipeline, different between pipelines, and far
 /// from the small ids servers and replicas are usually given.
 fn server_id(location: &str, name: &str) -> u32 {
-    let hash = format!("{location} {name}")
-        .bytes()
-        .fold(0x811c_9dc5u32, |h, b| (h ^ u32::from(b)).wrapping_mul(0x0100_0193));
+    let hash =
+        format!("{location} {name}").bytes().fold(0x811c_9dc5u32, |h, b| (h ^ u32::from(b)).wrapping_mul(0x0100_0193));
     100_000 + hash % 2_000_000_000
 }
 

@@ -28,11 +28,12 @@ pub async fn inspect(url: &str) -> Result<Inspection> {
             None => format!("this server has no {name}: use MariaDB 10.5+ or MySQL 8.0+"),
             Some(_) => format!("SET GLOBAL {name} = '{want}'; and {name}={want} in my.cnf [mysqld] (kept on restart)"),
         };
-        findings.push(Finding::new(
-            value.as_deref().is_some_and(|v| v.eq_ignore_ascii_case(want)),
-            format!("{name} = {} (outflow needs {want})", value.as_deref().unwrap_or("unset")),
-            fix,
-        ));
+        let ok = value.as_deref().is_some_and(|v| v.eq_ignore_ascii_case(want));
+        let what = match ok {
+            true => format!("{name} = {want}"),
+            false => format!("{name} = {} (outflow needs {want})", value.as_deref().unwrap_or("unset")),
+        };
+        findings.push(Finding::new(ok, what, fix));
     }
     findings.push(match catalog.check_privileges().await {
         Ok(()) => Finding::new(true, "the user may read the binlog (REPLICATION SLAVE, REPLICATION CLIENT)", ""),

@@ -58,10 +58,9 @@ impl SourceUrl {
         let before_query = rest.split('?').next().unwrap_or(rest);
         let (written, password) = match before_query.rfind('@') {
             Some(at) => match rest[..at].split_once(':') {
-                Some((user, password)) if !password.is_empty() => (
-                    format!("{scheme}://{user}:${{{PASSWORD_VAR}}}{}", &rest[at..]),
-                    Some(password.to_string()),
-                ),
+                Some((user, password)) if !password.is_empty() => {
+                    (format!("{scheme}://{user}:${{{PASSWORD_VAR}}}{}", &rest[at..]), Some(password.to_string()))
+                }
                 _ => (url.clone(), None),
             },
             None => (url.clone(), None),

@@ -31,6 +31,7 @@ mod harness;
 mod http;
 mod iceberg;
 mod iceberg_upsert;
+mod init;
 mod intact;
 mod kafka;
 mod kill9;
