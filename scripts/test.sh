@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The one test command (README, CI): install what is missing, check the
+# The one test command (README, CI): install what is missing, test that
+# detection (scripts/test-prereqs.sh), check the
 # dependency graph against deny.toml (scripts/deny.sh), start the
 # throwaway servers (scripts/test-services.sh), run the whole workspace's
 # tests (unit tests and the e2e binary) on PostgreSQL 15, then the
@@ -8,7 +9,7 @@
 #
 # CARGO_TARGET_DIR defaults to ~/.cache/outflow/target so that fresh clones
 # (CI) reuse one build. Extra arguments go to `cargo test` and skip the
-# PostgreSQL 18 pass and the cargo-deny checks, e.g.
+# PostgreSQL 18 pass, the prerequisite test and the cargo-deny checks, e.g.
 #   scripts/test.sh --test e2e bad_input
 # OUTFLOW_PG18=0 skips the PostgreSQL 18 pass; OUTFLOW_PG18=only runs just it.
 set -euo pipefail
@@ -36,6 +37,7 @@ status=0
 # cargo-deny on full runs: a violation fails the suite, but the tests still
 # run, so that one run reports everything.
 if [[ $# -eq 0 && "${OUTFLOW_PG18:-1}" != only ]]; then
+    scripts/test-prereqs.sh || status=1
     scripts/deny.sh || status=1
 fi
 if [[ "${OUTFLOW_PG18:-1}" != only ]]; then
