@@ -108,6 +108,18 @@ async fn inspect(source: &SourceUrl) -> Result<Inspection> {
     }
 }
 
+/// Refuses a server nobody answers on with the operating system's reason
+/// (the drivers' own messages say only "error connecting to server").
+pub(super) async fn reachable(host: &str, port: u16, kind: &str) -> Result<()> {
+    match tokio::net::TcpStream::connect((host, port)).await {
+        Ok(_) => Ok(()),
+        Err(e) => Err(Error::fatal(
+            format!("cannot connect to {kind} at {host}:{port}: {e}"),
+            "check the URL's host and port, and that the server is running and accepts TCP connections",
+        )),
+    }
+}
+
 /// The sources' errors name `[source] url`; here it is the URL argument.
 fn for_init(mut e: Error) -> Error {
     let reword = |s: &str| s.replace("the [source] url", "the URL").replace("[source] url", "the URL");

@@ -11,9 +11,11 @@ use mysql_async::prelude::Queryable;
 use super::inspect::{Finding, Inspection, Key, TableInfo};
 use super::url::Kind;
 use crate::error::Result;
-use crate::mysql::catalog::{display, sql_error, Catalog};
+use crate::mysql::catalog::{display, parse_url, sql_error, Catalog};
 
 pub async fn inspect(url: &str) -> Result<Inspection> {
+    let opts = parse_url(url)?;
+    super::reachable(opts.ip_or_hostname(), opts.tcp_port(), "mysql").await?;
     let mut catalog = Catalog::connect(url).await?;
     let user = catalog.opts.user().unwrap_or("").to_string();
     let on = |v: &Option<String>| v.as_deref().is_some_and(|v| v == "1" || v.eq_ignore_ascii_case("ON"));

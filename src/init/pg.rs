@@ -21,6 +21,7 @@ const COUNT_BELOW_BYTES: i64 = 16 << 20;
 
 pub async fn inspect(url: &str) -> Result<Inspection> {
     let params = PgParams::from_url(url, "URL")?;
+    super::reachable(&params.host, params.port, "postgres").await?;
     let catalog = Catalog::connect(&params).await?;
     let client = catalog.client();
     let q = |e: tokio_postgres::Error| sql_error("inspecting the server", &e);
