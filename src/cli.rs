@@ -1,5 +1,5 @@
-//! The commands: `run`, `snapshot` and `tail` here; `status`, `offsets` and
-//! `check` in their own modules. Each returns `Result`; `main`
+//! The commands: `run`, `snapshot` and `tail` here; `status`, `offsets`,
+//! `check` and `init` in their own modules. Each returns `Result`; `main`
 //! turns errors into one `error:` line, a `hint:` line and an exit code.
 
 use std::collections::BTreeMap;
@@ -60,6 +60,28 @@ pub enum Command {
     Check {
         #[arg(short, long, default_value = "outflow.toml")]
         config: PathBuf,
+    },
+    /// Inspect a database (settings, privileges, tables with and without keys,
+    /// sizes), write a commented outflow.toml for it, and check that config.
+    Init {
+        /// postgres://user:password@host:5432/dbname or mysql://user:password@host:3306/dbname
+        /// (the password is written to the config as ${OUTFLOW_SOURCE_PASSWORD}).
+        url: String,
+        /// SCHEMA.TABLE to capture, one or more (default: every table with a primary key).
+        #[arg(long, num_args = 1.., value_delimiter = ',')]
+        tables: Vec<String>,
+        /// The config file to write; an existing one is kept unless --force.
+        #[arg(short, long, default_value = "outflow.toml")]
+        output: PathBuf,
+        /// The sink kind (a JSONL file next to the config by default; other kinds get a placeholder destination).
+        #[arg(long, value_enum, default_value = "jsonl")]
+        sink: crate::init::SinkKind,
+        /// The pipeline's name (default: the database's); the slot and publication are named after it.
+        #[arg(long)]
+        name: Option<String>,
+        /// Replace an existing config file.
+        #[arg(long)]
+        force: bool,
     },
     /// Ask a running `run` (or the next one) to snapshot tables again.
     Snapshot {
@@ -125,6 +147,9 @@ pub async fn dispatch(cli: Cli) -> Result<()> {
         Command::Tail { config, until_caught_up, transforms } => tail(&config, until_caught_up, &transforms).await,
         Command::Snapshot { config, tables, filter } => request_snapshots(&config, &tables, filter.as_deref()),
         Command::Check { config } => crate::check::check(&config).await,
+        Command::Init { url, tables, output, sink, name, force } => {
+            crate::init::init(crate::init::InitArgs { url, tables, output, sink, name, force }).await
+        }
         Command::Completions { shell } => {
             use clap::CommandFactory;
             clap_complete::generate(shell, &mut Cli::command(), "outflow", &mut std::io::stdout());

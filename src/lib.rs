@@ -10,6 +10,7 @@ pub mod console;
 pub mod error;
 pub use outflow_sinks::failpoints;
 pub mod health;
+pub mod init;
 pub mod metrics;
 pub mod offsets;
 pub mod pipeline;

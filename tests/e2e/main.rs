@@ -32,6 +32,7 @@ mod harness;
 mod http;
 mod iceberg;
 mod iceberg_upsert;
+mod init;
 mod intact;
 mod kafka;
 mod kill9;
