@@ -7,9 +7,9 @@
 //! a set pace: the sink cannot go faster, so the snapshot of `big` is
 //! visibly in progress (and lagging) while the browser looks, whatever the
 //! machine's speed; a writer keeps streaming changes into `live`. Then the
-//! pace is lifted and, once the signals API is there ([`SIGNALS_API`]), the
-//! page's snapshot action with a filter must bring exactly the matching rows
-//! as `r` events. Screenshots are kept in `<target dir>/artifacts/console/`.
+//! pace is lifted and the page's snapshot action with a filter must bring
+//! exactly the matching rows as `r` events; pause and resume from the page
+//! follow. Screenshots are kept in `<target dir>/artifacts/console/`.
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -23,9 +23,6 @@ use tokio::process::Command;
 
 use crate::harness::{wait_for, Outflow, TestDb, SHORT};
 
-/// Whether `outflow run` serves the signal routes (`POST /api/snapshot`...):
-/// the action part of the test runs only then.
-const SIGNALS_API: bool = true;
 /// In the source URL as its password (the test server trusts every login):
 /// the console must never show it.
 const SECRET: &str = "ConsoleSecret-5150";
@@ -158,10 +155,7 @@ async fn console_shows_a_running_snapshot_and_its_actions_work() {
     ))
     .await;
     let port = free_port();
-    let mut admin = format!("[admin]\nlisten = \"127.0.0.1:{port}\"");
-    if SIGNALS_API {
-        admin.push_str("\ntoken = \"${OUTFLOW_ADMIN_TOKEN}\"");
-    }
+    let admin = format!("[admin]\nlisten = \"127.0.0.1:{port}\"\ntoken = \"${{OUTFLOW_ADMIN_TOKEN}}\"");
     let outflow = Outflow::new(&db, &["public.big", "public.live"])
         .source_url(db.url_as("postgres", SECRET, ""))
         .section("[snapshot]\nchunk_size = 200\nparallelism = 1")
@@ -225,36 +219,30 @@ async fn console_shows_a_running_snapshot_and_its_actions_work() {
     ids.dedup();
     assert_eq!(ids.len() as i64, ROWS, "each row of big once");
 
-    if SIGNALS_API {
-        // The page's snapshot action, with the token and a filter: exactly the
-        // matching rows come again as reads.
-        let before = pipe.events().len();
-        let acted = browse(
-            &modules,
-            json!({"phase": "action", "url": url, "artifacts": artifacts, "secret": SECRET,
-                   "token": TOKEN, "tables": ["public.big"], "filter": "id % 1000 = 7", "sink": "events"}),
-        )
-        .await;
-        let id = acted["id"].as_str().expect("a signal id").to_string();
-        let expected: Vec<i64> = (0..ROWS / 1000).map(|k| k * 1000 + 7).collect();
-        wait_for(SHORT, &format!("signal {id} done in /api/signals"), || async {
-            let signals: Value =
-                get(port, "/api/signals").await.and_then(|b| serde_json::from_str(&b).ok()).unwrap_or_default();
-            signals["signals"]
-                .as_array()
-                .is_some_and(|l| l.iter().any(|s| s["id"] == id.as_str() && s["status"] == "done"))
-        })
-        .await;
-        wait_for(SHORT, "the filtered snapshot's rows", || async {
-            read_ids(&pipe.events()[before..]).len() >= expected.len()
-        })
-        .await;
-        let mut again = read_ids(&pipe.events()[before..]);
-        again.sort_unstable();
-        assert_eq!(again, expected, "exactly the rows matching the filter, once each");
-    } else {
-        eprintln!("console: the snapshot action part waits for the signals API (SIGNALS_API in tests/e2e/console.rs)");
-    }
+    // The page's snapshot action, with the token and a filter: exactly the
+    // matching rows come again as reads.
+    let before = pipe.events().len();
+    let acted = browse(
+        &modules,
+        json!({"phase": "action", "url": url, "artifacts": artifacts, "secret": SECRET,
+               "token": TOKEN, "tables": ["public.big"], "filter": "id % 1000 = 7", "sink": "events"}),
+    )
+    .await;
+    let id = acted["id"].as_str().expect("a signal id").to_string();
+    let expected: Vec<i64> = (0..ROWS / 1000).map(|k| k * 1000 + 7).collect();
+    wait_for(SHORT, &format!("signal {id} done in /api/signals"), || async {
+        let signals: Value =
+            get(port, "/api/signals").await.and_then(|b| serde_json::from_str(&b).ok()).unwrap_or_default();
+        signals["signals"].as_array().is_some_and(|l| l.iter().any(|s| s["id"] == id.as_str() && s["status"] == "done"))
+    })
+    .await;
+    wait_for(SHORT, "the filtered snapshot's rows", || async {
+        read_ids(&pipe.events()[before..]).len() >= expected.len()
+    })
+    .await;
+    let mut again = read_ids(&pipe.events()[before..]);
+    again.sort_unstable();
+    assert_eq!(again, expected, "exactly the rows matching the filter, once each");
 
     writing.store(false, Ordering::SeqCst);
     writer.await.unwrap();
