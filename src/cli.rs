@@ -273,7 +273,7 @@ async fn run(config_path: &Path, until_caught_up: bool) -> Result<()> {
             transforms,
         ));
     }
-    crate::pipeline::restore_paused(&mut handles, &state.paused());
+    crate::pipeline::restore_paused(&mut handles, &state.paused()?);
     let run = StreamRun {
         sinks: &mut handles,
         state: Some(&state),

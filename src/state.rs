@@ -196,6 +196,9 @@ impl StateDir {
                 }
             }
         }
+        self.paused()?;
+        self.added_tables()?;
+        read_json::<serde_json::Value>(&self.dir.join("signals.json"))?;
         self.source_identity().map(|_| ())
     }
 
@@ -265,8 +268,8 @@ impl StateDir {
     }
 
     /// See [`write_paused`](Self::write_paused).
-    pub fn paused(&self) -> Vec<String> {
-        read_json(&self.dir.join("paused.json")).ok().flatten().unwrap_or_default()
+    pub fn paused(&self) -> Result<Vec<String>> {
+        Ok(read_json(&self.dir.join("paused.json"))?.unwrap_or_default())
     }
 
     /// Records the table patterns `add-tables` signals added to the capture

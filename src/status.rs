@@ -57,7 +57,7 @@ pub fn report(
     let mut sinks = Vec::new();
     let now_us = crate::health::now_us();
     let detached = state.detached();
-    let paused = state.paused();
+    let paused = state.paused().unwrap_or_default();
     // (position, name) of the sink with the least durable position.
     let mut least: Option<(Option<Position>, &str)> = None;
     for sink in &config.sinks {

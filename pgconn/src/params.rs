@@ -20,8 +20,14 @@ pub enum SslMode {
 
 #[derive(Debug, Clone)]
 pub struct PgParams {
+    /// The first host; `hosts` lists them all (a libpq-style multi-host
+    /// URL, `postgres://u@a:5432,b:5432/db`, tried in order).
     pub host: String,
     pub port: u16,
+    pub hosts: Vec<(String, u16)>,
+    /// `target_session_attrs=read-write`: only a server that is not in
+    /// recovery will do (after a failover, the promoted standby).
+    pub read_write: bool,
     pub user: String,
     pub password: Option<String>,
     pub dbname: String,
@@ -80,12 +86,21 @@ impl PgParams {
         if sql_config.get_application_name().is_none() {
             sql_config.application_name("outflow");
         }
-        let host = match sql_config.get_hosts().first() {
-            Some(tokio_postgres::config::Host::Tcp(h)) => h.clone(),
-            Some(_) => return Err(bad("unix sockets are not supported; use a TCP host".into())),
-            None => "localhost".to_string(),
-        };
-        let port = sql_config.get_ports().first().copied().unwrap_or(5432);
+        let ports = sql_config.get_ports();
+        let mut hosts = Vec::new();
+        for (i, h) in sql_config.get_hosts().iter().enumerate() {
+            let tokio_postgres::config::Host::Tcp(h) = h else {
+                return Err(bad("unix sockets are not supported; use a TCP host".into()));
+            };
+            // libpq: one port for every host, or one per host.
+            let port = ports.get(i).or(ports.first()).copied().unwrap_or(5432);
+            hosts.push((h.clone(), port));
+        }
+        if hosts.is_empty() {
+            hosts.push(("localhost".to_string(), ports.first().copied().unwrap_or(5432)));
+        }
+        let (host, port) = hosts[0].clone();
+        let read_write = sql_config.get_target_session_attrs() == tokio_postgres::config::TargetSessionAttrs::ReadWrite;
         let user = sql_config.get_user().map(str::to_string).ok_or_else(|| bad("no user name".into()))?;
         let password = sql_config
             .get_password()
@@ -95,16 +110,17 @@ impl PgParams {
             sql_config.password(p.clone());
         }
         let dbname = sql_config.get_dbname().unwrap_or(&user).to_string();
-        Ok(PgParams { host, port, user, password, dbname, ssl_mode, ssl_root_cert, sql_config })
+        Ok(PgParams { host, port, hosts, read_write, user, password, dbname, ssl_mode, ssl_root_cert, sql_config })
     }
 
     pub fn sql_config(&self) -> &tokio_postgres::Config {
         &self.sql_config
     }
 
-    /// `host:port/db` for messages (never the password).
+    /// `host:port/db` (`a:1,b:2/db` with several hosts) for messages, never the password.
     pub fn display(&self) -> String {
-        format!("{}:{}/{}", self.host, self.port, self.dbname)
+        let hosts: Vec<String> = self.hosts.iter().map(|(h, p)| format!("{h}:{p}")).collect();
+        format!("{}/{}", hosts.join(","), self.dbname)
     }
 }
 
@@ -123,5 +139,17 @@ mod tests {
         assert_eq!(p.ssl_root_cert, Some(PathBuf::from("/ca.pem")));
         assert_eq!(PgParams::from_url("postgres://u@h/d", "url").unwrap().ssl_mode, SslMode::Prefer);
         assert!(PgParams::from_url("postgres://u@h/d?sslmode=sometimes", "url").is_err());
+    }
+
+    #[test]
+    fn several_hosts_with_target_session_attrs() {
+        let p = PgParams::from_url("postgres://u@a:5432,b:6543/d?target_session_attrs=read-write", "url").unwrap();
+        assert_eq!(p.hosts, [("a".to_string(), 5432), ("b".to_string(), 6543)]);
+        assert!(p.read_write);
+        assert_eq!(p.display(), "a:5432,b:6543/d");
+        // In a URL a host without a port has the default one (libpq).
+        let default_port = PgParams::from_url("postgres://u@a,b:7000/d", "url").unwrap();
+        assert_eq!(default_port.hosts, [("a".to_string(), 5432), ("b".to_string(), 7000)]);
+        assert!(!default_port.read_write);
     }
 }

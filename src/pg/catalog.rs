@@ -22,6 +22,8 @@ pub struct SlotInfo {
     pub retained_wal_bytes: Option<i64>,
     pub wal_status: Option<String>,
     pub safe_wal_size: Option<i64>,
+    /// A failover slot (PostgreSQL 17+; None before).
+    pub failover: Option<bool>,
 }
 
 /// The server's WAL position: replayed so far on a standby, written on a primary.
@@ -92,6 +94,16 @@ impl Catalog {
         Ok(())
     }
 
+    /// `server_version_num`, e.g. 170004.
+    pub async fn version_num(&self) -> Result<i32> {
+        let row = self
+            .client
+            .query_one("SELECT current_setting('server_version_num')::int", &[])
+            .await
+            .map_err(|e| sql_error("reading server_version_num", &e))?;
+        Ok(row.get(0))
+    }
+
     /// The server's system identifier (ties a state directory to one cluster).
     pub async fn system_identifier(&self) -> Result<String> {
         let row = self
@@ -149,8 +161,9 @@ impl Catalog {
             .query_opt(
                 &format!(
                     "SELECT plugin, database, active, active_pid, confirmed_flush_lsn::text, restart_lsn::text, \
-                 ({SERVER_LSN} - restart_lsn)::bigint, wal_status, safe_wal_size \
-                 FROM pg_replication_slots WHERE slot_name = $1"
+                 ({SERVER_LSN} - restart_lsn)::bigint, wal_status, safe_wal_size, \
+                 (to_jsonb(s) ->> 'failover')::bool \
+                 FROM pg_replication_slots s WHERE slot_name = $1"
                 ),
                 &[&name],
             )
@@ -166,6 +179,7 @@ impl Catalog {
             retained_wal_bytes: r.get(6),
             wal_status: r.get(7),
             safe_wal_size: r.get(8),
+            failover: r.get(9),
         }))
     }
 

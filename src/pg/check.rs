@@ -67,6 +67,32 @@ pub async fn preflight(cfg: &PgConfig, snapshots: bool, report: &mut Checklist) 
         report.note("the primary's wal_level (logical) is checked when the slot is created: a standby cannot read it");
     }
 
+    if cfg.failover {
+        let row = client
+            .query_one(
+                "SELECT current_setting('server_version_num')::int >= 170000, \
+                 current_setting('synchronized_standby_slots', true)",
+                &[],
+            )
+            .await
+            .map_err(q)?;
+        let (new_enough, standby_slots): (bool, Option<String>) = (row.get(0), row.get(1));
+        report.item(
+            new_enough && !catalog.standby,
+            "failover = true: the server is a PostgreSQL 17+ primary",
+            "failover slots are created on a PostgreSQL 17+ primary; set failover = false otherwise",
+        );
+        let standby_slots = standby_slots.unwrap_or_default();
+        report.item(
+            !standby_slots.is_empty(),
+            &format!("the primary waits for its standbys before sending changes (synchronized_standby_slots = {standby_slots:?})"),
+            "without it outflow may receive changes a standby lacks, which a failover then undoes: \
+             ALTER SYSTEM SET synchronized_standby_slots = '<the standby's physical slot>'; SELECT pg_reload_conf(); \
+             on the standby: sync_replication_slots = on, hot_standby_feedback = on, primary_slot_name set, \
+             and dbname in primary_conninfo",
+        );
+    }
+
     let row = client
         .query_one("SELECT rolreplication OR rolsuper, rolsuper FROM pg_roles WHERE rolname = current_user", &[])
         .await

@@ -27,6 +27,12 @@ pub struct PgConfig {
     /// The publication of the captured tables; created if missing.
     #[serde(default = "default_outflow")]
     pub publication: String,
+    /// Create the slot as a failover slot (PostgreSQL 17+), which standbys
+    /// with `sync_replication_slots = on` keep in step, so that after a
+    /// promotion outflow goes on from the new primary (list both hosts in
+    /// `url` with `target_session_attrs=read-write`).
+    #[serde(default)]
+    pub failover: bool,
     /// Warn (log, metric, status) when the WAL the slot retains passes this
     /// size (default 1 GiB).
     #[serde(default)]

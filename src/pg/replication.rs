@@ -75,14 +75,44 @@ pub enum ReplicationMessage {
 }
 
 impl ReplicationConn {
+    /// Connects to the URL's hosts in order, the first that answers (with
+    /// `target_session_attrs=read-write`, the first not in recovery: after
+    /// a failover, the promoted standby).
     pub async fn connect(params: &PgParams) -> Result<ReplicationConn> {
-        let display = params.display();
-        let tcp = TcpStream::connect((params.host.as_str(), params.port)).await.map_err(|e| {
+        let mut last = None;
+        for (host, port) in &params.hosts {
+            match ReplicationConn::connect_to(params, host, *port).await {
+                Ok(mut conn) if params.read_write => {
+                    let rows = conn.simple_query("SELECT pg_is_in_recovery()").await.map_err(|e| match e {
+                        QueryError::Io(e) => e,
+                        QueryError::Server(se) => Error::transient(format!(
+                            "cannot ask {host}:{port} whether it is a standby: {}",
+                            se.message
+                        )),
+                    })?;
+                    if rows.first().and_then(|r| r.first().cloned().flatten()).as_deref() == Some("f") {
+                        return Ok(conn);
+                    }
+                    conn.close().await;
+                    last = Some(Error::transient(format!(
+                        "postgres at {host}:{port} is a standby, and [source] url asks for target_session_attrs=read-write"
+                    )));
+                }
+                Ok(conn) => return Ok(conn),
+                Err(e) => last = Some(e),
+            }
+        }
+        Err(last.unwrap_or_else(|| Error::config("[source] url names no host", "e.g. postgres://user@host:5432/db")))
+    }
+
+    async fn connect_to(params: &PgParams, host: &str, port: u16) -> Result<ReplicationConn> {
+        let display = format!("{host}:{port}/{}", params.dbname);
+        let tcp = TcpStream::connect((host, port)).await.map_err(|e| {
             Error::transient(format!("cannot connect to postgres at {display}: {e}"))
                 .with_hint("check the host and port in [source] url and that the server is running")
         })?;
         tcp.set_nodelay(true).ok();
-        let stream = negotiate_tls(tcp, params).await?;
+        let stream = negotiate_tls(tcp, params, host).await?;
         let mut conn = ReplicationConn {
             stream,
             read_buf: BytesMut::with_capacity(1 << 16),
@@ -385,7 +415,7 @@ pub enum QueryError {
     Io(Error),
 }
 
-async fn negotiate_tls(mut tcp: TcpStream, params: &PgParams) -> Result<Box<dyn Stream>> {
+async fn negotiate_tls(mut tcp: TcpStream, params: &PgParams, host: &str) -> Result<Box<dyn Stream>> {
     let Some(config) = tls::client_config(params)? else {
         return Ok(Box::new(tcp));
     };
@@ -405,8 +435,8 @@ async fn negotiate_tls(mut tcp: TcpStream, params: &PgParams) -> Result<Box<dyn 
             "enable ssl on the server, or use sslmode=prefer/disable in [source] url",
         ));
     }
-    let name = rustls::pki_types::ServerName::try_from(params.host.clone()).map_err(|e| {
-        Error::config(format!("host {:?} is not a valid TLS server name: {e}", params.host), "use a DNS name or IP")
+    let name = rustls::pki_types::ServerName::try_from(host.to_string()).map_err(|e| {
+        Error::config(format!("host {host:?} is not a valid TLS server name: {e}"), "use a DNS name or IP")
     })?;
     let connector = tokio_rustls::TlsConnector::from(config);
     let tls = connector.connect(name, tcp).await.map_err(|e| {

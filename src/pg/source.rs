@@ -112,6 +112,13 @@ impl PgSource {
         let filter = cfg.table_filter()?;
         let tables = catalog.resolve_tables(&filter).await?;
         catalog.ensure_publication(&cfg.publication, &Published::all(&tables, transforms)).await?;
+        let failover = cfg.failover && !temporary;
+        if failover && (catalog.standby || catalog.version_num().await? < 170000) {
+            return Err(Error::config(
+                format!("[source] failover = true needs the primary of PostgreSQL 17 or later; {} is not", params.display()),
+                "set failover = false, or point [source] url at a PostgreSQL 17+ primary",
+            ));
+        }
         let existing = catalog.slot(slot).await?;
         match &existing {
             Some(info) => check_slot(info, slot, &params)?,
@@ -126,11 +133,18 @@ impl PgSource {
         let mut conn = ReplicationConn::connect(&params).await?;
         let ident = conn.simple_query("IDENTIFY_SYSTEM").await.map_err(|e| query_error("IDENTIFY_SYSTEM", e))?;
         let system_identifier = ident.first().and_then(|r| r.first().cloned().flatten()).unwrap_or_default();
+        let quoted = slot.replace('"', "\"\"");
+        if failover && existing.as_ref().is_some_and(|s| s.failover == Some(false)) {
+            conn.simple_query(&format!("ALTER_REPLICATION_SLOT \"{quoted}\" (FAILOVER true)"))
+                .await
+                .map_err(|e| query_error("making the slot a failover slot", e))?;
+            tracing::info!(slot, "made the replication slot a failover slot");
+        }
         if existing.is_none() {
             let sql = format!(
-                "CREATE_REPLICATION_SLOT \"{}\" {}LOGICAL pgoutput NOEXPORT_SNAPSHOT",
-                slot.replace('"', "\"\""),
-                if temporary { "TEMPORARY " } else { "" }
+                "CREATE_REPLICATION_SLOT \"{quoted}\" {}LOGICAL pgoutput {}",
+                if temporary { "TEMPORARY " } else { "" },
+                if failover { "(SNAPSHOT 'nothing', FAILOVER true)" } else { "NOEXPORT_SNAPSHOT" }
             );
             let create = conn.simple_query(&sql);
             tokio::pin!(create);
@@ -313,7 +327,8 @@ impl Source for PgSource {
         self.acked = start;
         self.room = 0;
         self.last_heartbeat = 0;
-        self.last_emitted = None;
+        // Items outflow adds on a standby must sort after what the sinks have.
+        self.last_emitted = from.cloned();
         self.reached = self.target.is_none();
         Ok(())
     }

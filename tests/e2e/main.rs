@@ -27,6 +27,7 @@ mod console;
 mod debezium;
 mod durability;
 mod events;
+mod failover;
 mod fanout;
 mod harness;
 mod http;

@@ -29,7 +29,12 @@ impl OwnPg {
 
     /// initdb and start (waits until the server accepts connections).
     pub fn start() -> OwnPg {
-        let pg = OwnPg::new(String::new());
+        OwnPg::start_with("")
+    }
+
+    /// [`OwnPg::start`] with more server options (`-c name=value ...`).
+    pub fn start_with(options: &str) -> OwnPg {
+        let pg = OwnPg::new(options.to_string());
         pg.pg("initdb", &["-D", &pg.data(), "-A", "trust", "-U", "postgres"]);
         pg.pg_ctl("start", "fast", 60);
         pg
@@ -39,11 +44,34 @@ impl OwnPg {
     /// `hot_standby_feedback = on`), started and accepting read-only
     /// connections.
     pub fn standby_of(primary: &OwnPg) -> OwnPg {
-        let pg = OwnPg::new("-c hot_standby_feedback=on".to_string());
-        let from = format!("host=127.0.0.1 port={} user=postgres", primary.port);
-        pg.pg("pg_basebackup", &["-D", &pg.data(), "-R", "-X", "stream", "-d", &from]);
+        OwnPg::standby_with(primary, &[], "")
+    }
+
+    /// [`OwnPg::standby_of`] with more pg_basebackup arguments (e.g. `-C -S
+    /// slot`) and server options.
+    pub fn standby_with(primary: &OwnPg, basebackup: &[&str], options: &str) -> OwnPg {
+        let pg = OwnPg::new(format!("-c hot_standby_feedback=on {options}"));
+        let from = format!("host=127.0.0.1 port={} user=postgres dbname=postgres", primary.port);
+        let data = pg.data();
+        let mut args = vec!["-D", data.as_str(), "-R", "-X", "stream", "-d", &from];
+        args.extend_from_slice(basebackup);
+        pg.pg("pg_basebackup", &args);
         pg.pg_ctl("start", "fast", 60);
         pg
+    }
+
+    /// `pg_ctl promote`: the standby becomes a primary (waits for it).
+    pub fn promote(&self) {
+        self.pg("pg_ctl", &["-D", &self.data(), "-w", "-t", "60", "promote"]);
+    }
+
+    /// The server crashes (`pg_ctl stop -m immediate`) and stays down.
+    pub fn crash(&self) {
+        self.pg_ctl("stop", "immediate", 60);
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
     }
 
     /// A temp directory the `postgres` user owns, and a free port.
