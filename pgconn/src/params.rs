@@ -113,6 +113,28 @@ impl PgParams {
         Ok(PgParams { host, port, hosts, read_write, user, password, dbname, ssl_mode, ssl_root_cert, sql_config })
     }
 
+    /// The same settings for one of the hosts only (e.g. to look at a standby
+    /// the URL lists).
+    pub fn only_host(&self, host: &str, port: u16) -> PgParams {
+        let mut c = tokio_postgres::Config::new();
+        c.user(&self.user).dbname(&self.dbname).host(host).port(port).application_name("outflow");
+        c.ssl_mode(self.sql_config.get_ssl_mode());
+        if let Some(p) = &self.password {
+            c.password(p.clone());
+        }
+        if let Some(t) = self.sql_config.get_connect_timeout() {
+            c.connect_timeout(*t);
+        }
+        PgParams {
+            host: host.to_string(),
+            port,
+            hosts: vec![(host.to_string(), port)],
+            read_write: false,
+            sql_config: c,
+            ..self.clone()
+        }
+    }
+
     pub fn sql_config(&self) -> &tokio_postgres::Config {
         &self.sql_config
     }

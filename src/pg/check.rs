@@ -11,6 +11,63 @@ use crate::error::Result;
 use crate::report::Checklist;
 use crate::source::SourceFactory;
 
+/// The settings a standby the URL lists needs to take over the failover
+/// slot: `sync_replication_slots`, `hot_standby_feedback`, a
+/// `primary_slot_name` the primary waits for; and whether it has the slot.
+async fn check_failover_standby(params: &PgParams, slot: &str, waits_for: &[&str], report: &mut Checklist) {
+    let at = params.display();
+    let catalog = match Catalog::connect(params).await {
+        Ok(c) => c,
+        Err(e) => {
+            report.item(false, &format!("connect to the standby {at}: {}", e.message), "check the host in [source] url");
+            return;
+        }
+    };
+    if !catalog.standby {
+        report.note(&format!("{at} is not a standby (not in recovery)"));
+        return;
+    }
+    let row = catalog
+        .client()
+        .query_one(
+            "SELECT current_setting('sync_replication_slots', true), current_setting('hot_standby_feedback'), \
+             current_setting('primary_slot_name'), \
+             (SELECT synced FROM pg_replication_slots WHERE slot_name = $1)",
+            &[&slot],
+        )
+        .await;
+    let row = match row {
+        Ok(r) => r,
+        Err(e) => {
+            report.item(false, &format!("read the standby {at}'s settings: {e}"), "check the standby's logs");
+            return;
+        }
+    };
+    let (sync, feedback, primary_slot, synced): (Option<String>, String, String, Option<bool>) =
+        (row.get(0), row.get(1), row.get(2), row.get(3));
+    let sync = sync.unwrap_or_default();
+    report.item(
+        sync == "on",
+        &format!("the standby {at} synchronizes failover slots (sync_replication_slots = {sync})"),
+        "on the standby: ALTER SYSTEM SET sync_replication_slots = on; SELECT pg_reload_conf(); (and dbname in primary_conninfo)",
+    );
+    report.item(
+        feedback == "on",
+        &format!("the standby {at}'s hot_standby_feedback = {feedback}"),
+        "on the standby: ALTER SYSTEM SET hot_standby_feedback = on; SELECT pg_reload_conf();",
+    );
+    report.item(
+        !primary_slot.is_empty() && waits_for.contains(&primary_slot.as_str()),
+        &format!("the standby {at} streams from slot {primary_slot:?}, which the primary's synchronized_standby_slots lists"),
+        "give the standby a physical slot (primary_slot_name) and list it in the primary's synchronized_standby_slots",
+    );
+    report.item(
+        synced == Some(true),
+        &format!("the standby {at} has a synchronized copy of slot {slot:?}"),
+        "wait for the standby's slot sync worker (it copies failover slots every few seconds), or run SELECT pg_sync_replication_slots(); on the standby",
+    );
+}
+
 pub async fn preflight(cfg: &PgConfig, snapshots: bool, report: &mut Checklist) -> Result<()> {
     let params = PgParams::from_url(&cfg.url, "[source] url")?;
     let catalog = match Catalog::connect(&params).await {
@@ -91,6 +148,10 @@ pub async fn preflight(cfg: &PgConfig, snapshots: bool, report: &mut Checklist) 
              on the standby: sync_replication_slots = on, hot_standby_feedback = on, primary_slot_name set, \
              and dbname in primary_conninfo",
         );
+        let waits_for: Vec<&str> = standby_slots.split(',').map(str::trim).collect();
+        for (host, port) in params.hosts.iter().filter(|(h, p)| (h.as_str(), *p) != (params.host.as_str(), params.port)) {
+            check_failover_standby(&params.only_host(host, *port), &cfg.slot, &waits_for, report).await;
+        }
     }
 
     let row = client

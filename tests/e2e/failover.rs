@@ -85,6 +85,11 @@ async fn a_failover_slot_follows_the_promoted_standby_with_every_row_once() {
     .await;
     insert(&p, 101..=150).await;
     wait_for(SHORT, "150 rows in the sink", || async { created(&outflow).len() == 150 }).await;
+    // check looks at the standby the URL lists too.
+    let before = outflow.exec(&["check", "-c", &config.to_string_lossy()]).await;
+    for item in ["synchronizes failover slots (sync_replication_slots = on)", "which the primary's synchronized_standby_slots lists", "has a synchronized copy of slot \"fo\""] {
+        assert!(before.stdout.lines().any(|l| l.starts_with('✓') && l.contains(item)), "{item}:\n{}", before.stdout);
+    }
 
     // The primary dies; the standby takes over; writes go on there.
     primary.crash();
