@@ -5,11 +5,13 @@
 //! primary waits for the standby before sending changes
 //! (`synchronized_standby_slots`). The primary crashes mid-run and the
 //! standby is promoted: outflow reconnects to it on its own and goes on
-//! from the synchronized slot, every committed row exactly once.
+//! from the synchronized slot, every committed row exactly once in the
+//! JSONL and the Kafka sink.
 
 use tokio_postgres::{Client, NoTls};
 
 use crate::harness::{changes, wait_for, Outflow, SHORT};
+use crate::kafka::{records, unique_name};
 use crate::own_servers::OwnPg;
 
 async fn connect(url: &str) -> Client {
@@ -56,10 +58,14 @@ async fn a_failover_slot_follows_the_promoted_standby_with_every_row_once() {
         primary.port(),
         standby.port()
     );
+    let name = unique_name("failover");
+    let brokers = crate::kafka::brokers();
     let outflow = Outflow::raw(|dir| {
         format!(
-            "[source]\nkind = \"postgres\"\nurl = \"{url}\"\ntables = [\"public.t\"]\nslot = \"fo\"\nfailover = true\n\
-             [state]\ndir = \"{}/state\"\n[[sink]]\nname = \"events\"\nkind = \"jsonl\"\npath = \"{}/out.jsonl\"\n",
+            "name = \"{name}\"\n[source]\nkind = \"postgres\"\nurl = \"{url}\"\ntables = [\"public.t\"]\nslot = \"fo\"\n\
+             failover = true\n[state]\ndir = \"{}/state\"\n\
+             [[sink]]\nname = \"events\"\nkind = \"jsonl\"\npath = \"{}/out.jsonl\"\n\
+             [[sink]]\nname = \"bus\"\nkind = \"kafka\"\nbrokers = \"{brokers}\"\n",
             dir.display(),
             dir.display()
         )
@@ -87,7 +93,11 @@ async fn a_failover_slot_follows_the_promoted_standby_with_every_row_once() {
     wait_for(SHORT, "150 rows in the sink", || async { created(&outflow).len() == 150 }).await;
     // check looks at the standby the URL lists too.
     let before = outflow.exec(&["check", "-c", &config.to_string_lossy()]).await;
-    for item in ["synchronizes failover slots (sync_replication_slots = on)", "which the primary's synchronized_standby_slots lists", "has a synchronized copy of slot \"fo\""] {
+    for item in [
+        "synchronizes failover slots (sync_replication_slots = on)",
+        "which the primary's synchronized_standby_slots lists",
+        "has a synchronized copy of slot \"fo\"",
+    ] {
         assert!(before.stdout.lines().any(|l| l.starts_with('✓') && l.contains(item)), "{item}:\n{}", before.stdout);
     }
 
@@ -104,6 +114,15 @@ async fn a_failover_slot_follows_the_promoted_standby_with_every_row_once() {
     assert_eq!(ids.len(), 200, "no row twice");
     ids.sort_unstable();
     assert_eq!(ids, (1..=200).collect::<Vec<_>>(), "every row once");
+    // The Kafka sink (exactly-once through its offsets topic) too, read back
+    // by an independent consumer.
+    let mut in_kafka: Vec<i64> = records(&format!("{name}.public.t"))
+        .iter()
+        .filter(|r| r["value"]["op"] == "c")
+        .map(|r| r["value"]["after"]["id"].as_i64().unwrap())
+        .collect();
+    in_kafka.sort_unstable();
+    assert_eq!(in_kafka, (1..=200).collect::<Vec<_>>(), "every row once in Kafka");
     // After the failover, check (against the new primary) still sees a failover slot.
     assert!(check.stdout.contains("failover = true: the server is a PostgreSQL 17+ primary"), "{}", check.stdout);
 }
