@@ -1,8 +1,10 @@
-//! Secrets stay secret: with a recognisable password in the source URL and
-//! a hash salt from the environment, every command and failure path is
-//! run, and every byte outflow wrote — stdout, stderr, the state
-//! directory, the sink's output, `/status` and `/metrics` — is searched for
-//! them. Only the config file (where the user wrote them) may hold them.
+//! Secrets stay secret: with a recognisable password in the source URL, a
+//! hash salt and the admin token from the environment, every command and
+//! failure path is run, and every byte outflow wrote — stdout, stderr, the
+//! state directory (signals' records included), the sink's output,
+//! `/status`, `/metrics`, the console and its API (the config view, the
+//! log, the signals) — is searched for them. Only the config file (where
+//! the user wrote them) may hold them.
 
 use std::path::Path;
 
@@ -10,10 +12,11 @@ use crate::harness::{wait_for, Outcome, Outflow, TestDb, SHORT};
 
 const PASSWORD: &str = "scram-secret";
 const SALT: &str = "SALT-xyzzy-4711";
+const TOKEN: &str = "TOKEN-plugh-0815";
 
 /// Panics naming the place when `text` holds a secret.
 fn assert_clean(place: &str, text: &str) {
-    for secret in [PASSWORD, SALT] {
+    for secret in [PASSWORD, SALT, TOKEN] {
         assert!(!text.contains(secret), "{place} holds the secret {secret:?}:\n{text}");
     }
 }
@@ -58,8 +61,9 @@ async fn secrets_never_appear_in_what_outflow_writes() {
     let outflow = Outflow::new(&db, &["public.t"])
         .source_url(db.url_as("outflow_scram", PASSWORD, ""))
         .section("[[transform]]\nname = \"pii\"\nhash_columns = [\"email\"]\nhash_salt = \"${MASK_SALT}\"")
-        .section(&format!("[admin]\nlisten = \"127.0.0.1:{port}\""));
+        .section(&format!("[admin]\nlisten = \"127.0.0.1:{port}\"\ntoken = \"${{ADMIN_TOKEN}}\""));
     outflow.with_env("MASK_SALT", SALT);
+    outflow.with_env("ADMIN_TOKEN", TOKEN);
     let config = outflow.config_path().to_string_lossy().to_string();
 
     // The working paths.
@@ -72,7 +76,30 @@ async fn secrets_never_appear_in_what_outflow_writes() {
         async move { n >= 2 }
     })
     .await;
-    for path in ["/status", "/metrics", "/readyz"] {
+    // Actions with the token, a wrong one, and a malformed one.
+    let body = r#"{"tables": ["public.t"], "filter": "id > 1"}"#;
+    for token in [TOKEN, "wrong", ""] {
+        let (status, answer) = crate::signals::request(port, "POST", "/api/snapshot", Some(token), body).await;
+        assert_clean(&format!("POST /api/snapshot answer ({status})"), &answer.to_string());
+    }
+    let (_, answer) = crate::signals::request(port, "POST", "/api/snapshot", Some(TOKEN), "{").await;
+    assert_clean("a malformed action's answer", &answer.to_string());
+    wait_for(SHORT, "the ad-hoc snapshot", || {
+        let n = outflow.events_so_far().len();
+        async move { n >= 3 }
+    })
+    .await;
+    for path in [
+        "/status",
+        "/metrics",
+        "/readyz",
+        "/",
+        "/api/config",
+        "/api/log",
+        "/api/history",
+        "/api/snapshots",
+        "/api/signals",
+    ] {
         assert_clean(path, &http_get(port, path).await);
     }
     run.sigterm_and_wait().await.assert_success();
