@@ -346,15 +346,7 @@ impl Windows {
                 let now_us = now_micros();
                 let progress = TableSnapshot { done: true, ..chunk.progress };
                 out.push(StreamItem::Begin { tx_id: None, commit_ts_us: now_us, position: position() });
-                out.push(StreamItem::SnapshotProgress(SnapshotProgress {
-                    table: chunk.table.id.clone(),
-                    last_key: progress.last_key,
-                    resume: progress.resume,
-                    ranges: progress.ranges,
-                    rows: progress.rows,
-                    done: true,
-                    position: position(),
-                }));
+                out.push(progress_item(&chunk.table.id, progress, position()));
                 out.push(StreamItem::Commit { tx_id: None, commit_ts_us: now_us, position: position() });
             }
             return;
@@ -382,15 +374,7 @@ impl Windows {
                 position: position(),
             }));
         }
-        out.push(StreamItem::SnapshotProgress(SnapshotProgress {
-            table: chunk.table.id.clone(),
-            last_key: progress.last_key,
-            resume: progress.resume,
-            ranges: progress.ranges,
-            rows: progress.rows,
-            done: progress.done,
-            position: position(),
-        }));
+        out.push(progress_item(&chunk.table.id, progress, position()));
         out.push(StreamItem::Commit { tx_id: None, commit_ts_us: now_us, position: position() });
         let _ = chunk.emitted.send(());
     }
@@ -411,6 +395,19 @@ impl Windows {
         progress.done = progress.ranges.iter().all(|r| r.done);
         progress.clone()
     }
+}
+
+/// A table's snapshot progress as the item sinks store with their offset.
+fn progress_item(table: &TableId, progress: TableSnapshot, position: Position) -> StreamItem {
+    StreamItem::SnapshotProgress(SnapshotProgress {
+        table: table.clone(),
+        last_key: progress.last_key,
+        resume: progress.resume,
+        ranges: progress.ranges,
+        rows: progress.rows,
+        done: progress.done,
+        position,
+    })
 }
 
 fn now_micros() -> i64 {
