@@ -206,7 +206,7 @@ impl Windows {
                 });
                 if left == Some(0) {
                     self.running.remove(&table);
-                    self.stopped.remove(&table);
+                    self.release_stopped(&table);
                     self.ended.push(table);
                 }
                 Ok(Some(()))
@@ -246,7 +246,9 @@ impl Windows {
         }
     }
 
-    /// Another table's reader was started (a snapshot asked for while running).
+    /// Another table's reader was started (a snapshot asked for while
+    /// running; never while a stopped one of the table drains, see
+    /// [`Windows::is_running`]).
     pub fn reader_started(&mut self, table: &TableId) {
         self.readers += 1;
         *self.running.entry(table.clone()).or_default() += 1;
@@ -349,6 +351,9 @@ impl Windows {
                 out.push(progress_item(&chunk.table.id, progress, position()));
                 out.push(StreamItem::Commit { tx_id: None, commit_ts_us: now_us, position: position() });
             }
+            let table = chunk.table.id.clone();
+            drop(chunk);
+            self.release_stopped(&table);
             return;
         }
         if !chunk.keyed && self.warned_keyless.insert(chunk.table.id.clone()) {
