@@ -287,15 +287,17 @@ impl PgDecoder {
         tuple
             .iter()
             .zip(columns.iter().zip(&rel.types))
-            .map(|(value, (column, ty))| match value {
-                TupleValue::Null => Ok(Value::Null),
-                TupleValue::UnchangedToast => Ok(Value::Unchanged),
-                TupleValue::Text(text) => pgtypes::parse_text(ty, text).map_err(|e| {
-                    DecodeError::invalid(
-                        "column value",
-                        format!("{}.{} ({}): {e}", rel.schema.id, column.name, column.type_name),
-                    )
-                }),
+            .map(|(value, (column, ty))| {
+                let parsed = match value {
+                    TupleValue::Null => Ok(Value::Null),
+                    TupleValue::UnchangedToast => Ok(Value::Unchanged),
+                    TupleValue::Text(text) => pgtypes::parse_text(ty, text),
+                    TupleValue::Binary(bytes) => pgtypes::binary::parse_binary(ty, bytes),
+                };
+                parsed.map_err(|e| {
+                    let column = format!("{}.{} ({})", rel.schema.id, column.name, column.type_name);
+                    DecodeError::invalid("column value", format!("{column}: {e}"))
+                })
             })
             .collect()
     }

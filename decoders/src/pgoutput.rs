@@ -138,6 +138,8 @@ pub enum TupleValue<'a> {
     UnchangedToast,
     /// The type's text output.
     Text(&'a str),
+    /// The type's binary send format (the `binary` option).
+    Binary(&'a [u8]),
 }
 
 pub type Tuple<'a> = Vec<TupleValue<'a>>;
@@ -326,10 +328,8 @@ fn tuple<'a>(r: &mut Reader<'a>) -> Result<Tuple<'a>, DecodeError> {
                 )
             }
             b'b' => {
-                return Err(DecodeError::invalid(
-                    "tuple column",
-                    "binary column value, but outflow does not request pgoutput's binary option",
-                ))
+                let len = r.len("tuple column length")?;
+                TupleValue::Binary(r.bytes(len, "tuple column value")?)
             }
             other => return Err(unknown("tuple column kind", other)),
         });
@@ -644,8 +644,8 @@ mod tests {
 
     #[test]
     fn malformed_fields_are_errors() {
-        let binary = Msg::new(b'I').u32(1).u8(b'N').u16(1).u8(b'b').i32(1).u8(0).done();
-        assert!(matches!(parse(&binary), Err(DecodeError::Invalid { .. })));
+        let binary = Msg::new(b'I').u32(1).u8(b'N').u16(1).u8(b'b').i32(2).u8(0).done();
+        assert!(parse(&binary).is_err(), "a value shorter than its length");
         let negative = Msg::new(b'I').u32(1).u8(b'N').u16(1).u8(b't').i32(-1).done();
         assert!(matches!(parse(&negative), Err(DecodeError::Invalid { .. })));
         let bad_utf8 = Msg::new(b'I').u32(1).u8(b'N').u16(1).u8(b't').i32(1).u8(0xff).done();

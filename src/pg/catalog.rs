@@ -251,6 +251,38 @@ impl Catalog {
 
     /// Looks up a type the decoder does not know: enums (with their labels),
     /// domains (resolved to their base type), arrays of those.
+    /// The first column of `tables` whose type outflow cannot decode in
+    /// pgoutput's binary form (`schema.table.column (type)`), if any.
+    pub async fn first_non_binary_column(&self, tables: &[(String, String)]) -> Result<Option<String>> {
+        let schemas: Vec<&str> = tables.iter().map(|(s, _)| s.as_str()).collect();
+        let names: Vec<&str> = tables.iter().map(|(_, t)| t.as_str()).collect();
+        let rows = self
+            .client
+            .query(
+                "SELECT n.nspname::text, c.relname::text, a.attname::text, a.atttypid, format_type(a.atttypid, NULL) \
+                 FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace \
+                 WHERE a.attnum > 0 AND NOT a.attisdropped \
+                 AND (n.nspname::text, c.relname::text) IN (SELECT * FROM unnest($1::text[], $2::text[]))",
+                &[&schemas, &names],
+            )
+            .await
+            .map_err(|e| sql_error("reading the captured columns' types", &e))?;
+        let registry = outflow_decoders::pg_type_registry::TypeRegistry::new();
+        for r in rows {
+            let oid: u32 = r.get(3);
+            let ty = match registry.is_known(oid) {
+                true => registry.resolve(oid),
+                false => self.lookup_type(oid).await?.1,
+            };
+            if !outflow_decoders::pgtypes::binary::supported(&ty) {
+                let (schema, table, column, name): (String, String, String, String) =
+                    (r.get(0), r.get(1), r.get(2), r.get(4));
+                return Ok(Some(format!("{schema}.{table}.{column} ({name})")));
+            }
+        }
+        Ok(None)
+    }
+
     pub async fn lookup_type(&self, oid: u32) -> Result<(String, PgType)> {
         let mut current = oid;
         let mut array_depth = 0;

@@ -33,6 +33,12 @@ pub struct PgConfig {
     /// `url` with `target_session_attrs=read-write`).
     #[serde(default)]
     pub failover: bool,
+    /// pgoutput's binary mode (PostgreSQL 14+): values in their binary send
+    /// format, decoded without a text round trip, while every captured
+    /// column's type is one outflow decodes in binary; text otherwise (the
+    /// stream switches to text when a table with another type appears).
+    #[serde(default)]
+    pub binary: bool,
     /// Warn (log, metric, status) when the WAL the slot retains passes this
     /// size (default 1 GiB).
     #[serde(default)]

@@ -31,6 +31,7 @@ use std::time::Duration;
 
 use outflow_decoders::pg_decoder::PgDecoder;
 use outflow_decoders::pgoutput;
+use outflow_decoders::pgtypes::binary;
 use outflow_model::position::format_lsn;
 use outflow_model::{Position, StreamItem, TableFilter, TableId};
 use outflow_sinks::SinkContext;
@@ -78,6 +79,11 @@ pub struct PgSource {
     reached: bool,
     /// The message `recv` took, for `read`.
     pending: Option<ReplicationMessage>,
+    /// `[source] binary`, until a column of a type outflow cannot decode
+    /// in binary turns up (then text for the rest of the run).
+    binary: bool,
+    /// This connection streams in binary mode.
+    binary_now: bool,
     /// On a standby: the WAL end of the last keepalive between two
     /// transactions — everything before it is decoded, and any later
     /// transaction commits at or after it (see [`PgSource::place_on_standby`]).
@@ -112,6 +118,13 @@ impl PgSource {
         let filter = cfg.table_filter()?;
         let tables = catalog.resolve_tables(&filter).await?;
         catalog.ensure_publication(&cfg.publication, &Published::all(&tables, transforms)).await?;
+        let mut binary = cfg.binary;
+        if binary {
+            if let Some(column) = catalog.first_non_binary_column(&tables).await? {
+                tracing::info!(column = %column, "binary = true, but this column's type has no binary decoding in outflow: streaming in text");
+                binary = false;
+            }
+        }
         let failover = cfg.failover && !temporary;
         if failover && (catalog.standby || catalog.version_num().await? < 170000) {
             return Err(Error::config(
@@ -185,6 +198,8 @@ impl PgSource {
             target: None,
             reached: true,
             pending: None,
+            binary,
+            binary_now: false,
             room: 0,
             placing: false,
             decoder: PgDecoder::new(),
@@ -221,11 +236,13 @@ impl PgSource {
 
     /// START_REPLICATION from `start`, the minimum durable position over the sinks.
     async fn start_replication(&mut self, start: u64) -> Result<()> {
+        self.binary_now = self.binary;
         let sql = format!(
-            "START_REPLICATION SLOT \"{}\" LOGICAL {} (proto_version '1', publication_names '{}', messages 'true')",
+            "START_REPLICATION SLOT \"{}\" LOGICAL {} (proto_version '1', publication_names '{}', messages 'true'{})",
             self.slot.replace('"', "\"\""),
             format_lsn(start),
             ident(&self.publication).replace('\'', "''"),
+            if self.binary_now { ", binary 'true'" } else { "" },
         );
         self.conn.start_replication(&sql).await.map_err(|e| match e {
             QueryError::Server(se) if se.code == "55006" => Error::fatal(
@@ -265,6 +282,16 @@ impl PgSource {
             let (name, ty) = self.catalog.lookup_type(oid).await?;
             self.decoder.types_mut().register_name(oid, name);
             self.decoder.types_mut().register(oid, ty);
+        }
+        if let (true, pgoutput::PgMessage::Relation(rel)) = (self.binary_now, &msg) {
+            // Its rows would come in binary form outflow cannot decode: the
+            // stream starts again (from what the sinks have) in text mode.
+            let types = self.decoder.types();
+            if let Some(col) = rel.columns.iter().find(|c| !binary::supported(&types.resolve(c.type_oid))) {
+                self.binary = false;
+                tracing::info!(table = %format!("{}.{}", rel.namespace, rel.name), column = %col.name, "binary = true, but this column's type has no binary decoding in outflow: streaming in text from now on");
+                return Err(Error::transient("switching the stream to text mode"));
+            }
         }
         self.decoder.decode_message(wal_start, msg, &mut self.decoded).map_err(|e| decode_error(wal_start, &e))
     }

@@ -52,6 +52,7 @@ mod own_servers;
 mod parquet;
 mod parquet_mysql;
 mod pg_apply;
+mod pg_binary;
 mod pg_partitions;
 mod pg_stream;
 mod pg_types;

@@ -24,6 +24,7 @@
 //! panics; nesting depth is bounded, so the parser is safe to fuzz.
 
 mod array;
+pub mod binary;
 pub mod datetime;
 pub mod oid;
 
