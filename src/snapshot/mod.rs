@@ -254,9 +254,10 @@ impl Windows {
         *self.running.entry(table.clone()).or_default() += 1;
     }
 
-    /// Whether a reader of `table` runs (or waits for its turn).
+    /// Whether a reader of `table` runs (or waits for its turn), or a
+    /// stopped snapshot of it still has chunks to drop.
     pub fn is_running(&self, table: &TableId) -> bool {
-        self.running.contains_key(table)
+        self.running.contains_key(table) || self.stopped.contains_key(table)
     }
 
     /// Whether a window waits to be opened or a chunk for its place.
@@ -264,9 +265,25 @@ impl Windows {
         !self.pending_open.is_empty() || !self.stash.is_empty()
     }
 
-    /// Tables being read now.
+    /// Tables being read now (or whose stopped snapshot still drains).
     pub fn running_tables(&self) -> Vec<TableId> {
-        self.running.keys().cloned().collect()
+        let mut tables: Vec<TableId> = self.running.keys().chain(self.stopped.keys()).cloned().collect();
+        tables.sort();
+        tables.dedup();
+        tables
+    }
+
+    /// Forgets a stopped table once nothing of its snapshot is left: its
+    /// readers ended and no chunk of it waits (a chunk sent just before its
+    /// reader ended is still dropped when its place comes).
+    fn release_stopped(&mut self, table: &TableId) {
+        let name = table.to_string();
+        let left = self.running.contains_key(table)
+            || self.stash.values().any(|c| c.table.id == *table)
+            || self.open.values().any(|w| w.table == name);
+        if !left {
+            self.stopped.remove(table);
+        }
     }
 
     /// Stops `table`'s snapshot: its chunks are dropped from now on (their
@@ -343,7 +360,7 @@ impl Windows {
     ) {
         self.emitted.insert(chunk.id);
         if let Some(marked) = self.stopped.get_mut(&chunk.table.id) {
-            // Dropping the chunk (and its `emitted`) ends its reader.
+            // Dropping the chunk's `emitted` ends its reader.
             if !std::mem::replace(marked, true) {
                 let now_us = now_micros();
                 let progress = TableSnapshot { done: true, ..chunk.progress };
@@ -351,8 +368,8 @@ impl Windows {
                 out.push(progress_item(&chunk.table.id, progress, position()));
                 out.push(StreamItem::Commit { tx_id: None, commit_ts_us: now_us, position: position() });
             }
+            // The chunk (and its `emitted`) is dropped on return.
             let table = chunk.table.id.clone();
-            drop(chunk);
             self.release_stopped(&table);
             return;
         }
