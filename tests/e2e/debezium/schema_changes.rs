@@ -122,10 +122,14 @@ async fn postgres_shapes_go_to_the_schema_change_topic_with_their_schemas() {
         .name(&name)
         .section(&kafka_section("\"value.converter.schemas.enable\" = \"true\"\n"));
     outflow.run_until_caught_up().await.assert_success();
+    // As in the other Kafka tests: the previous run's walsender has let the
+    // slot go before the next changes and run.
+    db.wait_for_slot_idle().await;
     db.execute("INSERT INTO items VALUES (1, 'a')").await;
     db.execute("ALTER TABLE items ADD COLUMN price numeric(8,3)").await;
     db.execute("INSERT INTO items VALUES (2, 'b', 1.5)").await;
     outflow.run_until_caught_up().await.assert_success();
+    db.wait_for_slot_idle().await;
     db.execute("INSERT INTO items VALUES (3, 'c', 2.5)").await;
     outflow.run_until_caught_up().await.assert_success();
 
